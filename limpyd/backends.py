@@ -1,0 +1,238 @@
+"""Backends: where a database's connection comes from.
+
+A backend makes redis-py-compatible clients; the ORM only ever talks to such a client and
+never asks which backend made it (the shape of httpx's transports). `RedisBackend` talks
+to a real server through redis-py, `FakeBackend` to an in-memory fakeredis server.
+
+The few places where fakeredis behaves unlike Redis in a way the ORM meets are absorbed
+here, once, each covered by a test that runs on both backends:
+
+- INCRBYFLOAT / HINCRBYFLOAT: Redis adds in long double precision and prints the result
+  with 17 decimals, trailing zeros removed (`0.1 + 0.2` gives `0.3`); fakeredis adds
+  binary doubles and prints their repr (`0.30000000000000004`). The fake server here adds
+  the two decimal texts exactly and prints them the way Redis does.
+- INFO: fakeredis has no server version to report; `server_info()` answers for both.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import redis
+
+__all__ = ["CLIENT_DEFAULTS", "Backend", "FakeBackend", "RedisBackend", "backend_from_url"]
+
+#: Options every client gets unless the caller overrides them: values come back as `str`
+#: (the manual's examples), bytes that are not UTF-8 survive the round trip, and replies
+#: use RESP2, whose shapes the ORM parses (redis-py 8 would otherwise negotiate RESP3).
+CLIENT_DEFAULTS: dict[str, Any] = {
+    "decode_responses": True,
+    "encoding_errors": "surrogateescape",
+    "protocol": 2,
+}
+
+
+class Backend:
+    """Makes the clients of a database. Subclasses say where they connect to."""
+
+    #: "redis" or "fake": what the test tooling reports, never what the ORM branches on.
+    kind: str = ""
+
+    def client(self) -> redis.Redis:
+        """A new redis-py-compatible client for this backend."""
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        """A short human-readable location, for error messages and reports."""
+        raise NotImplementedError
+
+    def server_info(self, client: redis.Redis) -> dict[str, str]:
+        """`redis_version` and friends, as INFO SERVER gives them."""
+        return {key: str(value) for key, value in client.info("server").items()}
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.describe()}>"
+
+
+class RedisBackend(Backend):
+    """A real Redis server through redis-py; arguments are those of `redis.Redis`."""
+
+    kind = "redis"
+
+    def __init__(self, url: str | None = None, **redis_kwargs: Any) -> None:
+        self.url = url
+        self.redis_kwargs = {**CLIENT_DEFAULTS, **redis_kwargs}
+
+    def client(self) -> redis.Redis:
+        if self.url is not None:
+            return redis.Redis.from_url(self.url, **self.redis_kwargs)
+        return redis.Redis(**self.redis_kwargs)
+
+    def describe(self) -> str:
+        if self.url is not None:
+            return self.url
+        kwargs = self.redis_kwargs
+        if kwargs.get("unix_socket_path"):
+            return f"unix://{kwargs['unix_socket_path']}?db={kwargs.get('db', 0)}"
+        return f"redis://{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"
+
+
+_fake_servers: dict[str, Any] = {}
+_fake_servers_lock = threading.Lock()
+
+
+class FakeBackend(Backend):
+    """An in-memory fakeredis server, shared by every backend of the same `name` in a process.
+
+    `name=None` is the process's default server. Databases `db` are separate, as on Redis.
+    """
+
+    kind = "fake"
+
+    def __init__(self, name: str | None = None, db: int = 0, **client_kwargs: Any) -> None:
+        self.name = name or "default"
+        self.db = int(db)
+        self.client_kwargs = {**CLIENT_DEFAULTS, **client_kwargs}
+
+    @property
+    def server(self) -> Any:
+        """The fakeredis server behind this backend (one per name)."""
+        import fakeredis
+
+        with _fake_servers_lock:
+            server = _fake_servers.get(self.name)
+            if server is None:
+                server = _fake_servers[self.name] = fakeredis.FakeServer()
+            return server
+
+    def client(self) -> redis.Redis:
+        import fakeredis
+
+        return fakeredis.FakeRedis(
+            server=self.server,
+            db=self.db,
+            connection_class=_limpyd_fake_connection_class(),
+            **self.client_kwargs,
+        )
+
+    def describe(self) -> str:
+        return f"fakeredis://{self.name}/{self.db}"
+
+    def server_info(self, client: redis.Redis) -> dict[str, str]:
+        import fakeredis
+
+        return {"redis_version": "7.0.0", "redis_mode": "fakeredis", "fakeredis_version": fakeredis.__version__}
+
+    @classmethod
+    def drop_server(cls, name: str) -> None:
+        """Forget the named in-memory server (its data goes with it)."""
+        with _fake_servers_lock:
+            _fake_servers.pop(name, None)
+
+
+def backend_from_url(url: str, **kwargs: Any) -> Backend:
+    """`redis://`, `rediss://`, `unix://` give a `RedisBackend`; `fakeredis://NAME[/DB]` a `FakeBackend`."""
+    parts = urlsplit(url)
+    if parts.scheme == "fakeredis":
+        path = parts.path.strip("/")
+        if path and not path.isdigit():
+            raise ValueError(f"Invalid fakeredis URL {url!r}: the path must be a db number")
+        return FakeBackend(name=unquote(parts.netloc) or None, db=int(path or 0), **kwargs)
+    if parts.scheme in ("redis", "rediss", "unix"):
+        return RedisBackend(url=url, **kwargs)
+    raise ValueError(
+        f"Unsupported database URL {url!r}: use redis://, rediss://, unix:// or fakeredis://"
+    )
+
+
+def _redis_float_text(value: Decimal) -> bytes:
+    """Print a float the way Redis's INCRBYFLOAT does: 17 decimals, trailing zeros removed."""
+    text = f"{value:.17f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    if text == "-0":
+        text = "0"
+    return text.encode()
+
+
+_FLOAT_TEXT = re.compile(rb"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|[+-]?inf(?:inity)?", re.I)
+
+
+def _decimal_of(raw: bytes, error: str) -> Decimal:
+    """Parse a float the way Redis does (no spaces, no NaN, no underscores)."""
+    if not _FLOAT_TEXT.fullmatch(raw):
+        raise _fake_error(error)
+    try:
+        return Decimal(raw.decode())
+    except InvalidOperation:
+        raise _fake_error(error) from None
+
+
+def _fake_error(message: str) -> Exception:
+    from fakeredis._helpers import SimpleError
+
+    return SimpleError(message)
+
+
+def _checked_sum(current: Decimal, amount: Decimal) -> Decimal:
+    total = current + amount
+    if not math.isfinite(total):
+        raise _fake_error("ERR increment would produce NaN or Infinity")
+    return total
+
+
+_connection_class: Any = None
+
+
+def _limpyd_fake_connection_class() -> Any:
+    """A fakeredis connection whose server computes float increments like Redis."""
+    global _connection_class
+    if _connection_class is not None:
+        return _connection_class
+
+    from fakeredis import FakeRedisConnection
+    from fakeredis._commands import Key, command
+    from fakeredis.model import Hash
+    from fakeredis._socket import FakeSocket
+
+    class LimpydFakeSocket(FakeSocket):
+        @command(fixed=(Key(bytes), bytes))
+        def incrbyfloat(self, key: Any, amount: bytes) -> bytes:
+            total = _checked_sum(
+                _decimal_of(key.get(b"0"), "ERR value is not a valid float"),
+                _decimal_of(amount, "ERR value is not a valid float"),
+            )
+            encoded = _redis_float_text(total)
+            key.update(encoded)
+            return encoded
+
+        @command((Key(Hash), bytes, bytes))
+        def hincrbyfloat(self, key: Any, field: bytes, amount: bytes) -> bytes:
+            total = _checked_sum(
+                _decimal_of(key.value.get(field, b"0"), "ERR hash value is not a float"),
+                _decimal_of(amount, "ERR value is not a valid float"),
+            )
+            encoded = _redis_float_text(total)
+            key.value.update({field: encoded}, clear_expiration=False)
+            key.updated()
+            return encoded
+
+    class LimpydFakeConnection(FakeRedisConnection):
+        def _connect(self) -> Any:
+            if not self._server.connected:
+                raise self._connection_error_class("Connection refused by the fake server")
+            return LimpydFakeSocket(
+                self._server,
+                client_class=self._client_class,
+                db=self.db,
+                lua_modules=self._lua_modules,
+                client_info=self._client_info,
+            )
+
+    _connection_class = LimpydFakeConnection
+    return _connection_class

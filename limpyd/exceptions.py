@@ -1,0 +1,42 @@
+"""Exceptions raised by limpyd.
+
+Every exception that names bad input carries the model, field and value concerned.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConflictError",
+    "DoesNotExist",
+    "ImplementationError",
+    "LimpydException",
+    "MultipleObjectsReturned",
+    "UniquenessError",
+]
+
+
+class LimpydException(Exception):
+    """Base of every limpyd-specific exception."""
+
+
+class DoesNotExist(LimpydException):
+    """The instance asked for (by pk or by filters) is not in the database."""
+
+
+class UniquenessError(LimpydException):
+    """A write would give a unique field a value that another instance already holds."""
+
+
+class ImplementationError(LimpydException):
+    """The models, fields, indexes or a query are declared or used in an unsupported way."""
+
+
+class MultipleObjectsReturned(LimpydException, ValueError):
+    """`get()` found several instances; a `ValueError`, as the manual documents."""
+
+
+class ConflictError(LimpydException):
+    """A write kept meeting concurrent changes and gave up after its bounded retries.
+
+    Nothing was written: retrying later is safe.
+    """

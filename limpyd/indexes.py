@@ -1,0 +1,269 @@
+"""Indexes: how a field's values are found again by `collection(field__suffix=value)`.
+
+An index turns a value held by an instance into *entries* (one Redis write that adds it, one
+that removes it), a filter into *atoms* the query script unions and intersects, and a value
+into a *uniqueness check* run atomically with the write. Keys and members are laid out so
+that any value, with any character, maps to exactly one place:
+
+- `EqualIndex`: a set of pks per value, `<model>:idx:<field>:<identity>:<value>`.
+- `TextRangeIndex`: one sorted set, all scores 0, members `<escaped value>\\0\\0<pk>`,
+  queried with ZRANGEBYLEX (byte-wise, memcmp order, as the manual states).
+- `NumberRangeIndex`: one sorted set, score = the value as a float (0 when it is not a
+  number), members as for the text index so a multi-value field can hold several numbers.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from limpyd.exceptions import ImplementationError
+from limpyd.text import encode_member, escape_value, lex_prefix_end, to_text
+
+if TYPE_CHECKING:
+    from limpyd.fields.base import RedisField
+
+__all__ = ["BaseIndex", "EqualIndex", "NumberRangeIndex", "TextRangeIndex"]
+
+#: A Redis write, as its arguments.
+Op = tuple[Any, ...]
+#: An index entry: the write that adds it and the write that removes it.
+Entry = tuple[Op, Op]
+#: A query atom: ('S', key) | ('L', key, min, max) | ('Z', key, min, max).
+Atom = tuple[str, ...]
+
+
+class BaseIndex:
+    """An index of one field. Subclasses define the storage; `configure` derives variants."""
+
+    #: Filter suffixes this index answers; `None` is a filter without suffix.
+    handled_suffixes: ClassVar[frozenset[str | None]] = frozenset()
+    handle_uniqueness: ClassVar[bool] = True
+    prefix: ClassVar[str | None] = None
+    key: ClassVar[str | None] = None
+    transform: ClassVar[Callable[..., Any] | None] = None
+    #: The storage name when `key` is not configured.
+    default_key: ClassVar[str] = ""
+
+    def __init__(self, field: RedisField) -> None:
+        self.field = field
+        self.identity = (self.key or self.default_key) + (f"+{self.prefix}" if self.prefix else "")
+
+    # Configuration -----------------------------------------------------------------------
+
+    @classmethod
+    def configure(cls, **options: Any) -> type[BaseIndex]:
+        """A new index class: `prefix`, `transform`, `handle_uniqueness`, `key`, `name`."""
+        name = options.pop("name", None) or cls.__name__
+        unknown = set(options) - {"prefix", "transform", "handle_uniqueness", "key"}
+        if unknown:
+            raise ImplementationError(
+                f"{cls.__name__}.configure() got unknown arguments: {', '.join(sorted(unknown))}"
+            )
+        attrs: dict[str, Any] = {}
+        for option in ("prefix", "key"):
+            if option in options:
+                value = options[option]
+                if value is not None and (not isinstance(value, str) or not value or ":" in value):
+                    raise ImplementationError(
+                        f"{cls.__name__}.configure({option}={value!r}): a non-empty string "
+                        "without ':' is expected"
+                    )
+                attrs[option] = value
+        if "handle_uniqueness" in options:
+            attrs["handle_uniqueness"] = bool(options["handle_uniqueness"])
+        if "transform" in options:
+            attrs["transform"] = _as_method(options["transform"])
+        return type(name, (cls,), attrs)
+
+    @classmethod
+    def expand(cls, field: RedisField) -> list[BaseIndex]:
+        """The leaf indexes this class gives `field` (several for multi-indexes)."""
+        return [cls(field)]
+
+    # Values ------------------------------------------------------------------------------
+
+    def normalize(self, value: str) -> str | None:
+        """The text this index stores for a field value (transformed), None to skip it."""
+        if self.transform is not None:
+            value = self.transform(value)
+            if value is None:
+                return None
+        return to_text(value)
+
+    def base_key(self, hkey: str | None = None) -> str:
+        """The key of this index, per hash key for HashField."""
+        return self.field.model._meta.index_key(self.field.name, self.identity, hkey)
+
+    def entries(self, value: str, pk: str, hkey: str | None = None) -> list[Entry]:
+        """The index entries an instance holding `value` has."""
+        raise NotImplementedError
+
+    def unique_check(self, value: str, pk: str, hkey: str | None) -> tuple[str, str, str, str] | None:
+        """(how, key, a, b) for the apply script's uniqueness check, None if not applicable."""
+        raise NotImplementedError
+
+    def atoms(self, suffix: str | None, value: Any, hkey: str | None) -> list[Atom]:
+        """The query atoms (unioned) for a filter with this suffix and value."""
+        if suffix == "in":
+            if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+                raise ImplementationError(
+                    f"{self.field.describe()}: the value of an '__in' filter must be an "
+                    f"iterable of values, not {value!r}"
+                )
+            return [atom for item in value for atom in self.atoms("eq", item, hkey)]
+        normalized = self.normalize(self.field.filter_text(value))
+        if normalized is None:
+            return []
+        return self._atoms(suffix or "eq", normalized, hkey)
+
+    def _atoms(self, suffix: str, value: str, hkey: str | None) -> list[Atom]:
+        raise NotImplementedError
+
+    def scan_patterns(self) -> list[str]:
+        """SCAN patterns covering every key of this index (for clean/rebuild)."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} of {self.field.describe()}>"
+
+
+def _as_method(transform: Callable[..., Any] | None) -> Any:
+    """Transforms take `(value)` or `(self, value)`; both are stored as methods."""
+    if transform is None:
+        return None
+    try:
+        parameters = [
+            p
+            for p in inspect.signature(transform).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
+    except (TypeError, ValueError):
+        parameters = []
+    if len(parameters) >= 2:
+        return transform
+    return staticmethod(transform)
+
+
+class EqualIndex(BaseIndex):
+    """Equality: a set of primary keys per value. The default index."""
+
+    handled_suffixes = frozenset({None, "eq", "in"})
+    default_key = "equal"
+
+    def value_key(self, value: str, hkey: str | None) -> str:
+        return f"{self.base_key(hkey)}:{value}"
+
+    def entries(self, value: str, pk: str, hkey: str | None = None) -> list[Entry]:
+        normalized = self.normalize(value)
+        if normalized is None:
+            return []
+        key = self.value_key(normalized, hkey)
+        return [(("SADD", key, pk), ("SREM", key, pk))]
+
+    def unique_check(self, value: str, pk: str, hkey: str | None) -> tuple[str, str, str, str] | None:
+        normalized = self.normalize(value)
+        if normalized is None:
+            return None
+        return ("set", self.value_key(normalized, hkey), "", "")
+
+    def _atoms(self, suffix: str, value: str, hkey: str | None) -> list[Atom]:
+        return [("S", self.value_key(value, hkey))]
+
+    def scan_patterns(self) -> list[str]:
+        from limpyd.text import glob_escape
+
+        return [glob_escape(self.base_key()) + ":*"]
+
+
+class _SortedSetIndex(BaseIndex):
+    """Indexes stored in one sorted set per field (per hash key for HashField)."""
+
+    def score(self, value: str) -> str:
+        return "0"
+
+    def entries(self, value: str, pk: str, hkey: str | None = None) -> list[Entry]:
+        normalized = self.normalize(value)
+        if normalized is None:
+            return []
+        key, member = self.base_key(hkey), encode_member(normalized, pk)
+        return [(("ZADD", key, self.score(normalized), member), ("ZREM", key, member))]
+
+    def scan_patterns(self) -> list[str]:
+        from limpyd.text import glob_escape
+
+        base = glob_escape(self.base_key())
+        return [base, base + ":*"]
+
+
+class TextRangeIndex(_SortedSetIndex):
+    """Equality, ranges and prefixes on text, in byte-wise (memcmp) order."""
+
+    handled_suffixes = frozenset({None, "eq", "in", "gt", "gte", "lt", "lte", "startswith"})
+    default_key = "text-range"
+
+    def unique_check(self, value: str, pk: str, hkey: str | None) -> tuple[str, str, str, str] | None:
+        normalized = self.normalize(value)
+        if normalized is None:
+            return None
+        low, high = self._bounds("eq", normalized)
+        return ("lex", self.base_key(hkey), low, high)
+
+    @staticmethod
+    def _bounds(suffix: str, value: str) -> tuple[str, str]:
+        escaped = escape_value(value)
+        if suffix == "eq":
+            return "[" + escaped + "\x00\x00", "(" + escaped + "\x00\x01"
+        if suffix == "gt":
+            return "[" + escaped + "\x00\x01", "+"
+        if suffix == "gte":
+            return "[" + escaped + "\x00\x00", "+"
+        if suffix == "lt":
+            return "-", "(" + escaped + "\x00\x00"
+        if suffix == "lte":
+            return "-", "(" + escaped + "\x00\x01"
+        end = lex_prefix_end(escaped)
+        return ("[" + escaped if escaped else "-"), ("(" + end if end is not None else "+")
+
+    def _atoms(self, suffix: str, value: str, hkey: str | None) -> list[Atom]:
+        low, high = self._bounds(suffix, value)
+        return [("L", self.base_key(hkey), low, high)]
+
+
+class NumberRangeIndex(_SortedSetIndex):
+    """Equality and ranges on numbers (float scores; values that are not numbers count as 0)."""
+
+    handled_suffixes = frozenset({None, "eq", "in", "gt", "gte", "lt", "lte"})
+    default_key = "number-range"
+
+    def score(self, value: str) -> str:
+        return repr(number_of(value))
+
+    def unique_check(self, value: str, pk: str, hkey: str | None) -> tuple[str, str, str, str] | None:
+        normalized = self.normalize(value)
+        if normalized is None:
+            return None
+        score = self.score(normalized)
+        return ("score", self.base_key(hkey), score, score)
+
+    def _atoms(self, suffix: str, value: str, hkey: str | None) -> list[Atom]:
+        score = self.score(value)
+        low, high = {
+            "eq": (score, score),
+            "gt": ("(" + score, "+inf"),
+            "gte": (score, "+inf"),
+            "lt": ("-inf", "(" + score),
+            "lte": ("-inf", score),
+        }[suffix]
+        return [("Z", self.base_key(hkey), low, high)]
+
+
+def number_of(value: str) -> float:
+    """The float a NumberRangeIndex stores for a value: 0 when it is not a number (or NaN)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return 0.0
+    return 0.0 if math.isnan(number) else number

@@ -1,0 +1,107 @@
+-- Shared helpers, prepended to every limpyd script.
+local unpack = unpack or table.unpack
+local CHUNK = 1000
+
+-- Run `cmd key <items...>` in chunks (Lua limits the number of call arguments).
+local function chunked(cmd, key, items, prefix)
+    for i = 1, #items, CHUNK do
+        local args = {}
+        if prefix then for _, p in ipairs(prefix) do args[#args + 1] = p end end
+        for j = i, math.min(i + CHUNK - 1, #items) do args[#args + 1] = items[j] end
+        redis.call(cmd, key, unpack(args))
+    end
+end
+
+-- Sort pairs {k1, v1, k2, v2, ...} by key, so equal hashes read equal.
+local function sorted_pairs(flat)
+    local keys, values, out = {}, {}, {}
+    for i = 1, #flat, 2 do keys[#keys + 1] = flat[i]; values[flat[i]] = flat[i + 1] end
+    table.sort(keys)
+    for _, k in ipairs(keys) do out[#out + 1] = k; out[#out + 1] = values[k] end
+    return out
+end
+
+-- The state of a field as a flat list of strings, equal for equal contents:
+-- string/hashfield: {} when missing, {value} otherwise; hash: sorted pairs;
+-- set: sorted members; list: items; zset: member, score pairs in rank order.
+local function read_state(kind, key, sub)
+    if kind == 'string' then
+        local v = redis.call('GET', key)
+        if v then return {v} end
+        return {}
+    elseif kind == 'hashfield' then
+        local v = redis.call('HGET', key, sub)
+        if v then return {v} end
+        return {}
+    elseif kind == 'hash' then
+        return sorted_pairs(redis.call('HGETALL', key))
+    elseif kind == 'set' then
+        local m = redis.call('SMEMBERS', key)
+        table.sort(m)
+        return m
+    elseif kind == 'list' then
+        return redis.call('LRANGE', key, 0, -1)
+    elseif kind == 'zset' then
+        return redis.call('ZRANGE', key, 0, -1, 'WITHSCORES')
+    end
+    return redis.error_reply('limpyd: unknown state kind ' .. tostring(kind))
+end
+
+-- Write a state read by read_state into an empty key.
+local function write_state(kind, key, sub, state)
+    if #state == 0 then return end
+    if kind == 'string' then
+        redis.call('SET', key, state[1])
+    elseif kind == 'hashfield' then
+        redis.call('HSET', key, sub, state[1])
+    elseif kind == 'hash' then
+        chunked('HSET', key, state)
+    elseif kind == 'set' then
+        chunked('SADD', key, state)
+    elseif kind == 'list' then
+        chunked('RPUSH', key, state)
+    elseif kind == 'zset' then
+        local swapped = {}
+        for i = 1, #state, 2 do swapped[#swapped + 1] = state[i + 1]; swapped[#swapped + 1] = state[i] end
+        chunked('ZADD', key, swapped)
+    end
+end
+
+local function same_list(a, b)
+    if #a ~= #b then return false end
+    for i = 1, #a do if a[i] ~= b[i] then return false end end
+    return true
+end
+
+-- A cursor over ARGV: next() gives the next string, num() the next number, list(n) n strings.
+local function argv_reader(argv)
+    local pos = 0
+    local r = {}
+    function r.next() pos = pos + 1; return argv[pos] end
+    function r.num() pos = pos + 1; return tonumber(argv[pos]) end
+    function r.list(n)
+        local out = {}
+        for i = 1, n do out[i] = argv[pos + i] end
+        pos = pos + n
+        return out
+    end
+    function r.done() return pos >= #argv end
+    return r
+end
+
+local function error_text(err)
+    if type(err) == 'table' and err.err then return tostring(err.err) end
+    return tostring(err)
+end
+
+-- Members of a range index are <escaped value> NUL NUL <pk>.
+local function pk_of(member)
+    local i = 1
+    while true do
+        local z = string.find(member, '\0', i, true)
+        if not z then return member end
+        local nxt = string.sub(member, z + 1, z + 1)
+        if nxt == '\0' then return string.sub(member, z + 2) end
+        i = z + 2
+    end
+end

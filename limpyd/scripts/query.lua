@@ -1,0 +1,208 @@
+-- Evaluate a collection in one call: filters, intersections, sort, slices, output.
+-- ARGV:
+--   collection-key instance-prefix hash-suffix
+--   nsources, each: natoms, each atom:
+--       'S' key | 'L' key min max | 'Z' key min max | 'P' n pks(n) | 'K' key (any set/zset/list)
+--   sort: 'N' | 'P' alpha desc | 'S' alpha desc field | 'H' alpha desc field | 'Z' alpha desc key
+--   nslices, each: start stop step ('' for None)
+--   output: 'pks' | 'count' | 'values' n specs(n), spec: 'pk' | 'S:field' | 'H:field' | 'score'
+-- Temporary keys live only inside this (atomic) script and are deleted before it returns,
+-- also when it fails.
+local r = argv_reader(ARGV)
+local TMP = '__limpyd_query__:'
+local temps = {}
+
+local function temp()
+    local key = TMP .. (#temps + 1)
+    temps[#temps + 1] = key
+    redis.call('DEL', key)
+    return key
+end
+
+local function members_of(key)
+    local t = redis.call('TYPE', key)
+    t = t.ok or t
+    if t == 'set' then return redis.call('SMEMBERS', key)
+    elseif t == 'zset' then return redis.call('ZRANGE', key, 0, -1)
+    elseif t == 'list' then return redis.call('LRANGE', key, 0, -1)
+    elseif t == 'none' then return {}
+    end
+    error('limpyd: cannot intersect with key ' .. key .. ' of type ' .. t)
+end
+
+local function read_source()
+    local natoms = r.num()
+    local set_keys, pks = {}, {}
+    for _ = 1, natoms do
+        local kind = r.next()
+        if kind == 'S' then
+            set_keys[#set_keys + 1] = r.next()
+        elseif kind == 'L' or kind == 'Z' then
+            local key, min, max = r.next(), r.next(), r.next()
+            local cmd = kind == 'L' and 'ZRANGEBYLEX' or 'ZRANGEBYSCORE'
+            for _, m in ipairs(redis.call(cmd, key, min, max)) do pks[#pks + 1] = pk_of(m) end
+        elseif kind == 'P' then
+            for _, pk in ipairs(r.list(r.num())) do pks[#pks + 1] = pk end
+        elseif kind == 'K' then
+            for _, pk in ipairs(members_of(r.next())) do pks[#pks + 1] = pk end
+        end
+    end
+    if #set_keys == 1 and #pks == 0 then return set_keys[1] end
+    local key = temp()
+    if #set_keys > 0 then redis.call('SUNIONSTORE', key, unpack(set_keys)) end
+    if #pks > 0 then chunked('SADD', key, pks) end
+    return key
+end
+
+-- Python's slice.indices(n).
+local function indices(n, start, stop, step)
+    if step == 0 then error('limpyd: slice step cannot be zero') end
+    local lower, upper = 0, n
+    if step < 0 then lower, upper = -1, n - 1 end
+    local function clamp(v, default)
+        if v == nil then return default end
+        if v < 0 then
+            v = v + n
+            if v < lower then v = lower end
+        elseif v > upper then
+            v = upper
+        end
+        return v
+    end
+    if step < 0 then return clamp(start, upper), clamp(stop, lower) end
+    return clamp(start, lower), clamp(stop, upper)
+end
+
+local function positions(n, s)
+    local start, stop = indices(n, s[1], s[2], s[3])
+    local out = {}
+    local i = start
+    while (s[3] > 0 and i < stop) or (s[3] < 0 and i > stop) do
+        out[#out + 1] = i
+        i = i + s[3]
+    end
+    return out
+end
+
+local function run()
+    local collection, prefix, hash_suffix = r.next(), r.next(), r.next()
+    local nsources = r.num()
+    local keys = {collection}
+    for _ = 1, nsources do keys[#keys + 1] = read_source() end
+    local base = collection
+    if #keys > 1 then
+        base = temp()
+        redis.call('SINTERSTORE', base, unpack(keys))
+    end
+
+    local sort_kind = r.next()
+    local alpha, desc, by
+    if sort_kind ~= 'N' then alpha, desc = r.next() == '1', r.next() == '1' end
+    if sort_kind == 'S' or sort_kind == 'H' or sort_kind == 'Z' then by = r.next() end
+
+    local slices = {}
+    for i = 1, r.num() do
+        local a, b, c = r.next(), r.next(), r.next()
+        slices[i] = {tonumber(a), tonumber(b), tonumber(c) or 1}
+    end
+
+    local output = r.next()
+    local specs = {}
+    if output == 'values' then specs = r.list(r.num()) end
+
+    -- Order: a sorted set whose rank order is the wanted order (ties by member).
+    local ordered, items, scores
+    if sort_kind ~= 'N' then
+        ordered = temp()
+        local pks = redis.call('SMEMBERS', base)
+        local batch = {}
+        local function flush()
+            if #batch > 0 then redis.call('ZADD', ordered, unpack(batch)); batch = {} end
+        end
+        for _, pk in ipairs(pks) do
+            local value
+            if sort_kind == 'P' then value = pk
+            elseif sort_kind == 'S' then value = redis.call('GET', prefix .. pk .. ':' .. by)
+            elseif sort_kind == 'H' then value = redis.call('HGET', prefix .. pk .. hash_suffix, by)
+            else value = redis.call('ZSCORE', by, pk) end
+            if alpha then
+                batch[#batch + 1] = '0'
+                batch[#batch + 1] = string.gsub(value or '', '%z', '\0\255') .. '\0\0' .. pk
+            else
+                local score = value or '0'
+                if not tonumber(score) then
+                    error('limpyd: cannot sort numerically on value ' .. score .. ' of ' .. pk)
+                end
+                batch[#batch + 1] = score
+                batch[#batch + 1] = pk
+            end
+            if #batch >= 2 * CHUNK then flush() end
+        end
+        flush()
+    end
+
+    local n
+    if ordered then n = redis.call('ZCARD', ordered) else n = redis.call('SCARD', base) end
+
+    -- Fetch only the window the first slice needs, then apply the slices in order.
+    if #slices == 0 and output == 'count' then return n end
+    local first, offset
+    if #slices > 0 then
+        first = positions(n, slices[1])
+        if #first == 0 then
+            items = {}
+        else
+            local lo, hi = first[1], first[#first]
+            if lo > hi then lo, hi = hi, lo end
+            offset = lo
+            if ordered then
+                local cmd = desc and 'ZREVRANGE' or 'ZRANGE'
+                items = redis.call(cmd, ordered, lo, hi)
+            else
+                local all = redis.call('SMEMBERS', base)
+                items = {}
+                for i = lo + 1, hi + 1 do items[#items + 1] = all[i] end
+            end
+            local picked = {}
+            for _, p in ipairs(first) do picked[#picked + 1] = items[p - offset + 1] end
+            items = picked
+        end
+        for i = 2, #slices do
+            local picked = {}
+            for _, p in ipairs(positions(#items, slices[i])) do picked[#picked + 1] = items[p + 1] end
+            items = picked
+        end
+    elseif ordered then
+        items = redis.call(desc and 'ZREVRANGE' or 'ZRANGE', ordered, 0, -1)
+    else
+        items = redis.call('SMEMBERS', base)
+    end
+
+    if ordered and alpha then
+        for i, m in ipairs(items) do items[i] = pk_of(m) end
+    end
+
+    if output == 'count' then return #items end
+    if output == 'pks' then return items end
+
+    local rows = {}
+    for _, pk in ipairs(items) do
+        local row = {}
+        for i, spec in ipairs(specs) do
+            local kind, field = string.sub(spec, 1, 1), string.sub(spec, 3)
+            local v
+            if spec == 'pk' then v = pk
+            elseif spec == 'score' then v = sort_kind == 'Z' and redis.call('ZSCORE', by, pk) or false
+            elseif kind == 'S' then v = redis.call('GET', prefix .. pk .. ':' .. field)
+            else v = redis.call('HGET', prefix .. pk .. hash_suffix, field) end
+            row[i] = v
+        end
+        rows[#rows + 1] = row
+    end
+    return rows
+end
+
+local ok, result = pcall(run)
+if #temps > 0 then redis.call('DEL', unpack(temps)) end
+if not ok then return redis.error_reply(error_text(result)) end
+return result

@@ -1,0 +1,84 @@
+"""How values become Redis strings, and how strings are laid out in keys and index members.
+
+Values are text: `str` as is, `bytes` decoded with `surrogateescape` (so any bytes survive
+the round trip), `int` and `float` as redis-py writes them. Anything else is refused.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "SEPARATOR",
+    "encode_member",
+    "escape_value",
+    "glob_escape",
+    "lex_prefix_end",
+    "member_pk",
+    "to_text",
+]
+
+#: Ends the escaped value in a range-index member; the primary key follows it.
+SEPARATOR = "\x00\x00"
+#: What a NUL inside a value becomes: bytes 00 FF (a lone surrogate encodes byte FF).
+_ESCAPED_NUL = "\x00\udcff"
+
+
+class ValueTypeError(ValueError):
+    """A value of a type Redis cannot store; callers add the model and field to the message."""
+
+
+def to_text(value: Any) -> str:
+    """The text Redis stores for `value`; `ValueTypeError` for anything but str/bytes/int/float."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "surrogateescape")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueTypeError(
+            f"{value!r} ({type(value).__name__}) is not a str, bytes, int or float"
+        )
+    return repr(value)
+
+
+def encode_member(value: str, pk: str) -> str:
+    """A range-index member: the value with NUL escaped, then `SEPARATOR`, then the pk.
+
+    The escaping keeps the byte-wise (memcmp) order of values, and no escaped value contains
+    `SEPARATOR`, so values holding any character, NUL included, sort and split exactly.
+    """
+    return escape_value(value) + SEPARATOR + pk
+
+
+def escape_value(value: str) -> str:
+    """The value part of `encode_member`, for building lexicographic bounds."""
+    return value.replace("\x00", _ESCAPED_NUL)
+
+
+def member_pk(member: str) -> str:
+    """The primary key stored in a range-index member."""
+    index = 0
+    while True:
+        index = member.index("\x00", index)
+        if member[index + 1] == "\x00":
+            return member[index + 2 :]
+        index += 2
+
+
+def lex_prefix_end(prefix: str) -> str | None:
+    """The smallest string greater than every string starting with `prefix` (None: no bound)."""
+    data = bytearray(prefix.encode("utf-8", "surrogateescape"))
+    while data and data[-1] == 0xFF:
+        data.pop()
+    if not data:
+        return None
+    data[-1] += 1
+    return data.decode("utf-8", "surrogateescape")
+
+
+_GLOB_SPECIAL = {"*", "?", "[", "]", "\\"}
+
+
+def glob_escape(text: str) -> str:
+    """Escape `text` so a SCAN MATCH pattern matches it literally."""
+    return "".join("\\" + char if char in _GLOB_SPECIAL else char for char in text)
