@@ -28,6 +28,12 @@ class RedisDatabase:
     opened on first use.
     """
 
+    #: How many times a write made stale by concurrent writers is computed again.
+    max_write_attempts: int = 50
+    #: First and largest pause (seconds, randomized) between two attempts.
+    retry_backoff: float = 0.001
+    retry_backoff_max: float = 0.05
+
     def __init__(self, backend: Backend | None = None, **redis_kwargs: Any) -> None:
         self._models: dict[str, type[RedisModel]] = {}
         self._lock = threading.RLock()

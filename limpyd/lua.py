@@ -1,7 +1,9 @@
-"""The Lua scripts limpyd runs on the server, and how they are called.
+"""The Lua script limpyd runs on the server, and how it is called.
 
-Each script is `common.lua` followed by its own file. Calls use EVALSHA and fall back to
-EVAL when the server does not know the script yet (one extra round trip, once per server).
+One script holds every mode (`read`, `apply`, `query`): `common.lua`, then each mode's file
+as a function, then a dispatch on the first argument. Calls use EVALSHA and fall back to
+EVAL when the server does not know the script yet, which costs one extra round trip once
+per server for all modes together.
 """
 
 from __future__ import annotations
@@ -13,18 +15,31 @@ from typing import Any
 import redis
 from redis.exceptions import NoScriptError
 
-__all__ = ["APPLY", "QUERY", "READ", "LuaScript"]
+__all__ = ["APPLY", "QUERY", "READ", "SCRIPT", "LuaScript", "ScriptMode"]
+
+MODES = ("read", "apply", "query")
+
+
+def _script_text() -> str:
+    folder = resources.files("limpyd") / "scripts"
+    parts = [(folder / "common.lua").read_text()]
+    for mode in MODES:
+        body = (folder / f"{mode}.lua").read_text()
+        parts.append(f"local function mode_{mode}(ARGV)\n{body}\nend\n")
+    table = ", ".join(f"{mode} = mode_{mode}" for mode in MODES)
+    parts.append(
+        f"local args = {{}}\nfor i = 2, #ARGV do args[i - 1] = ARGV[i] end\n"
+        f"return ({{{table}}})[ARGV[1]](args)\n"
+    )
+    return "\n".join(parts)
 
 
 class LuaScript:
     """A script run with EVALSHA, falling back to EVAL."""
 
-    def __init__(self, name: str) -> None:
-        folder = resources.files("limpyd") / "scripts"
-        common = (folder / "common.lua").read_text()
-        self.name = name
-        self.text = common + "\n" + (folder / f"{name}.lua").read_text()
-        self.sha = hashlib.sha1(self.text.encode()).hexdigest()
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.sha = hashlib.sha1(text.encode()).hexdigest()
 
     def __call__(self, client: redis.Redis, args: list[Any]) -> Any:
         """Run the script on `client` with `args` as ARGV (no KEYS)."""
@@ -34,9 +49,21 @@ class LuaScript:
             return client.eval(self.text, 0, *args)
 
     def __repr__(self) -> str:
-        return f"<LuaScript {self.name} {self.sha[:8]}>"
+        return f"<LuaScript {self.sha[:8]}>"
 
 
-READ = LuaScript("read")
-APPLY = LuaScript("apply")
-QUERY = LuaScript("query")
+class ScriptMode:
+    """One mode of the limpyd script: `READ(client, args)`."""
+
+    def __init__(self, script: LuaScript, mode: str) -> None:
+        self.script = script
+        self.mode = mode
+
+    def __call__(self, client: redis.Redis, args: list[Any]) -> Any:
+        return self.script(client, [self.mode, *args])
+
+
+SCRIPT = LuaScript(_script_text())
+READ = ScriptMode(SCRIPT, "read")
+APPLY = ScriptMode(SCRIPT, "apply")
+QUERY = ScriptMode(SCRIPT, "query")

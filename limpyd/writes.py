@@ -14,14 +14,27 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from redis.exceptions import ResponseError
+
+from limpyd.commands import Command, parse
 from limpyd.exceptions import ConflictError, DoesNotExist, UniquenessError
-from limpyd.lua import APPLY
+from limpyd.lua import APPLY, READ
 
 if TYPE_CHECKING:
     from limpyd.database import RedisDatabase
     from limpyd.fields.base import RedisField
+    from limpyd.model import RedisModel
 
-__all__ = ["CONFLICT", "Write", "retry_on_conflict"]
+__all__ = [
+    "CONFLICT",
+    "Write",
+    "create",
+    "modify",
+    "plan_index_changes",
+    "read_states",
+    "retry_on_conflict",
+    "rewrite",
+]
 
 #: What an attempt returns when a concurrent write made it stale.
 CONFLICT: Any = type("Conflict", (), {"__repr__": lambda self: "CONFLICT"})()
@@ -30,28 +43,26 @@ T = TypeVar("T")
 
 
 class Write:
-    """The checks and commands of one atomic write."""
+    """The checks and commands of one atomic write on the instance `pk` of `model`.
 
-    def __init__(self, model: type, pk: str) -> None:
+    A write that creates the instance (`creating`) checks the pk is free and adds it to the
+    collection last, so a command that fails leaves no collection membership behind.
+    """
+
+    def __init__(self, model: type[RedisModel], pk: str, creating: bool = False) -> None:
         self.model = model
         self.pk = pk
-        self.checks: list[Any] = []
+        self.creating = creating
+        self.checks: list[Any] = ["A" if creating else "X", model._meta.collection_key, pk]
         self.commands: list[Any] = []
         self._unique: list[tuple[RedisField, str]] = []
-        self.has_reply = False
-
-    def must_exist(self) -> None:
-        self.checks += ["X", self.model._meta.collection_key, self.pk]
-
-    def must_be_new(self) -> None:
-        """The pk is free; the write creates the instance."""
-        self.checks += ["A", self.model._meta.collection_key, self.pk]
-        self.call("SADD", self.model._meta.collection_key, self.pk)
 
     def guard(self, kind: str, key: str, sub: str, state: list[str]) -> None:
+        """Fail with CONFLICT if this state changed since it was read."""
         self.checks += ["G", kind, key, sub, len(state), *state]
 
     def unique(self, field: RedisField, value: str, check: tuple[str, str, str, str]) -> None:
+        """Fail with UniquenessError if another instance holds `value` (see apply.lua)."""
         self.checks += ["U", len(self._unique), *check, self.pk]
         self._unique.append((field, value))
 
@@ -59,16 +70,15 @@ class Write:
         self.commands += ["C", len(args), *args]
 
     def call_for_reply(self, *args: Any) -> None:
+        """A command whose reply `run` returns."""
         self.commands += ["R", len(args), *args]
-        self.has_reply = True
-
-    @property
-    def empty(self) -> bool:
-        return not self.commands
 
     def run(self, database: RedisDatabase) -> Any:
         """Apply the write; its reply, or CONFLICT. Raises DoesNotExist / UniquenessError."""
-        outcome = APPLY(database.connection, self.checks + self.commands)
+        commands = self.commands
+        if self.creating:
+            commands = [*commands, "C", 3, "SADD", self.model._meta.collection_key, self.pk]
+        outcome = APPLY(database.connection, self.checks + commands)
         status = outcome[0]
         if status == "OK":
             return outcome[1]
@@ -82,7 +92,8 @@ class Write:
             )
         if status == "PKEXISTS":
             raise UniquenessError(
-                f"{self.model.__name__}: an instance with pk {self.pk!r} already exists"
+                f"{self.model.__name__}.{self.model._meta.pk_field.name}: an instance with pk "
+                f"{self.pk!r} already exists"
             )
         raise DoesNotExist(f"{self.model.__name__}: no instance with pk {self.pk!r}")
 
@@ -100,3 +111,152 @@ def retry_on_conflict(database: RedisDatabase, attempt: Callable[[], T], what: s
         f"{what}: gave up after {database.max_write_attempts} attempts, each made stale by "
         "a concurrent write; nothing was written"
     )
+
+
+# Write procedures ---------------------------------------------------------------------------
+
+#: A field's new state, as read_state gives it (see common.lua).
+State = list[str]
+
+
+def plan_index_changes(write: Write, field: RedisField, old: State, new: State) -> None:
+    """Add to `write` the index updates (and uniqueness checks) of `field` going old -> new."""
+    old_items, new_items = field.items_of(old), field.items_of(new)
+    before = _entries(field, write.pk, old_items)
+    after = _entries(field, write.pk, new_items)
+    for add, remove in before.items():
+        if add not in after:
+            write.call(*remove)
+    for add in after:
+        if add not in before:
+            write.call(*add)
+    if field.unique:
+        known = set(old_items)
+        for hkey, value in dict.fromkeys(new_items):
+            if (hkey, value) in known:
+                continue
+            for index in field.indexes:
+                check = index.unique_check(value, write.pk, hkey) if index.handle_uniqueness else None
+                if check is not None:
+                    write.unique(field, value, check)
+
+
+def _entries(field: RedisField, pk: str, items: list[tuple[str | None, str]]) -> dict[Any, Any]:
+    return {
+        add: remove
+        for index in field.indexes
+        for hkey, value in items
+        for add, remove in index.entries(value, pk, hkey)
+    }
+
+
+def read_states(database: RedisDatabase, pk: str, fields: list[RedisField]) -> list[State]:
+    """The current states of `fields` of the instance `pk`, in one round trip."""
+    if not fields:
+        return []
+    args: list[Any] = []
+    for field in fields:
+        args += ["S", field.state_kind, *field.state_location(pk)]
+    return READ(database.connection, args)
+
+
+def create(instance: RedisModel, values: dict[str, Any]) -> str:
+    """Create `instance` with these field values (pk included for a PKField): all or nothing.
+
+    Every value is checked before anything is sent; an AutoPKField takes its pk from the
+    model's counter (the only round trip before the write itself).
+    """
+    model = type(instance)
+    meta = model._meta
+    database = model._meta.database
+    pk_field = meta.pk_field
+    values = dict(values)
+    given_pk = values.pop(pk_field.name, None)
+    states = {name: meta.fields[name].state_of(value) for name, value in values.items()}
+    pk = pk_field.normalize(given_pk) if given_pk is not None else pk_field.new_pk(database)
+    write = Write(model, pk, creating=True)
+    for name, state in states.items():
+        field = meta.fields[name]
+        if field.state_kind not in ("string", "hashfield"):
+            write.call("DEL", field.key_for(pk))
+        for command in field.transition(pk, [], state):
+            write.call(*command)
+        plan_index_changes(write, field, [], state)
+    write.run(database)
+    return pk
+
+
+def modify(field: RedisField, build: Callable[[str], Command]) -> Any:
+    """Run one modifier of `field` (`build(pk)` gives the command), indexes kept exact.
+
+    Not indexed: one round trip. Indexed: the command is first simulated on a scratch copy
+    of the field (its reply and new state, one round trip), then the new state is written
+    with its index changes, checked against the state the simulation started from.
+    """
+    instance = field.bound_instance
+    model = type(instance)
+    database = model._meta.database
+    command = build(instance._pk or "")
+    creating = instance._pk is None
+    pk = model._meta.pk_field.new_pk(database) if creating else instance._pk
+    if creating:
+        command = build(pk)
+    connection = database.connection
+
+    if not field.indexes:
+        write = Write(model, pk, creating)
+        write.call_for_reply(*command.args)
+        reply = write.run(database)
+    else:
+        kind, (key, sub) = field.state_kind, field.state_location(pk)
+        simulate = ["M", kind, key, sub, len(command.args) - 1, command.args[0], *command.args[2:]]
+
+        def attempt() -> Any:
+            ((old, outcome, new),) = READ(connection, simulate)
+            if outcome[0] == "E":
+                raise ResponseError(outcome[1])
+            write = Write(model, pk, creating)
+            write.guard(kind, key, sub, old)
+            for change in field.transition(pk, old, new):
+                write.call(*change)
+            plan_index_changes(write, field, old, new)
+            return CONFLICT if write.run(database) is CONFLICT else outcome[1]
+
+        reply = retry_on_conflict(database, attempt, f"{field.describe()}.{command.name.lower()}")
+    if creating:
+        instance._saved(pk)
+    return parse(connection, command, reply)
+
+
+def rewrite(
+    instance: RedisModel,
+    targets: list[tuple[RedisField, State]],
+    commands: list[tuple[Any, ...]],
+    reply: tuple[Any, ...] | None = None,
+    last: list[tuple[Any, ...]] | None = None,
+) -> Any:
+    """Run `commands` (then `reply`, whose result is returned, then `last`) on an existing
+    instance, knowing they leave each target field in the given state: the indexes of those
+    fields are updated in the same atomic write (one round trip, plus one to read the
+    current states when a target is indexed)."""
+    model = type(instance)
+    database = model._meta.database
+    pk = instance._require_pk()
+    indexed = [(field, state) for field, state in targets if field.indexes]
+
+    def attempt() -> Any:
+        olds = read_states(database, pk, [field for field, _ in indexed])
+        write = Write(model, pk)
+        for (field, _), old in zip(indexed, olds, strict=True):
+            write.guard(field.state_kind, *field.state_location(pk), old)
+        for command in commands:
+            write.call(*command)
+        if reply is not None:
+            write.call_for_reply(*reply)
+        for (field, new), old in zip(indexed, olds, strict=True):
+            plan_index_changes(write, field, old, new)
+        for command in last or []:
+            write.call(*command)
+        return write.run(database)
+
+    return retry_on_conflict(database, attempt, f"{model.__name__} {pk!r}")

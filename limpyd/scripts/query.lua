@@ -3,7 +3,7 @@
 --   collection-key instance-prefix hash-suffix
 --   nsources, each: natoms, each atom:
 --       'S' key | 'L' key min max | 'Z' key min max | 'P' n pks(n) | 'K' key (any set/zset/list)
---   sort: 'N' | 'P' alpha desc | 'S' alpha desc field | 'H' alpha desc field | 'Z' alpha desc key
+--   sort: 'N' (none) | 'D' desc (by pk: numeric if all pks are numbers, else alpha) | 'P' alpha desc | 'S' alpha desc field | 'H' alpha desc field | 'Z' alpha desc key
 --   nslices, each: start stop step ('' for None)
 --   output: 'pks' | 'count' | 'values' n specs(n), spec: 'pk' | 'S:field' | 'H:field' | 'score'
 -- Temporary keys live only inside this (atomic) script and are deleted before it returns,
@@ -97,7 +97,16 @@ local function run()
 
     local sort_kind = r.next()
     local alpha, desc, by
-    if sort_kind ~= 'N' then alpha, desc = r.next() == '1', r.next() == '1' end
+    if sort_kind == 'D' then
+        desc = r.next() == '1'
+        alpha = false
+        for _, pk in ipairs(redis.call('SMEMBERS', base)) do
+            if not tonumber(pk) then alpha = true; break end
+        end
+        sort_kind = 'P'
+    elseif sort_kind ~= 'N' then
+        alpha, desc = r.next() == '1', r.next() == '1'
+    end
     if sort_kind == 'S' or sort_kind == 'H' or sort_kind == 'Z' then by = r.next() end
 
     local slices = {}

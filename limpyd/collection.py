@@ -1,0 +1,233 @@
+"""Collections: lazy queries on a model's instances, evaluated by one script call.
+
+`Model.collection(**filters)` ands the filters (each one a set of pks, a union when a filter
+matches several index entries), always intersected with the model's collection so only
+existing instances come back. Sorting, slicing and the output happen in the same call: a
+collection costs one round trip per evaluation, whatever its size. Results are not cached.
+
+Without `sort()`, pks come in a stable order on every backend: numeric if all of them are
+numbers, else byte-wise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from limpyd.exceptions import DoesNotExist, ImplementationError, MultipleObjectsReturned
+from limpyd.fields import HashField, InstanceHashField, StringField
+from limpyd.lua import QUERY
+
+if TYPE_CHECKING:
+    from limpyd.fields.base import RedisField
+    from limpyd.indexes import BaseIndex
+    from limpyd.model import RedisModel
+
+__all__ = ["CollectionManager"]
+
+#: A query atom: ('S', key) | ('L', key, min, max) | ('Z', key, min, max) | ('P', n, pks...).
+Atom = tuple[Any, ...]
+
+
+class CollectionManager:
+    """The pks (or, after `instances()`, the instances) of the matching instances."""
+
+    def __init__(self, model: type[RedisModel]) -> None:
+        self.model = model
+        self._sources: list[list[Atom]] = []
+        self._filters: dict[str, Any] = {}
+        #: ('D', desc) by default, else ('P' | 'S' | 'H', alpha, desc[, field name]).
+        self._sort: tuple[Any, ...] = ("D", False)
+        self._slices: list[tuple[int | None, int | None, int | None]] = []
+        self._instances = False
+
+    def _clone(self) -> CollectionManager:
+        clone = type(self).__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        clone._sources = list(self._sources)
+        clone._filters = dict(self._filters)
+        clone._slices = list(self._slices)
+        return clone
+
+    # Building ---------------------------------------------------------------------------
+
+    def __call__(self, **filters: Any) -> CollectionManager:
+        """This collection with more filters (and-ed)."""
+        return self._filtered(filters)
+
+    def _filtered(self, filters: dict[str, Any]) -> CollectionManager:
+        if self._slices:
+            raise ImplementationError("Cannot filter a collection after slicing it")
+        clone = self._clone()
+        for key, value in filters.items():
+            clone._sources.append(self._atoms(key, value))
+            clone._filters[key] = value
+        return clone
+
+    def _atoms(self, key: str, value: Any) -> list[Atom]:
+        """The atoms (unioned) of one filter `field[__hkey][__prefix][__suffix]=value`."""
+        meta = self.model._meta
+        name, *parts = key.split("__")
+        field = meta.field(name)
+        if field is meta.pk_field:
+            return [self._pk_atom(field, parts, value, key)]
+        hkey = None
+        if isinstance(field, HashField):
+            if not parts:
+                raise ImplementationError(
+                    f"{field.describe()}: filter on one key of the hash, like {name}__<key>=value"
+                )
+            hkey, parts = parts[0], parts[1:]
+        if not field.indexes:
+            raise ImplementationError(
+                f"{field.describe()} is not indexable: it cannot be filtered on "
+                f"(filter {key}={value!r})"
+            )
+        index, suffix = self._index_for(field, parts, key)
+        return index.atoms(suffix, value, hkey)
+
+    @staticmethod
+    def _pk_atom(field: RedisField, parts: list[str], value: Any, key: str) -> Atom:
+        if parts == ["in"]:
+            values = field.texts(value)
+        elif parts in ([], ["eq"]):
+            values = [field.text(value)]
+        else:
+            raise ImplementationError(
+                f"{field.describe()}: the pk can only be filtered with no suffix, "
+                f"'__eq' or '__in' (filter {key!r})"
+            )
+        return ("P", len(values), *values)
+
+    @staticmethod
+    def _index_for(field: RedisField, parts: list[str], key: str) -> tuple[BaseIndex, str | None]:
+        """The index answering these filter parts (an optional prefix, an optional suffix)."""
+        prefixes = {index.prefix for index in field.indexes}
+        prefix = parts[0] if parts and parts[0] in prefixes else None
+        if prefix is not None:
+            parts = parts[1:]
+        if len(parts) > 1:
+            raise ValueError(f"{field.describe()}: invalid filter {key!r}")
+        suffix = parts[0] if parts else None
+        for index in field.indexes:
+            if index.prefix == prefix and suffix in index.handled_suffixes:
+                return index, suffix
+        raise ImplementationError(
+            f"{field.describe()}: no index of this field answers the filter {key!r}"
+        )
+
+    def sort(self, by: str | None = None, alpha: bool = False) -> CollectionManager:
+        """Sort by pk (default) or by a StringField / InstanceHashField (`-name`: descending);
+        numeric unless `alpha` (byte-wise)."""
+        clone = self._clone()
+        desc = bool(by and by.startswith("-"))
+        name = by[1:] if by and desc else by
+        meta = self.model._meta
+        field = meta.field(name) if name else meta.pk_field
+        if field is meta.pk_field:
+            clone._sort = ("P", alpha, desc)
+        elif isinstance(field, InstanceHashField):
+            clone._sort = ("H", alpha, desc, field.name)
+        elif isinstance(field, StringField):
+            clone._sort = ("S", alpha, desc, field.name)
+        else:
+            raise ImplementationError(
+                f"{field.describe()}: collections sort on the pk, a StringField or an "
+                "InstanceHashField"
+            )
+        return clone
+
+    def instances(self, lazy: bool = False, skip_exist_test: bool = False) -> CollectionManager:
+        """Instances instead of pks. Their existence is part of the query itself, so there is
+        no per-instance check to skip (`lazy` and `skip_exist_test` are accepted for
+        compatibility)."""
+        clone = self._clone()
+        clone._instances = True
+        return clone
+
+    def primary_keys(self) -> CollectionManager:
+        """Pks again after `instances()`."""
+        clone = self._clone()
+        clone._instances = False
+        return clone
+
+    # Evaluating ---------------------------------------------------------------------------
+
+    def _arguments(self, slices: list[tuple[Any, Any, Any]], output: list[Any]) -> list[Any]:
+        meta = self.model._meta
+        args: list[Any] = [meta.collection_key, f"{meta.prefix}:obj:", ":_hash", len(self._sources)]
+        for atoms in self._sources:
+            args.append(len(atoms))
+            for atom in atoms:
+                args += atom
+        kind, *options = self._sort
+        args.append(kind)
+        args += [("1" if o else "0") if isinstance(o, bool) else o for o in options]
+        args.append(len(slices))
+        for piece in slices:
+            args += ["" if x is None else x for x in piece]
+        return args + output
+
+    def _query(self, output: list[Any], extra_slice: tuple[Any, Any, Any] | None = None) -> Any:
+        slices = self._slices + ([extra_slice] if extra_slice else [])
+        if any(s[2] == 0 for s in slices):
+            raise ValueError("slice step cannot be zero")
+        connection = self.model._meta.database.connection
+        return QUERY(connection, self._arguments(slices, output))
+
+    def _wrap(self, pks: list[str]) -> list[Any]:
+        if self._instances:
+            return [self.model._from_known_pk(pk) for pk in pks]
+        return list(pks)
+
+    def _results(self) -> list[Any]:
+        return self._wrap(self._query(["pks"]))
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._results())
+
+    def __len__(self) -> int:
+        return int(self._query(["count"]))
+
+    def __bool__(self) -> bool:
+        return self._any()
+
+    def __getitem__(self, item: int | slice) -> Any:
+        if isinstance(item, slice):
+            clone = self._clone()
+            clone._slices.append((_index(item.start), _index(item.stop), _index(item.step)))
+            return clone
+        position = _index(item)
+        stop = position + 1 if position != -1 else None
+        found = self._wrap(self._query(["pks"], (position, stop, 1)))
+        if not found:
+            raise IndexError(f"{self.model.__name__} collection index {item} out of range")
+        return found[0]
+
+    def _any(self) -> bool:
+        return bool(self._query(["count"], (0, 1, 1)))
+
+    def _only(self) -> RedisModel:
+        """The only matching instance (for `Model.get`)."""
+        pks = self._query(["pks"], (0, 2, 1))
+        name = self.model.__name__
+        if not pks:
+            raise DoesNotExist(f"{name}: no instance matches {self._filters!r}")
+        if len(pks) > 1:
+            raise MultipleObjectsReturned(f"{name}: several instances match {self._filters!r}")
+        return self.model._from_known_pk(pks[0])
+
+    def __repr__(self) -> str:
+        return repr(self._results())
+
+
+def _index(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        try:
+            return value.__index__()
+        except AttributeError:
+            raise TypeError(f"collection indices must be integers, not {value!r}") from None
+    return value
+

@@ -1,0 +1,241 @@
+"""`RedisField`: a field as declared on a model, and bound to an instance when accessed.
+
+A field class lists the Redis commands it supports as `getters` (read-only, sent as they
+are) and `modifiers` (writes, which keep indexes and uniqueness exact atomically, see
+`limpyd.writes`). Their methods are generated from those lists; arguments are today's
+redis-py ones, without the key.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from limpyd import commands
+from limpyd.exceptions import ImplementationError
+from limpyd.indexes import BaseIndex, EqualIndex
+from limpyd.text import ValueTypeError, to_text
+
+if TYPE_CHECKING:
+    from limpyd.model import RedisModel
+
+__all__ = ["NO_DEFAULT", "RedisField"]
+
+#: The `default` of a field that has none.
+NO_DEFAULT: Any = type("NoDefault", (), {"__repr__": lambda self: "NO_DEFAULT"})()
+
+
+def _getter(name: str) -> Any:
+    def method(self: RedisField, *args: Any, **kwargs: Any) -> Any:
+        return self._read(name, *args, **kwargs)
+
+    method.__name__ = name
+    method.__doc__ = f"Redis {name.upper()} on this field (redis-py arguments, without the key)."
+    return method
+
+
+def _modifier(name: str) -> Any:
+    def method(self: RedisField, *args: Any, **kwargs: Any) -> Any:
+        return self._modify(name, *args, **kwargs)
+
+    method.__name__ = name
+    method.__doc__ = (
+        f"Redis {name.upper()} on this field (redis-py arguments, without the key), "
+        "indexes kept exact."
+    )
+    return method
+
+
+class RedisField:
+    """Base of all fields. Declared on a model class; `instance.field` is a bound copy."""
+
+    #: How the write scripts read and write this field's value (see common.lua).
+    state_kind: ClassVar[str] = ""
+    getters: ClassVar[tuple[str, ...]] = ()
+    modifiers: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in cls.getters:
+            if name not in cls.__dict__:
+                setattr(cls, name, _getter(name))
+        for name in cls.modifiers:
+            if name not in cls.__dict__:
+                setattr(cls, name, _modifier(name))
+
+    def __init__(
+        self,
+        *,
+        default: Any = NO_DEFAULT,
+        indexable: bool = False,
+        unique: bool = False,
+        indexes: Iterable[type[BaseIndex]] | None = None,
+        lockable: bool = True,
+    ) -> None:
+        self.default = default
+        self.unique = bool(unique)
+        self.indexable = bool(indexable or unique or indexes)
+        self.index_classes: list[type[BaseIndex]] = list(indexes or ([EqualIndex] if self.indexable else []))
+        for index_class in self.index_classes:
+            if not (isinstance(index_class, type) and issubclass(index_class, BaseIndex)):
+                raise ImplementationError(f"{index_class!r} is not an index class")
+        #: Accepted for compatibility; limpyd writes are lock-free (see the docs).
+        self.lockable = bool(lockable)
+        self.name = ""
+        self.model: type[RedisModel] = None  # type: ignore[assignment]
+        self.instance: RedisModel | None = None
+        self.indexes: list[BaseIndex] = []
+
+    # Declaration ---------------------------------------------------------------------------
+
+    def attach(self, model: type[RedisModel], name: str) -> RedisField:
+        """A copy of this field declared on `model` as `name`, with its own indexes."""
+        field = copy.copy(self)
+        field.model, field.name, field.instance = model, name, None
+        field.indexes = [index for cls in self.index_classes for index in cls.expand(field)]
+        return field
+
+    def describe(self) -> str:
+        """`Model.field`, for messages."""
+        model = self.model.__name__ if self.model is not None else "?"
+        return f"{model}.{self.name}"
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = self.name or name
+
+    def __get__(self, instance: RedisModel | None, owner: type) -> Any:
+        if instance is None:
+            return self
+        bound = instance._bound_fields.get(self.name)
+        if bound is None:
+            bound = copy.copy(self)
+            bound.instance = instance
+            instance._bound_fields[self.name] = bound
+        return bound
+
+    def __set__(self, instance: RedisModel, value: Any) -> None:
+        raise AttributeError(
+            f"{self.describe()}: fields are not assigned; write with a command, "
+            f"e.g. instance.{self.name}.set(value)"
+        )
+
+    def __repr__(self) -> str:
+        owner = f" of {self.instance!r}" if self.instance is not None else ""
+        return f"<{type(self).__name__} {self.describe()}{owner}>"
+
+    # Keys ----------------------------------------------------------------------------------
+
+    @property
+    def pk(self) -> str:
+        """The primary key of the bound instance."""
+        return self.bound_instance._require_pk()
+
+    @property
+    def bound_instance(self) -> RedisModel:
+        if self.instance is None:
+            raise ImplementationError(f"{self.describe()} is not bound to an instance")
+        return self.instance
+
+    def key_for(self, pk: str) -> str:
+        """The Redis key holding this field's value for the instance `pk`."""
+        return self.model._meta.instance_key(pk, self.name)
+
+    def key_args(self, pk: str) -> tuple[str, ...]:
+        """What precedes a command's own arguments: the key (and hash field for hashes)."""
+        return (self.key_for(pk),)
+
+    def state_location(self, pk: str) -> tuple[str, str]:
+        """(key, sub-key) as the write scripts address this field's state."""
+        return self.key_for(pk), ""
+
+    @property
+    def key(self) -> str:
+        return self.key_for(self.pk)
+
+    # Values --------------------------------------------------------------------------------
+
+    def text(self, value: Any) -> str:
+        """`value` as Redis stores it; ValueError naming model, field and value otherwise."""
+        try:
+            return to_text(value)
+        except ValueTypeError as error:
+            raise ValueError(f"{self.describe()}: invalid value {error}") from None
+
+    def texts(self, value: Any) -> list[str]:
+        """The texts of an iterable value (a str or bytes is one value, not an iterable)."""
+        if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+            raise ValueError(
+                f"{self.describe()}: invalid value {value!r}: an iterable of values is expected"
+            )
+        return [self.text(item) for item in value]
+
+    def filter_text(self, value: Any) -> str:
+        """The text a collection filter on this field compares with."""
+        return self.text(value)
+
+    def state_of(self, value: Any) -> list[str]:
+        """The state (as common.lua's read_state gives it) of the field holding `value`."""
+        raise NotImplementedError
+
+    def items_of(self, state: list[str]) -> list[tuple[str | None, str]]:
+        """The (hash key or None, value) pairs indexes store for a state."""
+        return [(None, value) for value in state]
+
+    def transition(self, pk: str, old: list[str], new: list[str]) -> list[tuple[Any, ...]]:
+        """The commands that turn state `old` into state `new`."""
+        raise NotImplementedError
+
+    def clear_command(self, pk: str) -> tuple[Any, ...]:
+        """The command that deletes this field's value."""
+        return ("DEL", self.key_for(pk))
+
+    def resolve_default(self) -> Any:
+        """The default value (called if callable), or NO_DEFAULT."""
+        return self.default() if callable(self.default) else self.default
+
+    # Commands ------------------------------------------------------------------------------
+
+    def _read(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        instance = self.bound_instance
+        instance._ensure_exists()
+        connection = self.model._meta.database.connection
+        return getattr(connection, name)(*self.key_args(instance._require_pk()), *args, **kwargs)
+
+    def _scan(self, name: str, match: str | None, count: int | None) -> Iterator[Any]:
+        """A generator over `name`'s results (hscan, sscan, zscan) hiding the cursor."""
+        return self._read(f"{name}_iter", match=match, count=count)
+
+    def _modify(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        from limpyd.writes import modify
+
+        return modify(self, lambda pk: self.command(name, pk, *args, **kwargs))
+
+    def command(self, name: str, pk: str, *args: Any, **kwargs: Any) -> commands.Command:
+        """The command redis-py would send, its values checked (ValueError names them)."""
+        key_args = self.key_args(pk)
+        command = commands.build(name, *key_args, *args, **kwargs)
+        for value in command.args[1 + len(key_args) :]:
+            self.text(value)
+        return command
+
+    def delete(self) -> int:
+        """Delete this field's value (and its index entries)."""
+        from limpyd.writes import rewrite
+
+        instance = self.bound_instance
+        return rewrite(instance, [(self, [])], [], reply=self.clear_command(instance._require_pk()))
+
+
+#: Values per command when a write sends many (Lua calls take a bounded number of arguments).
+CHUNK = 1000
+
+
+def chunked(name: str, head: tuple[Any, ...], values: list[Any]) -> list[tuple[Any, ...]]:
+    """`name *head <values...>` as commands of at most CHUNK values each."""
+    return [(name, *head, *values[i : i + CHUNK]) for i in range(0, len(values), CHUNK)]
+
+
+def pairs(flat: list[str]) -> dict[str, str]:
+    """{k1: v1, ...} from a flat [k1, v1, k2, v2, ...] state."""
+    return dict(zip(flat[::2], flat[1::2], strict=True))

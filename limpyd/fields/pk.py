@@ -1,0 +1,90 @@
+"""Primary-key fields. A pk is not stored in a key of its own: it is a member of the model's
+collection set, and part of the keys of the instance's other fields."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from limpyd.exceptions import ImplementationError
+from limpyd.fields.base import NO_DEFAULT
+from limpyd.fields.strings import StringField
+
+if TYPE_CHECKING:
+    from limpyd.database import RedisDatabase
+
+__all__ = ["AutoPKField", "PKField"]
+
+
+class PKField(StringField):
+    """A primary key given by the user: any string, set once when the instance is created."""
+
+    getters = ("get",)
+    modifiers = ("set",)
+    #: Whether values come from the model's counter instead of the user.
+    auto = False
+
+    def __init__(self, **options: Any) -> None:
+        if options.get("indexable") or options.get("unique") or options.get("indexes"):
+            raise ImplementationError(
+                "A PKField is unique by nature and cannot be given indexes; "
+                "filter on it with collection(pk=...)"
+            )
+        if options.get("default", NO_DEFAULT) is not NO_DEFAULT:
+            raise ImplementationError("A PKField cannot have a default value")
+        super().__init__(**options)
+
+    def get(self) -> str | None:
+        """The primary key (None for an instance not saved yet). No round trip."""
+        return self.bound_instance._pk
+
+    def set(self, value: Any) -> bool:
+        """Give an unsaved instance its pk, which creates it. A pk cannot be changed."""
+        instance = self.bound_instance
+        if self.auto:
+            raise ImplementationError(
+                f"{self.describe()}: an AutoPKField is set by limpyd, not assigned "
+                f"(got {value!r})"
+            )
+        if instance._pk is not None:
+            raise ImplementationError(
+                f"{self.describe()}: the pk of an instance cannot be changed "
+                f"(from {instance._pk!r} to {value!r})"
+            )
+        instance._create({self.name: value})
+        return True
+
+    def _modify(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        raise ImplementationError(f"{self.describe()}: a primary key only supports get() and set()")
+
+    def delete(self) -> int:
+        raise ImplementationError(
+            f"{self.describe()}: a primary key cannot be deleted alone; delete the instance"
+        )
+
+    def normalize(self, value: Any) -> str:
+        """The pk as text; ValueError naming model and value if it is not a valid pk."""
+        if self.auto:
+            raise ImplementationError(
+                f"{self.describe()}: an AutoPKField is set by limpyd, not assigned "
+                f"(got {value!r})"
+            )
+        text = self.text(value)
+        if not text:
+            raise ValueError(f"{self.describe()}: invalid value {value!r}: a pk cannot be empty")
+        return text
+
+    def new_pk(self, database: RedisDatabase) -> str:
+        """A pk for a new instance, when the model gives them."""
+        raise ImplementationError(
+            f"{self.describe()}: a value for the PKField {self.name!r} is needed to create "
+            "an instance"
+        )
+
+
+class AutoPKField(PKField):
+    """A primary key given by limpyd: 1, 2, 3... from a counter (INCR) per model."""
+
+    auto = True
+
+    def new_pk(self, database: RedisDatabase) -> str:
+        return str(database.connection.incr(self.model._meta.max_pk_key))

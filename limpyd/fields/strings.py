@@ -1,0 +1,73 @@
+"""Fields holding one string: `StringField` (its own key) and `InstanceHashField` (a field of
+the instance's hash, shared by all its InstanceHashFields)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from limpyd.fields.base import RedisField
+
+__all__ = ["InstanceHashField", "StringField"]
+
+
+class _SingleValueField(RedisField):
+    """A field holding at most one string."""
+
+    def state_of(self, value: Any) -> list[str]:
+        return [self.text(value)]
+
+
+class StringField(_SingleValueField):
+    """A Redis string."""
+
+    state_kind = "string"
+    getters = ("bitcount", "get", "getbit", "getrange", "strlen")
+    modifiers = (
+        "append", "decr", "decrby", "getdel", "getset", "incr", "incrby", "incrbyfloat",
+        "set", "setbit", "setnx", "setrange",
+    )  # fmt: skip
+
+    def transition(self, pk: str, old: list[str], new: list[str]) -> list[tuple[Any, ...]]:
+        if old == new:
+            return []
+        return [("SET", self.key_for(pk), new[0])] if new else [("DEL", self.key_for(pk))]
+
+
+class InstanceHashField(_SingleValueField):
+    """A field stored in the instance's hash: cheaper than a StringField, and several can be
+    read or written at once with the instance's `hmget`/`hmset`."""
+
+    state_kind = "hashfield"
+    getters = ("hget",)
+    modifiers = ("hincrby", "hincrbyfloat", "hset", "hsetnx")
+
+    def key_for(self, pk: str) -> str:
+        return self.model._meta.hash_key(pk)
+
+    def key_args(self, pk: str) -> tuple[str, ...]:
+        return (self.key_for(pk), self.name)
+
+    def state_location(self, pk: str) -> tuple[str, str]:
+        return self.key_for(pk), self.name
+
+    def transition(self, pk: str, old: list[str], new: list[str]) -> list[tuple[Any, ...]]:
+        if old == new:
+            return []
+        if new:
+            return [("HSET", self.key_for(pk), self.name, new[0])]
+        return [self.clear_command(pk)]
+
+    def clear_command(self, pk: str) -> tuple[Any, ...]:
+        return ("HDEL", self.key_for(pk), self.name)
+
+    def get(self) -> str | None:
+        """The value (HGET), as for a StringField."""
+        return self.hget()
+
+    def set(self, value: Any) -> int:
+        """Set the value (HSET), as for a StringField."""
+        return self.hset(value)
+
+    def hdel(self) -> int:
+        """Delete the value: the same as `delete()`."""
+        return self.delete()

@@ -1,0 +1,459 @@
+"""`RedisModel`: a class of objects stored in Redis, one key per field (InstanceHashFields share
+one hash), found again by primary key or, through indexes, by collection.
+
+The metaclass builds each model's `_meta` once (fields, pk field, key layout), so the paths
+that run per command stay short. No data is cached on instances: every read asks Redis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+from limpyd import writes
+from limpyd.collection import CollectionManager
+from limpyd.database import RedisDatabase
+from limpyd.exceptions import DoesNotExist, ImplementationError, UniquenessError
+from limpyd.fields import (
+    AutoPKField,
+    HashField,
+    InstanceHashField,
+    ListField,
+    PKField,
+    RedisField,
+    SetField,
+    SortedSetField,
+    StringField,
+)
+from limpyd.fields.base import NO_DEFAULT
+from limpyd.text import glob_escape
+
+__all__ = [
+    "AutoPKField",
+    "HashField",
+    "InstanceHashField",
+    "ListField",
+    "MetaRedisModel",
+    "ModelOptions",
+    "PKField",
+    "RedisDatabase",
+    "RedisField",
+    "RedisModel",
+    "SetField",
+    "SortedSetField",
+    "StringField",
+]
+
+_FORBIDDEN_NAMESPACE_CHARS = set(":*?[]\\")
+
+
+class ModelOptions:
+    """What the metaclass knows of a model (`Model._meta`): its fields and its key layout."""
+
+    def __init__(
+        self,
+        model: type[RedisModel],
+        declared: dict[str, RedisField],
+        fields: dict[str, RedisField],
+        pk_field: PKField,
+        abstract: bool,
+    ) -> None:
+        self.model = model
+        #: The fields as declared (unattached), for subclasses to inherit.
+        self.declared = declared
+        #: Every field by name, the pk field included, each attached to this model.
+        self.fields = fields
+        self.pk_field = pk_field
+        self.abstract = abstract
+        self.name = model.__name__.lower()
+        self.namespace: str = model.namespace
+        self.full_name = f"{self.namespace}:{self.name}"
+        self.prefix = self.full_name
+        self.collection_key = f"{self.prefix}:collection"
+        self.max_pk_key = f"{self.prefix}:max_pk"
+        self.hash_fields = [n for n, f in fields.items() if isinstance(f, InstanceHashField)]
+        self.data_fields = [f for f in fields.values() if f is not pk_field]
+
+    @property
+    def database(self) -> RedisDatabase:
+        """The model's database; a clear error if it has none."""
+        database = self.model.database
+        if not isinstance(database, RedisDatabase):
+            raise ImplementationError(
+                f"Model {self.model.__name__} has no database: set its `database` attribute "
+                "to a RedisDatabase, or call use_database() on it or on a parent model"
+            )
+        return database
+
+    def instance_key(self, pk: str, name: str) -> str:
+        return f"{self.prefix}:obj:{pk}:{name}"
+
+    def hash_key(self, pk: str) -> str:
+        """The hash holding the InstanceHashFields of the instance `pk`."""
+        return f"{self.prefix}:obj:{pk}:_hash"
+
+    def index_key(self, field: str, identity: str, hkey: str | None = None) -> str:
+        key = f"{self.prefix}:idx:{field}:{identity}"
+        return key if hkey is None else f"{key}:{len(hkey)}:{hkey}"
+
+    def field(self, name: str) -> RedisField:
+        """The field called `name` (`pk` is the pk field); ValueError naming it otherwise."""
+        if name == "pk":
+            return self.pk_field
+        try:
+            return self.fields[name]
+        except KeyError:
+            raise ValueError(f"{self.model.__name__} has no field {name!r}") from None
+
+    def hash_field(self, name: str) -> InstanceHashField:
+        field = self.field(name)
+        if not isinstance(field, InstanceHashField):
+            raise ValueError(f"{field.describe()} is not an InstanceHashField")
+        return field
+
+
+class MetaRedisModel(type):
+    """Builds `_meta`, attaches the fields, and registers concrete models in their database."""
+
+    def __new__(mcs, name: str, bases: tuple[type, ...], attrs: dict[str, Any]) -> MetaRedisModel:
+        declared = {k: v for k, v in attrs.items() if isinstance(v, RedisField)}
+        for key in declared:
+            del attrs[key]
+        attrs.setdefault("abstract", False)
+        cls = super().__new__(mcs, name, bases, attrs)
+        _check_namespace(cls)
+
+        inherited: dict[str, RedisField] = {}
+        for base in reversed(cls.__mro__[1:]):
+            meta = base.__dict__.get("_meta")
+            if meta is not None:
+                inherited.update(meta.declared)
+        if any(isinstance(f, PKField) for f in declared.values()):
+            inherited = {k: f for k, f in inherited.items() if not isinstance(f, PKField)}
+        all_declared = {**inherited, **declared}
+        pk_names = [k for k, f in all_declared.items() if isinstance(f, PKField)]
+        if len(pk_names) > 1:
+            raise ImplementationError(f"Model {name} has several pk fields: {', '.join(pk_names)}")
+        if not pk_names:
+            all_declared = {"pk": AutoPKField(), **all_declared}
+            pk_names = ["pk"]
+        for field_name, field in all_declared.items():
+            _check_field_name(name, field_name, field)
+
+        fields = {k: f.attach(cls, k) for k, f in all_declared.items()}
+        for field_name, field in fields.items():
+            setattr(cls, field_name, field)
+        pk_field = fields[pk_names[0]]
+        cls.pk = pk_field
+        cls._meta = ModelOptions(cls, all_declared, fields, pk_field, attrs["abstract"])  # type: ignore[arg-type]
+        database = cls.__dict__.get("database", cls.database)
+        if database is not None and not isinstance(database, RedisDatabase):
+            raise ImplementationError(
+                f"Model {name}: `database` must be a RedisDatabase, not {database!r}"
+            )
+        if database is not None and not cls._meta.abstract:
+            database._add_model(cls)
+        return cls
+
+
+def _check_namespace(cls: type) -> None:
+    namespace = cls.namespace
+    if not isinstance(namespace, str) or _FORBIDDEN_NAMESPACE_CHARS & set(namespace):
+        raise ImplementationError(
+            f"Model {cls.__name__}: invalid namespace {namespace!r} (a string without "
+            "':', '*', '?', '[', ']' or '\\\\' is expected)"
+        )
+
+
+def _check_field_name(model: str, name: str, field: RedisField) -> None:
+    if name.startswith("_"):
+        raise ImplementationError(f"{model}.{name}: field names cannot start with '_'")
+    if name == "pk" and not isinstance(field, PKField):
+        raise ImplementationError(f"{model}.pk: the name 'pk' is reserved for the pk field")
+    if "__" in name:
+        raise ImplementationError(f"{model}.{name}: field names cannot contain '__' (filters use it)")
+    if "RedisModel" in globals() and hasattr(RedisModel, name) and name != "pk":
+        raise ImplementationError(f"{model}.{name}: this name is a method of RedisModel")
+
+
+class RedisModel(metaclass=MetaRedisModel):
+    """Base of all models. See the manual's Models chapter."""
+
+    _meta: ClassVar[ModelOptions]
+    pk: ClassVar[PKField]
+    #: The RedisDatabase hosting this model (mandatory to use a concrete model).
+    database: ClassVar[RedisDatabase | None] = None
+    namespace: ClassVar[str] = ""
+    abstract: ClassVar[bool] = True
+    #: Accepted for compatibility; writes are lock-free (atomic scripts), see the docs.
+    lockable: ClassVar[bool] = True
+    collection_manager: ClassVar[type[CollectionManager]] = CollectionManager
+
+    def __init__(self, *args: Any, **values: Any) -> None:
+        """`Model(pk)` loads an instance (DoesNotExist if absent); `Model(**values)` creates
+        one with these values and the fields' defaults; `Model()` without values nor
+        defaults is an unsaved instance, created by its first write."""
+        meta = self._check_concrete()
+        self._pk: str | None = None
+        self._connected = False
+        self._bound_fields: dict[str, RedisField] = {}
+        if args:
+            if len(args) > 1 or values:
+                raise ImplementationError(
+                    f"{type(self).__name__}(pk) loads an instance and takes only the pk; "
+                    f"got {args!r} {values!r}"
+                )
+            pk = meta.pk_field.text(args[0])
+            if not meta.database.connection.sismember(meta.collection_key, pk):
+                raise DoesNotExist(f"{type(self).__name__}: no instance with pk {pk!r}")
+            self._saved(pk)
+            return
+        values = self._named_values(values)
+        for name, field in meta.fields.items():
+            if name not in values and field is not meta.pk_field:
+                default = field.resolve_default()
+                if default is not NO_DEFAULT:
+                    values[name] = default
+        if values:
+            self._create(values)
+
+    @classmethod
+    def _check_concrete(cls) -> ModelOptions:
+        if cls._meta.abstract:
+            raise ImplementationError(f"Model {cls.__name__} is abstract: it has no instances")
+        return cls._meta
+
+    @classmethod
+    def _named_values(cls, values: dict[str, Any]) -> dict[str, Any]:
+        """Values by real field name (`pk` becomes the pk field's name); unknown names refused."""
+        named: dict[str, Any] = {}
+        for name, value in values.items():
+            named[cls._meta.field(name).name] = value
+        return named
+
+    # Instance state ---------------------------------------------------------------------
+
+    def _create(self, values: dict[str, Any]) -> None:
+        self._saved(writes.create(self, values))
+
+    def _saved(self, pk: str) -> None:
+        self._pk = pk
+        self._connected = True
+
+    def _require_pk(self) -> str:
+        if self._pk is None:
+            raise DoesNotExist(
+                f"{type(self).__name__}: this instance is not saved yet (it has no pk); "
+                "write one of its fields first"
+            )
+        return self._pk
+
+    def _ensure_exists(self) -> None:
+        """Check once that the instance exists (for instances from lazy_connect)."""
+        pk = self._require_pk()
+        if not self._connected:
+            meta = type(self)._meta
+            if not meta.database.connection.sismember(meta.collection_key, pk):
+                raise DoesNotExist(f"{type(self).__name__}: no instance with pk {pk!r}")
+            self._connected = True
+
+    @classmethod
+    def _from_known_pk(cls, pk: str) -> RedisModel:
+        """An instance whose pk is known to exist (no round trip)."""
+        instance = cls.lazy_connect(pk)
+        instance._connected = True
+        return instance
+
+    # Class methods ------------------------------------------------------------------------
+
+    @classmethod
+    def use_database(cls, database: RedisDatabase) -> None:
+        """Host this model, and its subclasses that have no database of their own, in
+        `database`."""
+        if not isinstance(database, RedisDatabase):
+            raise ImplementationError(f"{cls.__name__}.use_database(): {database!r} is not a RedisDatabase")
+        owner = _database_owner(cls)
+        affected = [cls, *(s for s in _subclasses(cls) if _database_owner(s) is owner)]
+        for model in affected:
+            old = model.database
+            if isinstance(old, RedisDatabase) and old is not database:
+                old._remove_model(model)
+        cls.database = database
+        for model in affected:
+            if not model._meta.abstract:
+                database._add_model(model)
+
+    @classmethod
+    def get(cls, *args: Any, **filters: Any) -> RedisModel:
+        """The instance with this pk, or the only one matching these filters.
+
+        DoesNotExist if none, MultipleObjectsReturned (a ValueError) if several.
+        """
+        cls._check_concrete()
+        if args:
+            if len(args) > 1 or filters:
+                raise ImplementationError(f"{cls.__name__}.get() takes a pk or filters, not both")
+            return cls(args[0])
+        if not filters:
+            raise ImplementationError(f"{cls.__name__}.get() needs a pk or filters")
+        return cls.collection(**filters)._only()
+
+    @classmethod
+    def get_or_connect(cls, **filters: Any) -> tuple[RedisModel, bool]:
+        """`(instance, False)` for the instance matching these equality filters, or
+        `(new instance created with them, True)`."""
+        for _ in range(2):
+            try:
+                return cls.get(**filters), False
+            except DoesNotExist:
+                pass
+            try:
+                return cls(**filters), True
+            except UniquenessError:
+                continue  # created concurrently by another client: get it
+        return cls.get(**filters), False
+
+    @classmethod
+    def exists(cls, *args: Any, **filters: Any) -> bool:
+        """Whether an instance with this pk, or matching these filters, exists."""
+        meta = cls._check_concrete()
+        if args:
+            if len(args) > 1 or filters:
+                raise ImplementationError(f"{cls.__name__}.exists() takes a pk or filters, not both")
+            return bool(meta.database.connection.sismember(meta.collection_key, meta.pk_field.text(args[0])))
+        return cls.collection(**filters)._any()
+
+    @classmethod
+    def lazy_connect(cls, pk: Any) -> RedisModel:
+        """An instance with this pk, its existence checked only when first used."""
+        meta = cls._check_concrete()
+        instance = cls.__new__(cls)
+        instance._pk = meta.pk_field.text(pk)
+        instance._connected = False
+        instance._bound_fields = {}
+        return instance
+
+    @classmethod
+    def collection(cls, **filters: Any) -> CollectionManager:
+        """The pks of the instances matching these filters (lazy; see Collections)."""
+        cls._check_concrete()
+        return cls.collection_manager(cls)(**filters)
+
+    @classmethod
+    def scan_model_keys(cls) -> Iterator[str]:
+        """Every key of this model (collection, counter, indexes, instances), with SCAN."""
+        meta = cls._check_concrete()
+        return meta.database.scan_keys(match=glob_escape(meta.prefix) + ":*")
+
+    @classmethod
+    def get_field(cls, name: str) -> RedisField:
+        """The field called `name` (`pk` is the pk field)."""
+        return cls._meta.field(name)
+
+    # Instance methods ---------------------------------------------------------------------
+
+    def delete(self) -> None:
+        """Delete the instance: its fields, its index entries, its pk from the collection."""
+        meta = type(self)._meta
+        pk = self._require_pk()
+        keys = {field.key_for(pk) for field in meta.data_fields}
+        writes.rewrite(
+            self,
+            [(field, []) for field in meta.data_fields],
+            [],
+            reply=("DEL", *sorted(keys)),
+            last=[("SREM", meta.collection_key, pk)],
+        )
+        self._connected = False
+
+    def scan_keys(self) -> Iterator[str]:
+        """The keys holding this instance's fields (those that exist), in one round trip."""
+        meta = type(self)._meta
+        self._ensure_exists()
+        pk = self._require_pk()
+        keys = sorted({field.key_for(pk) for field in meta.data_fields})
+        with meta.database.connection.pipeline(transaction=False) as pipeline:
+            for key in keys:
+                pipeline.exists(key)
+            found = pipeline.execute()
+        return iter([key for key, exists in zip(keys, found, strict=True) if exists])
+
+    def hmget(self, *names: str) -> list[str | None]:
+        """The values of these InstanceHashFields, in order (one HMGET)."""
+        meta = type(self)._meta
+        fields = [meta.hash_field(name).name for name in names]
+        if not fields:
+            return []
+        self._ensure_exists()
+        return meta.database.connection.hmget(meta.hash_key(self._require_pk()), fields)
+
+    def hmset(self, **values: Any) -> bool:
+        """Set several InstanceHashFields at once, indexes kept exact (creates an unsaved
+        instance)."""
+        meta = type(self)._meta
+        fields = {meta.hash_field(name).name: value for name, value in values.items()}
+        if not fields:
+            return True
+        states = {name: meta.fields[name].state_of(value) for name, value in fields.items()}
+        if self._pk is None:
+            self._create(fields)
+            return True
+        flat = [x for name, state in states.items() for x in (name, state[0])]
+        writes.rewrite(
+            self,
+            [(meta.fields[name], state) for name, state in states.items()],
+            [("HSET", meta.hash_key(self._pk), *flat)],
+        )
+        return True
+
+    def hdel(self, *names: str) -> int:
+        """Delete these InstanceHashFields; the number that had a value."""
+        meta = type(self)._meta
+        fields = [meta.hash_field(name) for name in names]
+        if not fields:
+            return 0
+        pk = self._require_pk()
+        return writes.rewrite(
+            self, [(f, []) for f in fields], [], reply=("HDEL", meta.hash_key(pk), *(f.name for f in fields))
+        )
+
+    def _read_hash(self, command: str) -> Any:
+        meta = type(self)._meta
+        self._ensure_exists()
+        return getattr(meta.database.connection, command)(meta.hash_key(self._require_pk()))
+
+    def hgetall(self) -> dict[str, str]:
+        """The InstanceHashFields that have a value, by name."""
+        return self._read_hash("hgetall")
+
+    def hkeys(self) -> list[str]:
+        """The names of the InstanceHashFields that have a value."""
+        return self._read_hash("hkeys")
+
+    def hvals(self) -> list[str]:
+        """The values of the InstanceHashFields that have one."""
+        return self._read_hash("hvals")
+
+    def hlen(self) -> int:
+        """How many InstanceHashFields have a value."""
+        return self._read_hash("hlen")
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} pk={self._pk!r}>"
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and self._pk is not None and self._pk == other._pk  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((type(self), self._pk))
+
+
+def _database_owner(model: type) -> type | None:
+    """The class in `model`'s MRO that defines the database it uses."""
+    return next((c for c in model.__mro__ if "database" in c.__dict__), None)
+
+
+def _subclasses(model: type) -> Iterator[type]:
+    for sub in model.__subclasses__():
+        yield sub
+        yield from _subclasses(sub)
