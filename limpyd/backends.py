@@ -79,7 +79,8 @@ class RedisBackend(Backend):
         kwargs = self.redis_kwargs
         if kwargs.get("unix_socket_path"):
             return f"unix://{kwargs['unix_socket_path']}?db={kwargs.get('db', 0)}"
-        return f"redis://{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"
+        host, port = kwargs.get("host", "localhost"), kwargs.get("port", 6379)
+        return f"redis://{host}:{port}/{kwargs.get('db', 0)}"
 
 
 _fake_servers: dict[str, Any] = {}
@@ -126,7 +127,11 @@ class FakeBackend(Backend):
     def server_info(self, client: redis.Redis) -> dict[str, str]:
         import fakeredis
 
-        return {"redis_version": "7.0.0", "redis_mode": "fakeredis", "fakeredis_version": fakeredis.__version__}
+        return {
+            "redis_version": "7.0.0",
+            "redis_mode": "fakeredis",
+            "fakeredis_version": fakeredis.__version__,
+        }
 
     @classmethod
     def drop_server(cls, name: str) -> None:
@@ -136,7 +141,8 @@ class FakeBackend(Backend):
 
 
 def backend_from_url(url: str, **kwargs: Any) -> Backend:
-    """`redis://`, `rediss://`, `unix://` give a `RedisBackend`; `fakeredis://NAME[/DB]` a `FakeBackend`."""
+    """A `RedisBackend` for `redis://`, `rediss://`, `unix://` URLs; a `FakeBackend` for
+    `fakeredis://NAME[/DB]`."""
     parts = urlsplit(url)
     if parts.scheme == "fakeredis":
         path = parts.path.strip("/")
@@ -197,8 +203,8 @@ def _limpyd_fake_connection_class() -> Any:
 
     from fakeredis import FakeRedisConnection
     from fakeredis._commands import Key, command
-    from fakeredis.model import Hash
     from fakeredis._socket import FakeSocket
+    from fakeredis.model import Hash
 
     class LimpydFakeSocket(FakeSocket):
         @command(fixed=(Key(bytes), bytes))

@@ -230,4 +230,3 @@ def _index(value: Any) -> int | None:
         except AttributeError:
             raise TypeError(f"collection indices must be integers, not {value!r}") from None
     return value
-

@@ -90,7 +90,11 @@ class RedisDatabase:
         key = model._meta.full_name
         with self._lock:
             existing = self._models.get(key)
-            if existing is not None and existing is not model and not _same_definition(existing, model):
+            if (
+                existing is not None
+                and existing is not model
+                and not _same_definition(existing, model)
+            ):
                 raise ImplementationError(
                     f"Cannot host model {model.__module__}.{model.__qualname__} in {self!r}: "
                     f"model {existing.__module__}.{existing.__qualname__} already uses the "

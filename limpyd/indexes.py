@@ -101,7 +101,9 @@ class BaseIndex:
         """The index entries an instance holding `value` has."""
         raise NotImplementedError
 
-    def unique_check(self, value: str, pk: str, hkey: str | None) -> tuple[str, str, str, str] | None:
+    def unique_check(
+        self, value: str, pk: str, hkey: str | None
+    ) -> tuple[str, str, str, str] | None:
         """(how, key, a, b) for the apply script's uniqueness check, None if not applicable."""
         raise NotImplementedError
 
@@ -163,7 +165,9 @@ class EqualIndex(BaseIndex):
         key = self.value_key(normalized, hkey)
         return [(("SADD", key, pk), ("SREM", key, pk))]
 
-    def unique_check(self, value: str, pk: str, hkey: str | None) -> tuple[str, str, str, str] | None:
+    def unique_check(
+        self, value: str, pk: str, hkey: str | None
+    ) -> tuple[str, str, str, str] | None:
         normalized = self.normalize(value)
         if normalized is None:
             return None
@@ -204,7 +208,9 @@ class TextRangeIndex(_SortedSetIndex):
     handled_suffixes = frozenset({None, "eq", "in", "gt", "gte", "lt", "lte", "startswith"})
     default_key = "text-range"
 
-    def unique_check(self, value: str, pk: str, hkey: str | None) -> tuple[str, str, str, str] | None:
+    def unique_check(
+        self, value: str, pk: str, hkey: str | None
+    ) -> tuple[str, str, str, str] | None:
         normalized = self.normalize(value)
         if normalized is None:
             return None
@@ -241,7 +247,9 @@ class NumberRangeIndex(_SortedSetIndex):
     def score(self, value: str) -> str:
         return repr(number_of(value))
 
-    def unique_check(self, value: str, pk: str, hkey: str | None) -> tuple[str, str, str, str] | None:
+    def unique_check(
+        self, value: str, pk: str, hkey: str | None
+    ) -> tuple[str, str, str, str] | None:
         normalized = self.normalize(value)
         if normalized is None:
             return None

@@ -171,7 +171,9 @@ def _check_field_name(model: str, name: str, field: RedisField) -> None:
     if name == "pk" and not isinstance(field, PKField):
         raise ImplementationError(f"{model}.pk: the name 'pk' is reserved for the pk field")
     if "__" in name:
-        raise ImplementationError(f"{model}.{name}: field names cannot contain '__' (filters use it)")
+        raise ImplementationError(
+            f"{model}.{name}: field names cannot contain '__' (filters use it)"
+        )
     if "RedisModel" in globals() and hasattr(RedisModel, name) and name != "pk":
         raise ImplementationError(f"{model}.{name}: this name is a method of RedisModel")
 
@@ -271,7 +273,9 @@ class RedisModel(metaclass=MetaRedisModel):
         """Host this model, and its subclasses that have no database of their own, in
         `database`."""
         if not isinstance(database, RedisDatabase):
-            raise ImplementationError(f"{cls.__name__}.use_database(): {database!r} is not a RedisDatabase")
+            raise ImplementationError(
+                f"{cls.__name__}.use_database(): {database!r} is not a RedisDatabase"
+            )
         owner = _database_owner(cls)
         affected = [cls, *(s for s in _subclasses(cls) if _database_owner(s) is owner)]
         for model in affected:
@@ -319,8 +323,12 @@ class RedisModel(metaclass=MetaRedisModel):
         meta = cls._check_concrete()
         if args:
             if len(args) > 1 or filters:
-                raise ImplementationError(f"{cls.__name__}.exists() takes a pk or filters, not both")
-            return bool(meta.database.connection.sismember(meta.collection_key, meta.pk_field.text(args[0])))
+                raise ImplementationError(
+                    f"{cls.__name__}.exists() takes a pk or filters, not both"
+                )
+            return bool(
+                meta.database.connection.sismember(meta.collection_key, meta.pk_field.text(args[0]))
+            )
         return cls.collection(**filters)._any()
 
     @classmethod
@@ -414,7 +422,10 @@ class RedisModel(metaclass=MetaRedisModel):
             return 0
         pk = self._require_pk()
         return writes.rewrite(
-            self, [(f, []) for f in fields], [], reply=("HDEL", meta.hash_key(pk), *(f.name for f in fields))
+            self,
+            [(f, []) for f in fields],
+            [],
+            reply=("HDEL", meta.hash_key(pk), *(f.name for f in fields)),
         )
 
     def _read_hash(self, command: str) -> Any:

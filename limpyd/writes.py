@@ -87,8 +87,7 @@ class Write:
         if status == "UNIQUE":
             field, value = self._unique[int(outcome[1])]
             raise UniquenessError(
-                f"{field.describe()}: value {value!r} is already held by instance "
-                f"{outcome[2]!r}"
+                f"{field.describe()}: value {value!r} is already held by instance {outcome[2]!r}"
             )
         if status == "PKEXISTS":
             raise UniquenessError(
@@ -136,7 +135,9 @@ def plan_index_changes(write: Write, field: RedisField, old: State, new: State) 
             if (hkey, value) in known:
                 continue
             for index in field.indexes:
-                check = index.unique_check(value, write.pk, hkey) if index.handle_uniqueness else None
+                check = (
+                    index.unique_check(value, write.pk, hkey) if index.handle_uniqueness else None
+                )
                 if check is not None:
                     write.unique(field, value, check)
 

@@ -32,6 +32,7 @@ def _getter(name: str) -> Any:
 
     method.__name__ = name
     method.__doc__ = f"Redis {name.upper()} on this field (redis-py arguments, without the key)."
+    method.generated = True  # type: ignore[attr-defined]
     return method
 
 
@@ -44,6 +45,7 @@ def _modifier(name: str) -> Any:
         f"Redis {name.upper()} on this field (redis-py arguments, without the key), "
         "indexes kept exact."
     )
+    method.generated = True  # type: ignore[attr-defined]
     return method
 
 
@@ -57,12 +59,11 @@ class RedisField:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        for name in cls.getters:
-            if name not in cls.__dict__:
-                setattr(cls, name, _getter(name))
-        for name in cls.modifiers:
-            if name not in cls.__dict__:
-                setattr(cls, name, _modifier(name))
+        for names, make in ((cls.getters, _getter), (cls.modifiers, _modifier)):
+            for name in names:
+                existing = getattr(cls, name, None)
+                if existing is None or getattr(existing, "generated", False):
+                    setattr(cls, name, make(name))
 
     def __init__(
         self,
@@ -76,7 +77,9 @@ class RedisField:
         self.default = default
         self.unique = bool(unique)
         self.indexable = bool(indexable or unique or indexes)
-        self.index_classes: list[type[BaseIndex]] = list(indexes or ([EqualIndex] if self.indexable else []))
+        self.index_classes: list[type[BaseIndex]] = list(
+            indexes or ([EqualIndex] if self.indexable else [])
+        )
         for index_class in self.index_classes:
             if not (isinstance(index_class, type) and issubclass(index_class, BaseIndex)):
                 raise ImplementationError(f"{index_class!r} is not an index class")

@@ -42,6 +42,8 @@ class HashField(RedisField):
         self._modify("hset", mapping=mapping)
         return True
 
-    def hscan(self, match: str | None = None, count: int | None = None) -> Iterator[tuple[str, str]]:
+    def hscan(
+        self, match: str | None = None, count: int | None = None
+    ) -> Iterator[tuple[str, str]]:
         """All (or matching) (key, value) pairs, with HSCAN; the cursor is handled here."""
         return self._scan("hscan", match, count)

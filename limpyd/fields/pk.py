@@ -42,8 +42,7 @@ class PKField(StringField):
         instance = self.bound_instance
         if self.auto:
             raise ImplementationError(
-                f"{self.describe()}: an AutoPKField is set by limpyd, not assigned "
-                f"(got {value!r})"
+                f"{self.describe()}: an AutoPKField is set by limpyd, not assigned (got {value!r})"
             )
         if instance._pk is not None:
             raise ImplementationError(
@@ -65,8 +64,7 @@ class PKField(StringField):
         """The pk as text; ValueError naming model and value if it is not a valid pk."""
         if self.auto:
             raise ImplementationError(
-                f"{self.describe()}: an AutoPKField is set by limpyd, not assigned "
-                f"(got {value!r})"
+                f"{self.describe()}: an AutoPKField is set by limpyd, not assigned (got {value!r})"
             )
         text = self.text(value)
         if not text:

@@ -62,6 +62,8 @@ class SortedSetField(RedisField):
             "zadd", {**(mapping or {}), **scores}, nx=nx, xx=xx, ch=ch, incr=incr, gt=gt, lt=lt
         )
 
-    def zscan(self, match: str | None = None, count: int | None = None) -> Iterator[tuple[str, float]]:
+    def zscan(
+        self, match: str | None = None, count: int | None = None
+    ) -> Iterator[tuple[str, float]]:
         """All (or matching) (member, score) pairs, with ZSCAN; the cursor is handled here."""
         return self._scan("zscan", match, count)
