@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 import time
+import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -42,18 +43,32 @@ CONFLICT: Any = type("Conflict", (), {"__repr__": lambda self: "CONFLICT"})()
 T = TypeVar("T")
 
 
+_TOKEN_PREFIX = "\x00limpyd-new-pk:"
+
+
+def new_pk_token() -> str:
+    """A placeholder for the pk a creating write will take from the model's counter."""
+    return f"{_TOKEN_PREFIX}{uuid.uuid4().hex}\x00"
+
+
 class Write:
     """The checks and commands of one atomic write on the instance `pk` of `model`.
 
     A write that creates the instance (`creating`) checks the pk is free and adds it to the
-    collection last, so a command that fails leaves no collection membership behind.
+    collection last, so a command that fails leaves no collection membership behind. When
+    `pk` is a token from `new_pk_token()`, the script takes a new pk from the model's counter
+    once every check passed (a refused creation consumes nothing) and puts it in place of
+    the token in the write's arguments; `run` then sets `self.pk` to the real pk.
     """
 
     def __init__(self, model: type[RedisModel], pk: str, creating: bool = False) -> None:
         self.model = model
         self.pk = pk
-        self.creating = creating
-        self.checks: list[Any] = ["A" if creating else "X", model._meta.collection_key, pk]
+        self.token = pk if pk.startswith(_TOKEN_PREFIX) else None
+        self.creating = creating or self.token is not None
+        self.checks: list[Any] = []
+        if self.token is None:
+            self.checks += ["A" if creating else "X", model._meta.collection_key, pk]
         self.commands: list[Any] = []
         self._unique: list[tuple[RedisField, str]] = []
 
@@ -75,12 +90,17 @@ class Write:
 
     def run(self, database: RedisDatabase) -> Any:
         """Apply the write; its reply, or CONFLICT. Raises DoesNotExist / UniquenessError."""
+        meta = self.model._meta
         commands = self.commands
         if self.creating:
-            commands = [*commands, "C", 3, "SADD", self.model._meta.collection_key, self.pk]
+            commands = [*commands, "C", 3, "SADD", meta.collection_key, self.pk]
+        if self.token is not None:
+            commands = ["N", self.token, meta.max_pk_key, *commands]
         outcome = APPLY(database.connection, self.checks + commands)
         status = outcome[0]
         if status == "OK":
+            if self.token is not None:
+                self.pk, self.token = outcome[2], None
             return outcome[1]
         if status == "CONFLICT":
             return CONFLICT
@@ -164,8 +184,7 @@ def read_states(database: RedisDatabase, pk: str, fields: list[RedisField]) -> l
 def create(instance: RedisModel, values: dict[str, Any]) -> str:
     """Create `instance` with these field values (pk included for a PKField): all or nothing.
 
-    Every value is checked before anything is sent; an AutoPKField takes its pk from the
-    model's counter (the only round trip before the write itself).
+    Every value is checked before anything is sent; one round trip.
     """
     model = type(instance)
     meta = model._meta
@@ -174,7 +193,11 @@ def create(instance: RedisModel, values: dict[str, Any]) -> str:
     values = dict(values)
     given_pk = values.pop(pk_field.name, None)
     states = {name: meta.fields[name].state_of(value) for name, value in values.items()}
-    pk = pk_field.normalize(given_pk) if given_pk is not None else pk_field.new_pk(database)
+    if given_pk is not None:
+        pk = pk_field.normalize(given_pk)
+    else:
+        pk_field.require_auto()
+        pk = new_pk_token()
     write = Write(model, pk, creating=True)
     for name, state in states.items():
         field = meta.fields[name]
@@ -184,7 +207,7 @@ def create(instance: RedisModel, values: dict[str, Any]) -> str:
             write.call(*command)
         plan_index_changes(write, field, [], state)
     write.run(database)
-    return pk
+    return write.pk
 
 
 def modify(field: RedisField, build: Callable[[str], Command]) -> Any:
@@ -197,18 +220,20 @@ def modify(field: RedisField, build: Callable[[str], Command]) -> Any:
     instance = field.bound_instance
     model = type(instance)
     database = model._meta.database
-    command = build(instance._pk or "")
     creating = instance._pk is None
-    pk = model._meta.pk_field.new_pk(database) if creating else instance._pk
     if creating:
-        command = build(pk)
+        model._meta.pk_field.require_auto()
+    pk = new_pk_token() if creating else instance._require_pk()
     connection = database.connection
 
     if not field.indexes:
         write = Write(model, pk, creating)
+        command = build(pk)
         write.call_for_reply(*command.args)
         reply = write.run(database)
+        pk = write.pk
     else:
+        command = build(pk)
         kind, (key, sub) = field.state_kind, field.state_location(pk)
         simulate = ["M", kind, key, sub, len(command.args) - 1, command.args[0], *command.args[2:]]
 
@@ -218,12 +243,16 @@ def modify(field: RedisField, build: Callable[[str], Command]) -> Any:
                 raise ResponseError(outcome[1])
             write = Write(model, pk, creating)
             write.guard(kind, key, sub, old)
-            for change in field.transition(pk, old, new):
+            for change in field.transition(write.pk, old, new):
                 write.call(*change)
             plan_index_changes(write, field, old, new)
-            return CONFLICT if write.run(database) is CONFLICT else outcome[1]
+            if write.run(database) is CONFLICT:
+                return CONFLICT
+            return write.pk, outcome[1]
 
-        reply = retry_on_conflict(database, attempt, f"{field.describe()}.{command.name.lower()}")
+        pk, reply = retry_on_conflict(
+            database, attempt, f"{field.describe()}.{command.name.lower()}"
+        )
     if creating:
         instance._saved(pk)
     return parse(connection, command, reply)

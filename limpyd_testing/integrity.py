@@ -90,4 +90,3 @@ def assert_indexes_consistent(*models: type[RedisModel]) -> None:
     problems = [f"{model.__name__}: {p}" for model in models for p in index_problems(model)]
     if problems:
         raise IndexIntegrityError("\n".join(problems))
-

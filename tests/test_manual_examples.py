@@ -309,6 +309,14 @@ def test_pk_fields_examples(db):
 
 def test_model_module_exposes_database_and_fields():
     assert model.RedisDatabase is RedisDatabase
-    for name in ("StringField", "HashField", "InstanceHashField", "SetField", "ListField",
-                 "SortedSetField", "PKField", "AutoPKField"):
+    for name in (
+        "StringField",
+        "HashField",
+        "InstanceHashField",
+        "SetField",
+        "ListField",
+        "SortedSetField",
+        "PKField",
+        "AutoPKField",
+    ):
         assert getattr(model, name) is getattr(fields, name)

@@ -3,14 +3,11 @@ collection set, and part of the keys of the instance's other fields."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from limpyd.exceptions import ImplementationError
 from limpyd.fields.base import NO_DEFAULT
 from limpyd.fields.strings import StringField
-
-if TYPE_CHECKING:
-    from limpyd.database import RedisDatabase
 
 __all__ = ["AutoPKField", "PKField"]
 
@@ -71,18 +68,16 @@ class PKField(StringField):
             raise ValueError(f"{self.describe()}: invalid value {value!r}: a pk cannot be empty")
         return text
 
-    def new_pk(self, database: RedisDatabase) -> str:
-        """A pk for a new instance, when the model gives them."""
-        raise ImplementationError(
-            f"{self.describe()}: a value for the PKField {self.name!r} is needed to create "
-            "an instance"
-        )
+    def require_auto(self) -> None:
+        """Creating without a pk value: fine for an AutoPKField (the write takes one)."""
+        if not self.auto:
+            raise ImplementationError(
+                f"{self.describe()}: a value for the PKField {self.name!r} is needed to create "
+                "an instance"
+            )
 
 
 class AutoPKField(PKField):
     """A primary key given by limpyd: 1, 2, 3... from a counter (INCR) per model."""
 
     auto = True
-
-    def new_pk(self, database: RedisDatabase) -> str:
-        return str(database.connection.incr(self.model._meta.max_pk_key))

@@ -5,11 +5,27 @@
 --   'G' kind key sub n expected(n)    the state is still as read    -> {'CONFLICT'}
 --   'U' id how key a b pk             no other instance holds a value -> {'UNIQUE', id, holder pk}
 --        how: 'set' (SMEMBERS key), 'lex' (ZRANGEBYLEX key a b), 'score' (ZRANGEBYSCORE key a b)
+--   'N' token counter                 the instance gets a new pk (INCR counter), which
+--                                     replaces `token` in the arguments of later writes
 --   'C' n cmd args(n-1)               a write
 --   'R' n cmd args(n-1)               a write whose reply is returned
--- Returns {'OK', reply}.
+-- Returns {'OK', reply, pk given by 'N' or false}.
 local r = argv_reader(ARGV)
-local reply = false
+local reply, token, new_pk = false, nil, false
+
+local function with_pk(s)
+    if not token or not string.find(s, token, 1, true) then return s end
+    local out, i = {}, 1
+    while true do
+        local a, b = string.find(s, token, i, true)
+        if not a then break end
+        out[#out + 1] = string.sub(s, i, a - 1)
+        out[#out + 1] = new_pk
+        i = b + 1
+    end
+    out[#out + 1] = string.sub(s, i)
+    return table.concat(out)
+end
 while not r.done() do
     local op = r.next()
     if op == 'X' or op == 'A' then
@@ -33,10 +49,15 @@ while not r.done() do
             if how ~= 'set' then holder = pk_of(holder) end
             if holder ~= allowed then return {'UNIQUE', id, holder} end
         end
+    elseif op == 'N' then
+        token = r.next()
+        new_pk = tostring(redis.call('INCR', r.next()))
     elseif op == 'C' or op == 'R' then
         local n = r.num()
         local cmd = r.next()
-        local res = redis.call(cmd, unpack(r.list(n - 1)))
+        local args = r.list(n - 1)
+        if token then for i = 1, #args do args[i] = with_pk(args[i]) end end
+        local res = redis.call(cmd, unpack(args))
         if op == 'R' then
             if type(res) == 'table' and res.ok then res = res.ok end
             reply = res
@@ -45,4 +66,4 @@ while not r.done() do
         return redis.error_reply('limpyd: unknown instruction ' .. tostring(op))
     end
 end
-return {'OK', reply}
+return {'OK', reply, new_pk}

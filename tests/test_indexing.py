@@ -1,0 +1,290 @@
+"""Indexes stay exact through every modifier; unique values are refused atomically."""
+
+from __future__ import annotations
+
+import pytest
+
+from limpyd import fields, model
+from limpyd.exceptions import DoesNotExist, ImplementationError, UniquenessError
+
+
+@pytest.fixture
+def Thing(db):
+    class Thing(model.RedisModel):
+        database = db
+        name = fields.StringField(indexable=True)
+        code = fields.StringField(unique=True)
+        color = fields.InstanceHashField(indexable=True)
+        serial = fields.InstanceHashField(unique=True)
+        tags = fields.SetField(indexable=True)
+        steps = fields.ListField(indexable=True)
+        scores = fields.SortedSetField(indexable=True)
+        headers = fields.HashField(indexable=True)
+        plain = fields.StringField()
+
+    return Thing
+
+
+def pks(collection):
+    return sorted(collection)
+
+
+STRING_MODIFIERS = [
+    ("set", ("b",), "b"),
+    ("append", ("x",), "ax"),
+    ("getset", ("z",), "z"),
+    ("setrange", (0, "Q"), "Q"),
+    ("getdel", (), None),
+    ("setnx", ("n",), "a"),
+]
+
+
+@pytest.mark.parametrize(("command", "args", "expected"), STRING_MODIFIERS)
+def test_string_modifiers_keep_index_exact(Thing, consistent, command, args, expected):
+    thing = Thing(name="a")
+    getattr(thing.name, command)(*args)
+    assert thing.name.get() == expected
+    if expected is not None:
+        assert pks(Thing.collection(name=expected)) == ["1"]
+    if expected != "a":
+        assert pks(Thing.collection(name="a")) == []
+    consistent(Thing)
+
+
+def test_numeric_string_modifiers(Thing, consistent):
+    thing = Thing(name="10")
+    assert thing.name.incr() == 11
+    assert thing.name.incr(5) == 16
+    assert thing.name.decr() == 15
+    assert thing.name.incrbyfloat("0.5") == 15.5
+    assert pks(Thing.collection(name="15.5")) == ["1"]
+    assert pks(Thing.collection(name="10")) == []
+    thing.name.setbit(0, 1)
+    consistent(Thing)
+
+
+def test_failed_command_raises_redis_error_and_writes_nothing(Thing, unchanged):
+    import redis
+
+    thing = Thing(name="abc")
+    with unchanged(), pytest.raises(redis.ResponseError):
+        thing.name.incr()
+
+
+def test_instance_hash_field_modifiers(Thing, consistent):
+    thing = Thing(color="red")
+    thing.color.hset("blue")
+    assert pks(Thing.collection(color="blue")) == ["1"]
+    assert pks(Thing.collection(color="red")) == []
+    thing.color.hsetnx("green")
+    assert thing.color.hget() == "blue"
+    thing.color.hset("1")
+    thing.color.hincrby(2)
+    thing.color.hincrbyfloat(0.5)
+    assert pks(Thing.collection(color="3.5")) == ["1"]
+    thing.hmset(color="x", serial="s1")
+    assert pks(Thing.collection(color="x")) == ["1"]
+    assert pks(Thing.collection(serial="s1")) == ["1"]
+    assert thing.hdel("color", "serial") == 2
+    assert pks(Thing.collection(color="x")) == []
+    assert pks(Thing.collection(serial="s1")) == []
+    consistent(Thing)
+
+
+def test_set_modifiers(Thing, consistent):
+    thing = Thing(tags=["a", "b", "c"])
+    assert pks(Thing.collection(tags="a")) == ["1"]
+    thing.tags.srem("a")
+    assert pks(Thing.collection(tags="a")) == []
+    popped = thing.tags.spop()
+    assert popped in {"b", "c"}
+    assert pks(Thing.collection(tags=popped)) == []
+    remaining = ({"b", "c"} - {popped}).pop()
+    assert pks(Thing.collection(tags=remaining)) == ["1"]
+    thing.tags.sadd("d", "e")
+    assert pks(Thing.collection(tags__in=["d", "zz"])) == ["1"]
+    consistent(Thing)
+
+
+def test_list_modifiers(Thing, consistent):
+    thing = Thing(steps=["a", "b"])
+    thing.steps.rpush("c")
+    thing.steps.lpush("z")
+    assert thing.steps.lrange(0, -1) == ["z", "a", "b", "c"]
+    thing.steps.lset(1, "A")
+    assert pks(Thing.collection(steps="a")) == []
+    assert pks(Thing.collection(steps="A")) == ["1"]
+    thing.steps.linsert("before", "b", "b0")
+    thing.steps.rpush("b")
+    assert thing.steps.lrem(0, "b") == 2
+    assert pks(Thing.collection(steps="b")) == []
+    assert thing.steps.lpop() == "z"
+    assert thing.steps.rpop() == "c"
+    thing.steps.ltrim(0, 0)
+    assert thing.steps.lrange(0, -1) == ["A"]
+    assert pks(Thing.collection(steps="b0")) == []
+    thing.steps.lpushx("p")
+    thing.steps.rpushx("q")
+    assert pks(Thing.collection(steps="q")) == ["1"]
+    consistent(Thing)
+
+
+def test_list_keeps_value_indexed_while_a_copy_remains(Thing, consistent):
+    thing = Thing(steps=["a", "a", "b"])
+    thing.steps.lrem(1, "a")
+    assert pks(Thing.collection(steps="a")) == ["1"]
+    thing.steps.lrem(1, "a")
+    assert pks(Thing.collection(steps="a")) == []
+    consistent(Thing)
+
+
+def test_sorted_set_modifiers(Thing, consistent):
+    thing = Thing(scores={"a": 1, "b": 2, "c": 3, "d": 4})
+    thing.scores.zadd(e=5)
+    thing.scores.zadd({"f": 6})
+    thing.scores.zincrby(10, "a")
+    thing.scores.zrem("b")
+    assert pks(Thing.collection(scores="b")) == []
+    thing.scores.zremrangebyscore(3, 3)
+    assert pks(Thing.collection(scores="c")) == []
+    thing.scores.zremrangebyrank(0, 0)
+    assert pks(Thing.collection(scores="d")) == []
+    assert thing.scores.zrange(0, -1) == ["e", "f", "a"]
+    assert pks(Thing.collection(scores="a")) == ["1"]
+    thing.scores.zpopmin()
+    assert pks(Thing.collection(scores="e")) == []
+    consistent(Thing)
+
+
+def test_hash_field_indexes_per_key(Thing, consistent):
+    thing = Thing(headers={"from": "me", "to": "you"})
+    other = Thing(headers={"from": "you"})
+    assert pks(Thing.collection(headers__from="me")) == [thing.pk.get()]
+    assert pks(Thing.collection(headers__to="you")) == [thing.pk.get()]
+    assert pks(Thing.collection(headers__from="you")) == [other.pk.get()]
+    thing.headers.hset("from", "him")
+    thing.headers.hdel("to")
+    thing.headers.hincrby("count", 2)
+    thing.headers.hmset({"cc": "x"}, bcc="y")
+    assert pks(Thing.collection(headers__from="me")) == []
+    assert pks(Thing.collection(headers__to="you")) == []
+    assert pks(Thing.collection(headers__count=2)) == ["1"]
+    assert pks(Thing.collection(headers__bcc="y")) == ["1"]
+    with pytest.raises(ImplementationError):
+        Thing.collection(headers="me")
+    consistent(Thing)
+
+
+def test_field_delete_and_instance_delete_clean_indexes(Thing, consistent, db):
+    thing = Thing(
+        name="n",
+        code="c",
+        color="r",
+        serial="s",
+        tags=["t"],
+        steps=["x"],
+        scores={"m": 1},
+        headers={"k": "v"},
+        plain="p",
+    )
+    thing.name.delete()
+    assert pks(Thing.collection(name="n")) == []
+    consistent(Thing)
+    thing.delete()
+    consistent(Thing)
+    assert set(db.scan_keys()) == {":thing:max_pk"}
+    with pytest.raises(DoesNotExist):
+        thing.plain.set("again")
+    with pytest.raises(DoesNotExist):
+        thing.plain.get()
+    # the unique values are free again
+    Thing(code="c", serial="s")
+
+
+def test_unique_string_field(Thing, unchanged, consistent):
+    first = Thing(code="A")
+    with unchanged(), pytest.raises(UniquenessError) as error:
+        Thing(name="other", code="A", tags=["t"])
+    assert "Thing.code" in str(error.value) and "'A'" in str(error.value)
+    second = Thing(code="B")
+    with unchanged(), pytest.raises(UniquenessError):
+        second.code.set("A")
+    first.code.set("A")  # same instance, same value: fine
+    first.code.set("C")
+    second.code.set("A")  # freed
+    consistent(Thing)
+
+
+def test_unique_instance_hash_field_through_hmset(Thing, unchanged, consistent):
+    Thing(serial="S")
+    other = Thing(serial="T")
+    with unchanged(), pytest.raises(UniquenessError, match="Thing.serial"):
+        other.hmset(color="c", serial="S")
+    with unchanged(), pytest.raises(UniquenessError):
+        Thing().hmset(serial="S", color="c")
+    consistent(Thing)
+
+
+def test_unique_multi_value_fields(db, unchanged, consistent):
+    class Tagged(model.RedisModel):
+        database = db
+        tags = fields.SetField(unique=True)
+
+    Tagged(tags=["a", "b"])
+    other = Tagged(tags=["c"])
+    with unchanged(), pytest.raises(UniquenessError, match="Tagged.tags.*'b'"):
+        other.tags.sadd("d", "b")
+    other.tags.sadd("d")
+    consistent(Tagged)
+
+
+def test_bad_values_are_refused_before_writing(Thing, unchanged):
+    thing = Thing(name="a")
+    for bad in (None, True, [1], {"a": 1}, object()):
+        with unchanged(), pytest.raises(ValueError, match=r"Thing\.name"):
+            thing.name.set(bad)
+        with unchanged(), pytest.raises(ValueError, match=r"Thing\.name"):
+            Thing(name=bad)
+    with unchanged(), pytest.raises(ValueError, match=r"Thing\.tags"):
+        thing.tags.sadd("ok", None)
+    with unchanged(), pytest.raises(ValueError, match=r"Thing\.tags"):
+        Thing(name="fine", tags="not-a-list")
+    with unchanged(), pytest.raises(ValueError, match=r"Thing\.scores"):
+        Thing(scores=["a"])
+    with unchanged(), pytest.raises(ValueError, match="nope"):
+        Thing(nope=1)
+    with unchanged(), pytest.raises(ValueError, match="nope"):
+        thing.hmset(nope=1)
+
+
+def test_filter_errors(Thing):
+    with pytest.raises(ValueError, match="nope"):
+        Thing.collection(nope=1)
+    with pytest.raises(ImplementationError, match="Thing.plain"):
+        Thing.collection(plain=1)
+    with pytest.raises(ImplementationError, match="name__gt"):
+        Thing.collection(name__gt="a")
+
+
+def test_values_with_any_character(Thing, consistent):
+    for value in ("a:b", "a*", "[x]", "\x00", "é", b"\xff\xfe", "", " "):
+        thing = Thing(name=value, headers={value or "k": value})
+        text = value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else value
+        assert thing.pk.get() in Thing.collection(name=value)
+        assert thing.name.get() == text
+    consistent(Thing)
+
+
+def test_unsaved_instance_created_by_first_write(Thing, unchanged, consistent):
+    Thing(code="taken")
+    thing = Thing()
+    assert thing.pk.get() is None
+    with unchanged(), pytest.raises(UniquenessError):
+        thing.code.set("taken")
+    assert thing.pk.get() is None
+    thing.tags.sadd("a")
+    assert thing.pk.get() is not None
+    assert pks(Thing.collection(tags="a")) == [thing.pk.get()]
+    with pytest.raises(DoesNotExist):
+        Thing().name.get()
+    consistent(Thing)
