@@ -3,7 +3,11 @@
 `Model.collection(**filters)` ands the filters (each one a set of pks, a union when a filter
 matches several index entries), always intersected with the model's collection so only
 existing instances come back. Sorting, slicing and the output happen in the same call: a
-collection costs one round trip per evaluation, whatever its size. Results are not cached.
+collection costs one round trip per evaluation, whatever its size.
+
+A collection object is evaluated once, when its data is first needed (iterating, `len`,
+`repr`...), and keeps that result, as Django's querysets do; chaining (`sort`, slicing,
+`instances`...) gives a new, unevaluated collection.
 
 Without `sort()`, pks come in a stable order on every backend: numeric if all of them are
 numbers, else byte-wise.
@@ -40,6 +44,7 @@ class CollectionManager:
         self._sort: tuple[Any, ...] = ("D", False)
         self._slices: list[tuple[int | None, int | None, int | None]] = []
         self._instances = False
+        self._cache: list[str] | None = None
 
     def _clone(self) -> CollectionManager:
         clone = type(self).__new__(type(self))
@@ -47,6 +52,7 @@ class CollectionManager:
         clone._sources = list(self._sources)
         clone._filters = dict(self._filters)
         clone._slices = list(self._slices)
+        clone._cache = None
         return clone
 
     # Building ---------------------------------------------------------------------------
@@ -180,17 +186,22 @@ class CollectionManager:
             return [self.model._from_known_pk(pk) for pk in pks]
         return list(pks)
 
+    def _pks(self) -> list[str]:
+        if self._cache is None:
+            self._cache = self._query(["pks"])
+        return self._cache
+
     def _results(self) -> list[Any]:
-        return self._wrap(self._query(["pks"]))
+        return self._wrap(self._pks())
 
     def __iter__(self) -> Iterator[Any]:
         return iter(self._results())
 
     def __len__(self) -> int:
-        return int(self._query(["count"]))
+        return len(self._pks())
 
     def __bool__(self) -> bool:
-        return self._any()
+        return bool(self._pks()) if self._cache is not None else self._any()
 
     def __getitem__(self, item: int | slice) -> Any:
         if isinstance(item, slice):
@@ -198,6 +209,13 @@ class CollectionManager:
             clone._slices.append((_index(item.start), _index(item.stop), _index(item.step)))
             return clone
         position = _index(item)
+        if self._cache is not None:
+            try:
+                return self._wrap([self._cache[position]])[0]
+            except IndexError:
+                raise IndexError(
+                    f"{self.model.__name__} collection index {item} out of range"
+                ) from None
         stop = position + 1 if position != -1 else None
         found = self._wrap(self._query(["pks"], (position, stop, 1)))
         if not found:

@@ -342,10 +342,13 @@ class RedisModel(metaclass=MetaRedisModel):
         return instance
 
     @classmethod
-    def collection(cls, **filters: Any) -> CollectionManager:
-        """The pks of the instances matching these filters (lazy; see Collections)."""
+    def collection(
+        cls, manager: type[CollectionManager] | None = None, **filters: Any
+    ) -> CollectionManager:
+        """The pks of the instances matching these filters (lazy; see Collections), through
+        the model's `collection_manager` or the given `manager` class."""
         cls._check_concrete()
-        return cls.collection_manager(cls)(**filters)
+        return (manager or cls.collection_manager)(cls)(**filters)
 
     @classmethod
     def scan_model_keys(cls) -> Iterator[str]:

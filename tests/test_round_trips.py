@@ -1,0 +1,119 @@
+"""Round-trip budgets (manual operations, counted on both backends).
+
+"Cold" runs start with the server not knowing limpyd's script (SCRIPT FLUSH), so the first
+call pays EVALSHA's miss and the EVAL fallback; "warm" runs are the steady state.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from limpyd import fields, model
+
+
+@pytest.fixture
+def Item(db):
+    class Item(model.RedisModel):
+        database = db
+        name = fields.InstanceHashField(unique=True)
+        color = fields.InstanceHashField(indexable=True)
+        size = fields.InstanceHashField(indexable=True)
+        tags = fields.SetField(indexable=True)
+        slug = fields.StringField(unique=True)
+        notes = fields.ListField()
+        plain = fields.StringField()
+
+    return Item
+
+
+@pytest.fixture(params=["cold", "warm"])
+def temperature(request, db):
+    db.connection.script_flush()
+    if request.param == "warm":
+        db.connection.ping()  # any limpyd call below loads the script first
+    return request.param
+
+
+def _warm_up(Item, temperature):
+    if temperature == "warm":
+        Item(plain="warm-up").delete()
+
+
+VALUES = dict(name="n", color="c", size="s", tags=["a", "b"], slug="sl", notes=["x"], plain="p")
+
+
+def test_create_with_every_field(Item, limpyd_commands, temperature):
+    _warm_up(Item, temperature)
+    with limpyd_commands() as counted:
+        Item(**VALUES)
+    assert counted.round_trips <= 3
+    if temperature == "warm":
+        assert counted.round_trips == 1, counted.names
+
+
+def test_update_of_an_indexed_field(Item, limpyd_commands, temperature):
+    item = Item(**VALUES)
+    if temperature == "cold":
+        item.database.connection.script_flush()
+    for update in (lambda: item.color.hset("d"), lambda: item.slug.set("other"),
+                   lambda: item.tags.sadd("z"), lambda: item.name.hset("m")):
+        with limpyd_commands() as counted:
+            update()
+        assert counted.round_trips <= 3, counted.names
+        if temperature == "warm":
+            assert counted.round_trips == 2, counted.names
+
+
+def test_update_of_a_plain_field(Item, limpyd_commands, temperature):
+    item = Item(**VALUES)
+    if temperature == "warm":
+        item.plain.set("q")
+    else:
+        item.database.connection.script_flush()
+    with limpyd_commands() as counted:
+        item.plain.append("x")
+    assert counted.round_trips <= 2
+    if temperature == "warm":
+        assert counted.round_trips == 1
+
+
+def test_hmset_of_several_indexed_fields(Item, limpyd_commands, temperature):
+    item = Item(**VALUES)
+    if temperature == "cold":
+        item.database.connection.script_flush()
+    with limpyd_commands() as counted:
+        item.hmset(name="n2", color="c2", size="s2")
+    assert counted.round_trips <= 3
+    if temperature == "warm":
+        assert counted.round_trips == 2
+    assert item.hmget("name", "color", "size") == ["n2", "c2", "s2"]
+
+
+def test_delete_of_an_indexed_instance(Item, limpyd_commands, temperature):
+    item = Item(**VALUES)
+    if temperature == "cold":
+        item.database.connection.script_flush()
+    with limpyd_commands() as counted:
+        item.delete()
+    assert counted.round_trips <= 3
+    if temperature == "warm":
+        assert counted.round_trips == 2
+    assert not Item.exists(item.pk.get())
+
+
+def test_load_by_pk(Item, limpyd_commands, temperature):
+    item = Item(**VALUES)
+    with limpyd_commands() as counted:
+        loaded = Item(item.pk.get())
+    assert counted.round_trips == 1
+    assert loaded == item
+
+
+def test_collection_is_one_round_trip_whatever_its_size(Item, limpyd_commands, temperature):
+    for i in range(30):
+        Item(color="same", size=str(i % 3), plain=str(i))
+    _warm_up(Item, "warm")
+    with limpyd_commands() as counted:
+        found = list(Item.collection(color="same", size="1").sort(by="-size").instances())
+    assert len(found) == 10
+    assert counted.round_trips == 1
