@@ -55,8 +55,12 @@ def test_update_of_an_indexed_field(Item, limpyd_commands, temperature):
     item = Item(**VALUES)
     if temperature == "cold":
         item.database.connection.script_flush()
-    for update in (lambda: item.color.hset("d"), lambda: item.slug.set("other"),
-                   lambda: item.tags.sadd("z"), lambda: item.name.hset("m")):
+    for update in (
+        lambda: item.color.hset("d"),
+        lambda: item.slug.set("other"),
+        lambda: item.tags.sadd("z"),
+        lambda: item.name.hset("m"),
+    ):
         with limpyd_commands() as counted:
             update()
         assert counted.round_trips <= 3, counted.names

@@ -1,0 +1,150 @@
+"""Databases and backends: URLs, switching, scanning, the model registry, and the places
+where fakeredis and Redis differ (absorbed in limpyd.backends)."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from limpyd import fields, model
+from limpyd.backends import FakeBackend, RedisBackend, backend_from_url
+from limpyd.database import RedisDatabase
+from limpyd.exceptions import ImplementationError
+
+
+def test_fakeredis_urls_name_servers_and_dbs():
+    name = f"url-{uuid.uuid4().hex}"
+    try:
+        a = RedisDatabase.from_url(f"fakeredis://{name}")
+        b = RedisDatabase.from_url(f"fakeredis://{name}/0")
+        other_db = RedisDatabase.from_url(f"fakeredis://{name}/1")
+        a.connection.set("k", "v")
+        assert b.connection.get("k") == "v"
+        assert other_db.connection.get("k") is None
+        assert RedisDatabase.from_url("fakeredis://").backend.describe() == "fakeredis://default/0"
+    finally:
+        FakeBackend.drop_server(name)
+
+
+def test_url_schemes():
+    assert isinstance(backend_from_url("redis://127.0.0.1:1/2"), RedisBackend)
+    assert isinstance(backend_from_url("rediss://127.0.0.1:1/2"), RedisBackend)
+    assert isinstance(backend_from_url("unix:///tmp/x.sock"), RedisBackend)
+    with pytest.raises(ValueError, match="Unsupported"):
+        backend_from_url("http://example.org")
+    with pytest.raises(ValueError, match="db number"):
+        backend_from_url("fakeredis://x/abc")
+
+
+def test_default_settings_are_the_manuals():
+    database = RedisDatabase()
+    assert database.backend.describe() == "redis://localhost:6379/0"
+    database.connect(host="127.0.0.1", port=6370, db=3)
+    assert database.backend.describe() == "redis://127.0.0.1:6370/3"
+    with pytest.raises(ImplementationError):
+        database.connect(backend=FakeBackend(), db=1)
+
+
+def test_values_come_back_as_text(db):
+    db.connection.set("k", 1)
+    assert db.connection.get("k") == "1"
+    db.connection.set("b", b"\xff\x00")
+    assert db.connection.get("b").encode("utf-8", "surrogateescape") == b"\xff\x00"
+
+
+def test_connect_keeps_models_working(limpyd_database_factory):
+    first = limpyd_database_factory()
+    second = limpyd_database_factory(db=1)
+
+    class Thing(model.RedisModel):
+        database = first
+        name = fields.StringField(indexable=True)
+
+    Thing(name="in-first")
+    first.connect(backend=second.backend)
+    assert list(Thing.collection()) == []
+    Thing(name="in-second")
+    assert [Thing(pk).name.get() for pk in Thing.collection()] == ["in-second"]
+
+
+def test_incrbyfloat_prints_like_redis(db):
+    class Number(model.RedisModel):
+        database = db
+        value = fields.StringField()
+        inner = fields.InstanceHashField()
+        hashed = fields.HashField()
+
+    number = Number(value="0.1", inner="0.1", hashed={"x": "0.1"})
+    assert number.value.incrbyfloat("0.2") == 0.3
+    assert number.value.get() == "0.3"
+    number.inner.hincrbyfloat("0.2")
+    assert number.inner.hget() == "0.3"
+    number.hashed.hincrbyfloat("x", "0.2")
+    assert number.hashed.hget("x") == "0.3"
+    number.value.set("10.5")
+    number.value.incrbyfloat("-0.5")
+    assert number.value.get() == "10"
+    number.value.set("5.0e3")
+    number.value.incrbyfloat(1)
+    assert number.value.get() == "5001"
+
+
+def test_server_info_on_both(db):
+    info = db.backend.server_info(db.connection)
+    assert int(info["redis_version"].split(".")[0]) >= 6
+
+
+def test_registry_refuses_same_name_in_same_namespace(db):
+    class Taken(model.RedisModel):
+        database = db
+
+    def define_again():
+        class Taken(model.RedisModel):
+            database = db
+
+        return Taken
+
+    # a different definition (another qualname) with the same name is refused
+    with pytest.raises(ImplementationError, match="Taken"):
+        define_again()
+
+    class Elsewhere(model.RedisModel):
+        database = db
+        namespace = "other"
+
+    assert db.get_model("taken") is Taken
+    assert db.get_model("elsewhere", "other") is Elsewhere
+
+
+def test_concrete_model_needs_a_database():
+    class Orphan(model.RedisModel):
+        name = fields.StringField()
+
+    with pytest.raises(ImplementationError, match="Orphan has no database"):
+        Orphan(name="x")
+    with pytest.raises(ImplementationError, match="RedisDatabase"):
+
+        class Wrong(model.RedisModel):
+            database = "not a database"
+
+
+def test_use_database_moves_registration(limpyd_database_factory):
+    first = limpyd_database_factory()
+    second = limpyd_database_factory(db=2)
+
+    class Base(model.RedisModel):
+        abstract = True
+        database = first
+
+    class Child(Base):
+        name = fields.StringField()
+
+    class Own(Base):
+        database = first
+
+    assert first.get_model("child") is Child
+    Base.use_database(second)
+    assert Child.database is second and first.get_model("child") is None
+    assert second.get_model("child") is Child
+    assert Own.database is first
