@@ -8,6 +8,9 @@ from limpyd.database import RedisDatabase
 from limpyd_testing.integrity import assert_indexes_consistent
 from limpyd_testing.snapshot import snapshot
 
+# tests/plugin drives pytest sessions of its own
+pytest_plugins = ["pytester"]
+
 
 @pytest.fixture
 def db(limpyd_database: RedisDatabase) -> RedisDatabase:
