@@ -15,7 +15,7 @@ numbers, else byte-wise.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from limpyd.exceptions import DoesNotExist, ImplementationError, MultipleObjectsReturned
@@ -38,8 +38,7 @@ class CollectionManager:
 
     def __init__(self, model: type[RedisModel]) -> None:
         self.model = model
-        self._sources: list[list[Atom]] = []
-        self._filters: dict[str, Any] = {}
+        self._filters: list[tuple[str, Any]] = []
         #: ('D', desc) by default, else ('P' | 'S' | 'H', alpha, desc[, field name]).
         self._sort: tuple[Any, ...] = ("D", False)
         self._slices: list[tuple[int | None, int | None, int | None]] = []
@@ -49,8 +48,7 @@ class CollectionManager:
     def _clone(self) -> CollectionManager:
         clone = type(self).__new__(type(self))
         clone.__dict__.update(self.__dict__)
-        clone._sources = list(self._sources)
-        clone._filters = dict(self._filters)
+        clone._filters = list(self._filters)
         clone._slices = list(self._slices)
         clone._cache = None
         return clone
@@ -58,16 +56,14 @@ class CollectionManager:
     # Building ---------------------------------------------------------------------------
 
     def __call__(self, **filters: Any) -> CollectionManager:
-        """This collection with more filters (and-ed)."""
+        """This collection with more filters (and-ed). They are checked at evaluation."""
         return self._filtered(filters)
 
     def _filtered(self, filters: dict[str, Any]) -> CollectionManager:
         if self._slices:
             raise ImplementationError("Cannot filter a collection after slicing it")
         clone = self._clone()
-        for key, value in filters.items():
-            clone._sources.append(self._atoms(key, value))
-            clone._filters[key] = value
+        clone._filters += filters.items()
         return clone
 
     def _atoms(self, key: str, value: Any) -> list[Atom]:
@@ -95,7 +91,12 @@ class CollectionManager:
     @staticmethod
     def _pk_atom(field: RedisField, parts: list[str], value: Any, key: str) -> Atom:
         if parts == ["in"]:
-            values = field.texts(value)
+            if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+                raise ImplementationError(
+                    f"{field.describe()}: the value of the filter {key!r} must be an iterable "
+                    f"of values, not {value!r}"
+                )
+            values = [field.text(item) for item in value]
         elif parts in ([], ["eq"]):
             values = [field.text(value)]
         else:
@@ -122,12 +123,15 @@ class CollectionManager:
             f"{field.describe()}: no index of this field answers the filter {key!r}"
         )
 
-    def sort(self, by: str | None = None, alpha: bool = False) -> CollectionManager:
-        """Sort by pk (default) or by a StringField / InstanceHashField (`-name`: descending);
-        numeric unless `alpha` (byte-wise)."""
+    def sort(
+        self, by: str | None = None, alpha: bool = False, desc: bool = False
+    ) -> CollectionManager:
+        """Sort by pk (default) or by a StringField / InstanceHashField (`-name` or `desc`:
+        descending); numeric unless `alpha` (byte-wise). Ties are ordered by pk."""
         clone = self._clone()
-        desc = bool(by and by.startswith("-"))
-        name = by[1:] if by and desc else by
+        reverse = bool(by and by.startswith("-"))
+        name = by[1:] if by and reverse else by
+        desc = desc != reverse
         meta = self.model._meta
         field = meta.field(name) if name else meta.pk_field
         if field is meta.pk_field:
@@ -161,8 +165,9 @@ class CollectionManager:
 
     def _arguments(self, slices: list[tuple[Any, Any, Any]], output: list[Any]) -> list[Any]:
         meta = self.model._meta
-        args: list[Any] = [meta.collection_key, f"{meta.prefix}:obj:", ":_hash", len(self._sources)]
-        for atoms in self._sources:
+        sources = [self._atoms(key, value) for key, value in self._filters]
+        args: list[Any] = [meta.collection_key, f"{meta.prefix}:obj:", ":_hash", len(sources)]
+        for atoms in sources:
             args.append(len(atoms))
             for atom in atoms:
                 args += atom
@@ -230,10 +235,22 @@ class CollectionManager:
         pks = self._query(["pks"], (0, 2, 1))
         name = self.model.__name__
         if not pks:
-            raise DoesNotExist(f"{name}: no instance matches {self._filters!r}")
+            raise DoesNotExist(f"{name}: no instance matches {dict(self._filters)!r}")
         if len(pks) > 1:
-            raise MultipleObjectsReturned(f"{name}: several instances match {self._filters!r}")
+            raise MultipleObjectsReturned(
+                f"{name}: several instances match {dict(self._filters)!r}"
+            )
         return self.model._from_known_pk(pks[0])
+
+    def __contains__(self, item: Any) -> bool:
+        return item in self._results()
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, CollectionManager | list | tuple):
+            return self._results() == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
         return repr(self._results())

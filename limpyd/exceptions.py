@@ -12,6 +12,7 @@ __all__ = [
     "LimpydException",
     "MultipleObjectsReturned",
     "UniquenessError",
+    "UnknownFieldError",
 ]
 
 
@@ -29,6 +30,10 @@ class UniquenessError(LimpydException):
 
 class ImplementationError(LimpydException):
     """The models, fields, indexes or a query are declared or used in an unsupported way."""
+
+
+class UnknownFieldError(ImplementationError, ValueError):
+    """A model has no field of that name (a ValueError too, as for constructor arguments)."""
 
 
 class MultipleObjectsReturned(LimpydException, ValueError):

@@ -112,8 +112,8 @@ class BaseIndex:
         if suffix == "in":
             if isinstance(value, str | bytes) or not isinstance(value, Iterable):
                 raise ImplementationError(
-                    f"{self.field.describe()}: the value of an '__in' filter must be an "
-                    f"iterable of values, not {value!r}"
+                    f"{self.field.describe()}: the value of the filter "
+                    f"{self.field.name}__in must be an iterable of values, not {value!r}"
                 )
             return [atom for item in value for atom in self.atoms("eq", item, hkey)]
         normalized = self.normalize(self.field.filter_text(value))

@@ -13,7 +13,12 @@ from typing import Any, ClassVar
 from limpyd import writes
 from limpyd.collection import CollectionManager
 from limpyd.database import RedisDatabase
-from limpyd.exceptions import DoesNotExist, ImplementationError, UniquenessError
+from limpyd.exceptions import (
+    DoesNotExist,
+    ImplementationError,
+    UniquenessError,
+    UnknownFieldError,
+)
 from limpyd.fields import (
     AutoPKField,
     HashField,
@@ -103,7 +108,7 @@ class ModelOptions:
         try:
             return self.fields[name]
         except KeyError:
-            raise ValueError(f"{self.model.__name__} has no field {name!r}") from None
+            raise UnknownFieldError(f"{self.model.__name__} has no field {name!r}") from None
 
     def hash_field(self, name: str) -> InstanceHashField:
         field = self.field(name)

@@ -171,12 +171,12 @@ def _entries(field: RedisField, pk: str, items: list[tuple[str | None, str]]) ->
     }
 
 
-def read_states(database: RedisDatabase, pk: str, fields: list[RedisField]) -> list[State]:
-    """The current states of `fields` of the instance `pk`, in one round trip."""
-    if not fields:
+def read_states(database: RedisDatabase, wanted: list[tuple[RedisField, str]]) -> list[State]:
+    """The current states of these (field, pk) pairs, in one round trip."""
+    if not wanted:
         return []
     args: list[Any] = []
-    for field in fields:
+    for field, pk in wanted:
         args += ["S", field.state_kind, *field.state_location(pk)]
     return READ(database.connection, args)
 
@@ -275,7 +275,7 @@ def rewrite(
     indexed = [(field, state) for field, state in targets if field.indexes]
 
     def attempt() -> Any:
-        olds = read_states(database, pk, [field for field, _ in indexed])
+        olds = read_states(database, [(field, pk) for field, _ in indexed])
         write = Write(model, pk)
         for (field, _), old in zip(indexed, olds, strict=True):
             write.guard(field.state_kind, *field.state_location(pk), old)

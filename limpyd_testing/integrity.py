@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from limpyd.lua import READ
 from limpyd.text import glob_escape
+from limpyd.writes import read_states
 
 if TYPE_CHECKING:
     from limpyd.model import RedisModel
@@ -42,11 +42,7 @@ def index_problems(model: type[RedisModel]) -> list[str]:
     holders: dict[tuple[str, str | None, str], set[str]] = {}
     for start in range(0, len(pks), BATCH):
         batch = pks[start : start + BATCH]
-        args: list[Any] = []
-        for pk in batch:
-            for field in indexed:
-                args += ["S", field.state_kind, *field.state_location(pk)]
-        states = iter(READ(connection, args)) if args else iter(())
+        states = iter(read_states(meta.database, [(f, pk) for pk in batch for f in indexed]))
         for pk in batch:
             for field in indexed:
                 for hkey, value in field.items_of(next(states)):

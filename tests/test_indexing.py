@@ -171,7 +171,7 @@ def test_hash_field_indexes_per_key(Thing, consistent):
     assert pks(Thing.collection(headers__count=2)) == ["1"]
     assert pks(Thing.collection(headers__bcc="y")) == ["1"]
     with pytest.raises(ImplementationError):
-        Thing.collection(headers="me")
+        list(Thing.collection(headers="me"))
     consistent(Thing)
 
 
@@ -257,13 +257,20 @@ def test_bad_values_are_refused_before_writing(Thing, unchanged):
         thing.hmset(nope=1)
 
 
-def test_filter_errors(Thing):
+def test_filter_errors_at_evaluation(Thing):
+    lazy = Thing.collection(nope=1)
     with pytest.raises(ValueError, match="nope"):
-        Thing.collection(nope=1)
+        list(lazy)
+    with pytest.raises(ImplementationError, match="nope"):
+        len(Thing.collection(nope=1))
     with pytest.raises(ImplementationError, match=r"Thing\.plain"):
-        Thing.collection(plain=1)
+        list(Thing.collection(plain=1))
     with pytest.raises(ImplementationError, match="name__gt"):
-        Thing.collection(name__gt="a")
+        list(Thing.collection(name__gt="a"))
+    with pytest.raises(ImplementationError, match="name__in"):
+        list(Thing.collection(name__in=5))
+    with pytest.raises(ImplementationError, match="pk__in"):
+        list(Thing.collection(pk__in="abc"))
 
 
 def test_values_with_any_character(Thing, consistent):

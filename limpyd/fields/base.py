@@ -97,6 +97,10 @@ class RedisField:
         field = copy.copy(self)
         field.model, field.name, field.instance = model, name, None
         field.indexes = [index for cls in self.index_classes for index in cls.expand(field)]
+        if self.unique and not any(index.handle_uniqueness for index in field.indexes):
+            raise ImplementationError(
+                f"{field.describe()} is unique: it needs an index that handles uniqueness"
+            )
         return field
 
     def describe(self) -> str:
@@ -221,6 +225,20 @@ class RedisField:
         for value in command.args[1 + len(key_args) :]:
             self.text(value)
         return command
+
+    def clean_indexes(self, index_class: type[BaseIndex] | None = None) -> int:
+        """Delete this field's index keys (of `index_class` only, if given): before removing
+        an index from the declaration. The number of keys deleted."""
+        from limpyd.maintenance import clean_indexes
+
+        return clean_indexes(self, index_class)
+
+    def rebuild_indexes(self, index_class: type[BaseIndex] | None = None) -> int:
+        """Index again every instance's value (after adding an index to existing data). The
+        number of instances indexed."""
+        from limpyd.maintenance import rebuild_indexes
+
+        return rebuild_indexes(self, index_class)
 
     def delete(self) -> int:
         """Delete this field's value (and its index entries)."""
