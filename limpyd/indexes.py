@@ -116,10 +116,9 @@ class BaseIndex:
                     f"{self.field.name}__in must be an iterable of values, not {value!r}"
                 )
             return [atom for item in value for atom in self.atoms("eq", item, hkey)]
-        normalized = self.normalize(self.field.filter_text(value))
-        if normalized is None:
-            return []
-        return self._atoms(suffix or "eq", normalized, hkey)
+        # Filter values are compared as given: with a `transform`, the query passes the
+        # transformed value (manual 2.5.5.1).
+        return self._atoms(suffix or "eq", self.field.filter_text(value), hkey)
 
     def _atoms(self, suffix: str, value: str, hkey: str | None) -> list[Atom]:
         raise NotImplementedError
