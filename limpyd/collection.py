@@ -183,8 +183,7 @@ class CollectionManager:
         slices = self._slices + ([extra_slice] if extra_slice else [])
         if any(s[2] == 0 for s in slices):
             raise ValueError("slice step cannot be zero")
-        connection = self.model._meta.database.connection
-        return QUERY(connection, self._arguments(slices, output))
+        return QUERY(self.model._meta.database.client, self._arguments(slices, output))
 
     def _wrap(self, pks: list[str]) -> list[Any]:
         if self._instances:

@@ -69,8 +69,8 @@ class RedisDatabase:
         return self
 
     @property
-    def connection(self) -> redis.Redis:
-        """The redis-py client every command of this database goes through."""
+    def client(self) -> redis.Redis:
+        """The redis-py client of this database (scripts and checks always use it)."""
         client = self._client
         if client is None:
             with self._lock:
@@ -79,9 +79,19 @@ class RedisDatabase:
                 client = self._client
         return client
 
+    @property
+    def connection(self) -> Any:
+        """Where field commands go: the client (a PipelineDatabase swaps in its pipeline)."""
+        return self.client
+
+    @property
+    def pipelined(self) -> bool:
+        """Whether field commands are being queued in a pipeline (see PipelineDatabase)."""
+        return False
+
     def scan_keys(self, match: str | None = None, count: int | None = None) -> Iterator[str]:
         """Iterate (with SCAN) over the keys of the whole database, or those matching `match`."""
-        return self.connection.scan_iter(match=match, count=count)
+        return self.client.scan_iter(match=match, count=count)
 
     # Model registry ---------------------------------------------------------------------
 

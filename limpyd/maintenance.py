@@ -27,7 +27,7 @@ def _selected(field: RedisField, index_class: type[BaseIndex] | None) -> list[Ba
 
 def clean_indexes(field: RedisField, index_class: type[BaseIndex] | None = None) -> int:
     """Delete the keys of `field`'s indexes (only those of `index_class` if given); how many."""
-    connection = field.model._meta.database.connection
+    connection = field.model._meta.database.client
     deleted = 0
     for index in _selected(field, index_class):
         for pattern in index.scan_patterns():
@@ -47,7 +47,7 @@ def rebuild_indexes(field: RedisField, index_class: type[BaseIndex] | None = Non
     indexes = _selected(field, index_class)
     clean_indexes(field, index_class)
     meta = field.model._meta
-    connection = meta.database.connection
+    connection = meta.database.client
     count = 0
     batch: list[str] = []
     for pk in connection.sscan_iter(meta.collection_key, count=BATCH):
@@ -61,7 +61,7 @@ def rebuild_indexes(field: RedisField, index_class: type[BaseIndex] | None = Non
 def _index_batch(field: RedisField, indexes: list[BaseIndex], pks: list[str]) -> int:
     database = field.model._meta.database
     states = read_states(database, [(field, pk) for pk in pks])
-    with database.connection.pipeline(transaction=False) as pipeline:
+    with database.client.pipeline(transaction=False) as pipeline:
         for pk, state in zip(pks, states, strict=True):
             for hkey, value in field.items_of(state):
                 for index in indexes:

@@ -211,7 +211,7 @@ class RedisModel(metaclass=MetaRedisModel):
                     f"got {args!r} {values!r}"
                 )
             pk = meta.pk_field.text(args[0])
-            if not meta.database.connection.sismember(meta.collection_key, pk):
+            if not meta.database.client.sismember(meta.collection_key, pk):
                 raise DoesNotExist(f"{type(self).__name__}: no instance with pk {pk!r}")
             self._saved(pk)
             return
@@ -260,7 +260,7 @@ class RedisModel(metaclass=MetaRedisModel):
         pk = self._require_pk()
         if not self._connected:
             meta = type(self)._meta
-            if not meta.database.connection.sismember(meta.collection_key, pk):
+            if not meta.database.client.sismember(meta.collection_key, pk):
                 raise DoesNotExist(f"{type(self).__name__}: no instance with pk {pk!r}")
             self._connected = True
 
@@ -332,7 +332,7 @@ class RedisModel(metaclass=MetaRedisModel):
                     f"{cls.__name__}.exists() takes a pk or filters, not both"
                 )
             return bool(
-                meta.database.connection.sismember(meta.collection_key, meta.pk_field.text(args[0]))
+                meta.database.client.sismember(meta.collection_key, meta.pk_field.text(args[0]))
             )
         return cls.collection(**filters)._any()
 
@@ -388,7 +388,7 @@ class RedisModel(metaclass=MetaRedisModel):
         self._ensure_exists()
         pk = self._require_pk()
         keys = sorted({field.key_for(pk) for field in meta.data_fields})
-        with meta.database.connection.pipeline(transaction=False) as pipeline:
+        with meta.database.client.pipeline(transaction=False) as pipeline:
             for key in keys:
                 pipeline.exists(key)
             found = pipeline.execute()

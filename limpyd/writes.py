@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from redis.exceptions import ResponseError
 
 from limpyd.commands import Command, parse
-from limpyd.exceptions import ConflictError, DoesNotExist, UniquenessError
+from limpyd.exceptions import ConflictError, DoesNotExist, ImplementationError, UniquenessError
 from limpyd.lua import APPLY, READ
 
 if TYPE_CHECKING:
@@ -96,7 +96,7 @@ class Write:
             commands = [*commands, "C", 3, "SADD", meta.collection_key, self.pk]
         if self.token is not None:
             commands = ["N", self.token, meta.max_pk_key, *commands]
-        outcome = APPLY(database.connection, self.checks + commands)
+        outcome = APPLY(database.client, self.checks + commands)
         status = outcome[0]
         if status == "OK":
             if self.token is not None:
@@ -115,6 +115,14 @@ class Write:
                 f"{self.pk!r} already exists"
             )
         raise DoesNotExist(f"{self.model.__name__}: no instance with pk {self.pk!r}")
+
+
+def _refuse_in_pipeline(database: RedisDatabase, what: str) -> None:
+    if database.pipelined:
+        raise ImplementationError(
+            f"{what} cannot be done in a pipeline: it reads the current data and updates "
+            "indexes atomically (do it outside the pipeline); nothing was sent"
+        )
 
 
 def retry_on_conflict(database: RedisDatabase, attempt: Callable[[], T], what: str) -> T:
@@ -178,7 +186,7 @@ def read_states(database: RedisDatabase, wanted: list[tuple[RedisField, str]]) -
     args: list[Any] = []
     for field, pk in wanted:
         args += ["S", field.state_kind, *field.state_location(pk)]
-    return READ(database.connection, args)
+    return READ(database.client, args)
 
 
 def create(instance: RedisModel, values: dict[str, Any]) -> str:
@@ -189,6 +197,7 @@ def create(instance: RedisModel, values: dict[str, Any]) -> str:
     model = type(instance)
     meta = model._meta
     database = model._meta.database
+    _refuse_in_pipeline(database, f"creating a {model.__name__} instance")
     pk_field = meta.pk_field
     values = dict(values)
     given_pk = values.pop(pk_field.name, None)
@@ -224,7 +233,14 @@ def modify(field: RedisField, build: Callable[[str], Command]) -> Any:
     if creating:
         model._meta.pk_field.require_auto()
     pk = new_pk_token() if creating else instance._require_pk()
-    connection = database.connection
+    if database.pipelined:
+        if creating or field.indexes:
+            _refuse_in_pipeline(
+                database, f"{field.describe()}: writing an indexable field or creating an instance"
+            )
+        command = build(pk)
+        return database.connection.execute_command(*command.args, **command.options)
+    connection = database.client
 
     if not field.indexes:
         write = Write(model, pk, creating)
@@ -273,6 +289,12 @@ def rewrite(
     database = model._meta.database
     pk = instance._require_pk()
     indexed = [(field, state) for field, state in targets if field.indexes]
+    if database.pipelined:
+        if indexed or last:
+            _refuse_in_pipeline(database, f"{model.__name__}: writing indexable fields or deleting")
+        for command in [*commands, *([reply] if reply else [])]:
+            database.connection.execute_command(*command)
+        return database.connection
 
     def attempt() -> Any:
         olds = read_states(database, [(field, pk) for field, _ in indexed])

@@ -35,7 +35,7 @@ def _entry(command: tuple[Any, ...]) -> tuple[str, str, float | None]:
 def index_problems(model: type[RedisModel]) -> list[str]:
     """What is wrong with `model`'s indexes (an empty list when they are exact)."""
     meta = model._meta
-    connection = meta.database.connection
+    connection = meta.database.client
     pks = sorted(connection.smembers(meta.collection_key))
     indexed = [field for field in meta.data_fields if field.indexes]
     expected: set[tuple[str, str, float | None]] = set()

@@ -15,7 +15,7 @@ __all__ = ["snapshot"]
 
 def snapshot(database: RedisDatabase) -> dict[str, tuple[str, Any]]:
     """{key: (type, content)} for every key of `database`."""
-    connection = database.connection
+    connection = database.client
     readers = {
         "string": connection.get,
         "hash": connection.hgetall,

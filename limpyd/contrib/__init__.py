@@ -1,0 +1,2 @@
+"""Optional extensions of limpyd's core (manual, Contrib): related fields, pipelines,
+extended collections, multi-indexes."""
