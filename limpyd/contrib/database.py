@@ -1,0 +1,83 @@
+"""`PipelineDatabase`: a database whose field commands can go through a pipeline (manual 2.7).
+
+Inside `with database.pipeline() as pipeline:` the field commands of the current thread
+(or of every thread, with `share_in_threads=True`) are queued in a redis-py pipeline and
+`pipeline.execute()` returns their results in order. Collections, existence checks and
+writes that keep indexes exact need answers or atomic scripts: collections run on the real
+connection, and indexed writes, creations and deletions raise `ImplementationError` before
+anything is sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from redis.client import Pipeline
+from redis.exceptions import WatchError
+
+from limpyd.database import RedisDatabase
+from limpyd.fields.base import RedisField
+
+__all__ = ["PipelineDatabase"]
+
+
+class PipelineDatabase(RedisDatabase):
+    """A RedisDatabase with `pipeline()` and `transaction()`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._shared_pipeline: Pipeline | None = None
+        super().__init__(*args, **kwargs)
+
+    def _current_pipeline(self) -> Pipeline | None:
+        return getattr(self._local, "pipeline", None) or self._shared_pipeline
+
+    @property
+    def connection(self) -> Any:
+        """The pipeline of the current thread if one is open, else the client."""
+        return self._current_pipeline() or self.client
+
+    @property
+    def pipelined(self) -> bool:
+        return self._current_pipeline() is not None
+
+    @contextmanager
+    def pipeline(
+        self, transaction: bool = True, share_in_threads: bool = False
+    ) -> Iterator[Pipeline]:
+        """A redis-py pipeline that field commands use while the block runs."""
+        if self.pipelined:
+            raise RuntimeError(f"{self!r}: a pipeline is already open")
+        with self.client.pipeline(transaction=transaction) as pipeline:
+            if share_in_threads:
+                self._shared_pipeline = pipeline
+            else:
+                self._local.pipeline = pipeline
+            try:
+                yield pipeline
+            finally:
+                self._shared_pipeline = None
+                self._local.pipeline = None
+
+    def transaction(
+        self,
+        func: Callable[[Pipeline], Any],
+        *watches: str | RedisField,
+        share_in_threads: bool = False,
+        value_from_callable: bool = False,
+    ) -> Any:
+        """Run `func(pipeline)` in a MULTI/EXEC transaction watching these keys or bound
+        fields, again from the start whenever one of them changed; the transaction's results
+        (or `func`'s return value with `value_from_callable`)."""
+        keys = [watch.key if isinstance(watch, RedisField) else watch for watch in watches]
+        with self.pipeline(transaction=True, share_in_threads=share_in_threads) as pipeline:
+            while True:
+                try:
+                    if keys:
+                        pipeline.watch(*keys)
+                    value = func(pipeline)
+                    results = pipeline.execute()
+                    return value if value_from_callable else results
+                except WatchError:
+                    pipeline.reset()

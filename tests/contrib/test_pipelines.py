@@ -1,0 +1,126 @@
+"""PipelineDatabase (manual 2.7): pipelines, transactions, threads, and indexed writes
+refused before anything is sent."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from limpyd import fields, model
+from limpyd.contrib.database import PipelineDatabase
+from limpyd.exceptions import ImplementationError
+
+
+@pytest.fixture
+def main_database(limpyd_database_factory):
+    return limpyd_database_factory(PipelineDatabase)
+
+
+@pytest.fixture
+def Person(main_database):
+    class Person(model.RedisModel):
+        database = main_database
+        namespace = "foo"
+        name = fields.StringField()
+        city = fields.StringField(indexable=True)
+        nick = fields.InstanceHashField()
+
+    Person(name="Jean Dupond", city="Paris")
+    Person(name="Francois Martin", city="Paris")
+    Person(name="John Smith", city="New York")
+    Person(name="John Doe", city="San Francisco")
+    Person(name="Paul Durand", city="Paris")
+    return Person
+
+
+def test_pipeline_gets_many_values_in_one_round_trip(Person, main_database, limpyd_commands):
+    persons = list(Person.collection(city="Paris").instances())
+    with limpyd_commands(main_database) as counted:
+        with main_database.pipeline() as pipeline:
+            for person in persons:
+                person.name.get()
+            names = pipeline.execute()
+    assert names == ["Jean Dupond", "Francois Martin", "Paul Durand"]
+    assert counted.round_trips == 1
+
+
+def test_plain_writes_are_queued(Person, main_database):
+    person = Person(1)
+    with main_database.pipeline() as pipeline:
+        person.name.set("Jean")
+        person.nick.hset("JJ")
+        person.hmset(nick="J")
+        person.name.get()
+        results = pipeline.execute()
+    assert results == [True, 1, 0, "Jean"]
+    assert person.name.get() == "Jean" and person.nick.hget() == "J"
+
+
+def test_indexed_writes_are_refused_before_sending(Person, main_database, unchanged):
+    person = Person(1)
+    with unchanged():
+        with main_database.pipeline() as pipeline:
+            person.name.set("queued")
+            with pytest.raises(ImplementationError, match="Person.city"):
+                person.city.set("Lyon")
+            with pytest.raises(ImplementationError):
+                person.delete()
+            with pytest.raises(ImplementationError):
+                Person(name="new")
+            pipeline.reset()
+    assert Person.collection(city="Paris") == ["1", "2", "5"]
+
+
+def test_transaction_restarts_on_concurrent_change(main_database, limpyd_database_factory):
+    class Page(model.RedisModel):
+        database = main_database
+        url = fields.StringField(indexable=True)
+        hits = fields.StringField()
+
+        def incr_hits(self, interfere=None):
+            def do_incr(pipeline):
+                previous_value = self.hits.get()
+                if interfere:
+                    interfere()
+                pipeline.multi()
+                self.hits.set(int(previous_value) + 1)
+
+            return self.database.transaction(do_incr, *[self.hits])
+
+    page = Page(url="/", hits=0)
+    assert page.incr_hits() == [True]
+    assert page.hits.get() == "1"
+    other = limpyd_database_factory()
+    calls = []
+
+    def interfere():
+        if not calls:
+            other.client.set(page.hits.key, "10")
+        calls.append(1)
+
+    assert page.incr_hits(interfere) == [True]
+    assert len(calls) == 2
+    assert page.hits.get() == "11"
+
+
+def test_pipeline_is_per_thread_unless_shared(Person, main_database):
+    person = Person(1)
+    seen = []
+
+    def read():
+        seen.append(person.name.get())
+
+    with main_database.pipeline() as pipeline:
+        thread = threading.Thread(target=read)
+        thread.start()
+        thread.join()
+        pipeline.execute()
+    assert seen == ["Jean Dupond"]
+
+    with main_database.pipeline(share_in_threads=True) as pipeline:
+        thread = threading.Thread(target=read)
+        thread.start()
+        thread.join()
+        assert pipeline.execute() == ["Jean Dupond"]
+    assert len(seen) == 2 and seen[1] is pipeline  # queued, not answered
