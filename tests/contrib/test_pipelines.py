@@ -62,7 +62,7 @@ def test_indexed_writes_are_refused_before_sending(Person, main_database, unchan
     with unchanged():
         with main_database.pipeline() as pipeline:
             person.name.set("queued")
-            with pytest.raises(ImplementationError, match="Person.city"):
+            with pytest.raises(ImplementationError, match=r"Person\.city"):
                 person.city.set("Lyon")
             with pytest.raises(ImplementationError):
                 person.delete()
