@@ -43,7 +43,12 @@ class CollectionManager:
         self._sort: tuple[Any, ...] = ("D", False)
         self._slices: list[tuple[int | None, int | None, int | None]] = []
         self._instances = False
-        self._cache: list[str] | None = None
+        self._cache: list[Any] | None = None
+
+    def _derive(self) -> CollectionManager:
+        """The collection a chaining call (`sort`, `instances`...) changes and returns: a
+        copy here (ExtendedCollectionManager changes itself, as the manual shows)."""
+        return self._clone()
 
     def _clone(self) -> CollectionManager:
         clone = type(self).__new__(type(self))
@@ -62,7 +67,7 @@ class CollectionManager:
     def _filtered(self, filters: dict[str, Any]) -> CollectionManager:
         if self._slices:
             raise ImplementationError("Cannot filter a collection after slicing it")
-        clone = self._clone()
+        clone = self._derive()
         clone._filters += filters.items()
         return clone
 
@@ -128,7 +133,7 @@ class CollectionManager:
     ) -> CollectionManager:
         """Sort by pk (default) or by a StringField / InstanceHashField (`-name` or `desc`:
         descending); numeric unless `alpha` (byte-wise). Ties are ordered by pk."""
-        clone = self._clone()
+        clone = self._derive()
         reverse = bool(by and by.startswith("-"))
         name = by[1:] if by and reverse else by
         desc = desc != reverse
@@ -151,13 +156,13 @@ class CollectionManager:
         """Instances instead of pks. Their existence is part of the query itself, so there is
         no per-instance check to skip (`lazy` and `skip_exist_test` are accepted for
         compatibility)."""
-        clone = self._clone()
+        clone = self._derive()
         clone._instances = True
         return clone
 
     def primary_keys(self) -> CollectionManager:
         """Pks again after `instances()`."""
-        clone = self._clone()
+        clone = self._derive()
         clone._instances = False
         return clone
 
@@ -165,7 +170,7 @@ class CollectionManager:
 
     def _arguments(self, slices: list[tuple[Any, Any, Any]], output: list[Any]) -> list[Any]:
         meta = self.model._meta
-        sources = [self._atoms(key, value) for key, value in self._filters]
+        sources = self._sources()
         args: list[Any] = [meta.collection_key, f"{meta.prefix}:obj:", ":_hash", len(sources)]
         for atoms in sources:
             args.append(len(atoms))
@@ -179,33 +184,42 @@ class CollectionManager:
             args += ["" if x is None else x for x in piece]
         return args + output
 
+    def _sources(self) -> list[list[Atom]]:
+        """The atoms of each source the query intersects (one per filter here)."""
+        return [self._atoms(key, value) for key, value in self._filters]
+
     def _query(self, output: list[Any], extra_slice: tuple[Any, Any, Any] | None = None) -> Any:
         slices = self._slices + ([extra_slice] if extra_slice else [])
         if any(s[2] == 0 for s in slices):
             raise ValueError("slice step cannot be zero")
         return QUERY(self.model._meta.database.client, self._arguments(slices, output))
 
-    def _wrap(self, pks: list[str]) -> list[Any]:
-        if self._instances:
-            return [self.model._from_known_pk(pk) for pk in pks]
-        return list(pks)
+    def _output(self) -> list[Any]:
+        """What the query returns for this collection's results."""
+        return ["pks"]
 
-    def _pks(self) -> list[str]:
+    def _wrap(self, rows: list[Any]) -> list[Any]:
+        """The results, from the rows the query returned."""
+        if self._instances:
+            return [self.model._from_known_pk(pk) for pk in rows]
+        return list(rows)
+
+    def _rows(self) -> list[Any]:
         if self._cache is None:
-            self._cache = self._query(["pks"])
+            self._cache = self._query(self._output())
         return self._cache
 
     def _results(self) -> list[Any]:
-        return self._wrap(self._pks())
+        return self._wrap(self._rows())
 
     def __iter__(self) -> Iterator[Any]:
         return iter(self._results())
 
     def __len__(self) -> int:
-        return len(self._pks())
+        return len(self._rows())
 
     def __bool__(self) -> bool:
-        return bool(self._pks()) if self._cache is not None else self._any()
+        return bool(self._rows()) if self._cache is not None else self._any()
 
     def __getitem__(self, item: int | slice) -> Any:
         if isinstance(item, slice):
@@ -221,7 +235,7 @@ class CollectionManager:
                     f"{self.model.__name__} collection index {item} out of range"
                 ) from None
         stop = position + 1 if position != -1 else None
-        found = self._wrap(self._query(["pks"], (position, stop, 1)))
+        found = self._wrap(self._query(self._output(), (position, stop, 1)))
         if not found:
             raise IndexError(f"{self.model.__name__} collection index {item} out of range")
         return found[0]

@@ -3,9 +3,13 @@
 --   collection-key instance-prefix hash-suffix
 --   nsources, each: natoms, each atom:
 --       'S' key | 'L' key min max | 'Z' key min max | 'P' n pks(n) | 'K' key (any set/zset/list)
---   sort: 'N' (none) | 'D' desc (by pk: numeric if all pks are numbers, else alpha) | 'P' alpha desc | 'S' alpha desc field | 'H' alpha desc field | 'Z' alpha desc key
+--       | 'Q' key (a stored list, which must exist)
+--   sort: 'N' (none) | 'D' desc (by pk: numeric if all pks are numbers, else alpha) | 'P' alpha desc
+--         | 'S' alpha desc field | 'H' alpha desc field | 'Z' alpha desc key (by score)
+--         | 'K' alpha desc key (in the order of a list)
 --   nslices, each: start stop step ('' for None)
---   output: 'pks' | 'count' | 'values' n specs(n), spec: 'pk' | 'S:field' | 'H:field' | 'score'
+--   output: 'pks' | 'count' | 'values' n specs(n) | 'store' key ttl ('' for none)
+--       spec: 'pk' | 'S:field' | 'H:field' | 'score'
 -- Temporary keys live only inside this (atomic) script and are deleted before it returns,
 -- also when it fails.
 local r = argv_reader(ARGV)
@@ -43,8 +47,12 @@ local function read_source()
             for _, m in ipairs(redis.call(cmd, key, min, max)) do pks[#pks + 1] = pk_of(m) end
         elseif kind == 'P' then
             for _, pk in ipairs(r.list(r.num())) do pks[#pks + 1] = pk end
-        elseif kind == 'K' then
-            for _, pk in ipairs(members_of(r.next())) do pks[#pks + 1] = pk end
+        elseif kind == 'K' or kind == 'Q' then
+            local key = r.next()
+            if kind == 'Q' and redis.call('EXISTS', key) == 0 then
+                error('LIMPYD_STORED_KEY_MISSING ' .. key)
+            end
+            for _, pk in ipairs(members_of(key)) do pks[#pks + 1] = pk end
         end
     end
     if #set_keys == 1 and #pks == 0 then return set_keys[1] end
@@ -107,7 +115,9 @@ local function run()
     elseif sort_kind ~= 'N' then
         alpha, desc = r.next() == '1', r.next() == '1'
     end
-    if sort_kind == 'S' or sort_kind == 'H' or sort_kind == 'Z' then by = r.next() end
+    if sort_kind == 'S' or sort_kind == 'H' or sort_kind == 'Z' or sort_kind == 'K' then
+        by = r.next()
+    end
 
     local slices = {}
     for i = 1, r.num() do
@@ -116,8 +126,9 @@ local function run()
     end
 
     local output = r.next()
-    local specs = {}
+    local specs, store_key, store_ttl = {}, nil, nil
     if output == 'values' then specs = r.list(r.num()) end
+    if output == 'store' then store_key, store_ttl = r.next(), r.next() end
 
     -- Order: a sorted set whose rank order is the wanted order (ties by member).
     local ordered, items, scores
@@ -125,6 +136,12 @@ local function run()
         ordered = temp()
         local pks = redis.call('SMEMBERS', base)
         local batch = {}
+        local positions = {}
+        if sort_kind == 'K' then
+            for i, m in ipairs(redis.call('LRANGE', by, 0, -1)) do
+                if not positions[m] then positions[m] = i end
+            end
+        end
         local function flush()
             if #batch > 0 then redis.call('ZADD', ordered, unpack(batch)); batch = {} end
         end
@@ -133,6 +150,7 @@ local function run()
             if sort_kind == 'P' then value = pk
             elseif sort_kind == 'S' then value = redis.call('GET', prefix .. pk .. ':' .. by)
             elseif sort_kind == 'H' then value = redis.call('HGET', prefix .. pk .. hash_suffix, by)
+            elseif sort_kind == 'K' then value = tostring(positions[pk] or 0)
             else value = redis.call('ZSCORE', by, pk) end
             if alpha then
                 batch[#batch + 1] = '0'
@@ -193,6 +211,12 @@ local function run()
 
     if output == 'count' then return #items end
     if output == 'pks' then return items end
+    if output == 'store' then
+        redis.call('DEL', store_key)
+        chunked('RPUSH', store_key, items)
+        if store_ttl ~= '' then redis.call('EXPIRE', store_key, store_ttl) end
+        return #items
+    end
 
     local rows = {}
     for _, pk in ipairs(items) do

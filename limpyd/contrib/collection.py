@@ -1,0 +1,223 @@
+"""`ExtendedCollectionManager` (manual 2.8): values, chained filters, intersections, sort by
+score, fields as arguments, and stored results.
+
+As the manual shows, `filter`, `intersect`, `sort`, `instances`, `values`, `values_list` and
+`primary_keys` change the collection itself and return it; slicing returns a new one. Every
+evaluation is still one script call: values come back with the pks, not one round trip per
+row.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from redis.exceptions import ResponseError
+
+from limpyd.collection import Atom, CollectionManager
+from limpyd.exceptions import DoesNotExist, ImplementationError
+from limpyd.fields import InstanceHashField, ListField, SetField, SortedSetField, StringField
+from limpyd.fields.base import RedisField
+
+if TYPE_CHECKING:
+    from limpyd.model import RedisModel
+
+__all__ = ["DEFAULT_STORE_TTL", "SORTED_SCORE", "ExtendedCollectionManager"]
+
+#: Seconds a stored collection lives by default.
+DEFAULT_STORE_TTL = 60
+#: The name of the `by_score` score in `values()` / `values_list()`.
+SORTED_SCORE = "sorted_score"
+
+_MISSING_STORED_KEY = "LIMPYD_STORED_KEY_MISSING"
+
+
+class ExtendedCollectionManager(CollectionManager):
+    """A collection with the extras of the manual's Extended collection chapter."""
+
+    def __init__(self, model: type[RedisModel]) -> None:
+        super().__init__(model)
+        self._intersections: list[Atom] = []
+        self._values: tuple[str, list[str], bool] | None = None
+        self.stored_key: str | None = None
+
+    def _derive(self) -> ExtendedCollectionManager:
+        self._cache = None
+        return self
+
+    def _clone(self) -> ExtendedCollectionManager:
+        clone = super()._clone()
+        clone._intersections = list(self._intersections)  # type: ignore[attr-defined]
+        return clone  # type: ignore[return-value]
+
+    # Building -------------------------------------------------------------------------
+
+    def filter(self, **filters: Any) -> ExtendedCollectionManager:
+        """Add filters (and-ed); values may be bound single-value fields, read at evaluation."""
+        return self._filtered(filters)  # type: ignore[return-value]
+
+    def intersect(self, *pks_sources: Any) -> ExtendedCollectionManager:
+        """Keep only pks also in each source: a list/set/tuple of pks, the key of a Redis
+        set, sorted set or list, or a bound SetField, ListField or SortedSetField."""
+        for source in pks_sources:
+            if isinstance(source, RedisField):
+                if not isinstance(source, SetField | ListField | SortedSetField):
+                    raise ImplementationError(
+                        f"{source.describe()}: only Set, List and SortedSet fields can be "
+                        "intersected with a collection"
+                    )
+                self._intersections.append(("K", source.key))
+            elif isinstance(source, str):
+                self._intersections.append(("K", source))
+            elif isinstance(source, list | set | tuple | frozenset):
+                pks = [self.model._meta.pk_field.text(pk) for pk in source]
+                self._intersections.append(("P", len(pks), *pks))
+            else:
+                raise ImplementationError(
+                    f"{self.model.__name__} collection: cannot intersect with {source!r}"
+                )
+        return self._derive()
+
+    def sort(  # type: ignore[override]
+        self,
+        by: str | RedisField | None = None,
+        alpha: bool = False,
+        desc: bool = False,
+        by_score: str | SortedSetField | None = None,
+    ) -> ExtendedCollectionManager:
+        """Sort as the base collection does (`by` may be a field), or `by_score`: by the
+        scores in a sorted set (a key or a bound SortedSetField)."""
+        if by_score is not None:
+            if by is not None:
+                raise ImplementationError("sort() takes `by` or `by_score`, not both")
+            if isinstance(by_score, RedisField):
+                if not isinstance(by_score, SortedSetField):
+                    raise ImplementationError(f"{by_score.describe()} is not a SortedSetField")
+                by_score = by_score.key
+            self._sort = ("Z", alpha, desc, by_score)
+            return self._derive()
+        if isinstance(by, RedisField):
+            by = by.name
+        return super().sort(by=by, alpha=alpha, desc=desc)  # type: ignore[return-value]
+
+    def _value_names(self, names: tuple[str, ...]) -> list[str]:
+        meta = self.model._meta
+        if not names:
+            return [
+                "pk" if field is meta.pk_field else name
+                for name, field in meta.fields.items()
+                if isinstance(field, StringField | InstanceHashField)
+            ]
+        checked = []
+        for name in names:
+            if name == SORTED_SCORE:
+                checked.append(name)
+                continue
+            field = meta.field(name)
+            if not isinstance(field, StringField | InstanceHashField):
+                raise ImplementationError(
+                    f"{field.describe()}: values() and values_list() only read single-value "
+                    "fields (pk, StringField, InstanceHashField)"
+                )
+            checked.append("pk" if field is meta.pk_field else field.name)
+        return checked
+
+    def values(self, *fields: str) -> ExtendedCollectionManager:
+        """Dicts of these fields' values (all single-value fields by default)."""
+        self._values = ("dict", self._value_names(fields), False)
+        return self._derive()
+
+    def values_list(self, *fields: str, flat: bool = False) -> ExtendedCollectionManager:
+        """Tuples of these fields' values; with `flat` and one field, the values themselves."""
+        names = self._value_names(fields)
+        if flat and len(names) != 1:
+            raise ImplementationError("values_list(flat=True) takes exactly one field")
+        self._values = ("tuple", names, flat)
+        return self._derive()
+
+    def instances(
+        self, lazy: bool = False, skip_exist_test: bool = False
+    ) -> ExtendedCollectionManager:
+        self._values = None
+        return super().instances(lazy=lazy, skip_exist_test=skip_exist_test)  # type: ignore[return-value]
+
+    def primary_keys(self) -> ExtendedCollectionManager:
+        self._values = None
+        return super().primary_keys()  # type: ignore[return-value]
+
+    # Evaluating -----------------------------------------------------------------------
+
+    def _sources(self) -> list[list[Atom]]:
+        filters = [(key, _read_field(value)) for key, value in self._filters]
+        return [self._atoms(key, value) for key, value in filters] + [
+            [atom] for atom in self._intersections
+        ]
+
+    def _output(self) -> list[Any]:
+        if self._values is None:
+            return ["pks"]
+        meta = self.model._meta
+        specs = []
+        for name in self._values[1]:
+            if name == SORTED_SCORE:
+                if self._sort[0] != "Z":
+                    raise ImplementationError(
+                        f"{SORTED_SCORE} needs a collection sorted with sort(by_score=...)"
+                    )
+                specs.append("score")
+            elif name == "pk":
+                specs.append("pk")
+            else:
+                field = meta.fields[name]
+                specs.append(f"{'H' if isinstance(field, InstanceHashField) else 'S'}:{name}")
+        return ["values", len(specs), *specs]
+
+    def _wrap(self, rows: list[Any]) -> list[Any]:
+        if self._values is None:
+            return super()._wrap(rows)
+        shape, names, flat = self._values
+        if shape == "dict":
+            return [dict(zip(names, row, strict=True)) for row in rows]
+        if flat:
+            return [row[0] for row in rows]
+        return [tuple(row) for row in rows]
+
+    def _query(self, output: list[Any], extra_slice: tuple[Any, Any, Any] | None = None) -> Any:
+        try:
+            return super()._query(output, extra_slice)
+        except ResponseError as error:
+            if _MISSING_STORED_KEY in str(error):
+                raise DoesNotExist(
+                    f"{self.model.__name__}: the stored collection {self.stored_key!r} "
+                    "expired or was deleted"
+                ) from None
+            raise
+
+    # Storing --------------------------------------------------------------------------
+
+    def store(
+        self, key: str | None = None, ttl: int | None = DEFAULT_STORE_TTL
+    ) -> ExtendedCollectionManager:
+        """Run the collection and keep its pks, in order, in a Redis list (`key`, random by
+        default) expiring after `ttl` seconds (None: never). A new collection reads them,
+        with the same output settings; its `stored_key` is the key."""
+        key = key or f"{self.model._meta.prefix}:stored:{uuid.uuid4().hex}"
+        self._query(["store", key, "" if ttl is None else int(ttl)])
+        stored = type(self)(self.model).from_stored(key)
+        stored._instances, stored._values = self._instances, self._values
+        return stored
+
+    def from_stored(self, key: str) -> ExtendedCollectionManager:
+        """A collection of the pks stored in `key` by `store()`, in their stored order
+        (DoesNotExist at evaluation if the key expired)."""
+        self.stored_key = key
+        self._intersections.append(("Q", key))
+        self._sort = ("K", False, False, key)
+        return self._derive()
+
+
+def _read_field(value: Any) -> Any:
+    """A bound single-value field given as a filter value is read now (at evaluation)."""
+    if isinstance(value, StringField | InstanceHashField) and value.instance is not None:
+        return value.get()
+    return value

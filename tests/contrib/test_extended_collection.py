@@ -1,0 +1,149 @@
+"""ExtendedCollectionManager (manual 2.8)."""
+
+from __future__ import annotations
+
+import pytest
+
+from limpyd import fields, model
+from limpyd.contrib.collection import (
+    DEFAULT_STORE_TTL,
+    SORTED_SCORE,
+    ExtendedCollectionManager,
+)
+from limpyd.exceptions import DoesNotExist, ImplementationError
+
+
+@pytest.fixture
+def Person(db):
+    class Person(model.RedisModel):
+        database = db
+        collection_manager = ExtendedCollectionManager
+        firstname = fields.InstanceHashField(indexable=True)
+        lastname = fields.InstanceHashField(indexable=True)
+        birth_year = fields.InstanceHashField(indexable=True)
+        city = fields.StringField(indexable=True)
+        friends = fields.SortedSetField()
+        buddies = fields.SetField()
+
+    Person(firstname="John", lastname="Smith", birth_year=1960, city="New York")
+    Person(firstname="John", lastname="Doe", birth_year=1965, city="Paris")
+    Person(firstname="Emily", lastname="Smith", birth_year=1950, city="New York")
+    Person(firstname="Susan", lastname="Doe", birth_year=1960, city="New York")
+    return Person
+
+
+def test_values(Person):
+    john = {"pk": "1", "firstname": "John", "lastname": "Smith", "birth_year": "1960"}
+    jon = {"pk": "2", "firstname": "John", "lastname": "Doe", "birth_year": "1965"}
+    assert Person.collection(firstname="John").values() == [
+        {**john, "city": "New York"},
+        {**jon, "city": "Paris"},
+    ]
+    assert Person.collection(firstname="John").values("pk", "lastname") == [
+        {"pk": "1", "lastname": "Smith"},
+        {"pk": "2", "lastname": "Doe"},
+    ]
+    assert Person.collection(firstname="John").values().primary_keys() == ["1", "2"]
+
+
+def test_values_list(Person):
+    assert Person.collection(firstname="John").values_list() == [
+        ("1", "John", "Smith", "1960", "New York"),
+        ("2", "John", "Doe", "1965", "Paris"),
+    ]
+    assert Person.collection(firstname="John").values_list("pk", "lastname") == [
+        ("1", "Smith"),
+        ("2", "Doe"),
+    ]
+    assert Person.collection(firstname="John").values_list("lastname", flat=True) == [
+        "Smith",
+        "Doe",
+    ]
+    with pytest.raises(ImplementationError, match="flat"):
+        Person.collection().values_list("pk", "lastname", flat=True)
+    with pytest.raises(ImplementationError, match="friends"):
+        Person.collection().values("friends")
+
+
+def test_values_cost_one_round_trip(Person, limpyd_commands):
+    for i in range(50):
+        Person(firstname="Many", lastname=str(i))
+    list(Person.collection(firstname="John"))
+    with limpyd_commands() as counted:
+        rows = list(Person.collection(firstname="Many").values("lastname"))
+    assert len(rows) == 50 and counted.round_trips == 1
+
+
+def test_chaining_filters_changes_the_collection(Person):
+    collection = Person.collection(firstname="John")
+    want_to_filter_by_city = True
+    if want_to_filter_by_city:
+        collection.filter(city="New York")
+    assert collection == ["1"]
+    assert collection.filter(lastname="Doe") == []
+
+
+def test_intersections(Person):
+    my_friends = [1, 2, 3]
+    john_people = list(Person.collection(firstname="John"))
+    result = Person.collection(city="New York").intersect(john_people, my_friends)
+    assert result == ["1"]
+    current_user = Person(4)
+    current_user.buddies.sadd(1, 3)
+    current_user.friends.zadd({"3": 1985, "1": 1990, "2": 2000})
+    assert Person.collection(city="New York").intersect(current_user.buddies) == ["1", "3"]
+    assert Person.collection().intersect({"2", "4"}, ("4",)) == ["4"]
+    assert Person.collection().intersect(current_user.friends.key) == ["1", "2", "3"]
+    with pytest.raises(ImplementationError):
+        Person.collection().intersect(current_user.city)
+
+
+def test_sort_by_score_and_sorted_score(Person):
+    current_user = Person(4)
+    current_user.friends.zadd({"3": 1985, "1": 1990, "2": 2000})
+    collection = Person.collection(city=current_user.city)  # a field, read at evaluation
+    collection.intersect(current_user.friends)
+    collection.sort(by_score=current_user.friends)
+    assert collection == ["3", "1"]
+    assert collection.values("lastname", SORTED_SCORE) == [
+        {"lastname": "Smith", "sorted_score": "1985"},
+        {"lastname": "Smith", "sorted_score": "1990"},
+    ]
+    assert Person.collection().sort(by_score=current_user.friends.key, desc=True)[:2] == ["2", "1"]
+    with pytest.raises(ImplementationError, match=SORTED_SCORE):
+        list(Person.collection().values(SORTED_SCORE))
+    assert Person.collection().sort(by=Person.get_field("birth_year")) == ["3", "1", "4", "2"]
+
+
+def test_field_filter_values_are_read_at_evaluation(Person):
+    susan = Person(4)
+    collection = Person.collection(lastname=susan.lastname)
+    assert collection == ["2", "4"]
+    susan.lastname.hset("Smith")
+    assert Person.collection(lastname=susan.lastname) == ["1", "3", "4"]
+
+
+def test_store_and_from_stored(Person, db):
+    current_user = Person(4)
+    current_user.friends.zadd({"3": 1985, "1": 1990, "2": 2000})
+    collection = Person.collection(city="New York")
+    collection.intersect(current_user.friends)
+    collection.sort(by_score=current_user.friends)
+    stored_collection = collection.store(ttl=3600)
+    stored_key = stored_collection.stored_key
+    assert 3500 < db.client.ttl(stored_key) <= 3600
+    assert stored_collection.values("pk", "lastname")[0:1] == [{"pk": "3", "lastname": "Smith"}]
+    again = Person.collection().from_stored(stored_key)
+    assert again.values("pk", "lastname")[1:2] == [{"pk": "1", "lastname": "Smith"}]
+    assert again.primary_keys() == ["3", "1"]
+    db.client.persist(stored_key)
+    forever = collection.store(key="my-key", ttl=None)
+    assert forever.stored_key == "my-key" and db.client.ttl("my-key") == -1
+    default = collection.store()
+    assert 0 < db.client.ttl(default.stored_key) <= DEFAULT_STORE_TTL
+    instances = Person.collection(firstname="John").instances().store()
+    assert [p.pk.get() for p in instances] == ["1", "2"]
+    db.client.delete(stored_key)
+    with pytest.raises(DoesNotExist):
+        list(Person.collection().from_stored(stored_key))
+    assert not [k for k in db.scan_keys() if "__limpyd" in k]
