@@ -379,8 +379,12 @@ class RedisModel(metaclass=MetaRedisModel):
             [],
             reply=("DEL", *sorted(keys)),
             last=[("SREM", meta.collection_key, pk)],
+            prepare=self._prepare_delete,
         )
         self._connected = False
+
+    def _prepare_delete(self, write: writes.Write) -> None:
+        """Add to the deleting write what else it must change (see contrib.related)."""
 
     def scan_keys(self) -> Iterator[str]:
         """The keys holding this instance's fields (those that exist), in one round trip."""

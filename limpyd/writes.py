@@ -84,6 +84,13 @@ class Write:
     def call(self, *args: Any) -> None:
         self.commands += ["C", len(args), *args]
 
+    def propagate(self, token: str, atom: tuple[Any, ...], ops: list[tuple[Any, ...]]) -> None:
+        """For every pk the query atom finds at run time, run `ops` with `token` replaced
+        by that pk (related instances updated by a deletion, see contrib.related)."""
+        self.commands += ["F", token, *atom, len(ops)]
+        for op in ops:
+            self.commands += [len(op), *op]
+
     def call_for_reply(self, *args: Any) -> None:
         """A command whose reply `run` returns."""
         self.commands += ["R", len(args), *args]
@@ -280,6 +287,7 @@ def rewrite(
     commands: list[tuple[Any, ...]],
     reply: tuple[Any, ...] | None = None,
     last: list[tuple[Any, ...]] | None = None,
+    prepare: Callable[[Write], None] | None = None,
 ) -> Any:
     """Run `commands` (then `reply`, whose result is returned, then `last`) on an existing
     instance, knowing they leave each target field in the given state: the indexes of those
@@ -307,6 +315,8 @@ def rewrite(
             write.call_for_reply(*reply)
         for (field, new), old in zip(indexed, olds, strict=True):
             plan_index_changes(write, field, old, new)
+        if prepare is not None:
+            prepare(write)
         for command in last or []:
             write.call(*command)
         return write.run(database)

@@ -218,6 +218,6 @@ class ExtendedCollectionManager(CollectionManager):
 
 def _read_field(value: Any) -> Any:
     """A bound single-value field given as a filter value is read now (at evaluation)."""
-    if isinstance(value, StringField | InstanceHashField) and value.instance is not None:
+    if isinstance(value, StringField | InstanceHashField) and value._instance is not None:
         return value.get()
     return value

@@ -87,7 +87,7 @@ class RedisField:
         self.lockable = bool(lockable)
         self.name = ""
         self.model: type[RedisModel] = None  # type: ignore[assignment]
-        self.instance: RedisModel | None = None
+        self._instance: RedisModel | None = None
         self.indexes: list[BaseIndex] = []
 
     # Declaration ---------------------------------------------------------------------------
@@ -95,7 +95,7 @@ class RedisField:
     def attach(self, model: type[RedisModel], name: str) -> RedisField:
         """A copy of this field declared on `model` as `name`, with its own indexes."""
         field = copy.copy(self)
-        field.model, field.name, field.instance = model, name, None
+        field.model, field.name, field._instance = model, name, None
         field.indexes = [index for cls in self.index_classes for index in cls.expand(field)]
         if self.unique and not any(index.handle_uniqueness for index in field.indexes):
             raise ImplementationError(
@@ -117,7 +117,7 @@ class RedisField:
         bound = instance._bound_fields.get(self.name)
         if bound is None:
             bound = copy.copy(self)
-            bound.instance = instance
+            bound._instance = instance
             instance._bound_fields[self.name] = bound
         return bound
 
@@ -128,7 +128,7 @@ class RedisField:
         )
 
     def __repr__(self) -> str:
-        owner = f" of {self.instance!r}" if self.instance is not None else ""
+        owner = f" of {self._instance!r}" if self._instance is not None else ""
         return f"<{type(self).__name__} {self.describe()}{owner}>"
 
     # Keys ----------------------------------------------------------------------------------
@@ -140,9 +140,9 @@ class RedisField:
 
     @property
     def bound_instance(self) -> RedisModel:
-        if self.instance is None:
+        if self._instance is None:
             raise ImplementationError(f"{self.describe()} is not bound to an instance")
-        return self.instance
+        return self._instance
 
     def key_for(self, pk: str) -> str:
         """The Redis key holding this field's value for the instance `pk`."""

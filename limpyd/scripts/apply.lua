@@ -7,24 +7,40 @@
 --        how: 'set' (SMEMBERS key), 'lex' (ZRANGEBYLEX key a b), 'score' (ZRANGEBYSCORE key a b)
 --   'N' token counter                 the instance gets a new pk (INCR counter), which
 --                                     replaces `token` in the arguments of later writes
+--   'F' token atom nops ops...        for each pk the atom finds ('S' key | 'L' key min max |
+--                                     'Z' key min max, as in query.lua), the ops (each
+--                                     n cmd args(n-1)) with `token` replaced by that pk
 --   'C' n cmd args(n-1)               a write
 --   'R' n cmd args(n-1)               a write whose reply is returned
 -- Returns {'OK', reply, pk given by 'N' or false}.
 local r = argv_reader(ARGV)
 local reply, token, new_pk = false, nil, false
 
-local function with_pk(s)
-    if not token or not string.find(s, token, 1, true) then return s end
+local function replace_all(s, old, new)
+    if not string.find(s, old, 1, true) then return s end
     local out, i = {}, 1
     while true do
-        local a, b = string.find(s, token, i, true)
+        local a, b = string.find(s, old, i, true)
         if not a then break end
         out[#out + 1] = string.sub(s, i, a - 1)
-        out[#out + 1] = new_pk
+        out[#out + 1] = new
         i = b + 1
     end
     out[#out + 1] = string.sub(s, i)
     return table.concat(out)
+end
+
+local function with_pk(s)
+    if not token then return s end
+    return replace_all(s, token, new_pk)
+end
+
+local function pks_of_atom(kind, key, a, b)
+    if kind == 'S' then return redis.call('SMEMBERS', key) end
+    local members = redis.call(kind == 'L' and 'ZRANGEBYLEX' or 'ZRANGEBYSCORE', key, a, b)
+    local pks = {}
+    for i, m in ipairs(members) do pks[i] = pk_of(m) end
+    return pks
 end
 while not r.done() do
     local op = r.next()
@@ -48,6 +64,22 @@ while not r.done() do
         for _, holder in ipairs(holders) do
             if how ~= 'set' then holder = pk_of(holder) end
             if holder ~= allowed then return {'UNIQUE', id, holder} end
+        end
+    elseif op == 'F' then
+        local ftoken, kind, key = r.next(), r.next(), r.next()
+        local a, b
+        if kind ~= 'S' then a, b = r.next(), r.next() end
+        local ops = {}
+        for i = 1, r.num() do
+            local n = r.num()
+            ops[i] = r.list(n)
+        end
+        for _, pk in ipairs(pks_of_atom(kind, key, a, b)) do
+            for _, fop in ipairs(ops) do
+                local args = {}
+                for j, x in ipairs(fop) do args[j] = replace_all(x, ftoken, pk) end
+                redis.call(unpack(args))
+            end
         end
     elseif op == 'N' then
         token = r.next()

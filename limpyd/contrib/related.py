@@ -1,0 +1,290 @@
+"""Related fields (manual 2.6): foreign keys and many-to-many relations between models.
+
+A related field stores pks of another model (`to`) and is always indexed, so the other side
+of the relation is a collection: `person.owned_groups(**filters)`. Wherever a value is
+stored an instance may be given: its pk is stored.
+
+Deleting an instance updates everything that points to it in the same atomic write: FK
+fields holding its pk are deleted, its pk is removed from M2M fields (every occurrence in
+lists), with their index entries. The referencing instances are found by the script
+itself, through the related fields' indexes: the deletion costs the same round trips
+however many relations and referencing instances there are.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from limpyd.collection import CollectionManager
+from limpyd.contrib.collection import ExtendedCollectionManager
+from limpyd.exceptions import ImplementationError
+from limpyd.fields import InstanceHashField, ListField, SetField, SortedSetField, StringField
+from limpyd.fields.base import RedisField
+from limpyd.model import MetaRedisModel, RedisModel, _subclasses
+from limpyd.writes import Write, new_pk_token
+
+__all__ = [
+    "FKInstanceHashField",
+    "FKStringField",
+    "M2MListField",
+    "M2MSetField",
+    "M2MSortedSetField",
+    "RelatedModel",
+]
+
+
+class RelatedFieldMixin(RedisField):
+    """What every related field adds to its base field type."""
+
+    def __init__(self, to: Any, *, related_name: str | None = None, **options: Any) -> None:
+        options["indexable"] = True
+        super().__init__(**options)
+        if not (isinstance(to, str) or (isinstance(to, type) and issubclass(to, RedisModel))):
+            raise ImplementationError(f"Related field: `to` must be a model or a name, not {to!r}")
+        if related_name is not None and not isinstance(related_name, str):
+            raise ImplementationError(f"Related field: invalid related_name {related_name!r}")
+        self.to = to
+        self._related_name = related_name
+
+    # The other side ---------------------------------------------------------------------
+
+    @property
+    def related_model(self) -> type[RelatedModel] | None:
+        """The model this field points to, None while it is not defined yet."""
+        to = self.to
+        if isinstance(to, type):
+            return to  # type: ignore[return-value]
+        if to == "self":
+            return self.model  # type: ignore[return-value]
+        namespace, _, name = to.rpartition(":")
+        database = self.model.database
+        if database is None:
+            return None
+        found = database.get_model(name, namespace if ":" in to else self.model.namespace)
+        return found  # type: ignore[return-value]
+
+    def require_related_model(self) -> type[RelatedModel]:
+        model = self.related_model
+        if model is None:
+            raise ImplementationError(
+                f"{self.describe()}: the related model {self.to!r} is not defined"
+            )
+        return model
+
+    @property
+    def related_name(self) -> str:
+        """The name of the related collection on the other side."""
+        template = self._related_name or "%(model)s_set"
+        namespace = re.sub(r"\W", "_", self.model.namespace)
+        return template % {"namespace": namespace, "model": self.model.__name__.lower()}
+
+    # Values -----------------------------------------------------------------------------
+
+    def text(self, value: Any) -> str:
+        if isinstance(value, RedisModel):
+            related = self.related_model
+            if related is not None and not isinstance(value, related):
+                raise ValueError(
+                    f"{self.describe()}: invalid value {value!r}: a {related.__name__} is expected"
+                )
+            return value._require_pk()
+        return super().text(value)
+
+    def command(self, name: str, pk: str, *args: Any, **kwargs: Any) -> Any:
+        return super().command(name, pk, *map(self._pks_in, args), **kwargs)
+
+    def _pks_in(self, value: Any) -> Any:
+        """`value` with the instances it holds (alone, in a mapping or a sequence) as pks."""
+        if isinstance(value, RedisModel):
+            return self.text(value)
+        if isinstance(value, Mapping):
+            return {self._pks_in(k): v for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return type(value)(self._pks_in(item) for item in value)
+        return value
+
+    # Deletion of a related instance -----------------------------------------------------
+
+    def unlink_commands(self, referencing_pk: str, deleted_pk: str) -> list[tuple[Any, ...]]:
+        """The commands that remove `deleted_pk` from the value of instance `referencing_pk`."""
+        raise NotImplementedError
+
+    def propagate_deletion(self, write: Write, deleted_pk: str) -> None:
+        """Make `write` (deleting `deleted_pk`) unlink it from every instance of this field's
+        model that points to it, index entries included."""
+        finder = next(
+            (i for i in self.indexes if i.prefix is None and "eq" in i.handled_suffixes), None
+        )
+        if finder is None:
+            raise ImplementationError(
+                f"{self.describe()}: a related field needs an index answering equality"
+            )
+        token = new_pk_token()
+        ops = self.unlink_commands(token, deleted_pk)
+        for index in self.indexes:
+            ops += [remove for _, remove in index.entries(deleted_pk, token)]
+        for atom in finder.atoms("eq", deleted_pk, None):
+            write.propagate(token, atom, ops)
+
+
+class FKStringField(RelatedFieldMixin, StringField):
+    """A foreign key in a StringField."""
+
+    def instance(self) -> RedisModel | None:
+        """The related instance (None if the field is empty)."""
+        pk = self.get()
+        return None if pk is None else self.require_related_model()(pk)
+
+    def unlink_commands(self, referencing_pk: str, deleted_pk: str) -> list[tuple[Any, ...]]:
+        return [("DEL", self.key_for(referencing_pk))]
+
+
+class FKInstanceHashField(RelatedFieldMixin, InstanceHashField):
+    """A foreign key in an InstanceHashField (readable with the instance's `hmget`)."""
+
+    def instance(self) -> RedisModel | None:
+        """The related instance (None if the field is empty)."""
+        pk = self.hget()
+        return None if pk is None else self.require_related_model()(pk)
+
+    def unlink_commands(self, referencing_pk: str, deleted_pk: str) -> list[tuple[Any, ...]]:
+        return [self.clear_command(referencing_pk)]
+
+
+class _M2MMixin(RelatedFieldMixin):
+    """Many-to-many fields are callable: the related instances as a collection."""
+
+    def __call__(self, **filters: Any) -> CollectionManager:
+        return self.collection(**filters)
+
+    def collection(self, **filters: Any) -> CollectionManager:
+        """The related instances this field holds (an ExtendedCollectionManager)."""
+        related = self.require_related_model()
+        return related.collection(manager=ExtendedCollectionManager, **filters).intersect(self)
+
+
+class M2MSetField(_M2MMixin, SetField):
+    """Many pks in a SetField: unordered, unique."""
+
+    def unlink_commands(self, referencing_pk: str, deleted_pk: str) -> list[tuple[Any, ...]]:
+        return [("SREM", self.key_for(referencing_pk), deleted_pk)]
+
+
+class M2MListField(_M2MMixin, ListField):
+    """Many pks in a ListField: ordered, repeats allowed."""
+
+    def unlink_commands(self, referencing_pk: str, deleted_pk: str) -> list[tuple[Any, ...]]:
+        return [("LREM", self.key_for(referencing_pk), 0, deleted_pk)]
+
+
+class M2MSortedSetField(_M2MMixin, SortedSetField):
+    """Many pks in a SortedSetField: unique, ordered by score."""
+
+    def unlink_commands(self, referencing_pk: str, deleted_pk: str) -> list[tuple[Any, ...]]:
+        return [("ZREM", self.key_for(referencing_pk), deleted_pk)]
+
+
+def _incoming(model: type[RedisModel]) -> list[RelatedFieldMixin]:
+    """The related fields, on every model of `model`'s database, that point to it."""
+    database = model.database
+    if database is None:
+        return []
+    return [
+        field
+        for other in database.models.values()
+        for field in other._meta.fields.values()
+        if isinstance(field, RelatedFieldMixin) and field.related_model is model
+    ]
+
+
+def _check_relations(model: type[RedisModel]) -> None:
+    """Clear errors for relations across databases and clashing related names."""
+    for field in model._meta.fields.values():
+        if isinstance(field, RelatedFieldMixin):
+            target = field.related_model
+            if target is None:
+                continue
+            if target.database is not None and target.database is not model.database:
+                raise ImplementationError(
+                    f"{field.describe()}: the related model {target.__name__} must use the "
+                    "same database"
+                )
+            _check_related_names(target)
+    _check_related_names(model)
+
+
+def _check_related_names(target: type[RedisModel]) -> None:
+    seen: dict[str, RelatedFieldMixin] = {}
+    for field in _incoming(target):
+        name = field.related_name
+        if name in seen:
+            raise ImplementationError(
+                f"{field.describe()} and {seen[name].describe()} both want the related "
+                f"collection {name!r} on {target.__name__}: give one a related_name"
+            )
+        if hasattr(target, name):
+            raise ImplementationError(
+                f"{field.describe()}: the related name {name!r} is already an attribute of "
+                f"{target.__name__}"
+            )
+        seen[name] = field
+
+
+class MetaRelatedModel(MetaRedisModel):
+    """Checks the relations of each concrete related model when it is created."""
+
+    def __new__(mcs, name: str, bases: tuple[type, ...], attrs: dict[str, Any]) -> MetaRelatedModel:
+        cls = super().__new__(mcs, name, bases, attrs)
+        if not cls._meta.abstract and cls.database is not None:
+            try:
+                _check_relations(cls)  # type: ignore[arg-type]
+            except ImplementationError:
+                cls.database._remove_model(cls)  # type: ignore[arg-type]
+                raise
+        return cls
+
+
+class RelatedModel(RedisModel, metaclass=MetaRelatedModel):
+    """A model that can hold related fields and be pointed to by them."""
+
+    abstract = True
+
+    @classmethod
+    def use_database(cls, database: Any) -> None:
+        super().use_database(database)
+        for model in [cls, *_subclasses(cls)]:
+            if not model._meta.abstract and model.database is database:
+                _check_relations(model)
+
+    def __getattr__(self, name: str) -> Any:
+        """Related collections: `instance.<related_name>(**filters)`."""
+        if name.startswith("_"):
+            raise AttributeError(name)
+        for field in _incoming(type(self)):
+            if field.related_name == name:
+                return _RelatedCollection(field, self)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def _prepare_delete(self, write: Write) -> None:
+        for field in _incoming(type(self)):
+            field.propagate_deletion(write, self._require_pk())
+
+
+class _RelatedCollection:
+    """The other side of a relation, bound to an instance: call it for the collection."""
+
+    def __init__(self, field: RelatedFieldMixin, instance: RedisModel) -> None:
+        self.field = field
+        self.instance = instance
+
+    def __call__(self, **filters: Any) -> CollectionManager:
+        return self.field.model.collection(
+            manager=ExtendedCollectionManager,
+            **{self.field.name: self.instance._require_pk()},
+            **filters,
+        )
+
+    def __repr__(self) -> str:
+        return f"<related collection {self.field.related_name} of {self.instance!r}>"
