@@ -1,88 +1,238 @@
-"""The index-integrity checker: do a model's indexes hold exactly what its data implies?
+"""The integrity checker: do a model's indexes and relations hold exactly what its data implies?
 
-It recomputes every index entry from the stored values (with the same index classes the
-ORM writes with), reads every index key, and reports the differences: missing entries,
-stale entries, unique values held twice, and instance keys left by deleted instances.
+`check(*models)` walks the data with SSCAN/SCAN in batches (memory bounded by the batch size,
+whatever the database size) and recomputes index entries with the same index classes the
+ORM writes with. It reports:
+
+- `missing`: an index entry an instance's value implies is not there;
+- `stale`: an index entry no instance's value implies;
+- `unique`: a unique value held by several instances;
+- `orphan`: a key of an instance that is not in the model's collection;
+- `dangling`: a related field holding the pk of a missing instance.
+
+`repair(problems)` rebuilds the indexes of the fields with index problems.
 """
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from limpyd.text import glob_escape
+from limpyd.text import glob_escape, member_pk
 from limpyd.writes import read_states
 
 if TYPE_CHECKING:
+    from limpyd.fields.base import RedisField
     from limpyd.model import RedisModel
 
-__all__ = ["IndexIntegrityError", "assert_indexes_consistent", "index_problems"]
+__all__ = ["IntegrityError", "Problem", "assert_consistent", "check", "repair"]
 
-#: How many instances are read per script call.
-BATCH = 200
+#: Instances, keys or index members handled per round trip.
+BATCH = 500
 
-
-class IndexIntegrityError(AssertionError):
-    """A model's indexes disagree with its data."""
+Entry = tuple[str, str, "float | None"]
 
 
-def _entry(command: tuple[Any, ...]) -> tuple[str, str, float | None]:
+class IntegrityError(AssertionError):
+    """A model's data, indexes or relations are inconsistent."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One inconsistency: its kind, where, and what."""
+
+    kind: str
+    model: type[RedisModel]
+    field: RedisField | None
+    detail: str
+
+    def __str__(self) -> str:
+        where = self.field.describe() if self.field is not None else self.model.__name__
+        return f"{where}: {self.kind}: {self.detail}"
+
+
+def _batches(items: Iterable[Any], size: int = BATCH) -> Iterator[list[Any]]:
+    batch: list[Any] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _entry(command: tuple[Any, ...]) -> Entry:
     """(key, member, score) of an index entry's add command."""
     if command[0] == "SADD":
         return command[1], command[2], None
     return command[1], command[3], float(command[2])
 
 
-def index_problems(model: type[RedisModel]) -> list[str]:
-    """What is wrong with `model`'s indexes (an empty list when they are exact)."""
-    meta = model._meta
-    connection = meta.database.client
-    pks = sorted(connection.smembers(meta.collection_key))
-    indexed = [field for field in meta.data_fields if field.indexes]
-    expected: set[tuple[str, str, float | None]] = set()
-    holders: dict[tuple[str, str | None, str], set[str]] = {}
-    for start in range(0, len(pks), BATCH):
-        batch = pks[start : start + BATCH]
-        states = iter(read_states(meta.database, [(f, pk) for pk in batch for f in indexed]))
-        for pk in batch:
-            for field in indexed:
-                for hkey, value in field.items_of(next(states)):
-                    for index in field.indexes:
-                        for add, _ in index.entries(value, pk, hkey):
-                            expected.add(_entry(add))
-                    if field.unique:
-                        holders.setdefault((field.name, hkey, value), set()).add(pk)
+def _expected(field: RedisField, pk: str, state: list[str]) -> set[Entry]:
+    return {
+        _entry(add)
+        for hkey, value in field.items_of(state)
+        for index in field.indexes
+        for add, _ in index.entries(value, pk, hkey)
+    }
 
-    actual: set[tuple[str, str, float | None]] = set()
-    for field in indexed:
+
+class _Checker:
+    """The checks of one model, reporting through `report`."""
+
+    def __init__(self, model: type[RedisModel], progress: Callable[[str], None] | None) -> None:
+        self.model = model
+        self.meta = model._meta
+        self.database = self.meta.database
+        self.client = self.database.client
+        self.progress = progress or (lambda message: None)
+        self.problems: list[Problem] = []
+
+    def report(self, kind: str, field: RedisField | None, detail: str) -> None:
+        self.problems.append(Problem(kind, self.model, field, detail))
+
+    def pks(self) -> Iterator[str]:
+        return self.client.sscan_iter(self.meta.collection_key, count=BATCH)
+
+    def run(self) -> list[Problem]:
+        indexed = [field for field in self.meta.data_fields if field.indexes]
+        related = [field for field in self.meta.data_fields if hasattr(field, "related_model")]
+        done = 0
+        for batch in _batches(self.pks()):
+            self.check_instances(batch, indexed, related)
+            done += len(batch)
+            self.progress(f"{self.model.__name__}: {done} instances checked")
+        for field in indexed:
+            self.check_index_keys(field)
+        self.check_orphans()
+        return self.problems
+
+    def check_instances(
+        self, pks: list[str], indexed: list[RedisField], related: list[RedisField]
+    ) -> None:
+        """Missing index entries, and dangling relations, of these instances."""
+        fields = list(dict.fromkeys(indexed + related))
+        states = iter(read_states(self.database, [(f, pk) for pk in pks for f in fields]))
+        expected: list[tuple[RedisField, Entry]] = []
+        links: list[tuple[RedisField, str, str]] = []
+        for pk in pks:
+            for field in fields:
+                state = next(states)
+                if field.indexes:
+                    expected += [(field, entry) for entry in _expected(field, pk, state)]
+                if field in related:
+                    links += [(field, pk, value) for _, value in field.items_of(state)]
+        for chunk in _batches(expected):
+            with self.client.pipeline(transaction=False) as pipeline:
+                for _, (key, member, score) in chunk:
+                    if score is None:
+                        pipeline.sismember(key, member)
+                    else:
+                        pipeline.zscore(key, member)
+                found = pipeline.execute()
+            for (field, (key, member, score)), answer in zip(chunk, found, strict=True):
+                if (score is None and not answer) or (score is not None and answer != score):
+                    self.report("missing", field, f"index entry {member!r} in {key!r}")
+        for chunk in _batches(links):
+            with self.client.pipeline(transaction=False) as pipeline:
+                for field, _, value in chunk:
+                    target = field.require_related_model()  # type: ignore[attr-defined]
+                    pipeline.sismember(target._meta.collection_key, value)
+                found = pipeline.execute()
+            for (field, pk, value), exists in zip(chunk, found, strict=True):
+                if not exists:
+                    self.report("dangling", field, f"instance {pk!r} points to missing {value!r}")
+
+    def index_members(self, field: RedisField) -> Iterator[tuple[str, str, float | None]]:
+        """Every (key, member, score) stored in `field`'s index keys."""
         for index in field.indexes:
             for pattern in index.scan_patterns():
-                for key in connection.scan_iter(match=pattern):
-                    kind = connection.type(key)
+                for key in self.client.scan_iter(match=pattern, count=BATCH):
+                    kind = self.client.type(key)
                     if kind == "set":
-                        actual.update((key, member, None) for member in connection.smembers(key))
+                        for member in self.client.sscan_iter(key, count=BATCH):
+                            yield key, member, None
                     elif kind == "zset":
-                        actual.update(
-                            (key, member, score)
-                            for member, score in connection.zrange(key, 0, -1, withscores=True)
-                        )
+                        for member, score in self.client.zscan_iter(key, count=BATCH):
+                            yield key, member, score
 
-    problems = [f"missing index entry {entry!r}" for entry in sorted(expected - actual, key=repr)]
-    problems += [f"stale index entry {entry!r}" for entry in sorted(actual - expected, key=repr)]
-    for (name, hkey, value), pks_holding in sorted(holders.items(), key=repr):
-        if len(pks_holding) > 1:
-            where = f"{name}[{hkey!r}]" if hkey is not None else name
-            problems.append(
-                f"unique {model.__name__}.{where} value {value!r} held by {sorted(pks_holding)!r}"
-            )
-    known = {field.key_for(pk) for pk in pks for field in meta.data_fields}
-    for key in connection.scan_iter(match=glob_escape(meta.prefix) + ":obj:*"):
-        if key not in known:
-            problems.append(f"orphan key {key!r} (no instance in the collection owns it)")
-    return problems
+    def check_index_keys(self, field: RedisField) -> None:
+        """Stale index entries, and unique values held several times, in `field`'s indexes."""
+        holders: dict[tuple[str, str], set[str]] = {}
+        for chunk in _batches(self.index_members(field)):
+            owners = [member if score is None else member_pk(member) for _, member, score in chunk]
+            distinct = list(dict.fromkeys(owners))
+            states = read_states(self.database, [(field, pk) for pk in distinct])
+            exists = self.exist(distinct)
+            implied = {
+                pk: _expected(field, pk, state) if pk in exists else set()
+                for pk, state in zip(distinct, states, strict=True)
+            }
+            for (key, member, score), pk in zip(chunk, owners, strict=True):
+                if (key, member, score) not in implied[pk]:
+                    self.report("stale", field, f"index entry {member!r} in {key!r}")
+                elif field.unique:
+                    value = key if score is None else (key, member[: -len(pk)])
+                    holders.setdefault((str(value), ""), set()).add(pk)
+        for (value, _), pks in holders.items():
+            if len(pks) > 1:
+                self.report("unique", field, f"value of {value!r} held by {sorted(pks)!r}")
+
+    def exist(self, pks: list[str]) -> set[str]:
+        with self.client.pipeline(transaction=False) as pipeline:
+            for pk in pks:
+                pipeline.sismember(self.meta.collection_key, pk)
+            found = pipeline.execute()
+        return {pk for pk, present in zip(pks, found, strict=True) if present}
+
+    def check_orphans(self) -> None:
+        """Instance keys whose pk is not in the collection."""
+        start = f"{self.meta.prefix}:obj:"
+        suffixes = [f":{field.name}" for field in self.meta.data_fields] + [":_hash"]
+        pattern = glob_escape(start) + "*"
+        for chunk in _batches(self.client.scan_iter(match=pattern, count=BATCH)):
+            candidates = {
+                key: [key[len(start) : -len(s)] for s in suffixes if key.endswith(s)]
+                for key in chunk
+            }
+            exists = self.exist([pk for pks in candidates.values() for pk in pks])
+            for key, pks in candidates.items():
+                if not exists.intersection(pks):
+                    self.report("orphan", None, f"key {key!r} belongs to no instance")
 
 
-def assert_indexes_consistent(*models: type[RedisModel]) -> None:
-    """Raise IndexIntegrityError listing every problem of these models' indexes."""
-    problems = [f"{model.__name__}: {p}" for model in models for p in index_problems(model)]
+def check(
+    *models: type[RedisModel], progress: Callable[[str], None] | None = None
+) -> list[Problem]:
+    """Every problem found in these models (an empty list when all is consistent)."""
+    return [problem for model in models for problem in _Checker(model, progress).run()]
+
+
+def assert_consistent(*models: type[RedisModel]) -> None:
+    """Raise IntegrityError listing, one per line, every problem `check` finds."""
+    problems = check(*models)
     if problems:
-        raise IndexIntegrityError("\n".join(problems))
+        raise IntegrityError("\n".join(map(str, problems)))
+
+
+def repair(problems: Iterable[Problem]) -> list[RedisField]:
+    """Rebuild the indexes of every field with missing, stale or unique problems; the fields
+    rebuilt. (Orphan keys and dangling relations are reported, not changed.)"""
+    fields = list(
+        dict.fromkeys(
+            p.field
+            for p in problems
+            if p.kind in ("missing", "stale", "unique") and p.field is not None
+        )
+    )
+    for field in fields:
+        field.rebuild_indexes()
+    return fields
+
+
+def stderr_progress(message: str) -> None:
+    """A `progress` callback writing to stderr."""
+    print(message, file=sys.stderr, flush=True)

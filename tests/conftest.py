@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from limpyd.database import RedisDatabase
-from limpyd_testing.integrity import assert_indexes_consistent
+from limpyd_testing.integrity import assert_consistent
 from limpyd_testing.snapshot import snapshot
 
 # tests/plugin drives pytest sessions of its own
@@ -35,4 +35,4 @@ def unchanged(db: RedisDatabase):
 @pytest.fixture
 def consistent():
     """`consistent(Model, ...)` asserts the models' indexes equal their data."""
-    return assert_indexes_consistent
+    return assert_consistent

@@ -1,0 +1,135 @@
+"""The integrity checker finds each kind of corruption (made with raw commands), passes on
+clean data, repairs indexes, and has a command line."""
+
+from __future__ import annotations
+
+import sys
+import types
+
+import pytest
+
+from limpyd import fields, model
+from limpyd.contrib import related
+from limpyd.indexes import NumberRangeIndex, TextRangeIndex
+from limpyd_testing import integrity
+from limpyd_testing.__main__ import main
+
+
+@pytest.fixture
+def models(db):
+    class Owner(related.RelatedModel):
+        database = db
+        name = fields.StringField(unique=True)
+
+    class Item(related.RelatedModel):
+        database = db
+        code = fields.StringField(unique=True)
+        color = fields.InstanceHashField(indexable=True)
+        size = fields.InstanceHashField(indexes=[NumberRangeIndex])
+        tags = fields.SetField(indexes=[TextRangeIndex])
+        owner = related.FKStringField(Owner)
+        plain = fields.StringField()
+
+    owner = Owner(name="o")
+    for i in range(3):
+        Item(code=f"c{i}", color="red", size=i, tags=["a", "b"], owner=owner, plain="p")
+    return Owner, Item
+
+
+def kinds(*models):
+    return sorted({p.kind for p in integrity.check(*models)})
+
+
+def test_clean_data_passes(models):
+    assert integrity.check(*models) == []
+    integrity.assert_consistent(*models)
+
+
+def test_missing_entry(models, db):
+    _, Item = models
+    db.client.srem(":item:idx:color:equal:red", "1")
+    assert kinds(Item) == ["missing"]
+    with pytest.raises(integrity.IntegrityError, match=r"Item\.color: missing"):
+        integrity.assert_consistent(Item)
+
+
+def test_stale_entries_of_every_index_type(models, db):
+    _, Item = models
+    db.client.sadd(":item:idx:color:equal:blue", "2")
+    db.client.zadd(":item:idx:size:number-range", {"7\x00\x002": 7})
+    db.client.zadd(":item:idx:tags:text-range", {"zz\x00\x001": 0})
+    problems = integrity.check(Item)
+    assert {(p.kind, p.field.name) for p in problems} == {
+        ("stale", "color"),
+        ("stale", "size"),
+        ("stale", "tags"),
+    }
+
+
+def test_wrong_score_is_missing(models, db):
+    _, Item = models
+    db.client.zadd(":item:idx:size:number-range", {"1\x00\x002": 5})
+    assert kinds(Item) == ["missing", "stale"]  # the right entry is gone, a wrong one is there
+
+
+def test_duplicate_unique_value(models, db):
+    _, Item = models
+    db.client.set(":item:obj:3:code", "c1")  # instance 2 holds c1 too
+    db.client.delete(":item:idx:code:equal:c2")
+    db.client.sadd(":item:idx:code:equal:c1", "3")
+    problems = integrity.check(Item)
+    assert [(p.kind, p.field.name) for p in problems] == [("unique", "code")]
+    assert "['2', '3']" in str(problems[0])
+
+
+def test_orphan_keys_and_dangling_relations(models, db):
+    Owner, Item = models
+    db.client.set(":item:obj:99:plain", "left behind")
+    db.client.srem(":owner:collection", "1")
+    problems = integrity.check(Owner, Item)
+    found = {p.kind for p in problems}
+    assert {"orphan", "dangling"} <= found
+    assert any("99" in str(p) for p in problems if p.kind == "orphan")
+
+
+def test_repair_rebuilds_broken_indexes(models, db):
+    _, Item = models
+    db.client.srem(":item:idx:color:equal:red", "1")
+    db.client.zadd(":item:idx:tags:text-range", {"zz\x00\x001": 0})
+    fixed = integrity.repair(integrity.check(Item))
+    assert sorted(f.name for f in fixed) == ["color", "tags"]
+    assert integrity.check(Item) == []
+
+
+def test_command_line(models, db, capsys, monkeypatch):
+    Owner, Item = models
+    module = types.ModuleType("limpyd_cli_models")
+    module.Owner, module.Item = Owner, Item
+    monkeypatch.setitem(sys.modules, "limpyd_cli_models", module)
+    assert main(["check", "limpyd_cli_models:Owner", "limpyd_cli_models:Item"]) == 0
+    assert "no problem found" in capsys.readouterr().out
+    db.client.srem(":item:idx:color:equal:red", "1")
+    assert main(["check", "limpyd_cli_models:Item"]) == 1
+    output = capsys.readouterr()
+    assert "Item.color: missing" in output.out and "instances checked" in output.err
+    assert main(["check", "limpyd_cli_models:Item", "--repair"]) == 0
+    assert "rebuilt the indexes of Item.color" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["check", "limpyd_cli_models:Nope"])
+
+
+def test_command_line_with_url(db, capsys, monkeypatch):
+    url = db.backend.describe()
+
+    class Thing(model.RedisModel):
+        database = None
+        name = fields.StringField(indexable=True)
+
+    module = types.ModuleType("limpyd_cli_url")
+    module.Thing = Thing
+    monkeypatch.setitem(sys.modules, "limpyd_cli_url", module)
+    Thing.use_database(db)
+    Thing(name="x")
+    Thing.database = None
+    assert main(["check", "limpyd_cli_url:Thing", "--url", url]) == 0
+    assert Thing.database is not db and Thing.collection(name="x") == ["1"]
