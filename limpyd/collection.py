@@ -39,6 +39,10 @@ class CollectionManager:
     def __init__(self, model: type[RedisModel]) -> None:
         self.model = model
         self._filters: list[tuple[str, Any]] = []
+        self._excludes: list[list[tuple[str, Any]]] = []
+        #: The set expression the filters narrow: the whole collection, or an operation
+        #: (`|`, `&`, `-`, `^`) on other collections.
+        self._base: tuple[str, list[CollectionManager]] | None = None
         #: ('D', desc) by default, else ('P' | 'S' | 'H', alpha, desc[, field name]).
         self._sort: tuple[Any, ...] = ("D", False)
         self._slices: list[tuple[int | None, int | None, int | None]] = []
@@ -54,6 +58,7 @@ class CollectionManager:
         clone = type(self).__new__(type(self))
         clone.__dict__.update(self.__dict__)
         clone._filters = list(self._filters)
+        clone._excludes = list(self._excludes)
         clone._slices = list(self._slices)
         clone._cache = None
         return clone
@@ -70,6 +75,56 @@ class CollectionManager:
         clone = self._derive()
         clone._filters += filters.items()
         return clone
+
+    def exclude(self, **filters: Any) -> CollectionManager:
+        """This collection without the instances matching all these filters."""
+        if self._slices:
+            raise ImplementationError("Cannot filter a collection after slicing it")
+        clone = self._derive()
+        clone._excludes.append(list(filters.items()))
+        return clone
+
+    def _combine(self, operation: str, other: object) -> CollectionManager:
+        if not isinstance(other, CollectionManager):
+            return NotImplemented
+        if other.model is not self.model:
+            raise ImplementationError(
+                f"Cannot combine collections of {self.model.__name__} and {other.model.__name__}"
+            )
+        if self._slices or other._slices:
+            raise ImplementationError("Cannot combine sliced collections")
+        combined = type(self)(self.model)
+        combined._base = (operation, [self._clone(), other._clone()])
+        return combined
+
+    def __or__(self, other: object) -> CollectionManager:
+        return self._combine("U", other)
+
+    def __and__(self, other: object) -> CollectionManager:
+        return self._combine("I", other)
+
+    def __sub__(self, other: object) -> CollectionManager:
+        return self._combine("D", other)
+
+    def __xor__(self, other: object) -> CollectionManager:
+        return self._combine("Y", other)
+
+    def _filter_sources(self, key: str, value: Any) -> list[list[Atom]]:
+        """The sources (and-ed) of one filter: one, or one per value for `__all`."""
+        name, _, suffix = key.rpartition("__")
+        if suffix != "all" or not name:
+            return [self._atoms(key, value)]
+        field = self.model._meta.field(name.split("__")[0])
+        if field.state_kind not in ("set", "list", "zset"):
+            raise ImplementationError(
+                f"{field.describe()}: the filter {key!r} is for Set, List and SortedSet fields"
+            )
+        if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+            raise ImplementationError(
+                f"{field.describe()}: the value of the filter {key!r} must be an iterable of "
+                f"values, not {value!r}"
+            )
+        return [self._atoms(name, item) for item in value]
 
     def _atoms(self, key: str, value: Any) -> list[Atom]:
         """The atoms (unioned) of one filter `field[__hkey][__prefix][__suffix]=value`."""
@@ -90,6 +145,8 @@ class CollectionManager:
                 f"{field.describe()} is not indexable: it cannot be filtered on "
                 f"(filter {key}={value!r})"
             )
+        if parts == ["isnull"]:
+            return [self._isnull_atom(field, value, key)]
         index, suffix = self._index_for(field, parts, key)
         return index.atoms(suffix, value, hkey)
 
@@ -110,6 +167,18 @@ class CollectionManager:
                 f"'__eq' or '__in' (filter {key!r})"
             )
         return ("P", len(values), *values)
+
+    def _isnull_atom(self, field: RedisField, value: Any, key: str) -> Atom:
+        if field.state_kind not in ("string", "hashfield") or not isinstance(value, bool):
+            raise ImplementationError(
+                f"{field.describe()}: {key} takes True or False, on a StringField or an "
+                f"InstanceHashField (got {value!r})"
+            )
+        meta = self.model._meta
+        start = f"{meta.prefix}:obj:"
+        if field.state_kind == "hashfield":
+            return ("E", start, ":_hash", field.name, "0" if value else "1")
+        return ("E", start, f":{field.name}", "", "0" if value else "1")
 
     @staticmethod
     def _index_for(field: RedisField, parts: list[str], key: str) -> tuple[BaseIndex, str | None]:
@@ -170,12 +239,8 @@ class CollectionManager:
 
     def _arguments(self, slices: list[tuple[Any, Any, Any]], output: list[Any]) -> list[Any]:
         meta = self.model._meta
-        sources = self._sources()
-        args: list[Any] = [meta.collection_key, f"{meta.prefix}:obj:", ":_hash", len(sources)]
-        for atoms in sources:
-            args.append(len(atoms))
-            for atom in atoms:
-                args += atom
+        args: list[Any] = [meta.collection_key, f"{meta.prefix}:obj:", ":_hash"]
+        args += self._expression()
         kind, *options = self._sort
         args.append(kind)
         args += [("1" if o else "0") if isinstance(o, bool) else o for o in options]
@@ -185,8 +250,28 @@ class CollectionManager:
         return args + output
 
     def _sources(self) -> list[list[Atom]]:
-        """The atoms of each source the query intersects (one per filter here)."""
-        return [self._atoms(key, value) for key, value in self._filters]
+        """The atoms of each source the query intersects."""
+        return self._sources_of(self._filters)
+
+    def _sources_of(self, filters: list[tuple[str, Any]]) -> list[list[Atom]]:
+        return [source for key, value in filters for source in self._filter_sources(key, value)]
+
+    def _expression(self) -> list[Any]:
+        """The set expression (see query.lua) of this collection's pks, unsorted."""
+        if self._base is None:
+            expression: list[Any] = ["C"]
+        else:
+            operation, operands = self._base
+            expression = [operation, len(operands)]
+            for operand in operands:
+                expression += operand._expression()
+        sources = self._sources()
+        if sources:
+            expression = ["I", 1 + len(sources), *expression, *_encode(sources)]
+        for excluded in self._excludes:
+            removed = _encode(self._sources_of(excluded))
+            expression = ["D", 2, *expression, "I", len(excluded) + 1, "C", *removed]
+        return expression
 
     def _query(self, output: list[Any], extra_slice: tuple[Any, Any, Any] | None = None) -> Any:
         slices = self._slices + ([extra_slice] if extra_slice else [])
@@ -267,6 +352,16 @@ class CollectionManager:
 
     def __repr__(self) -> str:
         return repr(self._results())
+
+
+def _encode(sources: list[list[Atom]]) -> list[Any]:
+    """Sources as 'A' set expressions (the union of their atoms)."""
+    encoded: list[Any] = []
+    for atoms in sources:
+        encoded += ["A", len(atoms)]
+        for atom in atoms:
+            encoded += atom
+    return encoded
 
 
 def _index(value: Any) -> int | None:

@@ -149,9 +149,7 @@ class ExtendedCollectionManager(CollectionManager):
 
     def _sources(self) -> list[list[Atom]]:
         filters = [(key, _read_field(value)) for key, value in self._filters]
-        return [self._atoms(key, value) for key, value in filters] + [
-            [atom] for atom in self._intersections
-        ]
+        return self._sources_of(filters) + [[atom] for atom in self._intersections]
 
     def _output(self) -> list[Any]:
         if self._values is None:

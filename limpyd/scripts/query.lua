@@ -1,9 +1,13 @@
 -- Evaluate a collection in one call: filters, intersections, sort, slices, output.
 -- ARGV:
 --   collection-key instance-prefix hash-suffix
---   nsources, each: natoms, each atom:
+--   a set expression: 'C' (the collection) | 'A' natoms atoms (their union)
+--       | 'I' n sets (intersection) | 'U' n sets (union) | 'D' n sets (first minus the others)
+--       | 'Y' 2 sets (symmetric difference); an atom is one of:
 --       'S' key | 'L' key min max | 'Z' key min max | 'P' n pks(n) | 'K' key (any set/zset/list)
 --       | 'Q' key (a stored list, which must exist)
+--       | 'E' prefix suffix sub want: instances whose field key prefix..pk..suffix (hash field
+--         `sub` when not '') exists ('1') or not ('0')
 --   sort: 'N' (none) | 'D' desc (by pk: numeric if all pks are numbers, else alpha) | 'P' alpha desc
 --         | 'S' alpha desc field | 'H' alpha desc field | 'Z' alpha desc key (by score)
 --         | 'K' alpha desc key (in the order of a list)
@@ -15,6 +19,7 @@
 local r = argv_reader(ARGV)
 local TMP = '__limpyd_query__:'
 local temps = {}
+local collection
 
 local function temp()
     local key = TMP .. (#temps + 1)
@@ -47,6 +52,17 @@ local function read_source()
             for _, m in ipairs(redis.call(cmd, key, min, max)) do pks[#pks + 1] = pk_of(m) end
         elseif kind == 'P' then
             for _, pk in ipairs(r.list(r.num())) do pks[#pks + 1] = pk end
+        elseif kind == 'E' then
+            local prefix, suffix, sub, want = r.next(), r.next(), r.next(), r.next() == '1'
+            for _, pk in ipairs(redis.call('SMEMBERS', collection)) do
+                local exists
+                if sub == '' then
+                    exists = redis.call('EXISTS', prefix .. pk .. suffix) == 1
+                else
+                    exists = redis.call('HEXISTS', prefix .. pk .. suffix, sub) == 1
+                end
+                if exists == want then pks[#pks + 1] = pk end
+            end
         elseif kind == 'K' or kind == 'Q' then
             local key = r.next()
             if kind == 'Q' and redis.call('EXISTS', key) == 0 then
@@ -59,6 +75,26 @@ local function read_source()
     local key = temp()
     if #set_keys > 0 then redis.call('SUNIONSTORE', key, unpack(set_keys)) end
     if #pks > 0 then chunked('SADD', key, pks) end
+    return key
+end
+
+local SET_COMMANDS = {I = 'SINTERSTORE', U = 'SUNIONSTORE', D = 'SDIFFSTORE'}
+
+local function read_set()
+    local tag = r.next()
+    if tag == 'C' then return collection end
+    if tag == 'A' then return read_source() end
+    local keys = {}
+    for i = 1, r.num() do keys[i] = read_set() end
+    local key = temp()
+    if tag == 'Y' then
+        local a, b = temp(), temp()
+        redis.call('SDIFFSTORE', a, keys[1], keys[2])
+        redis.call('SDIFFSTORE', b, keys[2], keys[1])
+        redis.call('SUNIONSTORE', key, a, b)
+    else
+        redis.call(SET_COMMANDS[tag], key, unpack(keys))
+    end
     return key
 end
 
@@ -93,15 +129,9 @@ local function positions(n, s)
 end
 
 local function run()
-    local collection, prefix, hash_suffix = r.next(), r.next(), r.next()
-    local nsources = r.num()
-    local keys = {collection}
-    for _ = 1, nsources do keys[#keys + 1] = read_source() end
-    local base = collection
-    if #keys > 1 then
-        base = temp()
-        redis.call('SINTERSTORE', base, unpack(keys))
-    end
+    local prefix, hash_suffix
+    collection, prefix, hash_suffix = r.next(), r.next(), r.next()
+    local base = read_set()
 
     local sort_kind = r.next()
     local alpha, desc, by

@@ -1,0 +1,352 @@
+"""Multi-indexes (manual 2.9): one index class on a field, many indexes behind it.
+
+`MultiIndexes.compose([IndexA, IndexB, ...], name=, key=, transform=)` makes a new index
+class. It is never instantiated itself: when a model is created, `expand` turns it into the
+*leaves* it is made of (every composed index, multi-indexes expanded recursively), and the
+field keeps these leaves as ordinary indexes. So filters, writes, uniqueness checks, the
+integrity checker and `clean_indexes`/`rebuild_indexes` see plain indexes.
+
+A leaf is an instance of a subclass of the composed index class (a `TextRangeIndex` leaf is
+still a `TextRangeIndex`) that knows the chain of multi-indexes it comes from, outermost
+first:
+
+- Values: the leaf's `normalize` applies the transforms of that chain, outermost first,
+  then the leaf's own `transform`. A transform returning None means "no entry for this
+  value". Transforms take `(value)` or `(self, value)`; `self` is then the leaf. Filter values
+  are not transformed (as for any index, manual 2.5.5.1): filter with the transformed value.
+- Storage: a leaf's identity (the part of its keys naming the index) is the leaf's own one
+  (`key or default_key`, then `+prefix`), preceded by the `key` of every multi-index of the
+  chain that has one, joined with '/': `compose([TextRangeIndex], key='a')` stores in
+  `<model>:idx:<field>:a/text-range`. This is what `key` is for: two composed indexes of the
+  same class, not prefixed, get distinct keys. Two leaves of one field sharing an identity (so
+  a key) raise ImplementationError when the model is created.
+- Filters: a leaf keeps its own `prefix` and suffixes, so `field__<prefix>__<suffix>=value`
+  finds it; when several leaves answer a filter, the first one (in composition order) does.
+- Uniqueness: of the leaves a multi-index gives a field, only the first one that handles
+  uniqueness checks it (the full value, e.g. the full date+time of `DateTimeIndex`, not the
+  date alone); `configure(handle_uniqueness=False)` on a multi-index turns it off for all its
+  leaves.
+- `isinstance(leaf, SomeMultiIndexes)` is true for the leaves coming from it, so
+  `field.clean_indexes(index_class=DateIndexParts)` cleans only those leaves.
+
+`configure(...)` works on a multi-index class too (`name`, `key`, `transform`,
+`handle_uniqueness`; a multi-index has no prefix of its own). As for any index, configuring a
+`transform` on a class that already has one *replaces* it, it does not chain:
+`TimeRangeIndex.configure(prefix='time', transform=lambda v: v[11:])` only applies `v[11:]`.
+Transforms chain only through composition.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterable
+from functools import cache
+from typing import TYPE_CHECKING, Any, ClassVar, cast
+
+from limpyd.exceptions import ImplementationError
+from limpyd.indexes import BaseIndex, NumberRangeIndex, TextRangeIndex
+from limpyd.text import to_text
+
+if TYPE_CHECKING:
+    from limpyd.fields.base import RedisField
+
+__all__ = [
+    "DateIndex",
+    "DateIndexParts",
+    "DateRangeIndex",
+    "DateSimpleTimeIndex",
+    "DateTimeIndex",
+    "MultiIndexes",
+    "SimpleDateTimeIndex",
+    "TimeIndex",
+    "TimeIndexParts",
+    "TimeRangeIndex",
+]
+
+#: Joins the keys of the multi-indexes of a chain and the leaf's own identity.
+KEY_SEPARATOR = "/"
+
+
+class _MultiIndexesType(type):
+    """Metaclass of multi-indexes: their leaves count as their instances."""
+
+    def __instancecheck__(cls, instance: Any) -> bool:
+        if super().__instancecheck__(instance):
+            return True
+        chain = getattr(type(instance), "composition", ())
+        return any(issubclass(multi, cls) for multi in chain)
+
+
+class MultiIndexes(BaseIndex, metaclass=_MultiIndexesType):
+    """An index made of other indexes (see the module docstring). Build one with `compose`."""
+
+    #: The index classes composed, in order (multi-indexes included).
+    composed: ClassVar[tuple[type[BaseIndex], ...]] = ()
+
+    def __init__(self, field: RedisField) -> None:
+        raise ImplementationError(
+            f"{type(self).__name__} is a multi-index: it is expanded into the indexes it "
+            "composes (see expand()), not instantiated"
+        )
+
+    # Building ----------------------------------------------------------------------------
+
+    @classmethod
+    def compose(
+        cls,
+        indexes: Iterable[type[BaseIndex]],
+        name: str | None = None,
+        key: str | None = None,
+        transform: Callable[..., Any] | None = None,
+    ) -> type[MultiIndexes]:
+        """A new multi-index class managing all of `indexes` for one field.
+
+        `name`: the new class's name; `key`: distinguishes its keys from those of other
+        indexes of the same classes; `transform`: applied to values before the transforms of
+        the composed indexes.
+        """
+        if isinstance(indexes, str | bytes) or not isinstance(indexes, Iterable):
+            raise ImplementationError(
+                f"{cls.__name__}.compose() expects a list of index classes, not {indexes!r}"
+            )
+        composed = tuple(indexes)
+        if not composed:
+            raise ImplementationError(f"{cls.__name__}.compose() needs at least one index class")
+        for index_class in composed:
+            if not (isinstance(index_class, type) and issubclass(index_class, BaseIndex)):
+                raise ImplementationError(
+                    f"{cls.__name__}.compose(): {index_class!r} is not an index class"
+                )
+            if issubclass(index_class, MultiIndexes) and not index_class.composed:
+                raise ImplementationError(
+                    f"{cls.__name__}.compose(): {index_class.__name__} composes no index; "
+                    "build it with compose() first"
+                )
+        options: dict[str, Any] = {"name": name or cls.__name__}
+        if key is not None:
+            options["key"] = key
+        if transform is not None:
+            options["transform"] = transform
+        new = cls.configure(**options)
+        new.composed = composed
+        return new
+
+    @classmethod
+    def configure(cls, **options: Any) -> type[MultiIndexes]:
+        """A variant of this multi-index: `name`, `key`, `transform` (replaces the current
+        one), `handle_uniqueness` (False: none of its leaves checks uniqueness)."""
+        if "prefix" in options:
+            raise ImplementationError(
+                f"{cls.__name__}.configure(prefix=...): a multi-index has no prefix of its "
+                "own; configure the prefix of the indexes it composes"
+            )
+        return cast("type[MultiIndexes]", super().configure(**options))
+
+    # Expansion ---------------------------------------------------------------------------
+
+    @classmethod
+    def leaf_classes(cls) -> list[type[BaseIndex]]:
+        """The classes of the leaves this multi-index gives a field, in composition order."""
+        return cls._leaf_classes(())
+
+    @classmethod
+    def _leaf_classes(cls, outer: tuple[type[MultiIndexes], ...]) -> list[type[BaseIndex]]:
+        if not cls.composed:
+            raise ImplementationError(
+                f"{cls.__name__} composes no index: use {cls.__name__}.compose([...]) to "
+                "build a multi-index"
+            )
+        chain = (*outer, cls)
+        leaves: list[type[BaseIndex]] = []
+        for index_class in cls.composed:
+            if issubclass(index_class, MultiIndexes):
+                leaves += index_class._leaf_classes(chain)
+            else:
+                leaves.append(_leaf_class(index_class, chain))
+        return leaves
+
+    @classmethod
+    def _build_leaves(cls, field: RedisField) -> list[BaseIndex]:
+        leaves = [leaf_class(field) for leaf_class in cls.leaf_classes()]
+        checking = False
+        for leaf in leaves:
+            if leaf.handle_uniqueness:
+                if checking:
+                    leaf.handle_uniqueness = False  # type: ignore[misc]
+                checking = True
+        return leaves
+
+    @classmethod
+    def expand(cls, field: RedisField) -> list[BaseIndex]:
+        """The leaf indexes of `field` for this multi-index; ImplementationError if two
+        indexes of the field would share a key."""
+        classes = list(getattr(field, "index_classes", None) or [])
+        if cls not in classes:
+            classes = [cls]
+        everything = [
+            leaf
+            for index_class in classes
+            for leaf in (
+                index_class._build_leaves(field)
+                if issubclass(index_class, MultiIndexes)
+                else index_class.expand(field)
+            )
+        ]
+        _check_distinct(field, everything)
+        return cls._build_leaves(field)
+
+
+class _ComposedLeaf(BaseIndex):
+    """Mixed into a composed index class: the transforms and keys of its multi-indexes."""
+
+    #: The multi-indexes this leaf comes from, outermost first.
+    composition: ClassVar[tuple[type[MultiIndexes], ...]] = ()
+
+    def __init__(self, field: RedisField) -> None:
+        super().__init__(field)
+        keys = [multi.key for multi in self.composition if multi.key]
+        self.identity = KEY_SEPARATOR.join([*keys, self.identity])
+        if not all(multi.handle_uniqueness for multi in self.composition):
+            self.handle_uniqueness = False  # type: ignore[misc]
+        self._outer_transforms = [
+            transform.__get__(self, type(self)) if hasattr(transform, "__get__") else transform
+            for transform in (
+                inspect.getattr_static(multi, "transform") for multi in self.composition
+            )
+            if transform is not None
+        ]
+
+    def normalize(self, value: str) -> str | None:
+        """The value through the multi-indexes' transforms, then the leaf's own."""
+        for transform in self._outer_transforms:
+            value = transform(value)
+            if value is None:
+                return None
+            value = to_text(value)
+        return super().normalize(value)
+
+    def __repr__(self) -> str:
+        path = ".".join([multi.__name__ for multi in self.composition] + [type(self).__name__])
+        return f"<{path} of {self.field.describe()}>"
+
+
+@cache
+def _leaf_class(
+    index_class: type[BaseIndex], chain: tuple[type[MultiIndexes], ...]
+) -> type[BaseIndex]:
+    """`index_class` as a leaf of this chain of multi-indexes (same name, same behaviour)."""
+    attrs = {"composition": chain, "__module__": index_class.__module__}
+    return type(index_class.__name__, (_ComposedLeaf, index_class), attrs)
+
+
+def _check_distinct(field: RedisField, leaves: list[BaseIndex]) -> None:
+    """Two indexes of a field with the same identity would share keys: refuse them."""
+    seen: dict[str, BaseIndex] = {}
+    for leaf in leaves:
+        if ":" in leaf.identity:
+            raise ImplementationError(
+                f"{field.describe()}: index {leaf!r} has the storage name {leaf.identity!r}; "
+                "index keys and prefixes cannot contain ':'"
+            )
+        other = seen.setdefault(leaf.identity, leaf)
+        if other is not leaf:
+            raise ImplementationError(
+                f"{field.describe()}: the indexes {other!r} and {leaf!r} would share the "
+                f"storage name {leaf.identity!r} (the same Redis keys); give them distinct "
+                "keys or prefixes, e.g. MultiIndexes.compose([...], key='...') or "
+                "configure(key='...')"
+            )
+
+
+# The manual's date and time indexes (2.9.2). Values are 'YYYY-MM-DD HH:MM:SS' (the manual
+# writes 'YYYY-MM-SS', an evident typo), dates 'YYYY-MM-DD', times 'HH:MM:SS'. In the manual
+# the names 'DateIndex' and 'TimeIndex' are broken by the page layout ('DateIndex\n'): they
+# are written here without the line break.
+
+DateIndexParts = MultiIndexes.compose(
+    [
+        NumberRangeIndex.configure(
+            prefix="year",
+            transform=lambda value: value[:4],
+            handle_uniqueness=False,
+            name="YearIndex",
+        ),
+        NumberRangeIndex.configure(
+            prefix="month",
+            transform=lambda value: value[5:7],
+            handle_uniqueness=False,
+            name="MonthIndex",
+        ),
+        NumberRangeIndex.configure(
+            prefix="day",
+            transform=lambda value: value[8:10],
+            handle_uniqueness=False,
+            name="DayIndex",
+        ),
+    ],
+    name="DateIndexParts",
+)
+
+TimeIndexParts = MultiIndexes.compose(
+    [
+        NumberRangeIndex.configure(
+            prefix="hour",
+            transform=lambda value: value[0:2],
+            handle_uniqueness=False,
+            name="HourIndex",
+        ),
+        NumberRangeIndex.configure(
+            prefix="minute",
+            transform=lambda value: value[3:5],
+            handle_uniqueness=False,
+            name="MinuteIndex",
+        ),
+        NumberRangeIndex.configure(
+            prefix="second",
+            transform=lambda value: value[6:8],
+            handle_uniqueness=False,
+            name="SecondIndex",
+        ),
+    ],
+    name="TimeIndexParts",
+)
+
+DateRangeIndex = TextRangeIndex.configure(
+    key="date", transform=lambda value: value[:10], name="DateRangeIndex"
+)
+
+TimeRangeIndex = TextRangeIndex.configure(
+    key="time", transform=lambda value: value[:8], name="TimeRangeIndex"
+)
+
+DateIndex = MultiIndexes.compose([DateRangeIndex, DateIndexParts], name="DateIndex")
+TimeIndex = MultiIndexes.compose([TimeRangeIndex, TimeIndexParts], name="TimeIndex")
+
+DateSimpleTimeIndex = MultiIndexes.compose(
+    [
+        TextRangeIndex.configure(key="full", name="FullDateTimeRangeIndex"),
+        DateRangeIndex.configure(prefix="date"),
+        DateIndexParts,
+        TimeRangeIndex.configure(prefix="time", transform=lambda value: value[11:]),  # only time
+    ],
+    name="DateSimpleTimeIndex",
+    transform=lambda value: value[:19],  # restrict on date+time
+)
+
+DateTimeIndex = MultiIndexes.compose(
+    [
+        DateSimpleTimeIndex,
+        TimeIndexParts.configure(transform=lambda value: value[11:]),  # pass only time
+    ],
+    name="DateTimeIndex",
+)
+
+SimpleDateTimeIndex = MultiIndexes.compose(
+    [
+        TextRangeIndex.configure(key="full", name="FullDateTimeRangeIndex"),
+        DateRangeIndex.configure(prefix="date"),
+        TimeRangeIndex.configure(prefix="time", transform=lambda value: value[11:]),  # only time
+    ],
+    name="SimpleDateTimeIndex",
+    transform=lambda value: value[:19],  # restrict on date+time
+)
