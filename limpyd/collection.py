@@ -198,28 +198,49 @@ class CollectionManager:
         )
 
     def sort(
-        self, by: str | None = None, alpha: bool = False, desc: bool = False
+        self,
+        by: str | list[str] | tuple[str, ...] | None = None,
+        alpha: bool | list[bool] | tuple[bool, ...] = False,
+        desc: bool = False,
     ) -> CollectionManager:
         """Sort by pk (default) or by a StringField / InstanceHashField (`-name` or `desc`:
-        descending); numeric unless `alpha` (byte-wise). Ties are ordered by pk."""
+        descending); numeric unless `alpha` (byte-wise). Ties are ordered by pk.
+
+        `by` may be a list of names, each with its own `-`; `alpha` then a bool for all or a
+        list of bools, one per name."""
         clone = self._derive()
+        if isinstance(by, list | tuple):
+            alphas = list(alpha) if isinstance(alpha, list | tuple) else [alpha] * len(by)
+            if not by or len(alphas) != len(by):
+                raise ImplementationError(
+                    "sort(by=[...]): give at least one field, and one alpha per field"
+                )
+            keys: list[Any] = []
+            for name, one_alpha in zip(by, alphas, strict=True):
+                kind, field_name, key_desc = self._sort_key(name)
+                keys += [kind, field_name, bool(one_alpha), key_desc != desc]
+            clone._sort = ("M", len(by), *keys)
+            return clone
+        kind, field_name, key_desc = self._sort_key(by)
+        extra = [field_name] if kind != "P" else []
+        clone._sort = (kind, bool(alpha), key_desc != desc, *extra)
+        return clone
+
+    def _sort_key(self, by: str | None) -> tuple[str, str, bool]:
+        """(kind, field name, descending) of one sort key; `-name` is descending."""
         reverse = bool(by and by.startswith("-"))
         name = by[1:] if by and reverse else by
-        desc = desc != reverse
         meta = self.model._meta
         field = meta.field(name) if name else meta.pk_field
         if field is meta.pk_field:
-            clone._sort = ("P", alpha, desc)
-        elif isinstance(field, InstanceHashField):
-            clone._sort = ("H", alpha, desc, field.name)
-        elif isinstance(field, StringField):
-            clone._sort = ("S", alpha, desc, field.name)
-        else:
-            raise ImplementationError(
-                f"{field.describe()}: collections sort on the pk, a StringField or an "
-                "InstanceHashField"
-            )
-        return clone
+            return "P", field.name, reverse
+        if isinstance(field, InstanceHashField):
+            return "H", field.name, reverse
+        if isinstance(field, StringField):
+            return "S", field.name, reverse
+        raise ImplementationError(
+            f"{field.describe()}: collections sort on the pk, a StringField or an InstanceHashField"
+        )
 
     def instances(self, lazy: bool = False, skip_exist_test: bool = False) -> CollectionManager:
         """Instances instead of pks. Their existence is part of the query itself, so there is

@@ -25,7 +25,7 @@ from limpyd.text import encode_member, escape_value, lex_prefix_end, to_text
 if TYPE_CHECKING:
     from limpyd.fields.base import RedisField
 
-__all__ = ["BaseIndex", "EqualIndex", "NumberRangeIndex", "TextRangeIndex"]
+__all__ = ["BaseIndex", "EqualIndex", "NumberRangeIndex", "TextRangeIndex", "check_distinct"]
 
 #: A Redis write, as its arguments.
 Op = tuple[Any, ...]
@@ -274,3 +274,22 @@ def number_of(value: str) -> float:
     except (TypeError, ValueError):
         return 0.0
     return 0.0 if math.isnan(number) else number
+
+
+def check_distinct(field: RedisField, leaves: list[BaseIndex]) -> None:
+    """Two indexes of a field with the same identity would share keys: refuse them."""
+    seen: dict[str, BaseIndex] = {}
+    for leaf in leaves:
+        if ":" in leaf.identity:
+            raise ImplementationError(
+                f"{field.describe()}: index {leaf!r} has the storage name {leaf.identity!r}; "
+                "index keys and prefixes cannot contain ':'"
+            )
+        other = seen.setdefault(leaf.identity, leaf)
+        if other is not leaf:
+            raise ImplementationError(
+                f"{field.describe()}: the indexes {other!r} and {leaf!r} would share the "
+                f"storage name {leaf.identity!r} (the same Redis keys); give them distinct "
+                "keys or prefixes, e.g. MultiIndexes.compose([...], key='...') or "
+                "configure(key='...')"
+            )

@@ -146,24 +146,28 @@ class _Checker:
                 if not exists:
                     self.report("dangling", field, f"instance {pk!r} points to missing {value!r}")
 
-    def index_members(self, field: RedisField) -> Iterator[tuple[str, str, float | None]]:
-        """Every (key, member, score) stored in `field`'s index keys."""
+    def index_members(self, field: RedisField) -> Iterator[tuple[bool, str, str, float | None]]:
+        """(whether the index checks uniqueness, key, member, score) of every entry stored in
+        `field`'s index keys."""
         for index in field.indexes:
+            unique = field.unique and index.handle_uniqueness
             for pattern in index.scan_patterns():
                 for key in self.client.scan_iter(match=pattern, count=BATCH):
                     kind = self.client.type(key)
                     if kind == "set":
                         for member in self.client.sscan_iter(key, count=BATCH):
-                            yield key, member, None
+                            yield unique, key, member, None
                     elif kind == "zset":
                         for member, score in self.client.zscan_iter(key, count=BATCH):
-                            yield key, member, score
+                            yield unique, key, member, score
 
     def check_index_keys(self, field: RedisField) -> None:
         """Stale index entries, and unique values held several times, in `field`'s indexes."""
         holders: dict[tuple[str, str], set[str]] = {}
         for chunk in _batches(self.index_members(field)):
-            owners = [member if score is None else member_pk(member) for _, member, score in chunk]
+            owners = [
+                member if score is None else member_pk(member) for _, _, member, score in chunk
+            ]
             distinct = list(dict.fromkeys(owners))
             states = read_states(self.database, [(field, pk) for pk in distinct])
             exists = self.exist(distinct)
@@ -171,10 +175,10 @@ class _Checker:
                 pk: _expected(field, pk, state) if pk in exists else set()
                 for pk, state in zip(distinct, states, strict=True)
             }
-            for (key, member, score), pk in zip(chunk, owners, strict=True):
+            for (unique, key, member, score), pk in zip(chunk, owners, strict=True):
                 if (key, member, score) not in implied[pk]:
                     self.report("stale", field, f"index entry {member!r} in {key!r}")
-                elif field.unique:
+                elif unique:
                     value = key if score is None else (key, member[: -len(pk)])
                     holders.setdefault((str(value), ""), set()).add(pk)
         for (value, _), pks in holders.items():

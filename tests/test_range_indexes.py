@@ -123,3 +123,20 @@ def test_unique_with_range_indexes(db, unchanged):
         Code(text="a\x00b")
     with unchanged(), pytest.raises(UniquenessError, match=r"Code\.number"):
         Code(number="1")  # the same number
+
+
+def test_two_indexes_sharing_keys_are_refused(db):
+    from limpyd.exceptions import ImplementationError
+
+    with pytest.raises(ImplementationError, match="share"):
+
+        class Twice(model.RedisModel):
+            database = db
+            text = fields.StringField(indexes=[TextRangeIndex, TextRangeIndex])
+
+    class Keyed(model.RedisModel):
+        database = db
+        text = fields.StringField(indexes=[TextRangeIndex, TextRangeIndex.configure(key="other")])
+
+    Keyed(text="x")
+    assert Keyed.collection(text="x") == ["1"]

@@ -178,21 +178,7 @@ class MultiIndexes(BaseIndex, metaclass=_MultiIndexesType):
 
     @classmethod
     def expand(cls, field: RedisField) -> list[BaseIndex]:
-        """The leaf indexes of `field` for this multi-index; ImplementationError if two
-        indexes of the field would share a key."""
-        classes = list(getattr(field, "index_classes", None) or [])
-        if cls not in classes:
-            classes = [cls]
-        everything = [
-            leaf
-            for index_class in classes
-            for leaf in (
-                index_class._build_leaves(field)
-                if issubclass(index_class, MultiIndexes)
-                else index_class.expand(field)
-            )
-        ]
-        _check_distinct(field, everything)
+        """The leaf indexes of `field` for this multi-index."""
         return cls._build_leaves(field)
 
 
@@ -237,25 +223,6 @@ def _leaf_class(
     """`index_class` as a leaf of this chain of multi-indexes (same name, same behaviour)."""
     attrs = {"composition": chain, "__module__": index_class.__module__}
     return type(index_class.__name__, (_ComposedLeaf, index_class), attrs)
-
-
-def _check_distinct(field: RedisField, leaves: list[BaseIndex]) -> None:
-    """Two indexes of a field with the same identity would share keys: refuse them."""
-    seen: dict[str, BaseIndex] = {}
-    for leaf in leaves:
-        if ":" in leaf.identity:
-            raise ImplementationError(
-                f"{field.describe()}: index {leaf!r} has the storage name {leaf.identity!r}; "
-                "index keys and prefixes cannot contain ':'"
-            )
-        other = seen.setdefault(leaf.identity, leaf)
-        if other is not leaf:
-            raise ImplementationError(
-                f"{field.describe()}: the indexes {other!r} and {leaf!r} would share the "
-                f"storage name {leaf.identity!r} (the same Redis keys); give them distinct "
-                "keys or prefixes, e.g. MultiIndexes.compose([...], key='...') or "
-                "configure(key='...')"
-            )
 
 
 # The manual's date and time indexes (2.9.2). Values are 'YYYY-MM-DD HH:MM:SS' (the manual

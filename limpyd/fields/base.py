@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from limpyd import commands
 from limpyd.exceptions import ImplementationError
-from limpyd.indexes import BaseIndex, EqualIndex
+from limpyd.indexes import BaseIndex, EqualIndex, check_distinct
 from limpyd.text import ValueTypeError, to_text
 
 if TYPE_CHECKING:
@@ -97,6 +97,7 @@ class RedisField:
         field = copy.copy(self)
         field.model, field.name, field._instance = model, name, None
         field.indexes = [index for cls in self.index_classes for index in cls.expand(field)]
+        check_distinct(field, field.indexes)
         if self.unique and not any(index.handle_uniqueness for index in field.indexes):
             raise ImplementationError(
                 f"{field.describe()} is unique: it needs an index that handles uniqueness"

@@ -11,6 +11,8 @@
 --   sort: 'N' (none) | 'D' desc (by pk: numeric if all pks are numbers, else alpha) | 'P' alpha desc
 --         | 'S' alpha desc field | 'H' alpha desc field | 'Z' alpha desc key (by score)
 --         | 'K' alpha desc key (in the order of a list)
+--         | 'M' n keys(n): several keys, each kind ('P' | 'S' | 'H') field alpha desc,
+--           ties by pk (byte-wise)
 --   nslices, each: start stop step ('' for None)
 --   output: 'pks' | 'count' | 'values' n specs(n) | 'store' key ttl ('' for none)
 --       spec: 'pk' | 'S:field' | 'H:field' | 'score'
@@ -98,6 +100,15 @@ local function read_set()
     return key
 end
 
+-- Byte-wise (memcmp) order, whatever the server's locale.
+local function bytes_lt(a, b)
+    for i = 1, math.min(#a, #b) do
+        local x, y = string.byte(a, i), string.byte(b, i)
+        if x ~= y then return x < y end
+    end
+    return #a < #b
+end
+
 -- Python's slice.indices(n).
 local function indices(n, start, stop, step)
     if step == 0 then error('limpyd: slice step cannot be zero') end
@@ -134,8 +145,15 @@ local function run()
     local base = read_set()
 
     local sort_kind = r.next()
-    local alpha, desc, by
-    if sort_kind == 'D' then
+    local alpha, desc, by, sort_keys
+    if sort_kind == 'M' then
+        sort_keys = {}
+        for i = 1, r.num() do
+            local kind, field = r.next(), r.next()
+            sort_keys[i] = {kind = kind, by = field, alpha = r.next() == '1', desc = r.next() == '1'}
+        end
+        alpha, desc = false, false
+    elseif sort_kind == 'D' then
         desc = r.next() == '1'
         alpha = false
         for _, pk in ipairs(redis.call('SMEMBERS', base)) do
@@ -175,13 +193,50 @@ local function run()
         local function flush()
             if #batch > 0 then redis.call('ZADD', ordered, unpack(batch)); batch = {} end
         end
-        for _, pk in ipairs(pks) do
+        local function sort_value(kind, field, pk)
+            if kind == 'P' then return pk
+            elseif kind == 'S' then return redis.call('GET', prefix .. pk .. ':' .. field)
+            elseif kind == 'H' then return redis.call('HGET', prefix .. pk .. hash_suffix, field)
+            elseif kind == 'K' then return tostring(positions[pk] or 0)
+            end
+            return redis.call('ZSCORE', field, pk)
+        end
+        local function numeric(value, pk)
+            local number = tonumber(value or '0')
+            if not number then
+                error('limpyd: cannot sort numerically on value ' .. value .. ' of ' .. pk)
+            end
+            return number
+        end
+        if sort_kind == 'M' then
+            local rows = {}
+            for _, pk in ipairs(pks) do
+                local row = {pk = pk}
+                for i, k in ipairs(sort_keys) do
+                    local v = sort_value(k.kind, k.by, pk)
+                    if k.alpha then row[i] = v or '' else row[i] = numeric(v, pk) end
+                end
+                rows[#rows + 1] = row
+            end
+            table.sort(rows, function(a, b)
+                for i, k in ipairs(sort_keys) do
+                    local x, y = a[i], b[i]
+                    if x ~= y then
+                        local lt
+                        if k.alpha then lt = bytes_lt(x, y) else lt = x < y end
+                        if k.desc then return not lt end
+                        return lt
+                    end
+                end
+                return bytes_lt(a.pk, b.pk)
+            end)
+            pks = {}
+            for i, row in ipairs(rows) do pks[i] = row.pk end
+        end
+        for rank, pk in ipairs(pks) do
             local value
-            if sort_kind == 'P' then value = pk
-            elseif sort_kind == 'S' then value = redis.call('GET', prefix .. pk .. ':' .. by)
-            elseif sort_kind == 'H' then value = redis.call('HGET', prefix .. pk .. hash_suffix, by)
-            elseif sort_kind == 'K' then value = tostring(positions[pk] or 0)
-            else value = redis.call('ZSCORE', by, pk) end
+            if sort_kind == 'M' then value = tostring(rank)
+            else value = sort_value(sort_kind, by, pk) end
             if alpha then
                 batch[#batch + 1] = '0'
                 batch[#batch + 1] = string.gsub(value or '', '%z', '\0\255') .. '\0\0' .. pk
