@@ -110,11 +110,15 @@ def test_multi_key_sort(db):
     rows = [("Doe", 1960), ("Smith", 1950), ("Doe", 1970), ("Abe", 1960), ("Doe", 1970), ("doe", 1)]
     for lastname, year in rows:
         Person(lastname=lastname, birth_year=year)
-    expected = sorted(range(1, 7), key=lambda pk: (rows[pk - 1][0].encode(), -rows[pk - 1][1], str(pk)))
+    expected = sorted(
+        range(1, 7), key=lambda pk: (rows[pk - 1][0].encode(), -rows[pk - 1][1], str(pk))
+    )
     got = Person.collection().sort(by=["lastname", "-birth_year"], alpha=[True, False])
     assert got == [str(pk) for pk in expected]
     assert got[1:3] == [str(pk) for pk in expected][1:3]
-    by_year = Person.collection().sort(by=["birth_year", "lastname"], alpha=[False, True], desc=True)
+    by_year = Person.collection().sort(
+        by=["birth_year", "lastname"], alpha=[False, True], desc=True
+    )
     assert by_year == ["3", "5", "1", "4", "2", "6"]
     with pytest.raises(ImplementationError, match="one alpha per field"):
         Person.collection().sort(by=["lastname"], alpha=[True, False])
