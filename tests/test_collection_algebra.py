@@ -124,3 +124,25 @@ def test_multi_key_sort(db):
         Person.collection().sort(by=["lastname"], alpha=[True, False])
     with pytest.raises(Exception, match="sort numerically"):
         list(Person.collection().sort(by=["lastname", "birth_year"]))
+
+
+def test_endswith_index(db, consistent):
+    from limpyd.contrib.indexes import EndsWithIndex
+    from limpyd.indexes import EqualIndex
+
+    class File(model.RedisModel):
+        database = db
+        name = fields.StringField(indexes=[EqualIndex, EndsWithIndex], unique=True)
+        tags = fields.SetField(indexes=[EndsWithIndex])
+
+    names = ["a.txt", "b.TXT", "c.txt.gz", "txt", "", "é.txt", "x\x00.txt"]
+    for name in names:
+        File(name=name, tags=[name, "k.py"])
+    for suffix in ("txt", ".txt", "", "x", "é.txt", "\x00.txt", "gz"):
+        expected = sorted(str(i + 1) for i, n in enumerate(names) if n.endswith(suffix))
+        assert sorted(File.collection(name__endswith=suffix)) == expected, suffix
+    assert sorted(File.collection(tags__endswith=".py")) == [str(i) for i in range(1, 8)]
+    File(1).name.set("a.md")
+    assert "1" not in File.collection(name__endswith=".txt")
+    assert File.collection(name="a.md") == ["1"]
+    consistent(File)

@@ -56,6 +56,7 @@ __all__ = [
     "DateRangeIndex",
     "DateSimpleTimeIndex",
     "DateTimeIndex",
+    "EndsWithIndex",
     "MultiIndexes",
     "SimpleDateTimeIndex",
     "TimeIndex",
@@ -317,3 +318,20 @@ SimpleDateTimeIndex = MultiIndexes.compose(
     name="SimpleDateTimeIndex",
     transform=lambda value: value[:19],  # restrict on date+time
 )
+
+
+class EndsWithIndex(TextRangeIndex):
+    """`field__endswith=`: the values reversed in a lexicographic index, so a suffix of the
+    value is a prefix of the entry. Opt-in (add it to the field's `indexes`), usable with
+    any other index; it answers only `endswith` and does not check uniqueness."""
+
+    handled_suffixes = frozenset({"endswith"})
+    handle_uniqueness = False
+    default_key = "reversed"
+
+    def normalize(self, value: str) -> str | None:
+        normalized = super().normalize(value)
+        return None if normalized is None else normalized[::-1]
+
+    def _atoms(self, suffix: str, value: str, hkey: str | None) -> list[tuple[str, ...]]:
+        return super()._atoms("startswith", value[::-1], hkey)
