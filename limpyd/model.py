@@ -7,6 +7,7 @@ that run per command stay short. No data is cached on instances: every read asks
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
@@ -31,6 +32,7 @@ from limpyd.fields import (
     StringField,
 )
 from limpyd.fields.base import NO_DEFAULT
+from limpyd.indexes import EqualIndex
 from limpyd.text import glob_escape
 
 __all__ = [
@@ -78,6 +80,21 @@ class ModelOptions:
         self.max_pk_key = f"{self.prefix}:max_pk"
         self.hash_fields = [n for n, f in fields.items() if isinstance(f, InstanceHashField)]
         self.data_fields = [f for f in fields.values() if f is not pk_field]
+        self.unique_together = [tuple(group) for group in model.unique_together]
+
+    def together_partners(self, field: RedisField) -> list[RedisField]:
+        """The other fields of the `unique_together` groups `field` belongs to."""
+        names = {n for group in self.unique_together if field.name in group for n in group}
+        return [self.fields[n] for n in sorted(names) if n != field.name]
+
+    def together_key(self, names: tuple[str, ...], states: dict[str, list[str]]) -> str | None:
+        """The set holding the pk of the instance with these fields' values (None when one
+        of them has no value: missing values never collide)."""
+        values = [states.get(name) for name in names]
+        if not all(values):
+            return None
+        encoded = "".join(f"{len(v[0])}:{v[0]}" for v in values)  # type: ignore[index]
+        return f"{self.prefix}:idx:__together__:{'+'.join(names)}:{encoded}"
 
     @property
     def database(self) -> RedisDatabase:
@@ -144,6 +161,7 @@ class MetaRedisModel(type):
             pk_names = ["pk"]
         for field_name, field in all_declared.items():
             _check_field_name(name, field_name, field)
+        all_declared = _with_together_indexes(cls, all_declared)
 
         fields = {k: f.attach(cls, k) for k, f in all_declared.items()}
         for field_name, field in fields.items():
@@ -159,6 +177,30 @@ class MetaRedisModel(type):
         if database is not None and not cls._meta.abstract:
             database._add_model(cls)
         return cls
+
+
+def _with_together_indexes(cls: type, declared: dict[str, RedisField]) -> dict[str, RedisField]:
+    """Check `unique_together`; its fields get the default index if they have none, so
+    they can be filtered on together."""
+    declared = dict(declared)
+    for group in cls.unique_together:  # type: ignore[attr-defined]
+        if isinstance(group, str) or len(group) < 2:
+            raise ImplementationError(
+                f"{cls.__name__}.unique_together: {group!r} is not a group of field names"
+            )
+        for name in group:
+            field = declared.get(name)
+            if field is None or not isinstance(field, StringField | InstanceHashField):
+                raise ImplementationError(
+                    f"{cls.__name__}.unique_together: {name!r} is not a StringField or an "
+                    "InstanceHashField of the model"
+                )
+            if isinstance(field, PKField):
+                raise ImplementationError(f"{cls.__name__}.unique_together: the pk is unique")
+            if not field.index_classes:
+                field = declared[name] = copy.copy(field)
+                field.indexable, field.index_classes = True, [EqualIndex]
+    return declared
 
 
 def _check_namespace(cls: type) -> None:
@@ -195,6 +237,8 @@ class RedisModel(metaclass=MetaRedisModel):
     #: Accepted for compatibility; writes are lock-free (atomic scripts), see the docs.
     lockable: ClassVar[bool] = True
     collection_manager: ClassVar[type[CollectionManager]] = CollectionManager
+    #: Groups of single-value fields whose combined values are unique among instances.
+    unique_together: ClassVar[list[tuple[str, ...]]] = []
 
     def __init__(self, *args: Any, **values: Any) -> None:
         """`Model(pk)` loads an instance (DoesNotExist if absent); `Model(**values)` creates

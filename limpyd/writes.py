@@ -70,16 +70,16 @@ class Write:
         if self.token is None:
             self.checks += ["A" if creating else "X", model._meta.collection_key, pk]
         self.commands: list[Any] = []
-        self._unique: list[tuple[RedisField, str]] = []
+        self._unique: list[tuple[str, Any]] = []
 
     def guard(self, kind: str, key: str, sub: str, state: list[str]) -> None:
         """Fail with CONFLICT if this state changed since it was read."""
         self.checks += ["G", kind, key, sub, len(state), *state]
 
-    def unique(self, field: RedisField, value: str, check: tuple[str, str, str, str]) -> None:
+    def unique(self, what: str, value: Any, check: tuple[str, str, str, str]) -> None:
         """Fail with UniquenessError if another instance holds `value` (see apply.lua)."""
         self.checks += ["U", len(self._unique), *check, self.pk]
-        self._unique.append((field, value))
+        self._unique.append((what, value))
 
     def call(self, *args: Any) -> None:
         self.commands += ["C", len(args), *args]
@@ -112,9 +112,9 @@ class Write:
         if status == "CONFLICT":
             return CONFLICT
         if status == "UNIQUE":
-            field, value = self._unique[int(outcome[1])]
+            what, value = self._unique[int(outcome[1])]
             raise UniquenessError(
-                f"{field.describe()}: value {value!r} is already held by instance {outcome[2]!r}"
+                f"{what}: value {value!r} is already held by instance {outcome[2]!r}"
             )
         if status == "PKEXISTS":
             raise UniquenessError(
@@ -174,7 +174,25 @@ def plan_index_changes(write: Write, field: RedisField, old: State, new: State) 
                     index.unique_check(value, write.pk, hkey) if index.handle_uniqueness else None
                 )
                 if check is not None:
-                    write.unique(field, value, check)
+                    write.unique(field.describe(), value, check)
+
+
+def plan_together(write: Write, old: dict[str, State], new: dict[str, State]) -> None:
+    """Add to `write` the changes of the model's `unique_together` entries (one set per
+    combination of values, holding the pk), and their uniqueness checks, for fields going
+    from the states in `old` to those in `new` (by field name)."""
+    meta = write.model._meta
+    for names in meta.unique_together:
+        before, after = meta.together_key(names, old), meta.together_key(names, new)
+        if before == after:
+            continue
+        if before is not None:
+            write.call("SREM", before, write.pk)
+        if after is not None:
+            values = tuple(new[name][0] for name in names)
+            label = f"{write.model.__name__}.({', '.join(names)})"
+            write.unique(label, values, ("set", after, "", ""))
+            write.call("SADD", after, write.pk)
 
 
 def _entries(field: RedisField, pk: str, items: list[tuple[str | None, str]]) -> dict[Any, Any]:
@@ -222,6 +240,7 @@ def create(instance: RedisModel, values: dict[str, Any]) -> str:
         for command in field.transition(pk, [], state):
             write.call(*command)
         plan_index_changes(write, field, [], state)
+    plan_together(write, {}, states)
     write.run(database)
     return write.pk
 
@@ -259,16 +278,23 @@ def modify(field: RedisField, build: Callable[[str], Command]) -> Any:
         command = build(pk)
         kind, (key, sub) = field.state_kind, field.state_location(pk)
         simulate = ["M", kind, key, sub, len(command.args) - 1, command.args[0], *command.args[2:]]
+        partners = model._meta.together_partners(field)
+        for partner in partners:
+            simulate += ["S", partner.state_kind, *partner.state_location(pk)]
 
         def attempt() -> Any:
-            ((old, outcome, new),) = READ(connection, simulate)
+            (old, outcome, new), *partner_states = READ(connection, simulate)
             if outcome[0] == "E":
                 raise ResponseError(outcome[1])
             write = Write(model, pk, creating)
             write.guard(kind, key, sub, old)
+            for partner, state in zip(partners, partner_states, strict=True):
+                write.guard(partner.state_kind, *partner.state_location(pk), state)
             for change in field.transition(write.pk, old, new):
                 write.call(*change)
             plan_index_changes(write, field, old, new)
+            others = {p.name: s for p, s in zip(partners, partner_states, strict=True)}
+            plan_together(write, {**others, field.name: old}, {**others, field.name: new})
             if write.run(database) is CONFLICT:
                 return CONFLICT
             return write.pk, outcome[1]
@@ -297,6 +323,9 @@ def rewrite(
     database = model._meta.database
     pk = instance._require_pk()
     indexed = [(field, state) for field, state in targets if field.indexes]
+    read = [field for field, _ in indexed]
+    for field, _ in targets:
+        read += [p for p in model._meta.together_partners(field) if p not in read]
     if database.pipelined:
         if indexed or last:
             _refuse_in_pipeline(database, f"{model.__name__}: writing indexable fields or deleting")
@@ -305,16 +334,18 @@ def rewrite(
         return database.connection
 
     def attempt() -> Any:
-        olds = read_states(database, [(field, pk) for field, _ in indexed])
+        olds = read_states(database, [(field, pk) for field in read])
         write = Write(model, pk)
-        for (field, _), old in zip(indexed, olds, strict=True):
+        for field, old in zip(read, olds, strict=True):
             write.guard(field.state_kind, *field.state_location(pk), old)
         for command in commands:
             write.call(*command)
         if reply is not None:
             write.call_for_reply(*reply)
-        for (field, new), old in zip(indexed, olds, strict=True):
+        for (field, new), old in zip(indexed, olds[: len(indexed)], strict=True):
             plan_index_changes(write, field, old, new)
+        before = {field.name: old for field, old in zip(read, olds, strict=True)}
+        plan_together(write, before, {**before, **{f.name: s for f, s in indexed}})
         if prepare is not None:
             prepare(write)
         for command in last or []:

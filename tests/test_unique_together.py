@@ -1,0 +1,82 @@
+"""Beyond the manual: `unique_together`, enforced atomically on create, update and hmset."""
+
+from __future__ import annotations
+
+import pytest
+
+from limpyd import fields, model
+from limpyd.exceptions import ImplementationError, UniquenessError
+
+
+@pytest.fixture
+def Place(db):
+    class Place(model.RedisModel):
+        database = db
+        unique_together = [("city", "name")]
+        city = fields.InstanceHashField()
+        name = fields.InstanceHashField(indexable=True)
+        street = fields.StringField()
+        kind = fields.InstanceHashField()
+
+    return Place
+
+
+def test_created_and_refused(Place, unchanged, consistent):
+    Place(city="Paris", name="Louvre")
+    Place(city="Rome", name="Louvre")
+    Place(city="Paris", name="Orsay")
+    Place(city="Paris")  # a missing value never collides
+    Place(city="Paris")
+    with unchanged(), pytest.raises(UniquenessError) as error:
+        Place(city="Paris", name="Louvre", street="rue")
+    message = str(error.value)
+    assert "Place.(city, name)" in message and "('Paris', 'Louvre')" in message
+    assert Place.collection(city="Paris", name="Louvre") == ["1"]
+    consistent(Place)
+
+
+def test_updates_and_hmset(Place, unchanged, consistent, limpyd_commands):
+    louvre = Place(city="Paris", name="Louvre")
+    orsay = Place(city="Paris", name="Orsay")
+    with unchanged(), pytest.raises(UniquenessError):
+        orsay.name.hset("Louvre")
+    with unchanged(), pytest.raises(UniquenessError):
+        orsay.hmset(name="Louvre", kind="museum")
+    orsay.city.hset("Lyon")
+    orsay.name.hset("Louvre")  # (Lyon, Louvre) is free
+    with unchanged(), pytest.raises(UniquenessError):
+        orsay.city.hset("Paris")
+    louvre.hmset(city="Rome", name="Colosseum")
+    with limpyd_commands() as counted:
+        orsay.hmset(city="Paris", name="Louvre")
+    assert counted.round_trips <= 3
+    louvre.hdel("name")
+    Place(city="Rome", name="Colosseum")
+    consistent(Place)
+
+
+def test_delete_frees_the_combination(Place, consistent):
+    first = Place(city="Paris", name="Louvre")
+    first.name.delete()
+    Place(city="Paris", name="Louvre").delete()
+    Place(city="Paris", name="Louvre")
+    first.hmset(name="Louvre2")
+    first.delete()
+    consistent(Place)
+
+
+def test_declaration_errors(db):
+    with pytest.raises(ImplementationError, match="not a group"):
+
+        class Single(model.RedisModel):
+            database = db
+            unique_together = [("a",)]
+            a = fields.StringField()
+
+    with pytest.raises(ImplementationError, match="'tags' is not"):
+
+        class Multi(model.RedisModel):
+            database = db
+            unique_together = [("a", "tags")]
+            a = fields.StringField()
+            tags = fields.SetField()
