@@ -260,7 +260,7 @@ class CollectionManager:
 
     def _arguments(self, slices: list[tuple[Any, Any, Any]], output: list[Any]) -> list[Any]:
         meta = self.model._meta
-        args: list[Any] = [meta.collection_key, f"{meta.prefix}:obj:", ":_hash"]
+        args: list[Any] = [meta.collection_key, f"{meta.prefix}:obj:", ":_hash", meta.expiry_key]
         args += self._expression()
         kind, *options = self._sort
         args.append(kind)

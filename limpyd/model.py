@@ -78,9 +78,12 @@ class ModelOptions:
         self.prefix = self.full_name
         self.collection_key = f"{self.prefix}:collection"
         self.max_pk_key = f"{self.prefix}:max_pk"
+        #: A sorted set: the pks of instances that expire, by the time they do.
+        self.expiry_key = f"{self.prefix}:expiry"
         self.hash_fields = [n for n, f in fields.items() if isinstance(f, InstanceHashField)]
         self.data_fields = [f for f in fields.values() if f is not pk_field]
         self.unique_together = [tuple(group) for group in model.unique_together]
+        self.default_ttl: float | None = None
 
     def together_partners(self, field: RedisField) -> list[RedisField]:
         """The other fields of the `unique_together` groups `field` belongs to."""
@@ -106,6 +109,15 @@ class ModelOptions:
                 "to a RedisDatabase, or call use_database() on it or on a parent model"
             )
         return database
+
+    def pk_exists(self, pk: str) -> bool:
+        """Whether the instance `pk` exists and has not expired (one round trip)."""
+        with self.database.client.pipeline(transaction=False) as pipeline:
+            pipeline.sismember(self.collection_key, pk)
+            pipeline.zscore(self.expiry_key, pk)
+            pipeline.time()
+            present, expires_at, (seconds, microseconds) = pipeline.execute()
+        return bool(present) and (expires_at is None or expires_at > seconds + microseconds / 1e6)
 
     def instance_key(self, pk: str, name: str) -> str:
         return f"{self.prefix}:obj:{pk}:{name}"
@@ -141,6 +153,13 @@ class MetaRedisModel(type):
         declared = {k: v for k, v in attrs.items() if isinstance(v, RedisField)}
         for key in declared:
             del attrs[key]
+        # `ttl = <seconds>` on a model is the default of its instances; `ttl()` stays the
+        # instances' method.
+        default_ttl = attrs.get("ttl", _ABSENT)
+        if default_ttl is not _ABSENT and not callable(default_ttl):
+            del attrs["ttl"]
+        else:
+            default_ttl = _ABSENT
         attrs.setdefault("abstract", False)
         cls = super().__new__(mcs, name, bases, attrs)
         _check_namespace(cls)
@@ -169,6 +188,7 @@ class MetaRedisModel(type):
         pk_field = fields[pk_names[0]]
         cls.pk = pk_field
         cls._meta = ModelOptions(cls, all_declared, fields, pk_field, attrs["abstract"])  # type: ignore[arg-type]
+        cls._meta.default_ttl = _default_ttl(cls, default_ttl)
         database = cls.__dict__.get("database", cls.database)
         if database is not None and not isinstance(database, RedisDatabase):
             raise ImplementationError(
@@ -177,6 +197,21 @@ class MetaRedisModel(type):
         if database is not None and not cls._meta.abstract:
             database._add_model(cls)
         return cls
+
+
+_ABSENT: Any = object()
+
+
+def _default_ttl(cls: type, declared: Any) -> float | None:
+    """The `ttl` a model declares, or the one it inherits."""
+    if declared is _ABSENT:
+        parent = next((b._meta for b in cls.__mro__[1:] if "_meta" in b.__dict__), None)
+        return parent.default_ttl if parent is not None else None
+    if declared is not None and (
+        isinstance(declared, bool) or not isinstance(declared, int | float) or declared <= 0
+    ):
+        raise ImplementationError(f"Model {cls.__name__}: ttl must be a positive number of seconds")
+    return declared
 
 
 def _with_together_indexes(cls: type, declared: dict[str, RedisField]) -> dict[str, RedisField]:
@@ -255,7 +290,7 @@ class RedisModel(metaclass=MetaRedisModel):
                     f"got {args!r} {values!r}"
                 )
             pk = meta.pk_field.text(args[0])
-            if not meta.database.client.sismember(meta.collection_key, pk):
+            if not meta.pk_exists(pk):
                 raise DoesNotExist(f"{type(self).__name__}: no instance with pk {pk!r}")
             self._saved(pk)
             return
@@ -304,7 +339,7 @@ class RedisModel(metaclass=MetaRedisModel):
         pk = self._require_pk()
         if not self._connected:
             meta = type(self)._meta
-            if not meta.database.client.sismember(meta.collection_key, pk):
+            if not meta.pk_exists(pk):
                 raise DoesNotExist(f"{type(self).__name__}: no instance with pk {pk!r}")
             self._connected = True
 
@@ -375,9 +410,7 @@ class RedisModel(metaclass=MetaRedisModel):
                 raise ImplementationError(
                     f"{cls.__name__}.exists() takes a pk or filters, not both"
                 )
-            return bool(
-                meta.database.client.sismember(meta.collection_key, meta.pk_field.text(args[0]))
-            )
+            return bool(meta.pk_exists(meta.pk_field.text(args[0])))
         return cls.collection(**filters)._any()
 
     @classmethod
@@ -412,7 +445,7 @@ class RedisModel(metaclass=MetaRedisModel):
 
     # Instance methods ---------------------------------------------------------------------
 
-    def delete(self) -> None:
+    def delete(self, reaping: bool = False) -> None:
         """Delete the instance: its fields, its index entries, its pk from the collection."""
         meta = type(self)._meta
         pk = self._require_pk()
@@ -422,10 +455,71 @@ class RedisModel(metaclass=MetaRedisModel):
             [(field, []) for field in meta.data_fields],
             [],
             reply=("DEL", *sorted(keys)),
-            last=[("SREM", meta.collection_key, pk)],
+            last=[("SREM", meta.collection_key, pk), ("ZREM", meta.expiry_key, pk)],
             prepare=self._prepare_delete,
+            reaping=reaping,
         )
         self._connected = False
+
+    def _reap(self) -> None:
+        """Delete this instance whose time has passed (as `delete()`, references included)."""
+        self.delete(reaping=True)
+
+    # Expiry -------------------------------------------------------------------------------
+
+    def expire(self, seconds: int | float) -> bool:
+        """The instance disappears `seconds` from now: from that moment no read returns
+        it, and it is deleted (index entries and references included) by the next write
+        that meets it or by `reap_expired()`."""
+        write = writes.Write(type(self), self._require_pk())
+        write.expire_in(float(seconds))
+        writes.retry_on_conflict(
+            type(self)._meta.database, lambda: write.run(type(self)._meta.database), "expire"
+        )
+        return True
+
+    def expireat(self, timestamp: int | float) -> bool:
+        """As `expire()`, at this Unix time (the server's clock)."""
+        meta = type(self)._meta
+        write = writes.Write(type(self), self._require_pk())
+        write.call("ZADD", meta.expiry_key, float(timestamp), self._pk)
+        write.run(meta.database)
+        return True
+
+    def persist(self) -> bool:
+        """The instance no longer expires; whether it had an expiry time."""
+        meta = type(self)._meta
+        write = writes.Write(type(self), self._require_pk())
+        write.call_for_reply("ZREM", meta.expiry_key, self._pk)
+        return bool(write.run(meta.database))
+
+    def ttl(self) -> float | None:
+        """Seconds the instance has left, None if it does not expire."""
+        meta = type(self)._meta
+        self._ensure_exists()
+        with meta.database.client.pipeline(transaction=False) as pipeline:
+            pipeline.zscore(meta.expiry_key, self._pk)
+            pipeline.time()
+            expires_at, (seconds, microseconds) = pipeline.execute()
+        if expires_at is None:
+            return None
+        return max(0.0, expires_at - (seconds + microseconds / 1e6))
+
+    @classmethod
+    def reap_expired(cls) -> int:
+        """Delete every instance whose time has passed; how many."""
+        meta = cls._check_concrete()
+        client = meta.database.client
+        seconds, microseconds = client.time()
+        due = client.zrangebyscore(meta.expiry_key, "-inf", seconds + microseconds / 1e6)
+        reaped = 0
+        for pk in due:
+            try:
+                cls.lazy_connect(pk)._reap()
+                reaped += 1
+            except DoesNotExist:
+                client.zrem(meta.expiry_key, pk)
+        return reaped
 
     def _prepare_delete(self, write: writes.Write) -> None:
         """Add to the deleting write what else it must change (see contrib.related)."""

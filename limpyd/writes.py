@@ -61,14 +61,18 @@ class Write:
     the token in the write's arguments; `run` then sets `self.pk` to the real pk.
     """
 
-    def __init__(self, model: type[RedisModel], pk: str, creating: bool = False) -> None:
+    def __init__(
+        self, model: type[RedisModel], pk: str, creating: bool = False, reaping: bool = False
+    ) -> None:
         self.model = model
         self.pk = pk
         self.token = pk if pk.startswith(_TOKEN_PREFIX) else None
         self.creating = creating or self.token is not None
         self.checks: list[Any] = []
         if self.token is None:
-            self.checks += ["A" if creating else "X", model._meta.collection_key, pk]
+            meta = model._meta
+            expiry = "" if reaping else meta.expiry_key
+            self.checks += ["A" if creating else "X", meta.collection_key, pk, expiry]
         self.commands: list[Any] = []
         self._unique: list[tuple[str, Any]] = []
 
@@ -78,8 +82,12 @@ class Write:
 
     def unique(self, what: str, value: Any, check: tuple[str, str, str, str]) -> None:
         """Fail with UniquenessError if another instance holds `value` (see apply.lua)."""
-        self.checks += ["U", len(self._unique), *check, self.pk]
+        self.checks += ["U", len(self._unique), *check, self.pk, self.model._meta.expiry_key]
         self._unique.append((what, value))
+
+    def expire_in(self, seconds: float) -> None:
+        """The instance expires `seconds` from now (the server's time)."""
+        self.commands += ["E", self.model._meta.expiry_key, self.pk, seconds]
 
     def call(self, *args: Any) -> None:
         self.commands += ["C", len(args), *args]
@@ -110,6 +118,15 @@ class Write:
                 self.pk, self.token = outcome[2], None
             return outcome[1]
         if status == "CONFLICT":
+            return CONFLICT
+        if status == "EXPIRED":
+            # Its time has passed but it was not reaped yet: reap it, then it is gone (and
+            # its pk is free: a creation is tried again).
+            self.model.lazy_connect(self.pk)._reap()
+            if self.creating:
+                return CONFLICT
+        if status == "REAP":
+            self.model.lazy_connect(outcome[1])._reap()
             return CONFLICT
         if status == "UNIQUE":
             what, value = self._unique[int(outcome[1])]
@@ -232,17 +249,22 @@ def create(instance: RedisModel, values: dict[str, Any]) -> str:
     else:
         pk_field.require_auto()
         pk = new_pk_token()
-    write = Write(model, pk, creating=True)
-    for name, state in states.items():
-        field = meta.fields[name]
-        if field.state_kind not in ("string", "hashfield"):
-            write.call("DEL", field.key_for(pk))
-        for command in field.transition(pk, [], state):
-            write.call(*command)
-        plan_index_changes(write, field, [], state)
-    plan_together(write, {}, states)
-    write.run(database)
-    return write.pk
+
+    def attempt() -> Any:
+        write = Write(model, pk, creating=True)
+        for name, state in states.items():
+            field = meta.fields[name]
+            if field.state_kind not in ("string", "hashfield"):
+                write.call("DEL", field.key_for(pk))
+            for command in field.transition(pk, [], state):
+                write.call(*command)
+            plan_index_changes(write, field, [], state)
+        plan_together(write, {}, states)
+        if meta.default_ttl:
+            write.expire_in(meta.default_ttl)
+        return CONFLICT if write.run(database) is CONFLICT else write.pk
+
+    return retry_on_conflict(database, attempt, f"creating a {model.__name__}")
 
 
 def modify(field: RedisField, build: Callable[[str], Command]) -> Any:
@@ -314,6 +336,7 @@ def rewrite(
     reply: tuple[Any, ...] | None = None,
     last: list[tuple[Any, ...]] | None = None,
     prepare: Callable[[Write], None] | None = None,
+    reaping: bool = False,
 ) -> Any:
     """Run `commands` (then `reply`, whose result is returned, then `last`) on an existing
     instance, knowing they leave each target field in the given state: the indexes of those
@@ -335,7 +358,7 @@ def rewrite(
 
     def attempt() -> Any:
         olds = read_states(database, [(field, pk) for field in read])
-        write = Write(model, pk)
+        write = Write(model, pk, reaping=reaping)
         for field, old in zip(read, olds, strict=True):
             write.guard(field.state_kind, *field.state_location(pk), old)
         for command in commands:

@@ -227,6 +227,31 @@ class RedisField:
             self.text(value)
         return command
 
+    # Expiry of a field alone -------------------------------------------------------------
+
+    def _check_expirable(self) -> None:
+        if self.indexes or self.state_kind == "hashfield" or not self.state_kind:
+            raise ImplementationError(
+                f"{self.describe()}: only a non-indexable field with a key of its own can expire "
+                "alone (an index would keep pointing to a value Redis dropped); expire the "
+                "instance instead"
+            )
+
+    def expire(self, seconds: int) -> bool:
+        """The field's value disappears in `seconds` (non-indexable fields only)."""
+        self._check_expirable()
+        return self._read("expire", seconds)
+
+    def ttl(self) -> int:
+        """Seconds the value has left: -1 if it does not expire, -2 if there is none."""
+        self._check_expirable()
+        return self._read("ttl")
+
+    def persist(self) -> bool:
+        """The value no longer expires; whether it had an expiry time."""
+        self._check_expirable()
+        return self._read("persist")
+
     def clean_indexes(self, index_class: type[BaseIndex] | None = None) -> int:
         """Delete this field's index keys (of `index_class` only, if given): before removing
         an index from the declaration. The number of keys deleted."""

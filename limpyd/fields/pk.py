@@ -52,6 +52,11 @@ class PKField(StringField):
     def _modify(self, name: str, *args: Any, **kwargs: Any) -> Any:
         raise ImplementationError(f"{self.describe()}: a primary key only supports get() and set()")
 
+    def _check_expirable(self) -> None:
+        raise ImplementationError(
+            f"{self.describe()}: a primary key cannot expire alone; expire the instance"
+        )
+
     def delete(self) -> int:
         raise ImplementationError(
             f"{self.describe()}: a primary key cannot be deleted alone; delete the instance"

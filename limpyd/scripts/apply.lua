@@ -1,15 +1,19 @@
 -- Apply one write atomically: checks first, then writes; a failed check writes nothing.
 -- ARGV: a sequence of instructions:
---   'X' collection pk                 the instance must exist       -> {'DOESNOTEXIST'}
---   'A' collection pk                 the pk must be free           -> {'PKEXISTS'}
+--   'X' collection pk expiry          the instance must exist       -> {'DOESNOTEXIST'}
+--   'A' collection pk expiry          the pk must be free           -> {'PKEXISTS'}
+--        an instance whose time in the zset `expiry` ('' for none) has passed is neither:
+--        -> {'EXPIRED'} (it must be reaped first)
 --   'G' kind key sub n expected(n)    the state is still as read    -> {'CONFLICT'}
---   'U' id how key a b pk             no other instance holds a value -> {'UNIQUE', id, holder pk}
+--   'U' id how key a b pk expiry      no other instance holds a value -> {'UNIQUE', id, holder pk}
+--        (a holder whose expiry time has passed -> {'REAP', holder pk}: reap it first)
 --        how: 'set' (SMEMBERS key), 'lex' (ZRANGEBYLEX key a b), 'score' (ZRANGEBYSCORE key a b)
 --   'N' token counter                 the instance gets a new pk (INCR counter), which
 --                                     replaces `token` in the arguments of later writes
 --   'F' token atom nops ops...        for each pk the atom finds ('S' key | 'L' key min max |
 --                                     'Z' key min max, as in query.lua), the ops (each
 --                                     n cmd args(n-1)) with `token` replaced by that pk
+--   'E' key pk seconds                ZADD key (now + seconds) pk: the instance expires then
 --   'C' n cmd args(n-1)               a write
 --   'R' n cmd args(n-1)               a write whose reply is returned
 -- Returns {'OK', reply, pk given by 'N' or false}.
@@ -45,14 +49,20 @@ end
 while not r.done() do
     local op = r.next()
     if op == 'X' or op == 'A' then
-        local present = redis.call('SISMEMBER', r.next(), r.next()) == 1
+        local collection, pk, expiry = r.next(), r.next(), r.next()
+        local present = redis.call('SISMEMBER', collection, pk) == 1
+        if present and expired(expiry, pk) then return {'EXPIRED'} end
         if op == 'X' and not present then return {'DOESNOTEXIST'} end
         if op == 'A' and present then return {'PKEXISTS'} end
+    elseif op == 'E' then
+        local key, pk, seconds = r.next(), with_pk(r.next()), tonumber(r.next())
+        redis.call('ZADD', key, now() + seconds, pk)
     elseif op == 'G' then
         local kind, key, sub, n = r.next(), r.next(), r.next(), r.num()
         if not same_list(read_state(kind, key, sub), r.list(n)) then return {'CONFLICT'} end
     elseif op == 'U' then
         local id, how, key, a, b, allowed = r.next(), r.next(), r.next(), r.next(), r.next(), r.next()
+        local expiry = r.next()
         local holders
         if how == 'set' then
             holders = redis.call('SMEMBERS', key)
@@ -63,7 +73,10 @@ while not r.done() do
         end
         for _, holder in ipairs(holders) do
             if how ~= 'set' then holder = pk_of(holder) end
-            if holder ~= allowed then return {'UNIQUE', id, holder} end
+            if holder ~= allowed then
+                if expired(expiry, holder) then return {'REAP', holder} end
+                return {'UNIQUE', id, holder}
+            end
         end
     elseif op == 'F' then
         local ftoken, kind, key = r.next(), r.next(), r.next()

@@ -94,6 +94,19 @@ local function error_text(err)
     return tostring(err)
 end
 
+-- The server's time, in seconds.
+local function now()
+    local t = redis.call('TIME')
+    return tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
+
+-- Whether the instance `pk` has an expiry time (in the zset `key`) that has passed.
+local function expired(key, pk)
+    if key == '' then return false end
+    local at = redis.call('ZSCORE', key, pk)
+    return at ~= false and at ~= nil and tonumber(at) <= now()
+end
+
 -- Members of a range index are <escaped value> NUL NUL <pk>.
 local function pk_of(member)
     local i = 1

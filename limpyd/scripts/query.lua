@@ -1,6 +1,6 @@
 -- Evaluate a collection in one call: filters, intersections, sort, slices, output.
 -- ARGV:
---   collection-key instance-prefix hash-suffix
+--   collection-key instance-prefix hash-suffix expiry-key
 --   a set expression: 'C' (the collection) | 'A' natoms atoms (their union)
 --       | 'I' n sets (intersection) | 'U' n sets (union) | 'D' n sets (first minus the others)
 --       | 'Y' 2 sets (symmetric difference); an atom is one of:
@@ -140,9 +140,17 @@ local function positions(n, s)
 end
 
 local function run()
-    local prefix, hash_suffix
-    collection, prefix, hash_suffix = r.next(), r.next(), r.next()
+    local prefix, hash_suffix, expiry
+    collection, prefix, hash_suffix, expiry = r.next(), r.next(), r.next(), r.next()
     local base = read_set()
+    -- Instances whose time has passed are gone for every read, reaped or not.
+    local gone = redis.call('ZRANGEBYSCORE', expiry, '-inf', now())
+    if #gone > 0 then
+        local gone_key, alive = temp(), temp()
+        chunked('SADD', gone_key, gone)
+        redis.call('SDIFFSTORE', alive, base, gone_key)
+        base = alive
+    end
 
     local sort_kind = r.next()
     local alpha, desc, by, sort_keys

@@ -1,0 +1,149 @@
+"""Beyond the manual: expiring instances, gone everywhere at once, reaped with their index
+entries and references."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from limpyd import fields, model
+from limpyd.contrib import related
+from limpyd.contrib.collection import ExtendedCollectionManager
+from limpyd.exceptions import DoesNotExist, ImplementationError
+
+
+@pytest.fixture
+def models(db):
+    class Person(related.RelatedModel):
+        database = db
+        collection_manager = ExtendedCollectionManager
+        name = fields.InstanceHashField(indexable=True)
+        city = fields.StringField(indexable=True)
+
+    class Group(related.RelatedModel):
+        database = db
+        owner = related.FKStringField(Person, related_name="owned")
+        members = related.M2MSetField(Person, related_name="groups")
+
+    return Person, Group
+
+
+def server_now(db):
+    seconds, microseconds = db.client.time()
+    return seconds + microseconds / 1e6
+
+
+def test_expired_instance_is_gone_for_every_read(models, db, consistent):
+    Person, Group = models
+    ann, bob = Person(name="ann", city="Paris"), Person(name="bob", city="Paris")
+    group = Group(owner=ann, members=[ann, bob])
+    assert ann.ttl() is None
+    ann.expireat(server_now(db) - 1)  # already past: no sleeping needed
+    assert Person.collection() == ["2"]
+    assert Person.collection(city="Paris") == ["2"]
+    assert Person.collection(city="Paris").values_list("name", flat=True) == ["bob"]
+    assert group.members() == ["2"]
+    assert not Person.exists(1) and not Person.exists(name="ann")
+    with pytest.raises(DoesNotExist):
+        Person(1)
+    with pytest.raises(DoesNotExist):
+        Person.get(name="ann")
+    assert ann.owned() == ["1"]  # the group itself is alive; its owner is not
+    # the next write meeting it reaps it, references and index entries included
+    with pytest.raises(DoesNotExist):
+        ann.name.hset("again")
+    assert group.owner.get() is None and group.members.smembers() == {"2"}
+    assert not [k for k in db.scan_keys() if ":person:obj:1:" in k]
+    consistent(Person, Group)
+
+
+def test_real_time_passes(models, db, consistent):
+    Person, _ = models
+    person = Person(name="short")
+    assert person.expire(0.3) is True
+    assert 0 < person.ttl() <= 0.3
+    assert Person.collection(name="short") == ["1"]
+    time.sleep(0.5)
+    assert Person.collection(name="short") == []
+    assert Person.reap_expired() == 1
+    assert Person.reap_expired() == 0
+    assert not [k for k in db.scan_keys() if ":obj:" in k or ":idx:" in k]
+    consistent(Person)
+
+
+def test_persist_and_default_ttl(db, consistent):
+    class Session(model.RedisModel):
+        database = db
+        ttl = 100
+        token = fields.StringField(unique=True)
+
+    class Child(Session):
+        pass
+
+    class Forever(Session):
+        ttl = None
+
+    session = Session(token="a")
+    assert 99 < session.ttl() <= 100
+    assert 99 < Child(token="b").ttl() <= 100
+    assert Forever(token="c").ttl() is None
+    assert session.persist() is True and session.ttl() is None
+    assert session.persist() is False
+    session.expireat(server_now(db) - 1)
+    Session(token="a")  # the expired holder is reaped: its unique value is free
+    assert Session.collection(token="a") == ["2"]
+    consistent(Session)
+    with pytest.raises(ImplementationError, match="ttl"):
+
+        class Bad(model.RedisModel):
+            database = db
+            ttl = "soon"
+
+
+def test_expired_pk_can_be_created_again(db):
+    class Named(model.RedisModel):
+        database = db
+        name = fields.PKField()
+        color = fields.StringField(indexable=True)
+
+    old = Named(name="x", color="red")
+    old.expire(-1)
+    new = Named(name="x", color="blue")
+    assert new.color.get() == "blue" and Named.collection(color="red") == []
+
+
+def test_command_line_reap(models, db, capsys, monkeypatch):
+    import sys
+    import types
+
+    from limpyd.__main__ import main
+
+    Person, _ = models
+    Person(name="a").expire(-1)
+    Person(name="b")
+    module = types.ModuleType("limpyd_reap_models")
+    module.Person = Person
+    monkeypatch.setitem(sys.modules, "limpyd_reap_models", module)
+    assert main(["reap", "limpyd_reap_models:Person"]) == 0
+    assert "Person: 1 expired instance(s) reaped" in capsys.readouterr().out
+    assert Person.collection() == ["2"]
+
+
+def test_field_expiry(db):
+    class Cache(model.RedisModel):
+        database = db
+        value = fields.StringField()
+        items = fields.SetField()
+        indexed = fields.StringField(indexable=True)
+        inner = fields.InstanceHashField()
+
+    cache = Cache(value="v", items=["a"], indexed="i", inner="x")
+    assert cache.value.ttl() == -1
+    assert cache.value.expire(100) is True
+    assert 99 <= cache.value.ttl() <= 100
+    assert cache.value.persist() is True and cache.value.ttl() == -1
+    assert cache.items.expire(100) is True
+    for field in (cache.indexed, cache.inner, cache.pk):
+        with pytest.raises(ImplementationError, match="expire"):
+            field.expire(10)
