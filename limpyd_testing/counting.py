@@ -1,0 +1,183 @@
+"""Count what a database sends to Redis: round trips and commands.
+
+    with count_commands(database) as counted:
+        Person(name="Ann")
+    assert counted.round_trips <= 3
+
+A *round trip* is one request/response exchange with the server: a single command is one, a
+pipeline or a MULTI/EXEC transaction is one when executed, however many commands it holds.
+*Commands* counts every command, including each one queued in a pipeline (MULTI and EXEC
+themselves are not counted). An EVALSHA answered by NOSCRIPT and followed by EVAL is two round
+trips: that is what happens on the wire.
+
+It works the same on every backend, by wrapping the database's redis-py client
+(`database.client`): its `execute_command`, and the `execute` and immediate commands of the
+pipelines it makes while a counter is active, or the database's current pipeline (as a
+`PipelineDatabase` has). Counters can be nested or overlap: each sees everything sent while it
+is active. A client the database creates after the counter
+started (after a `database.connect(...)`) is not counted.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import redis
+
+    from limpyd.database import RedisDatabase
+
+__all__ = ["CommandCount", "count_client_commands", "count_commands"]
+
+
+@dataclass
+class CommandCount:
+    """What was sent while a counter was active.
+
+    `round_trips`: request/response exchanges; `commands`: commands, each one of a pipeline
+    included; `names`: the command names in the order they were sent, upper-case.
+    """
+
+    round_trips: int = 0
+    commands: int = 0
+    names: list[str] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def _record(self, names: list[str]) -> None:
+        with self._lock:
+            self.round_trips += 1
+            self.commands += len(names)
+            self.names.extend(names)
+
+    def reset(self) -> None:
+        """Start counting from zero again (the counter stays active)."""
+        with self._lock:
+            self.round_trips = 0
+            self.commands = 0
+            self.names = []
+
+
+class _Instrumented:
+    """The wrappers installed on one client, and the counters currently fed by them."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.counters: list[CommandCount] = []
+
+    def record(self, names: list[str]) -> None:
+        for counter in list(self.counters):
+            counter._record(names)
+
+    def install(self) -> None:
+        client = self.client
+        execute_command = client.execute_command
+        make_pipeline = client.pipeline
+
+        def counted_execute_command(*args: Any, **options: Any) -> Any:
+            self.record([_name(args)])
+            return execute_command(*args, **options)
+
+        def counted_pipeline(*args: Any, **kwargs: Any) -> Any:
+            return self.instrument_pipeline(make_pipeline(*args, **kwargs))
+
+        client.execute_command = counted_execute_command
+        client.pipeline = counted_pipeline
+
+    def uninstall(self) -> None:
+        # The wrappers are instance attributes shadowing the class's methods.
+        for name in ("execute_command", "pipeline"):
+            self.client.__dict__.pop(name, None)
+
+    def instrument_pipeline(self, pipe: Any) -> Any:
+        if pipe.__dict__.get("_limpyd_counted"):
+            return pipe
+        pipe._limpyd_counted = True
+        client = self.client
+        execute = pipe.execute
+        immediate = pipe.immediate_execute_command
+        reset = pipe.reset
+
+        def counted_execute(*args: Any, **kwargs: Any) -> Any:
+            # redis-py sends nothing for an empty pipeline that watches nothing.
+            sends = bool(pipe.command_stack or pipe.watching)
+            names = [_name(command) for command, _ in pipe.command_stack]
+            try:
+                return execute(*args, **kwargs)
+            finally:
+                # Recorded after: scripts are loaded (immediate commands) before it is sent.
+                if sends:
+                    _record(client, names)
+
+        def counted_immediate(*args: Any, **options: Any) -> Any:
+            _record(client, [_name(args)])
+            return immediate(*args, **options)
+
+        def counted_reset() -> None:
+            # A pipeline dropped while watching keys sends UNWATCH by itself.
+            if pipe.watching and pipe.connection:
+                _record(client, ["UNWATCH"])
+            reset()
+
+        pipe.execute = counted_execute
+        pipe.immediate_execute_command = counted_immediate
+        pipe.reset = counted_reset
+        return pipe
+
+
+_instrumented: dict[int, _Instrumented] = {}
+_instrumented_lock = threading.Lock()
+
+
+def _record(client: Any, names: list[str]) -> None:
+    """Feed the counters active on `client` now (a pipeline may outlive its counter)."""
+    entry = _instrumented.get(id(client))
+    if entry is not None and entry.client is client:
+        entry.record(names)
+
+
+def _name(args: tuple[Any, ...]) -> str:
+    name = args[0] if args else ""
+    if isinstance(name, bytes):
+        name = name.decode(errors="replace")
+    return str(name).upper()
+
+
+@contextmanager
+def count_client_commands(client: redis.Redis) -> Iterator[CommandCount]:
+    """Count the round trips and commands sent through one redis-py client."""
+    counter = CommandCount()
+    with _instrumented_lock:
+        entry = _instrumented.get(id(client))
+        if entry is None or entry.client is not client:
+            entry = _instrumented[id(client)] = _Instrumented(client)
+            entry.install()
+        entry.counters.append(counter)
+    try:
+        yield counter
+    finally:
+        with _instrumented_lock:
+            entry.counters.remove(counter)
+            if not entry.counters:
+                entry.uninstall()
+                del _instrumented[id(client)]
+
+
+@contextmanager
+def count_commands(database: RedisDatabase) -> Iterator[CommandCount]:
+    """Count the round trips and commands a `RedisDatabase` sends inside the block.
+
+    Same on every backend; see the module's documentation for what counts as what.
+    """
+    # `client` is the database's redis-py client; `connection` may be a pipeline of it
+    # (PipelineDatabase) opened before the counter started: it is counted too.
+    client = getattr(database, "client", None) or database.connection
+    with count_client_commands(client) as counter:
+        connection = database.connection
+        if connection is not client and hasattr(connection, "command_stack"):
+            with _instrumented_lock:
+                _instrumented[id(client)].instrument_pipeline(connection)
+        yield counter

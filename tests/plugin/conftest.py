@@ -1,0 +1,46 @@
+"""Fixtures for testing the limpyd pytest plugin with pytester."""
+
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+
+from limpyd_testing.plugin import get_options
+from limpyd_testing.server import find_redis_server
+
+# The `pytester` fixture comes from `pytest_plugins = ["pytester"]` in tests/conftest.py:
+# pytest accepts `pytest_plugins` only in the top-level conftest.
+
+# An in-process pytester run forgets the modules it imported, and the hypothesis plugin
+# imports hypothesis at the end of every run: importing it once here saves ~1 s per run.
+with contextlib.suppress(ImportError):
+    import hypothesis  # noqa: F401
+
+LIMPYD_ENV = (
+    "LIMPYD_BACKEND",
+    "LIMPYD_REDIS_URL",
+    "LIMPYD_REDIS_SERVER",
+    "LIMPYD_REQUIRE_REDIS",
+    "LIMPYD_FLUSH_EXISTING",
+)
+
+
+@pytest.fixture(autouse=True)
+def _clean_limpyd_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inner pytest runs see only the limpyd settings a test gives them."""
+    for name in LIMPYD_ENV:
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(scope="session")
+def redis_server_path(request: pytest.FixtureRequest) -> str:
+    """The redis-server the outer session would use: skipped, or failed if required, if none."""
+    options = get_options(request.config)
+    path = find_redis_server(options.redis_server)
+    if path is None:
+        message = f"no redis-server executable found ({options.redis_server or 'PATH'})"
+        if options.require_redis:
+            pytest.fail(message)
+        pytest.skip(message)
+    return path

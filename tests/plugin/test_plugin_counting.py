@@ -1,0 +1,194 @@
+"""`count_commands` / `limpyd_commands` count the same way on every backend."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+
+import pytest
+from redis.exceptions import NoScriptError
+
+from limpyd_testing.counting import count_commands
+
+
+def test_single_command_is_one_round_trip(limpyd_redis, limpyd_commands):
+    with limpyd_commands() as counted:
+        limpyd_redis.set("a", "1")
+    assert (counted.round_trips, counted.commands, counted.names) == (1, 1, ["SET"])
+
+
+def test_pipeline_of_three_is_one_round_trip(limpyd_redis, limpyd_commands):
+    with limpyd_commands() as counted:
+        pipe = limpyd_redis.pipeline()
+        pipe.set("a", "1")
+        pipe.get("a")
+        pipe.delete("a")
+        assert pipe.execute() == [True, "1", 1]
+    assert counted.round_trips == 1
+    assert counted.commands == 3
+    assert counted.names == ["SET", "GET", "DEL"]
+
+
+def test_plain_pipeline_and_empty_pipeline(limpyd_redis, limpyd_commands):
+    with limpyd_commands() as counted:
+        pipe = limpyd_redis.pipeline(transaction=False)
+        assert pipe.execute() == []  # nothing is sent
+        pipe.set("a", "1")
+        pipe.set("b", "2")
+        pipe.execute()
+    assert (counted.round_trips, counted.commands) == (1, 2)
+
+
+def test_watch_multi_exec(limpyd_redis, limpyd_commands):
+    limpyd_redis.set("a", "1")
+    with limpyd_commands() as counted:
+        with limpyd_redis.pipeline() as pipe:
+            pipe.watch("a")
+            value = pipe.get("a")
+            pipe.multi()
+            pipe.set("a", int(value) + 1)
+            pipe.set("b", "x")
+            pipe.execute()
+    assert counted.names == ["WATCH", "GET", "SET", "SET"]
+    assert (counted.round_trips, counted.commands) == (3, 4)
+    assert limpyd_redis.get("a") == "2"
+
+
+def test_transaction_helper(limpyd_redis, limpyd_commands):
+    def change(pipe):
+        current = pipe.get("a")
+        pipe.multi()
+        pipe.set("a", f"{current}!")
+
+    limpyd_redis.set("a", "x")
+    with limpyd_commands() as counted:
+        limpyd_redis.transaction(change, "a")
+    assert counted.names == ["WATCH", "GET", "SET"]
+    assert counted.round_trips == 3
+    assert limpyd_redis.get("a") == "x!"
+
+
+def test_pipeline_dropped_while_watching_sends_unwatch(limpyd_redis, limpyd_commands):
+    with limpyd_commands() as counted:
+        with limpyd_redis.pipeline() as pipe:
+            pipe.watch("a")
+    assert counted.names == ["WATCH", "UNWATCH"]
+    assert counted.round_trips == 2
+
+
+def test_evalsha_falling_back_to_eval_is_two_round_trips(limpyd_redis, limpyd_commands):
+    script = "return 'limpyd-counting-test'"
+    sha = hashlib.sha1(script.encode()).hexdigest()
+    limpyd_redis.script_flush()
+    with limpyd_commands() as counted:
+        try:
+            result = limpyd_redis.evalsha(sha, 0)
+        except NoScriptError:
+            result = limpyd_redis.eval(script, 0)
+    assert result == "limpyd-counting-test"
+    assert counted.names == ["EVALSHA", "EVAL"]
+    assert counted.round_trips == 2
+
+
+def test_registered_script_in_a_pipeline(limpyd_redis, limpyd_commands):
+    script = limpyd_redis.register_script("return ARGV[1]")
+    limpyd_redis.script_flush()
+    with limpyd_commands() as counted:
+        pipe = limpyd_redis.pipeline()
+        script(args=["x"], client=pipe)
+        pipe.get("a")
+        assert pipe.execute() == ["x", None]
+    # The pipeline checks (and loads) its scripts before it is sent.
+    assert counted.names == ["SCRIPT EXISTS", "SCRIPT LOAD", "EVALSHA", "GET"]
+    assert counted.round_trips == 3
+
+
+def test_nested_counters(limpyd_redis, limpyd_commands):
+    with limpyd_commands() as outer:
+        limpyd_redis.set("a", "1")
+        with limpyd_commands() as inner:
+            limpyd_redis.get("a")
+            limpyd_redis.pipeline().set("b", "1").set("c", "1").execute()
+        limpyd_redis.get("b")
+    assert inner.names == ["GET", "SET", "SET"]
+    assert inner.round_trips == 2
+    assert outer.names == ["SET", "GET", "SET", "SET", "GET"]
+    assert outer.round_trips == 4
+
+
+def test_counting_stops_and_unpatches_at_exit(limpyd_redis, limpyd_commands):
+    with limpyd_commands() as counted:
+        limpyd_redis.set("a", "1")
+    limpyd_redis.set("a", "2")
+    assert counted.round_trips == 1
+    assert "execute_command" not in vars(limpyd_redis)
+    assert "pipeline" not in vars(limpyd_redis)
+
+
+def test_reset(limpyd_redis, limpyd_commands):
+    with limpyd_commands() as counted:
+        limpyd_redis.set("a", "1")
+        counted.reset()
+        limpyd_redis.get("a")
+    assert (counted.round_trips, counted.names) == (1, ["GET"])
+
+
+def test_counters_of_two_databases_are_separate(
+    limpyd_database, limpyd_database_factory, limpyd_commands
+):
+    other = limpyd_database_factory()
+    with limpyd_commands() as first, limpyd_commands(other) as second:
+        limpyd_database.connection.set("a", "1")
+        other.connection.get("a")
+        other.connection.get("a")
+    assert (first.round_trips, second.round_trips) == (1, 2)
+
+
+def test_count_commands_from_threads(limpyd_database):
+    with count_commands(limpyd_database) as counted:
+        threads = [
+            threading.Thread(target=lambda i=i: limpyd_database.connection.incr(f"n{i % 3}"))
+            for i in range(12)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert counted.round_trips == 12
+    assert counted.names == ["INCRBY"] * 12
+
+
+@pytest.mark.parametrize("raising", [True, False])
+def test_counted_when_the_server_answers_an_error(limpyd_redis, limpyd_commands, raising):
+    limpyd_redis.set("s", "text")
+    with limpyd_commands() as counted:
+        if raising:
+            with pytest.raises(Exception, match="WRONGTYPE"):
+                limpyd_redis.lpush("s", "x")
+        else:
+            limpyd_redis.get("s")
+    assert counted.round_trips == 1
+
+
+def test_pipeline_database_pipeline_opened_before_counting(limpyd_database_factory):
+    from limpyd.contrib.database import PipelineDatabase
+
+    database = limpyd_database_factory(PipelineDatabase)
+    with database.pipeline() as pipe:
+        with count_commands(database) as counted:
+            database.connection.set("a", "1")
+            database.connection.get("a")
+            assert pipe.execute() == [True, "1"]
+    assert (counted.round_trips, counted.commands, counted.names) == (1, 2, ["SET", "GET"])
+
+
+def test_pipeline_database_pipeline_opened_while_counting(limpyd_database_factory):
+    from limpyd.contrib.database import PipelineDatabase
+
+    database = limpyd_database_factory(PipelineDatabase)
+    with count_commands(database) as counted:
+        with database.pipeline() as pipe:
+            database.connection.set("a", "1")
+            pipe.execute()
+        database.client.get("a")
+    assert (counted.round_trips, counted.names) == (2, ["SET", "GET"])

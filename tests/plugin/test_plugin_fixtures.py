@@ -1,0 +1,201 @@
+"""The fixtures: fresh databases, the factory, the raw client, the server, redirection."""
+
+from __future__ import annotations
+
+import pytest
+
+from limpyd.backends import FakeBackend, _fake_servers
+from limpyd.database import RedisDatabase
+
+
+def test_database_is_a_redis_database_on_the_test_backend(limpyd_backend, limpyd_database):
+    assert isinstance(limpyd_database, RedisDatabase)
+    assert limpyd_database.backend.kind == limpyd_backend
+    assert limpyd_database.connection.dbsize() == 0
+
+
+def test_limpyd_redis_is_the_database_client(limpyd_database, limpyd_redis):
+    assert limpyd_redis is limpyd_database.client
+    assert limpyd_redis.set("key", "value")
+    assert list(limpyd_database.scan_keys()) == ["key"]
+
+
+def test_factory_databases_share_one_server(limpyd_database, limpyd_database_factory):
+    other = limpyd_database_factory()
+    assert other is not limpyd_database
+    assert other.connection is not limpyd_database.connection
+    limpyd_database.connection.set("shared", "yes")
+    assert other.connection.get("shared") == "yes"
+
+
+def test_factory_db_numbers_are_separate(limpyd_database, limpyd_database_factory):
+    db1 = limpyd_database_factory(db=1)
+    other_db1 = limpyd_database_factory(db=1)
+    limpyd_database.connection.set("k", "db0")
+    assert db1.connection.get("k") is None
+    db1.connection.set("k", "db1")
+    assert other_db1.connection.get("k") == "db1"
+    assert limpyd_database.connection.get("k") == "db0"
+
+
+def test_factory_takes_a_database_class(limpyd_database_factory):
+    class MyDatabase(RedisDatabase):
+        def __init__(self, label: str, **kwargs):
+            self.label = label
+            super().__init__(**kwargs)
+
+    database = limpyd_database_factory(MyDatabase, label="mine")
+    assert isinstance(database, MyDatabase)
+    assert database.label == "mine"
+    assert database.connection.ping()
+
+
+def test_fake_server_is_dropped_after_the_test(pytester):
+    pytester.makepyfile(
+        """
+        from limpyd.backends import _fake_servers
+
+        names = []
+
+        def test_first(limpyd_database):
+            limpyd_database.connection.set("a", "1")
+            names.append(limpyd_database.backend.name)
+            assert names[0] in _fake_servers
+
+        def test_second(limpyd_database):
+            assert names[0] not in _fake_servers
+            assert limpyd_database.backend.name != names[0]
+            assert limpyd_database.connection.dbsize() == 0
+        """
+    )
+    pytester.runpytest().assert_outcomes(passed=2)
+
+
+def test_fake_servers_do_not_pile_up(limpyd_database_factory):
+    # This test's own server exists while it runs, and no other test's is left.
+    limpyd_database_factory().connection.set("x", "1")
+    ours = [name for name in _fake_servers if name == limpyd_database_factory.fake_name]
+    leftovers = [
+        name
+        for name in _fake_servers
+        if name.startswith("limpyd-test-") and name != limpyd_database_factory.fake_name
+    ]
+    if limpyd_database_factory.kind == "fake":
+        assert ours
+    assert leftovers == []
+
+
+EMPTY_EACH_TEST = """
+    import pytest
+
+    @pytest.mark.parametrize("n", range(3))
+    def test_starts_empty_and_writes(limpyd_database, limpyd_database_factory, n):
+        assert limpyd_database.connection.dbsize() == 0
+        other_db = limpyd_database_factory(db=2)
+        assert other_db.connection.dbsize() == 0
+        limpyd_database.connection.set(f"key{n}", "x")
+        other_db.connection.set(f"key{n}", "x")
+"""
+
+
+def test_each_test_starts_empty_on_both_backends(pytester, redis_server_path):
+    pytester.makepyfile(EMPTY_EACH_TEST)
+    result = pytester.runpytest(
+        "-v", "--limpyd-backend=both", f"--limpyd-redis-server={redis_server_path}"
+    )
+    result.assert_outcomes(passed=6)
+    result.stdout.fnmatch_lines(["*test_starts_empty_and_writes[[]redis-2[]] PASSED*"])
+
+
+def test_limpyd_server(limpyd_server):
+    assert limpyd_server.url.startswith("redis://")
+    assert limpyd_server.version.split(".")[0].isdigit()
+    if limpyd_server.pid is not None:  # a server started by the plugin
+        assert limpyd_server.host == "127.0.0.1"
+        assert limpyd_server.url == f"redis://127.0.0.1:{limpyd_server.port}/0"
+
+
+@pytest.mark.limpyd_backends("redis")
+def test_redis_database_is_on_the_session_server(limpyd_database, limpyd_server):
+    assert limpyd_database.backend.describe() == limpyd_server.url
+    info = limpyd_database.connection.info("server")
+    assert info["redis_version"] == limpyd_server.version
+
+
+def test_limpyd_server_without_the_real_backend_skips(pytester):
+    pytester.makepyfile("def test_s(limpyd_server): pass")
+    result = pytester.runpytest("-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*the real Redis backend is not selected*"])
+
+
+APP_MODULE = """
+    from limpyd.backends import FakeBackend
+    from limpyd.database import RedisDatabase
+
+    database = RedisDatabase(backend=FakeBackend(name="app-own-server"))
+
+    class Holder:
+        other = RedisDatabase(backend=FakeBackend(name="app-other-server"))
+"""
+
+APP_TESTS = """
+    import app
+
+    def test_writes(limpyd_backend, limpyd_database):
+        assert app.database.backend.kind == limpyd_backend
+        assert app.database.connection.dbsize() == 0
+        app.database.connection.set("from-app", "1")
+        app.Holder.other.connection.set("from-other", "1")
+        assert limpyd_database.connection.get("from-app") == "1"
+        assert limpyd_database.connection.get("from-other") == "1"
+
+    def test_fresh_again(limpyd_backend):
+        # No limpyd fixture asked for: the redirection is automatic, and the db fresh.
+        assert app.database.backend.kind == limpyd_backend
+        assert app.database.connection.dbsize() == 0
+
+    def test_explicit(limpyd_redirect_databases):
+        assert limpyd_redirect_databases == [app.database, app.Holder.other]
+"""
+
+APP_CONFTEST = """
+    def pytest_sessionfinish(session):
+        import app
+
+        with open("after.txt", "w") as out:
+            out.write(app.database.backend.describe() + " " + app.Holder.other.backend.describe())
+"""
+
+
+def test_limpyd_databases_are_redirected_and_put_back(pytester, redis_server_path):
+    pytester.makepyfile(app=APP_MODULE, test_app=APP_TESTS)
+    pytester.makeconftest(APP_CONFTEST)
+    pytester.makeini("[pytest]\nlimpyd_databases =\n    app:database\n    app:Holder.other\n")
+    pytester.syspathinsert()
+    result = pytester.runpytest(
+        "-v", "--limpyd-backend=both", f"--limpyd-redis-server={redis_server_path}"
+    )
+    result.assert_outcomes(passed=6)
+    result.stdout.fnmatch_lines(["*::test_fresh_again[[]redis[]] PASSED*"])
+    after = (pytester.path / "after.txt").read_text()
+    assert after == "fakeredis://app-own-server/0 fakeredis://app-other-server/0"
+    # The application's own servers were never written to.
+    for name in ("app-own-server", "app-other-server"):
+        assert FakeBackend(name=name).client().dbsize() == 0
+        FakeBackend.drop_server(name)
+
+
+def test_limpyd_databases_entry_must_be_a_database(pytester):
+    pytester.makepyfile(app="database = 'not a database'", test_app="def test_x(): pass")
+    pytester.makeini("[pytest]\nlimpyd_databases = app:database\n")
+    pytester.syspathinsert()
+    result = pytester.runpytest()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*limpyd_databases entry 'app:database' is 'not a database'*"])
+
+
+def test_without_limpyd_databases_plain_tests_are_not_parametrized(pytester):
+    pytester.makepyfile("def test_plain(): pass")
+    result = pytester.runpytest("-v", "--limpyd-backend=both", "--limpyd-redis-server=/nope")
+    result.stdout.fnmatch_lines(["*::test_plain PASSED*"])

@@ -1,0 +1,281 @@
+"""Options, their precedence, the marker and the parametrization, seen from inner pytest runs."""
+
+from __future__ import annotations
+
+import pytest
+
+BOGUS_SERVER = "/nonexistent/limpyd/redis-server"
+
+IDS_TESTS = """
+    def test_direct(limpyd_backend):
+        assert limpyd_backend in ("fake", "redis")
+
+    def test_indirect(limpyd_database):
+        assert limpyd_database.backend.kind in ("fake", "redis")
+
+    def test_no_fixture():
+        pass
+"""
+
+
+def test_default_is_fake_only(pytester):
+    pytester.makepyfile(IDS_TESTS)
+    result = pytester.runpytest("-v")
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(
+        [
+            "limpyd: backends fake",
+            "*::test_direct[[]fake[]] PASSED*",
+            "*::test_indirect[[]fake[]] PASSED*",
+            "*::test_no_fixture PASSED*",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*[[]redis[]]*")
+
+
+def test_both_backends_parametrize_direct_and_indirect_users(pytester, redis_server_path):
+    pytester.makepyfile(
+        IDS_TESTS
+        + """
+    def test_kind_matches(limpyd_backend, limpyd_database):
+        assert limpyd_database.backend.kind == limpyd_backend
+    """
+    )
+    result = pytester.runpytest(
+        "-v", "--limpyd-backend=both", f"--limpyd-redis-server={redis_server_path}"
+    )
+    result.assert_outcomes(passed=7)
+    result.stdout.fnmatch_lines(
+        [
+            "limpyd: backends fake, redis; redis 7* at redis://127.0.0.1:*/0 (throw-away server)",
+            "*::test_direct[[]fake[]] PASSED*",
+            "*::test_direct[[]redis[]] PASSED*",
+            "*::test_indirect[[]fake[]] PASSED*",
+            "*::test_indirect[[]redis[]] PASSED*",
+            "*::test_no_fixture PASSED*",
+            "*::test_kind_matches[[]fake[]] PASSED*",
+            "*::test_kind_matches[[]redis[]] PASSED*",
+        ]
+    )
+
+
+def test_parametrization_combines_with_the_test_own(pytester):
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.parametrize("n", [1, 2])
+        def test_x(limpyd_database, n):
+            pass
+
+        @pytest.mark.parametrize("limpyd_backend", ["fake"], indirect=True)
+        def test_chosen(limpyd_backend):
+            assert limpyd_backend == "fake"
+        """
+    )
+    result = pytester.runpytest(
+        "-v", "--limpyd-backend=both", f"--limpyd-redis-server={BOGUS_SERVER}"
+    )
+    result.assert_outcomes(passed=3, skipped=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*::test_x[[]fake-1[]] PASSED*",
+            "*::test_x[[]redis-2[]] SKIPPED*",
+            "*::test_chosen[[]fake[]] PASSED*",
+        ]
+    )
+
+
+MARKED_TESTS = """
+    import pytest
+
+    @pytest.mark.limpyd_backends("redis")
+    def test_redis_only(limpyd_backend):
+        assert limpyd_backend == "redis"
+
+    @pytest.mark.limpyd_backends("fake")
+    def test_fake_only(limpyd_database):
+        assert limpyd_database.backend.kind == "fake"
+
+    @pytest.mark.limpyd_backends("fake", "redis")
+    def test_any(limpyd_backend):
+        pass
+"""
+
+
+def test_marker_restricts_backends(pytester, redis_server_path):
+    pytester.makepyfile(MARKED_TESTS)
+    result = pytester.runpytest(
+        "-v", "--limpyd-backend=both", f"--limpyd-redis-server={redis_server_path}"
+    )
+    result.assert_outcomes(passed=4)
+    result.stdout.fnmatch_lines(
+        [
+            "*::test_redis_only[[]redis[]] PASSED*",
+            "*::test_fake_only[[]fake[]] PASSED*",
+            "*::test_any[[]fake[]] PASSED*",
+            "*::test_any[[]redis[]] PASSED*",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*test_redis_only[[]fake[]]*")
+    result.stdout.no_fnmatch_line("*test_fake_only[[]redis[]]*")
+
+
+def test_marker_on_a_backend_not_selected_skips_with_a_reason(pytester):
+    pytester.makepyfile(MARKED_TESTS)
+    result = pytester.runpytest("-v", "-rs")
+    result.assert_outcomes(passed=2, skipped=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*::test_redis_only[[]redis[]] SKIPPED*",
+            "SKIPPED*limpyd: runs only on redis; this session runs fake (--limpyd-backend)",
+        ]
+    )
+
+
+def test_marker_with_an_unknown_backend_is_a_collection_error(pytester):
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.limpyd_backends("memcached")
+        def test_x(limpyd_backend):
+            pass
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*limpyd_backends marker*'memcached'*use 'fake' and/or 'redis'*"])
+
+
+def _header_backends(result: pytest.RunResult) -> str:
+    for line in result.outlines:
+        if line.startswith("limpyd: backends "):
+            return line.removeprefix("limpyd: backends ").split(";")[0]
+    raise AssertionError(f"no limpyd header in:\n{result.stdout.str()}")
+
+
+def test_backend_precedence_cli_env_ini(pytester, monkeypatch):
+    pytester.makepyfile("def test_x(limpyd_backend): pass")
+    # A bogus redis-server: no server is started, the redis tests are skipped.
+    args = ["-p", "no:cacheprovider", f"--limpyd-redis-server={BOGUS_SERVER}"]
+
+    assert _header_backends(pytester.runpytest(*args)) == "fake"
+
+    pytester.makeini("[pytest]\nlimpyd_backend = redis\n")
+    assert _header_backends(pytester.runpytest(*args)) == "redis"
+
+    monkeypatch.setenv("LIMPYD_BACKEND", "both")
+    assert _header_backends(pytester.runpytest(*args)) == "fake, redis"
+
+    result = pytester.runpytest(*args, "--limpyd-backend=fake")
+    assert _header_backends(result) == "fake"
+    result.assert_outcomes(passed=1)
+
+
+def test_redis_server_precedence_cli_env_ini(pytester, monkeypatch):
+    pytester.makepyfile("def test_x(limpyd_backend): pass")
+    args = ["-rs", "--limpyd-backend=redis"]
+    pytester.makeini("[pytest]\nlimpyd_redis_server = /from/ini/redis-server\n")
+    pytester.runpytest(*args).stdout.fnmatch_lines(["*(/from/ini/redis-server)*"])
+    monkeypatch.setenv("LIMPYD_REDIS_SERVER", "/from/env/redis-server")
+    pytester.runpytest(*args).stdout.fnmatch_lines(["*(/from/env/redis-server)*"])
+    result = pytester.runpytest(*args, "--limpyd-redis-server=/from/cli/redis-server")
+    result.stdout.fnmatch_lines(["*(/from/cli/redis-server)*"])
+    result.stdout.no_fnmatch_line("*/from/env/*")
+
+
+def test_boolean_precedence_cli_env_ini(pytester, monkeypatch):
+    pytester.makepyfile("def test_x(limpyd_backend): pass")
+    args = ["--limpyd-backend=redis", f"--limpyd-redis-server={BOGUS_SERVER}"]
+
+    pytester.makeini("[pytest]\nlimpyd_require_redis = true\n")
+    assert pytester.runpytest(*args).ret == pytest.ExitCode.USAGE_ERROR
+
+    monkeypatch.setenv("LIMPYD_REQUIRE_REDIS", "0")
+    pytester.runpytest(*args).assert_outcomes(skipped=1)
+
+    monkeypatch.setenv("LIMPYD_REQUIRE_REDIS", "1")
+    assert pytester.runpytest(*args).ret == pytest.ExitCode.USAGE_ERROR
+    pytester.runpytest(*args, "--no-limpyd-require-redis").assert_outcomes(skipped=1)
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (["--limpyd-backend=memory"], {}, "*unknown backend 'memory'*fake, redis or both*"),
+        ([], {"LIMPYD_BACKEND": "sometimes"}, "*unknown backend 'sometimes'*"),
+        ([], {"LIMPYD_REQUIRE_REDIS": "maybe"}, "*LIMPYD_REQUIRE_REDIS='maybe' is not a boolean*"),
+        (["--limpyd-redis-url=http://x"], {}, "*'http://x' is not a redis://*"),
+    ],
+)
+def test_bad_values_are_usage_errors(pytester, monkeypatch, args, env, message):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    pytester.makepyfile("def test_x(): pass")
+    result = pytester.runpytest(*args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+
+
+def test_missing_server_skips_with_a_reason(pytester):
+    pytester.makepyfile("def test_x(limpyd_database): pass\ndef test_s(limpyd_server): pass")
+    result = pytester.runpytest(
+        "-rs", "--limpyd-backend=both", f"--limpyd-redis-server={BOGUS_SERVER}"
+    )
+    result.assert_outcomes(passed=1, skipped=2)
+    result.stdout.fnmatch_lines(
+        [
+            f"*no redis-server executable found ({BOGUS_SERVER})*",
+            "SKIPPED*no redis-server executable found*install Redis*--limpyd-redis-url=URL*",
+        ]
+    )
+
+
+def test_require_redis_fails_the_session_when_the_server_path_is_bogus(pytester):
+    pytester.makepyfile("def test_x(limpyd_database): pass")
+    result = pytester.runpytest(
+        "--limpyd-backend=both", f"--limpyd-redis-server={BOGUS_SERVER}", "--limpyd-require-redis"
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            f"ERROR: limpyd: no redis-server executable found ({BOGUS_SERVER})"
+            "*--limpyd-require-redis*"
+        ]
+    )
+    result.stdout.no_fnmatch_line("*passed*")
+
+
+def test_require_redis_fails_when_the_server_does_not_start(pytester):
+    broken = pytester.path / "broken-redis-server"
+    broken.write_text("#!/bin/sh\necho 'cannot start: broken on purpose' >&2\nexit 3\n")
+    broken.chmod(0o755)
+    pytester.makepyfile("def test_x(limpyd_database): pass")
+    args = ["--limpyd-backend=redis", f"--limpyd-redis-server={broken}"]
+    result = pytester.runpytest(*args, "--limpyd-require-redis")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: limpyd: could not start*exited with code 3*"])
+    result.stderr.fnmatch_lines(["cannot start: broken on purpose*"])
+    # Without the flag, the same failure is a skip.
+    pytester.runpytest(*args).assert_outcomes(skipped=1)
+
+
+def test_fake_only_session_needs_no_redis_server(pytester):
+    pytester.makepyfile("def test_x(limpyd_database): pass")
+    result = pytester.runpytest(f"--limpyd-redis-server={BOGUS_SERVER}", "--limpyd-require-redis")
+    result.assert_outcomes(passed=1)
+
+
+def test_options_are_documented_in_help(pytester):
+    result = pytester.runpytest("--help")
+    result.stdout.fnmatch_lines(
+        [
+            "*--limpyd-backend=KIND*",
+            "*--limpyd-redis-url=*",
+            "*--limpyd-redis-server=*",
+            "*--limpyd-require-redis*",
+            "*--limpyd-flush-existing*",
+        ]
+    )
+    result.stdout.fnmatch_lines(["*limpyd_databases*"])
