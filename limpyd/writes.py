@@ -75,6 +75,7 @@ class Write:
             self.checks += ["A" if creating else "X", meta.collection_key, pk, expiry]
         self.commands: list[Any] = []
         self._unique: list[tuple[str, Any]] = []
+        self._references: list[tuple[str, type[RedisModel], str]] = []
 
     def guard(self, kind: str, key: str, sub: str, state: list[str]) -> None:
         """Fail with CONFLICT if this state changed since it was read."""
@@ -84,6 +85,13 @@ class Write:
         """Fail with UniquenessError if another instance holds `value` (see apply.lua)."""
         self.checks += ["U", len(self._unique), *check, self.pk, self.model._meta.expiry_key]
         self._unique.append((what, value))
+
+    def require_instance(self, what: str, model: type[RedisModel], pk: str) -> None:
+        """Fail with DoesNotExist unless the instance `pk` of `model` exists (a reference
+        `what` is about to store)."""
+        meta = model._meta
+        self.checks += ["K", len(self._references), meta.collection_key, pk, meta.expiry_key]
+        self._references.append((what, model, pk))
 
     def expire_in(self, seconds: float) -> None:
         """The instance expires `seconds` from now (the server's time)."""
@@ -125,6 +133,9 @@ class Write:
             self.model.lazy_connect(self.pk)._reap()
             if self.creating:
                 return CONFLICT
+        if status == "DANGLING":
+            what, model, pk = self._references[int(outcome[1])]
+            raise DoesNotExist(f"{what}: no {model.__name__} instance with pk {pk!r} to refer to")
         if status == "REAP":
             self.model.lazy_connect(outcome[1])._reap()
             return CONFLICT
@@ -173,6 +184,10 @@ State = list[str]
 def plan_index_changes(write: Write, field: RedisField, old: State, new: State) -> None:
     """Add to `write` the index updates (and uniqueness checks) of `field` going old -> new."""
     old_items, new_items = field.items_of(old), field.items_of(new)
+    known = set(old_items)
+    field.plan_references(
+        write, [value for item in new_items if item not in known for value in item[1:]]
+    )
     before = _entries(field, write.pk, old_items)
     after = _entries(field, write.pk, new_items)
     for add, remove in before.items():

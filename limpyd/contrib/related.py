@@ -105,6 +105,12 @@ class RelatedFieldMixin(RedisField):
             return type(value)(self._pks_in(item) for item in value)
         return value
 
+    def plan_references(self, write: Write, values: list[str]) -> None:
+        """The instances these new values point to must exist when the write runs."""
+        related = self.require_related_model()
+        for pk in dict.fromkeys(values):
+            write.require_instance(self.describe(), related, pk)
+
     # Deletion of a related instance -----------------------------------------------------
 
     def unlink_commands(self, referencing_pk: str, deleted_pk: str) -> list[tuple[Any, ...]]:

@@ -198,6 +198,9 @@ class RedisField:
         """The command that deletes this field's value."""
         return ("DEL", self.key_for(pk))
 
+    def plan_references(self, write: Any, values: list[str]) -> None:
+        """Add to `write` the checks the values this field gains need (see contrib.related)."""
+
     def resolve_default(self) -> Any:
         """The default value (called if callable), or NO_DEFAULT."""
         return self.default() if callable(self.default) else self.default

@@ -5,6 +5,7 @@
 --        an instance whose time in the zset `expiry` ('' for none) has passed is neither:
 --        -> {'EXPIRED'} (it must be reaped first)
 --   'G' kind key sub n expected(n)    the state is still as read    -> {'CONFLICT'}
+--   'K' id collection pk expiry       a referenced instance exists  -> {'DANGLING', id}
 --   'U' id how key a b pk expiry      no other instance holds a value -> {'UNIQUE', id, holder pk}
 --        (a holder whose expiry time has passed -> {'REAP', holder pk}: reap it first)
 --        how: 'set' (SMEMBERS key), 'lex' (ZRANGEBYLEX key a b), 'score' (ZRANGEBYSCORE key a b)
@@ -57,6 +58,11 @@ while not r.done() do
     elseif op == 'E' then
         local key, pk, seconds = r.next(), with_pk(r.next()), tonumber(r.next())
         redis.call('ZADD', key, now() + seconds, pk)
+    elseif op == 'K' then
+        local id, collection, pk, expiry = r.next(), r.next(), r.next(), r.next()
+        if redis.call('SISMEMBER', collection, pk) == 0 or expired(expiry, pk) then
+            return {'DANGLING', id}
+        end
     elseif op == 'G' then
         local kind, key, sub, n = r.next(), r.next(), r.next(), r.num()
         if not same_list(read_state(kind, key, sub), r.list(n)) then return {'CONFLICT'} end
