@@ -1,7 +1,7 @@
 """The manual's Bike example, runnable as is.
 
-    python examples/bikes.py                      # in memory (fakeredis), no server needed
-    python examples/bikes.py redis://127.0.0.1:6379/0   # a real Redis server (db must be empty)
+python examples/bikes.py                      # in memory (fakeredis), no server needed
+python examples/bikes.py redis://127.0.0.1:6379/0   # a real Redis server (db must be empty)
 """
 
 from __future__ import annotations
