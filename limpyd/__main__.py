@@ -3,18 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 
-from limpyd.model import RedisModel
-
-
-def _load(name: str) -> type[RedisModel]:
-    module_name, _, attribute = name.partition(":")
-    model = getattr(importlib.import_module(module_name), attribute, None) if attribute else None
-    if not (isinstance(model, type) and issubclass(model, RedisModel)):
-        raise SystemExit(f"{name!r} is not a limpyd model (expected module:Model)")
-    return model
+from limpyd.model import import_model
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,7 +15,7 @@ def main(argv: list[str] | None = None) -> int:
     reaping = commands.add_parser("reap", help="delete the expired instances of models")
     reaping.add_argument("models", nargs="+", metavar="module:Model")
     options = parser.parse_args(argv)
-    for model in map(_load, options.models):
+    for model in map(import_model, options.models):
         print(f"{model.__name__}: {model.reap_expired()} expired instance(s) reaped")
     return 0
 

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from limpyd.exceptions import ImplementationError
-from limpyd.text import encode_member, escape_value, lex_prefix_end, to_text
+from limpyd.text import encode_member, escape_value, glob_escape, lex_prefix_end, to_text
 
 if TYPE_CHECKING:
     from limpyd.fields.base import RedisField
@@ -99,12 +99,20 @@ class BaseIndex:
 
     def entries(self, value: str, pk: str, hkey: str | None = None) -> list[Entry]:
         """The index entries an instance holding `value` has."""
-        raise NotImplementedError
+        normalized = self.normalize(value)
+        return [] if normalized is None else self._entries(normalized, pk, hkey)
 
     def unique_check(
         self, value: str, pk: str, hkey: str | None
     ) -> tuple[str, str, str, str] | None:
         """(how, key, a, b) for the apply script's uniqueness check, None if not applicable."""
+        normalized = self.normalize(value)
+        return None if normalized is None else self._unique_check(normalized, hkey)
+
+    def _entries(self, value: str, pk: str, hkey: str | None) -> list[Entry]:
+        raise NotImplementedError
+
+    def _unique_check(self, value: str, hkey: str | None) -> tuple[str, str, str, str]:
         raise NotImplementedError
 
     def atoms(self, suffix: str | None, value: Any, hkey: str | None) -> list[Atom]:
@@ -157,27 +165,17 @@ class EqualIndex(BaseIndex):
     def value_key(self, value: str, hkey: str | None) -> str:
         return f"{self.base_key(hkey)}:{value}"
 
-    def entries(self, value: str, pk: str, hkey: str | None = None) -> list[Entry]:
-        normalized = self.normalize(value)
-        if normalized is None:
-            return []
-        key = self.value_key(normalized, hkey)
+    def _entries(self, value: str, pk: str, hkey: str | None) -> list[Entry]:
+        key = self.value_key(value, hkey)
         return [(("SADD", key, pk), ("SREM", key, pk))]
 
-    def unique_check(
-        self, value: str, pk: str, hkey: str | None
-    ) -> tuple[str, str, str, str] | None:
-        normalized = self.normalize(value)
-        if normalized is None:
-            return None
-        return ("set", self.value_key(normalized, hkey), "", "")
+    def _unique_check(self, value: str, hkey: str | None) -> tuple[str, str, str, str]:
+        return ("set", self.value_key(value, hkey), "", "")
 
     def _atoms(self, suffix: str, value: str, hkey: str | None) -> list[Atom]:
         return [("S", self.value_key(value, hkey))]
 
     def scan_patterns(self) -> list[str]:
-        from limpyd.text import glob_escape
-
         return [glob_escape(self.base_key()) + ":*"]
 
 
@@ -187,16 +185,11 @@ class _SortedSetIndex(BaseIndex):
     def score(self, value: str) -> str:
         return "0"
 
-    def entries(self, value: str, pk: str, hkey: str | None = None) -> list[Entry]:
-        normalized = self.normalize(value)
-        if normalized is None:
-            return []
-        key, member = self.base_key(hkey), encode_member(normalized, pk)
-        return [(("ZADD", key, self.score(normalized), member), ("ZREM", key, member))]
+    def _entries(self, value: str, pk: str, hkey: str | None) -> list[Entry]:
+        key, member = self.base_key(hkey), encode_member(value, pk)
+        return [(("ZADD", key, self.score(value), member), ("ZREM", key, member))]
 
     def scan_patterns(self) -> list[str]:
-        from limpyd.text import glob_escape
-
         base = glob_escape(self.base_key())
         return [base, base + ":*"]
 
@@ -207,13 +200,8 @@ class TextRangeIndex(_SortedSetIndex):
     handled_suffixes = frozenset({None, "eq", "in", "gt", "gte", "lt", "lte", "startswith"})
     default_key = "text-range"
 
-    def unique_check(
-        self, value: str, pk: str, hkey: str | None
-    ) -> tuple[str, str, str, str] | None:
-        normalized = self.normalize(value)
-        if normalized is None:
-            return None
-        low, high = self._bounds("eq", normalized)
+    def _unique_check(self, value: str, hkey: str | None) -> tuple[str, str, str, str]:
+        low, high = self._bounds("eq", value)
         return ("lex", self.base_key(hkey), low, high)
 
     @staticmethod
@@ -246,13 +234,8 @@ class NumberRangeIndex(_SortedSetIndex):
     def score(self, value: str) -> str:
         return repr(number_of(value))
 
-    def unique_check(
-        self, value: str, pk: str, hkey: str | None
-    ) -> tuple[str, str, str, str] | None:
-        normalized = self.normalize(value)
-        if normalized is None:
-            return None
-        score = self.score(normalized)
+    def _unique_check(self, value: str, hkey: str | None) -> tuple[str, str, str, str]:
+        score = self.score(value)
         return ("score", self.base_key(hkey), score, score)
 
     def _atoms(self, suffix: str, value: str, hkey: str | None) -> list[Atom]:

@@ -8,6 +8,7 @@ that run per command stay short. No data is cached on instances: every read asks
 from __future__ import annotations
 
 import copy
+import importlib
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
@@ -607,6 +608,15 @@ class RedisModel(metaclass=MetaRedisModel):
 
     def __hash__(self) -> int:
         return hash((type(self), self._pk))
+
+
+def import_model(path: str) -> type[RedisModel]:
+    """The model named `package.module:Model` (for command lines); SystemExit otherwise."""
+    module_name, _, attribute = path.partition(":")
+    found = getattr(importlib.import_module(module_name), attribute, None) if attribute else None
+    if not (isinstance(found, type) and issubclass(found, RedisModel)):
+        raise SystemExit(f"{path!r} is not a limpyd model (expected package.module:Model)")
+    return found
 
 
 def _database_owner(model: type) -> type | None:

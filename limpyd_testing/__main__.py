@@ -8,22 +8,11 @@ problems, and exits with status 1 when there are some (0 when all is consistent,
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 
 from limpyd.database import RedisDatabase
-from limpyd.model import RedisModel
+from limpyd.model import import_model
 from limpyd_testing.integrity import check, repair, stderr_progress
-
-
-def _load(name: str) -> type[RedisModel]:
-    module_name, _, attribute = name.partition(":")
-    if not attribute:
-        raise SystemExit(f"{name!r}: expected module:Model")
-    model = getattr(importlib.import_module(module_name), attribute, None)
-    if not (isinstance(model, type) and issubclass(model, RedisModel)):
-        raise SystemExit(f"{name!r} is not a limpyd model")
-    return model
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     checking.add_argument("--repair", action="store_true", help="rebuild broken indexes")
     options = parser.parse_args(argv)
 
-    models = [_load(name) for name in options.models]
+    models = [import_model(name) for name in options.models]
     if options.url:
         database = RedisDatabase.from_url(options.url)
         for model in models:
