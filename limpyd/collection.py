@@ -279,16 +279,22 @@ class CollectionManager:
 
     def _expression(self) -> list[Any]:
         """The set expression (see query.lua) of this collection's pks, unsorted."""
+        sources = self._sources()
         if self._base is None:
-            expression: list[Any] = ["C"]
+            # Index entries only exist for existing instances: a source read from indexes
+            # alone is within the collection already.
+            indexed = any(atoms and all(a[0] in _INDEX_ATOMS for a in atoms) for atoms in sources)
+            expression: list[Any] = [] if indexed else ["C"]
         else:
             operation, operands = self._base
             expression = [operation, len(operands)]
             for operand in operands:
                 expression += operand._expression()
-        sources = self._sources()
-        if sources:
-            expression = ["I", 1 + len(sources), *expression, *_encode(sources)]
+        parts = len(sources) + (1 if expression else 0)
+        if parts > 1:
+            expression = ["I", parts, *expression, *_encode(sources)]
+        elif sources:
+            expression = _encode(sources)
         for excluded in self._excludes:
             removed = _encode(self._sources_of(excluded))
             expression = ["D", 2, *expression, "I", len(excluded) + 1, "C", *removed]
@@ -373,6 +379,10 @@ class CollectionManager:
 
     def __repr__(self) -> str:
         return repr(self._results())
+
+
+#: Atoms read from indexes (and the isnull scan of the collection).
+_INDEX_ATOMS = frozenset("SLZE")
 
 
 def _encode(sources: list[list[Atom]]) -> list[Any]:

@@ -186,20 +186,16 @@ local function run()
     if output == 'values' then specs = r.list(r.num()) end
     if output == 'store' then store_key, store_ttl = r.next(), r.next() end
 
-    -- Order: a sorted set whose rank order is the wanted order (ties by member).
-    local ordered, items, scores
+    if #slices == 0 and output == 'count' then return redis.call('SCARD', base) end
+
+    -- Order: the pks in a Lua array, sorted as asked (ties by pk, byte-wise).
+    local items = redis.call('SMEMBERS', base)
     if sort_kind ~= 'N' then
-        ordered = temp()
-        local pks = redis.call('SMEMBERS', base)
-        local batch = {}
         local positions = {}
         if sort_kind == 'K' then
             for i, m in ipairs(redis.call('LRANGE', by, 0, -1)) do
                 if not positions[m] then positions[m] = i end
             end
-        end
-        local function flush()
-            if #batch > 0 then redis.call('ZADD', ordered, unpack(batch)); batch = {} end
         end
         local function sort_value(kind, field, pk)
             if kind == 'P' then return pk
@@ -209,97 +205,44 @@ local function run()
             end
             return redis.call('ZSCORE', field, pk)
         end
-        local function numeric(value, pk)
+        local function sort_key(value, is_alpha, pk)
+            if is_alpha then return value or '' end
             local number = tonumber(value or '0')
-            if not number then
-                error('limpyd: cannot sort numerically on value ' .. value .. ' of ' .. pk)
+            if not number or number ~= number then
+                error('limpyd: cannot sort numerically on value ' .. tostring(value) .. ' of ' .. pk)
             end
             return number
         end
-        if sort_kind == 'M' then
-            local rows = {}
-            for _, pk in ipairs(pks) do
-                local row = {pk = pk}
-                for i, k in ipairs(sort_keys) do
-                    local v = sort_value(k.kind, k.by, pk)
-                    if k.alpha then row[i] = v or '' else row[i] = numeric(v, pk) end
-                end
-                rows[#rows + 1] = row
-            end
-            table.sort(rows, function(a, b)
-                for i, k in ipairs(sort_keys) do
-                    local x, y = a[i], b[i]
-                    if x ~= y then
-                        local lt
-                        if k.alpha then lt = bytes_lt(x, y) else lt = x < y end
-                        if k.desc then return not lt end
-                        return lt
-                    end
-                end
-                return bytes_lt(a.pk, b.pk)
-            end)
-            pks = {}
-            for i, row in ipairs(rows) do pks[i] = row.pk end
+        if sort_kind ~= 'M' then
+            sort_keys = {{kind = sort_kind, by = by, alpha = alpha, desc = desc}}
         end
-        for rank, pk in ipairs(pks) do
-            local value
-            if sort_kind == 'M' then value = tostring(rank)
-            else value = sort_value(sort_kind, by, pk) end
-            if alpha then
-                batch[#batch + 1] = '0'
-                batch[#batch + 1] = string.gsub(value or '', '%z', '\0\255') .. '\0\0' .. pk
-            else
-                local score = value or '0'
-                if not tonumber(score) then
-                    error('limpyd: cannot sort numerically on value ' .. score .. ' of ' .. pk)
-                end
-                batch[#batch + 1] = score
-                batch[#batch + 1] = pk
-            end
-            if #batch >= 2 * CHUNK then flush() end
+        local keys = {}
+        for _, pk in ipairs(items) do
+            local row = {}
+            for i, k in ipairs(sort_keys) do row[i] = sort_key(sort_value(k.kind, k.by, pk), k.alpha, pk) end
+            keys[pk] = row
         end
-        flush()
+        table.sort(items, function(a, b)
+            local ka, kb = keys[a], keys[b]
+            for i, k in ipairs(sort_keys) do
+                local x, y = ka[i], kb[i]
+                if x ~= y then
+                    local lt
+                    if k.alpha then lt = bytes_lt(x, y) else lt = x < y end
+                    if k.desc then return not lt end
+                    return lt
+                end
+            end
+            -- ties: by pk, in the direction of a single key (as a sorted set would give them)
+            if sort_kind ~= 'M' and desc then return bytes_lt(b, a) end
+            return bytes_lt(a, b)
+        end)
     end
 
-    local n
-    if ordered then n = redis.call('ZCARD', ordered) else n = redis.call('SCARD', base) end
-
-    -- Fetch only the window the first slice needs, then apply the slices in order.
-    if #slices == 0 and output == 'count' then return n end
-    local first, offset
-    if #slices > 0 then
-        first = positions(n, slices[1])
-        if #first == 0 then
-            items = {}
-        else
-            local lo, hi = first[1], first[#first]
-            if lo > hi then lo, hi = hi, lo end
-            offset = lo
-            if ordered then
-                local cmd = desc and 'ZREVRANGE' or 'ZRANGE'
-                items = redis.call(cmd, ordered, lo, hi)
-            else
-                local all = redis.call('SMEMBERS', base)
-                items = {}
-                for i = lo + 1, hi + 1 do items[#items + 1] = all[i] end
-            end
-            local picked = {}
-            for _, p in ipairs(first) do picked[#picked + 1] = items[p - offset + 1] end
-            items = picked
-        end
-        for i = 2, #slices do
-            local picked = {}
-            for _, p in ipairs(positions(#items, slices[i])) do picked[#picked + 1] = items[p + 1] end
-            items = picked
-        end
-    elseif ordered then
-        items = redis.call(desc and 'ZREVRANGE' or 'ZRANGE', ordered, 0, -1)
-    else
-        items = redis.call('SMEMBERS', base)
-    end
-
-    if ordered and alpha then
-        for i, m in ipairs(items) do items[i] = pk_of(m) end
+    for _, s in ipairs(slices) do
+        local picked = {}
+        for _, p in ipairs(positions(#items, s)) do picked[#picked + 1] = items[p + 1] end
+        items = picked
     end
 
     if output == 'count' then return #items end
