@@ -100,14 +100,19 @@ local function read_set()
     return key
 end
 
--- Byte-wise (memcmp) order, whatever the server's locale.
-local function bytes_lt(a, b)
+-- Byte-wise (memcmp) order, whatever the server's locale. Lua compares strings with
+-- strcoll: byte-wise already under the C locale (the usual case), detected here.
+local function memcmp_lt(a, b)
     for i = 1, math.min(#a, #b) do
         local x, y = string.byte(a, i), string.byte(b, i)
         if x ~= y then return x < y end
     end
     return #a < #b
 end
+local function native_lt(a, b) return a < b end
+local C_COLLATION = ('B' < 'a') and ('Z' < '_') and ('a' < '\255') and ('a\0b' < 'a\0c')
+    and not ('\195\169' < 'f')
+local bytes_lt = C_COLLATION and native_lt or memcmp_lt
 
 -- Python's slice.indices(n).
 local function indices(n, start, stop, step)
