@@ -296,8 +296,8 @@ class CollectionManager:
         elif sources:
             expression = _encode(sources)
         for excluded in self._excludes:
-            removed = _encode(self._sources_of(excluded))
-            expression = ["D", 2, *expression, "I", len(excluded) + 1, "C", *removed]
+            removed = self._sources_of(excluded)
+            expression = ["D", 2, *expression, "I", len(removed) + 1, "C", *_encode(removed)]
         return expression
 
     def _query(self, output: list[Any], extra_slice: tuple[Any, Any, Any] | None = None) -> Any:

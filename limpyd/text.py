@@ -31,7 +31,13 @@ class ValueTypeError(ValueError):
 def to_text(value: Any) -> str:
     """The text Redis stores for `value`; `ValueTypeError` for anything but str/bytes/int/float."""
     if isinstance(value, str):
-        return value
+        if value.isascii():
+            return value
+        # As Redis will store it: lone surrogates standing for bytes become those bytes.
+        try:
+            return value.encode("utf-8", "surrogateescape").decode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:
+            raise ValueTypeError(f"{value!r} is not valid text (a lone surrogate)") from None
     if isinstance(value, bytes):
         return value.decode("utf-8", "surrogateescape")
     if isinstance(value, bool) or not isinstance(value, int | float):

@@ -5,7 +5,8 @@
 --       | 'I' n sets (intersection) | 'U' n sets (union) | 'D' n sets (first minus the others)
 --       | 'Y' 2 sets (symmetric difference); an atom is one of:
 --       'S' key | 'L' key min max | 'Z' key min max | 'P' n pks(n) | 'K' key (any set/zset/list)
---       | 'Q' key (a stored list, which must exist)
+--       | 'Q' key (a stored list, which must exist; its first item is '', no pk, so that an
+--         empty result is stored too)
 --       | 'E' prefix suffix sub want: instances whose field key prefix..pk..suffix (hash field
 --         `sub` when not '') exists ('1') or not ('0')
 --   sort: 'N' (none) | 'D' desc (by pk: numeric if all pks are numbers, else alpha) | 'P' alpha desc
@@ -110,6 +111,17 @@ local function memcmp_lt(a, b)
     return #a < #b
 end
 local function native_lt(a, b) return a < b end
+
+-- Whether a pk is written as a decimal number: [+-] digits [. digits] [e [+-] digits]
+-- (no spaces, hexadecimal, inf or nan, which Lua's tonumber would take).
+local function is_decimal(s)
+    local sign = string.sub(s, 1, 1)
+    if sign == '+' or sign == '-' then s = string.sub(s, 2) end
+    local mantissa, exponent = string.match(s, '^([0-9.]+)(.*)$')
+    if not mantissa or not string.find(mantissa, '%d') then return false end
+    if select(2, string.gsub(mantissa, '%.', '')) > 1 then return false end
+    return exponent == '' or string.match(exponent, '^[eE][+-]?[0-9]+$') ~= nil
+end
 local C_COLLATION = ('B' < 'a') and ('Z' < '_') and ('a' < '\255') and ('a\0b' < 'a\0c')
     and not ('\195\169' < 'f')
 local bytes_lt = C_COLLATION and native_lt or memcmp_lt
@@ -170,7 +182,7 @@ local function run()
         desc = r.next() == '1'
         alpha = false
         for _, pk in ipairs(redis.call('SMEMBERS', base)) do
-            if not tonumber(pk) then alpha = true; break end
+            if not is_decimal(pk) then alpha = true; break end
         end
         sort_kind = 'P'
     elseif sort_kind ~= 'N' then
@@ -254,6 +266,7 @@ local function run()
     if output == 'pks' then return items end
     if output == 'store' then
         redis.call('DEL', store_key)
+        redis.call('RPUSH', store_key, '')
         chunked('RPUSH', store_key, items)
         if store_ttl ~= '' then redis.call('EXPIRE', store_key, store_ttl) end
         return #items
