@@ -12,6 +12,8 @@ import copy
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from redis.exceptions import DataError
+
 from limpyd import commands
 from limpyd.exceptions import ImplementationError
 from limpyd.indexes import BaseIndex, EqualIndex, check_distinct
@@ -208,10 +210,20 @@ class RedisField:
     # Commands ------------------------------------------------------------------------------
 
     def _read(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("store") is not None:
+            raise ImplementationError(
+                f"{self.describe()}.{name}(store=...) would write a key behind limpyd's back "
+                "(and its indexes); read, then write with a command"
+            )
         instance = self.bound_instance
         instance._ensure_exists()
         connection = self.model._meta.database.connection
-        return getattr(connection, name)(*self.key_args(instance._require_pk()), *args, **kwargs)
+        try:
+            return getattr(connection, name)(
+                *self.key_args(instance._require_pk()), *args, **kwargs
+            )
+        except DataError as error:
+            raise ValueError(f"{self.describe()}.{name}: {error}") from None
 
     def _scan(self, name: str, match: str | None, count: int | None) -> Iterator[Any]:
         """A generator over `name`'s results (hscan, sscan, zscan) hiding the cursor."""
@@ -225,7 +237,10 @@ class RedisField:
     def command(self, name: str, pk: str, *args: Any, **kwargs: Any) -> commands.Command:
         """The command redis-py would send, its values checked (ValueError names them)."""
         key_args = self.key_args(pk)
-        command = commands.build(name, *key_args, *args, **kwargs)
+        try:
+            command = commands.build(name, *key_args, *args, **kwargs)
+        except DataError as error:
+            raise ValueError(f"{self.describe()}.{name}: {error}") from None
         for value in command.args[1 + len(key_args) :]:
             self.text(value)
         return command
