@@ -309,7 +309,12 @@ def modify(field: RedisField, build: Callable[[str], Command]) -> Any:
         write = Write(model, pk, creating)
         command = build(pk)
         write.call_for_reply(*command.args)
+        read_back = _counter_read_back(command)
+        if read_back is not None:
+            write.call_for_reply(*read_back)
         reply = write.run(database)
+        if read_back is not None:
+            reply = int(reply)
         pk = write.pk
     else:
         command = build(pk)
@@ -334,6 +339,8 @@ def modify(field: RedisField, build: Callable[[str], Command]) -> Any:
             plan_together(write, {**others, field.name: old}, {**others, field.name: new})
             if write.run(database) is CONFLICT:
                 return CONFLICT
+            if _counter_read_back(command) is not None:
+                return write.pk, _counter_value(field, command, new)
             return write.pk, outcome[1]
 
         pk, reply = retry_on_conflict(
@@ -342,6 +349,27 @@ def modify(field: RedisField, build: Callable[[str], Command]) -> Any:
     if creating:
         instance._saved(pk)
     return parse(connection, command, reply)
+
+
+#: Commands whose integer reply is the field's new value. Script replies pass through Lua
+#: numbers (doubles), exact only up to 2**53: their reply is read back as text instead.
+_COUNTERS = frozenset({"INCR", "INCRBY", "DECR", "DECRBY", "HINCRBY"})
+
+
+def _counter_read_back(command: Command) -> tuple[Any, ...] | None:
+    """The read giving the exact new value after a counter command, None for others."""
+    if command.name not in _COUNTERS:
+        return None
+    if command.name == "HINCRBY":
+        return ("HGET", command.args[1], command.args[2])
+    return ("GET", command.args[1])
+
+
+def _counter_value(field: RedisField, command: Command, new: State) -> int:
+    """The reply of a counter command, from the field's new state."""
+    if field.state_kind == "hash":
+        return int(dict(zip(new[::2], new[1::2], strict=True))[command.args[2]])
+    return int(new[0])
 
 
 def rewrite(
