@@ -24,16 +24,22 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 __all__ = ["CLIENT_DEFAULTS", "Backend", "FakeBackend", "RedisBackend", "backend_from_url"]
 
 #: Options every client gets unless the caller overrides them: values come back as `str`
-#: (the manual's examples), bytes that are not UTF-8 survive the round trip, and replies
-#: use RESP2, whose shapes the ORM parses (redis-py 8 would otherwise negotiate RESP3).
+#: (the manual's examples), bytes that are not UTF-8 survive the round trip, replies use
+#: RESP2, whose shapes the ORM parses (redis-py 8 would otherwise negotiate RESP3), and
+#: commands are never sent twice.
 CLIENT_DEFAULTS: dict[str, Any] = {
     "decode_responses": True,
     "encoding_errors": "surrogateescape",
     "protocol": 2,
+    # redis-py would send a command again after a connection error, and a write whose reply
+    # was lost would then run twice: the error reaches the caller instead.
+    "retry": Retry(NoBackoff(), 0),
 }
 
 
