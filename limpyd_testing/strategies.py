@@ -1,0 +1,344 @@
+"""Hypothesis strategies for limpyd models: values fields accept, creation kwargs, filters.
+
+::
+
+    from hypothesis import given
+    from limpyd_testing import strategies as lst
+
+    @given(lst.model_values(Person))
+    def test_create(values):
+        Person(**values)
+
+- `texts()`: the text values are drawn from. Small, and awkward on purpose: empty, spaces,
+  colons, glob characters (`* ? [ ] \\`), NUL, non-ASCII, numbers written in many ways, and
+  non-UTF-8 bytes (as limpyd returns them: lone surrogates U+DC80..U+DCFF, see
+  `docs/decisions.md`). Every text is *canonical*: it is exactly what Redis gives back.
+- `scores()`: finite sorted-set scores, ties frequent.
+- `field_values(field)`: a value a field accepts (what `Model(field=...)` takes).
+- `model_values(Model)`: kwargs creating an instance.
+- `filters(Model)`: kwargs for `Model.collection(**filters)`, on every suffix of every index.
+
+Related fields (`limpyd.contrib.related`) store pks of another model, which only the test
+knows: give them a pool with `pks=` (`field_values`) or per related model (`model_values`).
+
+Nothing is registered with `st.register_type_strategy`, on purpose: limpyd values are plain
+`str` (registering `str` would change every other test's text), what a field accepts depends
+on the field *object*, not on a type, and building a model instance writes to a database,
+which a type-resolved strategy (`st.builds`, `st.from_type`) must not do behind the test's
+back. Use the functions here explicitly.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from hypothesis import strategies as st
+from hypothesis.errors import InvalidArgument
+
+from limpyd.fields import (
+    HashField,
+    InstanceHashField,
+    ListField,
+    PKField,
+    SetField,
+    SortedSetField,
+    StringField,
+)
+from limpyd.indexes import NumberRangeIndex
+
+if TYPE_CHECKING:
+    from hypothesis.strategies import SearchStrategy
+
+    from limpyd.fields.base import RedisField
+    from limpyd.model import RedisModel
+
+__all__ = [
+    "canonical",
+    "field_values",
+    "filter_keys",
+    "filters",
+    "is_related",
+    "model_values",
+    "numbers",
+    "scores",
+    "texts",
+]
+
+#: Pieces texts are made of: what breaks key layouts, glob patterns, lexicographic bounds
+#: and number parsing.
+AWKWARD = (
+    "", " ", "  ", ":", "::", "*", "?", "[", "]", "\\", "[a-z]", "\x00", "\x00\x00", "\x01",
+    "\n", "\t", "_", "__", "-", "+", ".", "é", "€", "😀", "ß", "İ", "\u200b", "\udcff",
+    "\udc80", "a", "b", "z", "A", "ab", "a b", "a:b",
+)  # fmt: skip
+#: Numbers as text, including the forms parsers disagree on.
+NUMBER_TEXTS = (
+    "0", "1", "-1", "2", "10", "-0", "0.5", "-2.5", "1e3", "1E-2", " 1", "1 ", "01", "+1",
+    "inf", "-inf", "nan", "Infinity", "1_000", "0x10", "9007199254740993",
+)  # fmt: skip
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    #: A pool of pks for related fields: a strategy, or the pks themselves.
+    _Pool: TypeAlias = SearchStrategy[str] | Iterable[Any]
+
+
+def canonical(text: str) -> str:
+    """`text` as Redis gives it back (non-UTF-8 bytes as lone surrogates, merged when they
+    form UTF-8 together): two texts are the same value for Redis iff their canonical forms
+    are equal."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "surrogateescape")
+
+
+def _plain_text() -> SearchStrategy[str]:
+    return st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=4)
+
+
+def numbers() -> SearchStrategy[int | float]:
+    """Numbers as filters or values take them: small ints (ties likely) and finite floats."""
+    return st.one_of(
+        st.integers(-3, 10),
+        st.sampled_from([0.5, -2.5, 1000.0, 2.0**53]),
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.integers(-(2**64), 2**64),
+    )
+
+
+def _number_texts() -> SearchStrategy[str]:
+    return st.one_of(
+        st.sampled_from(NUMBER_TEXTS),
+        st.integers(-20, 20).map(str),
+        st.floats(allow_nan=False).map(repr),
+    )
+
+
+def texts(*, allow_empty: bool = True, max_pieces: int = 3) -> SearchStrategy[str]:
+    """Small canonical texts: pieces of `AWKWARD`, numbers and any unicode, concatenated.
+
+    `allow_empty=False` for values that cannot be empty (primary keys)."""
+    piece = st.one_of(st.sampled_from(AWKWARD), _number_texts(), _plain_text())
+    strategy = st.lists(piece, min_size=1, max_size=max_pieces).map("".join).map(canonical)
+    if not allow_empty:
+        strategy = strategy.map(lambda text: text or "pk")
+    return strategy
+
+
+def scores() -> SearchStrategy[float]:
+    """Finite sorted-set scores: small numbers (equal scores are frequent, members then
+    order byte-wise) and any finite float."""
+    return st.one_of(
+        st.integers(-3, 3).map(float),
+        st.sampled_from([0.5, -0.5, 0.25, 1e-300, -1e300, 2.0**53]),
+        st.floats(allow_nan=False, allow_infinity=False),
+    )
+
+
+def filter_keys() -> SearchStrategy[str]:
+    """Hash keys that can be written in a filter (`field__<key>__suffix`): texts without
+    `__` that do not end with `_` (a filter's parts are split on `__`)."""
+    return texts().map(lambda key: re.sub("_{2,}", "_", key).rstrip("_"))
+
+
+def is_related(field: RedisField) -> bool:
+    """Whether `field` is a related field (its values are pks of another model)."""
+    try:
+        from limpyd.contrib.related import RelatedFieldMixin
+    except ImportError:  # pragma: no cover - contrib is part of limpyd
+        return False
+    return isinstance(field, RelatedFieldMixin)
+
+
+def _pool(pks: _Pool | None, field: RedisField) -> SearchStrategy[str]:
+    if pks is None:
+        raise InvalidArgument(
+            f"{field.describe()} is a related field: its values are pks of "
+            f"{getattr(field, 'to', 'another model')!r}; give the pool to draw them from "
+            "with pks= (a strategy or an iterable of pks)"
+        )
+    if isinstance(pks, st.SearchStrategy):
+        return pks
+    choices = list(pks)
+    if not choices:
+        return st.nothing()
+    return st.sampled_from(choices)
+
+
+def field_values(
+    field: RedisField,
+    *,
+    pks: _Pool | None = None,
+    items: SearchStrategy[str] | None = None,
+    keys: SearchStrategy[str] | None = None,
+    max_size: int = 4,
+) -> SearchStrategy[Any]:
+    """Values `field` accepts, as `Model(**{name: value})` takes them.
+
+    Text for StringField / InstanceHashField, a non-empty text for a PKField, lists for
+    SetField / ListField (repeats included), dicts of text to text for HashField, dicts of
+    member to finite score for SortedSetField.
+
+    `items`: the strategy of each text (default `texts()`), e.g. dates for a field indexed
+    by a date index; `keys`: the strategy of HashField keys (default `texts()`). Related
+    fields draw their pks from `pks` (required for them): a strategy or an iterable.
+    AutoPKField takes no value: InvalidArgument.
+    """
+    if isinstance(field, PKField):
+        if field.auto:
+            raise InvalidArgument(f"{field.describe()} is an AutoPKField: limpyd gives its values")
+        return items if items is not None else texts(allow_empty=False)
+    if is_related(field):
+        items = _pool(pks, field)
+    elif items is None:
+        items = texts()
+    if isinstance(field, StringField | InstanceHashField):
+        return items
+    if isinstance(field, SetField | ListField):
+        return st.lists(items, max_size=max_size)
+    if isinstance(field, HashField):
+        return st.dictionaries(keys if keys is not None else texts(), items, max_size=max_size)
+    if isinstance(field, SortedSetField):
+        return st.dictionaries(items, scores(), max_size=max_size)
+    raise InvalidArgument(f"{field.describe()}: no strategy for a {type(field).__name__}")
+
+
+def _known(field: RedisField) -> bool:
+    return isinstance(
+        field, StringField | InstanceHashField | SetField | ListField | HashField | SortedSetField
+    )
+
+
+def model_values(
+    model: type[RedisModel],
+    fields: Iterable[str] | None = None,
+    *,
+    pks: Mapping[type[RedisModel], _Pool] | None = None,
+    items: Mapping[str, SearchStrategy[str]] | None = None,
+    keys: Mapping[str, SearchStrategy[str]] | None = None,
+) -> SearchStrategy[dict[str, Any]]:
+    """Kwargs creating an instance of `model`: `model(**values)`.
+
+    `fields`: the names always given (default: any subset of the data fields). The pk is
+    given for a PKField model, never for an AutoPKField one; for the latter at least one
+    field is given, so the instance is created. Related fields take their pks from `pks`
+    (by related model); without a pool for it, a related field is left out (an error if it
+    is named in `fields`). `items`: per field name, the strategy of its texts; `keys`: per
+    HashField name, the strategy of its keys.
+    Values of unique fields are drawn freely: uniqueness depends on what the database
+    holds, the test decides what a UniquenessError means.
+    """
+    meta = model._meta
+    pools = dict(pks or {})
+    items = dict(items or {})
+    keys = dict(keys or {})
+
+    def strategy(field: RedisField) -> SearchStrategy[Any] | None:
+        if not _known(field):
+            return None
+        if is_related(field):
+            target = field.related_model  # type: ignore[attr-defined]
+            if target not in pools:
+                return None
+            return field_values(field, pks=pools[target])
+        return field_values(field, items=items.get(field.name), keys=keys.get(field.name))
+
+    required: dict[str, SearchStrategy[Any]] = {}
+    optional: dict[str, SearchStrategy[Any]] = {}
+    for name in fields or ():
+        field = meta.field(name)
+        if field is meta.pk_field:
+            continue
+        found = strategy(field)
+        if found is None:
+            raise InvalidArgument(
+                f"{field.describe()}: no values for it (a related field needs pks= for "
+                f"{getattr(field, 'to', '?')!r})"
+            )
+        required[field.name] = found
+    if fields is None:
+        for field in meta.data_fields:
+            found = strategy(field)
+            if found is not None:
+                optional[field.name] = found
+    pk_field = meta.pk_field
+    if not pk_field.auto:
+        required[pk_field.name] = field_values(pk_field, items=items.get(pk_field.name))
+    base = st.fixed_dictionaries(required, optional=optional)
+    if pk_field.auto and not required and optional:
+        names = sorted(optional)
+        return st.tuples(base, st.sampled_from(names)).flatmap(
+            lambda pair: optional[pair[1]].map(lambda value: {**pair[0], pair[1]: value})
+        )
+    return base
+
+
+def _filter_value(index: Any, values: SearchStrategy[str]) -> SearchStrategy[Any]:
+    if isinstance(index, NumberRangeIndex):
+        return st.one_of(numbers(), _number_texts(), values)
+    return values
+
+
+def filters(
+    model: type[RedisModel],
+    *,
+    values: SearchStrategy[str] | Mapping[str, SearchStrategy[str]] | None = None,
+    hash_keys: SearchStrategy[str] | Mapping[str, SearchStrategy[str]] | None = None,
+    max_filters: int = 2,
+) -> SearchStrategy[dict[str, Any]]:
+    """Kwargs for `model.collection(**kwargs)`: 1 to `max_filters` filters (and-ed).
+
+    Every indexed field, every leaf index (its `prefix` too), every suffix it handles (and
+    none): `field[__<hash key>][__<prefix>][__<suffix>]=value`; `__in` takes a list;
+    NumberRangeIndex filters take numbers or text. Also the collection's own lookups:
+    `__all` (a list, every value matching) on Set/List/SortedSet fields, `__isnull` (a bool)
+    on indexed single-value fields, and `pk`, `pk__eq`, `pk__in`.
+
+    `values`: the filter texts, one strategy or one per field name (`"pk"` for the pk),
+    default `texts()`: pass ones drawing from what the database holds to get filters that
+    match. `hash_keys`: the keys of HashField filters, one strategy or one per field name
+    (default `filter_keys()`).
+    """
+    meta = model._meta
+
+    def per_field(
+        given: SearchStrategy[str] | Mapping[str, SearchStrategy[str]] | None,
+        name: str,
+        default: SearchStrategy[str],
+    ) -> SearchStrategy[str]:
+        if isinstance(given, Mapping):
+            return given.get(name, default)
+        return given if given is not None else default
+
+    options: list[SearchStrategy[tuple[str, Any]]] = []
+
+    def add(
+        name: SearchStrategy[str],
+        suffixes: Iterable[str | None],
+        value: Any,
+        multi: bool = False,
+    ) -> None:
+        for suffix in sorted(suffixes, key=lambda s: s or ""):
+            one = st.lists(value, max_size=3) if suffix == "in" else value
+            tail = f"__{suffix}" if suffix else ""
+            options.append(st.tuples(name.map(lambda n, tail=tail: n + tail), one))
+            if multi and suffix != "in":  # every value matches: `field[...]__all=[...]`
+                every = st.lists(value, min_size=1, max_size=3)
+                options.append(st.tuples(name.map(lambda n, tail=tail: f"{n}{tail}__all"), every))
+
+    for field in meta.data_fields:
+        texts_ = per_field(values, field.name, texts())
+        multi = isinstance(field, SetField | ListField | SortedSetField)
+        for index in field.indexes:
+            name = st.just(field.name)
+            if isinstance(field, HashField):
+                keys = per_field(hash_keys, field.name, filter_keys())
+                name = keys.map(lambda key, base=field.name: f"{base}__{key}")
+            if index.prefix:
+                name = name.map(lambda n, prefix=index.prefix: f"{n}__{prefix}")
+            add(name, index.handled_suffixes, _filter_value(index, texts_), multi)
+        if field.indexes and isinstance(field, StringField | InstanceHashField):
+            options.append(st.tuples(st.just(f"{field.name}__isnull"), st.booleans()))
+    add(st.just("pk"), (None, "eq", "in"), per_field(values, "pk", texts()))
+    return st.lists(st.one_of(options), min_size=1, max_size=max_filters).map(dict)

@@ -1,0 +1,233 @@
+"""limpyd_testing.strategies: what they draw, the ORM accepts and gives back as drawn; the
+filters they draw evaluate, and answer like the state machine's oracle."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, find, given, settings
+from hypothesis import strategies as st
+from hypothesis.errors import InvalidArgument
+
+from limpyd import fields
+from limpyd.contrib import related
+from limpyd.contrib.indexes import EndsWithIndex, SimpleDateTimeIndex
+from limpyd.indexes import EqualIndex, NumberRangeIndex, TextRangeIndex
+from limpyd_testing import strategies as lst
+from limpyd_testing.stateful import Oracle, field_kind
+
+FAST = settings(
+    max_examples=40,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+SEARCH = settings(max_examples=3000, database=None, deadline=None)
+
+
+def _models(db):
+    """A model with every field type and index type (unique ones too), and a related one."""
+
+    class Everything(related.RelatedModel):
+        database = db
+        name = fields.PKField()
+        text = fields.StringField(indexes=[TextRangeIndex, EndsWithIndex], unique=True)
+        number = fields.InstanceHashField(indexes=[NumberRangeIndex])
+        upper = fields.InstanceHashField(indexes=[EqualIndex.configure(transform=str.upper)])
+        when = fields.StringField(indexes=[SimpleDateTimeIndex])
+        plain = fields.StringField()
+        tags = fields.SetField(indexable=True)
+        history = fields.ListField(indexes=[TextRangeIndex, NumberRangeIndex.configure(prefix="n")])
+        props = fields.HashField(indexes=[EqualIndex, TextRangeIndex.configure(prefix="text")])
+        scores = fields.SortedSetField(
+            indexes=[NumberRangeIndex, EqualIndex.configure(prefix="eq")]
+        )
+
+    class Link(related.RelatedModel):
+        database = db
+        title = fields.InstanceHashField(unique=True)
+        owner = related.FKInstanceHashField(Everything, related_name="owned")
+        boss = related.FKStringField(Everything, related_name="bossed")
+        members = related.M2MSetField(Everything, related_name="memberships")
+        queue = related.M2MListField(Everything, related_name="queued")
+        ranking = related.M2MSortedSetField(Everything, related_name="ranked")
+
+    return Everything, Link
+
+
+def _stored(instance, field):
+    """What the ORM gives back for a field, in the shape `field_values` draws."""
+    bound = getattr(instance, field.name)
+    kind = field_kind(field)
+    if kind == "string":
+        return bound.get()
+    if kind == "hashfield":
+        return bound.hget()
+    if kind == "set":
+        return set(bound.smembers())
+    if kind == "list":
+        return bound.lrange(0, -1)
+    if kind == "hash":
+        return bound.hgetall()
+    return dict(bound.zrange(0, -1, withscores=True))
+
+
+def _given(field, value):
+    """A drawn value in the shape `_stored` returns."""
+    kind = field_kind(field)
+    if kind == "set":
+        return set(value)
+    if kind == "zset":
+        return {member: float(score) for member, score in value.items()}
+    return value
+
+
+def test_texts_are_what_redis_gives_back():
+    @FAST
+    @given(lst.texts(), lst.texts(allow_empty=False))
+    def check(text, pk):
+        assert isinstance(text, str) and isinstance(pk, str)
+        assert lst.canonical(text) == text
+        assert pk
+
+    check()
+
+
+@pytest.mark.parametrize(
+    "needle", ["", " ", ":", "*", "?", "[", "]", "\\", "\x00", "é", "😀", "\udcff", "1e3"]
+)
+def test_texts_reach_awkward_text(needle):
+    found = find(lst.texts(), lambda t: needle in t if needle else t == "", settings=SEARCH)
+    assert needle in found
+
+
+def test_scores_are_finite_floats():
+    @FAST
+    @given(lst.scores())
+    def check(score):
+        assert isinstance(score, float) and score == score and abs(score) != float("inf")
+
+    check()
+
+
+def test_model_values_create_instances_holding_them(db):
+    Everything, _ = _models(db)
+    meta = Everything._meta
+
+    @FAST
+    @given(lst.model_values(Everything))
+    def check(values):
+        db.client.flushdb()
+        instance = Everything(**values)
+        assert instance.pk.get() == values["name"]
+        for field in meta.data_fields:
+            if field.name in values:
+                assert _stored(instance, field) == _given(field, values[field.name]), field.name
+
+    check()
+
+
+def test_model_values_of_an_autopk_model_with_a_pool(db):
+    Everything, Link = _models(db)
+    pks = [Everything(name=name).pk.get() for name in ("a", "b:c", "\x00")]
+
+    @FAST
+    @given(lst.model_values(Link, pks={Everything: pks}))
+    def check(values):
+        db.client.flushdb()
+        for pk in pks:
+            Everything(name=pk)
+        assert values, "an AutoPKField model gets at least one value, else nothing is created"
+        instance = Link(**values)
+        assert instance.pk.get() == "1"
+        for name in ("owner", "boss"):
+            if name in values:
+                assert values[name] in pks
+                assert _stored(instance, Link._meta.fields[name]) == values[name]
+        for name in ("members", "queue", "ranking"):
+            assert set(values.get(name, ())) <= set(pks)
+
+    check()
+
+
+def test_model_values_options(db):
+    Everything, Link = _models(db)
+    strategy = lst.model_values(Link, fields=["title"])
+
+    @FAST
+    @given(strategy, lst.model_values(Everything, fields=["tags"], items={"tags": st.just("t")}))
+    def check(link, everything):
+        assert set(link) == {"title"}  # related fields without a pool are left out
+        assert "tags" in everything and set(everything["tags"]) <= {"t"}
+
+    check()
+    with pytest.raises(InvalidArgument, match="pks="):
+        lst.model_values(Link, fields=["owner"]).example()
+    with pytest.raises(InvalidArgument, match="related field"):
+        lst.field_values(Link._meta.fields["members"]).example()
+    with pytest.raises(InvalidArgument, match="AutoPKField"):
+        lst.field_values(Link._meta.pk_field)
+
+
+def _expected_filter_keys(model):
+    """Predicates, one per filter form `filters(model)` must produce."""
+    wanted = {}
+    for field in model._meta.data_fields:
+        kind = field_kind(field)
+        for index in field.indexes:
+            for suffix in index.handled_suffixes:
+                tail = [p for p in (index.prefix, suffix) if p]
+                forms = [tail]
+                if kind in ("set", "list", "zset") and suffix != "in":
+                    forms.append([*tail, "all"])
+                for form in forms:
+                    wanted[(field.name, *form)] = form
+        if field.indexes and kind in ("string", "hashfield"):
+            wanted[(field.name, "isnull")] = ["isnull"]
+    wanted.update({("pk",): [], ("pk", "eq"): ["eq"], ("pk", "in"): ["in"]})
+    return wanted
+
+
+def test_filters_use_every_suffix_of_every_index():
+    Everything, _ = _models(None)  # no database: filters are only drawn
+    wanted = _expected_filter_keys(Everything)
+    seen = set()
+
+    @settings(max_examples=1500, database=None, deadline=None, derandomize=True)
+    @given(lst.filters(Everything))
+    def collect(filters):
+        for key in filters:
+            name, *parts = key.split("__")
+            seen.add((name, *(parts[1:] if name == "props" else parts)))
+
+    collect()
+    assert set(wanted) - seen == set()
+
+
+def test_filters_evaluate_and_answer_like_the_oracle(db):
+    Everything, _ = _models(db)
+    created = [
+        {"name": "1", "text": "a\x00b", "number": "2.5", "upper": "abc", "tags": ["x", ""]},
+        {"name": "k:2", "text": "a", "number": "-inf", "history": ["é", "10", "é"]},
+        {"name": "3", "text": "\udcff", "upper": "ABC", "props": {"k": "v", "": "1"}},
+        {"name": "4", "when": "2024-01-02 03:04:05", "scores": {"m": 1.5, "n": -1.0}},
+        {"name": "*", "plain": "x", "history": ["-1e3"], "props": {"k": "w"}, "text": ""},
+    ]
+    oracle = Oracle([Everything])
+    held = set()
+    for values in created:
+        pk = Everything(**values).pk.get()
+        oracle.create(Everything, pk, values)
+        for value in values.values():
+            held.update(value if isinstance(value, list | dict) else [value])
+    held.update(["2024", "03:04:05", "2024-01-02", "A", "b", "0", "-1000"])
+    values = st.one_of(lst.texts(), st.sampled_from(sorted(held)))
+
+    @FAST
+    @given(lst.filters(Everything, values=values, hash_keys=st.sampled_from(["k", "", "x"])))
+    def check(filters):
+        found = list(Everything.collection(**filters))
+        expected = oracle.query(Everything, filters)
+        assert expected is not None
+        assert found == expected, filters
+
+    check()
