@@ -199,6 +199,11 @@ class ExtendedCollectionManager(CollectionManager):
         """Run the collection and keep its pks, in order, in a Redis list (`key`, random by
         default) expiring after `ttl` seconds (None: never). A new collection reads them,
         with the same output settings; its `stored_key` is the key."""
+        if self._values is not None and SORTED_SCORE in self._values[1]:
+            raise ImplementationError(
+                f"{SORTED_SCORE} cannot be read back from a stored collection (only pks are "
+                "stored): store the collection before asking for values(..., SORTED_SCORE)"
+            )
         key = key or f"{self.model._meta.prefix}:stored:{uuid.uuid4().hex}"
         self._query(["store", key, "" if ttl is None else int(ttl)])
         stored = type(self)(self.model).from_stored(key)

@@ -222,13 +222,14 @@ local function run()
             end
             return redis.call('ZSCORE', field, pk)
         end
-        local function sort_key(value, is_alpha, pk)
+        local function sort_key(value, is_alpha, pk, kind)
             if is_alpha then return value or '' end
-            local number = tonumber(value or '0')
-            if not number or number ~= number then
-                error('limpyd: cannot sort numerically on value ' .. tostring(value) .. ' of ' .. pk)
+            if not value or value == '' then return 0 end
+            if kind == 'Z' or kind == 'K' then return tonumber(value) end
+            if not is_decimal(value) then
+                error('limpyd: cannot sort numerically on value ' .. value .. ' of ' .. pk)
             end
-            return number
+            return tonumber(value)
         end
         if sort_kind ~= 'M' then
             sort_keys = {{kind = sort_kind, by = by, alpha = alpha, desc = desc}}
@@ -236,7 +237,7 @@ local function run()
         local keys = {}
         for _, pk in ipairs(items) do
             local row = {}
-            for i, k in ipairs(sort_keys) do row[i] = sort_key(sort_value(k.kind, k.by, pk), k.alpha, pk) end
+            for i, k in ipairs(sort_keys) do row[i] = sort_key(sort_value(k.kind, k.by, pk), k.alpha, pk, k.kind) end
             keys[pk] = row
         end
         table.sort(items, function(a, b)

@@ -1,0 +1,1 @@
+"""Property-based verification of limpyd: Hypothesis state machines (see conftest.py)."""

@@ -1,0 +1,92 @@
+"""The machines catch broken builds: each test monkeypatches a bug into limpyd and asserts
+the relevant machine fails (on a private in-memory server; the parity one on Redis too).
+
+Runs are derandomized (the same examples every time) and do not shrink, so each test is
+quick and deterministic.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, Phase, settings
+
+from limpyd import backends, writes
+from limpyd.contrib.related import M2MListField
+from limpyd.indexes import NumberRangeIndex, TextRangeIndex
+from properties.test_backend_parity import BackendParityMachine
+from properties.test_index_consistency import IndexConsistencyMachine
+from properties.test_related_deletion import RelatedDeletionMachine
+from properties.test_uniqueness import UniquenessMachine
+
+
+def hunting(examples: int = 50, steps: int = 30) -> settings:
+    return settings(
+        max_examples=examples,
+        stateful_step_count=steps,
+        phases=(Phase.generate,),
+        derandomize=True,
+        database=None,
+        deadline=None,
+        report_multiple_bugs=False,
+        suppress_health_check=list(HealthCheck),
+        print_blob=False,
+    )
+
+
+def test_index_consistency_catches_a_skipped_index_update(monkeypatch):
+    """The indexes of ListFields are never updated."""
+    original = writes.plan_index_changes
+
+    def skipping_lists(write, field, old, new):
+        if field.state_kind != "list":
+            original(write, field, old, new)
+
+    monkeypatch.setattr(writes, "plan_index_changes", skipping_lists)
+    with pytest.raises(AssertionError):
+        IndexConsistencyMachine.run(settings=hunting())
+
+
+def test_index_consistency_catches_a_wrong_range(monkeypatch):
+    """NumberRangeIndex's `lte` filter excludes its bound."""
+    original = NumberRangeIndex._atoms
+
+    def exclusive_lte(self, suffix, value, hkey):
+        atoms = original(self, suffix, value, hkey)
+        if suffix == "lte":
+            kind, key, low, high = atoms[0]
+            atoms = [(kind, key, low, "(" + high)]
+        return atoms
+
+    monkeypatch.setattr(NumberRangeIndex, "_atoms", exclusive_lte)
+    with pytest.raises(AssertionError):
+        IndexConsistencyMachine.run(settings=hunting())
+
+
+def test_uniqueness_catches_a_skipped_check(monkeypatch):
+    """TextRangeIndex never checks uniqueness (the `code` field)."""
+    monkeypatch.setattr(
+        TextRangeIndex, "_unique_check", lambda self, value, hkey: ("set", "", "", "")
+    )
+    with pytest.raises(AssertionError):
+        UniquenessMachine.run(settings=hunting())
+
+
+def test_related_deletion_catches_a_partial_unlink(monkeypatch):
+    """Deleting an instance removes only the first occurrence of its pk from M2M lists."""
+    monkeypatch.setattr(
+        M2MListField,
+        "unlink_commands",
+        lambda self, referencing_pk, deleted_pk: [
+            ("LREM", self.key_for(referencing_pk), 1, deleted_pk)
+        ],
+    )
+    with pytest.raises(AssertionError):
+        RelatedDeletionMachine.run(settings=hunting(examples=100))
+
+
+@pytest.mark.limpyd_backends("redis")
+def test_backend_parity_catches_a_fake_difference(monkeypatch, limpyd_database_factory):
+    """The fake server prints INCRBYFLOAT results as Python floats ('2.0', not '2')."""
+    monkeypatch.setattr(backends, "_redis_float_text", lambda value: repr(float(value)).encode())
+    with pytest.raises(AssertionError):
+        BackendParityMachine.run(limpyd_database_factory, settings=hunting(examples=100))

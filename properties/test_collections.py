@@ -1,0 +1,545 @@
+"""Machine 4: collection semantics, against a pure-Python implementation of them."""
+
+from __future__ import annotations
+
+import functools
+import operator
+from typing import Any
+
+from hypothesis import note
+from hypothesis import strategies as st
+from hypothesis.stateful import initialize, invariant, precondition, rule
+from redis.exceptions import ResponseError
+
+from limpyd.contrib.collection import SORTED_SCORE
+from limpyd.exceptions import DoesNotExist
+from properties.models import COLORS, ITEM_PKS, NAMES, NUMBERS, TAGS, collection_models
+from properties.support import (
+    NUMERIC_PK,
+    DatabaseMachine,
+    default_order,
+    number_of,
+    raw,
+    scaled,
+)
+
+SINGLE = ("name", "num", "color", "plain")
+VALUE_NAMES = ("pk", "name", "num", "color", "plain")
+OPERATIONS = {"|": operator.or_, "&": operator.and_, "-": operator.sub, "^": operator.xor}
+SCORES = (0.0, 1.0, 2.0, -1.5, 0.5, 3.0)
+MISSING_KEY = "props-collections:no-such-key"
+#: Pks that intersections and pk filters may name: the items' and one never used.
+ANY_PKS = (*ITEM_PKS, "zz")
+
+
+# Queries: a plain description, built into a collection, and evaluated by the oracle --------
+
+
+@st.composite
+def filters(draw: Any, max_size: int = 2) -> dict[str, Any]:
+    """Filters on every field and suffix (`__isnull`, `__all` and the pk included)."""
+    numbers = st.sampled_from([*NUMBERS, 0, 1, -1, 2, 1.5, 100, "abc"])
+    options = {
+        "name": st.sampled_from(NAMES),
+        "name__eq": st.sampled_from(NAMES),
+        "name__in": st.lists(st.sampled_from(NAMES), max_size=3),
+        "name__gt": st.sampled_from(NAMES),
+        "name__gte": st.sampled_from(NAMES),
+        "name__lt": st.sampled_from(NAMES),
+        "name__lte": st.sampled_from(NAMES),
+        "name__startswith": st.sampled_from([*NAMES, "a", "\x00"]),
+        "name__isnull": st.booleans(),
+        "num": numbers,
+        "num__in": st.lists(numbers, max_size=3),
+        "num__gt": numbers,
+        "num__gte": numbers,
+        "num__lt": numbers,
+        "num__lte": numbers,
+        "num__isnull": st.booleans(),
+        "color": st.sampled_from(COLORS),
+        "color__in": st.lists(st.sampled_from(COLORS), max_size=2),
+        "color__isnull": st.booleans(),
+        "tags": st.sampled_from(TAGS),
+        "tags__in": st.lists(st.sampled_from(TAGS), max_size=2),
+        "tags__all": st.lists(st.sampled_from(TAGS), max_size=2),
+        "pk": st.sampled_from(ANY_PKS),
+        "pk__in": st.lists(st.sampled_from(ANY_PKS), max_size=3),
+    }
+    keys = draw(st.lists(st.sampled_from(sorted(options)), max_size=max_size, unique=True))
+    return {key: draw(options[key], label=key) for key in keys}
+
+
+@st.composite
+def queries(draw: Any) -> dict[str, Any]:
+    """A random query: filters, excludes, set algebra, intersections, a sort, slices, an
+    output, maybe an index or a store."""
+    spec: dict[str, Any] = {"filters": draw(filters())}
+    spec["excludes"] = draw(st.lists(filters(), max_size=1))
+    if draw(st.integers(0, 4)) == 0:
+        spec["combine"] = (
+            draw(st.sampled_from(sorted(OPERATIONS))),
+            draw(filters()),
+            draw(filters()),
+        )
+    spec["intersect"] = draw(
+        st.lists(
+            st.one_of(
+                st.tuples(st.just("pks"), st.lists(st.sampled_from(ANY_PKS), max_size=5)),
+                st.tuples(st.just("field"), st.sampled_from(["picks", "ranking", "queue"])),
+                st.tuples(st.just("key"), st.sampled_from(["picks", "missing"])),
+            ),
+            max_size=2,
+        )
+    )
+    by = st.sampled_from(["pk", "name", "num", "plain", "color"]).flatmap(
+        lambda name: st.sampled_from([name, "-" + name])
+    )
+    spec["sort"] = draw(
+        st.one_of(
+            st.none(),
+            st.tuples(st.just("by"), by, st.booleans(), st.booleans()),
+            st.tuples(
+                st.just("by"), st.sampled_from(["num", "-num", "pk"]), st.just(False), st.booleans()
+            ),
+            st.integers(1, 3).flatmap(
+                lambda n: st.tuples(
+                    st.just("multi"),
+                    st.lists(by, min_size=n, max_size=n),
+                    st.lists(st.booleans(), min_size=n, max_size=n),
+                    st.booleans(),
+                )
+            ),
+            st.tuples(st.just("score"), st.booleans()),
+        )
+    )
+    bound = st.none() | st.integers(-5, 5)
+    spec["slices"] = draw(
+        st.lists(st.tuples(bound, bound, st.sampled_from([None, 1, 2, -1, -2, 3])), max_size=2)
+    )
+    names = st.lists(st.sampled_from(VALUE_NAMES), max_size=3, unique=True)
+    if spec["sort"] is not None and spec["sort"][0] == "score":
+        names = st.lists(st.sampled_from([*VALUE_NAMES, SORTED_SCORE]), max_size=3, unique=True)
+    spec["output"] = draw(
+        st.one_of(
+            st.just(("pks",)),
+            st.just(("instances",)),
+            st.tuples(st.just("values"), names),
+            st.tuples(st.just("values_list"), names, st.just(False)),
+            st.tuples(
+                st.just("values_list"),
+                st.lists(st.sampled_from(VALUE_NAMES), min_size=1, max_size=1),
+                st.just(True),
+            ),
+        )
+    )
+    spec["index"] = draw(st.none() | st.none() | st.integers(-4, 4))
+    # A stored collection has no score to give (see test_regressions.py).
+    scored = SORTED_SCORE in (spec["output"][1] if len(spec["output"]) > 1 else ())
+    spec["store"] = not scored and draw(st.integers(0, 5)) == 0
+    return spec
+
+
+def build(models: Any, board: Any, spec: dict[str, Any], store_key: str) -> Any:
+    """The collection `spec` describes, evaluated: a list, or one item for an index."""
+    Item = models.Item
+    if "combine" in spec:
+        op, a, b = spec["combine"]
+        collection = OPERATIONS[op](Item.collection(**a), Item.collection(**b)).filter(
+            **spec["filters"]
+        )
+    else:
+        collection = Item.collection(**spec["filters"])
+    for excluded in spec["excludes"]:
+        collection = collection.exclude(**excluded)
+    for kind, source in spec["intersect"]:
+        if kind == "pks":
+            collection = collection.intersect(source)
+        elif kind == "field":
+            collection = collection.intersect(getattr(board, source))
+        else:
+            key = getattr(board, source).key if source != "missing" else MISSING_KEY
+            collection = collection.intersect(key)
+    sort = spec["sort"]
+    if sort is not None:
+        if sort[0] == "by":
+            collection = collection.sort(by=sort[1], alpha=sort[2], desc=sort[3])
+        elif sort[0] == "multi":
+            collection = collection.sort(by=sort[1], alpha=sort[2], desc=sort[3])
+        else:
+            collection = collection.sort(by_score=board.ranking, desc=sort[1])
+    output = spec["output"]
+    if output[0] == "instances":
+        collection = collection.instances()
+    elif output[0] == "values":
+        collection = collection.values(*output[1])
+    elif output[0] == "values_list":
+        collection = collection.values_list(*output[1], flat=output[2])
+    for piece in spec["slices"]:
+        collection = collection[slice(*piece)]
+    if spec["store"]:
+        collection = collection.store(key=store_key, ttl=None)
+    if spec["index"] is not None:
+        return _plain(collection[spec["index"]])
+    return [_plain(item) for item in collection]
+
+
+def _plain(item: Any) -> Any:
+    """Instances as ('instance', pk), to compare them."""
+    from limpyd.model import RedisModel
+
+    return ("instance", item._pk) if isinstance(item, RedisModel) else item
+
+
+class Refused(Exception):
+    """What the oracle expects instead of a result: `error` is raised."""
+
+    def __init__(self, error: type[Exception]) -> None:
+        super().__init__(error.__name__)
+        self.error = error
+
+
+def _number(text: str) -> float:
+    """A value a numeric sort reads: a number, else the query fails."""
+    if not NUMERIC_PK.fullmatch(text):
+        raise Refused(ResponseError)
+    return float(text)
+
+
+def _score_text(score: float) -> str:
+    """How Redis prints a score (%.17g)."""
+    return f"{score:.17g}"
+
+
+class Oracle:
+    """The items, the board, and the documented semantics of collections."""
+
+    def __init__(self) -> None:
+        #: pk -> {field: value}; `tags` a frozenset (absent when empty).
+        self.items: dict[str, dict[str, Any]] = {}
+        self.picks: frozenset[str] = frozenset()
+        self.ranking: dict[str, float] = {}
+        self.queue: tuple[str, ...] = ("-",)
+
+    def value(self, pk: str, name: str) -> str | None:
+        return pk if name == "pk" else self.items[pk].get(name)
+
+    def matches(self, pk: str, key: str, wanted: Any) -> bool:
+        name, _, suffix = key.partition("__")
+        if name == "pk":
+            return pk in ([str(w) for w in wanted] if suffix == "in" else [str(wanted)])
+        if suffix == "isnull":
+            return (name not in self.items[pk]) == wanted
+        if name == "tags":
+            held = self.items[pk].get("tags", frozenset())
+            if suffix == "all":
+                return all(w in held for w in wanted)
+            return any(w in held for w in (wanted if suffix == "in" else [wanted]))
+        stored = self.items[pk].get(name)
+        if stored is None:
+            return False
+        texts = [_text(w) for w in wanted] if suffix == "in" else [_text(wanted)]
+        op = suffix if suffix not in ("", "in") else "eq"
+        if name == "num":  # NumberRangeIndex: floats, non-numbers as 0
+            a, bs = number_of(stored), [number_of(t) for t in texts]
+        elif op in ("eq",):  # EqualIndex: the text
+            a, bs = stored, texts
+        else:  # TextRangeIndex: bytes
+            a, bs = raw(stored), [raw(t) for t in texts]
+        compare = {
+            "eq": operator.eq,
+            "gt": operator.gt,
+            "gte": operator.ge,
+            "lt": operator.lt,
+            "lte": operator.le,
+            "startswith": lambda x, y: x.startswith(y),
+        }[op]
+        return any(compare(a, b) for b in bs)
+
+    def filtered(self, pks: set[str], given: dict[str, Any]) -> set[str]:
+        return {pk for pk in pks if all(self.matches(pk, k, v) for k, v in given.items())}
+
+    def source(self, kind: str, source: Any) -> set[str]:
+        if kind == "pks":
+            return set(source)
+        if source == "missing":
+            return set()
+        return set({"picks": self.picks, "ranking": self.ranking, "queue": self.queue}[source])
+
+    def order(self, pks: set[str], sort: Any) -> list[str]:
+        if sort is None:
+            return default_order(pks)
+        if sort[0] == "score":
+            ordered = sorted(pks, key=lambda pk: (self.ranking.get(pk, 0.0), raw(pk)))
+            return ordered[::-1] if sort[1] else ordered
+        if sort[0] == "by":
+            _, by, alpha, desc = sort
+            name = by.lstrip("-")
+            if alpha:
+                key = lambda pk: (raw(self.value(pk, name) or ""), raw(pk))  # noqa: E731
+            else:
+                numbers = {pk: _number(self.value(pk, name) or "0") for pk in pks}
+                key = lambda pk: (numbers[pk], raw(pk))  # noqa: E731
+            ordered = sorted(pks, key=key)
+            return ordered[::-1] if desc != by.startswith("-") else ordered
+        _, bys, alphas, desc = sort
+        keys = [
+            (by.lstrip("-"), alpha, by.startswith("-") != desc)
+            for by, alpha in zip(bys, alphas, strict=True)
+        ]
+        rows = {}
+        for pk in pks:
+            row = []
+            for name, alpha, _ in keys:
+                value = self.value(pk, name)
+                row.append(raw(value or "") if alpha else _number(value or "0"))
+            rows[pk] = row
+
+        def compare(a: str, b: str) -> int:
+            for i, (_, _, reverse) in enumerate(keys):
+                x, y = rows[a][i], rows[b][i]
+                if x != y:
+                    return (1 if x > y else -1) * (-1 if reverse else 1)
+            return -1 if raw(a) < raw(b) else 1  # ties: by pk, ascending, whatever desc
+
+        return sorted(pks, key=functools.cmp_to_key(compare))
+
+    def evaluate(self, spec: dict[str, Any]) -> Any:
+        """The result of `build(spec)`; raises Refused(error) for an expected error."""
+        pks = set(self.items)
+        if "combine" in spec:
+            op, a, b = spec["combine"]
+            pks = OPERATIONS[op](self.filtered(pks, a), self.filtered(pks, b))
+        pks = self.filtered(pks, spec["filters"])
+        for excluded in spec["excludes"]:
+            pks -= self.filtered(pks, excluded)
+        for kind, source in spec["intersect"]:
+            pks &= self.source(kind, source)
+        ordered = self.order(pks, spec["sort"])
+        for piece in spec["slices"]:
+            ordered = ordered[slice(*piece)]
+        rows = [self.output(pk, spec) for pk in ordered]
+        if spec["index"] is not None:
+            try:
+                return rows[spec["index"]]
+            except IndexError:
+                raise Refused(IndexError) from None
+        return rows
+
+    def output(self, pk: str, spec: dict[str, Any]) -> Any:
+        kind, *options = spec["output"]
+        if kind == "pks":
+            return pk
+        if kind == "instances":
+            return ("instance", pk)
+        names = list(options[0]) or list(VALUE_NAMES)
+        values = []
+        for name in names:
+            if name == SORTED_SCORE:
+                score = self.ranking.get(pk)
+                values.append(None if score is None else _score_text(score))
+            else:
+                values.append(self.value(pk, name))
+        if kind == "values":
+            return dict(zip(names, values, strict=True))
+        return values[0] if options[1] else tuple(values)
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else repr(value)
+
+
+ITEM_VALUES = st.fixed_dictionaries(
+    {},
+    optional={
+        "name": st.sampled_from(NAMES),
+        "num": st.sampled_from(NUMBERS),
+        "color": st.sampled_from(COLORS),
+        "plain": st.sampled_from(NAMES),
+        "tags": st.lists(st.sampled_from(TAGS), max_size=3),
+    },
+)
+
+
+class CollectionMachine(DatabaseMachine):
+    """`Item` (PKField pks from a pool mixing numbers and texts; an InstanceHashField
+    `name` with an EqualIndex and a TextRangeIndex, a StringField `num` with a
+    NumberRangeIndex, an indexed `color`, an indexed SetField `tags`, a plain `plain`),
+    with an ExtendedCollectionManager; a `Board` holding item pks in a set, a sorted set
+    and a list. Values come from small pools full of ties and byte-order traps.
+
+    Queries: filters with every suffix (eq, in, gt/gte/lt/lte, startswith, isnull, all,
+    pk/pk__in), `exclude`, `| & - ^`, `intersect` (pks, Set/SortedSet/List fields, keys,
+    a missing key), `sort(by=, alpha=, desc=)` on the pk and every single-value field
+    (`-name` too), multi-key sorts, `sort(by_score=)`, chained slices with negative bounds
+    and steps, an index (`collection[i]`), `instances()`, `values()`, `values_list()` (flat
+    too, `sorted_score` too), `store()`; stored collections read again later
+    (`from_stored`, filtered), after writes, and after their key is gone.
+
+    Invariant: every result equals the oracle's, which implements the documented
+    semantics: default order by pk (numeric when every pk is a number, else byte-wise);
+    `alpha` sorts byte-wise on the UTF-8 bytes (missing values as ''), numeric ones on the
+    numbers (missing as 0; a value that is not a number fails the query with ResponseError);
+    ties by pk byte-wise, and `desc` reverses the whole order (ties included), except in
+    multi-key sorts where ties stay by ascending pk; by_score on the score (missing as 0);
+    Python's slices and indexes (IndexError out of range); TextRangeIndex byte-wise,
+    NumberRangeIndex float with non-numbers as 0; values as str; a stored collection reads
+    its pks in their stored order, without the instances deleted since, and raises
+    DoesNotExist once its key is gone.
+    """
+
+    weight = 1.0
+    max_items = 7
+
+    def setup(self) -> None:
+        self.models = collection_models(self.database)
+        self.board = self.models.Board(queue=["-"])
+        self.oracle = Oracle()
+        #: stored key -> the pks stored (None once the key is deleted).
+        self.stored: dict[str, list[str] | None] = {}
+
+    # Writes ------------------------------------------------------------------------------
+
+    @initialize(data=st.data(), count=st.integers(1, 6))
+    def populate(self, data: st.DataObject, count: int) -> None:
+        """Start with a few items (whatever rules an example leaves out)."""
+        for _ in range(count):
+            self.create(
+                data.draw(st.sampled_from(ITEM_PKS), label="pk"),
+                data.draw(ITEM_VALUES, label="values"),
+            )
+
+    @rule(pk=st.sampled_from(ITEM_PKS), given=ITEM_VALUES)
+    def create(self, pk: str, given: dict[str, Any]) -> None:
+        if pk in self.oracle.items or len(self.oracle.items) >= self.max_items:
+            return
+        note(f"Item(id={pk!r}, **{given!r})")
+        self.models.Item(id=pk, **given)
+        values = {k: v for k, v in given.items() if k != "tags"}
+        if given.get("tags"):
+            values["tags"] = frozenset(given["tags"])
+        self.oracle.items[pk] = values
+
+    @precondition(lambda self: self.oracle.items)
+    @rule(data=st.data(), name=st.sampled_from(SINGLE), delete=st.booleans())
+    def write(self, data: st.DataObject, name: str, delete: bool) -> None:
+        pk = data.draw(st.sampled_from(sorted(self.oracle.items)), label="pk")
+        bound = getattr(self.models.Item.lazy_connect(pk), name)
+        if delete:
+            note(f"Item({pk!r}).{name}.delete()")
+            bound.delete()
+            self.oracle.items[pk].pop(name, None)
+            return
+        value = data.draw(st.sampled_from(NUMBERS if name == "num" else NAMES), label="value")
+        note(f"Item({pk!r}).{name}.set({value!r})")
+        bound.set(value)
+        self.oracle.items[pk][name] = value
+
+    @precondition(lambda self: self.oracle.items)
+    @rule(data=st.data(), members=st.lists(st.sampled_from(TAGS), min_size=1), add=st.booleans())
+    def write_tags(self, data: st.DataObject, members: list[str], add: bool) -> None:
+        pk = data.draw(st.sampled_from(sorted(self.oracle.items)), label="pk")
+        note(f"Item({pk!r}).tags.{'sadd' if add else 'srem'}(*{members!r})")
+        bound = self.models.Item.lazy_connect(pk).tags
+        (bound.sadd if add else bound.srem)(*members)
+        held = self.oracle.items[pk].get("tags", frozenset())
+        held = held | set(members) if add else held - set(members)
+        if held:
+            self.oracle.items[pk]["tags"] = frozenset(held)
+        else:
+            self.oracle.items[pk].pop("tags", None)
+
+    @precondition(lambda self: self.oracle.items)
+    @rule(data=st.data())
+    def delete(self, data: st.DataObject) -> None:
+        pk = data.draw(st.sampled_from(sorted(self.oracle.items)), label="pk")
+        note(f"Item({pk!r}).delete()")
+        self.models.Item.lazy_connect(pk).delete()
+        del self.oracle.items[pk]
+
+    @rule(
+        which=st.sampled_from(["picks", "ranking", "queue"]),
+        member=st.sampled_from(ANY_PKS),
+        score=st.sampled_from(SCORES),
+        add=st.booleans(),
+    )
+    def write_board(self, which: str, member: str, score: float, add: bool) -> None:
+        """Item pks (existing or not) added to or removed from the board."""
+        bound = getattr(self.board, which)
+        o = self.oracle
+        if which == "picks":
+            (bound.sadd if add else bound.srem)(member)
+            o.picks = o.picks | {member} if add else o.picks - {member}
+        elif which == "ranking":
+            if add:
+                bound.zadd({member: score})
+                o.ranking = {**o.ranking, member: score}
+            else:
+                bound.zrem(member)
+                o.ranking = {m: s for m, s in o.ranking.items() if m != member}
+        elif add:
+            bound.rpush(member)
+            o.queue = (*o.queue, member)
+        else:
+            bound.lrem(0, member)
+            o.queue = tuple(m for m in o.queue if m != member)
+        note(f"board.{which} {'+' if add else '-'} {member!r}")
+
+    # Queries -----------------------------------------------------------------------------
+
+    @rule(spec=queries())
+    def query(self, spec: dict[str, Any]) -> None:
+        """A random query, compared with the oracle's result or error."""
+        key = f"props-collections:stored:{len(self.stored)}"
+        note(f"query {spec!r}")
+        try:
+            expected: Any = self.oracle.evaluate(spec)
+        except Refused as refused:
+            expected = refused.error
+        try:
+            found: Any = build(self.models, self.board, spec, key)
+        except (ResponseError, IndexError) as error:
+            assert isinstance(expected, type) and isinstance(error, expected), (
+                f"query raised {error!r}, expected {expected!r}"
+            )
+            return
+        assert found == expected, f"query gave {found!r}, expected {expected!r}"
+        if spec["store"]:
+            self.stored[key] = self._stored_pks(spec)
+
+    def _stored_pks(self, spec: dict[str, Any]) -> list[str]:
+        """The pks `store()` writes for a spec: its result before output and index."""
+        plain = {**spec, "output": ("pks",), "index": None}
+        return self.oracle.evaluate(plain)
+
+    @precondition(lambda self: self.stored)
+    @rule(data=st.data(), given=filters(max_size=1), drop=st.integers(0, 4))
+    def read_stored(self, data: st.DataObject, given: dict[str, Any], drop: int) -> None:
+        """`collection().from_stored(key)`, maybe filtered, later; or after deleting the key."""
+        key = data.draw(st.sampled_from(sorted(self.stored)), label="key")
+        if drop == 0 and self.stored[key] is not None:
+            self.database.client.delete(key)
+            self.stored[key] = None
+        note(f"Item.collection().from_stored({key!r}).filter(**{given!r})")
+        collection = self.models.Item.collection().from_stored(key).filter(**given)
+        pks = self.stored[key]
+        if pks is None:
+            try:
+                found = list(collection)
+            except DoesNotExist:
+                return
+            raise AssertionError(f"{key} is gone, yet the stored collection gave {found!r}")
+        alive = self.oracle.filtered(set(self.oracle.items) & set(pks), given)
+        expected = [pk for pk in pks if pk in alive]
+        found = list(collection)
+        assert found == expected, f"stored collection is {found!r}, expected {expected!r}"
+
+    @invariant()
+    def collection_is_exact(self) -> None:
+        found = list(self.models.Item.collection())
+        assert found == default_order(self.oracle.items), f"collection() is {found!r}"
+
+
+def test_collections(limpyd_database_factory, profile):
+    CollectionMachine.run(
+        limpyd_database_factory, settings=scaled(profile, CollectionMachine.weight)
+    )

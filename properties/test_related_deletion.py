@@ -1,0 +1,468 @@
+"""Machine 3: related-deletion propagation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import note
+from hypothesis import strategies as st
+from hypothesis.stateful import initialize, invariant, precondition, rule
+
+from limpyd.exceptions import DoesNotExist, UniquenessError
+from limpyd_testing.integrity import check
+from limpyd_testing.snapshot import snapshot
+from properties.models import GROUP_PKS, related_models
+from properties.support import DatabaseMachine, default_order, scaled
+
+#: (model, field) -> (kind, target model, related name).
+RELATIONS: dict[tuple[str, str], tuple[str, str, str]] = {
+    ("Person", "boss"): ("fk", "Person", "subordinates"),
+    ("Person", "friends"): ("set", "Person", "friend_of"),
+    ("Group", "owner"): ("fk", "Person", "owned_groups"),
+    ("Group", "members"): ("set", "Person", "memberships"),
+    ("Group", "queue"): ("list", "Person", "queued_in"),
+    ("Group", "ranking"): ("zset", "Person", "ranked_in"),
+    ("Group", "parent"): ("fk", "Group", "children"),
+    ("Tag", "person"): ("fk", "Person", "tags"),
+    ("Tag", "groups"): ("list", "Group", "tagged"),
+}
+#: Fields holding an FK in the instance's hash (read with hget), the others with get.
+HASHED_FK = {("Person", "boss")}
+PLAIN = {"Person": "name", "Tag": "label"}
+MODELS = ("Person", "Group", "Tag")
+EMPTY: dict[str, Any] = {"fk": None, "set": frozenset(), "list": (), "zset": {}}
+#: Pks that never exist (the AutoPK models count from 1, groups use GROUP_PKS).
+MISSING = ("999", "nobody")
+scores = st.sampled_from([0.0, 1.0, -1.5, 2.0, 1e10])
+
+
+def _references(kind: str, state: Any) -> set[str]:
+    if state is None:
+        return set()
+    if kind == "fk":
+        return {state}
+    return set(state)
+
+
+class RelatedDeletionMachine(DatabaseMachine):
+    """Three related models: `Person` (a self FK `boss` in the hash, a self M2M set
+    `friends`), `Group` (PKField; FK `owner` to Person, M2M set `members`, M2M list `queue`,
+    M2M sorted set `ranking`, a self FK `parent`), `Tag` (FK `person` given by name, M2M
+    list `groups` to Group).
+
+    Rules set, change and clear relations with every writing command of their field types
+    (`set`/`hset`/`delete` for FKs, `sadd`/`srem`, `rpush`/`lpush`/`lset`/`lrem`/`linsert`,
+    `zadd`/`zincrby`/`zrem`), give instances or pks, create instances with relations, and
+    delete instances on either side (self-relations included); some writes point to a
+    missing instance.
+
+    Invariants:
+    - no stored reference to a missing instance: FK fields pointing to a deleted instance
+      are deleted, its pk is removed from M2M sets and sorted sets, and every occurrence of
+      it from M2M lists, the remaining order kept; every field equals the oracle's value;
+    - writing a relation to a missing instance (or creating an instance with one) raises
+      DoesNotExist and changes nothing, key by key; a creation refused consumes no pk;
+    - every related collection (`person.owned_groups()`, ...) equals the oracle's reverse
+      mapping and every M2M collection (`group.members()`) its forward one, in the default
+      order (checked after every deletion, and for one instance by a rule);
+    - the integrity check is clean (no dangling relation, no missing or stale entry).
+    """
+
+    weight = 1.0
+    max_instances = 5
+
+    def setup(self) -> None:
+        self.models = related_models(self.database)
+        self.data: dict[str, dict[str, dict[str, Any]]] = {m: {} for m in MODELS}
+        self.counters = {"Person": 0, "Tag": 0}
+
+    def model(self, name: str) -> Any:
+        return getattr(self.models, name)
+
+    # Drawing -----------------------------------------------------------------------------
+
+    def target(self, data: st.DataObject, target: str) -> Any:
+        """A pk of `target` (now and then a missing one), sometimes as an instance; None
+        when `target` has no instance (and the draw does not ask for a missing one)."""
+        pks = sorted(self.data[target])
+        if data.draw(st.integers(0, 15), label="missing?") == 15:
+            pk = data.draw(st.sampled_from(MISSING), label=f"missing {target} pk")
+        elif pks:
+            pk = data.draw(st.sampled_from(pks), label=f"{target} pk")
+        else:
+            return None
+        if data.draw(st.integers(0, 3), label="as instance") == 3:
+            return self.model(target).lazy_connect(pk)
+        return pk
+
+    @staticmethod
+    def pk_of(value: Any) -> str:
+        return value if isinstance(value, str) else value._pk
+
+    def relation_value(self, data: st.DataObject, kind: str, target: str) -> Any:
+        if kind == "fk":
+            return self.target(data, target)
+        size = data.draw(st.integers(1, 3), label="size")
+        items = [self.target(data, target) for _ in range(size)]
+        items = [item for item in items if item is not None]
+        if kind == "zset":
+            return {self.pk_of(i): data.draw(scores, label="score") for i in items}
+        return items
+
+    @staticmethod
+    def state_of(kind: str, value: Any) -> Any:
+        if kind == "fk":
+            return value if isinstance(value, str) or value is None else value._pk
+        pks = [v if isinstance(v, str) else v._pk for v in value]
+        if kind == "set":
+            return frozenset(pks)
+        if kind == "list":
+            return tuple(pks)
+        return dict(value)
+
+    def missing_in(self, target: str, pks: set[str]) -> list[str]:
+        return sorted(pk for pk in pks if pk not in self.data[target])
+
+    # The write protocol ------------------------------------------------------------------
+
+    def attempt(
+        self, what: str, expected: tuple[type[Exception], ...], call: Any
+    ) -> tuple[bool, Any]:
+        """Run a write; when a refusal is `expected` (one of these exceptions), it must be
+        raised and change nothing. (Whether the write was done, its reply.)"""
+        names = " or ".join(e.__name__ for e in expected)
+        note(f"{what}  # expected: {names or 'ok'}")
+        before = snapshot(self.database) if expected else None
+        try:
+            reply = call()
+        except (DoesNotExist, UniquenessError) as error:
+            assert isinstance(error, expected), f"{what}: unexpected {error!r}"
+            assert snapshot(self.database) == before, f"{what}: refused, but keys changed"
+            return False, None
+        assert not expected, f"{what}: {names} expected, it succeeded"
+        return True, reply
+
+    # Rules -------------------------------------------------------------------------------
+
+    @initialize(data=st.data(), count=st.integers(2, 8))
+    def populate(self, data: st.DataObject, count: int) -> None:
+        """Start with a few instances (whatever rules an example leaves out)."""
+        for _ in range(count):
+            self.create(data, data.draw(st.sampled_from(MODELS), label="model"))
+
+    @rule(data=st.data(), name=st.sampled_from(MODELS))
+    def create(self, data: st.DataObject, name: str) -> None:
+        """Create an instance with some relations (maybe one to a missing instance)."""
+        values: dict[str, Any] = {}
+        if name in PLAIN and data.draw(st.booleans(), label="plain"):
+            values[PLAIN[name]] = data.draw(st.sampled_from(["x", "y", ""]), label="text")
+        for (model, field), (kind, target, _) in RELATIONS.items():
+            if model == name and data.draw(st.booleans(), label=f"with {field}"):
+                value = self.relation_value(data, kind, target)
+                if value not in (None, [], {}):
+                    values[field] = value
+        if name == "Group":
+            values["id"] = data.draw(st.sampled_from(GROUP_PKS), label="pk")
+        if not values or len(self.data[name]) >= self.max_instances:
+            return
+        states = {
+            field: self.state_of(RELATIONS[(name, field)][0], value)
+            for field, value in values.items()
+            if (name, field) in RELATIONS
+        }
+        missing = [
+            pk
+            for field, state in states.items()
+            for pk in self.missing_in(
+                RELATIONS[(name, field)][1], _references(RELATIONS[(name, field)][0], state)
+            )
+        ]
+        # Both refusals change nothing; the pk check happens to come first.
+        expected: tuple[type[Exception], ...] = ()
+        if name == "Group" and values["id"] in self.data["Group"]:
+            expected = (UniquenessError, DoesNotExist) if missing else (UniquenessError,)
+        elif missing:
+            expected = (DoesNotExist,)
+        model = self.model(name)
+        done, instance = self.attempt(f"{name}(**{values!r})", expected, lambda: model(**values))
+        if not done:
+            return
+        if name == "Group":
+            pk = values["id"]
+        else:
+            self.counters[name] += 1
+            pk = str(self.counters[name])
+        assert instance._pk == pk, f"created with pk {instance._pk!r}, expected {pk!r}"
+        record = {k: v for k, v in values.items() if k in PLAIN.values()}
+        record.update({k: v for k, v in states.items() if v not in (None, frozenset(), (), {})})
+        self.data[name][pk] = record
+
+    def _relation(self, data: st.DataObject, kinds: tuple[str, ...]) -> tuple[str, str, str, str]:
+        """(model, pk, field, kind) of an existing instance and one of its relations."""
+        choices = [
+            (model, field)
+            for (model, field), (kind, _, _) in RELATIONS.items()
+            if kind in kinds and self.data[model]
+        ]
+        model, field = data.draw(st.sampled_from(choices), label="relation")
+        pk = data.draw(st.sampled_from(sorted(self.data[model])), label="pk")
+        return model, pk, field, RELATIONS[(model, field)][0]
+
+    def _has(self, *kinds: str) -> bool:
+        return any(k in kinds and self.data[m] for (m, _), (k, _, _) in RELATIONS.items())
+
+    def _write(
+        self, model: str, pk: str, field: str, what: str, new: Any, call: Any, added: set[str]
+    ) -> tuple[bool, Any]:
+        """A write of one relation leaving `new`, that adds references to `added`."""
+        target = RELATIONS[(model, field)][1]
+        missing = self.missing_in(target, added)
+        done, reply = self.attempt(
+            f"{model}({pk!r}).{field}.{what}", (DoesNotExist,) if missing else (), call
+        )
+        if done:
+            empty = new in (None, frozenset(), (), {})
+            if empty:
+                self.data[model][pk].pop(field, None)
+            else:
+                self.data[model][pk][field] = new
+        return done, reply
+
+    @precondition(lambda self: self._has("fk"))
+    @rule(data=st.data())
+    def write_fk(self, data: st.DataObject) -> None:
+        """Set (to an instance or a pk, maybe missing) or delete a foreign key."""
+        model, pk, field, _ = self._relation(data, ("fk",))
+        bound = getattr(self.model(model).lazy_connect(pk), field)
+        old = self.data[model][pk].get(field)
+        methods = ["set", "delete"] + (["hset"] if (model, field) in HASHED_FK else ["getset"])
+        method = data.draw(st.sampled_from(methods), label="method")
+        if method == "delete":
+            done, reply = self._write(model, pk, field, "delete()", None, bound.delete, set())
+            assert reply == int(old is not None)
+            return
+        value = self.target(data, RELATIONS[(model, field)][1])
+        if value is None:
+            return
+        new = self.state_of("fk", value)
+        done, reply = self._write(
+            model,
+            pk,
+            field,
+            f"{method}({value!r})",
+            new,
+            lambda: getattr(bound, method)(value),
+            {new},
+        )
+        if done and method == "getset":
+            assert reply == old, f"getset replied {reply!r}, expected {old!r}"
+
+    @precondition(lambda self: self._has("set"))
+    @rule(data=st.data(), add=st.booleans())
+    def write_m2m_set(self, data: st.DataObject, add: bool) -> None:
+        """`sadd` or `srem` pks or instances."""
+        model, pk, field, _ = self._relation(data, ("set",))
+        items = self.relation_value(data, "set", RELATIONS[(model, field)][1])
+        if not items:
+            return
+        old = self.data[model][pk].get(field, frozenset())
+        pks = set(self.state_of("set", items))
+        new = old | pks if add else old - pks
+        method = "sadd" if add else "srem"
+        bound = getattr(self.model(model).lazy_connect(pk), field)
+        done, reply = self._write(
+            model,
+            pk,
+            field,
+            f"{method}(*{items!r})",
+            frozenset(new),
+            lambda: getattr(bound, method)(*items),
+            pks - old if add else set(),
+        )
+        if done:
+            assert reply == len(new ^ old), f"{method} replied {reply!r}"
+
+    @precondition(lambda self: self._has("list"))
+    @rule(data=st.data())
+    def write_m2m_list(self, data: st.DataObject) -> None:
+        """`rpush`/`lpush` pks or instances, `lrem`, `lset`, `linsert`."""
+        model, pk, field, _ = self._relation(data, ("list",))
+        target = RELATIONS[(model, field)][1]
+        old: tuple[str, ...] = self.data[model][pk].get(field, ())
+        method = data.draw(
+            st.sampled_from(["rpush", "lpush", "lrem", "lset", "linsert"] if old else ["rpush"]),
+            label="method",
+        )
+        bound = getattr(self.model(model).lazy_connect(pk), field)
+        if method in ("rpush", "lpush"):
+            items = self.relation_value(data, "list", target)
+            if old and data.draw(st.booleans(), label="repeat one"):
+                items.append(data.draw(st.sampled_from(old), label="repeated"))  # duplicates
+            if not items:
+                return
+            pks = self.state_of("list", items)
+            new = old + pks if method == "rpush" else pks[::-1] + old
+            args: tuple[Any, ...] = tuple(items)
+            added = set(pks)
+        elif method == "lrem":
+            count = data.draw(st.integers(-2, 2), label="count")
+            value = data.draw(st.sampled_from(sorted(set(old))), label="value")
+            hits = [i for i, v in enumerate(old) if v == value]
+            hits = hits[:count] if count > 0 else hits[count:] if count < 0 else hits
+            new = tuple(v for i, v in enumerate(old) if i not in hits)
+            args, added = (count, value), set()
+        elif method == "lset":
+            index = data.draw(st.integers(-len(old), len(old) - 1), label="index")
+            value = self.target(data, target)
+            if value is None:
+                return
+            new_list = list(old)
+            new_list[index] = self.pk_of(value)
+            new, args, added = tuple(new_list), (index, value), {self.pk_of(value)}
+        else:
+            where = data.draw(st.sampled_from(["BEFORE", "AFTER"]), label="where")
+            pivot = data.draw(st.sampled_from(sorted(set(old))), label="pivot")
+            value = self.target(data, target)
+            if value is None:
+                return
+            at = old.index(pivot) + (where == "AFTER")
+            new = (*old[:at], self.pk_of(value), *old[at:])
+            args, added = (where, pivot, value), {self.pk_of(value)} - set(old)
+        self._write(
+            model,
+            pk,
+            field,
+            f"{method}(*{args!r})",
+            new,
+            lambda: getattr(bound, method)(*args),
+            added,
+        )
+
+    @precondition(lambda self: self._has("zset"))
+    @rule(data=st.data())
+    def write_m2m_zset(self, data: st.DataObject) -> None:
+        """`zadd` (pks or instances as members), `zincrby`, `zrem`."""
+        model, pk, field, _ = self._relation(data, ("zset",))
+        target = RELATIONS[(model, field)][1]
+        old: dict[str, float] = self.data[model][pk].get(field, {})
+        method = data.draw(st.sampled_from(["zadd", "zincrby", "zrem"]), label="method")
+        bound = getattr(self.model(model).lazy_connect(pk), field)
+        value = self.target(data, target)
+        if value is None:
+            return
+        if method == "zadd":
+            score = data.draw(scores, label="score")
+            member = self.pk_of(value)
+            new = {**old, member: score}
+            call, what = (lambda: bound.zadd({value: score})), f"zadd({{{value!r}: {score}}})"
+        elif method == "zincrby":
+            member = self.pk_of(value)
+            new = {**old, member: old.get(member, 0.0) + 1}
+            call, what = (lambda: bound.zincrby(1, value)), f"zincrby(1, {value!r})"
+        else:
+            member = self.pk_of(value)
+            new = {m: s for m, s in old.items() if m != member}
+            call, what = (lambda: bound.zrem(value)), f"zrem({value!r})"
+        added = {member} - set(old) if method != "zrem" else set()
+        self._write(model, pk, field, what, new, call, added)
+
+    @precondition(lambda self: any(self.data.values()))
+    @rule(data=st.data())
+    def delete(self, data: st.DataObject) -> None:
+        """Delete an instance: everything pointing to it is unlinked in the same write."""
+        name = data.draw(st.sampled_from([m for m in MODELS if self.data[m]]), label="model")
+        pk = data.draw(st.sampled_from(sorted(self.data[name])), label="pk")
+        note(f"{name}({pk!r}).delete()")
+        self.model(name)(pk).delete()
+        del self.data[name][pk]
+        for (model, field), (kind, target, _) in RELATIONS.items():
+            if target != name:
+                continue
+            for states in self.data[model].values():
+                state = states.get(field)
+                if state is None:
+                    continue
+                if kind == "fk":
+                    new = None if state == pk else state
+                elif kind == "set":
+                    new = state - {pk}
+                elif kind == "list":
+                    new = tuple(v for v in state if v != pk)  # the others keep their order
+                else:
+                    new = {m: s for m, s in state.items() if m != pk}
+                if new in (None, frozenset(), (), {}):
+                    del states[field]
+                else:
+                    states[field] = new
+        self.check_collections()
+
+    @precondition(lambda self: any(self.data.values()))
+    @rule(data=st.data())
+    def related_collections(self, data: st.DataObject) -> None:
+        """The related and M2M collections of one instance."""
+        name = data.draw(st.sampled_from([m for m in MODELS if self.data[m]]), label="model")
+        pk = data.draw(st.sampled_from(sorted(self.data[name])), label="pk")
+        self.check_collections([(name, pk)])
+
+    # Checks ------------------------------------------------------------------------------
+
+    def check_collections(self, only: list[tuple[str, str]] | None = None) -> None:
+        """Reverse mappings (related collections) and forward ones (M2M collections)."""
+        instances = only or [(m, pk) for m in MODELS for pk in self.data[m]]
+        for name, pk in instances:
+            instance = self.model(name)(pk)
+            for (model, field), (kind, target, related_name) in RELATIONS.items():
+                if target == name:
+                    expected = default_order(
+                        other
+                        for other, states in self.data[model].items()
+                        if pk in _references(kind, states.get(field))
+                    )
+                    found = list(getattr(instance, related_name)())
+                    assert found == expected, (
+                        f"{name}({pk!r}).{related_name}() is {found!r}, expected {expected!r}"
+                    )
+                if model == name and kind != "fk":
+                    expected = default_order(set(self.data[name][pk].get(field, ())))
+                    found = list(getattr(instance, field)())
+                    assert found == expected, (
+                        f"{name}({pk!r}).{field}() is {found!r}, expected {expected!r}"
+                    )
+
+    @invariant()
+    def consistent(self) -> None:
+        """Collections, every relation's stored value, and the integrity check."""
+        for name in MODELS:
+            model = self.model(name)
+            found = list(model.collection())
+            assert found == default_order(self.data[name]), f"{name}.collection() is {found!r}"
+            for pk, states in self.data[name].items():
+                instance = model.lazy_connect(pk)
+                if name in PLAIN:
+                    assert getattr(instance, PLAIN[name]).get() == states.get(PLAIN[name])
+                for (model_name, field), (kind, _, _) in RELATIONS.items():
+                    if model_name != name:
+                        continue
+                    stored = _read(getattr(instance, field), kind, (name, field) in HASHED_FK)
+                    wanted = states.get(field, EMPTY[kind])
+                    assert stored == wanted, (
+                        f"{name}({pk!r}).{field} is {stored!r}, expected {wanted!r}"
+                    )
+        problems = check(*self.models.all)
+        assert not problems, "integrity check:\n" + "\n".join(map(str, problems))
+
+
+def _read(bound: Any, kind: str, hashed: bool) -> Any:
+    if kind == "fk":
+        return bound.hget() if hashed else bound.get()
+    if kind == "set":
+        return frozenset(bound.smembers())
+    if kind == "list":
+        return tuple(bound.lrange(0, -1))
+    return dict(bound.zrange(0, -1, withscores=True))
+
+
+def test_related_deletion(limpyd_database_factory, profile):
+    RelatedDeletionMachine.run(
+        limpyd_database_factory, settings=scaled(profile, RelatedDeletionMachine.weight)
+    )
