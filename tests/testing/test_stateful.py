@@ -18,7 +18,6 @@ from limpyd.database import RedisDatabase
 from limpyd.exceptions import ImplementationError
 from limpyd.indexes import EqualIndex, NumberRangeIndex, TextRangeIndex
 from limpyd_testing import stateful
-from limpyd_testing import strategies as lst
 from limpyd_testing.stateful import ModelStateMachine, order_pks, run_state_machine
 
 # The models of a user's application: declared without a database, the machine lends them one.
@@ -63,20 +62,11 @@ class Pair(model.RedisModel):
 MODELS = (Person, Team, Pair)
 
 
-def _few_digits(text: str) -> str:
-    # Known ORM bug (see test_known_bug_big_integer_replies): keep numbers below 2**53.
-    return lst.canonical(text[:6]) if len(re.findall(r"[0-9]", text)) > 6 else text
-
-
-TEXTS = lst.texts().map(_few_digits)
-
-
 class PeopleMachine(ModelStateMachine):
     """What a user writes: the models, and texts for the fields that need their own."""
 
     models = list(MODELS)
     field_texts = {
-        **{f"{m.__name__}.{f.name}": TEXTS for m in MODELS for f in m._meta.data_fields},
         # Values that are not numbers all count as 0 in a NumberRangeIndex: unique, they
         # would clash at once.
         "Person.code": st.integers(-50, 50).map(str),
@@ -93,7 +83,7 @@ QUICK = settings(
 
 
 def _restored():
-    return all("database" not in m.__dict__ and m.database is None for m in MODELS)
+    return all("database" not in m.__dict__ and m.database is None for m in (*MODELS, Badge))
 
 
 def test_machine_runs_on_the_plugin_backend(limpyd_database_factory, limpyd_backend):
@@ -139,13 +129,19 @@ def _forget_uniqueness(planned):
     return plan
 
 
-class ClashingMachine(PeopleMachine):
-    """Unique values drawn from a few: clashes are frequent."""
+class Badge(model.RedisModel):
+    namespace = "machine"
+    label = fields.InstanceHashField(unique=True)
+    code = fields.StringField(indexes=[TextRangeIndex], unique=True)
 
+
+class ClashingMachine(ModelStateMachine):
+    """Only unique fields, their values drawn from two: clashes at every other write."""
+
+    models = [Badge]
     field_texts = {
-        **PeopleMachine.field_texts,
-        "Person.nick": st.sampled_from(["a", "b", "c"]),
-        "Team.title": st.sampled_from(["a", "b", "c"]),
+        "Badge.label": st.sampled_from(["a", "b"]),
+        "Badge.code": st.sampled_from(["a", "b"]),
     }
 
 
