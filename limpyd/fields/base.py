@@ -222,7 +222,7 @@ class RedisField:
             return getattr(connection, name)(
                 *self.key_args(instance._require_pk()), *args, **kwargs
             )
-        except DataError as error:
+        except (DataError, AttributeError) as error:  # redis-py's checks of arguments
             raise ValueError(f"{self.describe()}.{name}: {error}") from None
 
     def _scan(self, name: str, match: str | None, count: int | None) -> Iterator[Any]:
@@ -239,7 +239,7 @@ class RedisField:
         key_args = self.key_args(pk)
         try:
             command = commands.build(name, *key_args, *args, **kwargs)
-        except DataError as error:
+        except (DataError, AttributeError) as error:  # redis-py's checks of arguments
             raise ValueError(f"{self.describe()}.{name}: {error}") from None
         for value in command.args[1 + len(key_args) :]:
             self.text(value)
