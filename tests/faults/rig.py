@@ -10,7 +10,7 @@ each operation db 0 must equal either its state before (nothing happened) or the
 - a success must have fully happened, with the mirror's reply;
 - a refusal (a documented limpyd exception) must have changed nothing, and be the mirror's;
 - a `redis.ConnectionError` may leave either state (the outcome of an interrupted write is
-  unknown), nothing in between;
+  unknown), nothing in between, and an operation whose connection was cut must end with it;
 - nothing else may come out.
 
 Writes are compared with a snapshot of every key of the db (types and contents).
@@ -223,8 +223,8 @@ class Rig:
                     f"interrupted and half done: {happened}; vs before: "
                     f"{_differences(after, before)}; vs done: {_differences(after, expected)}"
                 )
-        if faults and self.style == "url" and actual.kind != "lost":
-            # Nothing retries on this client: a cut connection must reach the caller.
+        if faults and actual.kind != "lost":
+            # A cut connection reaches the caller: nothing is sent again behind its back.
             problems.append(f"a connection was cut, yet the caller was not told: {happened}")
         if after != expected:
             self.resync()
