@@ -104,11 +104,6 @@ def number_of(text: str | None) -> float:
     return 0.0 if number != number else number
 
 
-def redis_error(exc: BaseException) -> str:
-    """An exception as the machines compare it: its type's name."""
-    return type(exc).__name__
-
-
 def described(value: Any) -> Any:
     """A result made comparable across databases: instances as ('instance', pk)."""
     from limpyd.model import RedisModel
