@@ -73,7 +73,10 @@ class PeopleMachine(ModelStateMachine):
     }
 
 
+# Derandomized: the same examples every run, so the "not a vacuous run" thresholds and the
+# broken builds' detection cannot depend on the luck of a draw.
 QUICK = settings(
+    derandomize=True,
     max_examples=6,
     stateful_step_count=30,
     database=None,
