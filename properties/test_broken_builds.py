@@ -90,3 +90,16 @@ def test_backend_parity_catches_a_fake_difference(monkeypatch, limpyd_database_f
     monkeypatch.setattr(backends, "_redis_float_text", lambda value: repr(float(value)).encode())
     with pytest.raises(AssertionError):
         BackendParityMachine.run(limpyd_database_factory, settings=hunting(examples=100))
+
+
+def test_related_deletion_catches_a_reaping_that_leaves_references(monkeypatch):
+    """Reaping an expired instance deletes it, but not the references to it."""
+    from limpyd.model import RedisModel
+
+    def careless_reap(self):
+        self._prepare_delete = lambda write: None  # no propagation to the related fields
+        self.delete(reaping=True)
+
+    monkeypatch.setattr(RedisModel, "_reap", careless_reap)
+    with pytest.raises(AssertionError):
+        RelatedDeletionMachine.run(settings=hunting(examples=100))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hypothesis import note
+from hypothesis import event, note
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize, invariant, precondition, rule
 
@@ -44,6 +44,11 @@ def _references(kind: str, state: Any) -> set[str]:
     return set(state)
 
 
+def _server_now(database: Any) -> float:
+    seconds, microseconds = database.client.time()
+    return seconds + microseconds / 1e6
+
+
 class RelatedDeletionMachine(DatabaseMachine):
     """Three related models: `Person` (a self FK `boss` in the hash, a self M2M set
     `friends`), `Group` (PKField; FK `owner` to Person, M2M set `members`, M2M list `queue`,
@@ -56,16 +61,37 @@ class RelatedDeletionMachine(DatabaseMachine):
     delete instances on either side (self-relations included); some writes point to a
     missing instance.
 
+    Expiry rules: expire an instance now (`expireat(server now - 1)` or `expire(-1)`);
+    `expire(1000)` / `persist()` on a live instance (only `ttl()` changes); reap a model
+    (`Model.reap_expired()`, which replies how many expired instances it reaped); write
+    to an expired instance (a field write, `delete()`, `persist()`, `expire*()`); create a
+    Group with the pk of an expired one. Drawn relation values sometimes are expired pks.
+
     Invariants:
     - no stored reference to a missing instance: FK fields pointing to a deleted instance
       are deleted, its pk is removed from M2M sets and sorted sets, and every occurrence of
       it from M2M lists, the remaining order kept; every field equals the oracle's value;
-    - writing a relation to a missing instance (or creating an instance with one) raises
-      DoesNotExist and changes nothing, key by key; a creation refused consumes no pk;
+    - an expired instance is gone for every read at once: `Model.collection()`, `exists`,
+      `Model(pk)`, related collections and M2M collections (`group.members()`) leave it
+      out; the stored references to it stay (fields still read them) until it is reaped,
+      then they are gone exactly as `delete()` removes them; references to an expired,
+      unreaped instance are the only references allowed to an instance that is not alive;
+    - a write that meets an expired instance (its own field, `delete`, `persist`, a
+      Group created with its pk) reaps it: DoesNotExist (the creation goes on), and its
+      references are removed as by `delete()`;
+    - writing a relation to a missing or expired instance (or creating an instance with
+      one) raises DoesNotExist and changes nothing, key by key (but an expired reference
+      the field already holds is no new reference: it is not checked); a creation refused
+      consumes no pk;
+    - `reap_expired()` replies exactly the number of expired, unreaped instances of its
+      model, and afterwards nothing refers to them;
     - every related collection (`person.owned_groups()`, ...) equals the oracle's reverse
-      mapping and every M2M collection (`group.members()`) its forward one, in the default
-      order (checked after every deletion, and for one instance by a rule);
-    - the integrity check is clean (no dangling relation, no missing or stale entry).
+      mapping and every M2M collection (`group.members()`) its forward one without expired
+      instances, in the default order (checked after every deletion, expiry and reaping,
+      and for one instance by a rule);
+    - `ttl()` is None for an instance that does not expire, else within the time given;
+    - the integrity check is clean (no dangling relation, no missing or stale entry, no
+      orphan key left by a reaping).
     """
 
     weight = 1.0
@@ -75,6 +101,10 @@ class RelatedDeletionMachine(DatabaseMachine):
         self.models = related_models(self.database)
         self.data: dict[str, dict[str, dict[str, Any]]] = {m: {} for m in MODELS}
         self.counters = {"Person": 0, "Tag": 0}
+        #: Instances whose time has passed but that were not reaped yet (their stored
+        #: references may remain), and live instances with a (future) expiry time.
+        self.expired: dict[str, set[str]] = {m: set() for m in MODELS}
+        self.expiring: set[tuple[str, str]] = set()
 
     def model(self, name: str) -> Any:
         return getattr(self.models, name)
@@ -82,11 +112,14 @@ class RelatedDeletionMachine(DatabaseMachine):
     # Drawing -----------------------------------------------------------------------------
 
     def target(self, data: st.DataObject, target: str) -> Any:
-        """A pk of `target` (now and then a missing one), sometimes as an instance; None
-        when `target` has no instance (and the draw does not ask for a missing one)."""
+        """A pk of `target` (now and then a missing or an expired one), sometimes as an
+        instance; None when `target` has no instance (and the draw does not ask for a
+        missing one)."""
         pks = sorted(self.data[target])
         if data.draw(st.integers(0, 15), label="missing?") == 15:
             pk = data.draw(st.sampled_from(MISSING), label=f"missing {target} pk")
+        elif self.expired[target] and data.draw(st.integers(0, 3), label="expired?") == 3:
+            pk = data.draw(st.sampled_from(sorted(self.expired[target])), label="expired pk")
         elif pks:
             pk = data.draw(st.sampled_from(pks), label=f"{target} pk")
         else:
@@ -121,23 +154,29 @@ class RelatedDeletionMachine(DatabaseMachine):
         return dict(value)
 
     def missing_in(self, target: str, pks: set[str]) -> list[str]:
+        """The pks that are not alive (missing, or expired)."""
         return sorted(pk for pk in pks if pk not in self.data[target])
+
+    def alive(self, target: str, pks: Any) -> set[str]:
+        return {pk for pk in pks if pk in self.data[target]}
 
     # The write protocol ------------------------------------------------------------------
 
     def attempt(
-        self, what: str, expected: tuple[type[Exception], ...], call: Any
+        self, what: str, expected: tuple[type[Exception], ...], call: Any, reaps: bool = False
     ) -> tuple[bool, Any]:
         """Run a write; when a refusal is `expected` (one of these exceptions), it must be
-        raised and change nothing. (Whether the write was done, its reply.)"""
+        raised and change nothing (unless the write `reaps` an expired instance on its way:
+        then the invariants check what changed). (Whether the write was done, its reply.)"""
         names = " or ".join(e.__name__ for e in expected)
         note(f"{what}  # expected: {names or 'ok'}")
-        before = snapshot(self.database) if expected else None
+        before = snapshot(self.database) if expected and not reaps else None
         try:
             reply = call()
         except (DoesNotExist, UniquenessError) as error:
             assert isinstance(error, expected), f"{what}: unexpected {error!r}"
-            assert snapshot(self.database) == before, f"{what}: refused, but keys changed"
+            if before is not None:
+                assert snapshot(self.database) == before, f"{what}: refused, but keys changed"
             return False, None
         assert not expected, f"{what}: {names} expected, it succeeded"
         return True, reply
@@ -170,21 +209,34 @@ class RelatedDeletionMachine(DatabaseMachine):
             for field, value in values.items()
             if (name, field) in RELATIONS
         }
+        refs = {
+            field: _references(RELATIONS[(name, field)][0], state)
+            for field, state in states.items()
+        }
         missing = [
             pk
-            for field, state in states.items()
-            for pk in self.missing_in(
-                RELATIONS[(name, field)][1], _references(RELATIONS[(name, field)][0], state)
-            )
+            for field, pks in refs.items()
+            for pk in self.missing_in(RELATIONS[(name, field)][1], pks)
         ]
-        # Both refusals change nothing; the pk check happens to come first.
+        # Both refusals change nothing; the pk check happens to come first. An expired
+        # Group with the pk is reaped first (whether the creation is then refused or not).
         expected: tuple[type[Exception], ...] = ()
+        reaps = name == "Group" and values["id"] in self.expired["Group"]
         if name == "Group" and values["id"] in self.data["Group"]:
             expected = (UniquenessError, DoesNotExist) if missing else (UniquenessError,)
         elif missing:
             expected = (DoesNotExist,)
         model = self.model(name)
-        done, instance = self.attempt(f"{name}(**{values!r})", expected, lambda: model(**values))
+        done, instance = self.attempt(
+            f"{name}(**{values!r})", expected, lambda: model(**values), reaps=reaps
+        )
+        if any(
+            pk in self.expired[RELATIONS[(name, f)][1]] for f, pks in refs.items() for pk in pks
+        ):
+            event("create: refused, a reference to an expired instance")
+        if reaps:
+            event("create: a Group with an expired pk reaps it")
+            self.reaped("Group", values["id"])
         if not done:
             return
         if name == "Group":
@@ -217,6 +269,10 @@ class RelatedDeletionMachine(DatabaseMachine):
         """A write of one relation leaving `new`, that adds references to `added`."""
         target = RELATIONS[(model, field)][1]
         missing = self.missing_in(target, added)
+        if set(missing) & self.expired[target]:
+            event("write: refused, a new reference to an expired instance")
+        elif set(_references(RELATIONS[(model, field)][0], new)) & self.expired[target]:
+            event("write: keeps a reference to an expired instance")
         done, reply = self.attempt(
             f"{model}({pk!r}).{field}.{what}", (DoesNotExist,) if missing else (), call
         )
@@ -252,7 +308,7 @@ class RelatedDeletionMachine(DatabaseMachine):
             f"{method}({value!r})",
             new,
             lambda: getattr(bound, method)(value),
-            {new},
+            {new} - {old},  # the pk it holds already is no new reference
         )
         if done and method == "getset":
             assert reply == old, f"getset replied {reply!r}, expected {old!r}"
@@ -303,7 +359,7 @@ class RelatedDeletionMachine(DatabaseMachine):
             pks = self.state_of("list", items)
             new = old + pks if method == "rpush" else pks[::-1] + old
             args: tuple[Any, ...] = tuple(items)
-            added = set(pks)
+            added = set(pks) - set(old)
         elif method == "lrem":
             count = data.draw(st.integers(-2, 2), label="count")
             value = data.draw(st.sampled_from(sorted(set(old))), label="value")
@@ -318,7 +374,8 @@ class RelatedDeletionMachine(DatabaseMachine):
                 return
             new_list = list(old)
             new_list[index] = self.pk_of(value)
-            new, args, added = tuple(new_list), (index, value), {self.pk_of(value)}
+            new, args = tuple(new_list), (index, value)
+            added = {self.pk_of(value)} - set(old)
         else:
             where = data.draw(st.sampled_from(["BEFORE", "AFTER"]), label="where")
             pivot = data.draw(st.sampled_from(sorted(set(old))), label="pivot")
@@ -375,6 +432,12 @@ class RelatedDeletionMachine(DatabaseMachine):
         note(f"{name}({pk!r}).delete()")
         self.model(name)(pk).delete()
         del self.data[name][pk]
+        self.expiring.discard((name, pk))
+        self.unlink(name, pk)
+        self.check_collections()
+
+    def unlink(self, name: str, pk: str) -> None:
+        """The oracle of a deletion (or a reaping) of `name` `pk`: what refers to it."""
         for (model, field), (kind, target, _) in RELATIONS.items():
             if target != name:
                 continue
@@ -394,7 +457,144 @@ class RelatedDeletionMachine(DatabaseMachine):
                     del states[field]
                 else:
                     states[field] = new
+
+    def referred(self, name: str, pk: str) -> bool:
+        """Whether a live instance refers to `name` `pk`."""
+        return any(
+            pk in _references(kind, states.get(field))
+            for (model, field), (kind, target, _) in RELATIONS.items()
+            if target == name
+            for states in self.data[model].values()
+        )
+
+    def reaped(self, name: str, pk: str) -> None:
+        """The oracle of the reaping of the expired `name` `pk`."""
+        self.expired[name].remove(pk)
+        self.unlink(name, pk)
+
+    # Expiry ------------------------------------------------------------------------------
+
+    @precondition(lambda self: any(self.data.values()))
+    @rule(data=st.data(), how=st.sampled_from(["expireat", "expire"]))
+    def expire_now(self, data: st.DataObject, how: str) -> None:
+        """Expire an instance now: from then on no read finds it, though the references
+        to it are still stored (until it is reaped). Mostly one that is referred to."""
+        referred = [(m, pk) for m in MODELS for pk in sorted(self.data[m]) if self.referred(m, pk)]
+        if referred and data.draw(st.integers(0, 3), label="referred to?") > 0:
+            name, pk = data.draw(st.sampled_from(referred), label="instance")
+        else:
+            name = data.draw(st.sampled_from([m for m in MODELS if self.data[m]]), label="model")
+            pk = data.draw(st.sampled_from(sorted(self.data[name])), label="pk")
+        model = self.model(name)
+        instance = model.lazy_connect(pk)
+        if how == "expireat":
+            at = _server_now(self.database) - 1
+            note(f"{name}({pk!r}).expireat(server now - 1)")
+            assert instance.expireat(at) is True
+        else:
+            note(f"{name}({pk!r}).expire(-1)")
+            assert instance.expire(-1) is True
+        del self.data[name][pk]
+        self.expiring.discard((name, pk))
+        self.expired[name].add(pk)
+        event(f"expire_now: {'still referred to' if self.referred(name, pk) else 'no reference'}")
+        assert not model.exists(pk), f"{name}({pk!r}) expired, but exists() says it is there"
+        try:
+            model(pk)
+        except DoesNotExist:
+            pass
+        else:
+            raise AssertionError(f"{name}({pk!r}) expired, but {name}(pk) found it")
         self.check_collections()
+
+    @precondition(lambda self: any(self.data.values()))
+    @rule(data=st.data(), persist=st.booleans())
+    def expire_later(self, data: st.DataObject, persist: bool) -> None:
+        """`expire(1000)` or `persist()`: only `ttl()` changes."""
+        name = data.draw(st.sampled_from([m for m in MODELS if self.data[m]]), label="model")
+        pk = data.draw(st.sampled_from(sorted(self.data[name])), label="pk")
+        instance = self.model(name).lazy_connect(pk)
+        if persist:
+            note(f"{name}({pk!r}).persist()")
+            had = (name, pk) in self.expiring
+            assert instance.persist() is had, f"persist() did not reply {had!r}"
+            self.expiring.discard((name, pk))
+        else:
+            note(f"{name}({pk!r}).expire(1000)")
+            assert instance.expire(1000) is True
+            self.expiring.add((name, pk))
+        ttl = instance.ttl()
+        if (name, pk) in self.expiring:
+            assert ttl is not None and 990 < ttl <= 1000, f"ttl() is {ttl!r}"
+        else:
+            assert ttl is None, f"ttl() is {ttl!r}, None expected"
+
+    @precondition(lambda self: any(self.expired.values()))
+    @rule(data=st.data())
+    def reap(self, data: st.DataObject) -> None:
+        """`Model.reap_expired()`: every expired instance of the model, and every reference
+        to it, is deleted as `delete()` would (a model without any: 0, nothing changes)."""
+        names = [m for m in MODELS if self.expired[m]]
+        names += [m for m in MODELS if m not in names][:1]
+        name = data.draw(st.sampled_from(names), label="model")
+        due = sorted(self.expired[name])
+        note(f"{name}.reap_expired()  # expected: {len(due)}")
+        reaped = self.model(name).reap_expired()
+        assert reaped == len(due), f"{name}.reap_expired() replied {reaped}, expected {len(due)}"
+        event(f"reap: {min(len(due), 2)}{'+' if len(due) > 2 else ''} reaped")
+        if any(self.referred(name, pk) for pk in due):
+            event("reap: references to unlink")
+        for pk in due:
+            self.reaped(name, pk)
+        # Nothing refers to them any more (the invariant also compares every field).
+        for (model, field), (kind, target, _) in RELATIONS.items():
+            if target != name:
+                continue
+            for other in self.data[model]:
+                bound = getattr(self.model(model).lazy_connect(other), field)
+                stored = _references(kind, _read(bound, kind, (model, field) in HASHED_FK))
+                assert not stored & set(due), (
+                    f"{model}({other!r}).{field} still refers to reaped {sorted(stored & set(due))}"
+                )
+        self.check_collections()
+
+    @precondition(lambda self: any(self.expired.values()))
+    @rule(data=st.data())
+    def write_expired(self, data: st.DataObject) -> None:
+        """A write to an expired instance: DoesNotExist, and it is reaped on the way."""
+        name = data.draw(st.sampled_from([m for m in MODELS if self.expired[m]]), label="model")
+        pk = data.draw(st.sampled_from(sorted(self.expired[name])), label="pk")
+        instance = self.model(name).lazy_connect(pk)
+        fields = [field for (m, field) in RELATIONS if m == name]
+        how = data.draw(
+            st.sampled_from(["delete", "persist", "expire", "expireat", *fields]), label="write"
+        )
+        if how == "delete":
+            what, call = "delete()", instance.delete
+        elif how == "persist":
+            what, call = "persist()", instance.persist
+        elif how == "expire":
+            what, call = "expire(1000)", lambda: instance.expire(1000)
+        elif how == "expireat":
+            at = _server_now(self.database) + 1000
+            what, call = "expireat(later)", lambda: instance.expireat(at)
+        else:
+            kind, target, _ = RELATIONS[(name, how)]
+            value = self.target(data, target)
+            bound = getattr(instance, how)
+            if value is None:
+                what, call = f"{how}.delete()", bound.delete
+            elif kind == "fk":
+                what, call = f"{how}.set({value!r})", lambda: bound.set(value)
+            elif kind == "set":
+                what, call = f"{how}.sadd({value!r})", lambda: bound.sadd(value)
+            elif kind == "list":
+                what, call = f"{how}.rpush({value!r})", lambda: bound.rpush(value)
+            else:
+                what, call = f"{how}.zadd({{{value!r}: 1.0}})", lambda: bound.zadd({value: 1.0})
+        self.attempt(f"{name}({pk!r}) (expired).{what}", (DoesNotExist,), call, reaps=True)
+        event(f"write_expired: {how if how in ('delete', 'persist') else 'other'}")
+        self.reaped(name, pk)
 
     @precondition(lambda self: any(self.data.values()))
     @rule(data=st.data())
@@ -423,7 +623,7 @@ class RelatedDeletionMachine(DatabaseMachine):
                         f"{name}({pk!r}).{related_name}() is {found!r}, expected {expected!r}"
                     )
                 if model == name and kind != "fk":
-                    expected = default_order(set(self.data[name][pk].get(field, ())))
+                    expected = default_order(self.alive(target, self.data[name][pk].get(field, ())))
                     found = list(getattr(instance, field)())
                     assert found == expected, (
                         f"{name}({pk!r}).{field}() is {found!r}, expected {expected!r}"
@@ -448,6 +648,14 @@ class RelatedDeletionMachine(DatabaseMachine):
                     assert stored == wanted, (
                         f"{name}({pk!r}).{field} is {stored!r}, expected {wanted!r}"
                     )
+                    target = RELATIONS[(name, field)][1]
+                    dangling = self.missing_in(target, _references(kind, stored))
+                    unreaped = self.expired[target]
+                    assert set(dangling) <= unreaped, (
+                        f"{name}({pk!r}).{field} refers to missing {dangling!r}"
+                    )
+            for pk in self.expired[name]:
+                assert not model.exists(pk), f"{name}({pk!r}) expired, but exists() finds it"
         problems = check(*self.models.all)
         assert not problems, "integrity check:\n" + "\n".join(map(str, problems))
 
