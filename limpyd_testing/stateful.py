@@ -19,9 +19,9 @@ off, an example being many steps). Class attributes: `models`, `database_factory
 
 The machine creates instances (`strategies.model_values`), runs the modifiers of every field
 type with generated arguments, the instances' `hmset`/`hdel`, deletes fields and instances,
-and runs collections (`strategies.filters`, sorts, slices). It keeps what Redis should hold
-in plain Python (the *oracle*), and after every step that wrote (queries write nothing,
-so nothing is re-checked after them) checks that:
+makes instances expire, and runs collections (`strategies.filters`, sorts, slices). It keeps
+what Redis should hold in plain Python (the *oracle*), and after every step that wrote
+(queries write nothing, so nothing is re-checked after them) checks that:
 
 - every instance's stored values, and each model's `collection()` (default order: by pk,
   numeric when every pk is a decimal number, else byte-wise), equal the oracle's;
@@ -32,11 +32,35 @@ so nothing is re-checked after them) checks that:
   (TextRangeIndex, and `endswith`), float order with non-numbers as 0 (NumberRangeIndex),
   through each index's own `normalize` (transforms, multi-index leaves), the index
   answering a filter chosen as the ORM documents it; `__in`, `__all`, `__isnull`, `pk`;
-- `limpyd_testing.integrity.check(*models)` finds nothing.
+- `limpyd_testing.integrity.check(*models)` finds nothing;
+- each model's expiry times are the oracle's (which instances expire later, which have
+  expired), and expired instances are gone for reads: not in collections nor filters,
+  `exists(pk=...)` False, their fields raise DoesNotExist, related collections (both ways)
+  leave them out.
+
+Expiry. `expireat(server time - 1)` makes an instance expire at once: the oracle moves it
+aside, as *expired, not reaped*. Reads no longer see it, but its keys, its index entries and
+the references other instances hold to it stay stored until it is reaped, so the stored
+values the machine compares still hold those references, and the integrity check (which
+reads what is stored) still counts it as an instance, which it is until reaped. Reaping
+then acts as a deletion (references unlinked). It happens in three ways, all checked:
+`Model.reap_expired()` (returns exactly the number of the model's expired instances; none
+of their keys nor expiry times remain, the integrity check is clean after), a write on the
+expired instance (it raises DoesNotExist, having reaped it), and a write that meets it as
+the holder of a pk or unique value it takes (expired values are free: the creation or
+write succeeds, the holder reaped). The values and pks of expired instances are drawn
+again, for that. After each write the machine asks which expired instances are still
+stored: exactly those the write did not have to reap must be, and it may reap no other.
+A refused write may still have reaped holders it met before the check that refused it
+(checks stop at the first failure, in an order the oracle does not model): then its "no
+key changed" check gives way to the invariant's comparison with the oracle.
+`expire(seconds)` (an hour or more) changes no other key and `ttl()` is then positive;
+`persist()` returns whether the instance had an expiry time, and `ttl()` is None after.
 
 Texts are drawn new, or (a quarter of the time, half for unique fields) among those the
 field already holds, so that queries match and unique values clash. `machine.stats` counts
-what an example did (created, written, refused, queried, matched).
+what an example did (created, written, refused, queried, matched; expired, expiring,
+persisted, reaped, reaped by writes, written on expired, created over expired).
 
 Writes are predicted too: a write the oracle says breaks uniqueness must raise
 UniquenessError, one on a value Redis cannot increment must raise ResponseError, and such a
@@ -63,8 +87,10 @@ What the machine knows, and what it skips:
 - Index transforms must accept any text the machine writes; give a field its own texts with
   `field_texts = {"Model.field": strategy}` otherwise (e.g. dates for date indexes).
 - Callable defaults are not predicted: the stored value is adopted after the creation.
-- `unique_together` groups are modelled (combinations of raw values, all set); models whose
-  instances expire by default (`ttl = ...`) are refused, expiry is not modelled.
+- `unique_together` groups are modelled (combinations of raw values, all set).
+- Time: nothing may expire by the clock during an example, only by the rules. A model's
+  default `ttl` is accepted from `MIN_DEFAULT_TTL` (an hour): its new instances expire
+  later (the oracle records it); a shorter one is refused.
 - Numbers: INCR-style modifiers are sent on canonical integers (INCRBYFLOAT on short
   decimals that are exact in binary), or on values without digits to check the refusal;
   texts both servers parse differently are not incremented. ZREMRANGEBYLEX is not sent
@@ -96,7 +122,7 @@ from redis.exceptions import ResponseError
 
 from limpyd.backends import FakeBackend
 from limpyd.database import RedisDatabase
-from limpyd.exceptions import ImplementationError, UniquenessError
+from limpyd.exceptions import DoesNotExist, ImplementationError, UniquenessError
 from limpyd.fields import (
     HashField,
     InstanceHashField,
@@ -109,11 +135,13 @@ from limpyd.fields import (
 from limpyd.fields.base import NO_DEFAULT, RedisField
 from limpyd.indexes import BaseIndex, EqualIndex, NumberRangeIndex, TextRangeIndex
 from limpyd.model import RedisModel
+from limpyd.text import glob_escape
 from limpyd_testing import strategies as lst
 from limpyd_testing.integrity import check
 from limpyd_testing.snapshot import snapshot
 
 __all__ = [
+    "MIN_DEFAULT_TTL",
     "DatabaseFactory",
     "ModelStateMachine",
     "Oracle",
@@ -124,6 +152,10 @@ __all__ = [
     "order_pks",
     "run_state_machine",
 ]
+
+#: The shortest default `ttl` of a model the machine accepts (seconds): no instance may
+#: expire by the clock during an example, only when a rule makes it.
+MIN_DEFAULT_TTL = 3600
 
 #: Makes the database of one example (called once per example).
 DatabaseFactory = Callable[[], RedisDatabase]
@@ -359,6 +391,12 @@ class Oracle:
         self.models = list(models)
         self.data: dict[type[RedisModel], dict[str, dict[str, Any]]] = {m: {} for m in models}
         self.counters: dict[type[RedisModel], int] = dict.fromkeys(self.models, 0)
+        #: Instances whose time has passed, not reaped yet: their states (as in `data`).
+        #: Gone for every read; their keys, index entries and the references to them stay
+        #: until a write meets them or `reap_expired()` runs.
+        self.expired: dict[type[RedisModel], dict[str, dict[str, Any]]] = {m: {} for m in models}
+        #: Live instances with an expiry time in the future.
+        self.expiring: dict[type[RedisModel], set[str]] = {m: set() for m in models}
 
     def states_of(
         self, model: type[RedisModel], values: Mapping[str, Any]
@@ -411,8 +449,22 @@ class Oracle:
         self, model: type[RedisModel], pk: str | None, field: RedisField, old: Any, new: Any
     ) -> bool:
         """Whether writing `new` over `old` in `field` of instance `pk` breaks uniqueness."""
+        return bool(self.holders(model, pk, field, old, new, self.data[model]))
+
+    def holders(
+        self,
+        model: type[RedisModel],
+        pk: str | None,
+        field: RedisField,
+        old: Any,
+        new: Any,
+        among: Mapping[str, Mapping[str, Any]],
+    ) -> set[str]:
+        """The instances of `among` (pk: states) holding a unique value that writing `new`
+        over `old` in `field` of instance `pk` adds."""
+        found: set[str] = set()
         if not field.unique:
-            return False
+            return found
         kind = field_kind(field)
         assert kind is not None
         known = set(_items(kind, old))
@@ -420,8 +472,8 @@ class Oracle:
         for index in field.indexes:
             if not index.handle_uniqueness:
                 continue
-            for other, states in self.data[model].items():
-                if other == pk:
+            for other, states in among.items():
+                if other == pk or other in found:
                     continue
                 theirs = _items(kind, states.get(field.name, _EMPTY[kind]))
                 for hkey, value in fresh:
@@ -432,8 +484,8 @@ class Oracle:
                         held = _normalized(index, their_value)
                         if their_hkey == hkey and held is not None:
                             if _same_unique(index, mine, held):
-                                return True
-        return False
+                                found.add(other)
+        return found
 
     def together_conflict(
         self, model: type[RedisModel], pk: str | None, changes: Mapping[str, Any]
@@ -441,27 +493,55 @@ class Oracle:
         """Whether giving instance `pk` (None: a new one) these field states breaks one of
         the model's `unique_together` groups: a new combination of raw values (all of them
         set) that another instance holds."""
+        return bool(self.together_holders(model, pk, changes, self.data[model]))
+
+    def together_holders(
+        self,
+        model: type[RedisModel],
+        pk: str | None,
+        changes: Mapping[str, Any],
+        among: Mapping[str, Mapping[str, Any]],
+    ) -> set[str]:
+        """The instances of `among` holding a combination these changes give `pk`."""
         current = self.data[model].get(pk, {}) if pk is not None else {}
         after = {**current, **changes}
+        found = set()
         for names in model._meta.unique_together:
             before_combo = tuple(current.get(name) for name in names)
             combo = tuple(after.get(name) for name in names)
             if None in combo or combo == before_combo:
                 continue
-            for other, states in self.data[model].items():
+            for other, states in among.items():
                 if other != pk and tuple(states.get(name) for name in names) == combo:
-                    return True
-        return False
+                    found.add(other)
+        return found
 
     def delete(self, model: type[RedisModel], pk: str) -> None:
         """Forget the instance, and unlink it from the related fields pointing to it."""
         del self.data[model][pk]
+        self.expiring[model].discard(pk)
+        self._unlink(model, pk)
+
+    def expire(self, model: type[RedisModel], pk: str) -> None:
+        """The instance's time has passed: gone for reads, its data and the references to
+        it stay until it is reaped."""
+        self.expired[model][pk] = self.data[model].pop(pk)
+        self.expiring[model].discard(pk)
+
+    def reap(self, model: type[RedisModel], pk: str) -> None:
+        """An expired instance is deleted (as `delete`: references to it unlinked)."""
+        del self.expired[model][pk]
+        self._unlink(model, pk)
+
+    def _unlink(self, model: type[RedisModel], pk: str) -> None:
+        """Remove `pk` from the related fields pointing to `model`, in every instance
+        (expired ones included: their data is still stored)."""
         for other in self.models:
             for field in other._meta.data_fields:
                 if not lst.is_related(field) or field.related_model is not model:  # type: ignore[attr-defined]
                     continue
                 kind = field_kind(field)
-                for states in self.data[other].values():
+                for states in [*self.data[other].values(), *self.expired[other].values()]:
                     state = states.get(field.name)
                     if state is None:
                         continue
@@ -642,10 +722,12 @@ class ModelStateMachine(RuleBasedStateMachine):
         if not models:
             raise ImplementationError(f"{type(self).__name__}: set `models = [...]`")
         for model in models:
-            if getattr(model._meta, "default_ttl", None) is not None:
+            default_ttl = getattr(model._meta, "default_ttl", None)
+            if default_ttl is not None and default_ttl < MIN_DEFAULT_TTL:
                 raise ImplementationError(
-                    f"{type(self).__name__}: instances of {model.__name__} expire with time "
-                    "(its `ttl`), which the machine does not model"
+                    f"{type(self).__name__}: instances of {model.__name__} expire after "
+                    f"{default_ttl} s (its `ttl`), which could pass during an example: the "
+                    f"machine models expiry by the clock only from {MIN_DEFAULT_TTL} s"
                 )
         factory = database_factory or type(self).database_factory or config.database_factory
         self._drop: str | None = None
@@ -727,10 +809,16 @@ class ModelStateMachine(RuleBasedStateMachine):
         assert kind is not None
         values = {
             value
-            for states in self.oracle.data[model].values()
+            for states in self._all_states(model)
             for _, value in _items(kind, states.get(field.name, _EMPTY[kind]))
         }
         return sorted(values, key=_bytes)[:20]
+
+    def _all_states(self, model: type[RedisModel]) -> list[dict[str, Any]]:
+        """The states of the instances of `model`, expired ones included (their values are
+        drawn too: queries must not find them, and unique ones must be free)."""
+        oracle = self.oracle
+        return [*oracle.data[model].values(), *oracle.expired[model].values()]
 
     def _held_keys(self, model: type[RedisModel], field: RedisField) -> list[str]:
         keys = {
@@ -795,16 +883,23 @@ class ModelStateMachine(RuleBasedStateMachine):
         error: type[Exception] | None = None,
     ) -> None:
         """Run a write, check its outcome against the oracle's prediction, record it."""
-        if error is None:
-            together: dict[str, Any] = {}
-            for model, pk, field, new in changes:
-                if new is not _SAME and not callable(new):
-                    old = self.oracle.state(model, pk, field)
-                    if self.oracle.conflict(model, pk, field, old, new):
-                        error = UniquenessError
-                    together[field.name] = new
-            if together and self.oracle.together_conflict(model, pk, together):
+        met: set[tuple[type[RedisModel], str]] = set()
+        together: dict[str, Any] = {}
+        for model, pk, field, new in changes:
+            if new is not _SAME and not callable(new):
+                old = self.oracle.state(model, pk, field)
+                if self.oracle.conflict(model, pk, field, old, new) and error is None:
+                    error = UniquenessError
+                expired = self.oracle.expired[model]
+                met |= {
+                    (model, p) for p in self.oracle.holders(model, pk, field, old, new, expired)
+                }
+                together[field.name] = new
+        if together:
+            if self.oracle.together_conflict(model, pk, together) and error is None:
                 error = UniquenessError
+            expired = self.oracle.expired[model]
+            met |= {(model, p) for p in self.oracle.together_holders(model, pk, together, expired)}
         note(f"{what} (expected: {error.__name__ if error else 'success'})")
         self.dirty = True
         before = snapshot(self.database) if error is not None else None
@@ -813,12 +908,13 @@ class ModelStateMachine(RuleBasedStateMachine):
         except (UniquenessError, ResponseError) as exc:
             if error is None or not isinstance(exc, error):
                 raise AssertionError(f"{what}: unexpected {exc!r}") from exc
-            assert snapshot(self.database) == before, f"{what}: refused, but data changed"
-            self.stats["refused"] += 1
+            self._refused(what, before, met)
             return
         if error is not None:
             raise AssertionError(f"{what}: {error.__name__} expected, got reply {result!r}")
         self.stats["written"] += 1
+        # every unique value it added was checked: the expired holders it met are reaped
+        self._reaped(what, met, met)
         if callable(reply):
             assert reply(result), f"{what}: unexpected reply {result!r}"
         elif reply is not _ANY:
@@ -829,6 +925,59 @@ class ModelStateMachine(RuleBasedStateMachine):
             old = self.oracle.state(model, pk, field)
             self.oracle.put(model, pk, field, new(result) if callable(new) else new)
             self._touch(model, field, old)
+
+    def _refused(self, what: str, before: Any, met: set[tuple[type[RedisModel], str]]) -> None:
+        """A write was refused: it changed nothing, except that it may have reaped expired
+        instances it met on the way (checks stop at the first failure, in an order the
+        oracle does not model). Then the data is compared with the oracle's by the
+        invariant rather than key for key."""
+        if not self._reaped(what, met, set()):
+            assert snapshot(self.database) == before, f"{what}: refused, but data changed"
+        self.stats["refused"] += 1
+
+    def _reaped(
+        self,
+        what: str,
+        allowed: set[tuple[type[RedisModel], str]],
+        required: set[tuple[type[RedisModel], str]],
+        counter: str = "reaped by writes",
+    ) -> set[tuple[type[RedisModel], str]]:
+        """The expired instances a write reaped (gone from their collection), which must be
+        among those it met (`allowed`) and include those it must have reaped; the oracle
+        forgets them (unlinking the references to them)."""
+        gone = {
+            (model, pk)
+            for model in self.oracle.models
+            for pk in self.oracle.expired[model]
+            if not self._unreaped(model, pk)
+        }
+        unexpected = sorted((m.__name__, pk) for m, pk in gone - allowed)
+        assert not unexpected, f"{what}: reaped expired instances it did not meet: {unexpected}"
+        left = sorted((m.__name__, pk) for m, pk in required - gone)
+        assert not left, f"{what}: left expired instances it met unreaped: {left}"
+        for model, pk in gone:
+            self._forget_expired(model, pk)
+            self.stats[counter] += 1
+        return gone
+
+    def _unreaped(self, model: type[RedisModel], pk: str) -> bool:
+        """Whether `pk` is stored as an instance of `model` whose time has passed (not one
+        created again with its pk since)."""
+        meta = model._meta
+        with self.database.client.pipeline(transaction=False) as pipeline:
+            pipeline.sismember(meta.collection_key, pk)
+            pipeline.zscore(meta.expiry_key, pk)
+            pipeline.time()
+            present, at, (seconds, microseconds) = pipeline.execute()
+        return bool(present) and at is not None and at <= seconds + microseconds / 1e6
+
+    def _forget_expired(self, model: type[RedisModel], pk: str) -> None:
+        """The oracle reaps an expired instance (the next check probes its values)."""
+        states = self.oracle.expired[model][pk]
+        for field in self._fields(model):
+            kind = field_kind(field)
+            self._touch(model, field, states.get(field.name, _EMPTY[kind]))  # type: ignore[index]
+        self.oracle.reap(model, pk)
 
     # Rules -------------------------------------------------------------------------------
 
@@ -852,7 +1001,7 @@ class ModelStateMachine(RuleBasedStateMachine):
         if not meta.pk_field.auto:
             texts[meta.pk_field.name] = _mixed(
                 self.field_texts.get(f"{model.__name__}.pk", lst.texts(allow_empty=False)),
-                lambda machine: machine.oracle.pks(model),
+                lambda machine: [*machine.oracle.pks(model), *machine.oracle.expired[model]],
                 distinct=True,
             )
         names = {meta.pk_field.name} | {field.name for field in fields}
@@ -887,15 +1036,23 @@ class ModelStateMachine(RuleBasedStateMachine):
         pk_value = values.get(meta.pk_field.name)
         pk = None if pk_value is None else _text(pk_value)
         error: type[Exception] | None = None
+        expired = self.oracle.expired[model]
+        # expired instances hold nothing: their pk and unique values are free (the
+        # creation reaps them first)
+        met: set[str] = set()
         if pk is not None and pk in self.oracle.data[model]:
             error = UniquenessError
+        if pk is not None and pk in expired:
+            met.add(pk)
         for name, state in states.items():
             field = meta.fields[name]
             kind = field_kind(field)
             if self.oracle.conflict(model, None, field, _EMPTY[kind], state):  # type: ignore[index]
                 error = UniquenessError
+            met |= self.oracle.holders(model, None, field, _EMPTY[kind], state, expired)  # type: ignore[index]
         if self.oracle.together_conflict(model, None, states):
             error = UniquenessError
+        met |= self.oracle.together_holders(model, None, states, expired)
         what = f"{model.__name__}(**{values!r})"
         note(f"{what} (expected: {error.__name__ if error else 'success'})")
         self.dirty = True
@@ -905,8 +1062,7 @@ class ModelStateMachine(RuleBasedStateMachine):
         except UniquenessError as exc:
             if error is None:
                 raise AssertionError(f"{what}: unexpected {exc!r}") from exc
-            assert snapshot(self.database) == before, f"{what}: refused, but data changed"
-            self.stats["refused"] += 1
+            self._refused(what, before, {(model, p) for p in met})
             return
         assert error is None, f"{what}: {error.__name__} expected, the instance was created"
         created = instance.pk.get()
@@ -916,7 +1072,11 @@ class ModelStateMachine(RuleBasedStateMachine):
             assert created == expected_pk, f"{what}: pk {created!r}, expected {expected_pk!r}"
         else:
             assert created == pk, f"{what}: pk {created!r}, expected {pk!r}"
+        reaped = self._reaped(what, {(model, p) for p in met}, {(model, p) for p in met})
+        self.stats["created over expired"] += bool(reaped)
         self.oracle.add(model, created, states)
+        if meta.default_ttl is not None:
+            self.oracle.expiring[model].add(created)
         self.stats["created"] += 1
         for name in states:
             field = meta.fields[name]
@@ -1077,7 +1237,133 @@ class ModelStateMachine(RuleBasedStateMachine):
         for field in self._fields(model):
             self._touch(model, field, self.oracle.state(model, pk, field))
         model.lazy_connect(pk).delete()
+        self._reaped(f"{model.__name__}({pk!r}).delete()", set(), set())
         self.oracle.delete(model, pk)
+
+    # Expiry ------------------------------------------------------------------------------
+
+    def _server_now(self) -> float:
+        seconds, microseconds = self.database.client.time()
+        return seconds + microseconds / 1e6  # type: ignore[no-any-return]
+
+    def _models_with_expired(self) -> list[type[RedisModel]]:
+        return [m for m in self.oracle.models if self.oracle.expired[m]]
+
+    def _expiry_only(self, what: str, before: dict[str, Any], model: type[RedisModel]) -> None:
+        """Only the model's expiry times changed: every other key is as it was."""
+        key = model._meta.expiry_key
+        after = {k: v for k, v in snapshot(self.database).items() if k != key}
+        assert after == {k: v for k, v in before.items() if k != key}, (
+            f"{what}: changed other keys than the expiry times"
+        )
+
+    @precondition(lambda self: self._has_instances())
+    @rule(data=st.data())
+    def expire_now(self, data: st.DataObject) -> None:
+        """`instance.expireat(server time - 1)`: gone at once for every read, as if deleted
+        (related fields pointing to it included), but its data, index entries and the
+        references to it stay until it is reaped."""
+        model = data.draw(st.sampled_from(self._models_with_instances()), label="model")
+        pk = self._instance(data, model)
+        what = f"{model.__name__}({pk!r}).expireat(now - 1)"
+        note(what)
+        self.dirty = True
+        before = snapshot(self.database)
+        assert model.lazy_connect(pk).expireat(self._server_now() - 1) is True, what
+        self._expiry_only(what, before, model)
+        for field in self._fields(model):
+            self._touch(model, field, self.oracle.state(model, pk, field))
+        self.oracle.expire(model, pk)
+        self.stats["expired"] += 1
+
+    @precondition(lambda self: self._has_instances())
+    @rule(data=st.data())
+    def expire_later(self, data: st.DataObject) -> None:
+        """`instance.expire(seconds)`, far in the future: only `ttl()` tells."""
+        model = data.draw(st.sampled_from(self._models_with_instances()), label="model")
+        pk = self._instance(data, model)
+        seconds = data.draw(st.integers(3600, 10**7), label="seconds")
+        what = f"{model.__name__}({pk!r}).expire({seconds})"
+        note(what)
+        self.dirty = True
+        instance = model.lazy_connect(pk)
+        before = snapshot(self.database)
+        assert instance.expire(seconds) is True, what
+        self._expiry_only(what, before, model)
+        ttl = instance.ttl()
+        assert ttl is not None and seconds - 60 < ttl <= seconds, f"{what}: ttl() is {ttl!r}"
+        self.oracle.expiring[model].add(pk)
+        self.stats["expiring"] += 1
+
+    @precondition(lambda self: self._has_instances())
+    @rule(data=st.data())
+    def persist(self, data: st.DataObject) -> None:
+        """`instance.persist()`: whether it had an expiry time; `ttl()` is None after."""
+        model = data.draw(st.sampled_from(self._models_with_instances()), label="model")
+        pk = self._instance(data, model)
+        what = f"{model.__name__}({pk!r}).persist()"
+        note(what)
+        self.dirty = True
+        instance = model.lazy_connect(pk)
+        had = pk in self.oracle.expiring[model]
+        before = snapshot(self.database)
+        result = instance.persist()
+        assert result is had, f"{what} is {result!r}, expected {had!r}"
+        self._expiry_only(what, before, model)
+        assert instance.ttl() is None, f"{what}: ttl() is {instance.ttl()!r} after"
+        self.oracle.expiring[model].discard(pk)
+        self.stats["persisted"] += had
+
+    @rule(data=st.data())
+    def reap_expired(self, data: st.DataObject) -> None:
+        """`Model.reap_expired()`: the number of its expired instances, none of whose keys,
+        index entries or references remain after."""
+        models = self._models_with_expired() or self.oracle.models
+        model = data.draw(st.sampled_from(models), label="model")
+        what = f"{model.__name__}.reap_expired()"
+        note(what)
+        self.dirty = True
+        due = list(self.oracle.expired[model])
+        reaped = model.reap_expired()
+        assert reaped == len(due), f"{what} is {reaped}, expected {len(due)} ({due!r})"
+        meta = model._meta
+        client = self.database.client
+        left = [pk for pk in due if self._unreaped(model, pk)]
+        assert not left, f"{what}: {left!r} still stored as expired instances"
+        for pk in due:
+            keys = list(client.scan_iter(match=glob_escape(meta.instance_key(pk, "")) + "*"))
+            assert not keys, f"{what}: keys of the reaped {pk!r} remain: {keys!r}"
+            assert client.zscore(meta.expiry_key, pk) is None, f"{what}: {pk!r} still expires"
+            self._forget_expired(model, pk)
+        self._reaped(what, set(), set())
+        self.stats["reaped"] += reaped
+
+    @precondition(lambda self: self._models_with_expired())
+    @rule(data=st.data())
+    def write_expired(self, data: st.DataObject) -> None:
+        """A write on an expired instance (a field's `delete()`, `hdel`, `delete()`): it
+        raises DoesNotExist, having reaped the instance."""
+        model = data.draw(st.sampled_from(self._models_with_expired()), label="model")
+        pk = data.draw(st.sampled_from(sorted(self.oracle.expired[model])), label="pk")
+        instance = model.lazy_connect(pk)
+        fields = self._fields(model)
+        hashed = [f.name for f in fields if field_kind(f) == "hashfield"]
+        calls: list[tuple[str, Callable[[], Any]]] = [("delete()", instance.delete)]
+        for field in fields:
+            calls.append((f"{field.name}.delete()", getattr(instance, field.name).delete))
+        for name in hashed:
+            calls.append((f"hdel({name!r})", lambda name=name: instance.hdel(name)))
+        how, call = data.draw(st.sampled_from(calls), label="write")
+        what = f"{model.__name__}({pk!r}).{how} (expired)"
+        note(what)
+        self.dirty = True
+        try:
+            call()
+        except DoesNotExist:
+            pass
+        else:
+            raise AssertionError(f"{what}: DoesNotExist expected")
+        self._reaped(what, {(model, pk)}, {(model, pk)}, counter="written on expired")
 
     @rule(data=st.data())
     def query(self, data: st.DataObject) -> None:
@@ -1128,7 +1414,7 @@ class ModelStateMachine(RuleBasedStateMachine):
         kind = field_kind(field)
         assert kind is not None
         held: set[str] = set()
-        for states in self.oracle.data[model].values():
+        for states in self._all_states(model):
             for _, value in _items(kind, states.get(field.name, _EMPTY[kind])):
                 held.add(value)
                 for index in field.indexes:
@@ -1145,7 +1431,13 @@ class ModelStateMachine(RuleBasedStateMachine):
         """`strategies.filters`, values often drawn from what each field holds."""
 
         def build() -> st.SearchStrategy[dict[str, Any]]:
-            values = {"pk": _mixed(lst.texts(), lambda machine: machine.oracle.pks(model), 3)}
+            values = {
+                "pk": _mixed(
+                    lst.texts(),
+                    lambda machine: [*machine.oracle.pks(model), *machine.oracle.expired[model]],
+                    3,
+                )
+            }
             keys = {}
             for field in self._fields(model):
                 values[field.name] = _mixed(
@@ -1166,7 +1458,7 @@ class ModelStateMachine(RuleBasedStateMachine):
         kind = field_kind(field)
         assert kind is not None
         values = _items(kind, old)
-        for states in self.oracle.data[model].values():
+        for states in self._all_states(model):
             values += _items(kind, states.get(field.name, _EMPTY[kind]))
         self.touched.append((model, field, values))
 
@@ -1204,6 +1496,63 @@ class ModelStateMachine(RuleBasedStateMachine):
                 f"{model.__name__}.collection(**{filters!r}) is {found!r}, expected {expected!r}"
             )
 
+    def _check_expiry(self) -> None:
+        """Expiry times are the oracle's; expired instances are gone for reads (`exists`,
+        a field's value, related collections), though stored until reaped."""
+        now = self._server_now()
+        for model in self.oracle.models:
+            meta = model._meta
+            times = self.database.client.zrange(meta.expiry_key, 0, -1, withscores=True)
+            stored = {pk: at <= now for pk, at in times}
+            wanted = dict.fromkeys(self.oracle.expiring[model], False)
+            wanted.update(dict.fromkeys(self.oracle.expired[model], True))
+            assert stored == wanted, (
+                f"{model.__name__}: expiry times (pk: passed) are {stored!r}, expected {wanted!r}"
+            )
+            fields = self._fields(model)
+            for pk in self.oracle.expired[model]:
+                assert not model.exists(pk=pk), f"{model.__name__}.exists(pk={pk!r}): expired"
+                if fields:
+                    try:
+                        value = _read(model.lazy_connect(pk), fields[0])
+                    except DoesNotExist:
+                        continue
+                    raise AssertionError(
+                        f"{model.__name__}({pk!r}).{fields[0].name} read {value!r}: expired"
+                    )
+        if any(self.oracle.expired.values()):
+            self._check_related_collections()
+
+    def _check_related_collections(self) -> None:
+        """Related collections, both ways, hold only live instances (stored references to
+        expired ones are not seen)."""
+        for model in self.oracle.models:
+            for field in model._meta.data_fields:
+                if not lst.is_related(field) or field_kind(field) is None:
+                    continue
+                kind = field_kind(field)
+                target = field.related_model  # type: ignore[attr-defined]
+                alive = set(self.oracle.data[target])
+                pointing: dict[str, set[str]] = {pk: set() for pk in alive}
+                for pk, states in self.oracle.data[model].items():
+                    held = {v for _, v in _items(kind, states.get(field.name, _EMPTY[kind]))}  # type: ignore[index]
+                    for value in held & alive:
+                        pointing[value].add(pk)
+                    if kind in _SINGLE:
+                        continue
+                    found = set(getattr(model.lazy_connect(pk), field.name)())
+                    assert found == held & alive, (
+                        f"{model.__name__}({pk!r}).{field.name}() is {sorted(found)!r}, "
+                        f"expected {sorted(held & alive)!r}"
+                    )
+                for pk, expected in pointing.items():
+                    related = getattr(target.lazy_connect(pk), field.related_name)  # type: ignore[attr-defined]
+                    found = set(related())
+                    assert found == expected, (
+                        f"{target.__name__}({pk!r}).{field.related_name}() is "  # type: ignore[attr-defined]
+                        f"{sorted(found)!r}, expected {sorted(expected)!r}"
+                    )
+
     @invariant()
     def consistent(self) -> None:
         """Stored values, collections, standing queries, probes and indexes equal the
@@ -1239,6 +1588,7 @@ class ModelStateMachine(RuleBasedStateMachine):
                     assert stored == wanted, (
                         f"{model.__name__}({pk!r}).{field.name} is {stored!r}, expected {wanted!r}"
                     )
+        self._check_expiry()
         for model, filters in [*self.queries, *self._probes()]:
             self._check_query(model, filters)
         self.touched.clear()

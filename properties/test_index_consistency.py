@@ -31,8 +31,11 @@ class IndexConsistencyMachine(ModelStateMachine):
     every field (set/getset/setnx/getdel/append/incr.../setrange/setbit, hset/hsetnx/
     hincrby..., sadd/srem/spop, push/pop/lset/linsert/lrem/ltrim, zadd with its flags/
     zincrby/zrem/zpop/zremrangeby..., hash hset/hdel/hincrby...), `hmset`/`hdel` on the
-    instance, field deletion, instance deletion, filtered and sorted collections; and here
-    `clean_indexes`/`rebuild_indexes` of a field, for all its indexes or one index class.
+    instance, field deletion, instance deletion, filtered and sorted collections; expiry:
+    `expireat(server time - 1)` (expired at once), `expire(an hour or more)`, `persist()`,
+    `Model.reap_expired()`, a write on an expired instance, creations and writes taking the
+    pk or a unique value of an expired instance; and here `clean_indexes`/`rebuild_indexes`
+    of a field, for all its indexes or one index class.
 
     Invariants, after every step:
     - the stored values of every instance and each model's collection equal the oracle's;
@@ -44,7 +47,15 @@ class IndexConsistencyMachine(ModelStateMachine):
     - `limpyd_testing.integrity.check` finds no missing or stale entry, no unique value held
       twice, no orphan key;
     - `clean_indexes` deletes exactly the keys of the indexes asked for and nothing else,
-      and `rebuild_indexes` then gives back, key for key, what the writes had maintained.
+      and `rebuild_indexes` then gives back, key for key, what the writes had maintained
+      (expired instances not reaped yet included: their entries stay until reaping);
+    - expiry in index consistency: an expired instance is at once out of every collection,
+      filter and probe (its values are still probed), `exists` and field reads, and related
+      collections, while its keys, index entries and the references to it stay as stored
+      (the integrity check still clean); reaping it (`reap_expired()`, which returns the
+      number of expired instances, or a write meeting it) removes all of them; its pk and
+      unique values are free for new instances; `expire`/`persist` change only the expiry
+      times (`ttl()` positive, then None; `persist()` tells whether there was one).
     """
 
     models = MODELS.all
@@ -84,7 +95,9 @@ class IndexConsistencyMachine(ModelStateMachine):
             "clean_indexes changed other keys than those of the selected indexes"
         )
         rebuilt = field.rebuild_indexes(index_class)
-        assert rebuilt == len(self.oracle.data[model]), f"rebuild_indexes indexed {rebuilt}"
+        # every stored instance: expired ones not reaped yet keep their entries until then
+        stored = len(self.oracle.data[model]) + len(self.oracle.expired[model])
+        assert rebuilt == stored, f"rebuild_indexes indexed {rebuilt}, expected {stored}"
         assert snapshot(self.database) == before, "rebuild_indexes did not restore the indexes"
 
 

@@ -86,7 +86,9 @@ QUICK = settings(
 
 
 def _restored():
-    return all("database" not in m.__dict__ and m.database is None for m in (*MODELS, Badge))
+    return all(
+        "database" not in m.__dict__ and m.database is None for m in (*MODELS, Badge, Session)
+    )
 
 
 def test_machine_runs_on_the_plugin_backend(limpyd_database_factory, limpyd_backend):
@@ -214,6 +216,86 @@ def test_configured_factory_serves_unittest_style_machines(limpyd_database_facto
     assert _restored()
 
 
+class Session(model.RedisModel):
+    """Instances expire after two hours by default (the machine accepts an hour or more)."""
+
+    namespace = "machine"
+    ttl = 7200
+    token = fields.InstanceHashField(unique=True)
+    data = fields.SetField(indexable=True)
+
+
+class ExpiringMachine(ModelStateMachine):
+    """The people, and sessions that expire by default."""
+
+    models = [*MODELS, Session]
+    field_texts = PeopleMachine.field_texts
+
+
+def test_expiry_rules_run(limpyd_database_factory):
+    """Instances expire, get an expiry time and lose it, are reaped by `reap_expired()` and
+    by writes meeting them, and their pks and unique values are taken again."""
+    examples = []
+
+    class Recorded(ExpiringMachine):
+        def teardown(self):
+            examples.append(self.stats)
+            super().teardown()
+
+    run_state_machine(Recorded, limpyd_database_factory, settings=settings(QUICK, max_examples=12))
+    total = sum(examples, start=type(examples[0])())
+    assert total["expired"] >= 5 and total["expiring"] >= 5 and total["persisted"] >= 2, total
+    assert total["reaped"] >= 2 and total["written on expired"] >= 1, total
+    assert total["reaped by writes"] + total["created over expired"] >= 1, total
+    assert _restored() and Session.database is None
+
+
+def _reads_see_expired(monkeypatch):
+    """The bug: collections no longer leave out expired instances."""
+    from limpyd.collection import CollectionManager
+
+    arguments = CollectionManager._arguments
+
+    def seeing(self, slices, output):
+        args = arguments(self, slices, output)
+        args[3] = args[3] + ":nowhere"  # the expiry times the query script reads
+        return args
+
+    monkeypatch.setattr(CollectionManager, "_arguments", seeing)
+
+
+def _reaping_drops_keys_only(monkeypatch):
+    """The bug: reaping deletes the instance's keys, but leaves its index entries and the
+    references to it."""
+
+    def reap(self):
+        meta = type(self)._meta
+        client = meta.database.client
+        pk = self._require_pk()
+        client.delete(*{field.key_for(pk) for field in meta.data_fields})
+        client.srem(meta.collection_key, pk)
+        client.zrem(meta.expiry_key, pk)
+
+    monkeypatch.setattr(model.RedisModel, "_reap", reap)
+
+
+@pytest.mark.parametrize(
+    ("bug", "symptom"),
+    [
+        (_reads_see_expired, r"collection\(|\(\) is "),
+        (_reaping_drops_keys_only, r"integrity check|is .*expected"),
+    ],
+    ids=["reads-see-expired", "reaping-drops-keys-only"],
+)
+def test_broken_expiry_makes_the_machine_fail(limpyd_database_factory, monkeypatch, bug, symptom):
+    bug(monkeypatch)
+    broken = settings(QUICK, max_examples=200, phases=[Phase.generate], report_multiple_bugs=False)
+    with pytest.raises(AssertionError) as failure:
+        run_state_machine(PeopleMachine, limpyd_database_factory, settings=broken)
+    assert re.search(symptom, str(failure.value)), failure.value
+    assert _restored()
+
+
 def test_machine_refuses_what_it_cannot_model():
     class Lonely(ModelStateMachine):
         models = [Team]  # its related fields point to Person
@@ -223,7 +305,7 @@ def test_machine_refuses_what_it_cannot_model():
 
     class Expiring(model.RedisModel):
         namespace = "machine"
-        ttl = 10
+        ttl = 10  # could pass during an example
         name = fields.StringField()
 
     class Ephemeral(ModelStateMachine):
@@ -233,7 +315,7 @@ def test_machine_refuses_what_it_cannot_model():
         Lonely.run(settings=settings(QUICK, max_examples=1))
     with pytest.raises(ImplementationError, match="models = "):
         Nothing.run(settings=settings(QUICK, max_examples=1))
-    with pytest.raises(ImplementationError, match="expire"):
+    with pytest.raises(ImplementationError, match="expire after 10 s"):
         Ephemeral.run(settings=settings(QUICK, max_examples=1))
     assert _restored() and Team.database is None
 
