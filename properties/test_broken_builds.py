@@ -11,9 +11,11 @@ import pytest
 from hypothesis import HealthCheck, Phase, settings
 
 from limpyd import backends, writes
+from limpyd.collection import CollectionManager
 from limpyd.contrib.related import M2MListField
 from limpyd.indexes import NumberRangeIndex, TextRangeIndex
 from properties.test_backend_parity import BackendParityMachine
+from properties.test_collections import CollectionMachine
 from properties.test_index_consistency import IndexConsistencyMachine
 from properties.test_related_deletion import RelatedDeletionMachine
 from properties.test_uniqueness import UniquenessMachine
@@ -82,6 +84,60 @@ def test_related_deletion_catches_a_partial_unlink(monkeypatch):
     )
     with pytest.raises(AssertionError):
         RelatedDeletionMachine.run(settings=hunting(examples=100))
+
+
+def test_collections_catch_an_ignored_descending_sort(monkeypatch):
+    """`sort(desc=True)` sorts ascending."""
+    original = CollectionManager.sort
+
+    def ascending(self, by=None, alpha=False, desc=False):
+        return original(self, by=by, alpha=alpha, desc=False)
+
+    monkeypatch.setattr(CollectionManager, "sort", ascending)
+    with pytest.raises(AssertionError):
+        CollectionMachine.run(settings=hunting())
+
+
+def test_collections_catch_an_ignored_descending_secondary_key(monkeypatch):
+    """In a multi-key sort, `-name` is ascending for every key but the first."""
+    original = CollectionManager.sort
+
+    def first_key_only(self, by=None, alpha=False, desc=False):
+        if isinstance(by, list | tuple):
+            by = [by[0], *(name.lstrip("-") for name in by[1:])]
+        return original(self, by=by, alpha=alpha, desc=desc)
+
+    monkeypatch.setattr(CollectionManager, "sort", first_key_only)
+    with pytest.raises(AssertionError):
+        CollectionMachine.run(settings=hunting())
+
+
+def test_collections_catch_a_wrong_set_operation(monkeypatch):
+    """`a - b` computes `a & b`."""
+    monkeypatch.setattr(CollectionManager, "__sub__", lambda self, other: self._combine("I", other))
+    with pytest.raises(AssertionError):
+        CollectionMachine.run(settings=hunting())
+
+
+def test_collections_catch_a_symmetric_difference_as_a_union(monkeypatch):
+    """`a ^ b` computes `a | b`."""
+    monkeypatch.setattr(CollectionManager, "__xor__", lambda self, other: self._combine("U", other))
+    with pytest.raises(AssertionError):
+        CollectionMachine.run(settings=hunting())
+
+
+def test_collections_catch_a_slice_off_by_one(monkeypatch):
+    """A negative slice stop is one too far (`[:-1]` keeps everything)."""
+    original = CollectionManager.__getitem__
+
+    def off_by_one(self, item):
+        if isinstance(item, slice) and item.stop is not None and item.stop < 0:
+            item = slice(item.start, item.stop + 1, item.step)
+        return original(self, item)
+
+    monkeypatch.setattr(CollectionManager, "__getitem__", off_by_one)
+    with pytest.raises(AssertionError):
+        CollectionMachine.run(settings=hunting())
 
 
 @pytest.mark.limpyd_backends("redis")

@@ -35,14 +35,39 @@ ANY_PKS = (*ITEM_PKS, "zz")
 # Queries: a plain description, built into a collection, and evaluated by the oracle --------
 
 
-@st.composite
-def filters(draw: Any, max_size: int = 2) -> dict[str, Any]:
-    """Filters on every field and suffix (`__isnull`, `__all` and the pk included)."""
-    numbers = st.sampled_from([*NUMBERS, 0, 1, -1, 2, 1.5, 100, "abc"])
-    options = {
+#: Filters that match some of the items, seldom none or all: the operands of `| & - ^`.
+BROAD = (
+    "name__gt",
+    "name__gte",
+    "name__lt",
+    "name__lte",
+    "name__isnull",
+    "num__gt",
+    "num__gte",
+    "num__lt",
+    "num__lte",
+    "num__isnull",
+    "color__in",
+    "color__isnull",
+    "tags__in",
+    "pk__in",
+)
+
+
+def _some(values: Any, max_size: int, broad: bool) -> st.SearchStrategy[list[Any]]:
+    """The values of an `__in` filter: seldom none (never if `broad`)."""
+    some = st.lists(st.sampled_from(values), min_size=1, max_size=max_size)
+    return some if broad else st.one_of(some, some, some, st.just([]))
+
+
+def _filter_options(broad: bool) -> dict[str, st.SearchStrategy[Any]]:
+    """The values of each filter (`__in` with a value at least if `broad`)."""
+    values = [*NUMBERS, 0, 1, -1, 2, 1.5, 100, "abc"]
+    numbers = st.sampled_from(values)
+    return {
         "name": st.sampled_from(NAMES),
         "name__eq": st.sampled_from(NAMES),
-        "name__in": st.lists(st.sampled_from(NAMES), max_size=3),
+        "name__in": _some(NAMES, 3, broad),
         "name__gt": st.sampled_from(NAMES),
         "name__gte": st.sampled_from(NAMES),
         "name__lt": st.sampled_from(NAMES),
@@ -50,102 +75,163 @@ def filters(draw: Any, max_size: int = 2) -> dict[str, Any]:
         "name__startswith": st.sampled_from([*NAMES, "a", "\x00"]),
         "name__isnull": st.booleans(),
         "num": numbers,
-        "num__in": st.lists(numbers, max_size=3),
+        "num__in": _some(values, 3, broad),
         "num__gt": numbers,
         "num__gte": numbers,
         "num__lt": numbers,
         "num__lte": numbers,
         "num__isnull": st.booleans(),
         "color": st.sampled_from(COLORS),
-        "color__in": st.lists(st.sampled_from(COLORS), max_size=2),
+        "color__in": _some(COLORS, 2, broad),
         "color__isnull": st.booleans(),
         "tags": st.sampled_from(TAGS),
-        "tags__in": st.lists(st.sampled_from(TAGS), max_size=2),
+        "tags__in": _some(TAGS, 2, broad),
         "tags__all": st.lists(st.sampled_from(TAGS), max_size=2),
         "pk": st.sampled_from(ANY_PKS),
-        "pk__in": st.lists(st.sampled_from(ANY_PKS), max_size=3),
+        "pk__in": _some(ANY_PKS, 3, broad),
     }
-    keys = draw(st.lists(st.sampled_from(sorted(options)), max_size=max_size, unique=True))
-    return {key: draw(options[key], label=key) for key in keys}
+
+
+_OPTIONS = {broad: _filter_options(broad) for broad in (False, True)}
+
+
+@functools.cache
+def filters(
+    max_size: int = 2, broad: bool = False, min_size: int = 0
+) -> st.SearchStrategy[dict[str, Any]]:
+    """Filters on every field and suffix (`__isnull`, `__all` and the pk included), from
+    `min_size` to `max_size` of them; only `BROAD` ones (one at least, `__in` with a value
+    at least) if `broad`.
+
+    Strategies are built once: building them for each draw would cost more than the
+    queries they draw."""
+    options = _OPTIONS[broad]
+    names = sorted(BROAD if broad else options)
+    least = max(min_size, broad)
+    keys = st.lists(st.sampled_from(names), min_size=least, max_size=max_size, unique=True)
+
+    @st.composite
+    def drawn(draw: Any) -> dict[str, Any]:
+        return {key: draw(options[key], label=key) for key in draw(keys)}
+
+    return drawn()
+
+
+_INTERSECTIONS = st.lists(
+    st.one_of(
+        st.tuples(st.just("pks"), st.lists(st.sampled_from(ANY_PKS), min_size=3, max_size=8)),
+        st.tuples(st.just("field"), st.sampled_from(["picks", "ranking", "queue"])),
+        st.tuples(st.just("key"), st.sampled_from(["picks", "missing"])),
+    ),
+    min_size=1,
+    max_size=2,
+)
+_BY = st.sampled_from(["pk", "name", "num", "plain", "color"]).flatmap(
+    lambda name: st.sampled_from([name, "-" + name])
+)
+#: The keys of multi-key sorts (on distinct fields): mostly alpha, or numeric on `num`, so
+#: they seldom fail.
+_SORT_KEY = st.one_of(
+    st.tuples(_BY, st.just(True)),
+    st.tuples(st.sampled_from(["num", "-num"]), st.just(False)),
+    st.tuples(_BY, st.booleans()),
+)
+
+
+def _multi_sorts(min_size: int) -> st.SearchStrategy[tuple[Any, ...]]:
+    return st.tuples(
+        st.just("multi"),
+        st.lists(
+            _SORT_KEY, min_size=min_size, max_size=3, unique_by=lambda key: key[0].lstrip("-")
+        ),
+        st.booleans(),
+    ).map(lambda m: (m[0], [k[0] for k in m[1]], [k[1] for k in m[1]], m[2]))
+
+
+_SORTS = st.one_of(
+    st.none(),
+    st.tuples(st.just("by"), _BY, st.booleans(), st.booleans()),
+    st.tuples(st.just("by"), st.sampled_from(["num", "-num", "pk"]), st.just(False), st.booleans()),
+    _multi_sorts(1),
+    st.tuples(st.just("score"), st.booleans()),
+)
+#: Sorts on two or three keys: the order of ties on the first key is the next key's.
+MULTI_SORTS = _multi_sorts(2)
+_BOUND = st.none() | st.integers(-5, 5)
+_SLICE = st.tuples(_BOUND, _BOUND, st.sampled_from([None, 1, 2, -1, -2, 3]), st.integers(0, 3)).map(
+    lambda piece: _mostly_forward(piece)
+)
+
+
+def _outputs(names: st.SearchStrategy[list[str]]) -> st.SearchStrategy[tuple[Any, ...]]:
+    return st.one_of(
+        st.just(("pks",)),
+        st.just(("instances",)),
+        st.tuples(st.just("values"), names),
+        st.tuples(st.just("values_list"), names, st.just(False)),
+        st.tuples(
+            st.just("values_list"),
+            st.lists(st.sampled_from(VALUE_NAMES), min_size=1, max_size=1),
+            st.just(True),
+        ),
+    )
+
+
+_OUTPUTS = _outputs(st.lists(st.sampled_from(VALUE_NAMES), max_size=3, unique=True))
+#: Outputs of collections sorted by score: `sorted_score` among the values.
+_SCORED_OUTPUTS = _outputs(
+    st.lists(st.sampled_from([*VALUE_NAMES, SORTED_SCORE]), max_size=3, unique=True)
+)
 
 
 @st.composite
-def queries(draw: Any) -> dict[str, Any]:
-    """A random query: filters, excludes, set algebra, intersections, a sort, slices, an
-    output, maybe an index or a store."""
-    # Each part now and then only, so that results are often not empty.
-    spec: dict[str, Any] = {"filters": draw(filters()) if _sometimes(draw, 2) else {}}
-    spec["excludes"] = [draw(filters(max_size=1))] if _sometimes(draw, 5) else []
+def queries(draw: Any, sorts: st.SearchStrategy[Any] = _SORTS) -> dict[str, Any]:
+    """A random query: filters, excludes, set algebra, intersections, a sort (from
+    `sorts`), slices, an output, maybe an index or a store."""
+    # Each part now and then only, so that results are often not empty; the operands of a
+    # set operation are broad filters, so that each operation differs from the others.
+    combine = _sometimes(draw, 3)
+    spec: dict[str, Any] = {
+        "filters": draw(filters()) if _sometimes(draw, 4 if combine else 2) else {}
+    }
+    # An exclude without filters (rarely drawn) excludes everything.
     if _sometimes(draw, 5):
+        spec["excludes"] = [draw(filters(max_size=1, min_size=not _sometimes(draw, 4)))]
+    else:
+        spec["excludes"] = []
+    if combine:
         spec["combine"] = (
             draw(st.sampled_from(sorted(OPERATIONS))),
-            draw(filters(max_size=1)),
-            draw(filters(max_size=1)),
+            draw(filters(max_size=1, broad=True)),
+            draw(filters(max_size=1, broad=not _sometimes(draw, 4))),
         )
-    spec["intersect"] = []
-    if _sometimes(draw, 4):
-        spec["intersect"] = draw(
-            st.lists(
-                st.one_of(
-                    st.tuples(
-                        st.just("pks"), st.lists(st.sampled_from(ANY_PKS), min_size=3, max_size=8)
-                    ),
-                    st.tuples(st.just("field"), st.sampled_from(["picks", "ranking", "queue"])),
-                    st.tuples(st.just("key"), st.sampled_from(["picks", "missing"])),
-                ),
-                min_size=1,
-                max_size=2,
-            )
-        )
-    by = st.sampled_from(["pk", "name", "num", "plain", "color"]).flatmap(
-        lambda name: st.sampled_from([name, "-" + name])
-    )
-    spec["sort"] = draw(
-        st.one_of(
-            st.none(),
-            st.tuples(st.just("by"), by, st.booleans(), st.booleans()),
-            st.tuples(
-                st.just("by"), st.sampled_from(["num", "-num", "pk"]), st.just(False), st.booleans()
-            ),
-            st.integers(1, 3).flatmap(
-                lambda n: st.tuples(
-                    st.just("multi"),
-                    st.lists(by, min_size=n, max_size=n),
-                    st.lists(st.booleans(), min_size=n, max_size=n),
-                    st.booleans(),
-                )
-            ),
-            st.tuples(st.just("score"), st.booleans()),
-        )
-    )
-    bound = st.none() | st.integers(-5, 5)
-    spec["slices"] = draw(
-        st.lists(st.tuples(bound, bound, st.sampled_from([None, 1, 2, -1, -2, 3])), max_size=2)
-    )
-    names = st.lists(st.sampled_from(VALUE_NAMES), max_size=3, unique=True)
-    if spec["sort"] is not None and spec["sort"][0] == "score":
-        names = st.lists(st.sampled_from([*VALUE_NAMES, SORTED_SCORE]), max_size=3, unique=True)
-    spec["output"] = draw(
-        st.one_of(
-            st.just(("pks",)),
-            st.just(("instances",)),
-            st.tuples(st.just("values"), names),
-            st.tuples(st.just("values_list"), names, st.just(False)),
-            st.tuples(
-                st.just("values_list"),
-                st.lists(st.sampled_from(VALUE_NAMES), min_size=1, max_size=1),
-                st.just(True),
-            ),
-        )
-    )
+    spec["intersect"] = draw(_INTERSECTIONS) if _sometimes(draw, 4) else []
+    spec["sort"] = draw(sorts)
+    # Slices (mostly going the way of their step) half the time, two of them now and then.
+    spec["slices"] = [draw(_SLICE) for _ in range(_sometimes(draw, 2) + _sometimes(draw, 4))]
+    scored = spec["sort"] is not None and spec["sort"][0] == "score"
+    spec["output"] = draw(_SCORED_OUTPUTS if scored else _OUTPUTS)
     spec["index"] = draw(st.integers(-4, 4)) if _sometimes(draw, 6) else None
     spec["store"] = _sometimes(draw, 6)
     return spec
 
 
+def _mostly_forward(piece: tuple[Any, Any, Any, int]) -> tuple[Any, Any, Any]:
+    """A slice whose bounds go the way of its step (so it is seldom empty), unless `turn`
+    is 0 (one time in four)."""
+    start, stop, step, turn = piece
+    backward = step is not None and step < 0
+    if turn and start is not None and stop is not None and (start > stop) != backward:
+        start, stop = stop, start
+    return start, stop, step
+
+
+_CHOICES = {n: st.integers(0, n - 1) for n in range(2, 7)}
+
+
 def _sometimes(draw: Any, n: int) -> bool:
     """True once in `n` draws (False is what examples shrink to)."""
-    return draw(st.integers(0, n - 1)) == n - 1
+    return draw(_CHOICES[n]) == n - 1
 
 
 def build(models: Any, board: Any, spec: dict[str, Any], store_key: str) -> Any:
@@ -413,7 +499,7 @@ class CollectionMachine(DatabaseMachine):
     # Writes ------------------------------------------------------------------------------
 
     @initialize(
-        data=st.data(), pks=st.lists(st.sampled_from(ITEM_PKS), min_size=3, max_size=7, unique=True)
+        data=st.data(), pks=st.lists(st.sampled_from(ITEM_PKS), min_size=4, max_size=7, unique=True)
     )
     def populate(self, data: st.DataObject, pks: list[str]) -> None:
         """Start with a few items (whatever rules an example leaves out)."""
@@ -460,7 +546,9 @@ class CollectionMachine(DatabaseMachine):
         else:
             self.oracle.items[pk].pop("tags", None)
 
-    @precondition(lambda self: len(self.oracle.items) > 2)  # results are seldom empty
+    @precondition(
+        lambda self: len(self.oracle.items) > 4
+    )  # four items at least: results are seldom empty
     @rule(data=st.data())
     def delete(self, data: st.DataObject) -> None:
         pk = data.draw(st.sampled_from(sorted(self.oracle.items)), label="pk")
@@ -517,6 +605,12 @@ class CollectionMachine(DatabaseMachine):
         assert found == expected, f"query gave {found!r}, expected {expected!r}"
         if spec["store"]:
             self.stored[key] = self._stored_pks(spec)
+
+    @rule(spec=queries(sorts=MULTI_SORTS))
+    def query_sorted(self, spec: dict[str, Any]) -> None:
+        """A random query sorted on several keys (ties on one key, and each key's own
+        direction, are where sorts go wrong), compared with the oracle's."""
+        self.query(spec)
 
     def _stored_pks(self, spec: dict[str, Any]) -> list[str]:
         """The pks `store()` writes for a spec: its result before output and index."""
