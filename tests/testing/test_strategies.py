@@ -192,8 +192,10 @@ def test_filters_use_every_suffix_of_every_index():
     wanted = _expected_filter_keys(Everything)
     seen = set()
 
-    @settings(max_examples=1500, database=None, deadline=None, derandomize=True)
-    @given(lst.filters(Everything))
+    # Many filters per draw: Hypothesis does not draw one_of's branches evenly, and the
+    # rarest of these ~110 keys could be missed by small draws.
+    @settings(max_examples=1000, database=None, deadline=None)
+    @given(lst.filters(Everything, max_filters=20))
     def collect(filters):
         for key in filters:
             name, *parts = key.split("__")
