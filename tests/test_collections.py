@@ -310,3 +310,32 @@ def test_clean_and_rebuild_indexes(db, consistent):
     assert not [k for k in db.scan_keys() if "text-range" in k]
     Before.get_field("name").clean_indexes()
     assert not [k for k in db.scan_keys() if ":idx:name:" in k]
+
+
+@pytest.mark.parametrize(
+    ("pks", "expected"),
+    [
+        # canonical integers: sorted as numbers without a comparison function
+        (["10", "9", "-3", "0", "100", "-20"], ["-20", "-3", "0", "9", "10", "100"]),
+        # one not canonical ('007'), or too long to be exact in a double: the general path
+        (["10", "9", "007", "100"], ["007", "9", "10", "100"]),
+        (
+            ["12345678901234567", "2", "12345678901234566"],
+            ["2", "12345678901234566", "12345678901234567"],
+        ),
+        # one not a number: byte-wise
+        (["10", "9", "x"], ["10", "9", "x"]),
+    ],
+)
+def test_default_order_by_pk(db, pks, expected):
+    class Thing(model.RedisModel):
+        database = db
+        id = fields.PKField()
+        name = fields.StringField(indexable=True)
+
+    for pk in pks:
+        Thing(id=pk, name="x")
+    assert list(Thing.collection()) == expected
+    alpha = "x" in pks  # sort() by pk is numeric unless told otherwise
+    assert list(Thing.collection(name="x").sort(desc=True, alpha=alpha)) == expected[::-1]
+    assert list(Thing.collection(name="x")[1:3]) == expected[1:3]
