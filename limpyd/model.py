@@ -446,25 +446,33 @@ class RedisModel(metaclass=MetaRedisModel):
 
     # Instance methods ---------------------------------------------------------------------
 
-    def delete(self, reaping: bool = False) -> None:
+    def delete(self) -> None:
         """Delete the instance: its fields, its index entries, its pk from the collection."""
+        writes.rewrite(self, **self._deletion())
+        self._connected = False
+
+    def _deletion(self) -> dict[str, Any]:
+        """The arguments of `writes.rewrite` deleting this instance."""
         meta = type(self)._meta
         pk = self._require_pk()
         keys = {field.key_for(pk) for field in meta.data_fields}
-        writes.rewrite(
-            self,
-            [(field, []) for field in meta.data_fields],
-            [],
-            reply=("DEL", *sorted(keys)),
-            last=[("SREM", meta.collection_key, pk), ("ZREM", meta.expiry_key, pk)],
-            prepare=self._prepare_delete,
-            reaping=reaping,
-        )
-        self._connected = False
+        return {
+            "targets": [(field, []) for field in meta.data_fields],
+            "commands": [],
+            "reply": ("DEL", *sorted(keys)),
+            "last": [("SREM", meta.collection_key, pk), ("ZREM", meta.expiry_key, pk)],
+            "prepare": self._prepare_delete,
+        }
+
+    def _reap_plan(self) -> writes.Rewrite:
+        """The write deleting this instance whose time has passed (as `delete()`,
+        references included): what `_reap` and `reap_expired` run."""
+        return writes.Rewrite(self, **self._deletion(), reaping=True)
 
     def _reap(self) -> None:
-        """Delete this instance whose time has passed (as `delete()`, references included)."""
-        self.delete(reaping=True)
+        """Delete this instance whose time has passed."""
+        writes.run_rewrite(self._reap_plan())
+        self._connected = False
 
     # Expiry -------------------------------------------------------------------------------
 
@@ -508,18 +516,24 @@ class RedisModel(metaclass=MetaRedisModel):
 
     @classmethod
     def reap_expired(cls) -> int:
-        """Delete every instance whose time has passed; how many."""
+        """Delete every instance whose time has passed (as `delete()`, references
+        included); how many. At most four round trips for any number of them, plus two for each
+        one a concurrent write got in the way of (it is then deleted alone)."""
         meta = cls._check_concrete()
         client = meta.database.client
         seconds, microseconds = client.time()
         due = client.zrangebyscore(meta.expiry_key, "-inf", seconds + microseconds / 1e6)
-        reaped = 0
-        for pk in due:
-            try:
-                cls.lazy_connect(pk)._reap()
+        instances = [cls.lazy_connect(pk) for pk in due]
+        applied = writes.rewrite_many(meta.database, [i._reap_plan() for i in instances])
+        reaped = sum(applied)
+        for instance, done in zip(instances, applied, strict=True):
+            if done:
+                continue
+            try:  # alone, with the usual retries and errors
+                instance._reap()
                 reaped += 1
             except DoesNotExist:
-                client.zrem(meta.expiry_key, pk)
+                client.zrem(meta.expiry_key, instance._pk)
         return reaped
 
     def _prepare_delete(self, write: writes.Write) -> None:

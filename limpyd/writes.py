@@ -111,15 +111,22 @@ class Write:
         """A command whose reply `run` returns."""
         self.commands += ["R", len(args), *args]
 
-    def run(self, database: RedisDatabase) -> Any:
-        """Apply the write; its reply, or CONFLICT. Raises DoesNotExist / UniquenessError."""
+    def arguments(self) -> list[Any]:
+        """The arguments of the apply script for this write."""
         meta = self.model._meta
         commands = self.commands
         if self.creating:
             commands = [*commands, "C", 3, "SADD", meta.collection_key, self.pk]
         if self.token is not None:
             commands = ["N", self.token, meta.max_pk_key, *commands]
-        outcome = APPLY(database.client, self.checks + commands)
+        return self.checks + commands
+
+    def run(self, database: RedisDatabase) -> Any:
+        """Apply the write; its reply, or CONFLICT. Raises DoesNotExist / UniquenessError."""
+        return self.result(APPLY(database.client, self.arguments()))
+
+    def result(self, outcome: list[Any]) -> Any:
+        """What `run` gives for the apply script's `outcome`."""
         status = outcome[0]
         if status == "OK":
             if self.token is not None:
@@ -379,43 +386,89 @@ def rewrite(
     reply: tuple[Any, ...] | None = None,
     last: list[tuple[Any, ...]] | None = None,
     prepare: Callable[[Write], None] | None = None,
-    reaping: bool = False,
 ) -> Any:
     """Run `commands` (then `reply`, whose result is returned, then `last`) on an existing
     instance, knowing they leave each target field in the given state: the indexes of those
     fields are updated in the same atomic write (one round trip, plus one to read the
     current states when a target is indexed)."""
-    model = type(instance)
-    database = model._meta.database
-    pk = instance._require_pk()
-    indexed = [(field, state) for field, state in targets if field.indexes]
-    read = [field for field, _ in indexed]
-    for field, _ in targets:
-        read += [p for p in model._meta.together_partners(field) if p not in read]
+    return run_rewrite(Rewrite(instance, targets, commands, reply, last, prepare))
+
+
+def run_rewrite(plan: Rewrite) -> Any:
+    """Run the write `plan` describes (see `rewrite`), again while it conflicts."""
+    model, database = plan.model, plan.model._meta.database
     if database.pipelined:
-        if indexed or last:
+        if plan.indexed or plan.last:
             _refuse_in_pipeline(database, f"{model.__name__}: writing indexable fields or deleting")
-        for command in [*commands, *([reply] if reply else [])]:
+        for command in [*plan.commands, *([plan.reply] if plan.reply else [])]:
             database.connection.execute_command(*command)
         return database.connection
 
     def attempt() -> Any:
-        olds = read_states(database, [(field, pk) for field in read])
-        write = Write(model, pk, reaping=reaping)
-        for field, old in zip(read, olds, strict=True):
-            write.guard(field.state_kind, *field.state_location(pk), old)
-        for command in commands:
-            write.call(*command)
-        if reply is not None:
-            write.call_for_reply(*reply)
-        for (field, new), old in zip(indexed, olds[: len(indexed)], strict=True):
-            plan_index_changes(write, field, old, new)
-        before = {field.name: old for field, old in zip(read, olds, strict=True)}
-        plan_together(write, before, {**before, **{f.name: s for f, s in indexed}})
-        if prepare is not None:
-            prepare(write)
-        for command in last or []:
-            write.call(*command)
-        return write.run(database)
+        return plan.write(read_states(database, plan.reads)).run(database)
 
-    return retry_on_conflict(database, attempt, f"{model.__name__} {pk!r}")
+    return retry_on_conflict(database, attempt, f"{model.__name__} {plan.pk!r}")
+
+
+class Rewrite:
+    """The write `rewrite` makes of its arguments, once the states it reads are known."""
+
+    def __init__(
+        self,
+        instance: RedisModel,
+        targets: list[tuple[RedisField, State]],
+        commands: list[tuple[Any, ...]],
+        reply: tuple[Any, ...] | None = None,
+        last: list[tuple[Any, ...]] | None = None,
+        prepare: Callable[[Write], None] | None = None,
+        reaping: bool = False,
+    ) -> None:
+        self.model = type(instance)
+        self.pk = instance._require_pk()
+        self.indexed = [(field, state) for field, state in targets if field.indexes]
+        self.read = [field for field, _ in self.indexed]
+        partners = self.model._meta.together_partners
+        for field, _ in targets:
+            self.read += [p for p in partners(field) if p not in self.read]
+        self.reads = [(field, self.pk) for field in self.read]
+        self.commands, self.reply, self.last = commands, reply, last or []
+        self.prepare, self.reaping = prepare, reaping
+
+    def write(self, olds: list[State]) -> Write:
+        """The write, knowing the current states of `self.reads`."""
+        pk = self.pk
+        write = Write(self.model, pk, reaping=self.reaping)
+        for field, old in zip(self.read, olds, strict=True):
+            write.guard(field.state_kind, *field.state_location(pk), old)
+        for command in self.commands:
+            write.call(*command)
+        if self.reply is not None:
+            write.call_for_reply(*self.reply)
+        for (field, new), old in zip(self.indexed, olds[: len(self.indexed)], strict=True):
+            plan_index_changes(write, field, old, new)
+        before = {field.name: old for field, old in zip(self.read, olds, strict=True)}
+        plan_together(write, before, {**before, **{f.name: s for f, s in self.indexed}})
+        if self.prepare is not None:
+            self.prepare(write)
+        for command in self.last:
+            write.call(*command)
+        return write
+
+
+def rewrite_many(database: RedisDatabase, plans: list[Rewrite]) -> list[bool]:
+    """Run these rewrites in two round trips: their states read in one script call, their
+    writes sent in one pipeline (each still its own atomic script call). Which ones were
+    applied: a write refused for any reason (a conflict, an instance gone, an unloaded
+    script...) is left for the caller to run alone, with its usual retries and errors."""
+    if not plans or database.pipelined:
+        return [False] * len(plans)
+    olds = read_states(database, [read for plan in plans for read in plan.reads])
+    writes = []
+    for plan in plans:
+        writes.append(plan.write(olds[: len(plan.reads)]))
+        olds = olds[len(plan.reads) :]
+    with database.client.pipeline(transaction=False) as pipeline:
+        for write in writes:
+            APPLY(pipeline, write.arguments())
+        outcomes = pipeline.execute(raise_on_error=False)
+    return [isinstance(o, list) and o[0] == "OK" for o in outcomes]

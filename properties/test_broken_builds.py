@@ -152,10 +152,10 @@ def test_related_deletion_catches_a_reaping_that_leaves_references(monkeypatch):
     """Reaping an expired instance deletes it, but not the references to it."""
     from limpyd.model import RedisModel
 
-    def careless_reap(self):
-        self._prepare_delete = lambda write: None  # no propagation to the related fields
-        self.delete(reaping=True)
+    def careless_reap_plan(self):
+        deletion = {**self._deletion(), "prepare": None}  # no propagation to related fields
+        return writes.Rewrite(self, **deletion, reaping=True)
 
-    monkeypatch.setattr(RedisModel, "_reap", careless_reap)
+    monkeypatch.setattr(RedisModel, "_reap_plan", careless_reap_plan)
     with pytest.raises(AssertionError):
         RelatedDeletionMachine.run(settings=hunting(examples=100))

@@ -268,15 +268,11 @@ def _reaping_drops_keys_only(monkeypatch):
     """The bug: reaping deletes the instance's keys, but leaves its index entries and the
     references to it."""
 
-    def reap(self):
-        meta = type(self)._meta
-        client = meta.database.client
-        pk = self._require_pk()
-        client.delete(*{field.key_for(pk) for field in meta.data_fields})
-        client.srem(meta.collection_key, pk)
-        client.zrem(meta.expiry_key, pk)
+    def reap_plan(self):
+        deletion = {**self._deletion(), "targets": [], "prepare": None}
+        return writes.Rewrite(self, **deletion, reaping=True)
 
-    monkeypatch.setattr(model.RedisModel, "_reap", reap)
+    monkeypatch.setattr(model.RedisModel, "_reap_plan", reap_plan)
 
 
 @pytest.mark.parametrize(
