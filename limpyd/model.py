@@ -448,11 +448,11 @@ class RedisModel(metaclass=MetaRedisModel):
 
     def delete(self) -> None:
         """Delete the instance: its fields, its index entries, its pk from the collection."""
-        writes.rewrite(self, **self._deletion())
+        writes.Rewrite(self, **self._deletion()).run()
         self._connected = False
 
     def _deletion(self) -> dict[str, Any]:
-        """The arguments of `writes.rewrite` deleting this instance."""
+        """The arguments of the `writes.Rewrite` deleting this instance."""
         meta = type(self)._meta
         pk = self._require_pk()
         keys = {field.key_for(pk) for field in meta.data_fields}
@@ -471,7 +471,7 @@ class RedisModel(metaclass=MetaRedisModel):
 
     def _reap(self) -> None:
         """Delete this instance whose time has passed."""
-        writes.run_rewrite(self._reap_plan())
+        self._reap_plan().run()
         self._connected = False
 
     # Expiry -------------------------------------------------------------------------------
@@ -572,11 +572,11 @@ class RedisModel(metaclass=MetaRedisModel):
             self._create(fields)
             return True
         flat = [x for name, state in states.items() for x in (name, state[0])]
-        writes.rewrite(
+        writes.Rewrite(
             self,
             [(meta.fields[name], state) for name, state in states.items()],
             [("HSET", meta.hash_key(self._pk), *flat)],
-        )
+        ).run()
         return True
 
     def hdel(self, *names: str) -> int:
@@ -586,12 +586,12 @@ class RedisModel(metaclass=MetaRedisModel):
         if not fields:
             return 0
         pk = self._require_pk()
-        return writes.rewrite(
+        return writes.Rewrite(
             self,
             [(f, []) for f in fields],
             [],
             reply=("HDEL", meta.hash_key(pk), *(f.name for f in fields)),
-        )
+        ).run()
 
     def _read_hash(self, command: str) -> Any:
         meta = type(self)._meta

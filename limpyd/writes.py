@@ -28,13 +28,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CONFLICT",
+    "Rewrite",
     "Write",
     "create",
     "modify",
     "plan_index_changes",
     "read_states",
     "retry_on_conflict",
-    "rewrite",
+    "rewrite_many",
 ]
 
 #: What an attempt returns when a concurrent write made it stale.
@@ -379,39 +380,11 @@ def _counter_value(field: RedisField, command: Command, new: State) -> int:
     return int(new[0])
 
 
-def rewrite(
-    instance: RedisModel,
-    targets: list[tuple[RedisField, State]],
-    commands: list[tuple[Any, ...]],
-    reply: tuple[Any, ...] | None = None,
-    last: list[tuple[Any, ...]] | None = None,
-    prepare: Callable[[Write], None] | None = None,
-) -> Any:
-    """Run `commands` (then `reply`, whose result is returned, then `last`) on an existing
-    instance, knowing they leave each target field in the given state: the indexes of those
-    fields are updated in the same atomic write (one round trip, plus one to read the
-    current states when a target is indexed)."""
-    return run_rewrite(Rewrite(instance, targets, commands, reply, last, prepare))
-
-
-def run_rewrite(plan: Rewrite) -> Any:
-    """Run the write `plan` describes (see `rewrite`), again while it conflicts."""
-    model, database = plan.model, plan.model._meta.database
-    if database.pipelined:
-        if plan.indexed or plan.last:
-            _refuse_in_pipeline(database, f"{model.__name__}: writing indexable fields or deleting")
-        for command in [*plan.commands, *([plan.reply] if plan.reply else [])]:
-            database.connection.execute_command(*command)
-        return database.connection
-
-    def attempt() -> Any:
-        return plan.write(read_states(database, plan.reads)).run(database)
-
-    return retry_on_conflict(database, attempt, f"{model.__name__} {plan.pk!r}")
-
-
 class Rewrite:
-    """The write `rewrite` makes of its arguments, once the states it reads are known."""
+    """A write of `commands` (then `reply`, whose result `run` returns, then `last`) on an
+    existing instance, knowing they leave each target field in the given state: the indexes
+    of those fields are updated in the same atomic write (one round trip, plus one to read
+    the current states when a target is indexed)."""
 
     def __init__(
         self,
@@ -433,6 +406,23 @@ class Rewrite:
         self.reads = [(field, self.pk) for field in self.read]
         self.commands, self.reply, self.last = commands, reply, last or []
         self.prepare, self.reaping = prepare, reaping
+
+    def run(self) -> Any:
+        """Apply the write, again while it conflicts; the reply of `reply`."""
+        model, database = self.model, self.model._meta.database
+        if database.pipelined:
+            if self.indexed or self.last:
+                _refuse_in_pipeline(
+                    database, f"{model.__name__}: writing indexable fields or deleting"
+                )
+            for command in [*self.commands, *([self.reply] if self.reply else [])]:
+                database.connection.execute_command(*command)
+            return database.connection
+
+        def attempt() -> Any:
+            return self.write(read_states(database, self.reads)).run(database)
+
+        return retry_on_conflict(database, attempt, f"{model.__name__} {self.pk!r}")
 
     def write(self, olds: list[State]) -> Write:
         """The write, knowing the current states of `self.reads`."""

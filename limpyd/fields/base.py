@@ -286,10 +286,11 @@ class RedisField:
 
     def delete(self) -> int:
         """Delete this field's value (and its index entries)."""
-        from limpyd.writes import rewrite
+        from limpyd.writes import Rewrite
 
         instance = self.bound_instance
-        return rewrite(instance, [(self, [])], [], reply=self.clear_command(instance._require_pk()))
+        reply = self.clear_command(instance._require_pk())
+        return Rewrite(instance, [(self, [])], [], reply=reply).run()
 
 
 #: Values per command when a write sends many (Lua calls take a bounded number of arguments).
