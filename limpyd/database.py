@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Hashable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import redis
 
@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     from limpyd.model import RedisModel
 
 __all__ = ["RedisDatabase"]
+
+T = TypeVar("T")
 
 DEFAULT_CONNECTION_SETTINGS: dict[str, Any] = {"host": "localhost", "port": 6379, "db": 0}
 
@@ -36,6 +38,7 @@ class RedisDatabase:
 
     def __init__(self, backend: Backend | None = None, **redis_kwargs: Any) -> None:
         self._models: dict[str, type[RedisModel]] = {}
+        self._derived: dict[Hashable, Any] = {}
         self._lock = threading.RLock()
         self._local = threading.local()
         self.backend: Backend
@@ -111,15 +114,25 @@ class RedisDatabase:
                     f"name {model.__name__!r} in namespace {model.namespace!r}"
                 )
             self._models[key] = model
+            self._derived.clear()
 
     def _remove_model(self, model: type[RedisModel]) -> None:
         with self._lock:
             if self._models.get(model._meta.full_name) is model:
                 del self._models[model._meta.full_name]
+                self._derived.clear()
 
     def get_model(self, name: str, namespace: str = "") -> type[RedisModel] | None:
         """The model hosted here under `namespace` and `name` (case-insensitive), if any."""
         return self._models.get(f"{namespace}:{name.lower()}")
+
+    def derived(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """`compute()`, kept under `key` until the set of hosted models changes (for what is
+        derived from it, e.g. the relations between models)."""
+        with self._lock:
+            if key not in self._derived:
+                self._derived[key] = compute()
+            return self._derived[key]  # type: ignore[no-any-return]
 
     @property
     def models(self) -> dict[str, type[RedisModel]]:

@@ -61,11 +61,16 @@ def rebuild_indexes(field: RedisField, index_class: type[BaseIndex] | None = Non
 def _index_batch(field: RedisField, indexes: list[BaseIndex], pks: list[str]) -> int:
     database = field.model._meta.database
     states = read_states(database, [(field, pk) for pk in pks])
+    # a related field's link records describe its indexes: written again with them
+    link_commands = getattr(field, "link_commands", None)
     with database.client.pipeline(transaction=False) as pipeline:
         for pk, state in zip(pks, states, strict=True):
-            for hkey, value in field.items_of(state):
+            items = field.items_of(state)
+            for hkey, value in items:
                 for index in indexes:
                     for add, _ in index.entries(value, pk, hkey):
                         pipeline.execute_command(*add)
+            for command in link_commands([v for _, v in items]) if link_commands else []:
+                pipeline.execute_command(*command)
         pipeline.execute()
     return len(pks)

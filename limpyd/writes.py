@@ -101,12 +101,10 @@ class Write:
     def call(self, *args: Any) -> None:
         self.commands += ["C", len(args), *args]
 
-    def propagate(self, token: str, atom: tuple[Any, ...], ops: list[tuple[Any, ...]]) -> None:
-        """For every pk the query atom finds at run time, run `ops` with `token` replaced
-        by that pk (related instances updated by a deletion, see contrib.related)."""
-        self.commands += ["F", token, *atom, len(ops)]
-        for op in ops:
-            self.commands += [len(op), *op]
+    def unlink_references(self, links: str, pk: str) -> None:
+        """Unlink the instance `pk` (being deleted) from every instance pointing to it, as
+        the link records in the hash `links` describe (see contrib.related)."""
+        self.commands += ["P", links, pk]
 
     def call_for_reply(self, *args: Any) -> None:
         """A command whose reply `run` returns."""

@@ -6,9 +6,18 @@ stored an instance may be given: its pk is stored.
 
 Deleting an instance updates everything that points to it in the same atomic write: FK
 fields holding its pk are deleted, its pk is removed from M2M fields (every occurrence in
-lists), with their index entries. The referencing instances are found by the script
-itself, through the related fields' indexes: the deletion costs the same round trips
-however many relations and referencing instances there are.
+lists), with their index entries and the `unique_together` combinations they are part of.
+The relations are known to the database, not only to the process that defined the models:
+each write that adds a pk `d` to a related field also writes (in its script, no extra round
+trip) a *link record* in the hash `<target prefix>:relations:<d>`, under the field's
+`link_id`. The record, computed by the process that knows the field, says where the
+field's value is for any referencing pk, which index atom finds the instances holding `d`,
+the index entries to remove (transforms applied) and the `unique_together` groups to update.
+The deleting script (apply.lua, op 'P') reads the records of the deleted pk, unlinks every
+instance the atoms find that still holds `d` (a transform may map several pks to one
+entry), then deletes the records: a process that never imported the referencing models
+deletes as well, in the same round trips however many relations and references there are.
+`rebuild_indexes` of a related field writes its records again (after a change of indexes).
 """
 
 from __future__ import annotations
@@ -22,8 +31,9 @@ from limpyd.contrib.collection import ExtendedCollectionManager
 from limpyd.exceptions import ImplementationError
 from limpyd.fields import InstanceHashField, ListField, SetField, SortedSetField, StringField
 from limpyd.fields.base import RedisField
+from limpyd.indexes import EqualIndex, TextRangeIndex
 from limpyd.model import MetaRedisModel, RedisModel, _subclasses
-from limpyd.writes import Write, new_pk_token
+from limpyd.writes import Write
 
 __all__ = [
     "FKInstanceHashField",
@@ -106,33 +116,94 @@ class RelatedFieldMixin(RedisField):
         return value
 
     def plan_references(self, write: Write, values: list[str]) -> None:
-        """The instances these new values point to must exist when the write runs."""
+        """The instances these new values point to must exist when the write runs; each
+        gets the link record its deletion will unlink this field with (see the module
+        docstring)."""
         related = self.require_related_model()
         for pk in dict.fromkeys(values):
             write.require_instance(self.describe(), related, pk)
+        for command in self.link_commands(values):
+            write.call(*command)
+
+    def link_commands(self, values: list[str]) -> list[tuple[str, ...]]:
+        """The commands writing the link records of these values (also run by
+        `rebuild_indexes`, so records follow a change of the field's indexes)."""
+        related = self.require_related_model()
+        return [
+            ("HSET", links_key(related, pk), self.link_id, self.link_record(pk))
+            for pk in dict.fromkeys(values)
+        ]
 
     # Deletion of a related instance -----------------------------------------------------
 
-    def unlink_commands(self, referencing_pk: str, deleted_pk: str) -> list[tuple[Any, ...]]:
-        """The commands that remove `deleted_pk` from the value of instance `referencing_pk`."""
-        raise NotImplementedError
+    @property
+    def link_id(self) -> str:
+        """This field's name in the link records of the instances it points to."""
+        return f"{self.model._meta.prefix}:{self.name}"
 
-    def propagate_deletion(self, write: Write, deleted_pk: str) -> None:
-        """Make `write` (deleting `deleted_pk`) unlink it from every instance of this field's
-        model that points to it, index entries included."""
-        finder = next(
-            (i for i in self.indexes if i.prefix is None and "eq" in i.handled_suffixes), None
-        )
-        if finder is None:
-            raise ImplementationError(
-                f"{self.describe()}: a related field needs an index answering equality"
-            )
-        token = new_pk_token()
-        ops = self.unlink_commands(token, deleted_pk)
+    def link_record(self, pk: str) -> str:
+        """How the deleting script unlinks `pk` from any instance of this field's model
+        (the instance `r` in what follows): where r's value is, how to find the instances
+        holding `pk`, the index entries and `unique_together` combinations to remove."""
+        record = [self.state_kind, *_template(self.key_for(_R)), self.state_location(_R)[1]]
+        record += self._finder(pk)
+        removes = [remove for index in self.indexes for _, remove in index.entries(pk, _R)]
+        record.append(str(len(removes)))
+        for op in removes:
+            record.append(str(len(op)))
+            for arg in op:
+                text = str(arg)
+                record += ["+", *_template(text)] if _R in text else ["=", text]
+        record += self._together_parts(pk)
+        return "".join(f"{len(x.encode('utf-8', 'surrogateescape'))}:{x}" for x in record)
+
+    def _finder(self, pk: str) -> list[str]:
+        """The query atom finding the instances holding `pk`: through an index whose
+        equality entries are exact (an EqualIndex or a TextRangeIndex)."""
         for index in self.indexes:
-            ops += [remove for _, remove in index.entries(deleted_pk, token)]
-        for atom in finder.atoms("eq", deleted_pk, None):
-            write.propagate(token, atom, ops)
+            if isinstance(index, EqualIndex | TextRangeIndex) and "eq" in index.handled_suffixes:
+                normalized = index.normalize(pk)
+                if normalized is not None:
+                    return list(index._atoms("eq", normalized, None)[0])
+        raise ImplementationError(
+            f"{self.describe()}: no index finds the instances holding {pk!r}: a related field "
+            "needs an EqualIndex or a TextRangeIndex keeping its values"
+        )
+
+    def _together_parts(self, pk: str) -> list[str]:
+        """The `unique_together` groups of this field: each the prefix of its keys, then per
+        field of the group the text `pk` gives in the key ('V') or where r's value is ('R')."""
+        meta = self.model._meta
+        groups = [names for names in meta.unique_together if self.name in names]
+        parts = [str(len(groups))]
+        for names in groups:
+            # the key of empty values ends with '0:' per field: what precedes is the prefix
+            key = str(meta.together_key(names, {name: [""] for name in names}))
+            parts += [key[: -2 * len(names)], str(len(names))]
+            for name in names:
+                if name == self.name:
+                    parts += ["V", f"{len(pk)}:{pk}"]
+                else:
+                    field = meta.fields[name]
+                    key, sub = field.state_location(_R)
+                    parts += ["R", field.state_kind, *_template(key), sub]
+        return parts
+
+
+#: Stands for the referencing instance's pk in link records (see `_template`).
+_R = "\x00limpyd-referencing-pk\x00"
+
+
+def links_key(model: type[RedisModel], pk: str) -> str:
+    """The hash of the link records of the instance `pk` of `model`: one per related field
+    that pointed to it, by `link_id`."""
+    return f"{model._meta.prefix}:relations:{pk}"
+
+
+def _template(text: str) -> list[str]:
+    """`text` holding `_R` once, as what comes before and after it."""
+    before, _, after = text.partition(_R)
+    return [before, after]
 
 
 class FKStringField(RelatedFieldMixin, StringField):
@@ -143,9 +214,6 @@ class FKStringField(RelatedFieldMixin, StringField):
         pk = self.get()
         return None if pk is None else self.require_related_model()(pk)
 
-    def unlink_commands(self, referencing_pk: str, deleted_pk: str) -> list[tuple[Any, ...]]:
-        return [("DEL", self.key_for(referencing_pk))]
-
 
 class FKInstanceHashField(RelatedFieldMixin, InstanceHashField):
     """A foreign key in an InstanceHashField (readable with the instance's `hmget`)."""
@@ -154,9 +222,6 @@ class FKInstanceHashField(RelatedFieldMixin, InstanceHashField):
         """The related instance (None if the field is empty)."""
         pk = self.hget()
         return None if pk is None else self.require_related_model()(pk)
-
-    def unlink_commands(self, referencing_pk: str, deleted_pk: str) -> list[tuple[Any, ...]]:
-        return [self.clear_command(referencing_pk)]
 
 
 class _M2MMixin(RelatedFieldMixin):
@@ -174,35 +239,31 @@ class _M2MMixin(RelatedFieldMixin):
 class M2MSetField(_M2MMixin, SetField):
     """Many pks in a SetField: unordered, unique."""
 
-    def unlink_commands(self, referencing_pk: str, deleted_pk: str) -> list[tuple[Any, ...]]:
-        return [("SREM", self.key_for(referencing_pk), deleted_pk)]
-
 
 class M2MListField(_M2MMixin, ListField):
     """Many pks in a ListField: ordered, repeats allowed."""
-
-    def unlink_commands(self, referencing_pk: str, deleted_pk: str) -> list[tuple[Any, ...]]:
-        return [("LREM", self.key_for(referencing_pk), 0, deleted_pk)]
 
 
 class M2MSortedSetField(_M2MMixin, SortedSetField):
     """Many pks in a SortedSetField: unique, ordered by score."""
 
-    def unlink_commands(self, referencing_pk: str, deleted_pk: str) -> list[tuple[Any, ...]]:
-        return [("ZREM", self.key_for(referencing_pk), deleted_pk)]
-
 
 def _incoming(model: type[RedisModel]) -> list[RelatedFieldMixin]:
-    """The related fields, on every model of `model`'s database, that point to it."""
+    """The related fields, on every model of `model`'s database, that point to it (computed
+    once per set of models the database hosts)."""
     database = model.database
     if database is None:
         return []
-    return [
-        field
-        for other in database.models.values()
-        for field in other._meta.fields.values()
-        if isinstance(field, RelatedFieldMixin) and field.related_model is model
-    ]
+
+    def scan() -> list[RelatedFieldMixin]:
+        return [
+            field
+            for other in database.models.values()
+            for field in other._meta.fields.values()
+            if isinstance(field, RelatedFieldMixin) and field.related_model is model
+        ]
+
+    return database.derived(("related.incoming", model), scan)
 
 
 def _check_relations(model: type[RedisModel]) -> None:
@@ -274,8 +335,9 @@ class RelatedModel(RedisModel, metaclass=MetaRelatedModel):
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def _prepare_delete(self, write: Write) -> None:
-        for field in _incoming(type(self)):
-            field.propagate_deletion(write, self._require_pk())
+        """Unlink the instance from whatever points to it, as its link records say."""
+        pk = self._require_pk()
+        write.unlink_references(links_key(type(self), pk), pk)
 
 
 class _RelatedCollection:
