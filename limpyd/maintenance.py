@@ -1,4 +1,5 @@
-"""Index maintenance: `clean_indexes` and `rebuild_indexes` of a field.
+"""Index maintenance: `clean_indexes` and `rebuild_indexes` of a field, `rebuild_together` of
+a model's `unique_together` combinations.
 
 For data written before an index existed, or an index about to be removed. Both walk the
 data with SCAN/SSCAN in batches (bounded memory, no KEYS) and are not atomic with concurrent
@@ -7,15 +8,18 @@ writers: run them while the field is not being written.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
+from limpyd.text import glob_escape
 from limpyd.writes import read_states
 
 if TYPE_CHECKING:
     from limpyd.fields.base import RedisField
     from limpyd.indexes import BaseIndex
+    from limpyd.model import RedisModel
 
-__all__ = ["clean_indexes", "rebuild_indexes"]
+__all__ = ["clean_indexes", "rebuild_indexes", "rebuild_together", "together_pattern"]
 
 #: Keys deleted, or instances indexed, per round trip.
 BATCH = 500
@@ -25,37 +29,74 @@ def _selected(field: RedisField, index_class: type[BaseIndex] | None) -> list[Ba
     return [i for i in field.indexes if index_class is None or isinstance(i, index_class)]
 
 
+def _delete_matching(connection: Any, pattern: str) -> int:
+    deleted = 0
+    batch: list[str] = []
+    for key in connection.scan_iter(match=pattern, count=BATCH):
+        batch.append(key)
+        if len(batch) >= BATCH:
+            deleted += connection.delete(*batch)
+            batch = []
+    return deleted + (connection.delete(*batch) if batch else 0)
+
+
+def _pk_batches(model: type[RedisModel]) -> Iterator[list[str]]:
+    meta = model._meta
+    batch: list[str] = []
+    for pk in meta.database.client.sscan_iter(meta.collection_key, count=BATCH):
+        batch.append(pk)
+        if len(batch) >= BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
 def clean_indexes(field: RedisField, index_class: type[BaseIndex] | None = None) -> int:
     """Delete the keys of `field`'s indexes (only those of `index_class` if given); how many."""
     connection = field.model._meta.database.client
-    deleted = 0
-    for index in _selected(field, index_class):
-        for pattern in index.scan_patterns():
-            batch: list[str] = []
-            for key in connection.scan_iter(match=pattern, count=BATCH):
-                batch.append(key)
-                if len(batch) >= BATCH:
-                    deleted += connection.delete(*batch)
-                    batch = []
-            if batch:
-                deleted += connection.delete(*batch)
-    return deleted
+    return sum(
+        _delete_matching(connection, pattern)
+        for index in _selected(field, index_class)
+        for pattern in index.scan_patterns()
+    )
 
 
 def rebuild_indexes(field: RedisField, index_class: type[BaseIndex] | None = None) -> int:
     """Clean, then index again the values every instance holds; how many instances."""
     indexes = _selected(field, index_class)
     clean_indexes(field, index_class)
-    meta = field.model._meta
+    return sum(_index_batch(field, indexes, pks) for pks in _pk_batches(field.model))
+
+
+def together_pattern(model: type[RedisModel]) -> str:
+    """The SCAN pattern of the keys of `model`'s `unique_together` combinations."""
+    meta = model._meta
+    return glob_escape(meta.index_key("__together__", "")) + "*"
+
+
+def rebuild_together(model: type[RedisModel]) -> int:
+    """Delete, then write again from every instance's values, the combinations of `model`'s
+    `unique_together` groups; how many instances."""
+    meta = model._meta
     connection = meta.database.client
+    _delete_matching(connection, together_pattern(model))
+    names = sorted({name for group in meta.unique_together for name in group})
     count = 0
-    batch: list[str] = []
-    for pk in connection.sscan_iter(meta.collection_key, count=BATCH):
-        batch.append(pk)
-        if len(batch) >= BATCH:
-            count += _index_batch(field, indexes, batch)
-            batch = []
-    return count + (_index_batch(field, indexes, batch) if batch else 0)
+    for pks in _pk_batches(model):
+        states = iter(
+            read_states(meta.database, [(meta.fields[n], pk) for pk in pks for n in names])
+        )
+        with connection.pipeline(transaction=False) as pipeline:
+            for pk in pks:
+                values = {name: next(states) for name in names}
+                for group in meta.unique_together:
+                    key = meta.together_key(group, values)
+                    if key is not None:
+                        pipeline.sadd(key, pk)
+            pipeline.execute()
+        count += len(pks)
+    return count
 
 
 def _index_batch(field: RedisField, indexes: list[BaseIndex], pks: list[str]) -> int:

@@ -34,8 +34,11 @@ def main(argv: list[str] | None = None) -> int:
     for problem in problems:
         print(problem)
     if problems and options.repair:
-        for field in repair(problems):
-            print(f"rebuilt the indexes of {field.describe()}")
+        for repaired in repair(problems):
+            if isinstance(repaired, type):
+                print(f"rebuilt the unique_together combinations of {repaired.__name__}")
+            else:
+                print(f"rebuilt the indexes of {repaired.describe()}")
         problems = check(*models)
     print(f"{len(problems)} problem(s)" if problems else "no problem found")
     return 1 if problems else 0

@@ -10,7 +10,12 @@ ORM writes with. It reports:
 - `orphan`: a key of an instance that is not in the model's collection;
 - `dangling`: a related field holding the pk of a missing instance.
 
-`repair(problems)` rebuilds the indexes of the fields with index problems.
+The combinations of `unique_together` groups (`<model>:idx:__together__:...` sets) are checked
+the same way (`missing`, `stale`, `unique`: held by several instances), reported without a
+field.
+
+`repair(problems)` rebuilds the indexes of the fields with index problems, and the
+combinations of the models with combination problems.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from limpyd.maintenance import rebuild_together, together_pattern
 from limpyd.text import glob_escape, member_pk
 from limpyd.writes import read_states
 
@@ -103,12 +109,64 @@ class _Checker:
         done = 0
         for batch in _batches(self.pks()):
             self.check_instances(batch, indexed, related)
+            self.check_combinations(batch)
             done += len(batch)
             self.progress(f"{self.model.__name__}: {done} instances checked")
         for field in indexed:
             self.check_index_keys(field)
+        self.check_combination_keys()
         self.check_orphans()
         return self.problems
+
+    # unique_together ----------------------------------------------------------------------
+
+    def combinations(self, pks: list[str]) -> dict[str, set[str]]:
+        """The combination keys each of these instances' values implies, by pk."""
+        meta = self.meta
+        names = sorted({name for group in meta.unique_together for name in group})
+        states = iter(
+            read_states(self.database, [(meta.fields[n], pk) for pk in pks for n in names])
+        )
+        implied: dict[str, set[str]] = {}
+        for pk in pks:
+            values = {name: next(states) for name in names}
+            keys = (meta.together_key(group, values) for group in meta.unique_together)
+            implied[pk] = {key for key in keys if key is not None}
+        return implied
+
+    def check_combinations(self, pks: list[str]) -> None:
+        """Combinations these instances hold that are not stored."""
+        if not self.meta.unique_together:
+            return
+        wanted = [(key, pk) for pk, keys in self.combinations(pks).items() for key in keys]
+        with self.client.pipeline(transaction=False) as pipeline:
+            for key, pk in wanted:
+                pipeline.sismember(key, pk)
+            found = pipeline.execute()
+        for (key, pk), present in zip(wanted, found, strict=True):
+            if not present:
+                self.report("missing", None, f"combination of {pk!r} in {key!r}")
+
+    def check_combination_keys(self) -> None:
+        """Stored combinations no instance holds, and combinations held several times."""
+        holders: dict[str, list[str]] = {}
+        members = (
+            (key, pk)
+            for key in self.client.scan_iter(match=together_pattern(self.model), count=BATCH)
+            for pk in self.client.sscan_iter(key, count=BATCH)
+        )
+        for chunk in _batches(members):
+            distinct = list(dict.fromkeys(pk for _, pk in chunk))
+            exists = self.exist(distinct)
+            implied = self.combinations([pk for pk in distinct if pk in exists])
+            for key, pk in chunk:
+                if key in implied.get(pk, ()):
+                    holders.setdefault(key, []).append(pk)
+                else:
+                    self.report("stale", None, f"combination of {pk!r} in {key!r}")
+        for key, pks in holders.items():
+            if len(pks) > 1:
+                self.report("unique", None, f"combination {key!r} held by {sorted(pks)!r}")
 
     def check_instances(
         self, pks: list[str], indexed: list[RedisField], related: list[RedisField]
@@ -222,19 +280,18 @@ def assert_consistent(*models: type[RedisModel]) -> None:
         raise IntegrityError("\n".join(map(str, problems)))
 
 
-def repair(problems: Iterable[Problem]) -> list[RedisField]:
-    """Rebuild the indexes of every field with missing, stale or unique problems; the fields
+def repair(problems: Iterable[Problem]) -> list[RedisField | type[RedisModel]]:
+    """Rebuild the indexes of every field with missing, stale or unique problems, and the
+    `unique_together` combinations of every model with such problems; the fields and models
     rebuilt. (Orphan keys and dangling relations are reported, not changed.)"""
-    fields = list(
-        dict.fromkeys(
-            p.field
-            for p in problems
-            if p.kind in ("missing", "stale", "unique") and p.field is not None
-        )
-    )
+    broken = [p for p in problems if p.kind in ("missing", "stale", "unique")]
+    fields = list(dict.fromkeys(p.field for p in broken if p.field is not None))
+    models = list(dict.fromkeys(p.model for p in broken if p.field is None))
     for field in fields:
         field.rebuild_indexes()
-    return fields
+    for model in models:
+        rebuild_together(model)
+    return [*fields, *models]
 
 
 def stderr_progress(message: str) -> None:

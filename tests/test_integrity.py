@@ -133,3 +133,54 @@ def test_command_line_with_url(db, capsys, monkeypatch):
     Thing.database = None
     assert main(["check", "limpyd_cli_url:Thing", "--url", url]) == 0
     assert Thing.database is not db and Thing.collection(name="x") == ["1"]
+
+
+@pytest.fixture
+def seats(db):
+    class Seat(model.RedisModel):
+        database = db
+        row = fields.StringField()
+        number = fields.InstanceHashField()
+        unique_together = [("row", "number")]
+
+    for row, number in [("a", "1"), ("a", "2"), ("é\udcff", "1")]:
+        Seat(row=row, number=number)
+    Seat(row="b")  # no combination: a value is missing
+    return Seat
+
+
+def combination(Seat, row, number):
+    return Seat._meta.together_key(("row", "number"), {"row": [row], "number": [number]})
+
+
+def test_unique_together_combinations_checked_and_repaired(seats, db, capsys, monkeypatch):
+    """Defect: the checker never looked at the combinations of `unique_together` groups."""
+    Seat = seats
+    assert integrity.check(Seat) == []
+    db.client.srem(combination(Seat, "a", "1"), "1")  # missing
+    db.client.sadd(combination(Seat, "z", "9"), "2")  # stale: 2 holds (a, 2)
+    db.client.sadd(combination(Seat, "a", "2"), "9")  # stale: no instance 9
+    db.client.sadd(combination(Seat, "é\udcff", "1"), "4")  # stale: 4 has no number
+    problems = [str(p) for p in integrity.check(Seat)]
+    assert sorted(p.split(":")[1].strip() for p in problems) == ["missing"] + ["stale"] * 3
+    assert all(p.startswith("Seat: ") for p in problems)
+    assert integrity.repair(integrity.check(Seat)) == [Seat]
+    assert integrity.check(Seat) == []
+    assert set(db.client.smembers(combination(Seat, "a", "1"))) == {"1"}
+
+    db.client.hset(":seat:obj:2:_hash", "number", "1")  # two instances hold (a, 1)
+    db.client.srem(combination(Seat, "a", "2"), "2")
+    db.client.sadd(combination(Seat, "a", "1"), "2")
+    db.client.srem(":seat:idx:number:equal:2", "2")
+    db.client.sadd(":seat:idx:number:equal:1", "2")
+    assert [(p.kind, p.field) for p in integrity.check(Seat)] == [("unique", None)]
+
+    module = types.ModuleType("limpyd_cli_seats")
+    module.Seat = Seat
+    monkeypatch.setitem(sys.modules, "limpyd_cli_seats", module)
+    db.client.delete(combination(Seat, "é\udcff", "1"))
+    assert main(["check", "limpyd_cli_seats:Seat", "--repair"]) == 1  # held twice stays
+    output = capsys.readouterr().out
+    assert "Seat: missing: combination of '3'" in output
+    assert "rebuilt the unique_together combinations of Seat" in output
+    assert [p.kind for p in integrity.check(Seat)] == ["unique"]
