@@ -185,8 +185,8 @@ class RelatedFieldMixin(RedisField):
                     parts += ["V", f"{len(pk)}:{pk}"]
                 else:
                     field = meta.fields[name]
-                    key, sub = field.state_location(_R)
-                    parts += ["R", field.state_kind, *_template(key), sub]
+                    location, sub = field.state_location(_R)
+                    parts += ["R", field.state_kind, *_template(location), sub]
         return parts
 
 
