@@ -1,0 +1,195 @@
+"""Hostile values: subclasses of str/int/float/bytes, NaN and huge numbers, writes reaching
+other fields, numbers a NumberRangeIndex cannot tell apart, odd model names and pks."""
+
+from __future__ import annotations
+
+import enum
+import math
+
+import pytest
+
+from limpyd import fields, model
+from limpyd.exceptions import ImplementationError, UniquenessError
+from limpyd.text import to_text
+
+
+class Status(str, enum.Enum):
+    ACTIVE = "active"
+    PAUSED = "paused"
+
+
+class Country(str, enum.Enum):
+    FR = "fr"
+    DE = "de"
+
+
+class Code(enum.IntEnum):
+    ONE = 1
+    TWO = 2
+
+
+class Loud(int):
+    """An int whose str() is not its number (its repr is)."""
+
+    def __str__(self) -> str:
+        return "loud"
+
+    __format__ = None  # type: ignore[assignment]
+
+
+class Masked(int):
+    """An int whose repr (what redis-py sends) is not its number."""
+
+    def __repr__(self) -> str:
+        return "masked"
+
+
+class Ratio(float):
+    pass
+
+
+class Blob(bytes):
+    def __str__(self) -> str:
+        return "blob"
+
+
+# Conversion to text ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value",
+    [Status.ACTIVE, Loud(5), Ratio(0.5), Blob(b"\xffraw"), math.nan, math.inf, -math.inf,
+     2**64, -(2**70), 0.1, "é\udcff"],
+    ids=repr,
+)  # fmt: skip
+def test_text_is_what_redis_py_sends(db, value):
+    """One conversion: the text of a value is what redis-py itself stores for it."""
+    db.client.set("probe", value)
+    assert db.client.get("probe") == to_text(value)
+    assert type(to_text(value)) is str
+
+
+def _unchanged_refusal(db, unchanged, call, *words):
+    with unchanged(), pytest.raises(ValueError) as raised:
+        call()
+    for word in words:
+        assert word in str(raised.value), (word, str(raised.value))
+
+
+@pytest.fixture
+def User(db):
+    class User(model.RedisModel):
+        database = db
+        status = fields.StringField(indexable=True)
+        email = fields.InstanceHashField(unique=True)
+        data = fields.HashField(indexable=True)
+        tags = fields.SetField(indexable=True)
+
+    return User
+
+
+def test_str_subclasses_are_their_content_everywhere(User, consistent):
+    one = User(status=Status.ACTIVE, email=Status.ACTIVE, data={Status.ACTIVE: Status.PAUSED})
+    two = User(status="paused", tags=[Status.ACTIVE, Status.PAUSED])
+    p1, p2 = one.pk.get(), two.pk.get()
+    assert one.status.get() == "active"
+    assert User.collection(status="active") == [p1]
+    assert User.collection(status=Status.ACTIVE) == [p1]
+    assert User.collection(status__in=[Status.ACTIVE, Status.PAUSED]) == [p1, p2]
+    assert User.collection(email="active") == [p1]
+    assert User.collection(data__active="paused") == [p1]
+    assert User.collection(data__active=Status.PAUSED) == [p1]
+    assert User.collection(tags=Status.PAUSED) == [p2]
+    assert one.data.hkeys() == ["active"]
+    # through commands (the modifier path)
+    two.status.set(Status.ACTIVE)
+    two.data.hset(Status.PAUSED, Status.ACTIVE)
+    one.tags.sadd(Status.PAUSED)
+    assert User.collection(status="active") == [p1, p2]
+    assert User.collection(data__paused="active") == [p2]
+    assert User.collection(tags="paused") == [p1, p2]
+    assert list(User.collection().sort(by="status", alpha=True)) == [p1, p2]
+    consistent(User)
+
+
+def test_a_unique_str_subclass_value_is_held_once(User, unchanged):
+    User(email=Status.ACTIVE)
+    for write in (lambda: User(email="active"), lambda: User().email.hset(Status.ACTIVE)):
+        with unchanged(), pytest.raises(UniquenessError):
+            write()
+    other = User(email="x")
+    with unchanged(), pytest.raises(UniquenessError):
+        other.email.set(Status.ACTIVE)
+
+
+def test_str_subclass_pks(db, consistent):
+    class Land(model.RedisModel):
+        database = db
+        code = fields.PKField()
+        name = fields.StringField(indexable=True)
+
+    Land(code=Country.FR, name="France")
+    assert Land.collection() == ["fr"]
+    assert Land(Country.FR).name.get() == "France"
+    assert Land("fr").name.get() == "France"
+    assert Land.exists(code=Country.FR)
+    assert Land.collection(pk=Country.FR) == ["fr"]
+    assert Land.collection(code__in=[Country.FR, Country.DE]) == ["fr"]
+    assert Land.collection(name="France").instances()[0].pk.get() == "fr"
+    assert not [key for key in db.client.scan_iter() if "Country" in key]
+    with pytest.raises(Exception, match="pk"):
+        Land(code="fr", name="again")
+    consistent(Land)
+
+
+def test_int_subclasses_with_a_number_repr_are_their_number(User, consistent):
+    one = User(status=Loud(5), data={Loud(1): Ratio(0.5)}, tags=[Loud(7)])
+    pk = one.pk.get()
+    assert one.status.get() == "5"
+    assert User.collection(status=5) == [pk]
+    assert User.collection(status=Loud(5)) == [pk]
+    assert User.collection(status__in=[Loud(5)]) == [pk]
+    assert User.collection(data__1="0.5") == [pk]
+    assert User.collection(tags="7") == [pk]
+    one.status.set(Loud(6))
+    assert User.collection(status="6") == [pk]
+    consistent(User)
+
+
+@pytest.mark.parametrize("value", [Code.ONE, Masked(3), 10**5000], ids=["IntEnum", "repr", "huge"])
+def test_values_redis_py_would_not_send_as_numbers_are_refused(db, User, unchanged, value):
+    class Keyed(model.RedisModel):
+        database = db
+        code = fields.PKField()
+
+    existing = User(status="x", email="x@x")
+    shown = "int of" if value == 10**5000 else repr(value)
+    for call, where in [
+        (lambda: User(status=value), "User.status"),
+        (lambda: User(email=value), "User.email"),
+        (lambda: existing.status.set(value), "User.status"),
+        (lambda: existing.email.hset(value), "User.email"),
+        (lambda: existing.data.hset(value, "1"), "User.data"),
+        (lambda: existing.data.hset("k", value), "User.data"),
+        (lambda: User(data={value: "1"}), "User.data"),
+        (lambda: existing.tags.sadd("a", value), "User.tags"),
+        (lambda: Keyed(code=value), "Keyed.code"),
+        (lambda: list(User.collection(status=value)), "User.status"),
+        (lambda: list(User.collection(status__in=["x", value])), "User.status"),
+        (lambda: list(User.collection(pk=value)), "User.pk"),
+    ]:
+        _unchanged_refusal(db, unchanged, call, where, shown)
+
+
+def test_bytes_subclasses_nan_infinities_and_big_ints_as_values(User, consistent):
+    one = User(status=Blob(b"\xff\x00b"), tags=[math.nan, math.inf, 2**80])
+    pk = one.pk.get()
+    assert one.status.get() == "\udcff\x00b"
+    assert User.collection(status=b"\xff\x00b") == [pk]
+    assert sorted(one.tags.smembers()) == sorted(["nan", "inf", str(2**80)])
+    assert User.collection(tags=math.nan) == [pk]
+    assert User.collection(tags="inf") == [pk]
+    assert User.collection(tags=2**80) == [pk]
+    with pytest.raises(ValueError, match=r"User\.status.*True"):
+        User(status=True)
+    consistent(User)
