@@ -193,3 +193,49 @@ def test_bytes_subclasses_nan_infinities_and_big_ints_as_values(User, consistent
     with pytest.raises(ValueError, match=r"User\.status.*True"):
         User(status=True)
     consistent(User)
+
+
+# Writes reaching other fields ---------------------------------------------------------------
+
+
+@pytest.fixture
+def Account(db):
+    class Account(model.RedisModel):
+        database = db
+        email = fields.InstanceHashField(unique=True)
+        name = fields.InstanceHashField(indexable=True)
+        note = fields.InstanceHashField()
+        data = fields.HashField(indexable=True)
+
+    return Account
+
+
+@pytest.mark.parametrize("field_name", ["email", "name", "note"])
+def test_instance_hash_field_hset_writes_its_field_only(Account, unchanged, field_name):
+    Account(email="a@a", name="a")
+    other = Account(email="b@b", name="b", note="b")
+    field = getattr(other, field_name)
+    for args, kwargs in [
+        (("v",), {"mapping": {"email": "a@a"}}),
+        (("v",), {"items": ["name", "z"]}),
+        (("v", {"email": "a@a"}), {}),
+        ((), {"mapping": {"note": "n"}}),
+        (("v", "w"), {}),
+        ((), {}),
+    ]:
+        with unchanged(), pytest.raises(ValueError, match=rf"Account\.{field_name}\.hset"):
+            field.hset(*args, **kwargs)
+    assert field.hset("new") == 0
+    assert field.get() == "new"
+    assert Account(email="c@c").note.hsetnx("n") == 1
+
+
+def test_hash_field_hset_with_a_mapping_keeps_indexes_exact(Account, consistent):
+    one = Account(data={"a": "1"})
+    pk = one.pk.get()
+    assert one.data.hset("b", "2", mapping={"c": "3", "a": "4"}, items=["d", "5"]) == 3
+    assert one.data.hgetall() == {"a": "4", "b": "2", "c": "3", "d": "5"}
+    for key, value in {"a": "4", "b": "2", "c": "3", "d": "5"}.items():
+        assert Account.collection(**{f"data__{key}": value}) == [pk]
+    assert Account.collection(data__a="1") == []
+    consistent(Account)
