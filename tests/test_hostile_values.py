@@ -10,6 +10,7 @@ import pytest
 
 from limpyd import fields, model
 from limpyd.exceptions import ImplementationError, UniquenessError
+from limpyd.indexes import NumberRangeIndex, parse_number
 from limpyd.text import to_text
 
 
@@ -239,3 +240,81 @@ def test_hash_field_hset_with_a_mapping_keeps_indexes_exact(Account, consistent)
         assert Account.collection(**{f"data__{key}": value}) == [pk]
     assert Account.collection(data__a="1") == []
     consistent(Account)
+
+
+# NumberRangeIndex: numbers only, uniqueness exact ------------------------------------------
+
+
+@pytest.fixture
+def Item(db):
+    class Item(model.RedisModel):
+        database = db
+        number = fields.StringField(unique=True, indexes=[NumberRangeIndex])
+        steps = fields.ListField(indexes=[NumberRangeIndex])
+        sizes = fields.HashField(unique=True, indexes=[NumberRangeIndex])
+
+    return Item
+
+
+@pytest.mark.parametrize(
+    "first, second",
+    [("abc", "def"), (2**53, 2**53 + 1), ("1_000", "1000"), (" 5", "5"), ("nan", "0"),
+     ("0x10", "16"), ("1e999999999999999999999", "1"), ("\u0663", "3")],
+)  # fmt: skip
+def test_distinct_values_never_collide_in_a_unique_number_index(
+    db, Item, unchanged, consistent, first, second
+):
+    """Either both are held (distinct numbers), or the one that is not a number is refused."""
+    held = []
+    for value in (first, second):
+        if parse_number(to_text(value)) is None:
+            refused = repr(to_text(value))
+            _unchanged_refusal(
+                db, unchanged, lambda v=value: Item(number=v), "Item.number", refused
+            )
+            continue
+        held.append((Item(number=value).pk.get(), value))
+    for pk, value in held:
+        assert Item.collection(number=value) == [pk]  # exact, for a unique field
+        assert Item.get(number=value).pk.get() == pk
+    consistent(Item)
+
+
+@pytest.mark.parametrize(
+    "first, second",
+    [(0.1, "0.10"), ("1e2", 100), ("-0", 0), (".5", "5e-1"), ("inf", "+INF"), ("7", "007.000")],
+)
+def test_equal_numbers_collide_in_a_unique_number_index(Item, unchanged, first, second):
+    pk = Item(number=first).pk.get()
+    with unchanged(), pytest.raises(UniquenessError, match=r"Item\.number"):
+        Item(number=second)
+    other = Item(number="12345")
+    with unchanged(), pytest.raises(UniquenessError, match=r"Item\.number"):
+        other.number.set(second)
+    assert Item.collection(number=second) == [pk]
+
+
+def test_a_number_index_holds_numbers_only(db, Item, unchanged, consistent):
+    item = Item(number="1", steps=[1, 2], sizes={"a": "1"})
+    refusals = [
+        (lambda: Item(steps=["3", "x"]), "Item.steps", "'x'"),
+        (lambda: item.steps.rpush(math.nan), "Item.steps", "'nan'"),
+        (lambda: item.number.append("x"), "Item.number", "'1x'"),
+        (lambda: item.number.set(""), "Item.number", "''"),
+        (lambda: item.sizes.hset("b", "big"), "Item.sizes", "'big'"),
+        (lambda: item.sizes.hset(mapping={"c": "2", "d": " 2"}), "Item.sizes", "' 2'"),
+        (lambda: list(Item.collection(number__gt="abc")), "Item.number", "'abc'"),
+        (lambda: list(Item.collection(steps__lte=math.nan)), "Item.steps", "'nan'"),
+        (lambda: list(Item.collection(number__in=["1", "1_0"])), "Item.number", "'1_0'"),
+        (lambda: list(Item.collection(sizes__a__gte=" 1")), "Item.sizes", "' 1'"),
+    ]
+    for call, *words in refusals:
+        _unchanged_refusal(db, unchanged, call, *words)
+    item.number.incr(2**60)
+    assert Item.collection(number__gt=2**59) == [item.pk.get()]
+    two = Item(sizes={"a": str(2**53 + 1)})
+    with unchanged(), pytest.raises(UniquenessError, match=r"Item\.sizes"):
+        Item(sizes={"a": "1.0"})
+    assert Item.collection(sizes__a=2**53 + 1) == [two.pk.get()]
+    assert Item.collection(steps__gte=2, steps__lt=3) == [item.pk.get()]
+    consistent(Item)
