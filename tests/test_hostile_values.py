@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import enum
 import math
+import re
 
 import pytest
 
@@ -318,3 +319,53 @@ def test_a_number_index_holds_numbers_only(db, Item, unchanged, consistent):
     assert Item.collection(sizes__a=2**53 + 1) == [two.pk.get()]
     assert Item.collection(steps__gte=2, steps__lt=3) == [item.pk.get()]
     consistent(Item)
+
+
+# Model names, pk order, exclude() ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["a:obj:1", "a b", "a*", "a[1]", "a\\b", "", "1a", "a\n"])
+def test_model_names_are_identifiers(db, name):
+    with pytest.raises(ImplementationError, match=re.escape(repr(name))):
+        type(name, (model.RedisModel,), {"database": db, "__module__": __name__})
+
+
+def test_a_model_name_cannot_reach_the_keys_of_another(db):
+    class a(model.RedisModel):
+        database = db
+        name = fields.StringField()
+
+    a(name="x")
+    before = sorted(db.client.scan_iter())
+    with pytest.raises(ImplementationError):
+        type("a:obj:1", (model.RedisModel,), {"database": db, "name": fields.StringField()})
+    assert sorted(db.client.scan_iter()) == before
+
+
+def test_default_order_of_integer_pks_is_exact_beyond_doubles(db):
+    class Big(model.RedisModel):
+        database = db
+        id = fields.PKField()
+
+    numbers = [2**53, 2**53 + 1, 2**53 - 1, 2**53 + 2, 10, 0, -5, -(2**53 + 1), -(2**53),
+               10**30, 10**30 + 1, -(10**40)]  # fmt: skip
+    for number in reversed(numbers):
+        Big(id=number)
+    expected = [str(n) for n in sorted(numbers)]
+    assert Big.collection() == expected
+    assert Big.collection().sort() == expected
+    assert Big.collection().sort(desc=True) == expected[::-1]
+    assert Big.collection().sort(by="-id") == expected[::-1]
+    assert Big.collection()[2:5] == expected[2:5]
+    assert Big.collection(id__in=[2**53 + 1, 2**53]) == [str(2**53), str(2**53 + 1)]
+    Big(id="007")  # not canonical: every pk is then ordered byte-wise
+    as_bytes = sorted([*expected, "007"], key=str.encode)
+    assert Big.collection().sort(alpha=True) == as_bytes
+
+
+def test_exclude_without_filters_excludes_nothing(User):
+    pks = [User(status=s).pk.get() for s in ("a", "b")]
+    assert User.collection().exclude() == pks
+    assert User.collection(status="a").exclude() == pks[:1]
+    assert len(User.collection().exclude()) == 2
+    assert User.collection().exclude().exclude(status="a") == pks[1:]
