@@ -52,13 +52,17 @@ def to_text(value: Any) -> str:
         raise ValueTypeError(
             f"{value!r} ({type(value).__name__}) is not a str, bytes, int or float"
         )
-    base = int if isinstance(value, int) else float
-    try:
-        text = base.__repr__(value)
-    except ValueError:  # beyond Python's limit of digits for int-to-text conversions
-        raise ValueTypeError(
-            f"an int of {value.bit_length()} bits is too long to be written as text"
-        ) from None
+    base: type[int | float] = float
+    if isinstance(value, int):
+        base = int
+        try:
+            text = int.__repr__(value)
+        except ValueError:  # beyond Python's limit of digits for int-to-text conversions
+            raise ValueTypeError(
+                f"an int of {value.bit_length()} bits is too long to be written as text"
+            ) from None
+    else:
+        text = float.__repr__(value)
     if type(value) is not base and repr(value) != text:
         raise ValueTypeError(
             f"{value!r} ({type(value).__name__}) is an {base.__name__} subclass whose repr "
