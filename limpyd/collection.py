@@ -77,11 +77,13 @@ class CollectionManager:
         return clone
 
     def exclude(self, **filters: Any) -> CollectionManager:
-        """This collection without the instances matching all these filters."""
+        """This collection without the instances matching all these filters (none: the
+        same instances)."""
         if self._slices:
             raise ImplementationError("Cannot filter a collection after slicing it")
         clone = self._derive()
-        clone._excludes.append(list(filters.items()))
+        if filters:
+            clone._excludes.append(list(filters.items()))
         return clone
 
     def _combine(self, operation: str, other: object) -> CollectionManager:

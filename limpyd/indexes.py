@@ -8,15 +8,18 @@ that any value, with any character, maps to exactly one place:
 - `EqualIndex`: a set of pks per value, `<model>:idx:<field>:<identity>:<value>`.
 - `TextRangeIndex`: one sorted set, all scores 0, members `<escaped value>\\0\\0<pk>`,
   queried with ZRANGEBYLEX (byte-wise, memcmp order, as the manual states).
-- `NumberRangeIndex`: one sorted set, score = the value as a float (0 when it is not a
-  number), members as for the text index so a multi-value field can hold several numbers.
+- `NumberRangeIndex`: one sorted set, score = the value as a double, members as for the text
+  index so a multi-value field can hold several numbers. It only takes decimal numbers (see
+  `parse_number`); unique, it also keeps a set of pks per exact number,
+  `<index key>:<canonical number>`, so distinct numbers sharing a double never collide.
 """
 
 from __future__ import annotations
 
 import inspect
-import math
+import re
 from collections.abc import Callable, Iterable
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from limpyd.exceptions import ImplementationError
@@ -25,7 +28,14 @@ from limpyd.text import encode_member, escape_value, glob_escape, lex_prefix_end
 if TYPE_CHECKING:
     from limpyd.fields.base import RedisField
 
-__all__ = ["BaseIndex", "EqualIndex", "NumberRangeIndex", "TextRangeIndex", "check_distinct"]
+__all__ = [
+    "BaseIndex",
+    "EqualIndex",
+    "NumberRangeIndex",
+    "TextRangeIndex",
+    "check_distinct",
+    "parse_number",
+]
 
 #: A Redis write, as its arguments.
 Op = tuple[Any, ...]
@@ -226,20 +236,49 @@ class TextRangeIndex(_SortedSetIndex):
 
 
 class NumberRangeIndex(_SortedSetIndex):
-    """Equality and ranges on numbers (float scores; values that are not numbers count as 0)."""
+    """Equality and ranges on decimal numbers, compared as doubles; uniqueness is exact.
+
+    A value (or filter value) that is not a number is refused: the index could not place it."""
 
     handled_suffixes = frozenset({None, "eq", "in", "gt", "gte", "lt", "lte"})
     default_key = "number-range"
 
+    @property
+    def exact(self) -> bool:
+        """Whether this index keeps a set of pks per exact number (to check uniqueness)."""
+        return self.field.unique and self.handle_uniqueness
+
+    def number(self, value: str) -> tuple[str, str]:
+        """(score, canonical) of `value` (see `parse_number`); ValueError naming the model,
+        the field and the value when it is not a number."""
+        number = parse_number(value)
+        if number is None:
+            raise ValueError(
+                f"{self.field.describe()}: invalid value {value!r} for its {type(self).__name__}: "
+                "a decimal number is expected, like -12, 0.5, 1e3 or inf"
+            )
+        return number
+
     def score(self, value: str) -> str:
-        return repr(number_of(value))
+        return self.number(value)[0]
+
+    def exact_key(self, value: str, hkey: str | None) -> str:
+        return f"{self.base_key(hkey)}:{self.number(value)[1]}"
+
+    def _entries(self, value: str, pk: str, hkey: str | None) -> list[Entry]:
+        entries = super()._entries(value, pk, hkey)
+        if self.exact:
+            key = self.exact_key(value, hkey)
+            entries.append((("SADD", key, pk), ("SREM", key, pk)))
+        return entries
 
     def _unique_check(self, value: str, hkey: str | None) -> tuple[str, str, str, str]:
-        score = self.score(value)
-        return ("score", self.base_key(hkey), score, score)
+        return ("set", self.exact_key(value, hkey), "", "")
 
     def _atoms(self, suffix: str, value: str, hkey: str | None) -> list[Atom]:
         score = self.score(value)
+        if suffix == "eq" and self.exact:
+            return [("S", self.exact_key(value, hkey))]
         low, high = {
             "eq": (score, score),
             "gt": ("(" + score, "+inf"),
@@ -250,13 +289,33 @@ class NumberRangeIndex(_SortedSetIndex):
         return [("Z", self.base_key(hkey), low, high)]
 
 
-def number_of(value: str) -> float:
-    """The float a NumberRangeIndex stores for a value: 0 when it is not a number (or NaN)."""
+#: The numbers a NumberRangeIndex takes: an optional sign, ASCII digits with an optional
+#: fraction (`5.` and `.5` too), an optional exponent; or an infinity. Not NaN, spaces, `_`,
+#: hexadecimal or other scripts' digits, which `float()` or Redis take differently.
+_NUMBER = re.compile(r"[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|[iI][nN][fF])")
+
+
+def parse_number(text: str) -> tuple[str, str] | None:
+    """(score, canonical) of a number as a NumberRangeIndex takes it, None for anything else.
+
+    The score is its double, as ZADD takes it (beyond a double's precision neighbours share
+    one; beyond its range it is an infinity). The canonical text is exact, equal for equal
+    numbers only: `0.10`, `.1` and `1e-1` are `1e-1`, `100` and `1e2` are `1e2`, `-0` is `0`.
+    """
+    if not _NUMBER.fullmatch(text):
+        return None
+    score = repr(float(text))
+    if text.lstrip("+-").lower() == "inf":
+        return score, score
     try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return 0.0
-    return 0.0 if math.isnan(number) else number
+        sign, digits, exponent = Decimal(text).as_tuple()
+    except ArithmeticError:  # an exponent beyond what Decimal holds
+        return None
+    mantissa = "".join(map(str, digits)).rstrip("0")
+    if not mantissa:
+        return score, "0"
+    exponent = int(exponent) + len(digits) - len(mantissa)
+    return score, f"{'-' if sign else ''}{mantissa}e{exponent}"
 
 
 def check_distinct(field: RedisField, leaves: list[BaseIndex]) -> None:

@@ -240,6 +240,13 @@ def _with_together_indexes(cls: type, declared: dict[str, RedisField]) -> dict[s
 
 
 def _check_namespace(cls: type) -> None:
+    """The namespace and the name of a model are parts of its keys: neither may hold a
+    separator (`:`), a SCAN pattern character or, for the name, anything but an identifier
+    (`type("a:obj:1", ...)` would share the keys of model `a`)."""
+    if not cls.__name__.isidentifier():
+        raise ImplementationError(
+            f"Model {cls.__name__!r}: invalid name (a Python identifier is expected)"
+        )
     namespace = cls.namespace
     if not isinstance(namespace, str) or _FORBIDDEN_NAMESPACE_CHARS & set(namespace):
         raise ImplementationError(

@@ -1,7 +1,7 @@
 """How values become Redis strings, and how strings are laid out in keys and index members.
 
 Values are text: `str` as is, `bytes` decoded with `surrogateescape` (so any bytes survive
-the round trip), `int` and `float` as redis-py writes them. Anything else is refused.
+the round trip), `int` and `float` as redis-py writes them (`repr`). Anything else is refused.
 """
 
 from __future__ import annotations
@@ -29,22 +29,46 @@ class ValueTypeError(ValueError):
 
 
 def to_text(value: Any) -> str:
-    """The text Redis stores for `value`; `ValueTypeError` for anything but str/bytes/int/float."""
+    """The text Redis stores for `value`, as a plain `str`: the one conversion every write,
+    index entry, uniqueness check, pk, key name and filter uses. `ValueTypeError` for what
+    redis-py would not send as the value itself.
+
+    A `str` subclass (a `str` Enum member...) is its content, as redis-py sends it (whatever
+    its `__str__` or `__format__` say); an `int` or `float` subclass is its number only when its
+    `repr` is the number's, since redis-py sends `repr(value)` (an `IntEnum` member would be
+    sent as `<Code.A: 1>`): others are refused."""
     if isinstance(value, str):
-        if value.isascii():
-            return value
+        text = str.__str__(value)
+        if text.isascii():
+            return text
         # As Redis will store it: lone surrogates standing for bytes become those bytes.
         try:
-            return value.encode("utf-8", "surrogateescape").decode("utf-8", "surrogateescape")
+            return text.encode("utf-8", "surrogateescape").decode("utf-8", "surrogateescape")
         except UnicodeEncodeError:
             raise ValueTypeError(f"{value!r} is not valid text (a lone surrogate)") from None
     if isinstance(value, bytes):
-        return value.decode("utf-8", "surrogateescape")
+        return bytes.decode(value, "utf-8", "surrogateescape")
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueTypeError(
             f"{value!r} ({type(value).__name__}) is not a str, bytes, int or float"
         )
-    return repr(value)
+    base: type[int | float] = float
+    if isinstance(value, int):
+        base = int
+        try:
+            text = int.__repr__(value)
+        except ValueError:  # beyond Python's limit of digits for int-to-text conversions
+            raise ValueTypeError(
+                f"an int of {value.bit_length()} bits is too long to be written as text"
+            ) from None
+    else:
+        text = float.__repr__(value)
+    if type(value) is not base and repr(value) != text:
+        raise ValueTypeError(
+            f"{value!r} ({type(value).__name__}) is an {base.__name__} subclass whose repr "
+            f"(what redis-py would send) is not its number {text}: pass {base.__name__}(value)"
+        )
+    return text
 
 
 def encode_member(value: str, pk: str) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from limpyd import fields, model
-from limpyd.indexes import EqualIndex, NumberRangeIndex, TextRangeIndex
+from limpyd.indexes import EqualIndex, NumberRangeIndex, TextRangeIndex, parse_number
 
 TEXTS = ["", " ", "a", "a b", "a:b", "a\x00", "a\x00b", "a\x01", "ab", "b", "é", "\xff", "z" * 5,
          "\x00", "\x00\x00", "a\x00\x00b", "\udcff", "Jo", "Joe", "Jon"]  # fmt: skip
@@ -53,18 +53,11 @@ def test_number_ranges(db, consistent):
         database = db
         value = fields.InstanceHashField(indexes=[NumberRangeIndex])
 
-    values = ["-10", "-0.5", "0", "abc", "1e3", "2.5", str(2**53), "inf", "-inf", "nan", ""]
+    values = ["-10", "-0.5", "0", "1e3", "2.5", str(2**53), "inf", "-inf", ".5e1", "-0"]
     pks = {Measure(value=v).pk.get(): v for v in values}
 
-    def number(v):
-        try:
-            f = float(v)
-        except ValueError:
-            return 0.0
-        return 0.0 if f != f else f
-
     def expected(predicate):
-        return sorted(pk for pk, v in pks.items() if predicate(number(v)))
+        return sorted(pk for pk, v in pks.items() if predicate(float(v)))
 
     operators = {"gt": float.__gt__, "gte": float.__ge__, "lt": float.__lt__,
                  "lte": float.__le__, "eq": float.__eq__}  # fmt: skip
@@ -85,7 +78,15 @@ def test_range_indexes_on_multi_value_and_hash_fields(db, consistent):
         tags = fields.SetField(indexes=[TextRangeIndex])
         steps = fields.ListField(indexes=[NumberRangeIndex])
         ranks = fields.SortedSetField(indexes=[TextRangeIndex, EqualIndex])
-        meta = fields.HashField(indexes=[TextRangeIndex, NumberRangeIndex.configure(prefix="n")])
+        # its keys hold texts and numbers: the number index skips the texts (None)
+        meta = fields.HashField(
+            indexes=[
+                TextRangeIndex,
+                NumberRangeIndex.configure(
+                    prefix="n", transform=lambda v: v if parse_number(v) else None
+                ),
+            ]
+        )
 
     one = Doc(tags=["apple", "banana"], steps=[1, 5, 5], ranks={"x": 1}, meta={"size": "10"})
     two = Doc(tags=["cherry"], steps=[7], ranks={"y": 2}, meta={"size": "9", "kind": "big"})

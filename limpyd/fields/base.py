@@ -235,14 +235,15 @@ class RedisField:
         return modify(self, lambda pk: self.command(name, pk, *args, **kwargs))
 
     def command(self, name: str, pk: str, *args: Any, **kwargs: Any) -> commands.Command:
-        """The command redis-py would send, its values checked (ValueError names them)."""
+        """The command redis-py would send, its values checked (ValueError names them) and
+        replaced by their texts, so that what is sent is what indexes are computed from."""
         key_args = self.key_args(pk)
         try:
             command = commands.build(name, *key_args, *args, **kwargs)
         except (DataError, AttributeError) as error:  # redis-py's checks of arguments
             raise ValueError(f"{self.describe()}.{name}: {error}") from None
-        for value in command.args[1 + len(key_args) :]:
-            self.text(value)
+        head = 1 + len(key_args)
+        command.args = (*command.args[:head], *map(self.text, command.args[head:]))
         return command
 
     # Expiry of a field alone -------------------------------------------------------------

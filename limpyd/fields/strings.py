@@ -60,6 +60,19 @@ class InstanceHashField(_SingleValueField):
     def clear_command(self, pk: str) -> tuple[Any, ...]:
         return ("HDEL", self.key_for(pk), self.name)
 
+    def hset(self, *args: Any, **kwargs: Any) -> int:
+        """Set the value: `hset(value)` (HSET of this field only). The forms of redis-py's
+        `hset` writing more (`mapping`, `items`, a key) would reach the instance's other
+        fields behind their indexes and uniqueness: they are refused; write several fields
+        with the instance's `hmset`."""
+        if len(args) != 1 or kwargs:
+            given = ", ".join([*map(repr, args), *(f"{k}={v!r}" for k, v in kwargs.items())])
+            raise ValueError(
+                f"{self.describe()}.hset({given}): takes one value, for this field only; "
+                "write several fields with the instance's hmset()"
+            )
+        return self._modify("hset", args[0])
+
     def get(self) -> str | None:
         """The value (HGET), as for a StringField."""
         return self.hget()

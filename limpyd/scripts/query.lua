@@ -124,15 +124,29 @@ local function is_decimal(s)
     return exponent == '' or string.match(exponent, '^[eE][+-]?[0-9]+$') ~= nil
 end
 -- Sort `pks` in place, numerically, if they are all canonical integers ('0', or no leading
--- zero, no sign but '-', at most 15 digits: one number each, exact in a double); whether
--- they were. Sorting the numbers themselves needs no comparison function: the common case
--- (the default order of auto-incremented pks) is several times faster this way.
+-- zero, no sign but '-'); whether they were. Up to 15 digits each is a number exact in a
+-- double: sorting the numbers themselves needs no comparison function, and the common case
+-- (the default order of auto-incremented pks) is several times faster this way. Longer ones
+-- are compared exactly, as texts: by sign, then length, then digits.
 local function sort_canonical_integers(pks, desc)
-    local numbers, by_number = {}, {}
+    local numbers, by_number, long = {}, {}, false
     for i, pk in ipairs(pks) do
-        if #pk > 15 or not (pk == '0' or string.find(pk, '^%-?[1-9]%d*$')) then return false end
-        local n = tonumber(pk)
-        numbers[i], by_number[n] = n, pk
+        if not (pk == '0' or string.find(pk, '^%-?[1-9]%d*$')) then return false end
+        if #pk > 15 then long = true end
+        if not long then
+            local n = tonumber(pk)
+            numbers[i], by_number[n] = n, pk
+        end
+    end
+    if long then
+        table.sort(pks, function(a, b)
+            if desc then a, b = b, a end
+            local negative = string.byte(a, 1) == 45  -- '-'
+            if negative ~= (string.byte(b, 1) == 45) then return negative end
+            if #a ~= #b then return (#a < #b) ~= negative end
+            return a ~= b and (a < b) ~= negative
+        end)
+        return true
     end
     table.sort(numbers)
     local count = #numbers

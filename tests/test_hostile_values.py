@@ -1,0 +1,371 @@
+"""Hostile values: subclasses of str/int/float/bytes, NaN and huge numbers, writes reaching
+other fields, numbers a NumberRangeIndex cannot tell apart, odd model names and pks."""
+
+from __future__ import annotations
+
+import enum
+import math
+import re
+
+import pytest
+
+from limpyd import fields, model
+from limpyd.exceptions import ImplementationError, UniquenessError
+from limpyd.indexes import NumberRangeIndex, parse_number
+from limpyd.text import to_text
+
+
+class Status(str, enum.Enum):
+    ACTIVE = "active"
+    PAUSED = "paused"
+
+
+class Country(str, enum.Enum):
+    FR = "fr"
+    DE = "de"
+
+
+class Code(enum.IntEnum):
+    ONE = 1
+    TWO = 2
+
+
+class Loud(int):
+    """An int whose str() is not its number (its repr is)."""
+
+    def __str__(self) -> str:
+        return "loud"
+
+    __format__ = None  # type: ignore[assignment]
+
+
+class Masked(int):
+    """An int whose repr (what redis-py sends) is not its number."""
+
+    def __repr__(self) -> str:
+        return "masked"
+
+
+class Ratio(float):
+    pass
+
+
+class Blob(bytes):
+    def __str__(self) -> str:
+        return "blob"
+
+
+# Conversion to text ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value",
+    [Status.ACTIVE, Loud(5), Ratio(0.5), Blob(b"\xffraw"), math.nan, math.inf, -math.inf,
+     2**64, -(2**70), 0.1, "é\udcff"],
+    ids=repr,
+)  # fmt: skip
+def test_text_is_what_redis_py_sends(db, value):
+    """One conversion: the text of a value is what redis-py itself stores for it."""
+    db.client.set("probe", value)
+    assert db.client.get("probe") == to_text(value)
+    assert type(to_text(value)) is str
+
+
+def _unchanged_refusal(db, unchanged, call, *words):
+    with unchanged(), pytest.raises(ValueError) as raised:
+        call()
+    for word in words:
+        assert word in str(raised.value), (word, str(raised.value))
+
+
+@pytest.fixture
+def User(db):
+    class User(model.RedisModel):
+        database = db
+        status = fields.StringField(indexable=True)
+        email = fields.InstanceHashField(unique=True)
+        data = fields.HashField(indexable=True)
+        tags = fields.SetField(indexable=True)
+
+    return User
+
+
+def test_str_subclasses_are_their_content_everywhere(User, consistent):
+    one = User(status=Status.ACTIVE, email=Status.ACTIVE, data={Status.ACTIVE: Status.PAUSED})
+    two = User(status="paused", tags=[Status.ACTIVE, Status.PAUSED])
+    p1, p2 = one.pk.get(), two.pk.get()
+    assert one.status.get() == "active"
+    assert User.collection(status="active") == [p1]
+    assert User.collection(status=Status.ACTIVE) == [p1]
+    assert User.collection(status__in=[Status.ACTIVE, Status.PAUSED]) == [p1, p2]
+    assert User.collection(email="active") == [p1]
+    assert User.collection(data__active="paused") == [p1]
+    assert User.collection(data__active=Status.PAUSED) == [p1]
+    assert User.collection(tags=Status.PAUSED) == [p2]
+    assert one.data.hkeys() == ["active"]
+    # through commands (the modifier path)
+    two.status.set(Status.ACTIVE)
+    two.data.hset(Status.PAUSED, Status.ACTIVE)
+    one.tags.sadd(Status.PAUSED)
+    assert User.collection(status="active") == [p1, p2]
+    assert User.collection(data__paused="active") == [p2]
+    assert User.collection(tags="paused") == [p1, p2]
+    assert list(User.collection().sort(by="status", alpha=True)) == [p1, p2]
+    consistent(User)
+
+
+def test_a_unique_str_subclass_value_is_held_once(User, unchanged):
+    User(email=Status.ACTIVE)
+    for write in (lambda: User(email="active"), lambda: User().email.hset(Status.ACTIVE)):
+        with unchanged(), pytest.raises(UniquenessError):
+            write()
+    other = User(email="x")
+    with unchanged(), pytest.raises(UniquenessError):
+        other.email.set(Status.ACTIVE)
+
+
+def test_str_subclass_pks(db, consistent):
+    class Land(model.RedisModel):
+        database = db
+        code = fields.PKField()
+        name = fields.StringField(indexable=True)
+
+    Land(code=Country.FR, name="France")
+    assert Land.collection() == ["fr"]
+    assert Land(Country.FR).name.get() == "France"
+    assert Land("fr").name.get() == "France"
+    assert Land.exists(code=Country.FR)
+    assert Land.collection(pk=Country.FR) == ["fr"]
+    assert Land.collection(code__in=[Country.FR, Country.DE]) == ["fr"]
+    assert Land.collection(name="France").instances()[0].pk.get() == "fr"
+    assert not [key for key in db.client.scan_iter() if "Country" in key]
+    with pytest.raises(Exception, match="pk"):
+        Land(code="fr", name="again")
+    consistent(Land)
+
+
+def test_int_subclasses_with_a_number_repr_are_their_number(User, consistent):
+    one = User(status=Loud(5), data={Loud(1): Ratio(0.5)}, tags=[Loud(7)])
+    pk = one.pk.get()
+    assert one.status.get() == "5"
+    assert User.collection(status=5) == [pk]
+    assert User.collection(status=Loud(5)) == [pk]
+    assert User.collection(status__in=[Loud(5)]) == [pk]
+    assert User.collection(data__1="0.5") == [pk]
+    assert User.collection(tags="7") == [pk]
+    one.status.set(Loud(6))
+    assert User.collection(status="6") == [pk]
+    consistent(User)
+
+
+@pytest.mark.parametrize("value", [Code.ONE, Masked(3), 10**5000], ids=["IntEnum", "repr", "huge"])
+def test_values_redis_py_would_not_send_as_numbers_are_refused(db, User, unchanged, value):
+    class Keyed(model.RedisModel):
+        database = db
+        code = fields.PKField()
+
+    existing = User(status="x", email="x@x")
+    shown = "int of" if value == 10**5000 else repr(value)
+    for call, where in [
+        (lambda: User(status=value), "User.status"),
+        (lambda: User(email=value), "User.email"),
+        (lambda: existing.status.set(value), "User.status"),
+        (lambda: existing.email.hset(value), "User.email"),
+        (lambda: existing.data.hset(value, "1"), "User.data"),
+        (lambda: existing.data.hset("k", value), "User.data"),
+        (lambda: User(data={value: "1"}), "User.data"),
+        (lambda: existing.tags.sadd("a", value), "User.tags"),
+        (lambda: Keyed(code=value), "Keyed.code"),
+        (lambda: list(User.collection(status=value)), "User.status"),
+        (lambda: list(User.collection(status__in=["x", value])), "User.status"),
+        (lambda: list(User.collection(pk=value)), "User.pk"),
+    ]:
+        _unchanged_refusal(db, unchanged, call, where, shown)
+
+
+def test_bytes_subclasses_nan_infinities_and_big_ints_as_values(User, consistent):
+    one = User(status=Blob(b"\xff\x00b"), tags=[math.nan, math.inf, 2**80])
+    pk = one.pk.get()
+    assert one.status.get() == "\udcff\x00b"
+    assert User.collection(status=b"\xff\x00b") == [pk]
+    assert sorted(one.tags.smembers()) == sorted(["nan", "inf", str(2**80)])
+    assert User.collection(tags=math.nan) == [pk]
+    assert User.collection(tags="inf") == [pk]
+    assert User.collection(tags=2**80) == [pk]
+    with pytest.raises(ValueError, match=r"User\.status.*True"):
+        User(status=True)
+    consistent(User)
+
+
+# Writes reaching other fields ---------------------------------------------------------------
+
+
+@pytest.fixture
+def Account(db):
+    class Account(model.RedisModel):
+        database = db
+        email = fields.InstanceHashField(unique=True)
+        name = fields.InstanceHashField(indexable=True)
+        note = fields.InstanceHashField()
+        data = fields.HashField(indexable=True)
+
+    return Account
+
+
+@pytest.mark.parametrize("field_name", ["email", "name", "note"])
+def test_instance_hash_field_hset_writes_its_field_only(Account, unchanged, field_name):
+    Account(email="a@a", name="a")
+    other = Account(email="b@b", name="b", note="b")
+    field = getattr(other, field_name)
+    for args, kwargs in [
+        (("v",), {"mapping": {"email": "a@a"}}),
+        (("v",), {"items": ["name", "z"]}),
+        (("v", {"email": "a@a"}), {}),
+        ((), {"mapping": {"note": "n"}}),
+        (("v", "w"), {}),
+        ((), {}),
+    ]:
+        with unchanged(), pytest.raises(ValueError, match=rf"Account\.{field_name}\.hset"):
+            field.hset(*args, **kwargs)
+    assert field.hset("new") == 0
+    assert field.get() == "new"
+    assert Account(email="c@c").note.hsetnx("n") == 1
+
+
+def test_hash_field_hset_with_a_mapping_keeps_indexes_exact(Account, consistent):
+    one = Account(data={"a": "1"})
+    pk = one.pk.get()
+    assert one.data.hset("b", "2", mapping={"c": "3", "a": "4"}, items=["d", "5"]) == 3
+    assert one.data.hgetall() == {"a": "4", "b": "2", "c": "3", "d": "5"}
+    for key, value in {"a": "4", "b": "2", "c": "3", "d": "5"}.items():
+        assert Account.collection(**{f"data__{key}": value}) == [pk]
+    assert Account.collection(data__a="1") == []
+    consistent(Account)
+
+
+# NumberRangeIndex: numbers only, uniqueness exact ------------------------------------------
+
+
+@pytest.fixture
+def Item(db):
+    class Item(model.RedisModel):
+        database = db
+        number = fields.StringField(unique=True, indexes=[NumberRangeIndex])
+        steps = fields.ListField(indexes=[NumberRangeIndex])
+        sizes = fields.HashField(unique=True, indexes=[NumberRangeIndex])
+
+    return Item
+
+
+@pytest.mark.parametrize(
+    "first, second",
+    [("abc", "def"), (2**53, 2**53 + 1), ("1_000", "1000"), (" 5", "5"), ("nan", "0"),
+     ("0x10", "16"), ("1e999999999999999999999", "1"), ("\u0663", "3")],
+)  # fmt: skip
+def test_distinct_values_never_collide_in_a_unique_number_index(
+    db, Item, unchanged, consistent, first, second
+):
+    """Either both are held (distinct numbers), or the one that is not a number is refused."""
+    held = []
+    for value in (first, second):
+        if parse_number(to_text(value)) is None:
+            refused = repr(to_text(value))
+            _unchanged_refusal(
+                db, unchanged, lambda v=value: Item(number=v), "Item.number", refused
+            )
+            continue
+        held.append((Item(number=value).pk.get(), value))
+    for pk, value in held:
+        assert Item.collection(number=value) == [pk]  # exact, for a unique field
+        assert Item.get(number=value).pk.get() == pk
+    consistent(Item)
+
+
+@pytest.mark.parametrize(
+    "first, second",
+    [(0.1, "0.10"), ("1e2", 100), ("-0", 0), (".5", "5e-1"), ("inf", "+INF"), ("7", "007.000")],
+)
+def test_equal_numbers_collide_in_a_unique_number_index(Item, unchanged, first, second):
+    pk = Item(number=first).pk.get()
+    with unchanged(), pytest.raises(UniquenessError, match=r"Item\.number"):
+        Item(number=second)
+    other = Item(number="12345")
+    with unchanged(), pytest.raises(UniquenessError, match=r"Item\.number"):
+        other.number.set(second)
+    assert Item.collection(number=second) == [pk]
+
+
+def test_a_number_index_holds_numbers_only(db, Item, unchanged, consistent):
+    item = Item(number="1", steps=[1, 2], sizes={"a": "1"})
+    refusals = [
+        (lambda: Item(steps=["3", "x"]), "Item.steps", "'x'"),
+        (lambda: item.steps.rpush(math.nan), "Item.steps", "'nan'"),
+        (lambda: item.number.append("x"), "Item.number", "'1x'"),
+        (lambda: item.number.set(""), "Item.number", "''"),
+        (lambda: item.sizes.hset("b", "big"), "Item.sizes", "'big'"),
+        (lambda: item.sizes.hset(mapping={"c": "2", "d": " 2"}), "Item.sizes", "' 2'"),
+        (lambda: list(Item.collection(number__gt="abc")), "Item.number", "'abc'"),
+        (lambda: list(Item.collection(steps__lte=math.nan)), "Item.steps", "'nan'"),
+        (lambda: list(Item.collection(number__in=["1", "1_0"])), "Item.number", "'1_0'"),
+        (lambda: list(Item.collection(sizes__a__gte=" 1")), "Item.sizes", "' 1'"),
+    ]
+    for call, *words in refusals:
+        _unchanged_refusal(db, unchanged, call, *words)
+    item.number.incr(2**60)
+    assert Item.collection(number__gt=2**59) == [item.pk.get()]
+    two = Item(sizes={"a": str(2**53 + 1)})
+    with unchanged(), pytest.raises(UniquenessError, match=r"Item\.sizes"):
+        Item(sizes={"a": "1.0"})
+    assert Item.collection(sizes__a=2**53 + 1) == [two.pk.get()]
+    assert Item.collection(steps__gte=2, steps__lt=3) == [item.pk.get()]
+    consistent(Item)
+
+
+# Model names, pk order, exclude() ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["a:obj:1", "a b", "a*", "a[1]", "a\\b", "", "1a", "a\n"])
+def test_model_names_are_identifiers(db, name):
+    with pytest.raises(ImplementationError, match=re.escape(repr(name))):
+        type(name, (model.RedisModel,), {"database": db, "__module__": __name__})
+
+
+def test_a_model_name_cannot_reach_the_keys_of_another(db):
+    class a(model.RedisModel):
+        database = db
+        name = fields.StringField()
+
+    a(name="x")
+    before = sorted(db.client.scan_iter())
+    with pytest.raises(ImplementationError):
+        type("a:obj:1", (model.RedisModel,), {"database": db, "name": fields.StringField()})
+    assert sorted(db.client.scan_iter()) == before
+
+
+def test_default_order_of_integer_pks_is_exact_beyond_doubles(db):
+    class Big(model.RedisModel):
+        database = db
+        id = fields.PKField()
+
+    numbers = [2**53, 2**53 + 1, 2**53 - 1, 2**53 + 2, 10, 0, -5, -(2**53 + 1), -(2**53),
+               10**30, 10**30 + 1, -(10**40)]  # fmt: skip
+    for number in reversed(numbers):
+        Big(id=number)
+    expected = [str(n) for n in sorted(numbers)]
+    assert Big.collection() == expected
+    assert Big.collection().sort() == expected
+    assert Big.collection().sort(desc=True) == expected[::-1]
+    assert Big.collection().sort(by="-id") == expected[::-1]
+    assert Big.collection()[2:5] == expected[2:5]
+    assert Big.collection(id__in=[2**53 + 1, 2**53]) == [str(2**53), str(2**53 + 1)]
+    Big(id="007")  # not canonical: every pk is then ordered byte-wise
+    as_bytes = sorted([*expected, "007"], key=str.encode)
+    assert Big.collection().sort(alpha=True) == as_bytes
+
+
+def test_exclude_without_filters_excludes_nothing(User):
+    pks = [User(status=s).pk.get() for s in ("a", "b")]
+    assert User.collection().exclude() == pks
+    assert User.collection(status="a").exclude() == pks[:1]
+    assert len(User.collection().exclude()) == 2
+    assert User.collection().exclude().exclude(status="a") == pks[1:]
