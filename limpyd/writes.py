@@ -130,8 +130,11 @@ class Write:
 
     def expire_in(self, seconds: float) -> None:
         """The instance expires `seconds` from now (the server's time)."""
+        self.commands += self._expiry(seconds)
+
+    def _expiry(self, seconds: float) -> list[Any]:
         command = ("ZADD", self.model._meta.expiry_key, self.pk)
-        self.commands += ["E", seconds, *_encode(command, self.token)]
+        return ["E", seconds, *_encode(command, self.token)]
 
     def call(self, *args: Any) -> None:
         self.commands += ["C", *_encode(args, self.token)]
@@ -159,8 +162,7 @@ class Write:
             first += ["C", *_encode(("DEL", *keys), self.token)]
         last = ["C", *_encode(("SADD", meta.collection_key, self.pk), self.token)]
         if meta.default_ttl:
-            command = ("ZADD", meta.expiry_key, self.pk)
-            last += ["E", meta.default_ttl, *_encode(command, self.token)]
+            last += self._expiry(meta.default_ttl)
         return self.checks + first + self.commands + last
 
     def run(self, database: RedisDatabase) -> Any:

@@ -65,6 +65,18 @@ def test_every_score_redis_accepts_is_accepted(db, Player, score):
     assert player.ranks.zscore("r2") == GOOD_SCORES[score]
 
 
+@pytest.mark.parametrize("name", ["scores", "ranks"])
+def test_zadd_options_are_not_scores(db, Player, name):
+    field = getattr(Player(nick="alice", scores={"a": 1}, ranks={"a": 1}), name)
+    assert field.zadd({"a": 2}, xx=True, ch=True) == 1
+    assert field.zadd({"a": "1.5"}, incr=True) == 3.5
+    assert field.zadd({"b": "-inf"}, nx=True) == 1
+    assert field.zadd({"b": 0}, gt=True, ch=True) == 1
+    with pytest.raises(ValueError, match=rf"Player\.{name}\.zadd: invalid value 'nan'"):
+        field.zadd({"c": "nan"}, nx=True)
+    assert field.zrange(0, -1, withscores=True) == [("b", 0.0), ("a", 3.5)]
+
+
 MODIFIERS = [
     ("scores", "zadd", ({"a": "nan"},)),
     ("ranks", "zadd", ({"a": "x"},)),

@@ -123,7 +123,7 @@ def check_numbers(
     checks: list[tuple[int, _Check]] = list(_ARGUMENTS.get(name, ()))
     if name == "ZADD":
         first = 2
-        while first < len(args) and str(args[first]).upper() in _ZADD_FLAGS:
+        while first < len(args) and text(args[first]).upper() in _ZADD_FLAGS:
             first += 1
         checks = [(i, double_error) for i in range(first, len(args), 2)]
     for position, check in checks:
