@@ -364,3 +364,20 @@ def test_a_model_with_only_a_pk_can_be_deleted_and_reaped(db, consistent):
     Lone(name="x")  # the creation reaps the expired one first
     assert Lone.collection() == ["x"] and Lone.reap_expired() == 0
     consistent(Lone)
+
+
+def test_new_pks_are_exact_and_a_bad_counter_refuses_the_creation(db, Player):
+    """The script takes the counter's successor as pk (exact beyond 2**53) and stores it
+    last; a counter INCR would refuse refuses the creation before anything is written."""
+    counter = Player._meta.max_pk_key
+    db.client.set(counter, "9007199254740993")
+    assert Player(nick="a").pk.get() == "9007199254740994"
+    db.client.set(counter, "99")
+    assert Player(nick="b").pk.get() == "100"
+    assert db.client.get(counter) == "100"
+    for bad in ("x", "007", str(2**63 - 1)):
+        db.client.set(counter, bad)
+        before = snapshot(db)
+        with pytest.raises(ValueError, match="counter"):
+            Player(nick="c")
+        assert snapshot(db) == before
