@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import importlib
+import math
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
@@ -209,10 +210,26 @@ def _default_ttl(cls: type, declared: Any) -> float | None:
         parent = next((b._meta for b in cls.__mro__[1:] if "_meta" in b.__dict__), None)
         return parent.default_ttl if parent is not None else None
     if declared is not None and (
-        isinstance(declared, bool) or not isinstance(declared, int | float) or declared <= 0
+        isinstance(declared, bool)
+        or not isinstance(declared, int | float)
+        or not math.isfinite(declared)
+        or declared <= 0
     ):
         raise ImplementationError(f"Model {cls.__name__}: ttl must be a positive number of seconds")
     return declared
+
+
+def _finite(instance: RedisModel, what: str, value: Any) -> float:
+    """`value` as a finite float; ValueError naming the instance otherwise."""
+    try:
+        number = None if isinstance(value, bool) else float(value)
+    except (TypeError, ValueError, OverflowError):
+        number = None
+    if number is None or not math.isfinite(number):
+        raise ValueError(
+            f"{instance!r}.{what}: invalid value {value!r}: a finite number is expected"
+        )
+    return number
 
 
 def _with_together_indexes(cls: type, declared: dict[str, RedisField]) -> dict[str, RedisField]:
@@ -462,24 +479,33 @@ class RedisModel(metaclass=MetaRedisModel):
         """The arguments of the `writes.Rewrite` deleting this instance."""
         meta = type(self)._meta
         pk = self._require_pk()
-        keys = {field.key_for(pk) for field in meta.data_fields}
+        keys = sorted({field.key_for(pk) for field in meta.data_fields})
         return {
             "targets": [(field, []) for field in meta.data_fields],
             "commands": [],
-            "reply": ("DEL", *sorted(keys)),
+            "reply": ("DEL", *keys) if keys else None,  # a model may have no field but its pk
             "last": [("SREM", meta.collection_key, pk), ("ZREM", meta.expiry_key, pk)],
             "prepare": self._prepare_delete,
         }
 
     def _reap_plan(self) -> writes.Rewrite:
         """The write deleting this instance whose time has passed (as `delete()`,
-        references included): what `_reap` and `reap_expired` run."""
+        references included): what `_reap` and `reap_expired` run. It checks, in its
+        script, that the instance is still expired: one re-created (or given more time)
+        since it was found expired is left alone."""
         return writes.Rewrite(self, **self._deletion(), reaping=True)
 
-    def _reap(self) -> None:
-        """Delete this instance whose time has passed."""
-        self._reap_plan().run()
+    def _reap(self) -> bool:
+        """Delete this instance if its time has passed; whether it did."""
         self._connected = False
+        return self._reap_plan().run() is not writes.SKIPPED
+
+    @classmethod
+    def _reap_expired_pk(cls, pk: str) -> None:
+        """Reap the instance `pk` a write found expired (see `writes.before_reap`)."""
+        if writes.before_reap is not None:
+            writes.before_reap(cls, [pk])
+        cls.lazy_connect(pk)._reap()
 
     # Expiry -------------------------------------------------------------------------------
 
@@ -488,7 +514,7 @@ class RedisModel(metaclass=MetaRedisModel):
         it, and it is deleted (index entries and references included) by the next write
         that meets it or by `reap_expired()`."""
         write = writes.Write(type(self), self._require_pk())
-        write.expire_in(float(seconds))
+        write.expire_in(_finite(self, "expire", seconds))
         writes.retry_on_conflict(
             type(self)._meta.database, lambda: write.run(type(self)._meta.database), "expire"
         )
@@ -498,7 +524,7 @@ class RedisModel(metaclass=MetaRedisModel):
         """As `expire()`, at this Unix time (the server's clock)."""
         meta = type(self)._meta
         write = writes.Write(type(self), self._require_pk())
-        write.call("ZADD", meta.expiry_key, float(timestamp), self._pk)
+        write.call("ZADD", meta.expiry_key, _finite(self, "expireat", timestamp), self._pk)
         write.run(meta.database)
         return True
 
@@ -529,19 +555,15 @@ class RedisModel(metaclass=MetaRedisModel):
         meta = cls._check_concrete()
         client = meta.database.client
         seconds, microseconds = client.time()
-        due = client.zrangebyscore(meta.expiry_key, "-inf", seconds + microseconds / 1e6)
+        now = seconds + microseconds / 1e6
+        due: list[str] = client.zrangebyscore(meta.expiry_key, "-inf", now)  # type: ignore[assignment]
+        if writes.before_reap is not None:
+            writes.before_reap(cls, due)
         instances = [cls.lazy_connect(pk) for pk in due]
         applied = writes.rewrite_many(meta.database, [i._reap_plan() for i in instances])
-        reaped = sum(applied)
-        for instance, done in zip(instances, applied, strict=True):
-            if done:
-                continue
-            try:  # alone, with the usual retries and errors
-                instance._reap()
-                reaped += 1
-            except DoesNotExist:
-                client.zrem(meta.expiry_key, instance._pk)
-        return reaped
+        # One the batch did not apply runs alone, with the usual retries and errors; it is
+        # skipped if it is no longer expired, or gone (its expiry time is then dropped).
+        return sum(done or i._reap() for i, done in zip(instances, applied, strict=True))
 
     def _prepare_delete(self, write: writes.Write) -> None:
         """Add to the deleting write what else it must change (see contrib.related)."""

@@ -44,43 +44,77 @@ CONFLICT: Any = type("Conflict", (), {"__repr__": lambda self: "CONFLICT"})()
 T = TypeVar("T")
 
 
-_TOKEN_PREFIX = "\x00limpyd-new-pk:"
+#: What a reap returns when the instance is no longer expired (re-created, or its expiry
+#: changed) or is gone: it was left alone.
+SKIPPED: Any = type("Skipped", (), {"__repr__": lambda self: "SKIPPED"})()
+
+#: Test hook: called as `before_reap(model, pks)` after expired instances were found and
+#: before their reaping runs (by `reap_expired`, or by a write that met one), to interleave
+#: concurrent writes in tests. None in normal use.
+before_reap: Callable[[type[RedisModel], list[str]], None] | None = None
 
 
 def new_pk_token() -> str:
-    """A placeholder for the pk a creating write will take from the model's counter."""
-    return f"{_TOKEN_PREFIX}{uuid.uuid4().hex}\x00"
+    """A placeholder for a pk the apply script provides: a fresh random nonce, made after
+    every value of the write was known, so no value contains it. The write sends the
+    arguments holding it as holes (positions and the pieces around it): the script fills
+    them without searching any text (see apply.lua)."""
+    return f"\x00{uuid.uuid4().hex}\x00"
+
+
+def _encode(command: tuple[Any, ...], token: str | None) -> list[Any]:
+    """`command` as apply.lua reads it: `n cmd args(n-1) h holes(h)`, each argument holding
+    `token` sent as a hole (its index, then the pieces around the token)."""
+    out: list[Any] = [len(command), *command]
+    holes: list[Any] = []
+    count = 0
+    if token is not None:
+        for index, arg in enumerate(command[1:], 1):
+            if isinstance(arg, str) and token in arg:
+                pieces = arg.split(token)
+                out[1 + index] = ""
+                holes += [index, len(pieces), *pieces]
+                count += 1
+    return [*out, count, *holes]
 
 
 class Write:
     """The checks and commands of one atomic write on the instance `pk` of `model`.
 
-    A write that creates the instance (`creating`) checks the pk is free and adds it to the
-    collection last, so a command that fails leaves no collection membership behind. When
-    `pk` is a token from `new_pk_token()`, the script takes a new pk from the model's counter
-    once every check passed (a refused creation consumes nothing) and puts it in place of
-    the token in the write's arguments; `run` then sets `self.pk` to the real pk.
+    A write that creates the instance (`creating`) checks the pk is free, deletes every key
+    the instance could have (leftovers of any past path never show through), and adds it to
+    the collection last. With `new=True`, `pk` is a placeholder from `new_pk_token()`: the
+    script takes the counter's next value as pk once every check passed (a refused
+    creation consumes nothing) and puts it where the placeholder is; `run` then sets
+    `self.pk` to it. A write `reaping` an instance only applies if it is still expired.
     """
 
     def __init__(
-        self, model: type[RedisModel], pk: str, creating: bool = False, reaping: bool = False
+        self,
+        model: type[RedisModel],
+        pk: str,
+        creating: bool = False,
+        reaping: bool = False,
+        new: bool = False,
     ) -> None:
         self.model = model
         self.pk = pk
-        self.token = pk if pk.startswith(_TOKEN_PREFIX) else None
-        self.creating = creating or self.token is not None
+        self.token = pk if new else None
+        self.creating = creating or new
         self.checks: list[Any] = []
-        if self.token is None:
+        if not new:
             meta = model._meta
-            expiry = "" if reaping else meta.expiry_key
-            self.checks += ["A" if creating else "X", meta.collection_key, pk, expiry]
+            check = "D" if reaping else "A" if creating else "X"
+            self.checks += [check, meta.collection_key, pk, meta.expiry_key]
         self.commands: list[Any] = []
         self._unique: list[tuple[str, Any]] = []
         self._references: list[tuple[str, type[RedisModel], str]] = []
 
     def guard(self, kind: str, key: str, sub: str, state: list[str]) -> None:
-        """Fail with CONFLICT if this state changed since it was read."""
-        self.checks += ["G", kind, key, sub, len(state), *state]
+        """Fail with CONFLICT if this state changed since it was read (nothing to guard on
+        a new pk: its keys are deleted first)."""
+        if self.token is None:
+            self.checks += ["G", kind, key, sub, len(state), *state]
 
     def unique(self, what: str, value: Any, check: tuple[str, str, str, str]) -> None:
         """Fail with UniquenessError if another instance holds `value` (see apply.lua)."""
@@ -96,10 +130,14 @@ class Write:
 
     def expire_in(self, seconds: float) -> None:
         """The instance expires `seconds` from now (the server's time)."""
-        self.commands += ["E", self.model._meta.expiry_key, self.pk, seconds]
+        self.commands += self._expiry(seconds)
+
+    def _expiry(self, seconds: float) -> list[Any]:
+        command = ("ZADD", self.model._meta.expiry_key, self.pk)
+        return ["E", seconds, *_encode(command, self.token)]
 
     def call(self, *args: Any) -> None:
-        self.commands += ["C", len(args), *args]
+        self.commands += ["C", *_encode(args, self.token)]
 
     def unlink_references(self, links: str, pk: str) -> None:
         """Unlink the instance `pk` (being deleted) from every instance pointing to it, as
@@ -108,20 +146,25 @@ class Write:
 
     def call_for_reply(self, *args: Any) -> None:
         """A command whose reply `run` returns."""
-        self.commands += ["R", len(args), *args]
+        self.commands += ["R", *_encode(args, self.token)]
 
     def arguments(self) -> list[Any]:
         """The arguments of the apply script for this write."""
+        if not self.creating:
+            return self.checks + self.commands
         meta = self.model._meta
-        commands = self.commands
-        if self.creating:
-            commands = [*commands, "C", 3, "SADD", meta.collection_key, self.pk]
-        if self.token is not None:
-            commands = ["N", self.token, meta.max_pk_key, *commands]
-        return self.checks + commands
+        first: list[Any] = ["N", meta.max_pk_key] if self.token is not None else []
+        keys = sorted({field.key_for(self.pk) for field in meta.data_fields})
+        if keys:
+            first += ["C", *_encode(("DEL", *keys), self.token)]
+        last = ["C", *_encode(("SADD", meta.collection_key, self.pk), self.token)]
+        if meta.default_ttl:
+            last += self._expiry(meta.default_ttl)
+        return self.checks + first + self.commands + last
 
     def run(self, database: RedisDatabase) -> Any:
-        """Apply the write; its reply, or CONFLICT. Raises DoesNotExist / UniquenessError."""
+        """Apply the write; its reply, or CONFLICT (SKIPPED for a reap that did not apply).
+        Raises DoesNotExist / UniquenessError, or ValueError for a value Redis refused."""
         return self.result(APPLY(database.client, self.arguments()))
 
     def result(self, outcome: list[Any]) -> Any:
@@ -133,17 +176,24 @@ class Write:
             return outcome[1]
         if status == "CONFLICT":
             return CONFLICT
+        if status in ("LIVE", "GONE"):
+            return SKIPPED
+        if status == "INVALID":
+            raise ValueError(
+                f"{self.model.__name__}: Redis refused a value of this write ({outcome[1]}); "
+                "nothing was written"
+            )
         if status == "EXPIRED":
             # Its time has passed but it was not reaped yet: reap it, then it is gone (and
             # its pk is free: a creation is tried again).
-            self.model.lazy_connect(self.pk)._reap()
+            self.model._reap_expired_pk(self.pk)
             if self.creating:
                 return CONFLICT
         if status == "DANGLING":
             what, model, pk = self._references[int(outcome[1])]
             raise DoesNotExist(f"{what}: no {model.__name__} instance with pk {pk!r} to refer to")
         if status == "REAP":
-            self.model.lazy_connect(outcome[1])._reap()
+            self.model._reap_expired_pk(outcome[1])
             return CONFLICT
         if status == "UNIQUE":
             what, value = self._unique[int(outcome[1])]
@@ -265,24 +315,21 @@ def create(instance: RedisModel, values: dict[str, Any]) -> str:
     values = dict(values)
     given_pk = values.pop(pk_field.name, None)
     states = {name: meta.fields[name].state_of(value) for name, value in values.items()}
-    if given_pk is not None:
-        pk = pk_field.normalize(given_pk)
-    else:
+    new = given_pk is None
+    if new:
         pk_field.require_auto()
         pk = new_pk_token()
+    else:
+        pk = pk_field.normalize(given_pk)
 
     def attempt() -> Any:
-        write = Write(model, pk, creating=True)
+        write = Write(model, pk, creating=True, new=new)
         for name, state in states.items():
             field = meta.fields[name]
-            if field.state_kind not in ("string", "hashfield"):
-                write.call("DEL", field.key_for(pk))
             for command in field.transition(pk, [], state):
                 write.call(*command)
             plan_index_changes(write, field, [], state)
         plan_together(write, {}, states)
-        if meta.default_ttl:
-            write.expire_in(meta.default_ttl)
         return CONFLICT if write.run(database) is CONFLICT else write.pk
 
     return retry_on_conflict(database, attempt, f"creating a {model.__name__}")
@@ -308,11 +355,12 @@ def modify(field: RedisField, build: Callable[[str], Command]) -> Any:
                 database, f"{field.describe()}: writing an indexable field or creating an instance"
             )
         command = build(pk)
+        instance._ensure_exists()
         return database.connection.execute_command(*command.args, **command.options)
     connection = database.client
 
     if not field.indexes:
-        write = Write(model, pk, creating)
+        write = Write(model, pk, creating, new=creating)
         command = build(pk)
         write.call_for_reply(*command.args)
         read_back = _counter_read_back(command)
@@ -334,7 +382,7 @@ def modify(field: RedisField, build: Callable[[str], Command]) -> Any:
             (old, outcome, new), *partner_states = READ(connection, simulate)
             if outcome[0] == "E":
                 raise ResponseError(outcome[1])
-            write = Write(model, pk, creating)
+            write = Write(model, pk, creating, new=creating)
             write.guard(kind, key, sub, old)
             for partner, state in zip(partners, partner_states, strict=True):
                 write.guard(partner.state_kind, *partner.state_location(pk), state)
@@ -394,7 +442,7 @@ class Rewrite:
         prepare: Callable[[Write], None] | None = None,
         reaping: bool = False,
     ) -> None:
-        self.model = type(instance)
+        self.instance, self.model = instance, type(instance)
         self.pk = instance._require_pk()
         self.indexed = [(field, state) for field, state in targets if field.indexes]
         self.read = [field for field, _ in self.indexed]
@@ -413,6 +461,7 @@ class Rewrite:
                 _refuse_in_pipeline(
                     database, f"{model.__name__}: writing indexable fields or deleting"
                 )
+            self.instance._ensure_exists()
             for command in [*self.commands, *([self.reply] if self.reply else [])]:
                 database.connection.execute_command(*command)
             return database.connection

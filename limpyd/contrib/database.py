@@ -4,8 +4,9 @@ Inside `with database.pipeline() as pipeline:` the field commands of the current
 (or of every thread, with `share_in_threads=True`) are queued in a redis-py pipeline and
 `pipeline.execute()` returns their results in order. Collections, existence checks and
 writes that keep indexes exact need answers or atomic scripts: collections run on the real
-connection, and indexed writes, creations and deletions raise `ImplementationError` before
-anything is sent.
+connection, a plain write on an instance not known to exist checks it first (on the real
+connection; `DoesNotExist`), and indexed writes, creations and deletions raise
+`ImplementationError` before anything is sent.
 """
 
 from __future__ import annotations

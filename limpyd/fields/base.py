@@ -16,6 +16,7 @@ from redis.exceptions import DataError
 
 from limpyd import commands
 from limpyd.exceptions import ImplementationError
+from limpyd.fields.numbers import check_numbers
 from limpyd.indexes import BaseIndex, EqualIndex, check_distinct
 from limpyd.text import ValueTypeError, to_text
 
@@ -244,6 +245,11 @@ class RedisField:
             raise ValueError(f"{self.describe()}.{name}: {error}") from None
         head = 1 + len(key_args)
         command.args = (*command.args[:head], *map(self.text, command.args[head:]))
+        refused = check_numbers(command.name, command.args, self.text)
+        if refused is not None:
+            raise ValueError(
+                f"{self.describe()}.{name}: invalid value {refused[0]!r}: {refused[1]}"
+            )
         return command
 
     # Expiry of a field alone -------------------------------------------------------------

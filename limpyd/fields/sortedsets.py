@@ -6,6 +6,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from limpyd.fields.base import RedisField, chunked, pairs
+from limpyd.fields.numbers import double_error
 
 __all__ = ["SortedSetField"]
 
@@ -33,6 +34,11 @@ class SortedSetField(RedisField):
         flat: list[str] = []
         for member, score in value.items():
             flat += [self.text(member), self.text(score)]
+            refused = double_error(flat[-1])
+            if refused is not None:
+                raise ValueError(
+                    f"{self.describe()}: invalid score {score!r} of member {member!r}: {refused}"
+                )
         return flat
 
     def items_of(self, state: list[str]) -> list[tuple[str | None, str]]:

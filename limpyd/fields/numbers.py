@@ -1,0 +1,134 @@
+"""What Redis accepts where it parses a number, checked before anything is sent.
+
+Redis refuses a bad number with an error, and a script that fails after a write is not rolled
+back: every value Redis parses is checked here first, exactly as Redis parses it, so the error
+is a ValueError naming the model, the field and the value.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["check_numbers", "double_error"]
+
+# strtod's syntax (decimal, hexadecimal, infinity), without the leading spaces it skips:
+# Redis refuses those, and trailing characters.
+_DOUBLE = re.compile(
+    r"[+-]?(?:(?P<inf>inf(?:inity)?)"
+    r"|(?P<dec>(?:\d+\.?\d*|\.\d+))(?:e[+-]?\d+)?"
+    r"|0x(?P<hex>[0-9a-f]+\.?[0-9a-f]*|\.[0-9a-f]+)(?:p[+-]?\d+)?)",
+    re.IGNORECASE,
+)
+_INTEGER = re.compile(r"0|-?[1-9][0-9]*")
+_INT64 = range(-(2**63), 2**63)
+
+
+def double_error(text: str) -> str | None:
+    """Why Redis refuses `text` as a double (a ZADD score), None if it accepts it.
+
+    Redis (`string2d`) takes what strtod parses entirely, except NaN, a leading space, and a
+    value too large (overflow) or too small (underflow to zero) for a double."""
+    match = _DOUBLE.fullmatch(text)
+    if match is None:
+        return "not a number"
+    if match["inf"]:
+        return None
+    try:
+        value = float.fromhex(text) if match["hex"] else float(text)
+    except OverflowError:
+        return "too large for a double"
+    if value in (float("inf"), float("-inf")):
+        return "too large for a double"
+    digits = match["hex"] or match["dec"]
+    if value == 0 and digits.strip("0.") != "":
+        return "too small for a double (it would round to 0)"
+    return None
+
+
+def _integer_error(text: str) -> str | None:
+    if _INTEGER.fullmatch(text) is None or int(text) not in _INT64:
+        return "not a 64-bit integer as Redis writes it"
+    return None
+
+
+def _count_error(text: str) -> str | None:
+    if _integer_error(text) is not None or text.startswith("-"):
+        return "not a count (an integer >= 0)"
+    return None
+
+
+def _offset_error(limit: int) -> Callable[[str], str | None]:
+    def error(text: str) -> str | None:
+        if _integer_error(text) is not None or not 0 <= int(text) < limit:
+            return f"not an offset (an integer from 0 to {limit - 1})"
+        return None
+
+    return error
+
+
+def _increment_error(text: str) -> str | None:
+    match = _DOUBLE.fullmatch(text)
+    if match is None or match["inf"]:
+        return "not a finite number"
+    return None
+
+
+def _score_bound_error(text: str) -> str | None:
+    bound = text[1:] if text.startswith("(") else text
+    if _DOUBLE.fullmatch(bound) is None:
+        return "not a score bound (a number, '(' before it to exclude it)"
+    return None
+
+
+def _lex_bound_error(text: str) -> str | None:
+    if text in ("-", "+") or text[:1] in ("[", "("):
+        return None
+    return "not a lexicographic bound ('-', '+', or '[' or '(' before a value)"
+
+
+_Check = Callable[[str], "str | None"]
+
+#: The arguments Redis parses as numbers, by command: (position in the command, check).
+_ARGUMENTS: dict[str, tuple[tuple[int, _Check], ...]] = {
+    "INCRBY": ((2, _integer_error),),
+    "DECRBY": ((2, _integer_error),),
+    "HINCRBY": ((3, _integer_error),),
+    "INCRBYFLOAT": ((2, _increment_error),),
+    "HINCRBYFLOAT": ((3, _increment_error),),
+    "SETBIT": ((2, _offset_error(2**32)),),
+    "SETRANGE": ((2, _offset_error(512 * 1024 * 1024)),),
+    "LSET": ((2, _integer_error),),
+    "LTRIM": ((2, _integer_error), (3, _integer_error)),
+    "LREM": ((2, _integer_error),),
+    "LPOP": ((2, _count_error),),
+    "RPOP": ((2, _count_error),),
+    "SPOP": ((2, _count_error),),
+    "ZPOPMAX": ((2, _count_error),),
+    "ZPOPMIN": ((2, _count_error),),
+    "ZINCRBY": ((2, double_error),),
+    "ZREMRANGEBYRANK": ((2, _integer_error), (3, _integer_error)),
+    "ZREMRANGEBYSCORE": ((2, _score_bound_error), (3, _score_bound_error)),
+    "ZREMRANGEBYLEX": ((2, _lex_bound_error), (3, _lex_bound_error)),
+}
+_ZADD_FLAGS = frozenset({"NX", "XX", "GT", "LT", "CH", "INCR"})
+
+
+def check_numbers(
+    name: str, args: tuple[Any, ...], text: Callable[[Any], str]
+) -> tuple[Any, str] | None:
+    """The first argument of the command `args` (named `name`) Redis would refuse as a number,
+    and why; None if there is none. `text` gives an argument's text."""
+    checks: list[tuple[int, _Check]] = list(_ARGUMENTS.get(name, ()))
+    if name == "ZADD":
+        first = 2
+        while first < len(args) and text(args[first]).upper() in _ZADD_FLAGS:
+            first += 1
+        checks = [(i, double_error) for i in range(first, len(args), 2)]
+    for position, check in checks:
+        if position < len(args):
+            error = check(text(args[position]))
+            if error is not None:
+                return args[position], error
+    return None

@@ -1,0 +1,383 @@
+"""Writes that must not half-apply, reap what they should not, read user data as markers, or
+inherit leftovers (issue "Part 9")."""
+
+from __future__ import annotations
+
+import pytest
+
+from limpyd import fields, model, writes
+from limpyd.contrib import related
+from limpyd.contrib.database import PipelineDatabase
+from limpyd.exceptions import DoesNotExist, ImplementationError, UniquenessError
+from limpyd_testing.snapshot import snapshot
+
+OLD_MARKER = "\x00limpyd-new-pk:"
+
+
+@pytest.fixture
+def Player(db):
+    class Player(model.RedisModel):
+        database = db
+        nick = fields.InstanceHashField(indexable=True, unique=True)
+        scores = fields.SortedSetField()
+        ranks = fields.SortedSetField(indexable=True)
+        counter = fields.StringField()
+        level = fields.StringField(indexable=True)
+        items = fields.ListField()
+
+    return Player
+
+
+# 1. A refused write is refused before anything is sent, or by the script before it writes.
+
+# Redis's ZADD parses scores with strtod, and refuses NaN, leading spaces, trailing
+# characters, and what overflows a double or underflows to zero.
+BAD_SCORES = [
+    "not-a-number", "nan", "-nan", "NaN", "", "1e400", "-1e400", 10**400, float("nan"),
+    " 1", "1 ", "1e-400", "0x", "1_0", "1e", ".", "+", "inf!", b"nan", "1\x00",
+]  # fmt: skip
+GOOD_SCORES = {
+    "inf": float("inf"), "+inf": float("inf"), "-inf": float("-inf"), "+Infinity":
+    float("inf"), float("inf"): float("inf"), "1.": 1.0, ".5": 0.5, "-0": 0.0, "1e3": 1000.0,
+    "+2.5E-1": 0.25, 7: 7.0,
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("score", BAD_SCORES, ids=repr)
+def test_a_bad_score_refuses_the_creation_before_anything_is_sent(db, Player, score):
+    Player(nick="bob", scores={"game": 1})
+    before = snapshot(db)
+    with pytest.raises(ValueError, match=r"Player\.scores.*game"):
+        Player(nick="alice", scores={"game": score})
+    with pytest.raises(ValueError, match=r"Player\.ranks"):
+        Player(nick="alice", ranks={"game": score})
+    assert snapshot(db) == before
+    alice = Player(nick="alice", scores={"game": 2})
+    assert alice.pk.get() == "2" and alice.scores.zscore("game") == 2.0
+
+
+@pytest.mark.parametrize("score", list(GOOD_SCORES), ids=repr)
+def test_every_score_redis_accepts_is_accepted(db, Player, score):
+    player = Player(nick="alice", scores={"game": score}, ranks={"r": score})
+    assert player.scores.zscore("game") == GOOD_SCORES[score]
+    player.scores.zadd(other=score)
+    player.ranks.zincrby(score, "r2")
+    assert player.ranks.zscore("r2") == GOOD_SCORES[score]
+
+
+@pytest.mark.parametrize("name", ["scores", "ranks"])
+def test_zadd_options_are_not_scores(db, Player, name):
+    field = getattr(Player(nick="alice", scores={"a": 1}, ranks={"a": 1}), name)
+    assert field.zadd({"a": 2}, xx=True, ch=True) == 1
+    assert field.zadd({"a": "1.5"}, incr=True) == 3.5
+    assert field.zadd({"b": "-inf"}, nx=True) == 1
+    assert field.zadd({"b": 0}, gt=True, ch=True) == 1
+    with pytest.raises(ValueError, match=rf"Player\.{name}\.zadd: invalid value 'nan'"):
+        field.zadd({"c": "nan"}, nx=True)
+    assert field.zrange(0, -1, withscores=True) == [("b", 0.0), ("a", 3.5)]
+
+
+MODIFIERS = [
+    ("scores", "zadd", ({"a": "nan"},)),
+    ("ranks", "zadd", ({"a": "x"},)),
+    ("scores", "zincrby", ("1e400", "a")),
+    ("ranks", "zincrby", ("nan", "a")),
+    ("scores", "zremrangebyscore", ("nan", 1)),
+    ("scores", "zremrangebylex", ("a", "+")),
+    ("scores", "zpopmin", (-1,)),
+    ("counter", "incrby", ("x",)),
+    ("counter", "incrby", ("1.5",)),
+    ("counter", "incrby", (2**63,)),
+    ("counter", "decrby", ("01",)),
+    ("level", "incrby", ("+1",)),
+    ("counter", "incrbyfloat", ("nan",)),
+    ("level", "incrbyfloat", ("inf",)),
+    ("counter", "setbit", (-1, 1)),
+    ("counter", "setbit", (2**32, 1)),
+    ("counter", "setrange", (-1, "x")),
+    ("level", "setrange", ("x", "x")),
+    ("items", "lset", ("one", "x")),
+    ("items", "ltrim", (0, "x")),
+    ("items", "lrem", ("x", "a")),
+    ("items", "lpop", (-1,)),
+]
+
+
+@pytest.mark.parametrize(("name", "method", "args"), MODIFIERS, ids=repr)
+def test_a_bad_number_refuses_the_modifier_before_anything_is_sent(db, Player, name, method, args):
+    player = Player(nick="alice", scores={"a": 1}, counter=1, level=1, items=["a"])
+    before = snapshot(db)
+    with pytest.raises(ValueError, match=rf"Player\.{name}\.{method}: invalid value"):
+        getattr(getattr(player, name), method)(*args)
+    with pytest.raises(ValueError, match=rf"Player\.{name}"):  # a creation too
+        getattr(getattr(Player(), name), method)(*args)
+    assert snapshot(db) == before
+
+
+def test_hash_counters_are_checked(db):
+    class Stats(model.RedisModel):
+        database = db
+        hits = fields.InstanceHashField()
+        by_day = fields.HashField(indexable=True)
+
+    stats = Stats(hits=1, by_day={"mon": 1})
+    before = snapshot(db)
+    with pytest.raises(ValueError, match=r"Stats\.hits\.hincrby: invalid value '1\.5'"):
+        stats.hits.hincrby("1.5")
+    with pytest.raises(ValueError, match=r"Stats\.by_day\.hincrbyfloat: invalid value 'nan'"):
+        stats.by_day.hincrbyfloat("mon", "nan")
+    assert snapshot(db) == before
+    assert stats.hits.hincrby(2) == 3
+
+
+def test_the_script_probes_scores_before_its_first_write(db, Player, monkeypatch):
+    """Belt and braces: a score the Python side let through is refused by the script
+    before it writes anything (no index entry, no hash, no pk taken)."""
+    from limpyd.fields import sortedsets
+
+    monkeypatch.setattr(sortedsets, "double_error", lambda text: None)
+    before = snapshot(db)
+    for score in ("not-a-number", "nan", "", "1e400"):
+        with pytest.raises(ValueError, match="Redis refused a value"):
+            Player(nick="alice", counter=1, scores={"game": score})
+    assert snapshot(db) == before
+    assert Player(nick="alice", scores={"game": 1}).pk.get() == "1"
+
+
+@pytest.mark.parametrize("seconds", [float("nan"), float("inf"), -float("inf"), 0, -1])
+def test_a_ttl_must_be_a_finite_positive_number(db, seconds):
+    with pytest.raises(ImplementationError, match="ttl"):
+
+        class Session(model.RedisModel):
+            database = db
+            token = fields.StringField(unique=True)
+            ttl = seconds
+
+
+def test_the_script_refuses_a_bad_expiry_before_its_first_write(db, Player, monkeypatch):
+    monkeypatch.setattr(Player._meta, "default_ttl", float("nan"))
+    before = snapshot(db)
+    with pytest.raises(ValueError, match="Redis refused a value"):
+        Player(nick="alice")
+    assert snapshot(db) == before
+    monkeypatch.setattr(Player._meta, "default_ttl", 100)
+    assert 99 < Player(nick="alice").ttl() <= 100
+
+
+@pytest.mark.parametrize("seconds", [float("nan"), float("inf"), "soon", None])
+def test_expire_takes_a_finite_number(db, Player, seconds):
+    player = Player(nick="alice")
+    before = snapshot(db)
+    with pytest.raises(ValueError, match="finite"):
+        player.expire(seconds)
+    with pytest.raises(ValueError, match="finite"):
+        player.expireat(seconds)
+    assert snapshot(db) == before
+
+
+# 2. Reaping re-checks the expiry in the deleting script.
+
+
+@pytest.fixture
+def Token(db):
+    class Token(model.RedisModel):
+        database = db
+        name = fields.PKField()
+        value = fields.StringField(indexable=True, unique=True)
+
+    return Token
+
+
+def _recreate_on_reap(monkeypatch, Token, pk, value):
+    """The hook: when the reap of `pk` is about to run, another client reaps it first and
+    creates it again, without expiry."""
+    seen = []
+
+    def hook(model, pks):
+        monkeypatch.setattr(writes, "before_reap", None)
+        seen.append(list(pks))
+        assert Token.lazy_connect(pk)._reap()
+        Token(name=pk, value=value)
+
+    monkeypatch.setattr(writes, "before_reap", hook)
+    return seen
+
+
+def test_reap_expired_spares_an_instance_created_again(db, Token, monkeypatch, consistent):
+    Token(name="x", value="a").expireat(0)
+    Token(name="y", value="b").expireat(0)
+    seen = _recreate_on_reap(monkeypatch, Token, "x", "new")
+    assert Token.reap_expired() == 1  # y only
+    assert seen == [["x", "y"]]
+    assert Token("x").value.get() == "new" and Token("x").ttl() is None
+    assert Token.collection() == ["x"]
+    consistent(Token)
+
+
+def test_a_write_reaping_what_it_met_spares_an_instance_created_again(
+    db, Token, monkeypatch, consistent
+):
+    Token(name="x", value="a").expireat(0)
+    seen = _recreate_on_reap(monkeypatch, Token, "x", "new")
+    with pytest.raises(DoesNotExist):
+        Token.lazy_connect("x").value.set("other")
+    assert seen == [["x"]]
+    assert Token("x").value.get() == "new"
+    consistent(Token)
+
+
+def test_a_uniqueness_check_reaping_a_holder_spares_it_when_created_again(
+    db, Token, monkeypatch, consistent
+):
+    Token(name="x", value="a").expireat(0)
+    _recreate_on_reap(monkeypatch, Token, "x", "a")
+    with pytest.raises(UniquenessError):
+        Token(name="y", value="a")
+    assert Token("x").value.get() == "a" and Token.collection() == ["x"]
+    consistent(Token)
+
+
+# 7. No user value or pk is read as a marker.
+
+
+def test_pks_and_values_holding_the_old_marker_are_stored_exactly(db, Token, Player):
+    pk, value = OLD_MARKER + "abc\x00", OLD_MARKER + "v" + OLD_MARKER
+    token = Token(name=pk, value=value)
+    assert token.pk.get() == pk and Token.collection() == [pk]
+    assert Token(pk).value.get() == value and Token.collection(value=value) == [pk]
+    player = Player(nick=value, scores={value: 1})
+    assert player.pk.get() == "1"
+    assert player.nick.get() == value and player.scores.zrange(0, -1) == [value]
+    fresh = Player()
+    fresh.counter.set(value)
+    assert fresh.pk.get() == "2" and fresh.counter.get() == value
+
+
+def test_a_write_to_a_missing_pk_holding_the_marker_raises(db, Token, Player, unchanged):
+    with unchanged():
+        with pytest.raises(DoesNotExist):
+            Token.lazy_connect(OLD_MARKER + "ghost").value.set("x")
+        with pytest.raises(DoesNotExist):
+            Player.lazy_connect(OLD_MARKER + "ghost").counter.set("x")
+        with pytest.raises(DoesNotExist):
+            Player.lazy_connect(OLD_MARKER + "ghost").delete()
+    assert Token.collection() == [] and Player.collection() == []
+
+
+def test_deletion_propagates_to_pks_and_values_holding_the_marker(db, consistent):
+    class Target(related.RelatedModel):
+        database = db
+        name = fields.PKField()
+
+    class Ref(related.RelatedModel):
+        database = db
+        name = fields.PKField()
+        fk = related.FKStringField(Target, related_name="refs")
+        tags = related.M2MListField(Target, related_name="tagged")
+
+    target = Target(name=OLD_MARKER + "t")
+    other = Target(name=OLD_MARKER + "u")
+    ref = Ref(name=OLD_MARKER + "r", fk=target, tags=[target, other, target])
+    target.delete()
+    assert ref.fk.get() is None and ref.tags.lrange(0, -1) == [other.pk.get()]
+    assert Ref.collection() == [OLD_MARKER + "r"]
+    consistent(Target, Ref)
+
+
+# 8. Pipelined writes check the instance exists; creations expose only what they are given.
+
+
+@pytest.fixture
+def Acc(limpyd_database_factory):
+    pipelined = limpyd_database_factory(PipelineDatabase)
+
+    class Acc(model.RedisModel):
+        database = pipelined
+        name = fields.PKField()
+        balance = fields.StringField()
+        owner = fields.InstanceHashField()
+        history = fields.ListField()
+
+    return Acc
+
+
+def test_a_pipelined_write_on_a_missing_instance_raises(Acc):
+    database = Acc._meta.database
+    Acc(name="bob", balance="10").delete()
+    bob = Acc.lazy_connect("bob")
+    before = snapshot(database)
+    with database.pipeline() as pipeline:
+        with pytest.raises(DoesNotExist, match="bob"):
+            bob.balance.set("1000000")
+        with pytest.raises(DoesNotExist, match="bob"):
+            bob.hmset(owner="mallory")
+        assert pipeline.execute() == []
+    assert snapshot(database) == before
+    assert Acc(name="bob").balance.get() is None
+
+
+def test_a_pipelined_write_on_an_existing_instance_is_queued(Acc):
+    database = Acc._meta.database
+    Acc(name="bob", balance="10")
+    bob = Acc.lazy_connect("bob")
+    with database.pipeline() as pipeline:
+        bob.balance.set("20")
+        bob.hmset(owner="bob")
+        assert pipeline.execute() == [True, 1]
+    assert bob.balance.get() == "20" and bob.owner.get() == "bob"
+
+
+def test_a_creation_deletes_leftover_keys_of_its_pk(Acc, Player):
+    database = Acc._meta.database
+    meta = Acc._meta
+    database.client.set(meta.instance_key("bob", "balance"), "1000000")
+    database.client.hset(meta.hash_key("bob"), mapping={"owner": "mallory", "junk": "x"})
+    database.client.rpush(meta.instance_key("bob", "history"), "stolen")
+    bob = Acc(name="bob", history=["opened"])
+    assert bob.balance.get() is None and bob.hgetall() == {}
+    assert bob.history.lrange(0, -1) == ["opened"]
+    # A new auto pk too, created by a modifier
+    client, meta = Player._meta.database.client, Player._meta
+    client.hset(meta.hash_key("1"), "nick", "mallory")
+    client.zadd(meta.instance_key("1", "scores"), {"stolen": 1})
+    player = Player()
+    player.counter.incr()
+    assert player.pk.get() == "1" and player.nick.get() is None
+    assert player.scores.zcard() == 0 and player.counter.get() == "1"
+
+
+# 9. A model whose only field is its pk.
+
+
+def test_a_model_with_only_a_pk_can_be_deleted_and_reaped(db, consistent):
+    class Lone(model.RedisModel):
+        database = db
+        name = fields.PKField()
+
+    lone = Lone(name="x")
+    lone.delete()
+    assert not Lone.exists("x") and snapshot(db) == {}
+    Lone(name="x").expireat(0)
+    assert Lone.reap_expired() == 1 and Lone.reap_expired() == 0
+    assert Lone(name="x").ttl() is None and Lone.collection() == ["x"]
+    Lone.lazy_connect("x").expireat(0)
+    Lone(name="x")  # the creation reaps the expired one first
+    assert Lone.collection() == ["x"] and Lone.reap_expired() == 0
+    consistent(Lone)
+
+
+def test_new_pks_are_exact_and_a_bad_counter_refuses_the_creation(db, Player):
+    """The script takes the counter's successor as pk (exact beyond 2**53) and stores it
+    last; a counter INCR would refuse refuses the creation before anything is written."""
+    counter = Player._meta.max_pk_key
+    db.client.set(counter, "9007199254740993")
+    assert Player(nick="a").pk.get() == "9007199254740994"
+    db.client.set(counter, "99")
+    assert Player(nick="b").pk.get() == "100"
+    assert db.client.get(counter) == "100"
+    for bad in ("x", "007", str(2**63 - 1)):
+        db.client.set(counter, bad)
+        before = snapshot(db)
+        with pytest.raises(ValueError, match="counter"):
+            Player(nick="c")
+        assert snapshot(db) == before
