@@ -13,7 +13,6 @@ from types import SimpleNamespace
 from hypothesis import strategies as st
 
 from limpyd import fields
-from limpyd.contrib import related
 from limpyd.contrib.collection import ExtendedCollectionManager
 from limpyd.contrib.indexes import (
     DateIndex,
@@ -27,6 +26,8 @@ from limpyd.database import RedisDatabase
 from limpyd.indexes import EqualIndex, NumberRangeIndex, TextRangeIndex
 from limpyd.model import RedisModel
 from limpyd_testing import strategies as lst
+from properties.relmodels_sources import source_models
+from properties.relmodels_targets import target_models
 
 # Indexes ------------------------------------------------------------------------------------
 
@@ -158,36 +159,20 @@ def unique_models(database: RedisDatabase) -> SimpleNamespace:
 # 3. Related-deletion propagation -----------------------------------------------------------
 
 GROUP_PKS = ("g1", "g2", "10", "2", "a:b", "é", "G")
+#: Label pks: pairs equal once lowercased, so the lowercasing indexes of `Badge` mix them.
+LABEL_PKS = ("L", "l", "Ab", "aB", "é", "É")
+BADGE_KINDS = ("x", "y")
 
 
 def related_models(database: RedisDatabase) -> SimpleNamespace:
-    """FK and M2M fields (set, list, sorted set) across three models, self-relations
-    included, by class and by name."""
-
-    class Person(related.RelatedModel):
-        namespace = "props-related"
-        name = fields.InstanceHashField(indexable=True)
-        boss = related.FKInstanceHashField("self", related_name="subordinates")
-        friends = related.M2MSetField("self", related_name="friend_of")
-
-    class Group(related.RelatedModel):
-        namespace = "props-related"
-        id = fields.PKField()
-        owner = related.FKStringField(Person, related_name="owned_groups")
-        members = related.M2MSetField(Person, related_name="memberships")
-        queue = related.M2MListField(Person, related_name="queued_in")
-        ranking = related.M2MSortedSetField(Person, related_name="ranked_in")
-        parent = related.FKStringField("self", related_name="children")
-
-    class Tag(related.RelatedModel):
-        namespace = "props-related"
-        label = fields.StringField()
-        person = related.FKStringField("Person", related_name="tags")
-        groups = related.M2MListField(Group, related_name="tagged")
-
-    for model in (Person, Group, Tag):
-        model.use_database(database)
-    return SimpleNamespace(Person=Person, Group=Group, Tag=Tag, all=[Person, Group, Tag])
+    """The targets (`relmodels_targets`: Person, and the pk-only Label and Stamp) and the
+    models pointing to them (`relmodels_sources`: Group, Tag, Badge): FK and M2M fields
+    (set, list, sorted set), self-relations, by class and by name, an FK in a
+    `unique_together`, FKs under lowercasing indexes."""
+    targets = target_models(database)
+    sources = source_models(database, targets)
+    models = {**vars(targets), **vars(sources), "all": [*targets.all, *sources.all]}
+    return SimpleNamespace(**models)
 
 
 # 4. Collections ----------------------------------------------------------------------------
