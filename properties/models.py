@@ -126,13 +126,20 @@ INDEX_FIELD_TEXTS = {
 
 # 2. Uniqueness -----------------------------------------------------------------------------
 
-#: Values unique fields take: few, so collisions are frequent; some equal once lowercased,
-#: some equal as numbers ('1', '1.0', '01', '1e0'; non-numbers all count as 0).
+#: Values unique fields take: few, so collisions are frequent; some equal once lowercased.
 UNIQUE_POOL = (
     "a", "A", "b", "B", "é", "É", "", " ", "1", "1.0", "01", "1e0", "2", "-0", "0", "x:y",
     "\x00", "\udcff", "nan",
 )  # fmt: skip
 UNIQUE_PKS = ("p1", "p2", "p3", "1", "2", "é", "a:b")
+#: Values of the unique number-range fields: numbers, and texts that look like them. Two
+#: collide iff they are the same number exactly ('1e3', '1000', 1000.0; '0.1', '0.10';
+#: not 2**53 and 2**53 + 1); texts that are not decimal numbers ('1_000', ' 5', 'abc',
+#: 'nan') are refused.
+NUMBER_POOL = (
+    "1_000", "1000", "1e3", 1000, 1000.0, " 5", "5", "5 ", "+5", 5, "0.1", "0.10", ".1", 0.1,
+    "0", "-0", 0, "abc", "def", "", "nan", 2**53, 2**53 + 1, str(2**53 + 1), "-2.5",
+)  # fmt: skip
 
 
 def unique_models(database: RedisDatabase) -> SimpleNamespace:
@@ -147,6 +154,7 @@ def unique_models(database: RedisDatabase) -> SimpleNamespace:
         nick = fields.InstanceHashField(unique=True, indexes=[LowerIndex])  # lowercased
         code = fields.InstanceHashField(unique=True, indexes=[TextRangeIndex])  # lex check
         rank = fields.StringField(unique=True, indexes=[NumberRangeIndex])  # same number
+        score = fields.InstanceHashField(unique=True, indexes=[NumberRangeIndex])
         tags = fields.SetField(unique=True)  # each member
         city = fields.InstanceHashField()
         street = fields.InstanceHashField()
