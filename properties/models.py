@@ -82,7 +82,8 @@ def datetimes() -> st.SearchStrategy[str]:
 
 def index_models(database: RedisDatabase | None) -> SimpleNamespace:
     """Every field type under every index type: plain, configured (prefix, transform), a
-    transform dropping values, composed multi-indexes, the date/time indexes, EndsWith."""
+    transform dropping values, composed multi-indexes, the date/time indexes, EndsWith; and
+    a model with nothing but its pk (a PKField)."""
 
     class Record(RedisModel):
         namespace = "props-index"
@@ -109,10 +110,17 @@ def index_models(database: RedisDatabase | None) -> SimpleNamespace:
         bag = fields.HashField(indexes=[StrippedIndexes])
         points = fields.SortedSetField(indexes=[NumberRangeIndex])
 
+    class Key(RedisModel):
+        """Only a pk: created, deleted, expired, reaped and created again by pk."""
+
+        namespace = "props-index"
+        key = fields.PKField()
+
+    models = [Record, Entry, Key]
     if database is not None:
-        Record.use_database(database)
-        Entry.use_database(database)
-    return SimpleNamespace(Record=Record, Entry=Entry, all=[Record, Entry])
+        for model in models:
+            model.use_database(database)
+    return SimpleNamespace(Record=Record, Entry=Entry, Key=Key, all=models)
 
 
 #: Texts per field for the date/time-indexed fields (dates, and anything).
