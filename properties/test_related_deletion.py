@@ -98,16 +98,28 @@ def _server_now(database: Any) -> float:
 
 
 class RelatedDeletionMachine(DatabaseMachine):
-    """Three related models: `Person` (a self FK `boss` in the hash, a self M2M set
-    `friends`), `Group` (PKField; FK `owner` to Person, M2M set `members`, M2M list `queue`,
-    M2M sorted set `ranking`, a self FK `parent`), `Tag` (FK `person` given by name, M2M
-    list `groups` to Group).
+    """Six related models. Targets (`relmodels_targets`): `Person` (a self FK `boss` in the
+    hash, a self M2M set `friends`), and two pk-only models, `Label` (a PKField, pks equal
+    in pairs once lowercased) and `Stamp` (an AutoPK, created with `Stamp(pk=None)`).
+    Sources (`relmodels_sources`): `Group` (PKField; FK `owner` to Person, M2M set
+    `members`, M2M list `queue`, M2M sorted set `ranking`, a self FK `parent`), `Tag` (FK
+    `person` given by name, M2M list `groups` to Group), `Badge` (an FK `group` to Group
+    in `unique_together = [('group', 'kind')]` with a text `kind`; FKs to Label `label`,
+    under an EqualIndex and a lowercasing one with a prefix, and `alias`, whose only index
+    lowercases; an M2M set `stamps` to Stamp). Badges never expire.
 
     Rules set, change and clear relations with every writing command of their field types
     (`set`/`hset`/`delete` for FKs, `sadd`/`srem`, `rpush`/`lpush`/`lset`/`lrem`/`linsert`,
     `zadd`/`zincrby`/`zrem`), give instances or pks, create instances with relations, and
     delete instances on either side (self-relations included); some writes point to a
-    missing instance.
+    missing instance, some give a sorted set a score Redis refuses ('abc', NaN); Badge
+    writes take (group, kind) combinations other badges hold.
+
+    Elsewhere: `delete_elsewhere` deletes a target instance (or reaps a target model) from
+    a process that imported only `relmodels_targets` (Redis: a fresh interpreter; in
+    memory: a second database on the same server with only the target models), so knows
+    none of the models pointing to it. `reap_race` re-creates an expired Group or Label
+    between `reap_expired()`'s listing of the due pks and its deletes.
 
     Expiry rules: expire an instance now (`expireat(server now - 1)` or `expire(-1)`);
     `expire(1000)` / `persist()` on a live instance (only `ttl()` changes); reap a model
@@ -130,13 +142,20 @@ class RelatedDeletionMachine(DatabaseMachine):
     - writing a relation to a missing or expired instance (or creating an instance with
       one) raises DoesNotExist and changes nothing, key by key (but an expired reference
       the field already holds is no new reference: it is not checked); a creation refused
-      consumes no pk;
+      consumes no pk; so does a write or creation with a refused score (ValueError or the
+      server's ResponseError), and one taking a (group, kind) another Badge holds
+      (UniquenessError);
+    - the `unique_together` sets hold exactly the combinations of the live badges: a
+      badge whose group was deleted (its FK unlinked) holds none;
+    - a deletion or reaping made where the referencing models are not imported unlinks
+      every reference all the same; an instance re-created during a reaping survives it
+      (and is not counted);
     - `reap_expired()` replies exactly the number of expired, unreaped instances of its
       model, and afterwards nothing refers to them;
-    - every related collection (`person.owned_groups()`, ...) equals the oracle's reverse
-      mapping and every M2M collection (`group.members()`) its forward one without expired
-      instances, in the default order (checked after every deletion, expiry and reaping,
-      and for one instance by a rule);
+    - every related collection (`person.owned_groups()`, ...; not `label.aliased()`, see
+      UNCHECKED_REVERSE) equals the oracle's reverse mapping and every M2M collection
+      (`group.members()`) its forward one without expired instances, in the default order
+      (checked after every deletion, expiry and reaping, and for one instance by a rule);
     - `ttl()` is None for an instance that does not expire, else within the time given;
     - the integrity check is clean (no dangling relation, no missing or stale entry, no
       orphan key left by a reaping).
