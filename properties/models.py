@@ -13,7 +13,6 @@ from types import SimpleNamespace
 from hypothesis import strategies as st
 
 from limpyd import fields
-from limpyd.contrib import related
 from limpyd.contrib.collection import ExtendedCollectionManager
 from limpyd.contrib.indexes import (
     DateIndex,
@@ -27,6 +26,8 @@ from limpyd.database import RedisDatabase
 from limpyd.indexes import EqualIndex, NumberRangeIndex, TextRangeIndex
 from limpyd.model import RedisModel
 from limpyd_testing import strategies as lst
+from properties.relmodels_sources import source_models
+from properties.relmodels_targets import target_models
 
 # Indexes ------------------------------------------------------------------------------------
 
@@ -81,7 +82,8 @@ def datetimes() -> st.SearchStrategy[str]:
 
 def index_models(database: RedisDatabase | None) -> SimpleNamespace:
     """Every field type under every index type: plain, configured (prefix, transform), a
-    transform dropping values, composed multi-indexes, the date/time indexes, EndsWith."""
+    transform dropping values, composed multi-indexes, the date/time indexes, EndsWith; and
+    a model with nothing but its pk (a PKField)."""
 
     class Record(RedisModel):
         namespace = "props-index"
@@ -108,10 +110,17 @@ def index_models(database: RedisDatabase | None) -> SimpleNamespace:
         bag = fields.HashField(indexes=[StrippedIndexes])
         points = fields.SortedSetField(indexes=[NumberRangeIndex])
 
+    class Key(RedisModel):
+        """Only a pk: created, deleted, expired, reaped and created again by pk."""
+
+        namespace = "props-index"
+        key = fields.PKField()
+
+    models = [Record, Entry, Key]
     if database is not None:
-        Record.use_database(database)
-        Entry.use_database(database)
-    return SimpleNamespace(Record=Record, Entry=Entry, all=[Record, Entry])
+        for model in models:
+            model.use_database(database)
+    return SimpleNamespace(Record=Record, Entry=Entry, Key=Key, all=models)
 
 
 #: Texts per field for the date/time-indexed fields (dates, and anything).
@@ -125,13 +134,20 @@ INDEX_FIELD_TEXTS = {
 
 # 2. Uniqueness -----------------------------------------------------------------------------
 
-#: Values unique fields take: few, so collisions are frequent; some equal once lowercased,
-#: some equal as numbers ('1', '1.0', '01', '1e0'; non-numbers all count as 0).
+#: Values unique fields take: few, so collisions are frequent; some equal once lowercased.
 UNIQUE_POOL = (
     "a", "A", "b", "B", "é", "É", "", " ", "1", "1.0", "01", "1e0", "2", "-0", "0", "x:y",
     "\x00", "\udcff", "nan",
 )  # fmt: skip
 UNIQUE_PKS = ("p1", "p2", "p3", "1", "2", "é", "a:b")
+#: Values of the unique number-range fields: numbers, and texts that look like them. Two
+#: collide iff they are the same number exactly ('1e3', '1000', 1000.0; '0.1', '0.10';
+#: not 2**53 and 2**53 + 1); texts that are not decimal numbers ('1_000', ' 5', 'abc',
+#: 'nan') are refused.
+NUMBER_POOL = (
+    "1_000", "1000", "1e3", 1000, 1000.0, " 5", "5", "5 ", "+5", 5, "0.1", "0.10", ".1", 0.1,
+    "0", "-0", 0, "abc", "def", "", "nan", 2**53, 2**53 + 1, str(2**53 + 1), "-2.5",
+)  # fmt: skip
 
 
 def unique_models(database: RedisDatabase) -> SimpleNamespace:
@@ -146,6 +162,7 @@ def unique_models(database: RedisDatabase) -> SimpleNamespace:
         nick = fields.InstanceHashField(unique=True, indexes=[LowerIndex])  # lowercased
         code = fields.InstanceHashField(unique=True, indexes=[TextRangeIndex])  # lex check
         rank = fields.StringField(unique=True, indexes=[NumberRangeIndex])  # same number
+        score = fields.InstanceHashField(unique=True, indexes=[NumberRangeIndex])
         tags = fields.SetField(unique=True)  # each member
         city = fields.InstanceHashField()
         street = fields.InstanceHashField()
@@ -158,36 +175,20 @@ def unique_models(database: RedisDatabase) -> SimpleNamespace:
 # 3. Related-deletion propagation -----------------------------------------------------------
 
 GROUP_PKS = ("g1", "g2", "10", "2", "a:b", "é", "G")
+#: Label pks: pairs equal once lowercased, so the lowercasing indexes of `Badge` mix them.
+LABEL_PKS = ("L", "l", "Ab", "aB", "é", "É")
+BADGE_KINDS = ("x", "y")
 
 
 def related_models(database: RedisDatabase) -> SimpleNamespace:
-    """FK and M2M fields (set, list, sorted set) across three models, self-relations
-    included, by class and by name."""
-
-    class Person(related.RelatedModel):
-        namespace = "props-related"
-        name = fields.InstanceHashField(indexable=True)
-        boss = related.FKInstanceHashField("self", related_name="subordinates")
-        friends = related.M2MSetField("self", related_name="friend_of")
-
-    class Group(related.RelatedModel):
-        namespace = "props-related"
-        id = fields.PKField()
-        owner = related.FKStringField(Person, related_name="owned_groups")
-        members = related.M2MSetField(Person, related_name="memberships")
-        queue = related.M2MListField(Person, related_name="queued_in")
-        ranking = related.M2MSortedSetField(Person, related_name="ranked_in")
-        parent = related.FKStringField("self", related_name="children")
-
-    class Tag(related.RelatedModel):
-        namespace = "props-related"
-        label = fields.StringField()
-        person = related.FKStringField("Person", related_name="tags")
-        groups = related.M2MListField(Group, related_name="tagged")
-
-    for model in (Person, Group, Tag):
-        model.use_database(database)
-    return SimpleNamespace(Person=Person, Group=Group, Tag=Tag, all=[Person, Group, Tag])
+    """The targets (`relmodels_targets`: Person, and the pk-only Label and Stamp) and the
+    models pointing to them (`relmodels_sources`: Group, Tag, Badge): FK and M2M fields
+    (set, list, sorted set), self-relations, by class and by name, an FK in a
+    `unique_together`, FKs under lowercasing indexes."""
+    targets = target_models(database)
+    sources = source_models(database, targets)
+    models = {**vars(targets), **vars(sources), "all": [*targets.all, *sources.all]}
+    return SimpleNamespace(**models)
 
 
 # 4. Collections ----------------------------------------------------------------------------

@@ -4,17 +4,30 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
-from hypothesis import note
+from hypothesis import event, note
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize, invariant, precondition, rule
 
 from limpyd.exceptions import UniquenessError
 from limpyd_testing.integrity import check
 from limpyd_testing.snapshot import snapshot
-from properties.models import UNIQUE_PKS, UNIQUE_POOL, unique_models
-from properties.support import DatabaseMachine, canonical, default_order, number_of, scaled
+from properties.models import NUMBER_POOL, UNIQUE_PKS, UNIQUE_POOL, unique_models
+from properties.support import NUMERIC_PK, DatabaseMachine, canonical, default_order, scaled
+
+
+def number(value: str) -> Decimal | None:
+    """The number a unique NumberRangeIndex compares exactly; None: not a decimal number
+    (refused with ValueError)."""
+    return Decimal(value) if NUMERIC_PK.fullmatch(value) else None
+
+
+def stored(value: Any) -> str:
+    """The text Redis holds for a value given to a field."""
+    return value if isinstance(value, str) else repr(value)
+
 
 #: How each unique field compares values: two values with the same key collide.
 UNIQUE_KEYS: dict[str, Callable[[str], Any]] = {
@@ -22,35 +35,53 @@ UNIQUE_KEYS: dict[str, Callable[[str], Any]] = {
     "login": lambda v: v,
     "nick": lambda v: canonical(v.lower()),  # the lowercased text (a transform)
     "code": lambda v: v,  # TextRangeIndex: the exact text
-    "rank": number_of,  # NumberRangeIndex: the number (non-numbers are 0)
+    "rank": number,  # NumberRangeIndex: the same number exactly
+    "score": number,
 }
-SINGLE = ("email", "login", "nick", "code", "rank", "city", "street", "note")
-HASHED = ("login", "nick", "code", "city", "street", "note")
+#: Unique fields on a NumberRangeIndex: they take numbers only.
+NUMERIC = ("rank", "score")
+SINGLE = ("email", "login", "nick", "code", "rank", "score", "city", "street", "note")
+HASHED = ("login", "nick", "code", "score", "city", "street", "note")
 STRINGS = ("email", "rank")
 values = st.sampled_from(UNIQUE_POOL)
+numbers = st.sampled_from(NUMBER_POOL)
 ACCOUNT_VALUES = st.fixed_dictionaries(
-    {}, optional={**{name: values for name in SINGLE}, "tags": st.lists(values, max_size=3)}
+    {},
+    optional={
+        **{name: numbers if name in NUMERIC else values for name in SINGLE},
+        "tags": st.lists(values, max_size=3),
+    },
 )
+HASHED_VALUES = st.fixed_dictionaries(
+    {}, optional={name: numbers if name in NUMERIC else values for name in HASHED}
+).filter(bool)
 
 
 class UniquenessMachine(DatabaseMachine):
     """An `Account` model (PKField pk) with unique fields of every storage and index: a
     StringField and an InstanceHashField on an EqualIndex, an InstanceHashField on a
-    lowercasing EqualIndex, one on a TextRangeIndex, a StringField on a NumberRangeIndex
-    (`'1'`, `'1.0'`, `'01'` collide; non-numbers all count as 0), a SetField (each member
-    unique), and `unique_together = [('city', 'street')]`. Values come from a pool of 19
-    so collisions are frequent; pks from a pool of 7.
+    lowercasing EqualIndex, one on a TextRangeIndex, a StringField and an InstanceHashField
+    on a NumberRangeIndex, a SetField (each member unique), and
+    `unique_together = [('city', 'street')]`. Values come from a pool of 19 so collisions
+    are frequent; pks from a pool of 7. The number-range fields take numbers (ints, floats)
+    and texts like them (`NUMBER_POOL`): two values collide iff they are the same decimal
+    number exactly (`'1e3'`, `'1000'` and `1000.0`; `'0.1'` and `'0.10'`; not `2**53` and
+    `2**53 + 1`), and a text that is not a decimal number (`'1_000'`, `' 5'`, `'abc'`,
+    `'nan'`, `''`) is refused with ValueError.
 
     Writes: constructors (several values, or an unsaved instance given its pk with
     `pk.set()`), `set`/`getset`/`setnx`/`incr` on StringFields, `hset`/`hsetnx`/`set` on
     InstanceHashFields, `sadd`/`srem`, the instance's `hmset` and `hdel`, field and
-    instance deletion (which free values).
+    instance deletion (which free values). Queries: the number-range fields filtered with
+    every suffix (`eq`, `gt`, `gte`, `lt`, `lte`, `in`), by numbers and by texts that are
+    not numbers (ValueError).
 
     Invariants:
     - no value (as its index compares it) is ever held by two instances, nor a pk by two
       instances, nor a (city, street) pair;
-    - a write refused with UniquenessError is exactly one the oracle predicts, and changes
-      nothing: the oracle is unchanged and so is Redis, key by key (`snapshot`);
+    - a write refused with UniquenessError, or ValueError, is exactly one the oracle
+      predicts, and changes nothing: the oracle is unchanged and so is Redis, key by key
+      (`snapshot`);
     - every other write succeeds and leaves the values the oracle computes;
     - the integrity check is clean (no missing or stale index entry, no unique value twice).
     """
@@ -71,7 +102,7 @@ class UniquenessMachine(DatabaseMachine):
         others = [states for other, states in self.data.items() if other != pk]
         for name, key in UNIQUE_KEYS.items():
             value = new.get(name)
-            if value is None or value == old.get(name):
+            if value is None or value == old.get(name) or key(value) is None:
                 continue
             if any(name in s and key(s[name]) == key(value) for s in others):
                 found.append(f"{name}={value!r}")
@@ -84,25 +115,45 @@ class UniquenessMachine(DatabaseMachine):
                 found.append(f"(city, street)={pair!r}")
         return found
 
+    @staticmethod
+    def invalid(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+        """The new values of number-range unique fields that are not numbers."""
+        return [
+            f"{name}={new[name]!r}"
+            for name in NUMERIC
+            if new.get(name) is not None
+            and new[name] != old.get(name)
+            and number(new[name]) is None
+        ]
+
     def attempt(
         self, what: str, pk: str | None, new: dict[str, Any], call: Callable[[], Any]
     ) -> tuple[bool, Any]:
         """Run a write of the instance `pk` (None: a creation, `new['id']` its pk) leaving
-        the values `new`; check it is refused exactly when the oracle says so. (Whether it
-        was done, its reply.)"""
+        the values `new` (as stored); check it is refused exactly when the oracle says so:
+        ValueError for a value that is not a number on a number-range unique field,
+        UniquenessError for a value, pk or pair held by another instance (either when
+        both). (Whether it was done, its reply.)"""
         old = self.data.get(pk, {}) if pk is not None else {}
         refused = self.conflicts(pk, old, new)
         if pk is None and new["id"] in self.data:
             refused.append(f"pk {new['id']!r}")
-        note(f"{what}  # expected: {'UniquenessError: ' + ', '.join(refused) if refused else 'ok'}")
-        before = snapshot(self.database) if refused else None
+        invalid = self.invalid(old, new)
+        expected: tuple[type[Exception], ...] = (ValueError,) if invalid else ()
+        expected += (UniquenessError,) if refused else ()
+        names = " or ".join(e.__name__ for e in expected)
+        why = ", ".join(invalid + refused)
+        note(f"{what}  # expected: {names + ': ' + why if expected else 'ok'}")
+        if invalid:
+            event("write: a value that is not a number")
+        before = snapshot(self.database) if expected else None
         try:
             reply = call()
-        except UniquenessError as error:
-            assert refused, f"{what}: unexpected {error!r}"
+        except (UniquenessError, ValueError) as error:
+            assert isinstance(error, expected), f"{what}: unexpected {error!r}"
             assert snapshot(self.database) == before, f"{what}: refused, but keys changed"
             return False, None
-        assert not refused, f"{what}: not refused ({', '.join(refused)} already held)"
+        assert not expected, f"{what}: not refused ({names}: {why})"
         self.data[new["id"] if pk is None else pk] = {
             k: v for k, v in new.items() if k != "id" and v not in (None, frozenset())
         }
@@ -124,9 +175,10 @@ class UniquenessMachine(DatabaseMachine):
             instance = self.Account()
             self.attempt(f"Account().id.set({pk!r})", None, {"id": pk}, lambda: instance.id.set(pk))
             return
-        new = {**given, "id": pk}
-        if "tags" in new:
-            new["tags"] = frozenset(new["tags"])
+        new = {k: stored(v) for k, v in given.items() if k != "tags"}
+        new["id"] = pk
+        if "tags" in given:
+            new["tags"] = frozenset(given["tags"])
         self.attempt(
             f"Account(id={pk!r}, **{given!r})", None, new, lambda: self.Account(id=pk, **given)
         )
@@ -135,18 +187,21 @@ class UniquenessMachine(DatabaseMachine):
         return st.sampled_from(sorted(self.data))
 
     @precondition(lambda self: self.data)
-    @rule(data=st.data(), name=st.sampled_from(SINGLE), value=values)
-    def write_field(self, data: st.DataObject, name: str, value: str) -> None:
+    @rule(data=st.data(), name=st.sampled_from(SINGLE))
+    def write_field(self, data: st.DataObject, name: str) -> None:
         """One command writing a single-value field."""
         pk = data.draw(self._instances(), label="pk")
+        value = data.draw(numbers if name in NUMERIC else values, label="value")
         old = self.data[pk]
         methods = ["set", "getset", "setnx"] if name in STRINGS else ["hset", "hsetnx", "set"]
         if name == "rank" and (old.get(name) is None or _integer(old[name]) is not None):
             methods.append("incr")
         method = data.draw(st.sampled_from(methods), label="method")
         args: tuple[Any, ...] = (value,)
-        new_value = value
+        new_value = stored(value)
         if method in ("setnx", "hsetnx") and old.get(name) is not None:
+            if name in NUMERIC and number(new_value) is None:
+                return  # refused, or ignored (a value is there): not specified
             new_value = old[name]
         if method == "incr":
             args, new_value = (), str((_integer(old.get(name)) or 0) + 1)
@@ -163,18 +218,15 @@ class UniquenessMachine(DatabaseMachine):
             assert bool(reply) == (old.get(name) is None), f"{method} replied {reply!r}"
 
     @precondition(lambda self: self.data)
-    @rule(
-        data=st.data(),
-        given=st.dictionaries(st.sampled_from(HASHED), values, min_size=1),
-    )
-    def hmset(self, data: st.DataObject, given: dict[str, str]) -> None:
+    @rule(data=st.data(), given=HASHED_VALUES)
+    def hmset(self, data: st.DataObject, given: dict[str, Any]) -> None:
         """`instance.hmset(**values)`: all the values, or none if one collides."""
         pk = data.draw(self._instances(), label="pk")
         instance = self.Account(pk)
         self.attempt(
             f"Account({pk!r}).hmset(**{given!r})",
             pk,
-            {**self.data[pk], **given},
+            {**self.data[pk], **{k: stored(v) for k, v in given.items()}},
             lambda: instance.hmset(**given),
         )
 
@@ -224,6 +276,41 @@ class UniquenessMachine(DatabaseMachine):
         self.Account(pk).delete()
         del self.data[pk]
 
+    @rule(
+        name=st.sampled_from(NUMERIC),
+        suffix=st.sampled_from(["eq", "gt", "gte", "lt", "lte", "in"]),
+        value=numbers,
+        more=numbers,
+    )
+    def filter_numbers(self, name: str, suffix: str, value: Any, more: Any) -> None:
+        """`collection(rank__<suffix>=value)`: a value that is not a number is refused
+        with ValueError; numbers select as compared exactly (Decimal), or as the floats a
+        sorted set scores them (the two differ only beyond a double's precision)."""
+        given = [value, more] if suffix == "in" else value
+        wanted = [stored(v) for v in (given if suffix == "in" else [given])]
+        what = f"Account.collection({name}__{suffix}={given!r})"
+        filters = {f"{name}__{suffix}": given}
+        if any(number(v) is None for v in wanted):
+            note(f"{what}  # expected: ValueError")
+            try:
+                found = list(self.Account.collection(**filters))
+            except ValueError:
+                return
+            raise AssertionError(f"{what}: not refused, gave {found!r}")
+        found = list(self.Account.collection(**filters))
+        answers = [
+            default_order(
+                pk
+                for pk, states in self.data.items()
+                if name in states and _matches(suffix, convert(states[name]), wanted, convert)
+            )
+            for convert in (number, lambda text: float(number(text)))  # type: ignore[arg-type]
+        ]
+        note(f"{what} -> {found!r}  # expected: {answers[0]!r}")
+        if answers[0] != answers[1]:
+            event("filter: exact and float comparisons differ")
+        assert found in answers, f"{what} gave {found!r}, expected {answers[0]!r}"
+
     # Invariants --------------------------------------------------------------------------
 
     @invariant()
@@ -263,6 +350,19 @@ def _pair(values_: dict[str, Any]) -> tuple[str, str] | None:
     if values_.get("city") is None or values_.get("street") is None:
         return None
     return values_["city"], values_["street"]
+
+
+def _matches(suffix: str, held: Any, wanted: list[str], convert: Callable[[str], Any]) -> bool:
+    """Whether a held number passes the filter `suffix` on the `wanted` texts."""
+    bound = convert(wanted[0])
+    if suffix in ("eq", "in"):
+        return any(held == convert(w) for w in wanted)
+    return {
+        "gt": held > bound,
+        "gte": held >= bound,
+        "lt": held < bound,
+        "lte": held <= bound,
+    }[suffix]
 
 
 def _integer(value: str | None) -> int | None:
