@@ -49,6 +49,14 @@ def test_scans_hide_the_cursor(Example):
     assert dict(example.data.hscan(count=5)) == {f"k{i}": str(i) for i in range(50)}
 
 
+def test_scan_arguments_are_checked_at_the_call(Example):
+    example = Example(data={"a": "1"}, items=["m"], ranks={"r": 1})
+    for scan in (example.data.hscan, example.items.sscan, example.ranks.zscan):
+        with pytest.raises(ValueError, match=r"Example\.\w+\.\w+scan: Invalid input"):
+            scan(match=["x"], count=False)
+    assert list(example.items.sscan(match="nothing*")) == []
+
+
 def test_sort_on_multi_value_fields(Example):
     example = Example(items=["3", "1", "2"], queue=["b", "c", "a"], ranks={"x": 2, "y": 1})
     assert example.items.sort() == ["1", "2", "3"]

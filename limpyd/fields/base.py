@@ -9,6 +9,7 @@ redis-py ones, without the key.
 from __future__ import annotations
 
 import copy
+import itertools
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -227,8 +228,16 @@ class RedisField:
             raise ValueError(f"{self.describe()}.{name}: {error}") from None
 
     def _scan(self, name: str, match: str | None, count: int | None) -> Iterator[Any]:
-        """A generator over `name`'s results (hscan, sscan, zscan) hiding the cursor."""
-        return self._read(f"{name}_iter", match=match, count=count)
+        """An iterator over `name`'s results (hscan, sscan, zscan) hiding the cursor. Its
+        first page is read here, so redis-py's argument errors are raised by the call."""
+        pages = self._read(f"{name}_iter", match=match, count=count)
+        try:
+            first = next(pages)
+        except StopIteration:
+            return iter(())
+        except (DataError, AttributeError) as error:
+            raise ValueError(f"{self.describe()}.{name}: {error}") from None
+        return itertools.chain([first], pages)
 
     def _modify(self, name: str, *args: Any, **kwargs: Any) -> Any:
         from limpyd.writes import modify
