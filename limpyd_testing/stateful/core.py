@@ -12,7 +12,7 @@ from hypothesis import note
 from hypothesis import settings as Settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError
 
 from limpyd.backends import FakeBackend
 from limpyd.database import RedisDatabase
@@ -26,6 +26,9 @@ from limpyd_testing.stateful.config import MIN_DEFAULT_TTL, DatabaseFactory, con
 from limpyd_testing.stateful.drawing import mixed, running
 from limpyd_testing.stateful.oracle import KNOWN_INDEXES, Oracle
 from limpyd_testing.stateful.values import EMPTY, field_kind, items_of, raw
+
+#: What a write refusing a bad value may raise (limpyd's ValueError, or the server's error).
+REFUSALS = (ValueError, RedisError)
 
 
 class MachineCore(RuleBasedStateMachine):
@@ -76,6 +79,8 @@ class MachineCore(RuleBasedStateMachine):
         #: (model, field, values): fields written by the last step and values they held.
         self.touched: list[tuple[type[RedisModel], RedisField, list[tuple[str | None, str]]]] = []
         self.steps = 0
+        #: Whether the example made its bulk write (at most one: they are costly).
+        self.bulked = False
         #: Whether a write was attempted since the last check (queries write nothing).
         self.dirty = True
         #: What this example did: created, written, refused, queried, matched (for tests).
@@ -209,8 +214,10 @@ class MachineCore(RuleBasedStateMachine):
         changes: list[tuple[type[RedisModel], str, RedisField, Any]],
         reply: Any = ANY,
         error: type[Exception] | None = None,
+        refusable: bool = False,
     ) -> None:
-        """Run a write, check its outcome against the oracle's prediction, record it."""
+        """Run a write, check its outcome against the oracle's prediction, record it.
+        `refusable`: it may also be refused (`REFUSALS`), changing nothing."""
         met: set[tuple[type[RedisModel], str]] = set()
         together: dict[str, Any] = {}
         for model, pk, field, new in changes:
@@ -230,12 +237,13 @@ class MachineCore(RuleBasedStateMachine):
             met |= {(model, p) for p in self.oracle.together_holders(model, pk, together, expired)}
         note(f"{what} (expected: {error.__name__ if error else 'success'})")
         self.dirty = True
-        before = snapshot(self.database) if error is not None else None
+        before = snapshot(self.database) if error is not None or refusable else None
         try:
             result = call()
-        except (UniquenessError, ResponseError) as exc:
-            if error is None or not isinstance(exc, error):
-                raise AssertionError(f"{what}: unexpected {exc!r}") from exc
+        except (UniquenessError, *REFUSALS) as exc:
+            if not (error is not None and isinstance(exc, error)):
+                if not (refusable and isinstance(exc, REFUSALS)):
+                    raise AssertionError(f"{what}: unexpected {exc!r}") from exc
             self._refused(what, before, met)
             return
         if error is not None:

@@ -1,5 +1,6 @@
 """The expiry rules: instances expiring now or later, `persist()`, reaping by
-`reap_expired()` and by writes on expired instances."""
+`reap_expired()` and by writes on expired instances, and both racing with a client that
+creates the expired pk again."""
 
 from __future__ import annotations
 
@@ -10,12 +11,13 @@ from hypothesis import note
 from hypothesis import strategies as st
 from hypothesis.stateful import precondition, rule
 
+from limpyd import writes
 from limpyd.exceptions import DoesNotExist
 from limpyd.model import RedisModel
 from limpyd.text import glob_escape
 from limpyd_testing.snapshot import snapshot
 from limpyd_testing.stateful.core import MachineCore
-from limpyd_testing.stateful.values import field_kind
+from limpyd_testing.stateful.values import EMPTY, field_kind, read_value
 
 
 class ExpiryRules(MachineCore):
@@ -97,6 +99,12 @@ class ExpiryRules(MachineCore):
         self.dirty = True
         due = list(self.oracle.expired[model])
         reaped = model.reap_expired()
+        self._check_reaped(what, model, due, reaped)
+
+    def _check_reaped(
+        self, what: str, model: type[RedisModel], due: list[str], reaped: int
+    ) -> None:
+        """`reap_expired()` returned `reaped` and reaped exactly these pks."""
         assert reaped == len(due), f"{what} is {reaped}, expected {len(due)} ({due!r})"
         meta = model._meta
         client = self.database.client
@@ -110,6 +118,131 @@ class ExpiryRules(MachineCore):
         self._reaped(what, set(), set())
         self.stats["reaped"] += reaped
 
+    # Races: an expired pk created again while it is being reaped --------------------------
+
+    def _racing_models(self) -> list[type[RedisModel]]:
+        """Models with expired instances whose pk can be given (not an AutoPKField)."""
+        return [m for m in self._models_with_expired() if not m._meta.pk_field.auto]
+
+    def _recreate(
+        self, model: type[RedisModel], pk: str, reap: Callable[[RedisModel], None]
+    ) -> None:
+        """Another client reaps the expired `pk` (with `reap`) and creates an instance with
+        that pk again, with its defaults only; the oracle follows."""
+        note(f"(another client) reaps {model.__name__}({pk!r}) and creates it again")
+        reap(model.lazy_connect(pk))
+        self._forget_expired(model, pk)
+        values = {model._meta.pk_field.name: pk}
+        states, adopt = self.oracle.states_of(model, values)
+        instance = model(**values)
+        self.oracle.add(model, pk, states)
+        if model._meta.default_ttl is not None:
+            self.oracle.expiring[model].add(pk)
+        for field in self._fields(model):
+            self._touch(model, field, EMPTY[field_kind(field)])  # type: ignore[index]
+        for field in adopt:
+            self.oracle.put(model, pk, field, read_value(instance, field))
+        self.stats["raced"] += 1
+
+    @precondition(lambda self: self._racing_models())
+    @rule(data=st.data())
+    def reap_race(self, data: st.DataObject) -> None:
+        """`reap_expired()` while another client creates again one of the pks it listed,
+        between its listing and its deletes (`writes.rewrite_many` wrapped): the new
+        instance survives, the count is that of the instances still expired."""
+        model = data.draw(st.sampled_from(self._racing_models()), label="model")
+        what = f"{model.__name__}.reap_expired() (racing)"
+        note(what)
+        self.dirty = True
+        due = list(self.oracle.expired[model])
+        raced: list[str] = []
+        original = writes.rewrite_many
+
+        def racing(database: Any, plans: list[Any]) -> list[bool]:
+            if plans and not raced:
+                raced.append(data.draw(st.sampled_from([p.pk for p in plans]), label="raced"))
+                self._recreate(model, raced[0], RedisModel._reap)
+            return original(database, plans)
+
+        writes.rewrite_many = racing  # type: ignore[assignment]
+        try:
+            reaped = model.reap_expired()
+        finally:
+            writes.rewrite_many = original  # type: ignore[assignment]
+        self._check_reaped(what, model, [pk for pk in due if pk not in raced], reaped)
+
+    @precondition(lambda self: self._racing_models())
+    @rule(data=st.data())
+    def write_expired_race(self, data: st.DataObject) -> None:
+        """A write meets an expired instance; before it reaps it (`_reap` wrapped on the
+        model), another client reaps it and creates that pk again: the write raises
+        DoesNotExist and the new instance survives, or it applies to the new instance."""
+        model = data.draw(st.sampled_from(self._racing_models()), label="model")
+        pk = data.draw(st.sampled_from(sorted(self.oracle.expired[model])), label="pk")
+        how, call, effect = data.draw(
+            st.sampled_from(self._deleting_calls(model, pk)), label="write"
+        )
+        what = f"{model.__name__}({pk!r}).{how} (expired, racing)"
+        note(what)
+        self.dirty = True
+        original = RedisModel._reap
+        raced: list[bool] = []
+
+        def racing(instance: RedisModel) -> None:
+            if not raced:
+                raced.append(True)
+                self._recreate(model, pk, original)
+            original(instance)
+
+        model._reap = racing  # type: ignore[method-assign]
+        try:
+            call()
+        except DoesNotExist:
+            pass
+        else:
+            if raced:  # applied to the instance created again
+                effect()
+        finally:
+            del model._reap
+        self._reaped(what, {(model, pk)}, set(), counter="written on expired")
+
+    def _deleting_calls(
+        self, model: type[RedisModel], pk: str
+    ) -> list[tuple[str, Callable[[], Any], Callable[[], None]]]:
+        """Writes on the instance `pk` that need no value: `delete()`, a field's `delete()`,
+        `hdel(name)`; with what each does to the oracle."""
+        instance = model.lazy_connect(pk)
+        calls: list[tuple[str, Callable[[], Any], Callable[[], None]]] = [
+            ("delete()", instance.delete, lambda: self._forget_live(model, pk))
+        ]
+        for field in self._fields(model):
+            empty = EMPTY[field_kind(field)]  # type: ignore[index]
+            calls.append(
+                (
+                    f"{field.name}.delete()",
+                    getattr(instance, field.name).delete,
+                    lambda field=field, empty=empty: self._empty_field(model, pk, field, empty),
+                )
+            )
+            if field_kind(field) == "hashfield":
+                calls.append(
+                    (
+                        f"hdel({field.name!r})",
+                        lambda name=field.name: instance.hdel(name),
+                        lambda field=field: self._empty_field(model, pk, field, None),
+                    )
+                )
+        return calls
+
+    def _forget_live(self, model: type[RedisModel], pk: str) -> None:
+        for field in self._fields(model):
+            self._touch(model, field, self.oracle.state(model, pk, field))
+        self.oracle.delete(model, pk)
+
+    def _empty_field(self, model: type[RedisModel], pk: str, field: Any, empty: Any) -> None:
+        self._touch(model, field, self.oracle.state(model, pk, field))
+        self.oracle.put(model, pk, field, empty)
+
     @precondition(lambda self: self._models_with_expired())
     @rule(data=st.data())
     def write_expired(self, data: st.DataObject) -> None:
@@ -117,15 +250,8 @@ class ExpiryRules(MachineCore):
         raises DoesNotExist, having reaped the instance."""
         model = data.draw(st.sampled_from(self._models_with_expired()), label="model")
         pk = data.draw(st.sampled_from(sorted(self.oracle.expired[model])), label="pk")
-        instance = model.lazy_connect(pk)
-        fields = self._fields(model)
-        hashed = [f.name for f in fields if field_kind(f) == "hashfield"]
-        calls: list[tuple[str, Callable[[], Any]]] = [("delete()", instance.delete)]
-        for field in fields:
-            calls.append((f"{field.name}.delete()", getattr(instance, field.name).delete))
-        for name in hashed:
-            calls.append((f"hdel({name!r})", lambda name=name: instance.hdel(name)))
-        how, call = data.draw(st.sampled_from(calls), label="write")
+        calls = self._deleting_calls(model, pk)
+        how, call, _ = data.draw(st.sampled_from(calls), label="write")
         what = f"{model.__name__}({pk!r}).{how} (expired)"
         note(what)
         self.dirty = True

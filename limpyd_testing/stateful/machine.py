@@ -15,15 +15,26 @@ from limpyd.fields import HashField
 from limpyd.model import RedisModel
 from limpyd_testing import strategies as lst
 from limpyd_testing.snapshot import snapshot
+from limpyd_testing.stateful.batches import BatchRules
 from limpyd_testing.stateful.checks import CheckRules
 from limpyd_testing.stateful.commands import hash_op, list_op, set_op, string_op, zset_op
 from limpyd_testing.stateful.config import DatabaseFactory
+from limpyd_testing.stateful.core import REFUSALS
 from limpyd_testing.stateful.drawing import mixed
 from limpyd_testing.stateful.expiry import ExpiryRules
+from limpyd_testing.stateful.invalid import (
+    WRONG_SCORES,
+    disguise,
+    disguise_all,
+    leaves,
+    replace_leaf,
+    swap_op,
+    wrong_or_risky,
+)
 from limpyd_testing.stateful.values import EMPTY, SINGLE, field_kind, is_empty, read_value, text_of
 
 
-class ModelStateMachine(CheckRules, ExpiryRules):
+class ModelStateMachine(CheckRules, ExpiryRules, BatchRules):
     """A state machine over the instances of `models` (docs/testing/state-machines.md).
 
     Class attributes a subclass sets: `models` (required), `database_factory`,
@@ -63,12 +74,40 @@ class ModelStateMachine(CheckRules, ExpiryRules):
 
     @rule(data=st.data())
     def create(self, data: st.DataObject) -> None:
-        """Create an instance from `model_values` (uniqueness and pk clashes predicted)."""
+        """Create an instance from `model_values` (uniqueness and pk clashes predicted), its
+        values in disguise a quarter of the time (bytes, str Enum members, ints...)."""
+        drawn = self._draw_creation(data)
+        if drawn is None:
+            return
+        model, values = drawn
+        if data.draw(st.integers(0, 3), label="disguised") == 0:
+            values = disguise_all(data, values)
+        self._create(model, values)
+
+    @rule(data=st.data())
+    def create_wrong(self, data: st.DataObject) -> None:
+        """A constructor given a wrong or risky value (a field's, an item's, a hash key's, a
+        sorted set member's or score): created as the oracle says, or refused changing
+        nothing."""
+        drawn = self._draw_creation(data)
+        if drawn is None:
+            return
+        model, values = drawn
+        paths = leaves(values)
+        if not paths:
+            return
+        path = data.draw(st.sampled_from(paths), label="leaf")
+        wrong = st.sampled_from(WRONG_SCORES) if path[-1] == "score" else wrong_or_risky()
+        values = replace_leaf(values, path, data.draw(wrong, label="wrong"))
+        self.stats["sent wrong"] += 1
+        self._create(model, values, refusable=True)
+
+    def _draw_creation(self, data: st.DataObject) -> tuple[type[RedisModel], dict[str, Any]] | None:
+        """A model and creation kwargs for it (None: it has enough instances)."""
         model = data.draw(st.sampled_from(self.oracle.models), label="model")
         if len(self.oracle.data[model]) >= self.max_instances:
-            return
+            return None
         fields = self._fields(model)
-        meta = model._meta
         targets = tuple(
             target
             for target in dict.fromkeys(
@@ -82,11 +121,24 @@ class ModelStateMachine(CheckRules, ExpiryRules):
             self._cached(("create", model, targets), lambda: self._creation(model, targets)),
             label="values",
         )
-        states, adopt = self.oracle.states_of(model, values)
+        return model, values
+
+    def _create(
+        self, model: type[RedisModel], values: dict[str, Any], refusable: bool = False
+    ) -> None:
+        """`model(**values)`, its outcome predicted. `refusable`: it may also be refused
+        (`REFUSALS`), changing nothing; values without a stored text must be."""
+        meta = model._meta
+        what = f"{model.__name__}(**{values!r})"
+        try:
+            states, adopt = self.oracle.states_of(model, values)
+            pk_value = values.get(meta.pk_field.name)
+            pk = None if pk_value is None else text_of(pk_value)
+        except (TypeError, ValueError):
+            self._refuse_creation(what, model, values)
+            return
         if not values and not states and not adopt:
             return  # Model() would only make an unsaved instance
-        pk_value = values.get(meta.pk_field.name)
-        pk = None if pk_value is None else text_of(pk_value)
         error: type[Exception] | None = None
         expired = self.oracle.expired[model]
         # expired instances hold nothing: their pk and unique values are free (the
@@ -105,15 +157,15 @@ class ModelStateMachine(CheckRules, ExpiryRules):
         if self.oracle.together_conflict(model, None, states):
             error = UniquenessError
         met |= self.oracle.together_holders(model, None, states, expired)
-        what = f"{model.__name__}(**{values!r})"
         note(f"{what} (expected: {error.__name__ if error else 'success'})")
         self.dirty = True
-        before = snapshot(self.database) if error is not None else None
+        before = snapshot(self.database) if error is not None or refusable else None
         try:
             instance = model(**values)
-        except UniquenessError as exc:
-            if error is None:
-                raise AssertionError(f"{what}: unexpected {exc!r}") from exc
+        except (UniquenessError, *REFUSALS) as exc:
+            if not isinstance(exc, UniquenessError if error else ()):
+                if not (refusable and isinstance(exc, REFUSALS)):
+                    raise AssertionError(f"{what}: unexpected {exc!r}") from exc
             self._refused(what, before, {(model, p) for p in met})
             return
         assert error is None, f"{what}: {error.__name__} expected, the instance was created"
@@ -135,6 +187,19 @@ class ModelStateMachine(CheckRules, ExpiryRules):
             self._touch(model, field, EMPTY[field_kind(field)])  # type: ignore[index]
         for field in adopt:
             self.oracle.put(model, created, field, read_value(instance, field))
+
+    def _refuse_creation(self, what: str, model: type[RedisModel], values: dict[str, Any]) -> None:
+        """A creation with a value that has no text: it must raise, changing nothing."""
+        note(f"{what} (expected: refused)")
+        self.dirty = True
+        before = snapshot(self.database)
+        try:
+            model(**values)
+        except (UniquenessError, *REFUSALS):
+            assert snapshot(self.database) == before, f"{what}: refused, but data changed"
+            self.stats["refused"] += 1
+            return
+        raise AssertionError(f"{what}: created, but a value has no text to store")
 
     def _can_modify(self, kinds: tuple[str, ...]) -> bool:
         return any(
@@ -175,10 +240,13 @@ class ModelStateMachine(CheckRules, ExpiryRules):
         else:
             make = {"set": set_op, "list": list_op, "zset": zset_op}[kind]
             op = make(data, kind, old, texts)
+        sent = op
+        if data.draw(st.integers(0, 3), label="disguised") == 0:
+            sent = swap_op(op, lambda value: disguise(data, value))
         bound = getattr(model.lazy_connect(pk), field.name)
         self._write(
-            f"{model.__name__}({pk!r}).{field.name}.{op.describe()}",
-            lambda: getattr(bound, op.method)(*op.args, **op.kwargs),
+            f"{model.__name__}({pk!r}).{field.name}.{sent.describe()}",
+            lambda: getattr(bound, sent.method)(*sent.args, **sent.kwargs),
             [(model, pk, field, op.new)],
             reply=op.reply,
             error=op.error,

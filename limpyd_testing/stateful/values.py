@@ -57,16 +57,29 @@ def raw(text: str) -> bytes:
 
 
 def text_of(value: Any) -> str:
-    """What Redis stores for a value, as it gives it back."""
+    """What Redis stores for a value, as it gives it back (`strategies.stored_text`; an
+    instance is its pk). TypeError or ValueError: a value limpyd must refuse."""
     if isinstance(value, RedisModel):
         return value.pk.get()  # type: ignore[no-any-return]
-    if isinstance(value, bytes):
-        return lst.canonical(value.decode("utf-8", "surrogateescape"))
-    if isinstance(value, str):
-        return lst.canonical(value)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"not a value: {value!r}")
-    return repr(value)
+    return lst.stored_text(value)
+
+
+_SCORE = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]{1,3})?|[+-]?inf")
+
+
+def score_of(value: Any) -> float:
+    """The score Redis stores for a value; ValueError for one it refuses (NaN, texts that
+    are not a number, which IntEnum members are: redis-py sends their repr)."""
+    if isinstance(value, float):
+        number = value
+    else:
+        text = text_of(value)
+        if not _SCORE.fullmatch(text):
+            raise ValueError(f"not a score: {value!r}")
+        number = float(text)
+    if number != number:
+        raise ValueError(f"not a score: {value!r}")
+    return number
 
 
 def is_empty(kind: str, state: Any) -> bool:
@@ -83,7 +96,7 @@ def state_of(kind: str, value: Any) -> Any:
         return tuple(text_of(v) for v in value)
     if kind == "hash":
         return {text_of(k): text_of(v) for k, v in value.items()}
-    return {text_of(m): float(text_of(s)) for m, s in value.items()}
+    return {text_of(m): score_of(s) for m, s in value.items()}
 
 
 def items_of(kind: str, state: Any) -> list[tuple[str | None, str]]:
