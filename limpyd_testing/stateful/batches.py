@@ -110,6 +110,10 @@ class BatchRules(InvalidInputRules, MachineCore):
                         pipeline.execute()
                     except DoesNotExist:
                         refused = True
+        except AssertionError:
+            raise
+        except Exception as exc:  # a write the batch applied on a missing instance, say
+            raise AssertionError(f"the batch {[w for _, w in queued]!r} raised {exc!r}") from exc
         finally:
             restore()
         # the writes queued on an instance missing when the batch ran
