@@ -14,6 +14,10 @@
   non-UTF-8 bytes (as limpyd returns them: lone surrogates U+DC80..U+DCFF, see
   `docs/decisions.md`). Every text is *canonical*: it is exactly what Redis gives back.
 - `scores()`: finite sorted-set scores, ties frequent.
+- `stored_text(value)`: the text Redis stores for a value as redis-py sends it.
+- `disguises(text)`: values limpyd must accept that are stored as `text` (bytes, str
+  subclasses and str Enum members, ints, floats); `wrong_values()`: values it must refuse;
+  `risky_values()`: values it may store (as `stored_text` says) or refuse (IntEnum members).
 - `field_values(field)`: a value a field accepts (what `Model(field=...)` takes).
 - `model_values(Model)`: kwargs creating an instance.
 - `filters(Model)`: kwargs for `Model.collection(**filters)`, on every suffix of every index.
@@ -30,6 +34,7 @@ back. Use the functions here explicitly.
 
 from __future__ import annotations
 
+import enum
 import re
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -56,14 +61,18 @@ if TYPE_CHECKING:
 
 __all__ = [
     "canonical",
+    "disguises",
     "field_values",
     "filter_keys",
     "filters",
     "is_related",
     "model_values",
     "numbers",
+    "risky_values",
     "scores",
+    "stored_text",
     "texts",
+    "wrong_values",
 ]
 
 #: Pieces texts are made of: what breaks key layouts, glob patterns, lexicographic bounds
@@ -77,6 +86,12 @@ AWKWARD = (
 NUMBER_TEXTS = (
     "0", "1", "-1", "2", "10", "-0", "0.5", "-2.5", "1e3", "1E-2", " 1", "1 ", "01", "+1",
     "inf", "-inf", "nan", "Infinity", "1_000", "0x10", "9007199254740993",
+)  # fmt: skip
+#: Whole texts that look like something else: numbers parsers disagree on, integers beyond
+#: 64 bits and doubles, and the placeholder limpyd's scripts replace by a new pk.
+NASTY_TEXTS = (
+    "", " 5", "1_000", "1e400", "0x10", "NaN", "+1", str(2**64), str(2**53 + 1), "-0.0",
+    "\x00limpyd-new-pk:" + "0" * 32 + "\x00",
 )  # fmt: skip
 
 if TYPE_CHECKING:
@@ -120,7 +135,10 @@ def texts(*, allow_empty: bool = True, max_pieces: int = 3) -> SearchStrategy[st
 
     `allow_empty=False` for values that cannot be empty (primary keys)."""
     piece = st.one_of(st.sampled_from(AWKWARD), _number_texts(), _plain_text())
-    strategy = st.lists(piece, min_size=1, max_size=max_pieces).map("".join).map(canonical)
+    strategy = st.one_of(
+        st.lists(piece, min_size=1, max_size=max_pieces).map("".join).map(canonical),
+        st.sampled_from(NASTY_TEXTS),
+    )
     if not allow_empty:
         strategy = strategy.map(lambda text: text or "pk")
     return strategy
@@ -134,6 +152,71 @@ def scores() -> SearchStrategy[float]:
         st.sampled_from([0.5, -0.5, 0.25, 1e-300, -1e300, 2.0**53]),
         st.floats(allow_nan=False, allow_infinity=False),
     )
+
+
+def stored_text(value: Any) -> str:
+    """The text Redis stores for `value`, as redis-py sends it (canonical): a str (subclasses,
+    str Enum members included) its content, bytes decoded with `surrogateescape`, an int or
+    float (subclasses, IntEnum members included) its `repr`. TypeError for anything else,
+    ValueError for a text that cannot be sent (a lone surrogate) or an int too long to print.
+    """
+    if isinstance(value, bytes):
+        return canonical(value.decode("utf-8", "surrogateescape"))
+    if isinstance(value, str):
+        return canonical(str.__str__(value))
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"no text for {value!r} ({type(value).__name__})")
+    return repr(value)
+
+
+class _Text(str):
+    """A str subclass whose `str()` is not its content (what `str(value)` would get wrong)."""
+
+    def __str__(self) -> str:
+        return "<not the value>"
+
+
+_CANONICAL_INT = re.compile(r"0|-?[1-9][0-9]{0,4000}")
+
+
+def disguises(text: str) -> SearchStrategy[Any]:
+    """Values limpyd must take as `text` (`stored_text(value) == text`): the text itself,
+    its bytes, a str subclass, a str Enum member (`class S(str, Enum)`, whose `str()` is
+    `S.NAME`), a StrEnum member, and the int or float it is the repr of."""
+    options: list[Any] = [
+        text,
+        text.encode("utf-8", "surrogateescape"),
+        _Text(text),
+        enum.Enum("Choice", {"MEMBER": text}, type=str).MEMBER,  # type: ignore[call-overload]
+        enum.StrEnum("Choice", {"MEMBER": text}).MEMBER,
+    ]
+    if _CANONICAL_INT.fullmatch(text):
+        options.append(int(text))
+    try:
+        number = float(text)
+    except ValueError:
+        pass
+    else:
+        if repr(number) == text:
+            options.append(number)
+    return st.sampled_from(options)
+
+
+def wrong_values() -> SearchStrategy[Any]:
+    """Values limpyd must refuse (no text for them): None, booleans, containers, objects,
+    Decimals, complex numbers, bytearrays, a text with a lone surrogate."""
+    from decimal import Decimal
+
+    return st.sampled_from(
+        [None, True, False, [], ["a"], {}, {"a": "b"}, set(), object(), Decimal("1"), 1j,
+         "\ud800", bytearray(b"a")]
+    )  # fmt: skip
+
+
+def risky_values() -> SearchStrategy[Any]:
+    """Values limpyd may store (as `stored_text` says: what redis-py would send) or refuse:
+    IntEnum members, whose repr is not their number."""
+    return st.integers(-2, 2**64).map(lambda n: enum.IntEnum("Level", {"HIGH": n}).HIGH)
 
 
 def filter_keys() -> SearchStrategy[str]:
