@@ -9,6 +9,10 @@ directory, so it is what gets imported, and Hypothesis starts with an empty exam
     python -m pytest properties --limpyd-backend=fake --hypothesis-profile=ci -x -q \
         -p no:cacheprovider
 
+Only the answer counts, not the smallest failing example: Hypothesis does not shrink in these
+runs (a plugin written into the copy takes the shrink phase out of the profiles; `--shrink`
+keeps it, several times slower on caught bugs).
+
 A failing run has *caught* the bug; a passing one let it *survive*. The score is caught /
 (caught + survived). A mutation whose `old` text is no longer in the code (the code moved
 on) is reported *not applicable*, one whose text occurs several times *ambiguous*: re-anchor
@@ -46,6 +50,25 @@ ROOT = Path(__file__).resolve().parents[1]
 #: What a mutant's copy of the repository holds.
 COPIED = ("limpyd", "limpyd_testing", "properties", "tests", "pyproject.toml")
 SUITES = ("properties", "tests")
+#: A pytest plugin written into each copy unless `--shrink`: the profiles the conftests
+#: registered, without shrinking (loaded before Hypothesis's own pytest_configure loads one).
+NO_SHRINK_PLUGIN = "limpyd_planted_no_shrink"
+NO_SHRINK_SOURCE = """\
+import pytest
+from hypothesis import Phase, settings
+
+NO_SHRINK = [phase for phase in Phase if phase.name not in ("shrink", "explain")]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config):
+    for name in ("default", "ci", "thorough"):
+        try:
+            profile = settings.get_profile(name)
+        except Exception:
+            continue
+        settings.register_profile(name, profile, phases=NO_SHRINK)
+"""
 
 CAUGHT, SURVIVED, NOT_APPLICABLE, AMBIGUOUS = "caught", "survived", "not applicable", "ambiguous"
 BROKEN, TIMEOUT = "broken", "timeout"
@@ -375,14 +398,16 @@ def copy_repository(destination: Path) -> None:
             shutil.copy2(source, destination / name)
 
 
-def suite_command(suite: str, backend: str, seed: int | None) -> list[str]:
+def suite_command(suite: str, options: argparse.Namespace) -> list[str]:
     """The pytest command line of a suite (properties/ with the `ci` profile)."""
-    command = [sys.executable, "-m", "pytest", suite, f"--limpyd-backend={backend}", "-x", "-q"]
-    command += ["-p", "no:cacheprovider"]
+    command = [sys.executable, "-m", "pytest", suite, f"--limpyd-backend={options.backend}"]
+    command += ["-x", "-q", "-p", "no:cacheprovider"]
+    if not options.shrink:
+        command += ["-p", NO_SHRINK_PLUGIN]
     if suite == "properties":
         command.append("--hypothesis-profile=ci")
-    if seed is not None:
-        command.append(f"--hypothesis-seed={seed}")
+    if options.seed is not None:
+        command.append(f"--hypothesis-seed={options.seed}")
     return command
 
 
@@ -403,7 +428,7 @@ def run_suite(copy: Path, suite: str, options: argparse.Namespace) -> Outcome:
     started = time.monotonic()
     try:
         completed = subprocess.run(
-            suite_command(suite, options.backend, options.seed),
+            suite_command(suite, options),
             cwd=copy,
             env=env,
             capture_output=True,
@@ -442,6 +467,7 @@ def run_mutant(mutation: Mutation | None, options: argparse.Namespace) -> dict[s
     with tempfile.TemporaryDirectory(prefix="limpyd-planted-") as directory:
         copy = Path(directory)
         copy_repository(copy)
+        (copy / f"{NO_SHRINK_PLUGIN}.py").write_text(NO_SHRINK_SOURCE)
         if mutation is not None:
             mutation.plant(copy)
         return {suite: run_suite(copy, suite, options) for suite in options.suites}
@@ -488,6 +514,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, help="--hypothesis-seed of every run")
     parser.add_argument("--timeout", type=float, default=1200, help="seconds per suite run")
     parser.add_argument("--no-baseline", action="store_true", help="skip the unchanged run")
+    parser.add_argument("--shrink", action="store_true", help="let Hypothesis shrink failures")
     parser.add_argument("--list", action="store_true", help="list the mutations and exit")
     options = parser.parse_args(argv)
     options.suites = SUITES if options.tests else SUITES[:1]
