@@ -57,7 +57,12 @@ def test_quick_start_prints_what_it_says():
     assert checked == 4
 
 
-def test_testing_chapter_module_runs_on_both_backends(pytester, redis_server_path):
+def test_testing_chapter_module_runs_on_both_backends(
+    pytester, redis_server_path, hypothesis_home, monkeypatch
+):
+    # A warm Hypothesis home, as a project has: a cold one makes the first text draw slow
+    # enough, on a busy machine, to fail the too_slow health check (see hypothesis_home).
+    monkeypatch.setenv("HYPOTHESIS_STORAGE_DIRECTORY", str(hypothesis_home))
     pytester.makepyfile(test_readme_example=python_block("A test asks for a database"))
     result = pytester.runpytest_subprocess(
         "--limpyd-backend=both",
