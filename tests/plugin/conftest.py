@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -48,32 +44,3 @@ def redis_server_path(request: pytest.FixtureRequest) -> str:
             pytest.fail(message)
         pytest.skip(message)
     return path
-
-
-#: Draws one character: Hypothesis then builds its table of Unicode categories and stores it
-#: in its home directory (HYPOTHESIS_STORAGE_DIRECTORY).
-_WARM_UP = """
-from hypothesis import HealthCheck, given, settings, strategies as st
-
-@settings(database=None, max_examples=1, suppress_health_check=list(HealthCheck))
-@given(st.characters(codec="utf-8"))
-def warm_up(character):
-    pass
-
-warm_up()
-"""
-
-
-@pytest.fixture(scope="session")
-def hypothesis_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A Hypothesis home directory for inner pytest subprocesses, its Unicode table built.
-
-    An inner session run in pytester's fresh directory has a fresh home: its first text
-    draw builds the table (0.5 s on an idle core, several seconds on a busy machine), inside
-    the too_slow health check of whichever test draws first. A project keeps its home
-    between runs; the inner sessions of this worker share this one, built once here.
-    """
-    home = tmp_path_factory.mktemp("hypothesis-home")
-    env = {**os.environ, "HYPOTHESIS_STORAGE_DIRECTORY": str(home)}
-    subprocess.run([sys.executable, "-c", _WARM_UP], env=env, check=True, timeout=300)
-    return home
