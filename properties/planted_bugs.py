@@ -25,6 +25,7 @@ without any bug would catch everything.
     python -m properties.planted_bugs                     # every mutation, properties/
     python -m properties.planted_bugs --only NAME --only NAME2 --jobs 2
     python -m properties.planted_bugs --tests             # tests/ too, to compare
+    python -m properties.planted_bugs --suite tests       # tests/ only
     python -m properties.planted_bugs --list              # the mutations, and whether they apply
 
 Options: `--backend fake|redis|both` (default fake), `--jobs N` (mutants run at once,
@@ -517,13 +518,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", action="append", metavar="NAME", help="a mutation (repeat)")
     parser.add_argument("--jobs", type=int, default=1, help="mutants run at once (default 1)")
     parser.add_argument("--tests", action="store_true", help="also run tests/ on each mutant")
+    parser.add_argument(
+        "--suite", action="append", choices=SUITES, help="the suites to run (repeat)"
+    )
     parser.add_argument("--seed", type=int, help="--hypothesis-seed of every run")
     parser.add_argument("--timeout", type=float, default=1200, help="seconds per suite run")
     parser.add_argument("--no-baseline", action="store_true", help="skip the unchanged run")
     parser.add_argument("--shrink", action="store_true", help="let Hypothesis shrink failures")
     parser.add_argument("--list", action="store_true", help="list the mutations and exit")
     options = parser.parse_args(argv)
-    options.suites = SUITES if options.tests else SUITES[:1]
+    options.suites = options.suite or (SUITES if options.tests else SUITES[:1])
 
     unknown = sorted(set(options.only or ()) - set(BY_NAME))
     if unknown:
