@@ -476,7 +476,10 @@ def run_mutant(mutation: Mutation | None, options: argparse.Namespace) -> dict[s
         copy_repository(copy)
         (copy / f"{NO_SHRINK_PLUGIN}.py").write_text(NO_SHRINK_SOURCE)
         if mutation is not None:
-            mutation.plant(copy)
+            try:
+                mutation.plant(copy)
+            except ValueError as error:  # the code changed since the mutations were checked
+                return {suite: Outcome(NOT_APPLICABLE, 0.0, str(error)) for suite in options.suites}
         return {suite: run_suite(copy, suite, options) for suite in options.suites}
 
 
@@ -581,7 +584,7 @@ def main(argv: list[str] | None = None) -> int:
         others = len(outcomes) - caught - len(survived)
         print(
             f"{suite}: caught {caught} of {caught + len(survived)}"
-            + (f" ({others} broken or timed out, not scored)" if others else "")
+            + (f" ({others} not scored: broken, timed out or not applicable)" if others else "")
             + (f"; survivors: {', '.join(survived)}" if survived else "")
         )
     skipped = [name for name, problem in problems.items() if problem]
