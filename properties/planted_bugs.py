@@ -3,8 +3,9 @@ makes do the state machines of `properties/` catch (and, with `--tests`, `tests/
 
 Each `Mutation` replaces one text (`old`, which must occur exactly once) by another in one
 file of a temporary copy of the repository (limpyd/, limpyd_testing/, properties/, tests/,
-pyproject.toml); the suite then runs in that copy (it is first on PYTHONPATH and the current
-directory, so it is what gets imported, and Hypothesis starts with an empty example database):
+pyproject.toml, and README.md whose examples tests/ runs); the suite then runs in that copy
+(it is first on PYTHONPATH and the current directory, so it is what gets imported, and
+Hypothesis starts with an empty example database):
 
     python -m pytest properties --limpyd-backend=fake --hypothesis-profile=ci -x -q \
         -p no:cacheprovider --ignore=properties/test_broken_builds.py
@@ -52,7 +53,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 #: What a mutant's copy of the repository holds.
-COPIED = ("limpyd", "limpyd_testing", "properties", "tests", "pyproject.toml")
+COPIED = ("limpyd", "limpyd_testing", "properties", "tests", "pyproject.toml", "README.md")
 SUITES = ("properties", "tests")
 #: Tests that monkeypatch bugs of their own and assert a machine fails: not run here.
 BROKEN_BUILDS = "properties/test_broken_builds.py"

@@ -224,6 +224,9 @@ def test_server_is_stopped_on_ctrl_c(pytester, redis_server_path):
             f"--limpyd-redis-server={redis_server_path}",
         ],
         stdin=subprocess.DEVNULL,
+        # Its own SIGINT action, whatever this run's: a background job of a script starts
+        # with SIGINT ignored, and the child would inherit that.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         pid_file = pytester.path / "server.txt"
