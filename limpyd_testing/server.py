@@ -1,7 +1,9 @@
 """A throw-away `redis-server` for test sessions.
 
 `RedisServerExecutor` starts a real Redis server on a free loopback port, with no persistence,
-in a temporary directory, waits until it answers PING and stops it afterwards. The server is
+in a temporary directory, waits until it answers PING and stops it afterwards. The server that
+answers must be the process it started (INFO's `process_id`): a server another process holds
+on the port is never taken for it. The server is
 tied to the process that started it: on Linux the kernel kills it when that process dies
 (`PR_SET_PDEATHSIG`), so a crashed or killed test run leaves no orphan server behind.
 
@@ -29,13 +31,14 @@ import weakref
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import IO
+from typing import IO, NoReturn
 
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 __all__ = [
+    "PortInUse",
     "RedisServerError",
     "RedisServerExecutor",
     "RedisServerNotFound",
@@ -56,6 +59,10 @@ class RedisServerError(RuntimeError):
 
 class RedisServerNotFound(RedisServerError):
     """No usable `redis-server` executable."""
+
+
+class PortInUse(RedisServerError):
+    """Another process holds the port the server was to listen on."""
 
 
 def find_redis_server(path: str | os.PathLike[str] | None = None) -> str | None:
@@ -132,10 +139,13 @@ class RedisServerExecutor:
     """Starts and stops one throw-away `redis-server` on a loopback port.
 
     Nothing is persisted (`--save ''`, `--appendonly no`); the working directory is a
-    temporary one removed on stop. `start()` returns once the server answers PING, or raises
-    `RedisServerError` with the server's output. `stop()` sends SIGTERM, then SIGKILL. The
-    server also dies with the starting process (Linux), and `stop()` runs at interpreter exit.
-    Usable as a context manager.
+    temporary one removed on stop. `start()` returns once the server it started answers PING,
+    or raises `RedisServerError` with the server's output. A port held by another process:
+    a free port picked by the OS is taken again by someone else meanwhile (a race), so
+    another one is tried; a requested `port` is refused with an error. (An `executable` that
+    is a wrapper script must `exec` the server, so that the process started is the server.)
+    `stop()` sends SIGTERM, then SIGKILL. The server also dies with the starting process
+    (Linux), and `stop()` runs at interpreter exit. Usable as a context manager.
     """
 
     def __init__(
@@ -209,7 +219,7 @@ class RedisServerExecutor:
                 error = exc
                 self.stop()
                 # Only a lost race for the free port is worth another try.
-                if "Address already in use" not in str(exc):
+                if not isinstance(exc, PortInUse):
                     break
         assert error is not None
         raise error
@@ -265,23 +275,29 @@ class RedisServerExecutor:
             socket_connect_timeout=1.0,
             retry=Retry(NoBackoff(), 0),  # this loop is the retry
         )
+        # Whoever answers on the port: ours once its process id is the one started.
+        answering: int | None = None
         try:
             while True:
                 process = self._process
                 assert process is not None
                 if process.poll() is not None:
-                    raise RedisServerError(
-                        f"redis-server exited with code {process.returncode} while starting "
-                        f"on {self.host}:{self.port}; {self._described_output()}"
-                    )
+                    self._raise_exited(process, answering)
                 try:
-                    if client.ping():
-                        info = client.info("server")
+                    info = client.info("server")
+                    answering = int(info.get("process_id", 0))
+                    if answering == process.pid:
                         self.version = str(info.get("redis_version", ""))
                         return
                 except redis.RedisError:
                     pass
                 if time.monotonic() > deadline:
+                    if answering is not None:
+                        raise PortInUse(
+                            f"another redis-server (pid {answering}) answers on "
+                            f"{self.host}:{self.port}, not the one started (pid {process.pid}) "
+                            f"within {self.startup_timeout:g} s; {self._described_output()}"
+                        )
                     raise RedisServerError(
                         f"redis-server did not answer PING on {self.host}:{self.port} within "
                         f"{self.startup_timeout:g} s; {self._described_output()}"
@@ -289,6 +305,17 @@ class RedisServerExecutor:
                 time.sleep(0.01)
         finally:
             client.close()
+
+    def _raise_exited(self, process: subprocess.Popen[bytes], answering: int | None) -> NoReturn:
+        output = self._described_output()
+        message = (
+            f"redis-server exited with code {process.returncode} while starting "
+            f"on {self.host}:{self.port}; {output}"
+        )
+        if answering is not None or "Address already in use" in output:
+            holder = f" (by redis-server pid {answering})" if answering else ""
+            raise PortInUse(f"port {self.port} is already in use{holder}: {message}")
+        raise RedisServerError(message)
 
     def stop(self) -> None:
         """Stop the server (SIGTERM, then SIGKILL) and remove its directory."""

@@ -15,7 +15,9 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from limpyd_testing import server as server_module
 from limpyd_testing.server import (
+    PortInUse,
     RedisServerError,
     RedisServerExecutor,
     RedisServerNotFound,
@@ -82,6 +84,70 @@ def test_executor_times_out_and_kills_a_server_that_never_answers(tmp_path):
         executor.start()
     assert wait_gone(int(pid_file.read_text()))
     assert executor.directory is None
+
+
+@pytest.fixture
+def foreign_server(redis_server_path, tmp_path):
+    """A redis-server started here, not by the executor: (its process, a client of it)."""
+    port = server_module.free_port()
+    args = ["--bind", "127.0.0.1", "--port", str(port), "--save", "", "--dir", str(tmp_path)]
+    process = subprocess.Popen(
+        [redis_server_path, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    client = redis.Redis(host="127.0.0.1", port=port, decode_responses=True)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            assert process.poll() is None and time.monotonic() < deadline
+            try:
+                if client.info("server")["process_id"] == process.pid:
+                    break
+            except redis.RedisError:
+                time.sleep(0.02)
+        client.set("foreign", "untouched")
+        yield process, client
+    finally:
+        client.close()
+        process.kill()
+        process.wait()
+
+
+def assert_untouched(foreign_server) -> None:
+    process, client = foreign_server
+    assert process.poll() is None
+    assert client.info("server")["process_id"] == process.pid
+    assert client.keys() == ["foreign"] and client.get("foreign") == "untouched"
+
+
+def test_executor_refuses_a_requested_port_another_server_holds(redis_server_path, foreign_server):
+    port = foreign_server[1].connection_pool.connection_kwargs["port"]
+    executor = RedisServerExecutor(redis_server_path, port=port)
+    try:
+        # Its PING would reach the foreign server: that must not pass for its own.
+        with pytest.raises(PortInUse, match=rf"port {port} is already in use"):
+            executor.start()
+        assert not executor.running and executor.directory is None
+    finally:
+        executor.stop()
+    assert_untouched(foreign_server)
+
+
+def test_executor_takes_another_port_when_the_free_one_was_taken(
+    redis_server_path, foreign_server, monkeypatch
+):
+    taken = foreign_server[1].connection_pool.connection_kwargs["port"]
+    ports = iter([taken])
+    real_free_port = server_module.free_port
+    # The race: the port the OS gave is listened on by someone else before the server binds.
+    monkeypatch.setattr(
+        server_module, "free_port", lambda host: next(ports, None) or real_free_port(host)
+    )
+    with RedisServerExecutor(redis_server_path) as server:
+        assert server.port != taken
+        client = redis.Redis.from_url(server.url)
+        assert client.info("server")["process_id"] == server.pid
+        client.close()
+    assert_untouched(foreign_server)
 
 
 def test_executor_without_an_executable(tmp_path):
@@ -158,6 +224,9 @@ def test_server_is_stopped_on_ctrl_c(pytester, redis_server_path):
             f"--limpyd-redis-server={redis_server_path}",
         ],
         stdin=subprocess.DEVNULL,
+        # Its own SIGINT action, whatever this run's: a background job of a script starts
+        # with SIGINT ignored, and the child would inherit that.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         pid_file = pytester.path / "server.txt"

@@ -57,7 +57,20 @@ def test_quick_start_prints_what_it_says():
     assert checked == 4
 
 
+#: The inner session's first draws pay Hypothesis's one-time costs (its Unicode table, built
+#: in pytester's fresh directory; the strategies' construction): about 0.5 s on an idle core,
+#: over the 1 s of the too_slow health check on a busy one (as under `-n 4`). Timing says
+#: nothing about the module here, as in properties/ whose profiles suppress it too.
+NO_TIMING_CHECK = """
+from hypothesis import HealthCheck, settings
+
+settings.register_profile("readme", suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("readme")
+"""
+
+
 def test_testing_chapter_module_runs_on_both_backends(pytester, redis_server_path):
+    pytester.makeconftest(NO_TIMING_CHECK)
     pytester.makepyfile(test_readme_example=python_block("A test asks for a database"))
     result = pytester.runpytest_subprocess(
         "--limpyd-backend=both",
