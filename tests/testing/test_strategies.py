@@ -3,6 +3,8 @@ filters they draw evaluate, and answer like the state machine's oracle."""
 
 from __future__ import annotations
 
+from enum import Enum, IntEnum
+
 import pytest
 from hypothesis import HealthCheck, find, given, settings
 from hypothesis import strategies as st
@@ -233,3 +235,23 @@ def test_filters_evaluate_and_answer_like_the_oracle(db):
         assert found == expected, filters
 
     check()
+
+
+def test_disguises_are_stored_as_their_text():
+    @FAST
+    @given(lst.texts().flatmap(lambda text: st.tuples(st.just(text), lst.disguises(text))))
+    def check(pair):
+        text, value = pair
+        assert lst.stored_text(value) == text
+
+    check()
+
+
+def test_wrong_values_have_no_text_and_risky_ones_are_sent_as_redis_py_sends_them():
+    for value in [None, True, [], {}, object(), "\ud800", bytearray(b"a")]:
+        with pytest.raises((TypeError, ValueError)):
+            lst.stored_text(value)
+    level = IntEnum("Level", {"HIGH": 5}).HIGH
+    assert lst.stored_text(level) == repr(level) == "<Level.HIGH: 5>"
+    assert lst.stored_text(Enum("S", {"A": "a"}, type=str).A) == "a"
+    assert lst.stored_text(b"\xff") == "\udcff" and lst.stored_text(2**64) == str(2**64)
