@@ -451,13 +451,15 @@ def run_suite(copy: Path, suite: str, options: argparse.Namespace) -> Outcome:
     if completed.returncode == 0:
         return Outcome(SURVIVED, seconds, _summary(output))
     if completed.returncode == 1:
-        return Outcome(CAUGHT, seconds, _first_failure(output))
+        return Outcome(CAUGHT, seconds, _failure(output))
     return Outcome(BROKEN, seconds, f"pytest exit status {completed.returncode}: {_tail(output)}")
 
 
-def _first_failure(output: str) -> str:
-    match = re.search(r"^(?:FAILED|ERROR) (\S+)", output, re.M)
-    return match.group(1) if match else _tail(output)
+def _failure(output: str) -> str:
+    """The failed test, from the session's summary (the last one: a test running pytest in
+    a subprocess prints that inner session's summary first)."""
+    found = re.findall(r"^(?:FAILED|ERROR) (\S+)", output, re.M)
+    return found[-1] if found else _tail(output)
 
 
 def _summary(output: str) -> str:
