@@ -56,9 +56,10 @@ EXPIRABLE = tuple(m for m in MODELS if m != "Badge")
 ELSEWHERE = ("Person", "Label", "Stamp")
 #: `unique_together` of Badge.
 TOGETHER = ("group", "kind")
-#: How a related collection matches pks, per relation whose only equality index transforms:
-#: it filters the field with the target's pk, and filter values are transformed (manual
-#: 2.5.5.1), so `label.aliased()` lists every badge whose alias lowercases alike.
+#: Relations whose only equality index transforms: the related collection filters the
+#: field with the target's pk as given, and filter values are taken as already transformed
+#: (manual 2.5.5.1), so `label.aliased()` lists the badges whose alias lowercases to the
+#: label's pk (none for `Label('L')`, those aliased to 'L' or 'l' for `Label('l')`).
 REVERSE_MATCH: dict[tuple[str, str], Any] = {("Badge", "alias"): str.lower}
 EMPTY: dict[str, Any] = {"fk": None, "set": frozenset(), "list": (), "zset": {}}
 _EMPTY_STATES: tuple[Any, ...] = (None, frozenset(), (), {})
@@ -810,7 +811,7 @@ class RelatedDeletionMachine(DatabaseMachine):
                     expected = default_order(
                         other
                         for other, states in self.data[model].items()
-                        if match(pk) in map(match, _references(kind, states.get(field)))
+                        if pk in map(match, _references(kind, states.get(field)))
                     )
                     found = list(getattr(instance, related_name)())
                     assert found == expected, (
