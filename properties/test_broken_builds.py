@@ -13,12 +13,10 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, Phase, settings
 
-from limpyd import backends, indexes, lua, writes
+from limpyd import backends, indexes, writes
 from limpyd.collection import CollectionManager
 from limpyd.contrib import related
 from limpyd.contrib.related import M2MListField
-from limpyd.fields import base as fields_base
-from limpyd.fields import sortedsets
 from limpyd.fields.strings import InstanceHashField
 from limpyd.indexes import NumberRangeIndex, TextRangeIndex, parse_number
 from limpyd.model import RedisModel
@@ -191,23 +189,6 @@ def test_related_deletion_catches_a_reaping_that_leaves_references(monkeypatch):
         return writes.Rewrite(self, **deletion, reaping=True)
 
     monkeypatch.setattr(RedisModel, "_reap_plan", careless_reap_plan)
-    with pytest.raises(AssertionError):
-        RelatedDeletionMachine.run(settings=hunting(examples=100))
-
-
-def test_related_deletion_catches_a_half_applied_refused_score(monkeypatch):
-    """A bad sorted-set score is checked neither in Python (values and commands) nor by the
-    script's probe: a creation fails at its ZADD, after its first writes (Group.ranking)."""
-    original = fields_base.check_numbers
-    monkeypatch.setattr(
-        fields_base,
-        "check_numbers",
-        lambda name, args, text: None if name == "ZADD" else original(name, args, text),
-    )
-    monkeypatch.setattr(sortedsets, "double_error", lambda text: None)
-    text = lua.SCRIPT.text.replace("local err = zadd_error(args)", "local err = nil")
-    assert text != lua.SCRIPT.text
-    monkeypatch.setattr(writes, "APPLY", lua.ScriptMode(lua.LuaScript(text), "apply"))
     with pytest.raises(AssertionError):
         RelatedDeletionMachine.run(settings=hunting(examples=100))
 
