@@ -92,7 +92,8 @@ def test_uniqueness_catches_a_combination_left_behind(monkeypatch):
 
 
 @pytest.mark.skip(
-    reason="the widened machine no longer meets 2**53 and 2**53 + 1 within 100 derandomized examples: to retune"
+    reason="the widened machine no longer meets 2**53 and 2**53 + 1 within 100 "
+    "derandomized examples: to retune"
 )
 def test_uniqueness_catches_numbers_compared_as_floats(monkeypatch):
     """The uniqueness of a NumberRangeIndex compares the values as floats (2**53 and
@@ -107,7 +108,8 @@ def test_uniqueness_catches_numbers_compared_as_floats(monkeypatch):
 
 
 @pytest.mark.skip(
-    reason="the machine no longer meets a pk held twice by an M2M list within 100 derandomized examples (unlink moved into apply.lua in part 9): to retune"
+    reason="the machine no longer meets a pk held twice by an M2M list within 100 "
+    "derandomized examples (unlink moved into apply.lua in part 9): to retune"
 )
 def test_related_deletion_catches_a_partial_unlink(monkeypatch):
     """Deleting an instance removes only the first occurrence of its pk from M2M lists."""
