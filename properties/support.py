@@ -94,7 +94,7 @@ def default_order(pks: Iterable[str]) -> list[str]:
 
 
 def number_of(text: str | None) -> float:
-    """What a NumberRangeIndex compares: the value as a float, 0 when it is not a number."""
+    """What a NumberRangeIndex compares: the value as a float (0 for no value)."""
     if text is None:
         return 0.0
     try:

@@ -13,6 +13,7 @@ from redis.exceptions import ResponseError
 
 from limpyd.contrib.collection import SORTED_SCORE
 from limpyd.exceptions import DoesNotExist, ImplementationError
+from limpyd.indexes import parse_number
 from properties.models import COLORS, ITEM_PKS, NAMES, NUMBERS, TAGS, collection_models
 from properties.support import (
     NUMERIC_PK,
@@ -194,7 +195,7 @@ def queries(draw: Any, sorts: st.SearchStrategy[Any] = _SORTS) -> dict[str, Any]
     spec: dict[str, Any] = {
         "filters": draw(filters()) if _sometimes(draw, 4 if combine else 2) else {}
     }
-    # An exclude without filters (rarely drawn) excludes everything.
+    # An exclude without filters (rarely drawn) excludes nothing.
     if _sometimes(draw, 5):
         spec["excludes"] = [draw(filters(max_size=1, min_size=not _sometimes(draw, 4)))]
     else:
@@ -334,7 +335,7 @@ class Oracle:
             return False
         texts = [_text(w) for w in wanted] if suffix == "in" else [_text(wanted)]
         op = suffix if suffix not in ("", "in") else "eq"
-        if name == "num":  # NumberRangeIndex: floats, non-numbers as 0
+        if name == "num":  # NumberRangeIndex: as doubles (checked numbers, see filtered)
             a, bs = number_of(stored), [number_of(t) for t in texts]
         elif op in ("eq",):  # EqualIndex: the text
             a, bs = stored, texts
@@ -351,6 +352,14 @@ class Oracle:
         return any(compare(a, b) for b in bs)
 
     def filtered(self, pks: set[str], given: dict[str, Any]) -> set[str]:
+        """The pks matching `given`; Refused(ValueError) when a filter value of the
+        NumberRangeIndex is not a decimal number (refused when the query is evaluated)."""
+        for key, wanted in given.items():
+            name, _, suffix = key.partition("__")
+            if name == "num" and suffix != "isnull":
+                texts = [_text(w) for w in wanted] if suffix == "in" else [_text(wanted)]
+                if any(parse_number(text) is None for text in texts):
+                    raise Refused(ValueError)
         return {pk for pk in pks if all(self.matches(pk, k, v) for k, v in given.items())}
 
     def source(self, kind: str, source: Any) -> set[str]:
@@ -409,7 +418,8 @@ class Oracle:
             pks = OPERATIONS[op](self.filtered(pks, a), self.filtered(pks, b))
         pks = self.filtered(pks, spec["filters"])
         for excluded in spec["excludes"]:
-            pks -= self.filtered(pks, excluded)
+            if excluded:  # exclude() without filters excludes nothing
+                pks -= self.filtered(pks, excluded)
         for kind, source in spec["intersect"]:
             pks &= self.source(kind, source)
         ordered = self.order(pks, spec["sort"])
@@ -597,7 +607,7 @@ class CollectionMachine(DatabaseMachine):
             expected = refused.error
         try:
             found: Any = build(self.models, self.board, spec, key)
-        except (ResponseError, IndexError, ImplementationError) as error:
+        except (ResponseError, IndexError, ImplementationError, ValueError) as error:
             assert isinstance(expected, type) and isinstance(error, expected), (
                 f"query raised {error!r}, expected {expected!r}"
             )
@@ -628,6 +638,15 @@ class CollectionMachine(DatabaseMachine):
         note(f"Item.collection().from_stored({key!r}).filter(**{given!r})")
         collection = self.models.Item.collection().from_stored(key).filter(**given)
         pks = self.stored[key]
+        try:
+            self.oracle.filtered(set(), given)
+        except Refused:  # a non-number filter value of the NumberRangeIndex
+            try:
+                found = list(collection)
+            except (ValueError, DoesNotExist) as error:
+                assert pks is None or isinstance(error, ValueError), f"unexpected {error!r}"
+                return
+            raise AssertionError(f"a filter value is not a number, yet gave {found!r}") from None
         if pks is None:
             try:
                 found = list(collection)
