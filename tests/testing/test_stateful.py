@@ -82,6 +82,7 @@ QUICK = settings(
     database=None,
     deadline=None,
     suppress_health_check=list(HealthCheck),
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],  # DEBUG
 )
 
 
