@@ -22,7 +22,6 @@ from limpyd_testing.stateful.config import DatabaseFactory
 from limpyd_testing.stateful.core import REFUSALS
 from limpyd_testing.stateful.drawing import mixed
 from limpyd_testing.stateful.expiry import ExpiryRules
-from limpyd_testing.stateful.oracle import refused_state
 from limpyd_testing.stateful.invalid import (
     WRONG_SCORES,
     disguise,
@@ -32,6 +31,7 @@ from limpyd_testing.stateful.invalid import (
     swap_op,
     wrong_or_risky,
 )
+from limpyd_testing.stateful.oracle import refused_state
 from limpyd_testing.stateful.values import EMPTY, SINGLE, field_kind, is_empty, read_value, text_of
 
 

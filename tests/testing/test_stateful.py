@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 
 from limpyd import fields, model, writes
@@ -242,7 +242,11 @@ def test_expiry_rules_run(limpyd_database_factory):
             examples.append(self.stats)
             super().teardown()
 
-    run_state_machine(Recorded, limpyd_database_factory, settings=settings(QUICK, max_examples=20, stateful_step_count=50))
+    run_state_machine(
+        Recorded,
+        limpyd_database_factory,
+        settings=settings(QUICK, max_examples=20, stateful_step_count=50),
+    )
     total = sum(examples, start=type(examples[0])())
     assert total["expired"] >= 5 and total["expiring"] >= 5 and total["persisted"] >= 2, total
     assert total["reaped"] >= 2 and total["written on expired"] >= 1, total
