@@ -211,9 +211,9 @@ def test_filters_evaluate_and_answer_like_the_oracle(db):
     Everything, _ = _models(db)
     created = [
         {"name": "1", "text": "a\x00b", "number": "2.5", "upper": "abc", "tags": ["x", ""]},
-        {"name": "k:2", "text": "a", "number": "-inf", "history": ["é", "10", "é"]},
+        {"name": "k:2", "text": "a", "number": "-inf", "history": ["7", "10", "7"]},
         {"name": "3", "text": "\udcff", "upper": "ABC", "props": {"k": "v", "": "1"}},
-        {"name": "4", "when": "2024-01-02 03:04:05", "scores": {"m": 1.5, "n": -1.0}},
+        {"name": "4", "when": "2024-01-02 03:04:05", "scores": {"8": 1.5, "9": -1.0}},
         {"name": "*", "plain": "x", "history": ["-1e3"], "props": {"k": "w"}, "text": ""},
     ]
     oracle = Oracle([Everything])
