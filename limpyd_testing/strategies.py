@@ -122,6 +122,10 @@ def numbers() -> SearchStrategy[int | float]:
     )
 
 
+#: The texts a NumberRangeIndex takes (docs/decisions.md, Values).
+_DECIMAL = re.compile(r"[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|(?i:inf))")
+
+
 def _number_texts() -> SearchStrategy[str]:
     return st.one_of(
         st.sampled_from(NUMBER_TEXTS),
@@ -263,7 +267,8 @@ def field_values(
     SetField / ListField (repeats included), dicts of text to text for HashField, dicts of
     member to finite score for SortedSetField.
 
-    `items`: the strategy of each text (default `texts()`), e.g. dates for a field indexed
+    `items`: the strategy of each text (default `texts()`, number texts for a field with a
+    NumberRangeIndex), e.g. dates for a field indexed
     by a date index; `keys`: the strategy of HashField keys (default `texts()`). Related
     fields draw their pks from `pks` (required for them): a strategy or an iterable.
     AutoPKField takes no value: InvalidArgument.
@@ -275,7 +280,9 @@ def field_values(
     if is_related(field):
         items = _pool(pks, field)
     elif items is None:
-        items = texts()
+        # a NumberRangeIndex takes decimal numbers only (docs/decisions.md, Values)
+        numeric = any(isinstance(index, NumberRangeIndex) for index in field.indexes)
+        items = _number_texts().filter(_DECIMAL.fullmatch) if numeric else texts()
     if isinstance(field, StringField | InstanceHashField):
         return items
     if isinstance(field, SetField | ListField):

@@ -24,7 +24,7 @@ from limpyd_testing.snapshot import snapshot
 from limpyd_testing.stateful.commands import ANY, SAME
 from limpyd_testing.stateful.config import MIN_DEFAULT_TTL, DatabaseFactory, config, use_database
 from limpyd_testing.stateful.drawing import mixed, running
-from limpyd_testing.stateful.oracle import KNOWN_INDEXES, Oracle
+from limpyd_testing.stateful.oracle import KNOWN_INDEXES, Oracle, refused_state
 from limpyd_testing.stateful.values import EMPTY, field_kind, items_of, raw
 
 #: What a write refusing a bad value may raise (limpyd's ValueError, or the server's error).
@@ -223,7 +223,9 @@ class MachineCore(RuleBasedStateMachine):
         for model, pk, field, new in changes:
             if new is not SAME and not callable(new):
                 old = self.oracle.state(model, pk, field)
-                if self.oracle.conflict(model, pk, field, old, new) and error is None:
+                if refused_state(field, new):
+                    error = error or ValueError
+                elif self.oracle.conflict(model, pk, field, old, new) and error is None:
                     error = UniquenessError
                 expired = self.oracle.expired[model]
                 met |= {

@@ -31,6 +31,7 @@ from limpyd_testing.stateful.invalid import (
     swap_op,
     wrong_or_risky,
 )
+from limpyd_testing.stateful.oracle import refused_state
 from limpyd_testing.stateful.values import EMPTY, SINGLE, field_kind, is_empty, read_value, text_of
 
 
@@ -157,13 +158,15 @@ class ModelStateMachine(CheckRules, ExpiryRules, BatchRules):
         if self.oracle.together_conflict(model, None, states):
             error = UniquenessError
         met |= self.oracle.together_holders(model, None, states, expired)
+        if any(refused_state(meta.fields[name], state) for name, state in states.items()):
+            error = ValueError
         note(f"{what} (expected: {error.__name__ if error else 'success'})")
         self.dirty = True
         before = snapshot(self.database) if error is not None or refusable else None
         try:
             instance = model(**values)
         except (UniquenessError, *REFUSALS) as exc:
-            if not isinstance(exc, UniquenessError if error else ()):
+            if not isinstance(exc, error or ()):
                 if not (refusable and isinstance(exc, REFUSALS)):
                     raise AssertionError(f"{what}: unexpected {exc!r}") from exc
             self._refused(what, before, {(model, p) for p in met})

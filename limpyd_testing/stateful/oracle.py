@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from decimal import Decimal
 from typing import Any
 
 from limpyd.fields import HashField
@@ -36,6 +37,30 @@ def index_text(index: BaseIndex, value: str) -> str | None:
     return None if normalized is None else lst.canonical(normalized)
 
 
+#: What a NumberRangeIndex holds and answers (docs/decisions.md, Values): a decimal number,
+#: `[+-]digits[.digits][e[+-]digits]` (`5.` and `.5` too), or an infinity.
+_DECIMAL = re.compile(r"[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|(?i:inf))")
+
+
+def refuses(index: BaseIndex, text: str) -> bool:
+    """Whether `index` refuses this text (already transformed) with a ValueError: a
+    NumberRangeIndex takes decimal numbers only."""
+    return isinstance(index, NumberRangeIndex) and not _DECIMAL.fullmatch(text)
+
+
+def refused_state(field: RedisField, state: Any) -> bool:
+    """Whether writing this state in `field` is refused (ValueError, nothing written): one
+    of its values that an index would hold is refused by it."""
+    kind = field_kind(field)
+    assert kind is not None
+    return any(
+        text is not None and refuses(index, text)
+        for index in field.indexes
+        for _, value in items_of(kind, state)
+        for text in [index_text(index, value)]
+    )
+
+
 def _compare(index: BaseIndex, operator: str, stored: str, wanted: str) -> bool:
     """Whether an index entry `stored` answers `operator` with the filter text `wanted`."""
     a: Any
@@ -61,7 +86,7 @@ def _compare(index: BaseIndex, operator: str, stored: str, wanted: str) -> bool:
 
 def _same_unique(index: BaseIndex, a: str, b: str) -> bool:
     if isinstance(index, NumberRangeIndex):
-        return as_number(a) == as_number(b)
+        return Decimal(a) == Decimal(b)
     return a == b
 
 
@@ -277,8 +302,17 @@ class Oracle:
 
     def query(self, model: type[RedisModel], filters: Mapping[str, Any]) -> list[str] | None:
         """The pks `model.collection(**filters)` returns, in order; None when a filter is
-        answered by an index the oracle does not know."""
+        answered by an index the oracle does not know; ValueError when the collection
+        must refuse a filter value."""
         resolved = [(self.resolve(model, key), value) for key, value in filters.items()]
+        for (_, _, index, suffix), value in resolved:
+            if isinstance(suffix, tuple):
+                suffix, value = suffix[1], list(value)
+            else:
+                value = [value]
+            wanted = [w for v in value for w in (v if suffix == "in" else [v])]
+            if isinstance(index, BaseIndex) and any(refuses(index, text_of(w)) for w in wanted):
+                raise ValueError(f"{index!r} refuses a filter value of {filters!r}")
         for (_, _, index, suffix), _ in resolved:
             if isinstance(suffix, tuple):
                 suffix = suffix[1]

@@ -118,12 +118,8 @@ def zorder(state: Mapping[str, float]) -> list[tuple[str, float]]:
 
 
 def as_number(text: str) -> float:
-    """What a NumberRangeIndex compares: the value as a float, 0 when it is not a number."""
-    try:
-        number = float(text)
-    except ValueError:
-        return 0.0
-    return 0.0 if number != number else number
+    """What a NumberRangeIndex compares: the value (a decimal number) as a double."""
+    return float(text)
 
 
 _CANONICAL_INT = re.compile(r"0|-?[1-9][0-9]{0,16}")

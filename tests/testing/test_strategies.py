@@ -211,9 +211,9 @@ def test_filters_evaluate_and_answer_like_the_oracle(db):
     Everything, _ = _models(db)
     created = [
         {"name": "1", "text": "a\x00b", "number": "2.5", "upper": "abc", "tags": ["x", ""]},
-        {"name": "k:2", "text": "a", "number": "-inf", "history": ["é", "10", "é"]},
+        {"name": "k:2", "text": "a", "number": "-inf", "history": ["7", "10", "7"]},
         {"name": "3", "text": "\udcff", "upper": "ABC", "props": {"k": "v", "": "1"}},
-        {"name": "4", "when": "2024-01-02 03:04:05", "scores": {"m": 1.5, "n": -1.0}},
+        {"name": "4", "when": "2024-01-02 03:04:05", "scores": {"8": 1.5, "9": -1.0}},
         {"name": "*", "plain": "x", "history": ["-1e3"], "props": {"k": "w"}, "text": ""},
     ]
     oracle = Oracle([Everything])
@@ -229,8 +229,13 @@ def test_filters_evaluate_and_answer_like_the_oracle(db):
     @FAST
     @given(lst.filters(Everything, values=values, hash_keys=st.sampled_from(["k", "", "x"])))
     def check(filters):
+        try:
+            expected = oracle.query(Everything, filters)
+        except ValueError:  # a filter value a NumberRangeIndex refuses
+            with pytest.raises(ValueError):
+                list(Everything.collection(**filters))
+            return
         found = list(Everything.collection(**filters))
-        expected = oracle.query(Everything, filters)
         assert expected is not None
         assert found == expected, filters
 
