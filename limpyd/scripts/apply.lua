@@ -39,7 +39,6 @@
 -- A value a probe refuses -> {'INVALID', Redis's error}.
 -- Returns {'OK', reply, pk given by 'N' or false}.
 local PROBE = '__limpyd_probe__'  -- never written: probes are ZADD XX on it
-local ZADD_FLAGS = {NX = true, XX = true, GT = true, LT = true, CH = true, INCR = true}
 local MAX_COUNTER = '9223372036854775807'
 local r = argv_reader(ARGV)
 
@@ -67,7 +66,7 @@ local function zadd_error(args)
     while args[i] and ZADD_FLAGS[string.upper(args[i])] do i = i + 1 end
     local probe = {'ZADD', PROBE, 'XX'}
     for j = i, #args do probe[#probe + 1] = args[j] end
-    local res = redis.pcall(unpack(probe))
+    local res = call_many(probe, true)
     if type(res) == 'table' and res.err then return error_text(res) end
     return nil
 end
@@ -294,7 +293,7 @@ local reply = false
 for _, w in ipairs(writes) do
     local op = w[1]
     if op == 'C' or op == 'R' then
-        local res = redis.call(unpack(filled(w[2], new_pk)))
+        local res = call_many(filled(w[2], new_pk))
         if op == 'R' then
             if type(res) == 'table' and res.ok then res = res.ok end
             reply = res

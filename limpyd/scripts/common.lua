@@ -1,15 +1,48 @@
 -- Shared helpers, prepended to every limpyd script.
 local unpack = unpack or table.unpack
-local CHUNK = 1000
+local CHUNK = 1000  -- arguments per call; even, so that pairs are never split
 
--- Run `cmd key <items...>` in chunks (Lua limits the number of call arguments).
-local function chunked(cmd, key, items, prefix)
-    for i = 1, #items, CHUNK do
-        local args = {}
-        if prefix then for _, p in ipairs(prefix) do args[#args + 1] = p end end
-        for j = i, math.min(i + CHUNK - 1, #items) do args[#args + 1] = items[j] end
-        redis.call(cmd, key, unpack(args))
+-- Variadic commands, by name: where their items start (DEL: every key is one), and how the
+-- replies of chunks combine. A *STORE command's later chunks take its destination as their
+-- first source.
+local VARIADIC = {
+    SADD = {3, 'sum'}, SREM = {3, 'sum'}, HDEL = {3, 'sum'}, ZREM = {3, 'sum'}, DEL = {2, 'sum'},
+    HSET = {3, 'sum'}, ZADD = {3, 'sum'}, HMSET = {3, 'last'},
+    LPUSH = {3, 'last'}, RPUSH = {3, 'last'}, LPUSHX = {3, 'last'}, RPUSHX = {3, 'last'},
+    SUNIONSTORE = {3, 'store'}, SINTERSTORE = {3, 'store'}, SDIFFSTORE = {3, 'store'},
+}
+local ZADD_FLAGS = {NX = true, XX = true, GT = true, LT = true, CH = true, INCR = true}
+
+-- Run the command `args` ({name, ...}) as redis.call does (redis.pcall if `protected`), in
+-- chunks when it has more arguments than Lua passes in one call: the effect and the reply
+-- are those of the whole command, since variadic commands apply their items in order.
+local function call_many(args, protected)
+    local call = protected and redis.pcall or redis.call
+    local name = string.upper(args[1])
+    local spec = VARIADIC[name]
+    if #args <= CHUNK or not spec then return call(unpack(args)) end
+    local first, combine = spec[1], spec[2]
+    if name == 'ZADD' then
+        while args[first] and ZADD_FLAGS[string.upper(args[first])] do first = first + 1 end
     end
+    local reply
+    for i = first, #args, CHUNK do
+        local part = {}
+        for j = 1, first - 1 do part[j] = args[j] end
+        if combine == 'store' and i > first then part[#part + 1] = args[2] end
+        for j = i, math.min(i + CHUNK - 1, #args) do part[#part + 1] = args[j] end
+        local res = call(unpack(part))
+        if type(res) == 'table' and res.err then return res end
+        if combine == 'sum' and reply then reply = reply + res else reply = res end
+    end
+    return reply
+end
+
+-- Run `cmd key <items...>`, whatever the number of items.
+local function chunked(cmd, key, items)
+    local args = {cmd, key}
+    for _, item in ipairs(items) do args[#args + 1] = item end
+    return call_many(args)
 end
 
 -- Sort pairs {k1, v1, k2, v2, ...} by key, so equal hashes read equal.

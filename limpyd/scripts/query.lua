@@ -76,7 +76,7 @@ local function read_source()
     end
     if #set_keys == 1 and #pks == 0 then return set_keys[1] end
     local key = temp()
-    if #set_keys > 0 then redis.call('SUNIONSTORE', key, unpack(set_keys)) end
+    if #set_keys > 0 then chunked('SUNIONSTORE', key, set_keys) end
     if #pks > 0 then chunked('SADD', key, pks) end
     return key
 end
@@ -96,7 +96,7 @@ local function read_set()
         redis.call('SDIFFSTORE', b, keys[2], keys[1])
         redis.call('SUNIONSTORE', key, a, b)
     else
-        redis.call(SET_COMMANDS[tag], key, unpack(keys))
+        chunked(SET_COMMANDS[tag], key, keys)
     end
     return key
 end
@@ -347,6 +347,10 @@ local function run()
 end
 
 local ok, result = pcall(run)
-if #temps > 0 then redis.call('DEL', unpack(temps)) end
+if #temps > 0 then
+    local del = {'DEL'}
+    for _, t in ipairs(temps) do del[#del + 1] = t end
+    call_many(del)
+end
 if not ok then return redis.error_reply(error_text(result)) end
 return result

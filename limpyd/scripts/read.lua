@@ -14,10 +14,11 @@ while not r.done() do
     else
         local n = r.num()
         local cmd = r.next()
-        local args = r.list(n - 1)
+        local args = {cmd, SCRATCH}
+        for _, arg in ipairs(r.list(n - 1)) do args[#args + 1] = arg end
         redis.call('DEL', SCRATCH)
         write_state(kind, SCRATCH, sub, state)
-        local res = redis.pcall(cmd, SCRATCH, unpack(args))
+        local res = call_many(args, true)
         local outcome
         if type(res) == 'table' and res.err then
             outcome = {'E', error_text(res)}
