@@ -199,6 +199,17 @@ class MachineCore(RuleBasedStateMachine):
     def _instance(self, data: st.DataObject, model: type[RedisModel]) -> str:
         return data.draw(st.sampled_from(self.oracle.pks(model)), label="pk")
 
+    def _instance_field(
+        self, data: st.DataObject
+    ) -> tuple[type[RedisModel], str, RedisField] | None:
+        """An instance (model, pk) and one of its fields; None when its model has none."""
+        model = data.draw(st.sampled_from(self._models_with_instances()), label="model")
+        fields = self._fields(model)
+        if not fields:
+            return None
+        pk = self._instance(data, model)
+        return model, pk, data.draw(st.sampled_from(fields), label="field")
+
     def _models_with_instances(self) -> list[type[RedisModel]]:
         return [m for m in self.oracle.models if self.oracle.data[m]]
 

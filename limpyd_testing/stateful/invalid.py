@@ -109,12 +109,10 @@ class InvalidInputRules(MachineCore):
         """A modifier sent a wrong, risky or disguised value (or a wrong score, or
         `InstanceHashField.hset(value, mapping={other field: ...})`): it succeeds and the
         oracle agrees, or it raises and no key changed."""
-        model = data.draw(st.sampled_from(self._models_with_instances()), label="model")
-        fields = self._fields(model)
-        if not fields:
+        drawn = self._instance_field(data)
+        if drawn is None:
             return
-        pk = self._instance(data, model)
-        field = data.draw(st.sampled_from(fields), label="field")
+        model, pk, field = drawn
         kind = field_kind(field)
         old = self.oracle.state(model, pk, field)
         texts = self._texts(model, field)

@@ -10,7 +10,7 @@ from hypothesis import settings as Settings
 from hypothesis import strategies as st
 from hypothesis.stateful import precondition, rule
 
-from limpyd.exceptions import UniquenessError
+from limpyd.exceptions import ImplementationError, UniquenessError
 from limpyd.fields import HashField
 from limpyd.model import RedisModel
 from limpyd_testing import strategies as lst
@@ -160,12 +160,14 @@ class ModelStateMachine(CheckRules, ExpiryRules, BatchRules):
         met |= self.oracle.together_holders(model, None, states, expired)
         if any(refused_state(meta.fields[name], state) for name, state in states.items()):
             error = ValueError
+        if pk is None and not meta.pk_field.auto:
+            error = ImplementationError  # a PKField given None: no pk to create with
         note(f"{what} (expected: {error.__name__ if error else 'success'})")
         self.dirty = True
         before = snapshot(self.database) if error is not None or refusable else None
         try:
             instance = model(**values)
-        except (UniquenessError, *REFUSALS) as exc:
+        except (UniquenessError, ImplementationError, *REFUSALS) as exc:
             if not isinstance(exc, error or ()):
                 if not (refusable and isinstance(exc, REFUSALS)):
                     raise AssertionError(f"{what}: unexpected {exc!r}") from exc
@@ -333,12 +335,10 @@ class ModelStateMachine(CheckRules, ExpiryRules, BatchRules):
     @rule(data=st.data())
     def delete_field(self, data: st.DataObject) -> None:
         """`instance.field.delete()`."""
-        model = data.draw(st.sampled_from(self._models_with_instances()), label="model")
-        fields = self._fields(model)
-        if not fields:
+        drawn = self._instance_field(data)
+        if drawn is None:
             return
-        pk = self._instance(data, model)
-        field = data.draw(st.sampled_from(fields), label="field")
+        model, pk, field = drawn
         kind = field_kind(field)
         had = not is_empty(kind, self.oracle.state(model, pk, field))  # type: ignore[arg-type]
         bound = getattr(model.lazy_connect(pk), field.name)

@@ -16,6 +16,7 @@ from limpyd.contrib.indexes import EndsWithIndex, SimpleDateTimeIndex
 from limpyd.indexes import EqualIndex, NumberRangeIndex, TextRangeIndex
 from limpyd_testing import strategies as lst
 from limpyd_testing.stateful import Oracle, field_kind
+from limpyd_testing.stateful.values import read_value
 
 FAST = settings(
     max_examples=40,
@@ -56,28 +57,13 @@ def _models(db):
     return Everything, Link
 
 
-def _stored(instance, field):
-    """What the ORM gives back for a field, in the shape `field_values` draws."""
-    bound = getattr(instance, field.name)
-    kind = field_kind(field)
-    if kind == "string":
-        return bound.get()
-    if kind == "hashfield":
-        return bound.hget()
-    if kind == "set":
-        return set(bound.smembers())
-    if kind == "list":
-        return bound.lrange(0, -1)
-    if kind == "hash":
-        return bound.hgetall()
-    return dict(bound.zrange(0, -1, withscores=True))
-
-
 def _given(field, value):
-    """A drawn value in the shape `_stored` returns."""
+    """A drawn value in the shape the oracle's `read_value` returns."""
     kind = field_kind(field)
     if kind == "set":
-        return set(value)
+        return frozenset(value)
+    if kind == "list":
+        return tuple(value)
     if kind == "zset":
         return {member: float(score) for member, score in value.items()}
     return value
@@ -123,7 +109,7 @@ def test_model_values_create_instances_holding_them(db):
         assert instance.pk.get() == values["name"]
         for field in meta.data_fields:
             if field.name in values:
-                assert _stored(instance, field) == _given(field, values[field.name]), field.name
+                assert read_value(instance, field) == _given(field, values[field.name]), field.name
 
     check()
 
@@ -144,7 +130,7 @@ def test_model_values_of_an_autopk_model_with_a_pool(db):
         for name in ("owner", "boss"):
             if name in values:
                 assert values[name] in pks
-                assert _stored(instance, Link._meta.fields[name]) == values[name]
+                assert read_value(instance, Link._meta.fields[name]) == values[name]
         for name in ("members", "queue", "ranking"):
             assert set(values.get(name, ())) <= set(pks)
 
