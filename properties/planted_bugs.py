@@ -171,11 +171,11 @@ MUTATIONS: tuple[Mutation, ...] = (
         "EqualIndex: uniqueness of a HashField value checked across all its hash keys",
     ),
     Mutation(
-        "unique-score-range-empty",
+        "unique-number-by-text",
         "limpyd/indexes.py",
-        'return ("score", self.base_key(hkey), score, score)',
-        'return ("score", self.base_key(hkey), "(" + score, score)',
-        "NumberRangeIndex: the uniqueness check's score range is empty (never finds a holder)",
+        'return ("set", self.exact_key(value, hkey), "", "")',
+        'return ("set", f"{self.base_key(hkey)}:{value}", "", "")',
+        "NumberRangeIndex: uniqueness checked on the text, not the number ('1e2' and '100' differ)",
     ),
     Mutation(
         "unique-first-value-only",
@@ -231,22 +231,23 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "unlink-keeps-index-entries",
         "limpyd/contrib/related.py",
-        "ops += [remove for _, remove in index.entries(deleted_pk, token)]",
-        "ops += []",
+        "removes = [remove for index in self.indexes for _, remove in index.entries(pk, _R)]",
+        "removes = []",
         "a deletion unlinks the references to it but not their index entries",
     ),
     Mutation(
-        "unlink-srem-swapped",
-        "limpyd/contrib/related.py",
-        'return [("SREM", self.key_for(referencing_pk), deleted_pk)]',
-        'return [("SREM", self.key_for(deleted_pk), referencing_pk)]',
-        "M2MSetField: a deletion SREMs from the deleted instance's set, not the referrer's",
+        "unlink-srem-unreported",
+        "limpyd/scripts/apply.lua",
+        "return redis.call('SREM', key, pk) == 1",
+        "return redis.call('SREM', key, pk) == 0",
+        "apply.lua: a set reference removed by a deletion is reported as absent (its index "
+        "entries stay)",
     ),
     Mutation(
         "unlink-lrem-first-only",
-        "limpyd/contrib/related.py",
-        'return [("LREM", self.key_for(referencing_pk), 0, deleted_pk)]',
-        'return [("LREM", self.key_for(referencing_pk), 1, deleted_pk)]',
+        "limpyd/scripts/apply.lua",
+        "return redis.call('LREM', key, 0, pk) > 0",
+        "return redis.call('LREM', key, 1, pk) > 0",
         "M2MListField: a deletion removes only the first of repeated references",
     ),
     Mutation(
@@ -297,8 +298,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "pk-fast-path-too-many-digits",
         "limpyd/scripts/query.lua",
-        "if #pk > 15 or",
-        "if #pk > 17 or",
+        "if #pk > 15 then long = true end",
+        "if #pk > 17 then long = true end",
         "query.lua: the integer fast path takes 17-digit pks, not exact in a double",
     ),
     Mutation(
@@ -375,9 +376,9 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "lua-chunk-one-too-long",
         "limpyd/scripts/common.lua",
-        "for j = i, math.min(i + CHUNK - 1, #items) do",
-        "for j = i, math.min(i + CHUNK, #items) do",
-        "common.lua chunked(): each call repeats the first item of the next chunk",
+        "for j = i, math.min(i + CHUNK - 1, #args) do",
+        "for j = i, math.min(i + CHUNK, #args) do",
+        "common.lua call_many(): each chunk repeats the first argument of the next one",
     ),
     Mutation(
         "lua-chunk-beyond-unpack",

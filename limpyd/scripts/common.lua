@@ -38,8 +38,9 @@ local function call_many(args, protected)
     return reply
 end
 
--- Run `cmd key <items...>`, whatever the number of items.
+-- Run `cmd key <items...>`, whatever the number of items (none: nothing to run).
 local function chunked(cmd, key, items)
+    if #items == 0 then return nil end
     local args = {cmd, key}
     for _, item in ipairs(items) do args[#args + 1] = item end
     return call_many(args)

@@ -143,6 +143,8 @@ def test_store_and_from_stored(Person, db):
     assert 0 < db.client.ttl(default.stored_key) <= DEFAULT_STORE_TTL
     instances = Person.collection(firstname="John").instances().store()
     assert [p.pk.get() for p in instances] == ["1", "2"]
+    nobody = Person.collection(firstname="Nobody").store()
+    assert list(nobody) == [] and list(Person.collection().from_stored(nobody.stored_key)) == []
     db.client.delete(stored_key)
     with pytest.raises(DoesNotExist):
         list(Person.collection().from_stored(stored_key))
