@@ -23,6 +23,7 @@ from limpyd_testing.stateful.values import (
     SINGLE,
     field_kind,
     items_of,
+    lex_before,
     raw,
     read_value,
     zorder,
@@ -84,6 +85,9 @@ class CheckRules(MachineCore):
         for states in self._all_states(model):
             for _, value in items_of(kind, states.get(field.name, EMPTY[kind])):
                 held.add(value)
+                for near in (lex_before(value), lex_before(value[:1])):
+                    if near is not None:
+                        held.add(near)
                 for index in field.indexes:
                     normalized = index_text(index, value)
                     if normalized is not None:
@@ -132,7 +136,8 @@ class CheckRules(MachineCore):
                     continue
                 suffixes = sorted(index.handled_suffixes, key=lambda s: s or "")
                 suffix = suffixes[self.steps % len(suffixes)]
-                for hkey, value in usable:
+                near = [(h, lex_before(v)) for h, v in usable] if suffix == "startswith" else []
+                for hkey, value in [*usable, *((h, v) for h, v in near if v is not None)]:
                     key = "__".join(
                         part
                         for part in (field.name, hkey, index.prefix, suffix)

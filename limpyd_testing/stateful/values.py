@@ -56,6 +56,20 @@ def raw(text: str) -> bytes:
     return text.encode("utf-8", "surrogateescape")
 
 
+def lex_before(text: str) -> str | None:
+    """`text` with its last character one code point lower: a prefix that `text` and the
+    values starting with it are just past (range bounds off by one show there). None when
+    there is none that Redis can store."""
+    if not text or text[-1] == "\x00":
+        return None
+    below = text[:-1] + chr(ord(text[-1]) - 1)
+    try:
+        raw(below)
+    except UnicodeEncodeError:
+        return None
+    return below
+
+
 def text_of(value: Any) -> str:
     """What Redis stores for a value, as it gives it back (`strategies.stored_text`; an
     instance is its pk). TypeError or ValueError: a value limpyd must refuse."""
