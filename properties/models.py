@@ -123,8 +123,14 @@ def index_models(database: RedisDatabase | None) -> SimpleNamespace:
     return SimpleNamespace(Record=Record, Entry=Entry, Key=Key, all=models)
 
 
-#: Texts per field for the date/time-indexed fields (dates, and anything).
+#: Texts with ':' that a key layout without lengths would confuse ('a' + 'b:c' = 'a:b' + 'c').
+COLON_TEXTS = st.one_of(lst.texts(), st.sampled_from(["a", "b", "c", "a:b", "b:c", ":", "a:"]))
+
+#: Texts per field: dates and times for the date/time-indexed fields (and anything), texts
+#: and hash keys ("[]") with ':' for a HashField.
 INDEX_FIELD_TEXTS = {
+    "Entry.bag": COLON_TEXTS,
+    "Entry.bag[]": COLON_TEXTS,
     "Record.at": datetimes(),
     "Record.day": dates(),
     "Entry.stamp": datetimes(),

@@ -36,7 +36,8 @@ class MachineCore(RuleBasedStateMachine):
     (drawing values, running a write and checking its outcome); see `ModelStateMachine`.
 
     Class attributes a subclass sets: `models` (required), `database_factory`,
-    `field_texts` ({"Model.field": strategy of texts}), `max_instances` (per model),
+    `field_texts` ({"Model.field": strategy of texts}; "Model.field[]" for a HashField's
+    keys), `max_instances` (per model),
     `max_queries` (standing filters re-checked after every step).
     """
 
@@ -191,7 +192,9 @@ class MachineCore(RuleBasedStateMachine):
         return self._cached(
             ("keys", model, field.name),
             lambda: mixed(
-                st.one_of(lst.filter_keys(), lst.texts()),
+                self.field_texts.get(
+                    f"{model.__name__}.{field.name}[]", st.one_of(lst.filter_keys(), lst.texts())
+                ),
                 lambda machine: machine._held_keys(model, field),
             ),
         )
