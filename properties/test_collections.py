@@ -670,9 +670,12 @@ class CollectionMachine(DatabaseMachine):
     @rule(data=st.data(), name=st.sampled_from(SINGLE))
     def read(self, data: st.DataObject, name: str) -> None:
         """A value read through `lazy_connect(pk)` and `get(pk)`, the pk in any form: both
-        reach the instance whose pk is its text."""
+        reach the instance whose pk is its text, which `collection(pk=form)` finds."""
         pk, instance = self._connect(data)
-        again = self.models.Item.get(data.draw(disguised(pk), label="get pk form"))
+        form = data.draw(disguised(pk), label="other pk form")
+        again = self.models.Item.get(form)
+        found_pks = list(self.models.Item.collection(pk=form))
+        assert found_pks == [pk], f"collection(pk={form!r}) is {found_pks!r}"
         for found in (instance, again):
             note(f"Item({pk!r}).{name}.get()")
             assert found.pk.get() == pk, f"connected to {found.pk.get()!r}, not {pk!r}"
