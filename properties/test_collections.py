@@ -529,10 +529,13 @@ class CollectionMachine(DatabaseMachine):
     (`-name` too), multi-key sorts, `sort(by_score=)`, chained slices with negative bounds
     and steps, an index (`collection[i]`), `instances()`, `values()`, `values_list()` (flat
     too, `sorted_score` too), `store()`; stored collections read again later
-    (`from_stored`, filtered), after writes, and after their key is gone.
+    (`from_stored`, filtered), after writes, and after their key is gone. `Item.get()` by
+    filters and by pk; `lazy_connect`, `get` and pk filters given the pk as bytes, an int
+    or a float; creations with an empty pk.
 
     Invariant: every result equals the oracle's, which implements the documented
-    semantics: default order by pk (numeric when every pk is a number, else byte-wise);
+    semantics: default order by pk (numeric when every pk is a number, exact when every pk
+    is an integer written canonically, else byte-wise);
     `alpha` sorts byte-wise on the UTF-8 bytes (missing values as ''), numeric ones on the
     numbers (missing as 0; a value that is not a number fails the query with ResponseError);
     ties by pk byte-wise, and `desc` reverses the whole order (ties included), except in
@@ -541,7 +544,10 @@ class CollectionMachine(DatabaseMachine):
     NumberRangeIndex float with non-numbers as 0; values as str; a stored collection reads
     its pks in their stored order, without the instances deleted since, and raises
     DoesNotExist once its key is gone; `store()` refuses (ImplementationError) a collection
-    whose values include `sorted_score`, which cannot be stored.
+    whose values include `sorted_score`, which cannot be stored; `get()` raises
+    DoesNotExist for no match and MultipleObjectsReturned for several; a pk is the text
+    redis-py sends for it (bytes decoded, `repr` of numbers); an empty pk is refused
+    (ValueError) without any write.
     """
 
     weight = 1.0
