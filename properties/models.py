@@ -205,7 +205,20 @@ NAMES = ("a", "ab", "A", "b", "é", "e", "", "a\x00", "\udcff", "a b", "10", "9"
 NUMBERS = ("0", "1", "-1", "2", "10", "1.5", "-0.5", "01", "1e1", "2.50", "-0", "100")
 COLORS = ("red", "blue", "Red", "")
 TAGS = ("x", "y", "z", "x y")
-ITEM_PKS = ("1", "2", "3", "10", "01", "-1", "1.5", "a", "B", "é", "a:b", "11")
+#: Integer pks (what an AutoPKField gives), two of 17 digits sharing a double and one of 16
+#: digits not exact in a double: the default order of integers is exact.
+INTEGER_PKS = (
+    "1",
+    "2",
+    "3",
+    "10",
+    "-1",
+    "11",
+    "12345678901234567",
+    "12345678901234568",
+    "9007199254740993",
+)
+ITEM_PKS = (*INTEGER_PKS, "01", "1.5", "a", "B", "é", "a:b")
 
 
 def collection_models(database: RedisDatabase) -> SimpleNamespace:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import operator
+import re
 from typing import Any
 
 from hypothesis import note
@@ -12,9 +13,18 @@ from hypothesis.stateful import initialize, invariant, precondition, rule
 from redis.exceptions import ResponseError
 
 from limpyd.contrib.collection import SORTED_SCORE
-from limpyd.exceptions import DoesNotExist, ImplementationError
+from limpyd.exceptions import DoesNotExist, ImplementationError, MultipleObjectsReturned
 from limpyd.indexes import parse_number
-from properties.models import COLORS, ITEM_PKS, NAMES, NUMBERS, TAGS, collection_models
+from limpyd_testing.snapshot import snapshot
+from properties.models import (
+    COLORS,
+    INTEGER_PKS,
+    ITEM_PKS,
+    NAMES,
+    NUMBERS,
+    TAGS,
+    collection_models,
+)
 from properties.support import (
     NUMERIC_PK,
     DatabaseMachine,
@@ -31,6 +41,32 @@ SCORES = (0.0, 1.0, 2.0, -1.5, 0.5, 3.0)
 MISSING_KEY = "props-collections:no-such-key"
 #: Pks that intersections and pk filters may name: the items' and one never used.
 ANY_PKS = (*ITEM_PKS, "zz")
+#: A pk limpyd orders exactly, not as a double: an integer written canonically.
+CANONICAL_INTEGER = re.compile(r"0|-?[1-9][0-9]*")
+
+
+def disguised(pk: str) -> st.SearchStrategy[Any]:
+    """`pk`, or a value redis-py sends as the same text: its bytes, the int or the float
+    whose text it is (`repr`)."""
+    forms: list[Any] = [pk, raw(pk)]
+    if CANONICAL_INTEGER.fullmatch(pk):
+        forms.append(int(pk))
+    elif NUMERIC_PK.fullmatch(pk) and repr(float(pk)) == pk:
+        forms.append(float(pk))
+    return st.sampled_from(forms)
+
+
+#: A pk of the pool (or one never used) in any of its forms.
+ANY_PK_FORMS = st.sampled_from(ANY_PKS).flatmap(disguised)
+
+
+def exact_order(pks: Any) -> list[str]:
+    """The default order, integer pks compared exactly (`2**53 + 1` after `2**53`) when
+    every pk is one."""
+    pks = list(pks)
+    if pks and all(CANONICAL_INTEGER.fullmatch(pk) for pk in pks):
+        return sorted(pks, key=int)
+    return default_order(pks)
 
 
 # Queries: a plain description, built into a collection, and evaluated by the oracle --------
@@ -61,6 +97,12 @@ def _some(values: Any, max_size: int, broad: bool) -> st.SearchStrategy[list[Any
     return some if broad else st.one_of(some, some, some, st.just([]))
 
 
+def _some_pks(broad: bool) -> st.SearchStrategy[list[Any]]:
+    """The values of a `pk__in` filter, in any form."""
+    some = st.lists(ANY_PK_FORMS, min_size=1, max_size=3)
+    return some if broad else st.one_of(some, some, some, st.just([]))
+
+
 def _filter_options(broad: bool) -> dict[str, st.SearchStrategy[Any]]:
     """The values of each filter (`__in` with a value at least if `broad`)."""
     values = [*NUMBERS, 0, 1, -1, 2, 1.5, 100, "abc"]
@@ -88,8 +130,8 @@ def _filter_options(broad: bool) -> dict[str, st.SearchStrategy[Any]]:
         "tags": st.sampled_from(TAGS),
         "tags__in": _some(TAGS, 2, broad),
         "tags__all": st.lists(st.sampled_from(TAGS), max_size=2),
-        "pk": st.sampled_from(ANY_PKS),
-        "pk__in": _some(ANY_PKS, 3, broad),
+        "pk": ANY_PK_FORMS,
+        "pk__in": _some_pks(broad),
     }
 
 
@@ -322,7 +364,7 @@ class Oracle:
     def matches(self, pk: str, key: str, wanted: Any) -> bool:
         name, _, suffix = key.partition("__")
         if name == "pk":
-            return pk in ([str(w) for w in wanted] if suffix == "in" else [str(wanted)])
+            return pk in ([_text(w) for w in wanted] if suffix == "in" else [_text(wanted)])
         if suffix == "isnull":
             return (name not in self.items[pk]) == wanted
         if name == "tags":
@@ -371,7 +413,7 @@ class Oracle:
 
     def order(self, pks: set[str], sort: Any) -> list[str]:
         if sort is None:
-            return default_order(pks)
+            return exact_order(pks)
         if sort[0] == "score":
             ordered = sorted(pks, key=lambda pk: (self.ranking.get(pk, 0.0), raw(pk)))
             return ordered[::-1] if sort[1] else ordered
@@ -380,6 +422,9 @@ class Oracle:
             name = by.lstrip("-")
             if alpha:
                 key = lambda pk: (raw(self.value(pk, name) or ""), raw(pk))  # noqa: E731
+            elif name == "pk" and all(CANONICAL_INTEGER.fullmatch(pk) for pk in pks):
+                ordered = exact_order(pks)  # exact, not as doubles
+                return ordered[::-1] if desc != by.startswith("-") else ordered
             else:
                 numbers = {pk: _number(self.value(pk, name) or "0") for pk in pks}
                 key = lambda pk: (numbers[pk], raw(pk))  # noqa: E731
@@ -453,6 +498,9 @@ class Oracle:
 
 
 def _text(value: Any) -> str:
+    """The text redis-py sends for a value."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "surrogateescape")
     return value if isinstance(value, str) else repr(value)
 
 
@@ -481,10 +529,13 @@ class CollectionMachine(DatabaseMachine):
     (`-name` too), multi-key sorts, `sort(by_score=)`, chained slices with negative bounds
     and steps, an index (`collection[i]`), `instances()`, `values()`, `values_list()` (flat
     too, `sorted_score` too), `store()`; stored collections read again later
-    (`from_stored`, filtered), after writes, and after their key is gone.
+    (`from_stored`, filtered), after writes, and after their key is gone. `Item.get()` by
+    filters and by pk; `lazy_connect`, `get` and pk filters given the pk as bytes, an int
+    or a float; creations with an empty pk.
 
     Invariant: every result equals the oracle's, which implements the documented
-    semantics: default order by pk (numeric when every pk is a number, else byte-wise);
+    semantics: default order by pk (numeric when every pk is a number, exact when every pk
+    is an integer written canonically, else byte-wise);
     `alpha` sorts byte-wise on the UTF-8 bytes (missing values as ''), numeric ones on the
     numbers (missing as 0; a value that is not a number fails the query with ResponseError);
     ties by pk byte-wise, and `desc` reverses the whole order (ties included), except in
@@ -493,7 +544,10 @@ class CollectionMachine(DatabaseMachine):
     NumberRangeIndex float with non-numbers as 0; values as str; a stored collection reads
     its pks in their stored order, without the instances deleted since, and raises
     DoesNotExist once its key is gone; `store()` refuses (ImplementationError) a collection
-    whose values include `sorted_score`, which cannot be stored.
+    whose values include `sorted_score`, which cannot be stored; `get()` raises
+    DoesNotExist for no match and MultipleObjectsReturned for several; a pk is the text
+    redis-py sends for it (bytes decoded, `repr` of numbers); an empty pk is refused
+    (ValueError) without any write.
     """
 
     weight = 1.0
@@ -509,7 +563,11 @@ class CollectionMachine(DatabaseMachine):
     # Writes ------------------------------------------------------------------------------
 
     @initialize(
-        data=st.data(), pks=st.lists(st.sampled_from(ITEM_PKS), min_size=4, max_size=7, unique=True)
+        data=st.data(),
+        pks=st.one_of(
+            st.lists(st.sampled_from(ITEM_PKS), min_size=4, max_size=7, unique=True),
+            st.lists(st.sampled_from(INTEGER_PKS), min_size=4, max_size=7, unique=True),
+        ),
     )
     def populate(self, data: st.DataObject, pks: list[str]) -> None:
         """Start with a few items (whatever rules an example leaves out)."""
@@ -527,11 +585,29 @@ class CollectionMachine(DatabaseMachine):
             values["tags"] = frozenset(given["tags"])
         self.oracle.items[pk] = values
 
+    @rule(pk=st.sampled_from(["", b""]), given=ITEM_VALUES)
+    def create_empty_pk(self, pk: Any, given: dict[str, Any]) -> None:
+        """A pk cannot be empty: the creation is refused (ValueError) and writes nothing."""
+        note(f"Item(id={pk!r}, **{given!r})")
+        before = snapshot(self.database)
+        try:
+            self.models.Item(id=pk, **given)
+        except ValueError:
+            assert snapshot(self.database) == before, "a refused creation wrote"
+            return
+        raise AssertionError(f"an instance was created with the pk {pk!r}")
+
+    def _connect(self, data: st.DataObject) -> tuple[str, Any]:
+        """An item's pk, and its instance from `lazy_connect` given the pk in any form."""
+        pk = data.draw(st.sampled_from(sorted(self.oracle.items)), label="pk")
+        form = data.draw(disguised(pk), label="pk form")
+        return pk, self.models.Item.lazy_connect(form)
+
     @precondition(lambda self: self.oracle.items)
     @rule(data=st.data(), name=st.sampled_from(SINGLE), delete=st.booleans())
     def write(self, data: st.DataObject, name: str, delete: bool) -> None:
-        pk = data.draw(st.sampled_from(sorted(self.oracle.items)), label="pk")
-        bound = getattr(self.models.Item.lazy_connect(pk), name)
+        pk, instance = self._connect(data)
+        bound = getattr(instance, name)
         if delete:
             note(f"Item({pk!r}).{name}.delete()")
             bound.delete()
@@ -545,9 +621,9 @@ class CollectionMachine(DatabaseMachine):
     @precondition(lambda self: self.oracle.items)
     @rule(data=st.data(), members=st.lists(st.sampled_from(TAGS), min_size=1), add=st.booleans())
     def write_tags(self, data: st.DataObject, members: list[str], add: bool) -> None:
-        pk = data.draw(st.sampled_from(sorted(self.oracle.items)), label="pk")
+        pk, instance = self._connect(data)
         note(f"Item({pk!r}).tags.{'sadd' if add else 'srem'}(*{members!r})")
-        bound = self.models.Item.lazy_connect(pk).tags
+        bound = instance.tags
         (bound.sadd if add else bound.srem)(*members)
         held = self.oracle.items[pk].get("tags", frozenset())
         held = held | set(members) if add else held - set(members)
@@ -561,9 +637,9 @@ class CollectionMachine(DatabaseMachine):
     )  # four items at least: results are seldom empty
     @rule(data=st.data())
     def delete(self, data: st.DataObject) -> None:
-        pk = data.draw(st.sampled_from(sorted(self.oracle.items)), label="pk")
+        pk, instance = self._connect(data)
         note(f"Item({pk!r}).delete()")
-        self.models.Item.lazy_connect(pk).delete()
+        instance.delete()
         del self.oracle.items[pk]
 
     @rule(
@@ -595,6 +671,42 @@ class CollectionMachine(DatabaseMachine):
         note(f"board.{which} {'+' if add else '-'} {member!r}")
 
     # Queries -----------------------------------------------------------------------------
+
+    @precondition(lambda self: self.oracle.items)
+    @rule(data=st.data(), name=st.sampled_from(SINGLE))
+    def read(self, data: st.DataObject, name: str) -> None:
+        """A value read through `lazy_connect(pk)` and `get(pk)`, the pk in any form: both
+        reach the instance whose pk is its text, which `collection(pk=form)` finds."""
+        pk, instance = self._connect(data)
+        form = data.draw(disguised(pk), label="other pk form")
+        again = self.models.Item.get(form)
+        found_pks = list(self.models.Item.collection(pk=form))
+        assert found_pks == [pk], f"collection(pk={form!r}) is {found_pks!r}"
+        for found in (instance, again):
+            note(f"Item({pk!r}).{name}.get()")
+            assert found.pk.get() == pk, f"connected to {found.pk.get()!r}, not {pk!r}"
+            value = getattr(found, name).get()
+            assert value == self.oracle.value(pk, name), f"{name} read {value!r}"
+
+    @rule(given=filters(max_size=2, min_size=1))
+    def get_one(self, given: dict[str, Any]) -> None:
+        """`Item.get(**filters)`: the only match; DoesNotExist for none, and
+        MultipleObjectsReturned (a ValueError) for several."""
+        note(f"Item.get(**{given!r})")
+        try:
+            expected: list[str] | None = sorted(self.oracle.filtered(set(self.oracle.items), given))
+        except Refused:  # a filter value of the NumberRangeIndex is not a number
+            expected = None
+        try:
+            found = self.models.Item.get(**given)
+        except MultipleObjectsReturned:
+            assert expected is not None and len(expected) > 1, f"several, expected {expected!r}"
+        except DoesNotExist:
+            assert expected == [], f"none, expected {expected!r}"
+        except ValueError as error:
+            assert expected is None, f"get raised {error!r}, expected {expected!r}"
+        else:
+            assert expected == [found.pk.get()], f"got {found.pk.get()!r}, expected {expected!r}"
 
     @rule(spec=queries())
     def query(self, spec: dict[str, Any]) -> None:
@@ -661,7 +773,7 @@ class CollectionMachine(DatabaseMachine):
     @invariant()
     def collection_is_exact(self) -> None:
         found = list(self.models.Item.collection())
-        assert found == default_order(self.oracle.items), f"collection() is {found!r}"
+        assert found == exact_order(self.oracle.items), f"collection() is {found!r}"
 
 
 def test_collections(limpyd_database_factory, profile):
