@@ -262,7 +262,7 @@ class UniquenessMachine(DatabaseMachine):
             assert reply == len(new ^ tags), f"{method} replied {reply!r}"
 
     def _hash_item(self, data: st.DataObject, pk: str, name: str) -> tuple[str, str]:
-        """A (hash key, value) for the HashField `name` of `pk`: half the time a value
+        """A (hash key, value) for the HashField `name` of `pk`: three times in four a value
         another instance holds, under its hash key (a collision) or any other."""
         held = sorted(
             {
@@ -272,9 +272,9 @@ class UniquenessMachine(DatabaseMachine):
                 for item in s.get(name, {}).items()
             }
         )
-        if held and data.draw(st.booleans(), label="taken"):
+        if held and data.draw(st.integers(0, 3), label="taken"):
             hkey, value = data.draw(st.sampled_from(held), label="held")
-            return data.draw(st.sampled_from([hkey, hkey, *HASH_KEYS]), label="hkey"), value
+            return data.draw(st.sampled_from([hkey] * 3 + [*HASH_KEYS]), label="hkey"), value
         return data.draw(hash_keys, label="hkey"), data.draw(values, label="value")
 
     @precondition(lambda self: self.data)
@@ -339,6 +339,14 @@ class UniquenessMachine(DatabaseMachine):
         paired = [pk for pk in others if _pair(self.data[pk])]
         pk = data.draw(st.sampled_from(paired or others), label="pk")
         account = self.Account(pk)
+        if not paired:  # first a combination of its own: the take is then an update of it
+            mine = {"city": data.draw(values, label="city"), "street": data.draw(values)}
+            self.attempt(
+                f"Account({pk!r}).hmset(**{mine!r})",
+                pk,
+                {**self.data[pk], **mine},
+                lambda: account.hmset(**mine),
+            )
         if not stepwise:
             self.attempt(
                 f"Account({pk!r}).hmset(city={city!r}, street={street!r})",
