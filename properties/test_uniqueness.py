@@ -67,7 +67,9 @@ class UniquenessMachine(DatabaseMachine):
     StringField and an InstanceHashField on an EqualIndex, an InstanceHashField on a
     lowercasing EqualIndex, one on a TextRangeIndex, a StringField and an InstanceHashField
     on a NumberRangeIndex, a SetField (each member unique), and
-    `unique_together = [('city', 'street')]`. Values come from a pool of 19 so collisions
+    `unique_together = [('city', 'street')]`, and two HashFields (EqualIndex, TextRangeIndex)
+    whose values are unique per hash key (the same value under two keys does not collide).
+    Values come from a pool of 19 so collisions
     are frequent; pks from a pool of 7. The number-range fields take numbers (ints, floats)
     and texts like them (`NUMBER_POOL`): two values collide iff they are the same decimal
     number exactly (`'1e3'`, `'1000'` and `1000.0`; `'0.1'` and `'0.10'`; not `2**53` and
@@ -77,7 +79,10 @@ class UniquenessMachine(DatabaseMachine):
     Writes: constructors (several values, or an unsaved instance given its pk with
     `pk.set()`), `set`/`getset`/`setnx`/`incr` on StringFields, `hset`/`hsetnx`/`set` on
     InstanceHashFields, `sadd`/`srem`, the instance's `hmset` and `hdel`, field and
-    instance deletion (which free values). Queries: the number-range fields filtered with
+    instance deletion (which free values); HashField `hset`/`hsetnx`/`hmset`/`hdel`, often
+    with a value another instance holds; updates of a (city, street) into a held one; writes
+    (creations, updates) taking a value or pk of a holder just expired, which must reap it and
+    succeed. Queries: the number-range fields filtered with
     every suffix (`eq`, `gt`, `gte`, `lt`, `lte`, `in`), by numbers and by texts that are
     not numbers (ValueError).
 
