@@ -69,12 +69,11 @@ class UniquenessMachine(DatabaseMachine):
     on a NumberRangeIndex, a SetField (each member unique), and
     `unique_together = [('city', 'street')]`, and two HashFields (EqualIndex, TextRangeIndex)
     whose values are unique per hash key (the same value under two keys does not collide).
-    Values come from a pool of 19 so collisions
-    are frequent; pks from a pool of 7. The number-range fields take numbers (ints, floats)
-    and texts like them (`NUMBER_POOL`): two values collide iff they are the same decimal
-    number exactly (`'1e3'`, `'1000'` and `1000.0`; `'0.1'` and `'0.10'`; not `2**53` and
-    `2**53 + 1`), and a text that is not a decimal number (`'1_000'`, `' 5'`, `'abc'`,
-    `'nan'`, `''`) is refused with ValueError.
+    Values come from a pool of 19 so collisions are frequent; pks from a pool of 7. The
+    number-range fields take numbers (ints, floats) and texts like them (`NUMBER_POOL`):
+    two values collide iff they are the same decimal number exactly (`'1e3'`, `'1000'` and
+    `1000.0`; `'0.1'` and `'0.10'`; not `2**53` and `2**53 + 1`), and a text that is not a
+    decimal number (`'1_000'`, `' 5'`, `'abc'`, `'nan'`, `''`) is refused with ValueError.
 
     Writes: constructors (several values, or an unsaved instance given its pk with
     `pk.set()`), `set`/`getset`/`setnx`/`incr` on StringFields, `hset`/`hsetnx`/`set` on
@@ -82,9 +81,8 @@ class UniquenessMachine(DatabaseMachine):
     instance deletion (which free values); HashField `hset`/`hsetnx`/`hmset`/`hdel`, often
     with a value another instance holds; updates of a (city, street) into a held one; writes
     (creations, updates) taking a value or pk of a holder just expired, which must reap it and
-    succeed. Queries: the number-range fields filtered with
-    every suffix (`eq`, `gt`, `gte`, `lt`, `lte`, `in`), by numbers and by texts that are
-    not numbers (ValueError).
+    succeed. Queries: the number-range fields filtered with every suffix (`eq`, `gt`, `gte`,
+    `lt`, `lte`, `in`), by numbers and by texts that are not numbers (ValueError).
 
     Invariants:
     - no value (as its index compares it) is ever held by two instances, nor a pk by two
