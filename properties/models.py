@@ -146,6 +146,8 @@ UNIQUE_POOL = (
     "\x00", "\udcff", "nan",
 )  # fmt: skip
 UNIQUE_PKS = ("p1", "p2", "p3", "1", "2", "é", "a:b")
+#: Keys of the unique HashFields (one unique space per key): few, so values meet.
+HASH_KEYS = ("k", "K", "", "x:y")
 #: Values of the unique number-range fields: numbers, and texts that look like them. Two
 #: collide iff they are the same number exactly ('1e3', '1000', 1000.0; '0.1', '0.10';
 #: not 2**53 and 2**53 + 1); texts that are not decimal numbers ('1_000', ' 5', 'abc',
@@ -170,6 +172,8 @@ def unique_models(database: RedisDatabase) -> SimpleNamespace:
         rank = fields.StringField(unique=True, indexes=[NumberRangeIndex])  # same number
         score = fields.InstanceHashField(unique=True, indexes=[NumberRangeIndex])
         tags = fields.SetField(unique=True)  # each member
+        attrs = fields.HashField(unique=True)  # EqualIndex, per hash key
+        marks = fields.HashField(unique=True, indexes=[TextRangeIndex])  # lex, per hash key
         city = fields.InstanceHashField()
         street = fields.InstanceHashField()
         note = fields.InstanceHashField()

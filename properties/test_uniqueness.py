@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from hypothesis import event, note
@@ -14,7 +15,7 @@ from hypothesis.stateful import initialize, invariant, precondition, rule
 from limpyd.exceptions import UniquenessError
 from limpyd_testing.integrity import check
 from limpyd_testing.snapshot import snapshot
-from properties.models import NUMBER_POOL, UNIQUE_PKS, UNIQUE_POOL, unique_models
+from properties.models import HASH_KEYS, NUMBER_POOL, UNIQUE_PKS, UNIQUE_POOL, unique_models
 from properties.support import NUMERIC_PK, DatabaseMachine, canonical, default_order, scaled
 
 
@@ -43,13 +44,17 @@ NUMERIC = ("rank", "score")
 SINGLE = ("email", "login", "nick", "code", "rank", "score", "city", "street", "note")
 HASHED = ("login", "nick", "code", "score", "city", "street", "note")
 STRINGS = ("email", "rank")
+#: Unique HashFields: EqualIndex and TextRangeIndex, a value unique per hash key.
+HASHES = ("attrs", "marks")
 values = st.sampled_from(UNIQUE_POOL)
 numbers = st.sampled_from(NUMBER_POOL)
+hash_keys = st.sampled_from(HASH_KEYS)
 ACCOUNT_VALUES = st.fixed_dictionaries(
     {},
     optional={
         **{name: numbers if name in NUMERIC else values for name in SINGLE},
         "tags": st.lists(values, max_size=3),
+        **{name: st.dictionaries(hash_keys, values, max_size=3) for name in HASHES},
     },
 )
 HASHED_VALUES = st.fixed_dictionaries(
@@ -62,19 +67,22 @@ class UniquenessMachine(DatabaseMachine):
     StringField and an InstanceHashField on an EqualIndex, an InstanceHashField on a
     lowercasing EqualIndex, one on a TextRangeIndex, a StringField and an InstanceHashField
     on a NumberRangeIndex, a SetField (each member unique), and
-    `unique_together = [('city', 'street')]`. Values come from a pool of 19 so collisions
-    are frequent; pks from a pool of 7. The number-range fields take numbers (ints, floats)
-    and texts like them (`NUMBER_POOL`): two values collide iff they are the same decimal
-    number exactly (`'1e3'`, `'1000'` and `1000.0`; `'0.1'` and `'0.10'`; not `2**53` and
-    `2**53 + 1`), and a text that is not a decimal number (`'1_000'`, `' 5'`, `'abc'`,
-    `'nan'`, `''`) is refused with ValueError.
+    `unique_together = [('city', 'street')]`, and two HashFields (EqualIndex, TextRangeIndex)
+    whose values are unique per hash key (the same value under two keys does not collide).
+    Values come from a pool of 19 so collisions are frequent; pks from a pool of 7. The
+    number-range fields take numbers (ints, floats) and texts like them (`NUMBER_POOL`):
+    two values collide iff they are the same decimal number exactly (`'1e3'`, `'1000'` and
+    `1000.0`; `'0.1'` and `'0.10'`; not `2**53` and `2**53 + 1`), and a text that is not a
+    decimal number (`'1_000'`, `' 5'`, `'abc'`, `'nan'`, `''`) is refused with ValueError.
 
     Writes: constructors (several values, or an unsaved instance given its pk with
     `pk.set()`), `set`/`getset`/`setnx`/`incr` on StringFields, `hset`/`hsetnx`/`set` on
     InstanceHashFields, `sadd`/`srem`, the instance's `hmset` and `hdel`, field and
-    instance deletion (which free values). Queries: the number-range fields filtered with
-    every suffix (`eq`, `gt`, `gte`, `lt`, `lte`, `in`), by numbers and by texts that are
-    not numbers (ValueError).
+    instance deletion (which free values); HashField `hset`/`hsetnx`/`hmset`/`hdel`, often
+    with a value another instance holds; updates of a (city, street) into a held one; writes
+    (creations, updates) taking a value or pk of a holder just expired, which must reap it and
+    succeed. Queries: the number-range fields filtered with every suffix (`eq`, `gt`, `gte`,
+    `lt`, `lte`, `in`), by numbers and by texts that are not numbers (ValueError).
 
     Invariants:
     - no value (as its index compares it) is ever held by two instances, nor a pk by two
@@ -109,6 +117,12 @@ class UniquenessMachine(DatabaseMachine):
         for member in new.get("tags", frozenset()) - old.get("tags", frozenset()):
             if any(member in s.get("tags", ()) for s in others):
                 found.append(f"tags member {member!r}")
+        for name in HASHES:
+            for hkey, value in new.get(name, {}).items():
+                if old.get(name, {}).get(hkey) == value:
+                    continue
+                if any(s.get(name, {}).get(hkey) == value for s in others):
+                    found.append(f"{name}[{hkey!r}]={value!r}")
         pair = _pair(new)
         if pair is not None and pair != _pair(old):
             if any(_pair(s) == pair for s in others):
@@ -155,7 +169,7 @@ class UniquenessMachine(DatabaseMachine):
             return False, None
         assert not expected, f"{what}: not refused ({names}: {why})"
         self.data[new["id"] if pk is None else pk] = {
-            k: v for k, v in new.items() if k != "id" and v not in (None, frozenset())
+            k: v for k, v in new.items() if k != "id" and v not in (None, frozenset(), {})
         }
         return True, reply
 
@@ -175,10 +189,11 @@ class UniquenessMachine(DatabaseMachine):
             instance = self.Account()
             self.attempt(f"Account().id.set({pk!r})", None, {"id": pk}, lambda: instance.id.set(pk))
             return
-        new = {k: stored(v) for k, v in given.items() if k != "tags"}
+        new: dict[str, Any] = {k: stored(v) for k, v in given.items() if k in SINGLE}
         new["id"] = pk
         if "tags" in given:
             new["tags"] = frozenset(given["tags"])
+        new.update({k: dict(v) for k, v in given.items() if k in HASHES})
         self.attempt(
             f"Account(id={pk!r}, **{given!r})", None, new, lambda: self.Account(id=pk, **given)
         )
@@ -249,8 +264,142 @@ class UniquenessMachine(DatabaseMachine):
         if done:
             assert reply == len(new ^ tags), f"{method} replied {reply!r}"
 
+    def _hash_item(self, data: st.DataObject, pk: str, name: str) -> tuple[str, str]:
+        """A (hash key, value) for the HashField `name` of `pk`: three times in four a value
+        another instance holds, under its hash key (a collision) or any other."""
+        held = sorted(
+            {
+                item
+                for other, s in self.data.items()
+                if other != pk
+                for item in s.get(name, {}).items()
+            }
+        )
+        if held and data.draw(st.integers(0, 3), label="taken"):
+            hkey, value = data.draw(st.sampled_from(held), label="held")
+            return data.draw(st.sampled_from([hkey] * 3 + [*HASH_KEYS]), label="hkey"), value
+        return data.draw(hash_keys, label="hkey"), data.draw(values, label="value")
+
     @precondition(lambda self: self.data)
-    @rule(data=st.data(), names=st.lists(st.sampled_from((*SINGLE, "tags")), min_size=1))
+    @rule(
+        data=st.data(),
+        name=st.sampled_from(HASHES),
+        method=st.sampled_from(["hset", "hsetnx", "hmset", "hset(mapping=)", "hdel"]),
+    )
+    def hash_write(self, data: st.DataObject, name: str, method: str) -> None:
+        """`hset(key, value)`, `hsetnx`, `hmset({...})`, `hset(mapping={...})` or
+        `hdel(*keys)` on a unique HashField: values are unique per hash key."""
+        pk = data.draw(self._instances(), label="pk")
+        old = self.data[pk]
+        held = old.get(name, {})
+        bound = getattr(self.Account(pk), name)
+        if method == "hdel":
+            keys = data.draw(st.lists(hash_keys, min_size=1, max_size=3), label="keys")
+            kept = {k: v for k, v in held.items() if k not in keys}
+            done, reply = self.attempt(
+                f"Account({pk!r}).{name}.hdel(*{keys!r})",
+                pk,
+                {**old, name: kept},
+                lambda: bound.hdel(*keys),
+            )
+            assert reply == len(set(keys) & set(held)), f"hdel replied {reply!r}"
+            return
+        count = data.draw(st.integers(1, 3), label="count") if "m" in method else 1
+        items = dict(self._hash_item(data, pk, name) for _ in range(count))
+        if method == "hsetnx":
+            ((hkey, value),) = items.items()
+            items = {} if hkey in held else items
+            args: tuple[Any, ...] = (hkey, value)
+            expected: Any = int(hkey not in held)
+        elif method == "hset":
+            args, expected = next(iter(items.items())), int(not set(items) <= set(held))
+        else:
+            args, expected = (), True if method == "hmset" else len(set(items) - set(held))
+        call = {
+            "hmset": lambda: bound.hmset(items),
+            "hset(mapping=)": lambda: bound.hset(mapping=items),
+        }.get(method, lambda: getattr(bound, method)(*args))
+        done, reply = self.attempt(
+            f"Account({pk!r}).{name}.{method}(*{args!r}) with {items!r}",
+            pk,
+            {**old, name: {**held, **items}},
+            call,
+        )
+        if done:
+            assert reply == expected, f"{method} replied {reply!r}, expected {expected!r}"
+
+    @precondition(lambda self: len(self.data) > 1 and any(map(_pair, self.data.values())))
+    @rule(data=st.data(), stepwise=st.booleans())
+    def take_pair(self, data: st.DataObject, stepwise: bool) -> None:
+        """Another instance (one holding a combination, if any) is updated to the
+        (city, street) of a holder: `hmset(city=, street=)`, or `street.hset()` then
+        `city.hset()`; refused whether it held a combination before or not."""
+        holder = data.draw(
+            st.sampled_from(sorted(pk for pk, s in self.data.items() if _pair(s))), label="holder"
+        )
+        city, street = _pair(self.data[holder])  # type: ignore[misc]
+        others = sorted(set(self.data) - {holder})
+        paired = [pk for pk in others if _pair(self.data[pk])]
+        pk = data.draw(st.sampled_from(paired or others), label="pk")
+        account = self.Account(pk)
+        if not paired:  # first a combination of its own: the take is then an update of it
+            mine = {"city": data.draw(values, label="city"), "street": data.draw(values)}
+            self.attempt(
+                f"Account({pk!r}).hmset(**{mine!r})",
+                pk,
+                {**self.data[pk], **mine},
+                lambda: account.hmset(**mine),
+            )
+        if not stepwise:
+            self.attempt(
+                f"Account({pk!r}).hmset(city={city!r}, street={street!r})",
+                pk,
+                {**self.data[pk], "city": city, "street": street},
+                lambda: account.hmset(city=city, street=street),
+            )
+            return
+        for name, value in (("street", street), ("city", city)):
+            self.attempt(
+                f"Account({pk!r}).{name}.hset({value!r})",
+                pk,
+                {**self.data[pk], name: value},
+                partial(getattr(account, name).hset, value),
+            )
+
+    @precondition(lambda self: self.data)
+    @rule(data=st.data(), create=st.booleans())
+    def take_from_expired(self, data: st.DataObject, create: bool) -> None:
+        """`holder.expireat(server time - 1)`, then another instance, created or updated,
+        takes one of the holder's unique values (or, created, its pk): an expired holder
+        blocks nothing, so the write reaps it and succeeds (no expired instance is left)."""
+        holder = data.draw(self._instances(), label="holder")
+        held = self.data.pop(holder)
+        seconds, microseconds = self.database.client.time()
+        note(f"Account({holder!r}).expireat(now - 1)")
+        assert self.Account.lazy_connect(holder).expireat(seconds + microseconds / 1e6 - 1)
+        takes = _takes(held)
+        if create or not self.data or not takes:
+            free = [pk for pk in UNIQUE_PKS if pk not in self.data] if takes else [holder]
+            pk = data.draw(st.sampled_from(free), label="pk")
+            given = {} if pk == holder else data.draw(st.sampled_from(takes), label="take")
+            new = {**_state({}, given), "id": pk}
+            self.attempt(
+                f"Account(id={pk!r}, **{given!r})", None, new, lambda: self.Account(id=pk, **given)
+            )
+        else:
+            pk = data.draw(self._instances(), label="pk")
+            given = data.draw(st.sampled_from(takes), label="take")
+            account = self.Account(pk)
+            self.attempt(
+                f"Account({pk!r}) takes {given!r}",
+                pk,
+                _state(self.data[pk], given),
+                lambda: _take(account, given),
+            )
+        assert self.Account.reap_expired() == 0, f"Account({holder!r}) expired, not reaped"
+
+    @precondition(lambda self: self.data)
+    @rule(data=st.data(), names=st.lists(st.sampled_from((*SINGLE, "tags", *HASHES)), min_size=1))
     def delete_fields(self, data: st.DataObject, names: list[str]) -> None:
         """`field.delete()` for a StringField or SetField, the instance's `hdel` for the
         InstanceHashFields: values are freed."""
@@ -330,6 +479,10 @@ class UniquenessMachine(DatabaseMachine):
             tags = frozenset(instance.tags.smembers())
             if tags:
                 values_["tags"] = tags
+            for name in HASHES:
+                items = getattr(instance, name).hgetall()
+                if items:
+                    values_[name] = items
             stored[pk] = values_
             assert values_ == self.data[pk], f"Account({pk!r}) holds {values_!r}"
         for name, key in UNIQUE_KEYS.items():
@@ -338,6 +491,11 @@ class UniquenessMachine(DatabaseMachine):
                 if name in values_:
                     other = holders.setdefault(key(values_[name]), pk)
                     assert other == pk, f"{name}: {pk!r} and {other!r} hold the same value"
+        for name in HASHES:
+            items = [
+                (k, v) for values_ in stored.values() for k, v in values_.get(name, {}).items()
+            ]
+            assert len(items) == len(set(items)), f"{name}: a value is held twice under a key"
         members = [m for values_ in stored.values() for m in values_.get("tags", ())]
         assert len(members) == len(set(members)), f"a tag is held twice: {sorted(members)!r}"
         pairs = [_pair(v) for v in stored.values() if _pair(v) is not None]
@@ -350,6 +508,37 @@ def _pair(values_: dict[str, Any]) -> tuple[str, str] | None:
     if values_.get("city") is None or values_.get("street") is None:
         return None
     return values_["city"], values_["street"]
+
+
+def _takes(held: dict[str, Any]) -> list[dict[str, Any]]:
+    """The unique values of an instance another can take, as constructor arguments: one
+    single value, one tag, one hash key's value, or the (city, street)."""
+    takes = [{name: held[name]} for name in UNIQUE_KEYS if name in held]
+    takes += [{"tags": [member]} for member in sorted(held.get("tags", ()))]
+    takes += [{name: {k: v}} for name in HASHES for k, v in sorted(held.get(name, {}).items())]
+    pair = _pair(held)
+    return takes + ([{"city": pair[0], "street": pair[1]}] if pair else [])
+
+
+def _state(old: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    """The state of an instance from `old` after it takes the values `given` (`_takes`)."""
+    new = {**old, **{k: v for k, v in given.items() if k not in ("tags", *HASHES)}}
+    if "tags" in given:
+        new["tags"] = old.get("tags", frozenset()) | set(given["tags"])
+    new.update({k: {**old.get(k, {}), **v} for k, v in given.items() if k in HASHES})
+    return new
+
+
+def _take(account: Any, given: dict[str, Any]) -> Any:
+    """Write the values `given` (`_takes`) on an existing instance."""
+    ((name, value), *rest) = given.items()
+    if rest:
+        return account.hmset(**given)
+    if name == "tags":
+        return account.tags.sadd(*value)
+    if name in HASHES:
+        return getattr(account, name).hset(*next(iter(value.items())))
+    return getattr(account, name).set(value)
 
 
 def _matches(suffix: str, held: Any, wanted: list[str], convert: Callable[[str], Any]) -> bool:
