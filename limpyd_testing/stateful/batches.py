@@ -24,8 +24,8 @@ from limpyd_testing.stateful.invalid import InvalidInputRules
 from limpyd_testing.stateful.oracle import refused_state
 from limpyd_testing.stateful.values import EMPTY, field_kind
 
-#: Members per bulk write (rare: see `bulk_write`): past one chunk of a script call (1000 arguments), and past what
-#: one Lua call takes (about 8000).
+#: Members per bulk write (rare: see `bulk_write`): past one chunk of a script call (1000
+#: arguments), and past what one Lua call takes (about 8000).
 BULK_SIZES = st.sampled_from([1001, 2999, 4501, 9000])
 
 
