@@ -137,7 +137,8 @@ class CheckRules(MachineCore):
                 suffixes = sorted(index.handled_suffixes, key=lambda s: s or "")
                 suffix = suffixes[self.steps % len(suffixes)]
                 near = [(h, lex_before(v)) for h, v in usable] if suffix == "startswith" else []
-                for hkey, value in [*usable, *((h, v) for h, v in near if v is not None)]:
+                drawn = [*usable, *((h, v) for h, v in near if v is not None), *_resplit(usable)]
+                for hkey, value in drawn:
                     key = "__".join(
                         part
                         for part in (field.name, hkey, index.prefix, suffix)
@@ -265,3 +266,19 @@ class CheckRules(MachineCore):
         self.steps += 1
         problems = check(*self.oracle.models)
         assert not problems, "integrity check:\n" + "\n".join(map(str, problems))
+
+
+def _resplit(pairs: list[tuple[str | None, str]]) -> list[tuple[str, str]]:
+    """Other (hash key, value) pairs that join with ':' to the same text as these ones
+    ('a' + 'b:c', 'a:b' + 'c'): filters by them must not find each other's holders."""
+    found = []
+    for hkey, value in pairs:
+        if hkey is None:
+            continue
+        joined = f"{hkey}:{value}"
+        for i, char in enumerate(joined):
+            other = (joined[:i], joined[i + 1 :])
+            usable = "__" not in other[0] and not other[0].endswith("_")
+            if char == ":" and i != len(hkey) and usable:
+                found.append(other)
+    return found[:2]
