@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from limpyd.fields import HashField
@@ -86,7 +86,10 @@ def _compare(index: BaseIndex, operator: str, stored: str, wanted: str) -> bool:
 
 def _same_unique(index: BaseIndex, a: str, b: str) -> bool:
     if isinstance(index, NumberRangeIndex):
-        return Decimal(a) == Decimal(b)
+        try:
+            return Decimal(a) == Decimal(b)
+        except InvalidOperation:  # not a number: refused (`refused_state`), holds nothing
+            return False
     return a == b
 
 
