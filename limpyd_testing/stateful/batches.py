@@ -92,6 +92,7 @@ class BatchRules(InvalidInputRules, MachineCore):
                 except DoesNotExist:
                     assert gone, f"{what}: DoesNotExist, but the instance exists"
                     continue
+                assert not gone, f"{what}: queued on a missing instance, no DoesNotExist"
                 queued.append((pk, field.name, what))
                 if not gone:
                     old = self.oracle.state(model, pk, field)

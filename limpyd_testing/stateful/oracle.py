@@ -88,7 +88,7 @@ def _same_unique(index: BaseIndex, a: str, b: str) -> bool:
     if isinstance(index, NumberRangeIndex):
         try:
             return Decimal(a) == Decimal(b)
-        except InvalidOperation:  # not numbers: refused before any uniqueness check
+        except InvalidOperation:  # not a number: refused (`refused_state`), holds nothing
             return False
     return a == b
 
