@@ -313,9 +313,10 @@ def create(instance: RedisModel, values: dict[str, Any]) -> str:
     _refuse_in_pipeline(database, f"creating a {model.__name__} instance")
     pk_field = meta.pk_field
     values = dict(values)
+    given = pk_field.name in values
     given_pk = values.pop(pk_field.name, None)
     states = {name: meta.fields[name].state_of(value) for name, value in values.items()}
-    new = given_pk is None
+    new = given_pk is None and (pk_field.auto or not given)  # a PKField given None: refused
     if new:
         pk_field.require_auto()
         pk = new_pk_token()

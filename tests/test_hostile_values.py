@@ -369,3 +369,25 @@ def test_exclude_without_filters_excludes_nothing(User):
     assert User.collection(status="a").exclude() == pks[:1]
     assert len(User.collection().exclude()) == 2
     assert User.collection().exclude().exclude(status="a") == pks[1:]
+
+
+def test_a_pkfield_given_none_is_a_wrong_value(db, unchanged):
+    """`None` is refused as any value is (ValueError naming the field); no pk at all is a
+    missing one (ImplementationError); an AutoPKField given None takes the next pk."""
+
+    class Keyed(model.RedisModel):
+        database = db
+        key = fields.PKField()
+        name = fields.StringField(indexable=True)
+
+    class Auto(model.RedisModel):
+        database = db
+        name = fields.StringField(indexable=True)
+
+    with unchanged(), pytest.raises(ValueError, match=r"Keyed\.key: invalid value None"):
+        Keyed(key=None, name="a")
+    with unchanged(), pytest.raises(ValueError, match=r"Keyed\.key: invalid value None"):
+        Keyed(pk=None)
+    with unchanged(), pytest.raises(ImplementationError, match="needed"):
+        Keyed(name="a")
+    assert Auto(pk=None, name="b").pk.get() == "1"

@@ -161,7 +161,9 @@ class ModelStateMachine(CheckRules, ExpiryRules, BatchRules):
         if any(refused_state(meta.fields[name], state) for name, state in states.items()):
             error = ValueError
         if pk is None and not meta.pk_field.auto:
-            error = ImplementationError  # a PKField given None: no pk to create with
+            # a PKField given None is a wrong value; not given, a missing one
+            given = meta.pk_field.name in values
+            error = ValueError if given else ImplementationError
         note(f"{what} (expected: {error.__name__ if error else 'success'})")
         self.dirty = True
         before = snapshot(self.database) if error is not None or refusable else None
