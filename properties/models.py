@@ -142,7 +142,7 @@ INDEX_FIELD_TEXTS = {
 
 #: Values unique fields take: few, so collisions are frequent; some equal once lowercased.
 UNIQUE_POOL = (
-    "a", "A", "b", "B", "é", "É", "", " ", "1", "1.0", "01", "1e0", "2", "-0", "0", "x:y",
+    "a", "A", "b", "B", "é", "É", "", " ", "1", "1.0", "01", "1e0", "2", "-0", "0", "x:y", "a:",
     "\x00", "\udcff", "nan",
 )  # fmt: skip
 UNIQUE_PKS = ("p1", "p2", "p3", "1", "2", "é", "a:b")

@@ -15,6 +15,7 @@ from hypothesis.stateful import initialize, invariant, precondition, rule
 from limpyd.exceptions import UniquenessError
 from limpyd_testing.integrity import check
 from limpyd_testing.snapshot import snapshot
+from limpyd_testing.stateful.values import resplits
 from properties.models import HASH_KEYS, NUMBER_POOL, UNIQUE_PKS, UNIQUE_POOL, unique_models
 from properties.support import NUMERIC_PK, DatabaseMachine, canonical, default_order, scaled
 
@@ -333,11 +334,16 @@ class UniquenessMachine(DatabaseMachine):
     def take_pair(self, data: st.DataObject, stepwise: bool) -> None:
         """Another instance (one holding a combination, if any) is updated to the
         (city, street) of a holder: `hmset(city=, street=)`, or `street.hset()` then
-        `city.hset()`; refused whether it held a combination before or not."""
+        `city.hset()`; refused whether it held a combination before or not. Or the same
+        text cut elsewhere ('x:y', 'a' -> 'x', 'y:a'): a combination of its own."""
         holder = data.draw(
             st.sampled_from(sorted(pk for pk, s in self.data.items() if _pair(s))), label="holder"
         )
         city, street = _pair(self.data[holder])  # type: ignore[misc]
+        cuts = resplits(city, street)
+        if cuts and data.draw(st.booleans(), label="recut"):
+            # the same text cut elsewhere: another combination, free unless held
+            city, street = data.draw(st.sampled_from(cuts), label="cut")
         others = sorted(set(self.data) - {holder})
         paired = [pk for pk in others if _pair(self.data[pk])]
         pk = data.draw(st.sampled_from(paired or others), label="pk")

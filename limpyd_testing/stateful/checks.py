@@ -26,6 +26,7 @@ from limpyd_testing.stateful.values import (
     lex_before,
     raw,
     read_value,
+    resplits,
     zorder,
 )
 
@@ -269,16 +270,13 @@ class CheckRules(MachineCore):
 
 
 def _resplit(pairs: list[tuple[str | None, str]]) -> list[tuple[str, str]]:
-    """Other (hash key, value) pairs that join with ':' to the same text as these ones
-    ('a' + 'b:c', 'a:b' + 'c'): filters by them must not find each other's holders."""
-    found = []
-    for hkey, value in pairs:
-        if hkey is None:
-            continue
-        joined = f"{hkey}:{value}"
-        for i, char in enumerate(joined):
-            other = (joined[:i], joined[i + 1 :])
-            usable = "__" not in other[0] and not other[0].endswith("_")
-            if char == ":" and i != len(hkey) and usable:
-                found.append(other)
+    """Other (hash key, value) pairs that join with ':' to the same text as these ones:
+    filters by them must not find each other's holders."""
+    found = [
+        (hkey, value)
+        for first, second in pairs
+        if first is not None
+        for hkey, value in resplits(first, second)
+        if "__" not in hkey and not hkey.endswith("_")
+    ]
     return found[:2]

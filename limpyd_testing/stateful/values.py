@@ -70,6 +70,17 @@ def lex_before(text: str) -> str | None:
     return below
 
 
+def resplits(first: str, second: str) -> list[tuple[str, str]]:
+    """The other cuts of `first:second` at a ':' (('a', 'b:c') for ('a:b', 'c')): pairs a
+    key layout joining texts without their lengths would take for this one."""
+    joined = f"{first}:{second}"
+    return [
+        (joined[:i], joined[i + 1 :])
+        for i, char in enumerate(joined)
+        if char == ":" and i != len(first)
+    ]
+
+
 def text_of(value: Any) -> str:
     """What Redis stores for a value, as it gives it back (`strategies.stored_text`; an
     instance is its pk). TypeError or ValueError: a value limpyd must refuse."""
