@@ -32,7 +32,7 @@ _common = {
     ],
     "print_blob": True,  # a failure prints how to replay it (@reproduce_failure)
 }
-settings.register_profile(CI, max_examples=20, stateful_step_count=25, **_common)
+settings.register_profile(CI, max_examples=30, stateful_step_count=40, **_common)
 settings.register_profile(THOROUGH, max_examples=200, stateful_step_count=50, **_common)
 
 

@@ -567,6 +567,10 @@ class CollectionMachine(DatabaseMachine):
         pks=st.one_of(
             st.lists(st.sampled_from(ITEM_PKS), min_size=4, max_size=7, unique=True),
             st.lists(st.sampled_from(INTEGER_PKS), min_size=4, max_size=7, unique=True),
+            # integers but one with a leading zero: the default order is not numeric
+            st.lists(st.sampled_from(INTEGER_PKS), min_size=3, max_size=6, unique=True).map(
+                lambda pks: [*pks, "01"]
+            ),
         ),
     )
     def populate(self, data: st.DataObject, pks: list[str]) -> None:
