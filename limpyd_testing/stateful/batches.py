@@ -24,9 +24,10 @@ from limpyd_testing.stateful.invalid import InvalidInputRules
 from limpyd_testing.stateful.oracle import refused_state
 from limpyd_testing.stateful.values import EMPTY, field_kind
 
-#: Members per bulk write (rare: see `bulk_write`): past one chunk of a script call (1000
-#: arguments), and past what one Lua call takes (about 8000).
-BULK_SIZES = st.sampled_from([1001, 4501])  # 4501 pairs: 9004 arguments
+#: Pairs per bulk write (rare: see `bulk_write`), twice as many members for a set or a list:
+#: past one chunk of a script call (1000 arguments), and past what one Lua call takes
+#: (about 8000).
+BULK_SIZES = st.sampled_from([1001, 4501])
 
 
 class BatchRules(InvalidInputRules, MachineCore):
@@ -175,10 +176,10 @@ class BatchRules(InvalidInputRules, MachineCore):
             return
         model, field = data.draw(st.sampled_from(choices), label="field")
         pk = self._instance(data, model)
-        size = data.draw(BULK_SIZES, label="size")
+        kind = field_kind(field)
+        size = data.draw(BULK_SIZES, label="size") * (1 if kind in ("hash", "zset") else 2)
         prefix = data.draw(self._texts(model, field), label="prefix")  # type: ignore[arg-type]
         texts = [f"{prefix}{i}" for i in range(size)]
-        kind = field_kind(field)
         if refused_state(field, {"k0": texts[0]} if kind == "hash" else tuple(texts[:1])):
             texts = [str(i) for i in range(size)]  # a NumberRangeIndex: numbers
         old = self.oracle.state(model, pk, field)
