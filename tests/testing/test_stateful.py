@@ -249,7 +249,9 @@ def test_expiry_rules_run(limpyd_database_factory):
     )
     total = sum(examples, start=type(examples[0])())
     assert total["expired"] >= 2 and total["expiring"] >= 2 and total["persisted"] >= 1, total
-    assert total["reaped"] >= 1 and total["written on expired"] >= 1, total
+    assert total["written on expired"] >= 1, total
+    # reaped: by `reap_expired()`, or by writes meeting them
+    assert total["reaped"] + total["reaped by writes"] >= 1, total
     # pks of expired instances taken again: by a creation, or by another client in a race
     assert total["reaped by writes"] + total["created over expired"] + total["raced"] >= 1, total
     assert _restored() and Session.database is None
