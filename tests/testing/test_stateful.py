@@ -234,7 +234,9 @@ class ExpiringMachine(ModelStateMachine):
 
 def test_expiry_rules_run(limpyd_database_factory):
     """Instances expire, get an expiry time and lose it, are reaped by `reap_expired()` and
-    by writes meeting them, and their pks and unique values are taken again."""
+    by writes meeting them, and their pks and unique values are taken again. Derandomized
+    draws depend on the modules loaded, so random runs are added (up to three) until every
+    rule was seen at work: a rule that never runs fails all of them."""
     examples = []
 
     class Recorded(ExpiringMachine):
@@ -242,18 +244,28 @@ def test_expiry_rules_run(limpyd_database_factory):
             examples.append(self.stats)
             super().teardown()
 
-    run_state_machine(
-        Recorded,
-        limpyd_database_factory,
-        settings=settings(QUICK, max_examples=20, stateful_step_count=50),
-    )
-    total = sum(examples, start=type(examples[0])())
-    assert total["expired"] >= 2 and total["expiring"] >= 2 and total["persisted"] >= 1, total
-    assert total["written on expired"] >= 1, total
-    # reaped: by `reap_expired()`, or by writes meeting them
-    assert total["reaped"] + total["reaped by writes"] >= 1, total
-    # pks of expired instances taken again: by a creation, or by another client in a race
-    assert total["reaped by writes"] + total["created over expired"] + total["raced"] >= 1, total
+    def ran(total):
+        return (
+            total["expired"] >= 2
+            and total["expiring"] >= 2
+            and total["persisted"] >= 1
+            and total["written on expired"] >= 1
+            # reaped: by `reap_expired()`, or by writes meeting them
+            and total["reaped"] + total["reaped by writes"] >= 1
+            # pks of expired instances taken again: by a creation, or in a race
+            and total["reaped by writes"] + total["created over expired"] + total["raced"] >= 1
+        )
+
+    for run in range(3):
+        run_state_machine(
+            Recorded,
+            limpyd_database_factory,
+            settings=settings(QUICK, max_examples=20, stateful_step_count=50, derandomize=run == 0),
+        )
+        total = sum(examples, start=type(examples[0])())
+        if ran(total):
+            break
+    assert ran(total), total
     assert _restored() and Session.database is None
 
 
