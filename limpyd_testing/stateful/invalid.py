@@ -43,12 +43,21 @@ def disguise(data: st.DataObject, value: Any) -> Any:
     return value
 
 
+def _key(swapped: Any, original: Any) -> Any:
+    """A swapped dict key, or the original one when the swap cannot be a key (bytearray)."""
+    try:
+        hash(swapped)
+    except TypeError:
+        return original
+    return swapped
+
+
 def swap_values(value: Any, swap: Swap) -> Any:
     """`value` with `swap` applied to its texts and scores (dict keys and values included)."""
     if isinstance(value, str | float):
         return swap(value)
     if isinstance(value, dict):
-        return {swap_values(k, swap): swap_values(v, swap) for k, v in value.items()}
+        return {_key(swap_values(k, swap), k): swap_values(v, swap) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return type(value)(swap_values(v, swap) for v in value)
     return value
