@@ -30,7 +30,9 @@ without any bug would catch everything.
     python -m properties.planted_bugs --list              # the mutations, and whether they apply
 
 Options: `--backend fake|redis|both` (default fake), `--jobs N` (mutants run at once,
-default 1), `--seed N` (`--hypothesis-seed`, for a repeatable measure), `--timeout S` per
+default 1), `--seed N` (the `--hypothesis-seed` of the first run, default 0, so a measure
+repeats; `random` for none), `--runs R` (each suite runs up to R times per mutant, seeds
+N, N+1, ..., until one run catches the bug; the baseline must pass all R), `--timeout S` per
 suite run (default 1200; a run that times out is reported, not scored). A mutant of
 properties/ takes from a few seconds (caught early) to a minute (survived, the whole `ci`
 profile) on a free core. Exit status 1 when the baseline fails or a mutation is ambiguous.
@@ -406,7 +408,7 @@ def copy_repository(destination: Path) -> None:
             shutil.copy2(source, destination / name)
 
 
-def suite_command(suite: str, options: argparse.Namespace) -> list[str]:
+def suite_command(suite: str, options: argparse.Namespace, seed: int | None) -> list[str]:
     """The pytest command line of a suite (properties/ with the `ci` profile)."""
     command = [sys.executable, "-m", "pytest", suite, f"--limpyd-backend={options.backend}"]
     command += ["-x", "-q", "-p", "no:cacheprovider"]
@@ -415,8 +417,8 @@ def suite_command(suite: str, options: argparse.Namespace) -> list[str]:
     if suite == "properties":
         # Its own planted bugs meeting this one say nothing about the machines.
         command += ["--hypothesis-profile=ci", f"--ignore={BROKEN_BUILDS}"]
-    if options.seed is not None:
-        command.append(f"--hypothesis-seed={options.seed}")
+    if seed is not None:
+        command.append(f"--hypothesis-seed={seed}")
     return command
 
 
@@ -429,7 +431,30 @@ class Outcome:
     detail: str = ""
 
 
+def seeds(options: argparse.Namespace) -> list[int | None]:
+    """The `--hypothesis-seed` of each run of a suite: `--runs` seeds from `--seed`."""
+    if options.seed is None:
+        return [None] * options.runs
+    return [options.seed + i for i in range(options.runs)]
+
+
 def run_suite(copy: Path, suite: str, options: argparse.Namespace) -> Outcome:
+    """Run `suite` in the copy once per seed, until one run catches the bug."""
+    outcomes = []
+    for seed in seeds(options):
+        outcomes.append(run_suite_once(copy, suite, options, seed))
+        if outcomes[-1].status != SURVIVED:
+            break
+    outcome = outcomes[-1]
+    outcome.seconds = sum(o.seconds for o in outcomes)
+    if options.runs > 1:
+        outcome.detail = f"[run {len(outcomes)} of {options.runs}] {outcome.detail}"
+    return outcome
+
+
+def run_suite_once(
+    copy: Path, suite: str, options: argparse.Namespace, seed: int | None
+) -> Outcome:
     """Run `suite` in the copy; caught when pytest reports failures (exit status 1)."""
     env = dict(os.environ, PYTHONPATH=str(copy))
     for name in [n for n in env if n.startswith(("LIMPYD_", "HYPOTHESIS_", "PYTEST_"))]:
@@ -437,7 +462,7 @@ def run_suite(copy: Path, suite: str, options: argparse.Namespace) -> Outcome:
     started = time.monotonic()
     try:
         completed = subprocess.run(
-            suite_command(suite, options),
+            suite_command(suite, options, seed),
             cwd=copy,
             env=env,
             capture_output=True,
@@ -528,7 +553,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--suite", action="append", choices=SUITES, help="the suites to run (repeat)"
     )
-    parser.add_argument("--seed", type=int, help="--hypothesis-seed of every run")
+    parser.add_argument(
+        "--seed",
+        type=lambda text: None if text == "random" else int(text),
+        default=0,
+        help="--hypothesis-seed of the first run of each suite (default 0; 'random': none)",
+    )
+    parser.add_argument(
+        "--runs", type=int, default=1, help="runs per suite and mutant, seeds counting up"
+    )
     parser.add_argument("--timeout", type=float, default=1200, help="seconds per suite run")
     parser.add_argument("--no-baseline", action="store_true", help="skip the unchanged run")
     parser.add_argument("--shrink", action="store_true", help="let Hypothesis shrink failures")

@@ -11,13 +11,13 @@ from hypothesis import strategies as st
 from hypothesis.stateful import precondition, rule
 
 from limpyd.exceptions import ImplementationError, UniquenessError
-from limpyd.fields import HashField
+from limpyd.fields import HashField, RedisField
 from limpyd.model import RedisModel
 from limpyd_testing import strategies as lst
 from limpyd_testing.snapshot import snapshot
 from limpyd_testing.stateful.batches import BatchRules
 from limpyd_testing.stateful.checks import CheckRules
-from limpyd_testing.stateful.commands import hash_op, list_op, set_op, string_op, zset_op
+from limpyd_testing.stateful.commands import Op, hash_op, list_op, set_op, string_op, zset_op
 from limpyd_testing.stateful.config import DatabaseFactory
 from limpyd_testing.stateful.core import REFUSALS
 from limpyd_testing.stateful.drawing import mixed
@@ -247,6 +247,12 @@ class ModelStateMachine(CheckRules, ExpiryRules, BatchRules):
         else:
             make = {"set": set_op, "list": list_op, "zset": zset_op}[kind]
             op = make(data, kind, old, texts)
+        self._send(data, model, pk, field, op)
+
+    def _send(
+        self, data: st.DataObject, model: type[RedisModel], pk: str, field: RedisField, op: Op
+    ) -> None:
+        """Run `op` on `field` of instance `pk`, its arguments sometimes disguised."""
         sent = op
         if data.draw(st.integers(0, 3), label="disguised") == 0:
             sent = swap_op(op, lambda value: disguise(data, value))
@@ -276,6 +282,37 @@ class ModelStateMachine(CheckRules, ExpiryRules, BatchRules):
     def modify_list(self, data: st.DataObject) -> None:
         """A modifier of a ListField."""
         self._modify(data, ("list",))
+
+    def _lists_to_shorten(self) -> list[tuple[type[RedisModel], str, RedisField]]:
+        """The list fields of instances that hold 2+ items or can be given some."""
+        return [
+            (model, pk, field)
+            for model in self._models_with_instances()
+            for field in self._fields(model)
+            if field_kind(field) == "list"
+            for pk in self.oracle.pks(model)
+            if self._texts(model, field) is not None
+            or len(self.oracle.state(model, pk, field)) >= 2
+        ]
+
+    @precondition(lambda self: bool(self._lists_to_shorten()))
+    @rule(data=st.data())
+    def shorten_list(self, data: st.DataObject) -> None:
+        """A pop, LTRIM or LREM on a list of 2+ items (pushed first when it holds fewer):
+        trims that keep one end are rare among all the modifiers, and their index changes
+        are the easiest to get wrong."""
+        model, pk, field = data.draw(st.sampled_from(self._lists_to_shorten()), label="list")
+        old = self.oracle.state(model, pk, field)
+        if len(old) < 2:
+            texts = self._texts(model, field)
+            assert texts is not None
+            pushed = tuple(data.draw(st.lists(texts, min_size=2, max_size=4), label="pushed"))
+            push = Op("rpush", pushed, new=old + pushed, reply=len(old) + len(pushed))
+            self._send(data, model, pk, field, push)
+            old = self.oracle.state(model, pk, field)
+            if len(old) < 2:  # the push was refused (a unique or invalid value)
+                return
+        self._send(data, model, pk, field, list_op(data, "list", old, None, shorten=True))
 
     @precondition(lambda self: self._can_modify(("hash",)))
     @rule(data=st.data())

@@ -52,12 +52,35 @@ def test_mutations_are_named_once_and_change_their_text():
 
 
 def test_properties_run_without_the_broken_builds_and_without_shrinking():
-    options = argparse.Namespace(backend="fake", shrink=False, seed=None)
-    command = planted_bugs.suite_command("properties", options)
+    options = argparse.Namespace(backend="fake", shrink=False)
+    command = planted_bugs.suite_command("properties", options, 7)
+    assert "--hypothesis-seed=7" in command
     assert command[command.index("-m") + 1 :][:2] == ["pytest", "properties"]
     assert "--ignore=properties/test_broken_builds.py" in command
     assert "--hypothesis-profile=ci" in command and "--limpyd-backend=fake" in command
     plugin = command.index(planted_bugs.NO_SHRINK_PLUGIN)
     assert command[plugin - 1] == "-p"
     options.shrink = True
-    assert planted_bugs.NO_SHRINK_PLUGIN not in planted_bugs.suite_command("tests", options)
+    command = planted_bugs.suite_command("tests", options, None)
+    assert planted_bugs.NO_SHRINK_PLUGIN not in command
+    assert not [part for part in command if part.startswith("--hypothesis-seed")]
+
+
+def test_a_suite_runs_once_per_seed_until_one_run_catches_the_bug(monkeypatch, tmp_path):
+    results = {3: planted_bugs.SURVIVED, 4: planted_bugs.CAUGHT, 5: planted_bugs.SURVIVED}
+    ran = []
+
+    def once(copy, suite, options, seed):
+        ran.append(seed)
+        return planted_bugs.Outcome(results[seed], 2.0, f"seed {seed}")
+
+    monkeypatch.setattr(planted_bugs, "run_suite_once", once)
+    options = argparse.Namespace(seed=3, runs=3)
+    outcome = planted_bugs.run_suite(tmp_path, "properties", options)
+    assert (ran, outcome.status, outcome.seconds) == ([3, 4], planted_bugs.CAUGHT, 4.0)
+    assert outcome.detail == "[run 2 of 3] seed 4"
+    ran.clear()
+    options.runs = 1
+    assert planted_bugs.run_suite(tmp_path, "properties", options).status == "survived"
+    assert ran == [3]
+    assert planted_bugs.seeds(argparse.Namespace(seed=None, runs=2)) == [None, None]

@@ -78,7 +78,7 @@ class PeopleMachine(ModelStateMachine):
 QUICK = settings(
     derandomize=True,
     max_examples=6,
-    stateful_step_count=30,
+    stateful_step_count=40,
     database=None,
     deadline=None,
     suppress_health_check=list(HealthCheck),

@@ -9,15 +9,21 @@ from redis.exceptions import ResponseError
 from limpyd_testing.stateful.commands.base import MAX_ITEMS, Op, choices, when_empty
 from limpyd_testing.stateful.values import redis_range
 
+#: The modifiers that only remove items.
+SHORTENING = ("lpop", "rpop", "lpop_count", "rpop_count", "ltrim", "lrem")
+
 
 def list_op(
     data: st.DataObject,
     kind: str,
     old: tuple[str, ...],
     texts: st.SearchStrategy[str] | None,
+    *,
+    shorten: bool = False,
 ) -> Op:
-    names = ["lpop", "rpop", "lpop_count", "rpop_count", "ltrim", "lrem"]
-    if texts is not None:
+    """A modifier of a list holding `old`; with `shorten`, one that only removes items."""
+    names = list(SHORTENING)
+    if texts is not None and not shorten:
         names += ["rpush", "lpush", "rpushx", "lpushx", "lset", "linsert"]
     names = when_empty(names, old, ["rpush", "lpush", "lpushx", "rpop"])
     name = data.draw(st.sampled_from(names), label="modifier")
