@@ -12,6 +12,8 @@ here, once, each covered by a test that runs on both backends:
   binary doubles and prints their repr (`0.30000000000000004`). The fake server here adds
   the two decimal texts exactly and prints them the way Redis does.
 - INFO: fakeredis has no server version to report; `server_info()` answers for both.
+- EVAL_RO / EVALSHA_RO: fakeredis has neither; the fake server runs them as EVAL / EVALSHA
+  (it has no replicas; on Redis the read-only call is what refuses a write).
 """
 
 from __future__ import annotations
@@ -233,6 +235,14 @@ def _limpyd_fake_connection_class() -> Any:
             key.value.update({field: encoded}, clear_expiration=False)
             key.updated()
             return encoded
+
+        @command(name="EVAL_RO", fixed=(bytes, bytes), repeat=(bytes,))
+        def eval_ro(self, script: bytes, numkeys: bytes, *keys_and_args: bytes) -> Any:
+            return self.eval(script, int(numkeys), *keys_and_args)
+
+        @command(name="EVALSHA_RO", fixed=(bytes, bytes), repeat=(bytes,))
+        def evalsha_ro(self, sha1: bytes, numkeys: bytes, *keys_and_args: bytes) -> Any:
+            return self.evalsha(sha1, int(numkeys), *keys_and_args)
 
     class LimpydFakeConnection(FakeRedisConnection):
         def _connect(self) -> Any:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from limpyd.exceptions import DoesNotExist, ImplementationError, MultipleObjectsReturned
 from limpyd.fields import HashField, InstanceHashField, StringField
-from limpyd.lua import QUERY
+from limpyd.lua import QUERY, STORE
 
 if TYPE_CHECKING:
     from limpyd.fields.base import RedisField
@@ -306,7 +306,8 @@ class CollectionManager:
         slices = self._slices + ([extra_slice] if extra_slice else [])
         if any(s[2] == 0 for s in slices):
             raise ValueError("slice step cannot be zero")
-        return QUERY(self.model._meta.database.client, self._arguments(slices, output))
+        script = STORE if output[0] == "store" else QUERY
+        return script(self.model._meta.database.client, self._arguments(slices, output))
 
     def _output(self) -> list[Any]:
         """What the query returns for this collection's results."""

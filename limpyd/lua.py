@@ -3,7 +3,8 @@
 One script holds every mode (`read`, `apply`, `query`): `common.lua`, then each mode's file
 as a function, then a dispatch on the first argument. Calls use EVALSHA and fall back to
 EVAL when the server does not know the script yet, which costs one extra round trip once
-per server for all modes together.
+per server for all modes together. Queries, which never write (but `store()`), are sent as
+EVALSHA_RO / EVAL_RO: a read-only replica answers them, and SCRIPT KILL can stop them.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 import redis
 from redis.exceptions import NoScriptError
 
-__all__ = ["APPLY", "QUERY", "READ", "SCRIPT", "LuaScript", "ScriptMode"]
+__all__ = ["APPLY", "QUERY", "READ", "SCRIPT", "STORE", "LuaScript", "ScriptMode"]
 
 MODES = ("read", "apply", "query")
 
@@ -41,12 +42,16 @@ class LuaScript:
         self.text = text
         self.sha = hashlib.sha1(text.encode()).hexdigest()
 
-    def __call__(self, client: redis.Redis, args: list[Any]) -> Any:
-        """Run the script on `client` with `args` as ARGV (no KEYS)."""
+    def __call__(self, client: redis.Redis, args: list[Any], read_only: bool = False) -> Any:
+        """Run the script on `client` with `args` as ARGV (no KEYS); `read_only`: as a
+        read-only script, which the server refuses to let write."""
+        evalsha, eval_ = (
+            (client.evalsha_ro, client.eval_ro) if read_only else (client.evalsha, client.eval)
+        )
         try:
-            return client.evalsha(self.sha, 0, *args)
+            return evalsha(self.sha, 0, *args)
         except NoScriptError:
-            return client.eval(self.text, 0, *args)
+            return eval_(self.text, 0, *args)
 
     def __repr__(self) -> str:
         return f"<LuaScript {self.sha[:8]}>"
@@ -55,15 +60,18 @@ class LuaScript:
 class ScriptMode:
     """One mode of the limpyd script: `READ(client, args)`."""
 
-    def __init__(self, script: LuaScript, mode: str) -> None:
+    def __init__(self, script: LuaScript, mode: str, read_only: bool = False) -> None:
         self.script = script
         self.mode = mode
+        self.read_only = read_only
 
     def __call__(self, client: redis.Redis, args: list[Any]) -> Any:
-        return self.script(client, [self.mode, *args])
+        return self.script(client, [self.mode, *args], self.read_only)
 
 
 SCRIPT = LuaScript(_script_text())
 READ = ScriptMode(SCRIPT, "read")
 APPLY = ScriptMode(SCRIPT, "apply")
-QUERY = ScriptMode(SCRIPT, "query")
+QUERY = ScriptMode(SCRIPT, "query", read_only=True)
+#: The query mode for `store()`, the one query that writes (its result).
+STORE = ScriptMode(SCRIPT, "query")

@@ -6,6 +6,8 @@ import pytest
 
 from limpyd.database import RedisDatabase
 from limpyd_testing.integrity import assert_consistent
+from limpyd_testing.plugin import get_options
+from limpyd_testing.server import find_redis_server
 from limpyd_testing.snapshot import snapshot
 
 # tests/plugin drives pytest sessions of its own
@@ -36,3 +38,16 @@ def unchanged(db: RedisDatabase):
 def consistent():
     """`consistent(Model, ...)` asserts the models' indexes equal their data."""
     return assert_consistent
+
+
+@pytest.fixture(scope="session")
+def redis_executable(pytestconfig: pytest.Config, limpyd_server) -> str | None:
+    """The redis-server the session uses, for tests starting servers of their own
+    (`limpyd_server` skips when there is none)."""
+    options = get_options(pytestconfig)
+    if find_redis_server(options.redis_server) is None:
+        message = "this test starts its own redis-server, and none was found"
+        if options.require_redis:
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    return options.redis_server

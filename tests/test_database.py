@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
+import redis
 
 from limpyd import fields, model
 from limpyd.backends import FakeBackend, RedisBackend, backend_from_url
@@ -93,6 +94,18 @@ def test_incrbyfloat_prints_like_redis(db):
 def test_server_info_on_both(db):
     info = db.backend.server_info(db.connection)
     assert int(info["redis_version"].split(".")[0]) >= 6
+
+
+def test_read_only_scripts_on_both(db):
+    """Queries are sent as EVALSHA_RO (EVAL_RO when the server does not know the script)."""
+    client = db.client
+    client.set("k", "v")
+    script = "return {redis.call('GET', KEYS[1]), ARGV[1]}"
+    assert client.eval_ro(script, 1, "k", "a") == ["v", "a"]
+    sha = client.script_load(script)
+    assert client.evalsha_ro(sha, 1, "k", "b") == ["v", "b"]
+    with pytest.raises(redis.exceptions.NoScriptError):
+        client.evalsha_ro("0" * 40, 0)
 
 
 def test_registry_refuses_same_name_in_same_namespace(db):

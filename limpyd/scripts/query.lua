@@ -17,18 +17,103 @@
 --   nslices, each: start stop step ('' for None)
 --   output: 'pks' | 'count' | 'values' n specs(n) | 'store' key ttl ('' for none)
 --       spec: 'pk' | 'S:field' | 'H:field' | 'score'
--- Temporary keys live only inside this (atomic) script and are deleted before it returns,
--- also when it fails.
+-- Nothing is written but the result of 'store': no temporary key, so a query runs as a
+-- read-only script (on replicas too, and SCRIPT KILL can stop it). A set is a node: either
+-- a Redis set key not read yet ({key = k}), or members read into Lua ({list, has}).
 local r = argv_reader(ARGV)
-local TMP = '__limpyd_query__:'
-local temps = {}
 local collection
 
-local function temp()
-    local key = TMP .. (#temps + 1)
-    temps[#temps + 1] = key
-    redis.call('DEL', key)
-    return key
+local function key_node(key) return {key = key} end
+
+local function members_node(list)
+    local has, out = {}, {}
+    for _, m in ipairs(list) do
+        if not has[m] then has[m] = true; out[#out + 1] = m end
+    end
+    return {list = out, has = has}
+end
+
+local function members(node)
+    if node.list then return node.list end
+    return redis.call('SMEMBERS', node.key)
+end
+
+local function size(node)
+    if node.list then return #node.list end
+    return redis.call('SCARD', node.key)
+end
+
+-- For each of `list`, whether `node` holds it.
+local function holds(node, list)
+    local out = {}
+    if node.has then
+        for i, m in ipairs(list) do out[i] = node.has[m] == true end
+        return out
+    end
+    for i = 1, #list, CHUNK do
+        local call = {'SMISMEMBER', node.key}
+        for j = i, math.min(i + CHUNK - 1, #list) do call[#call + 1] = list[j] end
+        for j, v in ipairs(redis.call(unpack(call))) do out[i + j - 1] = v == 1 end
+    end
+    return out
+end
+
+-- The members of `list` that `node` holds (or, with `keep` false, does not hold).
+local function filter(list, node, keep)
+    local out = {}
+    for i, held in ipairs(holds(node, list)) do
+        if held == keep then out[#out + 1] = list[i] end
+    end
+    return out
+end
+
+-- The keys of `nodes` when they are all unread keys few enough for one command, else nil.
+local function plain_keys(nodes)
+    if #nodes > CHUNK then return nil end
+    local keys = {}
+    for i, node in ipairs(nodes) do
+        if not node.key then return nil end
+        keys[i] = node.key
+    end
+    return keys
+end
+
+local function union(nodes)
+    local keys = plain_keys(nodes)
+    if keys then return members_node(redis.call('SUNION', unpack(keys))) end
+    local all = {}
+    for _, node in ipairs(nodes) do
+        for _, m in ipairs(members(node)) do all[#all + 1] = m end
+    end
+    return members_node(all)
+end
+
+-- The smallest set filtered by each other one: costs what the smallest holds.
+local function intersection(nodes)
+    local keys = plain_keys(nodes)
+    if keys then return members_node(redis.call('SINTER', unpack(keys))) end
+    local smallest, least = 1, nil
+    for i, node in ipairs(nodes) do
+        local n = size(node)
+        if least == nil or n < least then smallest, least = i, n end
+    end
+    local list = members(nodes[smallest])
+    for i, node in ipairs(nodes) do
+        if i ~= smallest and #list > 0 then list = filter(list, node, true) end
+    end
+    return members_node(list)
+end
+
+local function difference(first, others)
+    local nodes = {first}
+    for i, node in ipairs(others) do nodes[i + 1] = node end
+    local keys = plain_keys(nodes)
+    if keys then return members_node(redis.call('SDIFF', unpack(keys))) end
+    local list = members(first)
+    for _, node in ipairs(others) do
+        if #list > 0 then list = filter(list, node, false) end
+    end
+    return members_node(list)
 end
 
 local function members_of(key)
@@ -44,11 +129,11 @@ end
 
 local function read_source()
     local natoms = r.num()
-    local set_keys, pks = {}, {}
+    local nodes, pks = {}, {}
     for _ = 1, natoms do
         local kind = r.next()
         if kind == 'S' then
-            set_keys[#set_keys + 1] = r.next()
+            nodes[#nodes + 1] = key_node(r.next())
         elseif kind == 'L' or kind == 'Z' then
             local key, min, max = r.next(), r.next(), r.next()
             local cmd = kind == 'L' and 'ZRANGEBYLEX' or 'ZRANGEBYSCORE'
@@ -74,31 +159,25 @@ local function read_source()
             for _, pk in ipairs(members_of(key)) do pks[#pks + 1] = pk end
         end
     end
-    if #set_keys == 1 and #pks == 0 then return set_keys[1] end
-    local key = temp()
-    if #set_keys > 0 then chunked('SUNIONSTORE', key, set_keys) end
-    if #pks > 0 then chunked('SADD', key, pks) end
-    return key
+    if #nodes == 1 and #pks == 0 then return nodes[1] end
+    nodes[#nodes + 1] = members_node(pks)
+    return union(nodes)
 end
-
-local SET_COMMANDS = {I = 'SINTERSTORE', U = 'SUNIONSTORE', D = 'SDIFFSTORE'}
 
 local function read_set()
     local tag = r.next()
-    if tag == 'C' then return collection end
+    if tag == 'C' then return key_node(collection) end
     if tag == 'A' then return read_source() end
-    local keys = {}
-    for i = 1, r.num() do keys[i] = read_set() end
-    local key = temp()
-    if tag == 'Y' then
-        local a, b = temp(), temp()
-        redis.call('SDIFFSTORE', a, keys[1], keys[2])
-        redis.call('SDIFFSTORE', b, keys[2], keys[1])
-        redis.call('SUNIONSTORE', key, a, b)
-    else
-        chunked(SET_COMMANDS[tag], key, keys)
-    end
-    return key
+    local nodes = {}
+    for i = 1, r.num() do nodes[i] = read_set() end
+    if tag == 'I' then return intersection(nodes) end
+    if tag == 'U' then return union(nodes) end
+    if tag == 'D' then return difference(table.remove(nodes, 1), nodes) end
+    -- 'Y': the symmetric difference of two sets
+    local a, b = nodes[1], nodes[2]
+    local list = filter(members(a), b, false)
+    for _, m in ipairs(filter(members(b), a, false)) do list[#list + 1] = m end
+    return members_node(list)
 end
 
 -- Byte-wise (memcmp) order, whatever the server's locale. Lua compares strings with
@@ -196,12 +275,7 @@ local function run()
     local base = read_set()
     -- Instances whose time has passed are gone for every read, reaped or not.
     local gone = redis.call('ZRANGEBYSCORE', expiry, '-inf', now())
-    if #gone > 0 then
-        local gone_key, alive = temp(), temp()
-        chunked('SADD', gone_key, gone)
-        redis.call('SDIFFSTORE', alive, base, gone_key)
-        base = alive
-    end
+    if #gone > 0 then base = difference(base, {members_node(gone)}) end
 
     local sort_kind = r.next()
     local alpha, desc, by, sort_keys, pk_order
@@ -234,10 +308,10 @@ local function run()
     if output == 'values' then specs = r.list(r.num()) end
     if output == 'store' then store_key, store_ttl = r.next(), r.next() end
 
-    if #slices == 0 and output == 'count' then return redis.call('SCARD', base) end
+    if #slices == 0 and output == 'count' then return size(base) end
 
     -- Order: the pks in a Lua array, sorted as asked (ties by pk, byte-wise).
-    local items = redis.call('SMEMBERS', base)
+    local items = members(base)
     local numeric_pks = {}  -- by pk, its number, when the pks are sorted numerically
     if (pk_order or (sort_kind == 'P' and not alpha)) and sort_canonical_integers(items, desc) then
         sort_kind = 'N'
@@ -347,10 +421,5 @@ local function run()
 end
 
 local ok, result = pcall(run)
-if #temps > 0 then
-    local del = {'DEL'}
-    for _, t in ipairs(temps) do del[#del + 1] = t end
-    call_many(del)
-end
 if not ok then return redis.error_reply(error_text(result)) end
 return result

@@ -10,23 +10,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from limpyd_testing.plugin import get_options
-from limpyd_testing.server import RedisServerExecutor, find_redis_server
+from limpyd_testing.server import RedisServerExecutor
 
 from .proxy import FaultProxy
 from .rig import Rig
-
-
-@pytest.fixture(scope="session")
-def redis_executable(pytestconfig: pytest.Config, limpyd_server) -> str | None:
-    """The redis-server the session uses (`limpyd_server` skips when there is none)."""
-    options = get_options(pytestconfig)
-    if find_redis_server(options.redis_server) is None:
-        message = "the fault suite starts its own redis-server, and none was found"
-        if options.require_redis:
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
-    return options.redis_server
 
 
 @pytest.fixture(scope="session")
