@@ -359,8 +359,9 @@ class CollectionManager:
         return bool(self._query(["count"], (0, 1, 1)))
 
     def _only(self) -> RedisModel:
-        """The only matching instance (for `Model.get`)."""
-        pks = self._query(["pks"], (0, 2, 1))
+        """The only matching instance (for `Model.get`): any two results tell, in no order
+        unless the collection is sliced."""
+        pks = self._query(["pks"], (0, 2, 1)) if self._slices else self._query(["any", 2])
         name = self.model.__name__
         if not pks:
             raise DoesNotExist(f"{name}: no instance matches {dict(self._filters)!r}")

@@ -151,7 +151,8 @@ def test_sort_errors(Person, db):
     assert not [k for k in db.scan_keys() if "__limpyd" in k]
 
 
-LENGTHS = [0, 1, 2, 5, 7]
+#: 70: beyond the 64 positions from either end that a slice selects without sorting.
+LENGTHS = [0, 1, 2, 5, 7, 70]
 BOUNDS = [None, *range(-5, 6)]
 STEPS = [None, -3, -2, -1, 1, 2, 3]
 
@@ -179,6 +180,8 @@ def test_every_slice_matches_python(db, length):
         else:
             with pytest.raises(IndexError):
                 sorted_collection[index]
+    for piece in [slice(s, s + 2) for s in (-66, -65, -64, -2, 62, 63, 64)] + [slice(64, None, -1)]:
+        assert list(sorted_collection[piece]) == expected_sorted[piece], piece
     if length >= 5:
         assert list(sorted_collection[1:][::-1][1:3]) == expected_sorted[1:][::-1][1:3]
         assert list(sorted_collection[::2][-2:]) == expected_sorted[::2][-2:]

@@ -16,6 +16,7 @@
 --           ties by pk (byte-wise)
 --   nslices, each: start stop step ('' for None)
 --   output: 'pks' | 'count' | 'values' n specs(n) | 'store' key ttl ('' for none)
+--       | 'any' k: up to k of the results, in no order (no slices)
 --       spec: 'pk' | 'S:field' | 'H:field' | 'score'
 -- Nothing is written but the result of 'store': no temporary key, so a query runs as a
 -- read-only script (on replicas too, and SCRIPT KILL can stop it). A set is a node: either
@@ -202,37 +203,40 @@ local function is_decimal(s)
     if select(2, string.gsub(mantissa, '%.', '')) > 1 then return false end
     return exponent == '' or string.match(exponent, '^[eE][+-]?[0-9]+$') ~= nil
 end
--- Sort `pks` in place, numerically, if they are all canonical integers ('0', or no leading
--- zero, no sign but '-'); whether they were. Up to 15 digits each is a number exact in a
--- double: sorting the numbers themselves needs no comparison function, and the common case
--- (the default order of auto-incremented pks) is several times faster this way. Longer ones
--- are compared exactly, as texts: by sign, then length, then digits.
-local function sort_canonical_integers(pks, desc)
-    local numbers, by_number, long = {}, {}, false
-    for i, pk in ipairs(pks) do
+-- Whether every pk is a canonical integer ('0', or no leading zero, no sign but '-').
+local function canonical_integers(pks)
+    for _, pk in ipairs(pks) do
         if not (pk == '0' or string.find(pk, '^%-?[1-9]%d*$')) then return false end
-        if #pk > 15 then long = true end
-        if not long then
-            local n = tonumber(pk)
-            numbers[i], by_number[n] = n, pk
-        end
     end
-    if long then
-        table.sort(pks, function(a, b)
-            if desc then a, b = b, a end
-            local negative = string.byte(a, 1) == 45  -- '-'
-            if negative ~= (string.byte(b, 1) == 45) then return negative end
-            if #a ~= #b then return (#a < #b) ~= negative end
-            return a ~= b and (a < b) ~= negative
-        end)
-        return true
+    return true
+end
+
+-- The order of canonical integers, exact at any length: by sign, then length, then digits.
+local function integer_lt(a, b)
+    local negative = string.byte(a, 1) == 45  -- '-'
+    if negative ~= (string.byte(b, 1) == 45) then return negative end
+    if #a ~= #b then return (#a < #b) ~= negative end
+    return a ~= b and (a < b) ~= negative
+end
+
+-- Sort canonical integers in place. Up to 15 digits each is a number exact in a double:
+-- sorting the numbers themselves needs no comparison function, and the common case (the
+-- default order of auto-incremented pks) is several times faster this way.
+local function sort_integers(pks, desc)
+    local numbers, by_number = {}, {}
+    for i, pk in ipairs(pks) do
+        if #pk > 15 then
+            table.sort(pks, desc and function(a, b) return integer_lt(b, a) end or integer_lt)
+            return
+        end
+        local n = tonumber(pk)
+        numbers[i], by_number[n] = n, pk
     end
     table.sort(numbers)
     local count = #numbers
     for i = 1, count do
         pks[i] = by_number[desc and numbers[count + 1 - i] or numbers[i]]
     end
-    return true
 end
 
 local C_COLLATION = ('B' < 'a') and ('Z' < '_') and ('a' < '\255') and ('a\0b' < 'a\0c')
@@ -266,6 +270,64 @@ local function positions(n, s)
         out[#out + 1] = i
         i = i + s[3]
     end
+    return out
+end
+
+-- How many positions a slice of n items picks.
+local function count_of(n, s)
+    local start, stop = indices(n, s[1], s[2], s[3])
+    local span = s[3] > 0 and stop - start or start - stop
+    if span <= 0 then return 0 end
+    return math.floor((span - 1) / math.abs(s[3])) + 1
+end
+
+-- The first k of `items` in the order `lt`, in that order, in one pass keeping a sorted
+-- buffer of k: about n comparisons when k is small, where a sort makes n log n.
+local function first_k(items, k, lt)
+    local top = {}
+    for _, x in ipairs(items) do
+        local n = #top
+        if n < k or lt(x, top[n]) then
+            local i = n < k and n + 1 or n
+            while i > 1 and lt(x, top[i - 1]) do top[i] = top[i - 1]; i = i - 1 end
+            top[i] = x
+        end
+    end
+    return top
+end
+
+-- Below this many positions from either end, a slice selects instead of sorting.
+local SELECT_LIMIT = 64
+
+-- `items` in the order `lt`, with the first slice applied (or nil: none). A slice that
+-- keeps only positions near one end selects them (first_k) without sorting the rest.
+local function order_and_slice(items, lt, full_sort, slice)
+    local n = #items
+    local picked = slice and positions(n, slice)
+    if picked then
+        if #picked == 0 then return {} end
+        local low, high = picked[1], picked[1]
+        for _, p in ipairs(picked) do
+            if p < low then low = p end
+            if p > high then high = p end
+        end
+        local top, at
+        if high < SELECT_LIMIT and high + 1 < n then
+            top, at = first_k(items, high + 1, lt), function(p) return p + 1 end
+        elseif n - low <= SELECT_LIMIT and low > 0 then
+            top = first_k(items, n - low, function(a, b) return lt(b, a) end)
+            at = function(p) return n - p end
+        end
+        if top then
+            local out = {}
+            for i, p in ipairs(picked) do out[i] = top[at(p)] end
+            return out
+        end
+    end
+    full_sort(items)
+    if not picked then return items end
+    local out = {}
+    for i, p in ipairs(picked) do out[i] = items[p + 1] end
     return out
 end
 
@@ -304,16 +366,30 @@ local function run()
     end
 
     local output = r.next()
-    local specs, store_key, store_ttl = {}, nil, nil
+    local specs, store_key, store_ttl, wanted = {}, nil, nil, nil
     if output == 'values' then specs = r.list(r.num()) end
     if output == 'store' then store_key, store_ttl = r.next(), r.next() end
+    if output == 'any' then wanted = r.num() end
 
-    if #slices == 0 and output == 'count' then return size(base) end
+    -- A count needs neither the members nor their order.
+    if output == 'count' then
+        local n = size(base)
+        for _, s in ipairs(slices) do n = count_of(n, s) end
+        return n
+    end
+    -- Any k of the results (Model.get(): whether there are 0, 1 or more).
+    if output == 'any' then
+        if base.key then return redis.call('SRANDMEMBER', base.key, wanted) end
+        return {unpack(base.list, 1, math.min(wanted, #base.list))}
+    end
 
-    -- Order: the pks in a Lua array, sorted as asked (ties by pk, byte-wise).
+    -- Order: the pks in a Lua array, in the order asked (ties by pk, byte-wise).
     local items = members(base)
+    local lt, full_sort  -- the order (nil: none), and how to sort the whole result in it
     local numeric_pks = {}  -- by pk, its number, when the pks are sorted numerically
-    if (pk_order or (sort_kind == 'P' and not alpha)) and sort_canonical_integers(items, desc) then
+    if (pk_order or (sort_kind == 'P' and not alpha)) and canonical_integers(items) then
+        lt = desc and function(a, b) return integer_lt(b, a) end or integer_lt
+        full_sort = function(list) sort_integers(list, desc) end
         sort_kind = 'N'
     elseif pk_order then
         alpha = false
@@ -362,7 +438,7 @@ local function run()
             end
         end
         local lt_single = single and (single.alpha and bytes_lt or native_lt)
-        table.sort(items, single and function(a, b)
+        lt = single and function(a, b)
             local x, y = keys[a], keys[b]
             if x ~= y then
                 if single.desc then return lt_single(y, x) end
@@ -375,25 +451,30 @@ local function run()
             for i, k in ipairs(sort_keys) do
                 local x, y = ka[i], kb[i]
                 if x ~= y then
-                    local lt
-                    if k.alpha then lt = bytes_lt(x, y) else lt = x < y end
-                    if k.desc then return not lt end
-                    return lt
+                    local less
+                    if k.alpha then less = bytes_lt(x, y) else less = x < y end
+                    if k.desc then return not less end
+                    return less
                 end
             end
             -- ties: by pk, in the direction of a single key (as a sorted set would give them)
             if sort_kind ~= 'M' and desc then return bytes_lt(b, a) end
             return bytes_lt(a, b)
-        end)
+        end
+        full_sort = function(list) table.sort(list, lt) end
     end
 
-    for _, s in ipairs(slices) do
+    local rest = 1
+    if lt then
+        items = order_and_slice(items, lt, full_sort, slices[1])
+        rest = 2
+    end
+    for i = rest, #slices do
         local picked = {}
-        for _, p in ipairs(positions(#items, s)) do picked[#picked + 1] = items[p + 1] end
+        for _, p in ipairs(positions(#items, slices[i])) do picked[#picked + 1] = items[p + 1] end
         items = picked
     end
 
-    if output == 'count' then return #items end
     if output == 'pks' then return items end
     if output == 'store' then
         redis.call('DEL', store_key)
