@@ -56,10 +56,19 @@ class BaseIndex:
     transform: ClassVar[Callable[..., Any] | None] = None
     #: The storage name when `key` is not configured.
     default_key: ClassVar[str] = ""
+    #: Whether every entry names the text it stems from, so no two texts share one.
+    distinct_entries: ClassVar[bool] = False
 
     def __init__(self, field: RedisField) -> None:
         self.field = field
         self.identity = (self.key or self.default_key) + (f"+{self.prefix}" if self.prefix else "")
+
+    @property
+    def separable(self) -> bool:
+        """Whether no two values share an entry: a write can then add or remove the entries
+        of the values it touches without knowing the field's other values (a transform can
+        map two values to one text)."""
+        return self.distinct_entries and self.transform is None
 
     # Configuration -----------------------------------------------------------------------
 
@@ -171,6 +180,7 @@ class EqualIndex(BaseIndex):
 
     handled_suffixes = frozenset({None, "eq", "in"})
     default_key = "equal"
+    distinct_entries = True
 
     def value_key(self, value: str, hkey: str | None) -> str:
         return f"{self.base_key(hkey)}:{value}"
@@ -209,6 +219,7 @@ class TextRangeIndex(_SortedSetIndex):
 
     handled_suffixes = frozenset({None, "eq", "in", "gt", "gte", "lt", "lte", "startswith"})
     default_key = "text-range"
+    distinct_entries = True
 
     def _unique_check(self, value: str, hkey: str | None) -> tuple[str, str, str, str]:
         low, high = self._bounds("eq", value)

@@ -82,6 +82,10 @@ class ModelOptions:
         self.max_pk_key = f"{self.prefix}:max_pk"
         #: A sorted set: the pks of instances that expire, by the time they do.
         self.expiry_key = f"{self.prefix}:expiry"
+        #: Keys the scripts use and never leave: a copy of a field a command is simulated on,
+        #: and the key ZADD scores are checked on (ZADD XX: never written).
+        self.scratch_key = f"{self.prefix}:scratch"
+        self.probe_key = f"{self.prefix}:probe"
         self.hash_fields = [n for n, f in fields.items() if isinstance(f, InstanceHashField)]
         self.data_fields = [f for f in fields.values() if f is not pk_field]
         self.unique_together = [tuple(group) for group in model.unique_together]

@@ -139,6 +139,15 @@ class Write:
     def call(self, *args: Any) -> None:
         self.commands += ["C", *_encode(args, self.token)]
 
+    def call_per_member(self, key: str, present: bool, plans: dict[str, list[Any]]) -> None:
+        """For each member of `plans` that the set `key` holds (`present`) or does not hold
+        when the write runs, its commands."""
+        self.commands += ["W", key, "1" if present else "0", len(plans)]
+        for member, commands in plans.items():
+            self.commands += [member, len(commands)]
+            for command in commands:
+                self.commands += _encode(command, self.token)
+
     def unlink_references(self, links: str, pk: str) -> None:
         """Unlink the instance `pk` (being deleted) from every instance pointing to it, as
         the link records in the hash `links` describe (see contrib.related)."""
@@ -150,9 +159,9 @@ class Write:
 
     def arguments(self) -> list[Any]:
         """The arguments of the apply script for this write."""
-        if not self.creating:
-            return self.checks + self.commands
         meta = self.model._meta
+        if not self.creating:
+            return ["Z", meta.probe_key, *self.checks, *self.commands]
         first: list[Any] = ["N", meta.max_pk_key] if self.token is not None else []
         keys = sorted({field.key_for(self.pk) for field in meta.data_fields})
         if keys:
@@ -160,7 +169,7 @@ class Write:
         last = ["C", *_encode(("SADD", meta.collection_key, self.pk), self.token)]
         if meta.default_ttl:
             last += self._expiry(meta.default_ttl)
-        return self.checks + first + self.commands + last
+        return ["Z", meta.probe_key, *self.checks, *first, *self.commands, *last]
 
     def run(self, database: RedisDatabase) -> Any:
         """Apply the write; its reply, or CONFLICT (SKIPPED for a reap that did not apply).
@@ -255,14 +264,16 @@ def plan_index_changes(write: Write, field: RedisField, old: State, new: State) 
     if field.unique:
         known = set(old_items)
         for hkey, value in dict.fromkeys(new_items):
-            if (hkey, value) in known:
-                continue
-            for index in field.indexes:
-                check = (
-                    index.unique_check(value, write.pk, hkey) if index.handle_uniqueness else None
-                )
-                if check is not None:
-                    write.unique(field.describe(), value, check)
+            if (hkey, value) not in known:
+                _plan_unique(write, field, hkey, value)
+
+
+def _plan_unique(write: Write, field: RedisField, hkey: str | None, value: str) -> None:
+    """No other instance may hold `value` (under `hkey`) in `field`."""
+    for index in field.indexes:
+        check = index.unique_check(value, write.pk, hkey) if index.handle_uniqueness else None
+        if check is not None:
+            write.unique(field.describe(), value, check)
 
 
 def plan_together(write: Write, old: dict[str, State], new: dict[str, State]) -> None:
@@ -339,9 +350,11 @@ def create(instance: RedisModel, values: dict[str, Any]) -> str:
 def modify(field: RedisField, build: Callable[[str], Command]) -> Any:
     """Run one modifier of `field` (`build(pk)` gives the command), indexes kept exact.
 
-    Not indexed: one round trip. Indexed: the command is first simulated on a scratch copy
-    of the field (its reply and new state, one round trip), then the new state is written
-    with its index changes, checked against the state the simulation started from.
+    Not indexed: one round trip. `sadd`/`srem` under indexes whose entries name their
+    values: one round trip, the entries planned from the command's own members. Other
+    indexed ones: the command is first simulated on a scratch copy of the field (its reply
+    and new state, one round trip), then the new state is written with its index changes,
+    checked against the state the simulation started from.
     """
     instance = field.bound_instance
     model = type(instance)
@@ -360,21 +373,30 @@ def modify(field: RedisField, build: Callable[[str], Command]) -> Any:
         return database.connection.execute_command(*command.args, **command.options)
     connection = database.client
 
-    if not field.indexes:
-        write = Write(model, pk, creating, new=creating)
-        command = build(pk)
-        write.call_for_reply(*command.args)
+    command = build(pk)
+    if not field.indexes or _member_wise(field, creating, command):
         read_back = _counter_read_back(command)
-        if read_back is not None:
-            write.call_for_reply(*read_back)
-        reply = write.run(database)
+
+        def attempt_blind() -> Any:
+            write = Write(model, pk, creating, new=creating)
+            if field.indexes:
+                plan_member_changes(write, field, command)
+            write.call_for_reply(*command.args)
+            if read_back is not None:
+                write.call_for_reply(*read_back)
+            reply = write.run(database)  # CONFLICT: a unique value's holder was reaped
+            return CONFLICT if reply is CONFLICT else (write.pk, reply)
+
+        pk, reply = retry_on_conflict(
+            database, attempt_blind, f"{field.describe()}.{command.name.lower()}"
+        )
         if read_back is not None:
             reply = int(reply)
-        pk = write.pk
     else:
-        command = build(pk)
         kind, (key, sub) = field.state_kind, field.state_location(pk)
-        simulate = ["M", kind, key, sub, len(command.args) - 1, command.args[0], *command.args[2:]]
+        scratch = model._meta.scratch_key
+        simulate = ["M", kind, key, sub, scratch, len(command.args) - 1, command.args[0]]
+        simulate += command.args[2:]
         partners = model._meta.together_partners(field)
         for partner in partners:
             simulate += ["S", partner.state_kind, *partner.state_location(pk)]
@@ -404,6 +426,41 @@ def modify(field: RedisField, build: Callable[[str], Command]) -> Any:
     if creating:
         instance._saved(pk)
     return parse(connection, command, reply)
+
+
+#: Commands whose index changes follow from their own members, by the field's state kind:
+#: whether the members they change are those the field holds (removing) or not (adding).
+_MEMBER_WISE = {"set": {"SADD": False, "SREM": True}}
+
+
+def _member_wise(field: RedisField, creating: bool, command: Command) -> bool:
+    """Whether this write of an existing instance can plan its index changes from the
+    command's own members (one round trip, costs what it changes)."""
+    return (
+        not creating
+        and command.name in _MEMBER_WISE.get(field.state_kind, {})
+        and all(index.separable for index in field.indexes)
+    )
+
+
+def plan_member_changes(write: Write, field: RedisField, command: Command) -> None:
+    """Add to `write` the index entries (and checks) of the members `command` adds to or
+    removes from `field`, each applied only if the member is indeed added or removed."""
+    removing = _MEMBER_WISE[field.state_kind][command.name]
+    members = list(dict.fromkeys(command.args[2:]))
+    if not removing:
+        field.plan_references(write, members)
+        if field.unique:
+            for member in members:
+                _plan_unique(write, field, None, member)
+    plans = {
+        member: [
+            remove if removing else add
+            for add, remove in _entries(field, write.pk, [(None, member)]).items()
+        ]
+        for member in members
+    }
+    write.call_per_member(command.args[1], removing, plans)
 
 
 #: Commands whose integer reply is the field's new value. Script replies pass through Lua

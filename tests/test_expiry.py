@@ -113,6 +113,22 @@ def test_expired_pk_can_be_created_again(db):
     assert new.color.get() == "blue" and Named.collection(color="red") == []
 
 
+def test_unique_member_held_by_an_expired_instance_is_free(db, consistent):
+    """A one-round-trip sadd meeting an expired holder of its value reaps it and writes."""
+
+    class Badge(model.RedisModel):
+        database = db
+        codes = fields.SetField(unique=True)
+        tags = fields.SetField(indexable=True)
+
+    old, new = Badge(codes=["a"], tags=["t"]), Badge(codes=["b"])
+    old.expireat(server_now(db) - 1)
+    assert new.codes.sadd("a", "c") == 2
+    assert sorted(Badge.collection(codes="a")) == ["2"] and Badge.collection(tags="t") == []
+    assert not db.client.exists(old.codes.key)  # reaped, with its keys
+    consistent(Badge)
+
+
 def test_command_line_reap(models, db, capsys, monkeypatch):
     import sys
     import types

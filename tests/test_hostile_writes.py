@@ -381,3 +381,22 @@ def test_new_pks_are_exact_and_a_bad_counter_refuses_the_creation(db, Player):
         with pytest.raises(ValueError, match="counter"):
             Player(nick="c")
         assert snapshot(db) == before
+
+
+def test_scripts_keep_to_the_keys_of_their_model(db, Player):
+    """Scripts simulate commands and check scores on keys under the model's own prefix,
+    never on names a user could hold, and leave none of them behind."""
+    mine = {"__limpyd_scratch__": "mine", "__limpyd_probe__": "mine", "probe": "mine"}
+    db.client.mset(mine)
+    player = Player(nick="ann", level="1", ranks={"a": 1})
+    player.ranks.zadd({"b": 2})  # simulated on a scratch copy, its score probed
+    player.ranks.zincrby(3, "a")
+    player.scores.zadd({"x": 1.5})  # not indexed: probed
+    player.level.append("0")
+    with pytest.raises(ValueError):
+        player.ranks.zadd({"c": "nan"})
+    assert db.client.mget(*mine) == list(mine.values())
+    prefix = Player._meta.prefix
+    assert {key for key in db.scan_keys() if not key.startswith(f"{prefix}:")} == set(mine)
+    assert not db.client.exists(Player._meta.scratch_key, Player._meta.probe_key)
+    assert player.ranks.zrange(0, -1, withscores=True) == [("b", 2.0), ("a", 4.0)]

@@ -106,6 +106,37 @@ def test_set_modifiers(Thing, consistent):
     consistent(Thing)
 
 
+def test_set_writes_under_shared_entries_read_first(db, consistent, limpyd_commands):
+    """Two members can share an entry under a transform or a NumberRangeIndex (one score
+    per instance): sadd/srem there read the set first, and a shared entry stays while a
+    member needs it; under value-naming indexes they plan from their own members."""
+    from limpyd.contrib.indexes import EndsWithIndex
+    from limpyd.indexes import EqualIndex, NumberRangeIndex, TextRangeIndex
+
+    class Bag(model.RedisModel):
+        database = db
+        lower = fields.SetField(indexes=[EqualIndex.configure(transform=str.lower)])
+        numbers = fields.SetField(indexes=[NumberRangeIndex])
+        named = fields.SetField(indexes=[EqualIndex, TextRangeIndex, EndsWithIndex])
+
+    bag = Bag(lower=["A", "a", "b"], numbers=["1", "1.0"], named=["x"])
+    for write, round_trips in (
+        (lambda: bag.lower.srem("A"), 2),
+        (lambda: bag.numbers.srem("1.0"), 2),
+        (lambda: bag.named.sadd("y", "x", "y"), 1),
+        (lambda: bag.named.srem("x", "nothing"), 1),
+    ):
+        with limpyd_commands() as counted:
+            write()
+        assert counted.round_trips == round_trips, counted.names
+    assert pks(Bag.collection(lower="a")) == ["1"]  # "a" still needs the entry
+    assert pks(Bag.collection(numbers__gte=1)) == ["1"]  # "1" still needs it
+    assert pks(Bag.collection(named="y")) == ["1"] and pks(Bag.collection(named="x")) == []
+    assert pks(Bag.collection(named__endswith="y")) == ["1"]
+    assert bag.lower.srem("a") == 1 and pks(Bag.collection(lower="a")) == []
+    consistent(Bag)
+
+
 def test_list_modifiers(Thing, consistent):
     thing = Thing(steps=["a", "b"])
     thing.steps.rpush("c")

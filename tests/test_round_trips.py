@@ -55,17 +55,19 @@ def test_update_of_an_indexed_field(Item, limpyd_commands, temperature):
     item = Item(**VALUES)
     if temperature == "cold":
         item.database.connection.script_flush()
-    for update in (
-        lambda: item.color.hset("d"),
-        lambda: item.slug.set("other"),
-        lambda: item.tags.sadd("z"),
-        lambda: item.name.hset("m"),
+    # (reads first) / (plans from its own members: sets under value-naming indexes)
+    for update, warm in (
+        (lambda: item.color.hset("d"), 2),
+        (lambda: item.slug.set("other"), 2),
+        (lambda: item.tags.sadd("z"), 1),
+        (lambda: item.tags.srem("z", "y"), 1),
+        (lambda: item.name.hset("m"), 2),
     ):
         with limpyd_commands() as counted:
             update()
-        assert counted.round_trips <= 3, counted.names
+        assert counted.round_trips <= warm + 1, counted.names
         if temperature == "warm":
-            assert counted.round_trips == 2, counted.names
+            assert counted.round_trips == warm, counted.names
 
 
 def test_update_of_a_plain_field(Item, limpyd_commands, temperature):

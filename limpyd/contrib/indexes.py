@@ -203,6 +203,10 @@ class _ComposedLeaf(BaseIndex):
             if transform is not None
         ]
 
+    @property
+    def separable(self) -> bool:
+        return super().separable and not self._outer_transforms
+
     def normalize(self, value: str) -> str | None:
         """The value through the multi-indexes' transforms, then the leaf's own."""
         for transform in self._outer_transforms:

@@ -27,6 +27,8 @@
 --   'U' id how key a b pk expiry      no other instance holds a value -> {'UNIQUE', id, holder pk}
 --        (a holder whose expiry time has passed -> {'REAP', holder pk}: reap it first)
 --        how: 'set' (SMEMBERS key), 'lex' (ZRANGEBYLEX key a b), 'score' (ZRANGEBYSCORE key a b)
+--   'Z' key                           where ZADD scores are probed (ZADD XX on a key under
+--                                     the model's prefix that never exists: nothing written)
 --   'N' counter                       the instance gets a new pk: the counter's value + 1,
 --                                     stored in the counter after every other write
 --   'P' links pk                      unlink the instance `pk` (being deleted) from the
@@ -34,11 +36,15 @@
 --                                     hash `links` say (see below), then DEL links
 --   'E' seconds command               the command `ZADD key pk` with (now + seconds) as
 --                                     score: the instance expires then
+--   'W' key present n, n times: member k commands(k)
+--                                     for each member the set `key` holds (present '1') or
+--                                     does not hold ('0') when this runs, its commands (the
+--                                     index entries of what the next command adds or removes)
 --   'C' command                       a write
 --   'R' command                       a write whose reply is returned
 -- A value a probe refuses -> {'INVALID', Redis's error}.
 -- Returns {'OK', reply, pk given by 'N' or false}.
-local PROBE = '__limpyd_probe__'  -- never written: probes are ZADD XX on it
+local probe_key = nil  -- given by 'Z'
 local MAX_COUNTER = '9223372036854775807'
 local r = argv_reader(ARGV)
 
@@ -64,7 +70,8 @@ end
 local function zadd_error(args)
     local i = 3
     while args[i] and ZADD_FLAGS[string.upper(args[i])] do i = i + 1 end
-    local probe = {'ZADD', PROBE, 'XX'}
+    if not probe_key then error('limpyd: a ZADD to check without a probe key') end
+    local probe = {'ZADD', probe_key, 'XX'}
     for j = i, #args do probe[#probe + 1] = args[j] end
     local res = call_many(probe, true)
     if type(res) == 'table' and res.err then return error_text(res) end
@@ -206,11 +213,21 @@ while not r.done() do
         checks[#checks + 1] = {op, r.next(), r.next(), r.next(), r.next(), r.next(), r.next(), r.next()}
     elseif op == 'N' then
         counter = r.next()
+    elseif op == 'Z' then
+        probe_key = r.next()
     elseif op == 'P' then
         writes[#writes + 1] = {op, r.next(), r.next()}
     elseif op == 'E' then
         local seconds = r.next()
         writes[#writes + 1] = {op, read_command(), seconds}
+    elseif op == 'W' then
+        local key, present, items = r.next(), r.next() == '1', {}
+        for i = 1, r.num() do
+            local member, commands = r.next(), {}
+            for j = 1, r.num() do commands[j] = read_command() end
+            items[i] = {member, commands}
+        end
+        writes[#writes + 1] = {op, key, present, items}
     elseif op == 'C' or op == 'R' then
         writes[#writes + 1] = {op, read_command()}
     else
@@ -271,7 +288,7 @@ if counter then
     new_pk = successor(n)
 end
 for _, w in ipairs(writes) do
-    if w[1] ~= 'P' and #w[2].holes > 0 and not new_pk then
+    if (w[1] == 'C' or w[1] == 'R' or w[1] == 'E') and #w[2].holes > 0 and not new_pk then
         return redis.error_reply('limpyd: a placeholder without a new pk to put in it')
     end
     if w[1] == 'E' then
@@ -297,6 +314,12 @@ for _, w in ipairs(writes) do
         if op == 'R' then
             if type(res) == 'table' and res.ok then res = res.ok end
             reply = res
+        end
+    elseif op == 'W' then
+        for _, item in ipairs(w[4]) do
+            if (redis.call('SISMEMBER', w[2], item[1]) == 1) == w[3] then
+                for _, command in ipairs(item[2]) do call_many(command.args) end
+            end
         end
     elseif op == 'E' then
         local args = filled(w[2], new_pk)

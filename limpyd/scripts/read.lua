@@ -1,9 +1,9 @@
 -- Read the states a write depends on, and simulate modifiers on a scratch copy.
 -- ARGV: a sequence of requests:
 --   'S' kind key sub                 -> state
---   'M' kind key sub n cmd args(n-1) -> {state, {'R', result} or {'E', error}, new state}
--- The scratch key lives only inside this (atomic) script.
-local SCRATCH = '__limpyd_scratch__'
+--   'M' kind key sub scratch n cmd args(n-1)
+--        -> {state, {'R', result} or {'E', error}, new state}, the command run on a copy of
+--        the state in the key `scratch` (under the model's prefix), deleted before returning
 local r = argv_reader(ARGV)
 local out = {}
 while not r.done() do
@@ -12,12 +12,13 @@ while not r.done() do
     if op == 'S' then
         out[#out + 1] = state
     else
+        local scratch = r.next()
         local n = r.num()
         local cmd = r.next()
-        local args = {cmd, SCRATCH}
+        local args = {cmd, scratch}
         for _, arg in ipairs(r.list(n - 1)) do args[#args + 1] = arg end
-        redis.call('DEL', SCRATCH)
-        write_state(kind, SCRATCH, sub, state)
+        redis.call('DEL', scratch)
+        write_state(kind, scratch, sub, state)
         local res = call_many(args, true)
         local outcome
         if type(res) == 'table' and res.err then
@@ -27,8 +28,8 @@ while not r.done() do
         else
             outcome = {'R', res}
         end
-        local new_state = read_state(kind, SCRATCH, sub)
-        redis.call('DEL', SCRATCH)
+        local new_state = read_state(kind, scratch, sub)
+        redis.call('DEL', scratch)
         out[#out + 1] = {state, outcome, new_state}
     end
 end
