@@ -19,6 +19,7 @@ from redis.exceptions import ResponseError
 
 from limpyd.commands import Command, parse
 from limpyd.exceptions import ConflictError, DoesNotExist, ImplementationError, UniquenessError
+from limpyd.fields.numbers import zadd_flags
 from limpyd.lua import APPLY, READ
 
 if TYPE_CHECKING:
@@ -139,10 +140,12 @@ class Write:
     def call(self, *args: Any) -> None:
         self.commands += ["C", *_encode(args, self.token)]
 
-    def call_per_member(self, key: str, present: bool, plans: dict[str, list[Any]]) -> None:
-        """For each member of `plans` that the set `key` holds (`present`) or does not hold
-        when the write runs, its commands."""
-        self.commands += ["W", key, "1" if present else "0", len(plans)]
+    def call_per_member(
+        self, kind: str, key: str, present: bool, plans: dict[str, list[Any]]
+    ) -> None:
+        """For each member of `plans` that `key` (a set or sorted set: `kind`) holds
+        (`present`) or does not hold when the write runs, its commands."""
+        self.commands += ["W", kind, key, "1" if present else "0", len(plans)]
         for member, commands in plans.items():
             self.commands += [member, len(commands)]
             for command in commands:
@@ -350,8 +353,9 @@ def create(instance: RedisModel, values: dict[str, Any]) -> str:
 def modify(field: RedisField, build: Callable[[str], Command]) -> Any:
     """Run one modifier of `field` (`build(pk)` gives the command), indexes kept exact.
 
-    Not indexed: one round trip. `sadd`/`srem` under indexes whose entries name their
-    values: one round trip, the entries planned from the command's own members. Other
+    Not indexed: one round trip. `sadd`/`srem`/`zadd`/`zincrby`/`zrem` under indexes whose
+    entries name their values: one round trip, the entries planned from the command's own
+    members. Other
     indexed ones: the command is first simulated on a scratch copy of the field (its reply
     and new state, one round trip), then the new state is written with its index changes,
     checked against the state the simulation started from.
@@ -428,9 +432,21 @@ def modify(field: RedisField, build: Callable[[str], Command]) -> Any:
     return parse(connection, command, reply)
 
 
-#: Commands whose index changes follow from their own members, by the field's state kind:
-#: whether the members they change are those the field holds (removing) or not (adding).
-_MEMBER_WISE = {"set": {"SADD": False, "SREM": True}}
+def _touched_members(command: Command) -> tuple[bool, list[str]]:
+    """Whether `command` removes members (else it adds), and those it may remove or add."""
+    args = command.args
+    if command.name in ("SREM", "ZREM"):
+        return True, list(args[2:])
+    if command.name == "ZADD":
+        flags = zadd_flags(args)
+        return False, [] if "XX" in flags else list(args[3 + len(flags) :: 2])
+    if command.name == "ZINCRBY":
+        return False, [args[3]]
+    return False, list(args[2:])  # SADD
+
+
+#: The commands whose index changes follow from their own members, by state kind.
+_MEMBER_WISE = {"set": {"SADD", "SREM"}, "zset": {"ZADD", "ZREM", "ZINCRBY"}}
 
 
 def _member_wise(field: RedisField, creating: bool, command: Command) -> bool:
@@ -438,7 +454,7 @@ def _member_wise(field: RedisField, creating: bool, command: Command) -> bool:
     command's own members (one round trip, costs what it changes)."""
     return (
         not creating
-        and command.name in _MEMBER_WISE.get(field.state_kind, {})
+        and command.name in _MEMBER_WISE.get(field.state_kind, ())
         and all(index.separable for index in field.indexes)
     )
 
@@ -446,8 +462,8 @@ def _member_wise(field: RedisField, creating: bool, command: Command) -> bool:
 def plan_member_changes(write: Write, field: RedisField, command: Command) -> None:
     """Add to `write` the index entries (and checks) of the members `command` adds to or
     removes from `field`, each applied only if the member is indeed added or removed."""
-    removing = _MEMBER_WISE[field.state_kind][command.name]
-    members = list(dict.fromkeys(command.args[2:]))
+    removing, touched = _touched_members(command)
+    members = list(dict.fromkeys(touched))
     if not removing:
         field.plan_references(write, members)
         if field.unique:
@@ -460,7 +476,7 @@ def plan_member_changes(write: Write, field: RedisField, command: Command) -> No
         ]
         for member in members
     }
-    write.call_per_member(command.args[1], removing, plans)
+    write.call_per_member(field.state_kind, command.args[1], removing, plans)
 
 
 #: Commands whose integer reply is the field's new value. Script replies pass through Lua

@@ -137,6 +137,47 @@ def test_set_writes_under_shared_entries_read_first(db, consistent, limpyd_comma
     consistent(Bag)
 
 
+def test_sorted_set_writes_plan_from_their_members(db, consistent, limpyd_commands):
+    """zadd (every flag), zincrby and zrem under value-naming indexes: one round trip, the
+    entries of exactly the members added or removed."""
+    from limpyd.indexes import EqualIndex, TextRangeIndex
+
+    class Board(model.RedisModel):
+        database = db
+        ranks = fields.SortedSetField(indexes=[EqualIndex, TextRangeIndex])
+        codes = fields.SortedSetField(unique=True)
+
+    board, other = Board(ranks={"a": 1}), Board(codes={"held": 1})
+    writes = [
+        (lambda: board.ranks.zadd({"b": 2, "a": 5}), 1),
+        (lambda: board.ranks.zadd({"c": 1, "a": 0}, xx=True), 0),  # adds nothing
+        (lambda: board.ranks.zadd({"c": 3, "a": 9}, nx=True), 1),
+        (lambda: board.ranks.zadd({"d": 1, "a": 20}, gt=True, ch=True), 2),
+        (lambda: board.ranks.zadd({"e": 2}, incr=True), 2.0),
+        (lambda: board.ranks.zincrby(2, "f"), 2.0),
+        (lambda: board.ranks.zrem("b", "zz"), 1),
+    ]
+    for write, reply in writes:
+        with limpyd_commands() as counted:
+            assert write() == reply
+        assert counted.round_trips == 1, counted.names
+    assert board.ranks.zrange(0, -1, withscores=True) == [
+        ("d", 1.0),
+        ("e", 2.0),
+        ("f", 2.0),
+        ("c", 3.0),
+        ("a", 20.0),
+    ]
+    for member in "acdef":
+        assert pks(Board.collection(ranks=member)) == ["1"], member
+    assert pks(Board.collection(ranks="b")) == [] and pks(Board.collection(ranks__gte="e")) == ["1"]
+    with pytest.raises(UniquenessError), limpyd_commands() as counted:
+        board.codes.zadd({"mine": 1, "held": 2})
+    assert counted.round_trips == 1 and board.codes.zcard() == 0
+    assert other.codes.zrem("held") == 1 and board.codes.zadd({"held": 3}) == 1
+    consistent(Board)
+
+
 def test_list_modifiers(Thing, consistent):
     thing = Thing(steps=["a", "b"])
     thing.steps.rpush("c")

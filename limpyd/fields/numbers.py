@@ -115,6 +115,14 @@ _ARGUMENTS: dict[str, tuple[tuple[int, _Check], ...]] = {
 _ZADD_FLAGS = frozenset({"NX", "XX", "GT", "LT", "CH", "INCR"})
 
 
+def zadd_flags(args: tuple[Any, ...], text: Callable[[Any], str] = str) -> list[str]:
+    """The flags of the ZADD command `args` (upper case): its score, member pairs follow."""
+    flags: list[str] = []
+    while 2 + len(flags) < len(args) and text(args[2 + len(flags)]).upper() in _ZADD_FLAGS:
+        flags.append(text(args[2 + len(flags)]).upper())
+    return flags
+
+
 def check_numbers(
     name: str, args: tuple[Any, ...], text: Callable[[Any], str]
 ) -> tuple[Any, str] | None:
@@ -122,9 +130,7 @@ def check_numbers(
     and why; None if there is none. `text` gives an argument's text."""
     checks: list[tuple[int, _Check]] = list(_ARGUMENTS.get(name, ()))
     if name == "ZADD":
-        first = 2
-        while first < len(args) and text(args[first]).upper() in _ZADD_FLAGS:
-            first += 1
+        first = 2 + len(zadd_flags(args, text))
         checks = [(i, double_error) for i in range(first, len(args), 2)]
     for position, check in checks:
         if position < len(args):

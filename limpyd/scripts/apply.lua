@@ -36,10 +36,11 @@
 --                                     hash `links` say (see below), then DEL links
 --   'E' seconds command               the command `ZADD key pk` with (now + seconds) as
 --                                     score: the instance expires then
---   'W' key present n, n times: member k commands(k)
---                                     for each member the set `key` holds (present '1') or
---                                     does not hold ('0') when this runs, its commands (the
---                                     index entries of what the next command adds or removes)
+--   'W' kind key present n, n times: member k commands(k)
+--                                     for each member the set or zset (kind) `key` holds
+--                                     (present '1') or does not hold ('0') when this runs,
+--                                     its commands (the index entries of what the next
+--                                     command adds or removes)
 --   'C' command                       a write
 --   'R' command                       a write whose reply is returned
 -- A value a probe refuses -> {'INVALID', Redis's error}.
@@ -221,13 +222,13 @@ while not r.done() do
         local seconds = r.next()
         writes[#writes + 1] = {op, read_command(), seconds}
     elseif op == 'W' then
-        local key, present, items = r.next(), r.next() == '1', {}
+        local kind, key, present, items = r.next(), r.next(), r.next() == '1', {}
         for i = 1, r.num() do
             local member, commands = r.next(), {}
             for j = 1, r.num() do commands[j] = read_command() end
             items[i] = {member, commands}
         end
-        writes[#writes + 1] = {op, key, present, items}
+        writes[#writes + 1] = {op, key, present, items, kind}
     elseif op == 'C' or op == 'R' then
         writes[#writes + 1] = {op, read_command()}
     else
@@ -317,7 +318,13 @@ for _, w in ipairs(writes) do
         end
     elseif op == 'W' then
         for _, item in ipairs(w[4]) do
-            if (redis.call('SISMEMBER', w[2], item[1]) == 1) == w[3] then
+            local held
+            if w[5] == 'set' then
+                held = redis.call('SISMEMBER', w[2], item[1]) == 1
+            else
+                held = redis.call('ZSCORE', w[2], item[1]) ~= false
+            end
+            if held == w[3] then
                 for _, command in ipairs(item[2]) do call_many(command.args) end
             end
         end
