@@ -7,6 +7,7 @@ from __future__ import annotations
 
 __all__ = [
     "ConflictError",
+    "CreateManyError",
     "DoesNotExist",
     "ImplementationError",
     "LimpydException",
@@ -45,3 +46,16 @@ class ConflictError(LimpydException):
 
     Nothing was written: retrying later is safe.
     """
+
+
+class CreateManyError(LimpydException):
+    """`Model.create_many()` refused some rows; the others were created.
+
+    `errors`: the exception of each refused row, by its position in the rows given;
+    `instances`: one per row, the created instance or None where the row was refused.
+    """
+
+    def __init__(self, message: str, errors: dict[int, Exception], instances: list) -> None:  # type: ignore[type-arg]
+        super().__init__(message)
+        self.errors = errors
+        self.instances = instances

@@ -10,13 +10,14 @@ from __future__ import annotations
 import copy
 import importlib
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, ClassVar
 
 from limpyd import writes
 from limpyd.collection import CollectionManager
 from limpyd.database import RedisDatabase
 from limpyd.exceptions import (
+    CreateManyError,
     DoesNotExist,
     ImplementationError,
     UniquenessError,
@@ -323,14 +324,62 @@ class RedisModel(metaclass=MetaRedisModel):
                 raise DoesNotExist(f"{type(self).__name__}: no instance with pk {pk!r}")
             self._saved(pk)
             return
-        values = self._named_values(values)
+        values = self._creation_values(values)
+        if values:
+            self._create(values)
+
+    @classmethod
+    def _creation_values(cls, values: dict[str, Any]) -> dict[str, Any]:
+        """`values` by real field name, with the defaults of the fields not given."""
+        meta = cls._meta
+        values = cls._named_values(values)
         for name, field in meta.fields.items():
             if name not in values and field is not meta.pk_field:
                 default = field.resolve_default()
                 if default is not NO_DEFAULT:
                     values[name] = default
-        if values:
-            self._create(values)
+        return values
+
+    @classmethod
+    def create_many(
+        cls, rows: Iterable[Mapping[str, Any]], batch_size: int = 500
+    ) -> list[RedisModel]:
+        """Create one instance per row (the values `Model(**values)` takes), each atomically
+        with its indexes and checks, in ceil(rows / batch_size) round trips. Rows that are
+        refused write nothing; the others are created, then `CreateManyError` says which
+        rows were refused and why (by position), and holds the created instances."""
+        cls._check_concrete()
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"{cls.__name__}.create_many: invalid batch_size {batch_size!r}")
+        prepared: list[dict[str, Any] | Exception] = []
+        for row in rows:
+            try:
+                prepared.append(cls._creation_values(dict(row)))
+            except (ValueError, ImplementationError) as error:
+                prepared.append(error)
+        sendable = [values for values in prepared if not isinstance(values, Exception)]
+        outcomes = iter(writes.create_many(cls, sendable, batch_size))
+        results: list[str | Exception] = [
+            values if isinstance(values, Exception) else next(outcomes) for values in prepared
+        ]
+        instances: list[RedisModel | None] = []
+        errors: dict[int, Exception] = {}
+        for position, result in enumerate(results):
+            if isinstance(result, Exception):
+                errors[position] = result
+                instances.append(None)
+            else:
+                instances.append(cls._from_known_pk(result))
+        if errors:
+            shown = "; ".join(f"row {p}: {e}" for p, e in list(errors.items())[:10])
+            more = f" (and {len(errors) - 10} more)" if len(errors) > 10 else ""
+            raise CreateManyError(
+                f"{cls.__name__}.create_many: {len(errors)} of {len(results)} rows refused, "
+                f"the others created: {shown}{more}",
+                errors,
+                instances,
+            )
+        return instances  # type: ignore[return-value]
 
     @classmethod
     def _check_concrete(cls) -> ModelOptions:

@@ -15,12 +15,12 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from redis.exceptions import ResponseError
+from redis.exceptions import NoScriptError, ResponseError
 
 from limpyd.commands import Command, parse
 from limpyd.exceptions import ConflictError, DoesNotExist, ImplementationError, UniquenessError
 from limpyd.fields.numbers import zadd_flags
-from limpyd.lua import APPLY, READ
+from limpyd.lua import APPLY, READ, SCRIPT
 
 if TYPE_CHECKING:
     from limpyd.database import RedisDatabase
@@ -32,6 +32,8 @@ __all__ = [
     "Rewrite",
     "Write",
     "create",
+    "create_many",
+    "creation",
     "modify",
     "plan_index_changes",
     "read_states",
@@ -316,15 +318,10 @@ def read_states(database: RedisDatabase, wanted: list[tuple[RedisField, str]]) -
     return READ(database.client, args)
 
 
-def create(instance: RedisModel, values: dict[str, Any]) -> str:
-    """Create `instance` with these field values (pk included for a PKField): all or nothing.
-
-    Every value is checked before anything is sent; one round trip.
-    """
-    model = type(instance)
+def creation(model: type[RedisModel], values: dict[str, Any]) -> Callable[[], Write]:
+    """Check `values` (the pk included for a PKField) for a new instance of `model`; the
+    function making the write that creates it (a new one for each attempt)."""
     meta = model._meta
-    database = model._meta.database
-    _refuse_in_pipeline(database, f"creating a {model.__name__} instance")
     pk_field = meta.pk_field
     values = dict(values)
     given = pk_field.name in values
@@ -337,7 +334,7 @@ def create(instance: RedisModel, values: dict[str, Any]) -> str:
     else:
         pk = pk_field.normalize(given_pk)
 
-    def attempt() -> Any:
+    def build() -> Write:
         write = Write(model, pk, creating=True, new=new)
         for name, state in states.items():
             field = meta.fields[name]
@@ -345,9 +342,81 @@ def create(instance: RedisModel, values: dict[str, Any]) -> str:
                 write.call(*command)
             plan_index_changes(write, field, [], state)
         plan_together(write, {}, states)
+        return write
+
+    return build
+
+
+def create(instance: RedisModel, values: dict[str, Any]) -> str:
+    """Create `instance` with these field values (pk included for a PKField): all or nothing.
+
+    Every value is checked before anything is sent; one round trip.
+    """
+    model = type(instance)
+    database = model._meta.database
+    _refuse_in_pipeline(database, f"creating a {model.__name__} instance")
+    return _create_alone(database, creation(model, values), model)
+
+
+def _create_alone(database: RedisDatabase, build: Callable[[], Write], model: Any) -> str:
+    def attempt() -> Any:
+        write = build()
         return CONFLICT if write.run(database) is CONFLICT else write.pk
 
     return retry_on_conflict(database, attempt, f"creating a {model.__name__}")
+
+
+#: What refuses a row of `create_many` (the others are created).
+_REFUSALS = (UniquenessError, DoesNotExist, ValueError, ImplementationError)
+
+
+def create_many(
+    model: type[RedisModel], rows: list[dict[str, Any]], batch_size: int
+) -> list[str | Exception]:
+    """Create an instance per row, each atomically with its indexes and checks, `batch_size`
+    rows per round trip (one pipeline of script calls); the pk of each, or what refused it
+    (a refused row writes nothing). A row whose script met a concurrent change or an
+    expired holder to reap is created again alone, with the usual retries."""
+    database = model._meta.database
+    _refuse_in_pipeline(database, f"creating {model.__name__} instances")
+    results: list[str | Exception] = []
+    for start in range(0, len(rows), batch_size):
+        planned: list[tuple[int, Callable[[], Write], Write]] = []
+        for position in range(start, min(start + batch_size, len(rows))):
+            results.append("")
+            try:
+                build = creation(model, rows[position])
+                planned.append((position, build, build()))
+            except _REFUSALS as error:
+                results[position] = error
+        for (position, build, write), outcome in zip(
+            planned, _apply_all(database, [w for _, _, w in planned]), strict=True
+        ):
+            try:
+                done = CONFLICT if isinstance(outcome, Exception) else write.result(outcome)
+                if done is CONFLICT:
+                    results[position] = _create_alone(database, build, model)
+                else:
+                    results[position] = write.pk
+            except _REFUSALS as error:
+                results[position] = error
+    return results
+
+
+def _apply_all(database: RedisDatabase, writes: list[Write]) -> list[Any]:
+    """The apply script's outcome for each write, in one pipeline (the script loaded first
+    if the server does not know it)."""
+    if not writes:
+        return []
+    for attempt in range(2):
+        with database.client.pipeline(transaction=False) as pipeline:
+            for write in writes:
+                APPLY(pipeline, write.arguments())
+            outcomes = pipeline.execute(raise_on_error=False)
+        if attempt or not any(isinstance(o, NoScriptError) for o in outcomes):
+            break
+        database.client.script_load(SCRIPT.text)
+    return outcomes
 
 
 def modify(field: RedisField, build: Callable[[str], Command]) -> Any:

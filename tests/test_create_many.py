@@ -1,0 +1,87 @@
+"""`Model.create_many(rows)`: each row atomic with its indexes and checks, ceil(N / batch)
+round trips; a refused row is reported by position and writes nothing."""
+
+from __future__ import annotations
+
+import pytest
+
+from limpyd import fields, model
+from limpyd.exceptions import CreateManyError, UniquenessError, UnknownFieldError
+
+
+@pytest.fixture
+def Person(db):
+    class Person(model.RedisModel):
+        database = db
+        name = fields.InstanceHashField(indexable=True, unique=True)
+        city = fields.StringField(indexable=True, default="Paris")
+        tags = fields.SetField(indexable=True)
+        scores = fields.SortedSetField()
+
+    return Person
+
+
+def test_rows_are_created_in_batches(Person, limpyd_commands, consistent):
+    Person(name="warm-up")  # the script is known to the server
+    rows = [{"name": f"p{i}", "tags": ["a", f"t{i % 3}"]} for i in range(10)]
+    with limpyd_commands() as counted:
+        created = Person.create_many(rows, batch_size=4)
+    assert counted.round_trips == 3, counted.names
+    assert [p.pk.get() for p in created] == [str(i) for i in range(2, 12)]
+    assert [p.name.hget() for p in created] == [row["name"] for row in rows]
+    assert sorted(Person.collection(tags="t1"), key=int) == ["3", "6", "9"]
+    assert len(Person.collection(city="Paris")) == 11  # defaults apply
+    consistent(Person)
+
+
+def test_refused_rows_are_reported_by_position_and_write_nothing(Person, db, consistent):
+    Person(name="held")
+    rows = [
+        {"name": "a"},
+        {"name": "held"},  # held by an existing instance
+        {"name": "b", "scores": {"m": "nan"}},  # refused before anything is sent
+        {"nickname": "c"},  # no such field
+        {"name": "a"},  # held by row 0, created just before in the same batch
+        {"name": "d", "tags": ["x"]},
+    ]
+    with pytest.raises(CreateManyError) as caught:
+        Person.create_many(rows, batch_size=10)
+    error = caught.value
+    assert sorted(error.errors) == [1, 2, 3, 4]
+    assert isinstance(error.errors[1], UniquenessError) and "held" in str(error.errors[1])
+    assert isinstance(error.errors[2], ValueError) and "nan" in str(error.errors[2])
+    assert isinstance(error.errors[3], UnknownFieldError)
+    assert isinstance(error.errors[4], UniquenessError)
+    assert "row 1" in str(error) and "row 4" in str(error) and "Person" in str(error)
+    assert [i and i.pk.get() for i in error.instances] == ["2", None, None, None, None, "3"]
+    assert sorted(Person.collection(), key=int) == ["1", "2", "3"]  # no pk used by a refusal
+    assert Person.collection(name="b") == [] and not [k for k in db.scan_keys() if ":4:" in k]
+    consistent(Person)
+
+
+def test_pk_rows_and_expired_holders(db, consistent):
+    class Code(model.RedisModel):
+        database = db
+        code = fields.PKField()
+        label = fields.InstanceHashField(unique=True)
+
+    old = Code(code="x", label="l1")
+    seconds, micro = db.client.time()
+    old.expireat(seconds + micro / 1e6 - 1)  # expired, not reaped: its pk and label are free
+    with pytest.raises(CreateManyError) as caught:
+        Code.create_many([{"code": "x", "label": "l1"}, {"code": "y"}, {"code": "y"}])
+    assert list(caught.value.errors) == [2]
+    assert sorted(Code.collection()) == ["x", "y"] and Code.get(label="l1").pk.get() == "x"
+    consistent(Code)
+
+
+def test_a_cold_server_and_empty_input(Person, db, limpyd_commands):
+    db.client.script_flush()
+    with limpyd_commands() as counted:
+        assert len(Person.create_many([{"name": "a"}, {"name": "b"}])) == 2
+    assert counted.round_trips <= 3, counted.names
+    assert Person.create_many([]) == []
+    for bad in (0, -1, 1.5, True, "10"):
+        with pytest.raises(ValueError, match="batch_size"):
+            Person.create_many([{"name": "c"}], batch_size=bad)
+    assert len(Person.collection()) == 2
