@@ -331,7 +331,11 @@ class CollectionManager:
         return iter(self._results())
 
     def __len__(self) -> int:
-        return len(self._rows())
+        """The number of results: counted by the server (nothing read, nothing sorted),
+        unless they were already read."""
+        if self._cache is not None:
+            return len(self._cache)
+        return int(self._query(["count"]))
 
     def __bool__(self) -> bool:
         return bool(self._rows()) if self._cache is not None else self._any()

@@ -296,12 +296,36 @@ local function first_k(items, k, lt)
     return top
 end
 
+-- first_k for canonical integers of up to 15 digits (exact in a double), compared as
+-- numbers without a comparison function; nil when one is longer.
+local function first_k_integers(items, k, desc)
+    local numbers, by_number = {}, {}
+    for i, pk in ipairs(items) do
+        if #pk > 15 then return nil end
+        local x = tonumber(pk)
+        if desc then x = -x end
+        numbers[i], by_number[x] = x, pk
+    end
+    local top = {}
+    for _, x in ipairs(numbers) do
+        local n = #top
+        if n < k or x < top[n] then
+            local i = n < k and n + 1 or n
+            while i > 1 and x < top[i - 1] do top[i] = top[i - 1]; i = i - 1 end
+            top[i] = x
+        end
+    end
+    for i, x in ipairs(top) do top[i] = by_number[x] end
+    return top
+end
+
 -- Below this many positions from either end, a slice selects instead of sorting.
 local SELECT_LIMIT = 64
 
--- `items` in the order `lt`, with the first slice applied (or nil: none). A slice that
--- keeps only positions near one end selects them (first_k) without sorting the rest.
-local function order_and_slice(items, lt, full_sort, slice)
+-- `items` in their order, with the first slice applied (or nil: none). A slice that keeps
+-- only positions near one end selects them (`select(items, k, reversed)`: the first k in
+-- the order, or in the reversed order) without sorting the rest (`full_sort(items)`).
+local function order_and_slice(items, select, full_sort, slice)
     local n = #items
     local picked = slice and positions(n, slice)
     if picked then
@@ -313,10 +337,9 @@ local function order_and_slice(items, lt, full_sort, slice)
         end
         local top, at
         if high < SELECT_LIMIT and high + 1 < n then
-            top, at = first_k(items, high + 1, lt), function(p) return p + 1 end
+            top, at = select(items, high + 1, false), function(p) return p + 1 end
         elseif n - low <= SELECT_LIMIT and low > 0 then
-            top = first_k(items, n - low, function(a, b) return lt(b, a) end)
-            at = function(p) return n - p end
+            top, at = select(items, n - low, true), function(p) return n - p end
         end
         if top then
             local out = {}
@@ -385,11 +408,16 @@ local function run()
 
     -- Order: the pks in a Lua array, in the order asked (ties by pk, byte-wise).
     local items = members(base)
-    local lt, full_sort  -- the order (nil: none), and how to sort the whole result in it
+    -- the order (nil: none), how to sort the whole result in it, and to select from it
+    local lt, full_sort, select
     local numeric_pks = {}  -- by pk, its number, when the pks are sorted numerically
     if (pk_order or (sort_kind == 'P' and not alpha)) and canonical_integers(items) then
         lt = desc and function(a, b) return integer_lt(b, a) end or integer_lt
         full_sort = function(list) sort_integers(list, desc) end
+        select = function(list, k, reversed)
+            return first_k_integers(list, k, desc ~= reversed)
+                or first_k(list, k, reversed and function(a, b) return lt(b, a) end or lt)
+        end
         sort_kind = 'N'
     elseif pk_order then
         alpha = false
@@ -462,11 +490,14 @@ local function run()
             return bytes_lt(a, b)
         end
         full_sort = function(list) table.sort(list, lt) end
+        select = function(list, k, reversed)
+            return first_k(list, k, reversed and function(a, b) return lt(b, a) end or lt)
+        end
     end
 
     local rest = 1
     if lt then
-        items = order_and_slice(items, lt, full_sort, slices[1])
+        items = order_and_slice(items, select, full_sort, slices[1])
         rest = 2
     end
     for i = rest, #slices do
