@@ -358,7 +358,9 @@ def create(instance: RedisModel, values: dict[str, Any]) -> str:
     return _create_alone(database, creation(model, values), model)
 
 
-def _create_alone(database: RedisDatabase, build: Callable[[], Write], model: Any) -> str:
+def _create_alone(
+    database: RedisDatabase, build: Callable[[], Write], model: type[RedisModel]
+) -> str:
     def attempt() -> Any:
         write = build()
         return CONFLICT if write.run(database) is CONFLICT else write.pk
@@ -647,8 +649,4 @@ def rewrite_many(database: RedisDatabase, plans: list[Rewrite]) -> list[bool]:
     for plan in plans:
         writes.append(plan.write(olds[: len(plan.reads)]))
         olds = olds[len(plan.reads) :]
-    with database.client.pipeline(transaction=False) as pipeline:
-        for write in writes:
-            APPLY(pipeline, write.arguments())
-        outcomes = pipeline.execute(raise_on_error=False)
-    return [isinstance(o, list) and o[0] == "OK" for o in outcomes]
+    return [isinstance(o, list) and o[0] == "OK" for o in _apply_all(database, writes)]

@@ -59,6 +59,29 @@ def test_refused_rows_are_reported_by_position_and_write_nothing(Person, db, con
     consistent(Person)
 
 
+def test_hostile_rows_change_nothing(Person, unchanged):
+    import enum
+
+    class City(str, enum.Enum):
+        ROME = "Rome"
+
+    Person(name="held")
+    hostile = [
+        {"name": "held"},
+        {"name": "n", "scores": {"m": float("nan")}},
+        {"name": "i", "scores": {"m": "inf!"}},
+        {"name": "e", "scores": {"m": ""}},
+        {"name": "h", "scores": {"m": 10**400}},
+        {"name": "t", "tags": object()},
+        {"pk": "1"},
+    ]
+    with unchanged(), pytest.raises(CreateManyError) as caught:
+        Person.create_many(hostile)
+    assert sorted(caught.value.errors) == list(range(len(hostile)))
+    created = Person.create_many([{"name": b"bytes", "city": City.ROME, "tags": ["1e3", ""]}])
+    assert created[0].name.hget() == "bytes" and Person.collection(city="Rome") == ["2"]
+
+
 def test_pk_rows_and_expired_holders(db, consistent):
     class Code(model.RedisModel):
         database = db

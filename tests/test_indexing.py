@@ -137,7 +137,7 @@ def test_set_writes_under_shared_entries_read_first(db, consistent, limpyd_comma
     consistent(Bag)
 
 
-def test_sorted_set_writes_plan_from_their_members(db, consistent, limpyd_commands):
+def test_sorted_set_writes_plan_from_their_members(db, consistent, limpyd_commands, unchanged):
     """zadd (every flag), zincrby and zrem under value-naming indexes: one round trip, the
     entries of exactly the members added or removed."""
     from limpyd.indexes import EqualIndex, TextRangeIndex
@@ -171,9 +171,12 @@ def test_sorted_set_writes_plan_from_their_members(db, consistent, limpyd_comman
     for member in "acdef":
         assert pks(Board.collection(ranks=member)) == ["1"], member
     assert pks(Board.collection(ranks="b")) == [] and pks(Board.collection(ranks__gte="e")) == ["1"]
-    with pytest.raises(UniquenessError), limpyd_commands() as counted:
+    with unchanged(), pytest.raises(UniquenessError), limpyd_commands() as counted:
         board.codes.zadd({"mine": 1, "held": 2})
     assert counted.round_trips == 1 and board.codes.zcard() == 0
+    for hostile in ({"x": "nan"}, {"x": ""}, {"x": "1e400"}, {b"\xff": "inf!"}):
+        with unchanged(), pytest.raises(ValueError, match=r"Board\.ranks"):
+            board.ranks.zadd(hostile)
     assert other.codes.zrem("held") == 1 and board.codes.zadd({"held": 3}) == 1
     consistent(Board)
 
