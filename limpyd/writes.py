@@ -523,11 +523,13 @@ _MEMBER_WISE = {"set": {"SADD", "SREM"}, "zset": {"ZADD", "ZREM", "ZINCRBY"}}
 def _member_wise(field: RedisField, creating: bool, command: Command) -> bool:
     """Whether this write of an existing instance can plan its index changes from the
     command's own members (one round trip, costs what it changes)."""
-    return (
-        not creating
-        and command.name in _MEMBER_WISE.get(field.state_kind, ())
-        and all(index.separable for index in field.indexes)
-    )
+    if creating or command.name not in _MEMBER_WISE.get(field.state_kind, ()):
+        return False
+    # A reference is checked only when it is new (a held one may point to an expired
+    # instance not reaped yet): adding to a related field reads the field first.
+    if not _touched_members(command)[0] and field.references:
+        return False
+    return all(index.separable for index in field.indexes)
 
 
 def plan_member_changes(write: Write, field: RedisField, command: Command) -> None:
@@ -535,11 +537,9 @@ def plan_member_changes(write: Write, field: RedisField, command: Command) -> No
     removes from `field`, each applied only if the member is indeed added or removed."""
     removing, touched = _touched_members(command)
     members = list(dict.fromkeys(touched))
-    if not removing:
-        field.plan_references(write, members)
-        if field.unique:
-            for member in members:
-                _plan_unique(write, field, None, member)
+    if not removing and field.unique:
+        for member in members:
+            _plan_unique(write, field, None, member)
     plans = {
         member: [
             remove if removing else add

@@ -163,3 +163,15 @@ def test_field_expiry(db):
     for field in (cache.indexed, cache.inner, cache.pk):
         with pytest.raises(ImplementationError, match="expire"):
             field.expire(10)
+
+
+def test_sadd_of_a_held_reference_to_an_expired_instance(models, db):
+    """Only new references are checked: adding one the set holds already, to an instance
+    expired but not reaped yet, changes nothing and is not refused."""
+    Person, Group = models
+    ann, bob = Person(name="ann"), Person(name="bob")
+    group = Group(members=[ann, bob])
+    ann.expireat(server_now(db) - 1)
+    assert group.members.sadd(ann) == 0
+    with pytest.raises(DoesNotExist):
+        Group(members=[bob]).members.sadd(ann)

@@ -174,7 +174,7 @@ def test_write_to_instance_deleted_meanwhile(limpyd_database_factory, monkeypatc
 #: Writes of Box '1' adding a relation to an Item; the flag: computed from a read first.
 RELATING: dict[str, tuple[bool, Callable[[Any, Any], Any]]] = {
     "fk": (True, lambda box, item: box.owner.hset(item)),
-    "m2m set": (False, lambda box, item: box.members.sadd(item)),
+    "m2m set": (True, lambda box, item: box.members.sadd(item)),
     "m2m list": (True, lambda box, item: box.queue.rpush(item)),
     "create with fk": (False, lambda box, item: type(box)(label="new", owner=item)),
     "create with m2m": (False, lambda box, item: type(box)(label="new", members=["1", item])),

@@ -48,6 +48,8 @@ __all__ = [
 class RelatedFieldMixin(RedisField):
     """What every related field adds to its base field type."""
 
+    references = True
+
     def __init__(self, to: Any, *, related_name: str | None = None, **options: Any) -> None:
         options["indexable"] = True
         super().__init__(**options)

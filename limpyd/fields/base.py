@@ -58,6 +58,8 @@ class RedisField:
 
     #: How the write scripts read and write this field's value (see common.lua).
     state_kind: ClassVar[str] = ""
+    #: Whether values are references to instances, checked when written (contrib.related).
+    references: ClassVar[bool] = False
     getters: ClassVar[tuple[str, ...]] = ()
     modifiers: ClassVar[tuple[str, ...]] = ()
 
