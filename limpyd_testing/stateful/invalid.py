@@ -23,7 +23,9 @@ _PLACEHOLDER = "\x00wrong value\x00"
 #: Scores both servers refuse.
 WRONG_SCORES = (float("nan"), None, "abc", True, "", b"1x")
 
-Swap = Callable[[Any], Any]
+#: A swap of a text or score: `swap(value, as_key)`, `as_key` telling it replaces a dict key
+#: (which must stay hashable: a swap that cannot keep it so returns `value` unchanged).
+Swap = Callable[[Any, bool], Any]
 
 
 def score_disguises(score: float) -> st.SearchStrategy[Any]:
@@ -43,24 +45,34 @@ def disguise(data: st.DataObject, value: Any) -> Any:
     return value
 
 
-def _key(swapped: Any, original: Any) -> Any:
-    """A swapped dict key, or the original one when the swap cannot be a key (bytearray)."""
+def hashable(value: Any) -> bool:
+    """Whether `value` can be a dict key (a bytearray or a set cannot)."""
     try:
-        hash(swapped)
+        hash(value)
     except TypeError:
-        return original
-    return swapped
+        return False
+    return True
 
 
-def swap_values(value: Any, swap: Swap) -> Any:
+def swap_values(value: Any, swap: Swap, as_key: bool = False) -> Any:
     """`value` with `swap` applied to its texts and scores (dict keys and values included)."""
     if isinstance(value, str | float):
-        return swap(value)
+        return swap(value, as_key)
     if isinstance(value, dict):
-        return {_key(swap_values(k, swap), k): swap_values(v, swap) for k, v in value.items()}
+        return {swap_values(k, swap, True): swap_values(v, swap) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return type(value)(swap_values(v, swap) for v in value)
     return value
+
+
+def disguising(data: st.DataObject) -> Swap:
+    """A swap putting each text and score in a disguise (a dict key in a hashable one)."""
+
+    def swap(value: Any, as_key: bool) -> Any:
+        disguised = disguise(data, value)
+        return disguised if not as_key or hashable(disguised) else value
+
+    return swap
 
 
 def swap_op(op: Op, swap: Swap) -> Op:
@@ -73,11 +85,13 @@ def swap_op(op: Op, swap: Swap) -> Op:
 
 
 def swap_once(target: Any, replacement: Any) -> tuple[Swap, list[bool]]:
-    """A swap replacing the first value equal to `target` (same type) by `replacement`;
-    and a flag list telling whether it did."""
+    """A swap replacing the first value equal to `target` (same type) by `replacement`
+    (not a dict key by an unhashable one); and a flag list telling whether it did."""
     done: list[bool] = []
 
-    def swap(value: Any) -> Any:
+    def swap(value: Any, as_key: bool) -> Any:
+        if as_key and not hashable(replacement):
+            return value
         if not done and type(value) is type(target) and value == target:
             done.append(True)
             return replacement
@@ -218,7 +232,7 @@ def replace_leaf(values: dict[str, Any], path: Path, new: Any) -> dict[str, Any]
     else:
         key, where = path[1], path[2]
         mapping = dict(values[name])
-        if where == "key" and new.__hash__ is not None:
+        if where == "key" and hashable(new):
             mapping = {(new if k == key else k): v for k, v in mapping.items()}
         else:
             mapping[key] = new
@@ -228,4 +242,4 @@ def replace_leaf(values: dict[str, Any], path: Path, new: Any) -> dict[str, Any]
 
 def disguise_all(data: st.DataObject, values: dict[str, Any]) -> dict[str, Any]:
     """Creation kwargs with every text and score in a disguise."""
-    return {name: swap_values(value, lambda v: disguise(data, v)) for name, value in values.items()}
+    return {name: swap_values(value, disguising(data)) for name, value in values.items()}

@@ -24,8 +24,8 @@ from limpyd_testing.stateful.drawing import mixed
 from limpyd_testing.stateful.expiry import ExpiryRules
 from limpyd_testing.stateful.invalid import (
     WRONG_SCORES,
-    disguise,
     disguise_all,
+    disguising,
     leaves,
     replace_leaf,
     swap_op,
@@ -255,7 +255,7 @@ class ModelStateMachine(CheckRules, ExpiryRules, BatchRules):
         """Run `op` on `field` of instance `pk`, its arguments sometimes disguised."""
         sent = op
         if data.draw(st.integers(0, 3), label="disguised") == 0:
-            sent = swap_op(op, lambda value: disguise(data, value))
+            sent = swap_op(op, disguising(data))
         bound = getattr(model.lazy_connect(pk), field.name)
         self._write(
             f"{model.__name__}({pk!r}).{field.name}.{sent.describe()}",

@@ -19,6 +19,8 @@ from limpyd.exceptions import ImplementationError
 from limpyd.indexes import EqualIndex, NumberRangeIndex, TextRangeIndex
 from limpyd_testing import stateful
 from limpyd_testing.stateful import ModelStateMachine, order_pks, run_state_machine
+from limpyd_testing.stateful.commands import Op
+from limpyd_testing.stateful.invalid import swap_once, swap_op
 
 # The models of a user's application: declared without a database, the machine lends them one.
 
@@ -362,3 +364,16 @@ def test_big_integer_replies_are_exact(db):
     assert indexed.value.incrby(1) == 9007199254740994
     assert indexed.inner.hincrby(-2) == 9007199254740991
     assert indexed.value.decr() == 9007199254740993
+
+
+def test_a_wrong_value_that_cannot_be_a_key_is_not_sent_as_one():
+    """`write_wrong` swaps a drawn text for a wrong value; a set cannot replace a zadd member
+    (a dict key), so the swap must not count as done (CI at 5a2a675: the machine expected a
+    ValueError for a zadd that still sent the valid placeholder text)."""
+    op = Op("zadd", ({"text": 1.0},), {}, new=None, reply=1)
+    swap, done = swap_once("text", set())
+    assert swap_op(op, swap).args == ({"text": 1.0},) and not done
+    swap, done = swap_once("text", b"text")
+    assert swap_op(op, swap).args == ({b"text": 1.0},) and done
+    swap, done = swap_once(1.0, set())
+    assert swap_op(op, swap).args == ({"text": set()},) and done
