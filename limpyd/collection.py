@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from limpyd.exceptions import DoesNotExist, ImplementationError, MultipleObjectsReturned
 from limpyd.fields import HashField, InstanceHashField, StringField
 from limpyd.lua import QUERY, STORE
+from limpyd.protocol import Key
 
 if TYPE_CHECKING:
     from limpyd.fields.base import RedisField
@@ -31,6 +32,9 @@ __all__ = ["CollectionManager"]
 
 #: A query atom: ('S', key) | ('L', key, min, max) | ('Z', key, min, max) | ('P', n, pks...).
 Atom = tuple[Any, ...]
+#: Atoms and sorts whose first (atoms) or last (sorts) argument is a key (see query.lua).
+_KEY_ATOMS = frozenset("SLZKQ")
+_KEY_SORTS = frozenset("ZK")
 
 
 class CollectionManager:
@@ -262,9 +266,16 @@ class CollectionManager:
 
     def _arguments(self, slices: list[tuple[Any, Any, Any]], output: list[Any]) -> list[Any]:
         meta = self.model._meta
-        args: list[Any] = [meta.collection_key, f"{meta.prefix}:obj:", ":_hash", meta.expiry_key]
+        args: list[Any] = [
+            Key(meta.collection_key),
+            f"{meta.prefix}:obj:",
+            ":_hash",
+            Key(meta.expiry_key),
+        ]
         args += self._expression()
         kind, *options = self._sort
+        if kind in _KEY_SORTS:
+            options[-1] = Key(options[-1])
         args.append(kind)
         args += [("1" if o else "0") if isinstance(o, bool) else o for o in options]
         args.append(len(slices))
@@ -398,8 +409,10 @@ def _encode(sources: list[list[Atom]]) -> list[Any]:
     encoded: list[Any] = []
     for atoms in sources:
         encoded += ["A", len(atoms)]
-        for atom in atoms:
-            encoded += atom
+        for kind, *rest in atoms:
+            if kind in _KEY_ATOMS:
+                rest[0] = Key(rest[0])
+            encoded += [kind, *rest]
     return encoded
 
 

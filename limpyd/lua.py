@@ -5,6 +5,7 @@ as a function, then a dispatch on the first argument. Calls use EVALSHA and fall
 EVAL when the server does not know the script yet, which costs one extra round trip once
 per server for all modes together. Queries, which never write (but `store()`), are sent as
 EVALSHA_RO / EVAL_RO: a read-only replica answers them, and SCRIPT KILL can stop them.
+Every call declares its keys (see `protocol`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import Any
 
 import redis
 from redis.exceptions import NoScriptError
+
+from limpyd.protocol import split
 
 __all__ = ["APPLY", "QUERY", "READ", "SCRIPT", "STORE", "LuaScript", "ScriptMode"]
 
@@ -43,15 +46,17 @@ class LuaScript:
         self.sha = hashlib.sha1(text.encode()).hexdigest()
 
     def __call__(self, client: redis.Redis, args: list[Any], read_only: bool = False) -> Any:
-        """Run the script on `client` with `args` as ARGV (no KEYS); `read_only`: as a
-        read-only script, which the server refuses to let write."""
+        """Run the script on `client` with `args` (its `Key`s declared in KEYS, see
+        `protocol`); `read_only`: as a read-only script, which the server refuses to let
+        write."""
         evalsha, eval_ = (
             (client.evalsha_ro, client.eval_ro) if read_only else (client.evalsha, client.eval)
         )
+        keys, argv = split(args)
         try:
-            return evalsha(self.sha, 0, *args)
+            return evalsha(self.sha, len(keys), *keys, *argv)
         except NoScriptError:
-            return eval_(self.text, 0, *args)
+            return eval_(self.text, len(keys), *keys, *argv)
 
     def __repr__(self) -> str:
         return f"<LuaScript {self.sha[:8]}>"

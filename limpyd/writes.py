@@ -21,6 +21,7 @@ from limpyd.commands import Command, parse
 from limpyd.exceptions import ConflictError, DoesNotExist, ImplementationError, UniquenessError
 from limpyd.fields.numbers import zadd_flags
 from limpyd.lua import APPLY, READ, SCRIPT
+from limpyd.protocol import Key, command_keys
 
 if TYPE_CHECKING:
     from limpyd.database import RedisDatabase
@@ -66,10 +67,17 @@ def new_pk_token() -> str:
 
 
 def _encode(command: tuple[Any, ...], token: str | None) -> list[Any]:
-    """`command` as apply.lua reads it: `n cmd args(n-1) h holes(h)`, each argument holding
-    `token` sent as a hole (its index, then the pieces around the token)."""
+    """`command` as apply.lua reads it: `n cmd args(n-1) h holes(h) k keys(k)`, each argument
+    holding `token` sent as a hole (its index, then the pieces around the token), each other
+    key declared (its index)."""
     out: list[Any] = [len(command), *command]
     holes: list[Any] = []
+    keys: list[int] = []
+    for index in command_keys(command):
+        arg = command[index]
+        if token is None or token not in arg:
+            out[1 + index] = Key(arg)
+            keys.append(index)
     count = 0
     if token is not None:
         for index, arg in enumerate(command[1:], 1):
@@ -78,7 +86,7 @@ def _encode(command: tuple[Any, ...], token: str | None) -> list[Any]:
                 out[1 + index] = ""
                 holes += [index, len(pieces), *pieces]
                 count += 1
-    return [*out, count, *holes]
+    return [*out, count, *holes, len(keys), *keys]
 
 
 class Write:
@@ -108,7 +116,7 @@ class Write:
         if not new:
             meta = model._meta
             check = "D" if reaping else "A" if creating else "X"
-            self.checks += [check, meta.collection_key, pk, meta.expiry_key]
+            self.checks += [check, Key(meta.collection_key), pk, Key(meta.expiry_key)]
         self.commands: list[Any] = []
         self._unique: list[tuple[str, Any]] = []
         self._references: list[tuple[str, type[RedisModel], str]] = []
@@ -117,18 +125,21 @@ class Write:
         """Fail with CONFLICT if this state changed since it was read (nothing to guard on
         a new pk: its keys are deleted first)."""
         if self.token is None:
-            self.checks += ["G", kind, key, sub, len(state), *state]
+            self.checks += ["G", kind, Key(key), sub, len(state), *state]
 
     def unique(self, what: str, value: Any, check: tuple[str, str, str, str]) -> None:
         """Fail with UniquenessError if another instance holds `value` (see apply.lua)."""
-        self.checks += ["U", len(self._unique), *check, self.pk, self.model._meta.expiry_key]
+        how, key, low, high = check
+        expiry = Key(self.model._meta.expiry_key)
+        self.checks += ["U", len(self._unique), how, Key(key), low, high, self.pk, expiry]
         self._unique.append((what, value))
 
     def require_instance(self, what: str, model: type[RedisModel], pk: str) -> None:
         """Fail with DoesNotExist unless the instance `pk` of `model` exists (a reference
         `what` is about to store)."""
         meta = model._meta
-        self.checks += ["K", len(self._references), meta.collection_key, pk, meta.expiry_key]
+        collection, expiry = Key(meta.collection_key), Key(meta.expiry_key)
+        self.checks += ["K", len(self._references), collection, pk, expiry]
         self._references.append((what, model, pk))
 
     def expire_in(self, seconds: float) -> None:
@@ -147,7 +158,7 @@ class Write:
     ) -> None:
         """For each member of `plans` that `key` (a set or sorted set: `kind`) holds
         (`present`) or does not hold when the write runs, its commands."""
-        self.commands += ["W", kind, key, "1" if present else "0", len(plans)]
+        self.commands += ["W", kind, Key(key), "1" if present else "0", len(plans)]
         for member, commands in plans.items():
             self.commands += [member, len(commands)]
             for command in commands:
@@ -156,7 +167,7 @@ class Write:
     def unlink_references(self, links: str, pk: str) -> None:
         """Unlink the instance `pk` (being deleted) from every instance pointing to it, as
         the link records in the hash `links` describe (see contrib.related)."""
-        self.commands += ["P", links, pk]
+        self.commands += ["P", Key(links), pk]
 
     def call_for_reply(self, *args: Any) -> None:
         """A command whose reply `run` returns."""
@@ -165,16 +176,17 @@ class Write:
     def arguments(self) -> list[Any]:
         """The arguments of the apply script for this write."""
         meta = self.model._meta
+        probe = ["Z", Key(meta.probe_key)]
         if not self.creating:
-            return ["Z", meta.probe_key, *self.checks, *self.commands]
-        first: list[Any] = ["N", meta.max_pk_key] if self.token is not None else []
+            return [*probe, *self.checks, *self.commands]
+        first: list[Any] = ["N", Key(meta.max_pk_key)] if self.token is not None else []
         keys = sorted({field.key_for(self.pk) for field in meta.data_fields})
         if keys:
             first += ["C", *_encode(("DEL", *keys), self.token)]
         last = ["C", *_encode(("SADD", meta.collection_key, self.pk), self.token)]
         if meta.default_ttl:
             last += self._expiry(meta.default_ttl)
-        return ["Z", meta.probe_key, *self.checks, *first, *self.commands, *last]
+        return [*probe, *self.checks, *first, *self.commands, *last]
 
     def run(self, database: RedisDatabase) -> Any:
         """Apply the write; its reply, or CONFLICT (SKIPPED for a reap that did not apply).
@@ -314,7 +326,8 @@ def read_states(database: RedisDatabase, wanted: list[tuple[RedisField, str]]) -
         return []
     args: list[Any] = []
     for field, pk in wanted:
-        args += ["S", field.state_kind, *field.state_location(pk)]
+        key, sub = field.state_location(pk)
+        args += ["S", field.state_kind, Key(key), sub]
     return READ(database.client, args)
 
 
@@ -469,12 +482,13 @@ def modify(field: RedisField, build: Callable[[str], Command]) -> Any:
             reply = int(reply)
     else:
         kind, (key, sub) = field.state_kind, field.state_location(pk)
-        scratch = model._meta.scratch_key
-        simulate = ["M", kind, key, sub, scratch, len(command.args) - 1, command.args[0]]
+        scratch = Key(model._meta.scratch_key)
+        simulate = ["M", kind, Key(key), sub, scratch, len(command.args) - 1, command.args[0]]
         simulate += command.args[2:]
         partners = model._meta.together_partners(field)
         for partner in partners:
-            simulate += ["S", partner.state_kind, *partner.state_location(pk)]
+            partner_key, partner_sub = partner.state_location(pk)
+            simulate += ["S", partner.state_kind, Key(partner_key), partner_sub]
 
         def attempt() -> Any:
             (old, outcome, new), *partner_states = READ(connection, simulate)

@@ -286,8 +286,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "multi-key-desc-ignored",
         "limpyd/scripts/query.lua",
-        "if k.desc then return not lt end",
-        "if k.desc then return lt end",
+        "if k.desc then return not less end",
+        "if k.desc then return less end",
         "query.lua: a descending key of a multi-key sort sorts ascending",
     ),
     Mutation(
@@ -300,8 +300,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "pk-fast-path-too-many-digits",
         "limpyd/scripts/query.lua",
-        "if #pk > 15 then long = true end",
-        "if #pk > 17 then long = true end",
+        "if #pk > 15 then\n            table.sort(pks,",
+        "if #pk > 17 then\n            table.sort(pks,",
         "query.lua: the integer fast path takes 17-digit pks, not exact in a double",
     ),
     Mutation(

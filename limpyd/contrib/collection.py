@@ -18,6 +18,7 @@ from limpyd.collection import Atom, CollectionManager
 from limpyd.exceptions import DoesNotExist, ImplementationError
 from limpyd.fields import InstanceHashField, ListField, SetField, SortedSetField, StringField
 from limpyd.fields.base import RedisField
+from limpyd.protocol import Key
 
 if TYPE_CHECKING:
     from limpyd.model import RedisModel
@@ -205,7 +206,7 @@ class ExtendedCollectionManager(CollectionManager):
                 "stored): store the collection before asking for values(..., SORTED_SCORE)"
             )
         key = key or f"{self.model._meta.prefix}:stored:{uuid.uuid4().hex}"
-        self._query(["store", key, "" if ttl is None else int(ttl)])
+        self._query(["store", Key(key), "" if ttl is None else int(ttl)])
         stored = type(self)(self.model).from_stored(key)
         stored._instances, stored._values = self._instances, self._values
         return stored

@@ -10,9 +10,10 @@
 -- of its keys), so a refused one leaves no data behind, and the new pk is only taken from
 -- the counter once every command ran.
 --
--- A command is `n cmd args(n-1) h holes(h)`: each hole `i k pieces(k)` makes argument i
--- the k pieces joined by the new pk given by 'N'. Placeholders are positions: no argument
--- text is ever searched.
+-- A command is `n cmd args(n-1) h holes(h) k keys(k)`: each hole `i k pieces(k)` makes
+-- argument i the k pieces joined by the new pk given by 'N'. Placeholders are positions: no
+-- argument text is ever searched. Each of `keys` is the position of an argument that is a
+-- declared key (sent as its position in KEYS). Every other key below is declared.
 --
 -- ARGV: a sequence of instructions:
 --   'X' collection pk expiry          the instance must exist       -> {'DOESNOTEXIST'}
@@ -55,6 +56,10 @@ local function read_command()
     for i = 1, r.num() do
         local index, k = r.num(), r.num()
         holes[i] = {index + 1, r.list(k)}
+    end
+    for _ = 1, r.num() do
+        local index = r.num() + 1
+        args[index] = declared(args[index])
     end
     return {args = args, holes = holes}
 end
@@ -204,25 +209,25 @@ local checks, writes, counter = {}, {}, nil
 while not r.done() do
     local op = r.next()
     if op == 'X' or op == 'A' or op == 'D' then
-        checks[#checks + 1] = {op, r.next(), r.next(), r.next()}
+        checks[#checks + 1] = {op, r.key(), r.next(), r.key()}
     elseif op == 'K' then
-        checks[#checks + 1] = {op, r.next(), r.next(), r.next(), r.next()}
+        checks[#checks + 1] = {op, r.next(), r.key(), r.next(), r.key()}
     elseif op == 'G' then
-        local kind, key, sub = r.next(), r.next(), r.next()
+        local kind, key, sub = r.next(), r.key(), r.next()
         checks[#checks + 1] = {op, kind, key, sub, r.list(r.num())}
     elseif op == 'U' then
-        checks[#checks + 1] = {op, r.next(), r.next(), r.next(), r.next(), r.next(), r.next(), r.next()}
+        checks[#checks + 1] = {op, r.next(), r.next(), r.key(), r.next(), r.next(), r.next(), r.key()}
     elseif op == 'N' then
-        counter = r.next()
+        counter = r.key()
     elseif op == 'Z' then
-        probe_key = r.next()
+        probe_key = r.key()
     elseif op == 'P' then
-        writes[#writes + 1] = {op, r.next(), r.next()}
+        writes[#writes + 1] = {op, r.key(), r.next()}
     elseif op == 'E' then
         local seconds = r.next()
         writes[#writes + 1] = {op, read_command(), seconds}
     elseif op == 'W' then
-        local kind, key, present, items = r.next(), r.next(), r.next() == '1', {}
+        local kind, key, present, items = r.next(), r.key(), r.next() == '1', {}
         for i = 1, r.num() do
             local member, commands = r.next(), {}
             for j = 1, r.num() do commands[j] = read_command() end

@@ -107,12 +107,21 @@ local function same_list(a, b)
     return true
 end
 
--- A cursor over ARGV: next() gives the next string, num() the next number, list(n) n strings.
+-- The declared key at `position` in KEYS (see limpyd/protocol.py).
+local function declared(position)
+    local key = KEYS[tonumber(position)]
+    if not key then error('limpyd: no declared key at ' .. tostring(position)) end
+    return key
+end
+
+-- A cursor over ARGV: next() gives the next string, num() the next number, key() the key
+-- the next argument declares, list(n) n strings.
 local function argv_reader(argv)
     local pos = 0
     local r = {}
     function r.next() pos = pos + 1; return argv[pos] end
     function r.num() pos = pos + 1; return tonumber(argv[pos]) end
+    function r.key() pos = pos + 1; return declared(argv[pos]) end
     function r.list(n)
         local out = {}
         for i = 1, n do out[i] = argv[pos + i] end

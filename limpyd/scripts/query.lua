@@ -18,8 +18,9 @@
 --   output: 'pks' | 'count' | 'values' n specs(n) | 'store' key ttl ('' for none)
 --       | 'any' k: up to k of the results, in no order (no slices)
 --       spec: 'pk' | 'S:field' | 'H:field' | 'score'
--- Nothing is written but the result of 'store': no temporary key, so a query runs as a
--- read-only script (on replicas too, and SCRIPT KILL can stop it). A set is a node: either
+-- Every key above is declared (sent as its position in KEYS); instance keys are built from
+-- the prefixes given. Nothing is written but the result of 'store': no temporary key, so a
+-- query runs as a read-only script (on replicas too, and SCRIPT KILL can stop it). A set is a node: either
 -- a Redis set key not read yet ({key = k}), or members read into Lua ({list, has}).
 local r = argv_reader(ARGV)
 local collection
@@ -134,9 +135,9 @@ local function read_source()
     for _ = 1, natoms do
         local kind = r.next()
         if kind == 'S' then
-            nodes[#nodes + 1] = key_node(r.next())
+            nodes[#nodes + 1] = key_node(r.key())
         elseif kind == 'L' or kind == 'Z' then
-            local key, min, max = r.next(), r.next(), r.next()
+            local key, min, max = r.key(), r.next(), r.next()
             local cmd = kind == 'L' and 'ZRANGEBYLEX' or 'ZRANGEBYSCORE'
             for _, m in ipairs(redis.call(cmd, key, min, max)) do pks[#pks + 1] = pk_of(m) end
         elseif kind == 'P' then
@@ -153,7 +154,7 @@ local function read_source()
                 if exists == want then pks[#pks + 1] = pk end
             end
         elseif kind == 'K' or kind == 'Q' then
-            local key = r.next()
+            local key = r.key()
             if kind == 'Q' and redis.call('EXISTS', key) == 0 then
                 error('LIMPYD_STORED_KEY_MISSING ' .. key)
             end
@@ -356,7 +357,7 @@ end
 
 local function run()
     local prefix, hash_suffix, expiry
-    collection, prefix, hash_suffix, expiry = r.next(), r.next(), r.next(), r.next()
+    collection, prefix, hash_suffix, expiry = r.key(), r.next(), r.next(), r.key()
     local base = read_set()
     -- Instances whose time has passed are gone for every read, reaped or not.
     local gone = redis.call('ZRANGEBYSCORE', expiry, '-inf', now())
@@ -378,8 +379,10 @@ local function run()
     elseif sort_kind ~= 'N' then
         alpha, desc = r.next() == '1', r.next() == '1'
     end
-    if sort_kind == 'S' or sort_kind == 'H' or sort_kind == 'Z' or sort_kind == 'K' then
+    if sort_kind == 'S' or sort_kind == 'H' then
         by = r.next()
+    elseif sort_kind == 'Z' or sort_kind == 'K' then
+        by = r.key()
     end
 
     local slices = {}
@@ -391,7 +394,7 @@ local function run()
     local output = r.next()
     local specs, store_key, store_ttl, wanted = {}, nil, nil, nil
     if output == 'values' then specs = r.list(r.num()) end
-    if output == 'store' then store_key, store_ttl = r.next(), r.next() end
+    if output == 'store' then store_key, store_ttl = r.key(), r.next() end
     if output == 'any' then wanted = r.num() end
 
     -- A count needs neither the members nor their order.

@@ -4,15 +4,16 @@
 --   'M' kind key sub scratch n cmd args(n-1)
 --        -> {state, {'R', result} or {'E', error}, new state}, the command run on a copy of
 --        the state in the key `scratch` (under the model's prefix), deleted before returning
+-- Keys are declared (their positions in KEYS).
 local r = argv_reader(ARGV)
 local out = {}
 while not r.done() do
-    local op, kind, key, sub = r.next(), r.next(), r.next(), r.next()
+    local op, kind, key, sub = r.next(), r.next(), r.key(), r.next()
     local state = read_state(kind, key, sub)
     if op == 'S' then
         out[#out + 1] = state
     else
-        local scratch = r.next()
+        local scratch = r.key()
         local n = r.num()
         local cmd = r.next()
         local args = {cmd, scratch}

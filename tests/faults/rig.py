@@ -40,13 +40,16 @@ __all__ = ["Outcome", "Rig", "is_apply", "make_models", "random_operation", "sna
 MAIN_DB, MIRROR_DB = 0, 1
 NAMES = ["ann", "bob", "cid", "dee", "a:b", "x*y"]
 CITIES = ["paris", "rome", "oslo", "s p"]
-#: Arguments of the limpyd script call that applies a write (EVALSHA sha 0 apply ...).
+#: Arguments of the limpyd script call that applies a write (EVALSHA sha n keys(n) apply ...).
 _SCRIPT_CALLS = (b"EVALSHA", b"EVAL")
 
 
 def is_apply(args: list[bytes]) -> bool:
     """Whether a request is the script call applying a limpyd write."""
-    return args[0].upper() in _SCRIPT_CALLS and len(args) > 3 and args[3] == b"apply"
+    if args[0].upper() not in _SCRIPT_CALLS or len(args) < 4:
+        return False
+    mode = 3 + int(args[2])
+    return len(args) > mode and args[mode] == b"apply"
 
 
 def make_models(db: RedisDatabase) -> dict[str, type[RedisModel]]:

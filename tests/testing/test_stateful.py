@@ -274,12 +274,13 @@ def test_expiry_rules_run(limpyd_database_factory):
 def _reads_see_expired(monkeypatch):
     """The bug: collections no longer leave out expired instances."""
     from limpyd.collection import CollectionManager
+    from limpyd.protocol import Key
 
     arguments = CollectionManager._arguments
 
     def seeing(self, slices, output):
         args = arguments(self, slices, output)
-        args[3] = args[3] + ":nowhere"  # the expiry times the query script reads
+        args[3] = Key(args[3] + ":nowhere")  # the expiry times the query script reads
         return args
 
     monkeypatch.setattr(CollectionManager, "_arguments", seeing)
