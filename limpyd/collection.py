@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from limpyd.exceptions import DoesNotExist, ImplementationError, MultipleObjectsReturned
 from limpyd.fields import HashField, InstanceHashField, StringField
+from limpyd.keys import HASH_SUFFIX
 from limpyd.lua import QUERY, STORE
 from limpyd.protocol import Key
 
@@ -181,10 +182,10 @@ class CollectionManager:
                 f"InstanceHashField (got {value!r})"
             )
         meta = self.model._meta
-        start = f"{meta.prefix}:obj:"
+        start, want = meta.instance_prefix, "0" if value else "1"
         if field.state_kind == "hashfield":
-            return ("E", start, ":_hash", field.name, "0" if value else "1")
-        return ("E", start, f":{field.name}", "", "0" if value else "1")
+            return ("E", start, HASH_SUFFIX, field.name, want)
+        return ("E", start, meta.field_suffix(field.name), "", want)
 
     @staticmethod
     def _index_for(field: RedisField, parts: list[str], key: str) -> tuple[BaseIndex, str | None]:
@@ -268,8 +269,8 @@ class CollectionManager:
         meta = self.model._meta
         args: list[Any] = [
             Key(meta.collection_key),
-            f"{meta.prefix}:obj:",
-            ":_hash",
+            meta.instance_prefix,
+            HASH_SUFFIX,
             Key(meta.expiry_key),
         ]
         args += self._expression()

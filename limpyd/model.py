@@ -36,6 +36,7 @@ from limpyd.fields import (
 )
 from limpyd.fields.base import NO_DEFAULT
 from limpyd.indexes import EqualIndex
+from limpyd.keys import KeyLayout
 from limpyd.text import glob_escape
 
 __all__ = [
@@ -57,7 +58,7 @@ __all__ = [
 _FORBIDDEN_NAMESPACE_CHARS = set(":*?[]\\")
 
 
-class ModelOptions:
+class ModelOptions(KeyLayout):
     """What the metaclass knows of a model (`Model._meta`): its fields and its key layout."""
 
     def __init__(
@@ -78,15 +79,7 @@ class ModelOptions:
         self.name = model.__name__.lower()
         self.namespace: str = model.namespace
         self.full_name = f"{self.namespace}:{self.name}"
-        self.prefix = self.full_name
-        self.collection_key = f"{self.prefix}:collection"
-        self.max_pk_key = f"{self.prefix}:max_pk"
-        #: A sorted set: the pks of instances that expire, by the time they do.
-        self.expiry_key = f"{self.prefix}:expiry"
-        #: Keys the scripts use and never leave: a copy of a field a command is simulated on,
-        #: and the key ZADD scores are checked on (ZADD XX: never written).
-        self.scratch_key = f"{self.prefix}:scratch"
-        self.probe_key = f"{self.prefix}:probe"
+        super().__init__(self.full_name)
         self.hash_fields = [n for n, f in fields.items() if isinstance(f, InstanceHashField)]
         self.data_fields = [f for f in fields.values() if f is not pk_field]
         self.unique_together = [tuple(group) for group in model.unique_together]
@@ -103,8 +96,7 @@ class ModelOptions:
         values = [states.get(name) for name in names]
         if not all(values):
             return None
-        encoded = "".join(f"{len(v[0])}:{v[0]}" for v in values)  # type: ignore[index]
-        return f"{self.prefix}:idx:__together__:{'+'.join(names)}:{encoded}"
+        return self.combination_key(names, [v[0] for v in values])  # type: ignore[index]
 
     @property
     def database(self) -> RedisDatabase:
@@ -125,17 +117,6 @@ class ModelOptions:
             pipeline.time()
             present, expires_at, (seconds, microseconds) = pipeline.execute()
         return bool(present) and (expires_at is None or expires_at > seconds + microseconds / 1e6)
-
-    def instance_key(self, pk: str, name: str) -> str:
-        return f"{self.prefix}:obj:{pk}:{name}"
-
-    def hash_key(self, pk: str) -> str:
-        """The hash holding the InstanceHashFields of the instance `pk`."""
-        return f"{self.prefix}:obj:{pk}:_hash"
-
-    def index_key(self, field: str, identity: str, hkey: str | None = None) -> str:
-        key = f"{self.prefix}:idx:{field}:{identity}"
-        return key if hkey is None else f"{key}:{len(hkey)}:{hkey}"
 
     def field(self, name: str) -> RedisField:
         """The field called `name` (`pk` is the pk field); ValueError naming it otherwise."""

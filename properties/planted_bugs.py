@@ -195,9 +195,9 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         "together-key-ambiguous",
-        "limpyd/model.py",
-        'encoded = "".join(f"{len(v[0])}:{v[0]}" for v in values)',
-        'encoded = ":".join(v[0] for v in values)',
+        "limpyd/keys.py",
+        'encoded = "".join(f"{len(value)}:{value}" for value in values)',
+        'encoded = ":".join(values)',
         "unique_together: values joined with ':' without lengths ('a:b'+'c' == 'a'+'b:c')",
     ),
     Mutation(
@@ -269,7 +269,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         "hash-key-without-length",
-        "limpyd/model.py",
+        "limpyd/keys.py",
         'return key if hkey is None else f"{key}:{len(hkey)}:{hkey}"',
         'return key if hkey is None else f"{key}:{hkey}"',
         "HashField index keys without the hash key's length (hash keys with ':' collide)",

@@ -205,7 +205,7 @@ class ExtendedCollectionManager(CollectionManager):
                 f"{SORTED_SCORE} cannot be read back from a stored collection (only pks are "
                 "stored): store the collection before asking for values(..., SORTED_SCORE)"
             )
-        key = key or f"{self.model._meta.prefix}:stored:{uuid.uuid4().hex}"
+        key = key or self.model._meta.stored_key(uuid.uuid4().hex)
         self._query(["store", Key(key), "" if ttl is None else int(ttl)])
         stored = type(self)(self.model).from_stored(key)
         stored._instances, stored._values = self._instances, self._values

@@ -132,7 +132,7 @@ class RelatedFieldMixin(RedisField):
         `rebuild_indexes`, so records follow a change of the field's indexes)."""
         related = self.require_related_model()
         return [
-            ("HSET", links_key(related, pk), self.link_id, self.link_record(pk))
+            ("HSET", related._meta.links_key(pk), self.link_id, self.link_record(pk))
             for pk in dict.fromkeys(values)
         ]
 
@@ -141,7 +141,7 @@ class RelatedFieldMixin(RedisField):
     @property
     def link_id(self) -> str:
         """This field's name in the link records of the instances it points to."""
-        return f"{self.model._meta.prefix}:{self.name}"
+        return self.model._meta.link_id(self.name)
 
     def link_record(self, pk: str) -> str:
         """How the deleting script unlinks `pk` from any instance of this field's model
@@ -194,12 +194,6 @@ class RelatedFieldMixin(RedisField):
 
 #: Stands for the referencing instance's pk in link records (see `_template`).
 _R = "\x00limpyd-referencing-pk\x00"
-
-
-def links_key(model: type[RedisModel], pk: str) -> str:
-    """The hash of the link records of the instance `pk` of `model`: one per related field
-    that pointed to it, by `link_id`."""
-    return f"{model._meta.prefix}:relations:{pk}"
 
 
 def _template(text: str) -> list[str]:
@@ -339,7 +333,7 @@ class RelatedModel(RedisModel, metaclass=MetaRelatedModel):
     def _prepare_delete(self, write: Write) -> None:
         """Unlink the instance from whatever points to it, as its link records say."""
         pk = self._require_pk()
-        write.unlink_references(links_key(type(self), pk), pk)
+        write.unlink_references(type(self)._meta.links_key(pk), pk)
 
 
 class _RelatedCollection:

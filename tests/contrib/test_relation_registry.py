@@ -16,7 +16,7 @@ import pytest
 
 from limpyd import fields
 from limpyd.contrib import related
-from limpyd.contrib.related import FKInstanceHashField, FKStringField, M2MListField, links_key
+from limpyd.contrib.related import FKInstanceHashField, FKStringField, M2MListField
 from limpyd.exceptions import UniquenessError
 from limpyd.indexes import EqualIndex, TextRangeIndex
 from limpyd_testing.integrity import check
@@ -135,7 +135,7 @@ def test_deletion_in_a_process_that_never_imported_the_referencing_model(
     assert Person.collection(tagged="tag-2") == [] and Person.collection(tagged="tag-1") == ["bob"]
     assert sorted(one.members()) == ["ann", "bob"] and one.queued() == ["ann", "bob"]
     assert check(Person, Group) == []
-    assert links_key(Group, "2") not in set(db.scan_keys())
+    assert Group._meta.links_key("2") not in set(db.scan_keys())
 
 
 def test_link_records_describe_each_incoming_field(db):
@@ -154,10 +154,10 @@ def test_link_records_describe_each_incoming_field(db):
 
     target = Target(name="t")
     holder = Holder(one=target, many=[target, target])
-    records = db.client.hgetall(links_key(Target, "t"))
+    records = db.client.hgetall(Target._meta.links_key("t"))
     assert sorted(records) == [":holder:many", ":holder:one"]
     target.delete()
-    assert not db.client.exists(links_key(Target, "t"))
+    assert not db.client.exists(Target._meta.links_key("t"))
     assert holder.one.get() is None and holder.many.lrange(0, -1) == []
     assert check(Target, Holder) == []
 
@@ -250,7 +250,7 @@ def test_rebuild_indexes_writes_the_link_records_again(db, consistent):
 
     target = Target(name="t")
     holder = Holder(one=target)
-    db.client.delete(links_key(Target, "t"))
+    db.client.delete(Target._meta.links_key("t"))
     assert Holder.get_field("one").rebuild_indexes() == 1
     target.delete()
     assert holder.one.get() is None and Holder.collection(one="t") == []
