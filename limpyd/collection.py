@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from limpyd import protocol
 from limpyd.exceptions import DoesNotExist, ImplementationError, MultipleObjectsReturned
 from limpyd.fields import HashField, InstanceHashField, StringField
 from limpyd.keys import HASH_SUFFIX
@@ -31,11 +32,8 @@ if TYPE_CHECKING:
 
 __all__ = ["CollectionManager"]
 
-#: A query atom: ('S', key) | ('L', key, min, max) | ('Z', key, min, max) | ('P', n, pks...).
+#: A query atom: (operation, arguments...), see query.lua.
 Atom = tuple[Any, ...]
-#: Atoms and sorts whose first (atoms) or last (sorts) argument is a key (see query.lua).
-_KEY_ATOMS = frozenset("SLZKQ")
-_KEY_SORTS = frozenset("ZK")
 
 
 class CollectionManager:
@@ -49,7 +47,7 @@ class CollectionManager:
         #: (`|`, `&`, `-`, `^`) on other collections.
         self._base: tuple[str, list[CollectionManager]] | None = None
         #: ('D', desc) by default, else ('P' | 'S' | 'H', alpha, desc[, field name]).
-        self._sort: tuple[Any, ...] = ("D", False)
+        self._sort: tuple[Any, ...] = (protocol.BY_DEFAULT, False)
         self._slices: list[tuple[int | None, int | None, int | None]] = []
         self._instances = False
         self._cache: list[Any] | None = None
@@ -105,16 +103,16 @@ class CollectionManager:
         return combined
 
     def __or__(self, other: object) -> CollectionManager:
-        return self._combine("U", other)
+        return self._combine(protocol.UNION, other)
 
     def __and__(self, other: object) -> CollectionManager:
-        return self._combine("I", other)
+        return self._combine(protocol.INTERSECTION, other)
 
     def __sub__(self, other: object) -> CollectionManager:
-        return self._combine("D", other)
+        return self._combine(protocol.DIFFERENCE, other)
 
     def __xor__(self, other: object) -> CollectionManager:
-        return self._combine("Y", other)
+        return self._combine(protocol.SYMMETRIC_DIFFERENCE, other)
 
     def _filter_sources(self, key: str, value: Any) -> list[list[Atom]]:
         """The sources (and-ed) of one filter: one, or one per value for `__all`."""
@@ -173,7 +171,7 @@ class CollectionManager:
                 f"{field.describe()}: the pk can only be filtered with no suffix, "
                 f"'__eq' or '__in' (filter {key!r})"
             )
-        return ("P", len(values), *values)
+        return (protocol.PK_LIST, len(values), *values)
 
     def _isnull_atom(self, field: RedisField, value: Any, key: str) -> Atom:
         if field.state_kind not in ("string", "hashfield") or not isinstance(value, bool):
@@ -184,8 +182,8 @@ class CollectionManager:
         meta = self.model._meta
         start, want = meta.instance_prefix, "0" if value else "1"
         if field.state_kind == "hashfield":
-            return ("E", start, HASH_SUFFIX, field.name, want)
-        return ("E", start, meta.field_suffix(field.name), "", want)
+            return (protocol.FIELD_EXISTS, start, HASH_SUFFIX, field.name, want)
+        return (protocol.FIELD_EXISTS, start, meta.field_suffix(field.name), "", want)
 
     @staticmethod
     def _index_for(field: RedisField, parts: list[str], key: str) -> tuple[BaseIndex, str | None]:
@@ -226,25 +224,26 @@ class CollectionManager:
             for name, one_alpha in zip(by, alphas, strict=True):
                 kind, field_name, key_desc = self._sort_key(name)
                 keys += [kind, field_name, bool(one_alpha), key_desc != desc]
-            clone._sort = ("M", len(by), *keys)
+            clone._sort = (protocol.BY_KEYS, len(by), *keys)
             return clone
         kind, field_name, key_desc = self._sort_key(by)
-        extra = [field_name] if kind != "P" else []
+        extra = [field_name] if kind != protocol.BY_PK else []
         clone._sort = (kind, bool(alpha), key_desc != desc, *extra)
         return clone
 
     def _sort_key(self, by: str | None) -> tuple[str, str, bool]:
-        """(kind, field name, descending) of one sort key; `-name` is descending."""
+        """(kind, what names the value, descending) of one sort key (see query.lua);
+        `-name` is descending."""
         reverse = bool(by and by.startswith("-"))
         name = by[1:] if by and reverse else by
         meta = self.model._meta
         field = meta.field(name) if name else meta.pk_field
         if field is meta.pk_field:
-            return "P", field.name, reverse
+            return protocol.BY_PK, field.name, reverse
         if isinstance(field, InstanceHashField):
-            return "H", field.name, reverse
+            return protocol.BY_HASH, field.name, reverse
         if isinstance(field, StringField):
-            return "S", field.name, reverse
+            return protocol.BY_STRING, meta.field_suffix(field.name), reverse
         raise ImplementationError(
             f"{field.describe()}: collections sort on the pk, a StringField or an InstanceHashField"
         )
@@ -274,11 +273,7 @@ class CollectionManager:
             Key(meta.expiry_key),
         ]
         args += self._expression()
-        kind, *options = self._sort
-        if kind in _KEY_SORTS:
-            options[-1] = Key(options[-1])
-        args.append(kind)
-        args += [("1" if o else "0") if isinstance(o, bool) else o for o in options]
+        args += protocol.encode_sort(self._sort)
         args.append(len(slices))
         for piece in slices:
             args += ["" if x is None else x for x in piece]
@@ -298,7 +293,7 @@ class CollectionManager:
             # Index entries only exist for existing instances: a source read from indexes
             # alone is within the collection already.
             indexed = any(atoms and all(a[0] in _INDEX_ATOMS for a in atoms) for atoms in sources)
-            expression: list[Any] = [] if indexed else ["C"]
+            expression: list[Any] = [] if indexed else [protocol.COLLECTION]
         else:
             operation, operands = self._base
             expression = [operation, len(operands)]
@@ -306,12 +301,25 @@ class CollectionManager:
                 expression += operand._expression()
         parts = len(sources) + (1 if expression else 0)
         if parts > 1:
-            expression = ["I", parts, *expression, *_encode(sources)]
+            expression = [
+                protocol.INTERSECTION,
+                parts,
+                *expression,
+                *protocol.encode_sources(sources),
+            ]
         elif sources:
-            expression = _encode(sources)
+            expression = protocol.encode_sources(sources)
         for excluded in self._excludes:
             removed = self._sources_of(excluded)
-            expression = ["D", 2, *expression, "I", len(removed) + 1, "C", *_encode(removed)]
+            expression = [
+                *(protocol.DIFFERENCE, 2, *expression),
+                *(
+                    protocol.INTERSECTION,
+                    len(removed) + 1,
+                    protocol.COLLECTION,
+                    *protocol.encode_sources(removed),
+                ),
+            ]
         return expression
 
     def _query(self, output: list[Any], extra_slice: tuple[Any, Any, Any] | None = None) -> Any:
@@ -402,19 +410,9 @@ class CollectionManager:
 
 
 #: Atoms read from indexes (and the isnull scan of the collection).
-_INDEX_ATOMS = frozenset("SLZE")
-
-
-def _encode(sources: list[list[Atom]]) -> list[Any]:
-    """Sources as 'A' set expressions (the union of their atoms)."""
-    encoded: list[Any] = []
-    for atoms in sources:
-        encoded += ["A", len(atoms)]
-        for kind, *rest in atoms:
-            if kind in _KEY_ATOMS:
-                rest[0] = Key(rest[0])
-            encoded += [kind, *rest]
-    return encoded
+_INDEX_ATOMS = frozenset(
+    {protocol.SET_KEY, protocol.LEX_RANGE, protocol.SCORE_RANGE, protocol.FIELD_EXISTS}
+)
 
 
 def _index(value: Any) -> int | None:

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from limpyd import protocol
 from limpyd.exceptions import ImplementationError
 from limpyd.text import encode_member, escape_value, glob_escape, lex_prefix_end, to_text
 
@@ -193,7 +194,7 @@ class EqualIndex(BaseIndex):
         return ("set", self.value_key(value, hkey), "", "")
 
     def _atoms(self, suffix: str, value: str, hkey: str | None) -> list[Atom]:
-        return [("S", self.value_key(value, hkey))]
+        return [(protocol.SET_KEY, self.value_key(value, hkey))]
 
     def scan_patterns(self) -> list[str]:
         return [glob_escape(self.base_key()) + ":*"]
@@ -243,7 +244,7 @@ class TextRangeIndex(_SortedSetIndex):
 
     def _atoms(self, suffix: str, value: str, hkey: str | None) -> list[Atom]:
         low, high = self._bounds(suffix, value)
-        return [("L", self.base_key(hkey), low, high)]
+        return [(protocol.LEX_RANGE, self.base_key(hkey), low, high)]
 
 
 class NumberRangeIndex(_SortedSetIndex):
@@ -289,7 +290,7 @@ class NumberRangeIndex(_SortedSetIndex):
     def _atoms(self, suffix: str, value: str, hkey: str | None) -> list[Atom]:
         score = self.score(value)
         if suffix == "eq" and self.exact:
-            return [("S", self.exact_key(value, hkey))]
+            return [(protocol.SET_KEY, self.exact_key(value, hkey))]
         low, high = {
             "eq": (score, score),
             "gt": ("(" + score, "+inf"),
@@ -297,7 +298,7 @@ class NumberRangeIndex(_SortedSetIndex):
             "lt": ("-inf", "(" + score),
             "lte": ("-inf", score),
         }[suffix]
-        return [("Z", self.base_key(hkey), low, high)]
+        return [(protocol.SCORE_RANGE, self.base_key(hkey), low, high)]
 
 
 #: The numbers a NumberRangeIndex takes: an optional sign, ASCII digits with an optional

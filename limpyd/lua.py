@@ -1,6 +1,7 @@
 """The Lua script limpyd runs on the server, and how it is called.
 
-One script holds every mode (`read`, `apply`, `query`): `common.lua`, then each mode's file
+One script holds every mode (`read`, `apply`, `query`): the table of operations (`OP`, from
+`protocol`), `common.lua`, then each mode's file
 as a function, then a dispatch on the first argument. Calls use EVALSHA and fall back to
 EVAL when the server does not know the script yet, which costs one extra round trip once
 per server for all modes together. Queries, which never write (but `store()`), are sent as
@@ -17,16 +18,26 @@ from typing import Any
 import redis
 from redis.exceptions import NoScriptError
 
-from limpyd.protocol import split
+from limpyd.protocol import OPERATIONS, split
 
 __all__ = ["APPLY", "QUERY", "READ", "SCRIPT", "STORE", "LuaScript", "ScriptMode"]
 
 MODES = ("read", "apply", "query")
 
 
+def _operations() -> str:
+    """The table `OP` of the script: each operation by name (see `protocol`); a name it
+    does not hold is an error."""
+    entries = ", ".join(f"{name} = '{code}'" for name, code in OPERATIONS.items())
+    return (
+        f"local OP = setmetatable({{{entries}}}, {{__index = function(_, name)\n"
+        "    error('limpyd: no operation ' .. tostring(name))\nend})\n"
+    )
+
+
 def _script_text() -> str:
     folder = resources.files("limpyd") / "scripts"
-    parts = [(folder / "common.lua").read_text()]
+    parts = [_operations(), (folder / "common.lua").read_text()]
     for mode in MODES:
         body = (folder / f"{mode}.lua").read_text()
         parts.append(f"local function mode_{mode}(ARGV)\n{body}\nend\n")

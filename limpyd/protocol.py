@@ -1,5 +1,10 @@
-"""Declared keys: how a script call names the keys it touches.
+"""The script's grammar: its named operations, and how a call declares its keys.
 
+Operations. Every instruction, set expression, query atom and sort the script reads is
+named here, once; the script gets the same names as its table `OP` (see `lua`), so an
+operation has one spelling on both sides and no two share a code.
+
+Declared keys.
 Every key a call of the limpyd script touches that is known before the call goes in KEYS
 (what lets a cluster client route the call and the server check its slots); ARGV refers to
 it by its 1-based position there, read by `r.key()` in the script (see common.lua). Keys
@@ -15,7 +20,65 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["Key", "command_keys", "split"]
+__all__ = [
+    "OPERATIONS",
+    "Key",
+    "command_keys",
+    "encode_command",
+    "encode_sort",
+    "encode_sources",
+    "split",
+]
+
+# apply: checks, each failing the write before anything is written
+EXISTS = "exists"  # collection pk expiry: the instance exists (and has not expired)
+FREE = "free"  # collection pk expiry: the pk is free
+REAPING = "reaping"  # collection pk expiry: the instance is still expired
+GUARD = "guard"  # kind key sub n state(n): the state is still as read
+REFERENCE = "reference"  # id collection pk expiry: a referenced instance exists
+UNIQUE = "unique"  # id how key a b pk expiry: no other instance holds a value
+# apply: settings and writes
+PROBE = "probe"  # key: where ZADD scores are probed
+NEW_PK = "new_pk"  # counter: the instance gets the counter's next value as pk
+UNLINK = "unlink"  # links pk: unlink a deleted instance from those pointing to it
+EXPIRE = "expire"  # seconds command: ZADD expiry (now + seconds) pk
+PER_MEMBER = "per_member"  # kind key present n, n times member k commands(k)
+CALL = "call"  # command: a write
+CALL_FOR_REPLY = "call_for_reply"  # command: a write whose reply is returned
+# read
+STATE = "state"  # kind key sub: a field's state
+SIMULATE = "simulate"  # kind key sub scratch command: a command run on a copy
+# query: set expressions
+COLLECTION = "collection"  # the model's collection
+ATOMS = "atoms"  # n atoms(n): their union
+INTERSECTION = "intersection"  # n sets(n)
+UNION = "union"  # n sets(n)
+DIFFERENCE = "difference"  # n sets(n): the first minus the others
+SYMMETRIC_DIFFERENCE = "symmetric_difference"  # 2 sets
+# query atoms (also in link records: how the instances holding a pk are found)
+SET_KEY = "set_key"  # key: a set of pks
+LEX_RANGE = "lex_range"  # key min max: a range of an index sorted by value
+SCORE_RANGE = "score_range"  # key min max: a range of an index sorted by score
+PK_LIST = "pk_list"  # n pks(n)
+KEY_MEMBERS = "key_members"  # key: the members of any set, sorted set or list
+STORED_LIST = "stored_list"  # key: a list store() wrote (it must exist)
+FIELD_EXISTS = "field_exists"  # prefix suffix sub want: the instances with (no) value
+# query sorts
+UNSORTED = "unsorted"
+BY_DEFAULT = "by_default"  # desc: by pk, numeric when every pk is a number
+BY_PK = "by_pk"  # alpha desc
+BY_STRING = "by_string"  # alpha desc suffix: a StringField's value
+BY_HASH = "by_hash"  # alpha desc field: an InstanceHashField's value
+BY_SCORE = "by_score"  # alpha desc key: the score in a sorted set
+BY_LIST = "by_list"  # alpha desc key: the position in a list
+BY_KEYS = "by_keys"  # n, n times: kind (BY_PK | BY_STRING | BY_HASH) by alpha desc
+
+#: Every operation, by the name the script knows it by.
+OPERATIONS: dict[str, str] = {
+    name.lower(): value
+    for name, value in dict(globals()).items()
+    if name.isupper() and not name.startswith("_") and isinstance(value, str)
+}
 
 
 class Key(str):
@@ -49,3 +112,53 @@ def split(args: Iterable[Any]) -> tuple[list[str], list[Any]]:
         else:
             argv.append(arg)
     return [str(key) for key in positions], argv
+
+
+def encode_command(command: tuple[Any, ...], token: str | None = None) -> list[Any]:
+    """`command` as the apply operations read it: `n cmd args(n-1) h holes(h) k keys(k)`; an
+    argument holding `token` (a new pk's placeholder) is sent as a hole (its index, then the
+    pieces around the token), every other key is declared (its index)."""
+    out: list[Any] = [len(command), *command]
+    holes: list[Any] = []
+    keys: list[int] = []
+    for index in command_keys(command):
+        arg = command[index]
+        if token is None or token not in arg:
+            out[1 + index] = Key(arg)
+            keys.append(index)
+    count = 0
+    if token is not None:
+        for index, arg in enumerate(command[1:], 1):
+            if isinstance(arg, str) and token in arg:
+                pieces = arg.split(token)
+                out[1 + index] = ""
+                holes += [index, len(pieces), *pieces]
+                count += 1
+    return [*out, count, *holes, len(keys), *keys]
+
+
+#: Atoms whose first argument, and sorts whose last one, is a key.
+_KEY_ATOMS = frozenset({SET_KEY, LEX_RANGE, SCORE_RANGE, KEY_MEMBERS, STORED_LIST})
+_KEY_SORTS = frozenset({BY_SCORE, BY_LIST})
+
+
+def encode_sources(sources: list[list[tuple[Any, ...]]]) -> list[Any]:
+    """Sources of a query (each a list of atoms: an operation and its arguments) as `atoms`
+    set expressions (the union of their atoms), their keys declared."""
+    encoded: list[Any] = []
+    for atoms in sources:
+        encoded += [ATOMS, len(atoms)]
+        for kind, *rest in atoms:
+            if kind in _KEY_ATOMS:
+                rest[0] = Key(rest[0])
+            encoded += [kind, *rest]
+    return encoded
+
+
+def encode_sort(sort: tuple[Any, ...]) -> list[Any]:
+    """A query's sort (an operation and its arguments, booleans as '1'/'0'), its key
+    declared."""
+    kind, *options = sort
+    if kind in _KEY_SORTS:
+        options[-1] = Key(options[-1])
+    return [kind, *(("1" if o else "0") if isinstance(o, bool) else o for o in options)]

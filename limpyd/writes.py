@@ -17,11 +17,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from redis.exceptions import NoScriptError, ResponseError
 
+from limpyd import protocol
 from limpyd.commands import Command, parse
 from limpyd.exceptions import ConflictError, DoesNotExist, ImplementationError, UniquenessError
 from limpyd.fields.numbers import zadd_flags
 from limpyd.lua import APPLY, READ, SCRIPT
-from limpyd.protocol import Key, command_keys
+from limpyd.protocol import Key
 
 if TYPE_CHECKING:
     from limpyd.database import RedisDatabase
@@ -66,29 +67,6 @@ def new_pk_token() -> str:
     return f"\x00{uuid.uuid4().hex}\x00"
 
 
-def _encode(command: tuple[Any, ...], token: str | None) -> list[Any]:
-    """`command` as apply.lua reads it: `n cmd args(n-1) h holes(h) k keys(k)`, each argument
-    holding `token` sent as a hole (its index, then the pieces around the token), each other
-    key declared (its index)."""
-    out: list[Any] = [len(command), *command]
-    holes: list[Any] = []
-    keys: list[int] = []
-    for index in command_keys(command):
-        arg = command[index]
-        if token is None or token not in arg:
-            out[1 + index] = Key(arg)
-            keys.append(index)
-    count = 0
-    if token is not None:
-        for index, arg in enumerate(command[1:], 1):
-            if isinstance(arg, str) and token in arg:
-                pieces = arg.split(token)
-                out[1 + index] = ""
-                holes += [index, len(pieces), *pieces]
-                count += 1
-    return [*out, count, *holes, len(keys), *keys]
-
-
 class Write:
     """The checks and commands of one atomic write on the instance `pk` of `model`.
 
@@ -115,7 +93,7 @@ class Write:
         self.checks: list[Any] = []
         if not new:
             meta = model._meta
-            check = "D" if reaping else "A" if creating else "X"
+            check = protocol.REAPING if reaping else protocol.FREE if creating else protocol.EXISTS
             self.checks += [check, Key(meta.collection_key), pk, Key(meta.expiry_key)]
         self.commands: list[Any] = []
         self._unique: list[tuple[str, Any]] = []
@@ -125,13 +103,22 @@ class Write:
         """Fail with CONFLICT if this state changed since it was read (nothing to guard on
         a new pk: its keys are deleted first)."""
         if self.token is None:
-            self.checks += ["G", kind, Key(key), sub, len(state), *state]
+            self.checks += [protocol.GUARD, kind, Key(key), sub, len(state), *state]
 
     def unique(self, what: str, value: Any, check: tuple[str, str, str, str]) -> None:
         """Fail with UniquenessError if another instance holds `value` (see apply.lua)."""
         how, key, low, high = check
         expiry = Key(self.model._meta.expiry_key)
-        self.checks += ["U", len(self._unique), how, Key(key), low, high, self.pk, expiry]
+        self.checks += [
+            protocol.UNIQUE,
+            len(self._unique),
+            how,
+            Key(key),
+            low,
+            high,
+            self.pk,
+            expiry,
+        ]
         self._unique.append((what, value))
 
     def require_instance(self, what: str, model: type[RedisModel], pk: str) -> None:
@@ -139,7 +126,7 @@ class Write:
         `what` is about to store)."""
         meta = model._meta
         collection, expiry = Key(meta.collection_key), Key(meta.expiry_key)
-        self.checks += ["K", len(self._references), collection, pk, expiry]
+        self.checks += [protocol.REFERENCE, len(self._references), collection, pk, expiry]
         self._references.append((what, model, pk))
 
     def expire_in(self, seconds: float) -> None:
@@ -148,42 +135,45 @@ class Write:
 
     def _expiry(self, seconds: float) -> list[Any]:
         command = ("ZADD", self.model._meta.expiry_key, self.pk)
-        return ["E", seconds, *_encode(command, self.token)]
+        return [protocol.EXPIRE, seconds, *protocol.encode_command(command, self.token)]
 
     def call(self, *args: Any) -> None:
-        self.commands += ["C", *_encode(args, self.token)]
+        self.commands += [protocol.CALL, *protocol.encode_command(args, self.token)]
 
     def call_per_member(
         self, kind: str, key: str, present: bool, plans: dict[str, list[Any]]
     ) -> None:
         """For each member of `plans` that `key` (a set or sorted set: `kind`) holds
         (`present`) or does not hold when the write runs, its commands."""
-        self.commands += ["W", kind, Key(key), "1" if present else "0", len(plans)]
+        self.commands += [protocol.PER_MEMBER, kind, Key(key), "1" if present else "0", len(plans)]
         for member, commands in plans.items():
             self.commands += [member, len(commands)]
             for command in commands:
-                self.commands += _encode(command, self.token)
+                self.commands += protocol.encode_command(command, self.token)
 
     def unlink_references(self, links: str, pk: str) -> None:
         """Unlink the instance `pk` (being deleted) from every instance pointing to it, as
         the link records in the hash `links` describe (see contrib.related)."""
-        self.commands += ["P", Key(links), pk]
+        self.commands += [protocol.UNLINK, Key(links), pk]
 
     def call_for_reply(self, *args: Any) -> None:
         """A command whose reply `run` returns."""
-        self.commands += ["R", *_encode(args, self.token)]
+        self.commands += [protocol.CALL_FOR_REPLY, *protocol.encode_command(args, self.token)]
 
     def arguments(self) -> list[Any]:
         """The arguments of the apply script for this write."""
         meta = self.model._meta
-        probe = ["Z", Key(meta.probe_key)]
+        probe = [protocol.PROBE, Key(meta.probe_key)]
         if not self.creating:
             return [*probe, *self.checks, *self.commands]
-        first: list[Any] = ["N", Key(meta.max_pk_key)] if self.token is not None else []
+        first: list[Any] = [protocol.NEW_PK, Key(meta.max_pk_key)] if self.token is not None else []
         keys = sorted({field.key_for(self.pk) for field in meta.data_fields})
         if keys:
-            first += ["C", *_encode(("DEL", *keys), self.token)]
-        last = ["C", *_encode(("SADD", meta.collection_key, self.pk), self.token)]
+            first += [protocol.CALL, *protocol.encode_command(("DEL", *keys), self.token)]
+        last = [
+            protocol.CALL,
+            *protocol.encode_command(("SADD", meta.collection_key, self.pk), self.token),
+        ]
         if meta.default_ttl:
             last += self._expiry(meta.default_ttl)
         return [*probe, *self.checks, *first, *self.commands, *last]
@@ -327,7 +317,7 @@ def read_states(database: RedisDatabase, wanted: list[tuple[RedisField, str]]) -
     args: list[Any] = []
     for field, pk in wanted:
         key, sub = field.state_location(pk)
-        args += ["S", field.state_kind, Key(key), sub]
+        args += [protocol.STATE, field.state_kind, Key(key), sub]
     return READ(database.client, args)
 
 
@@ -483,12 +473,12 @@ def modify(field: RedisField, build: Callable[[str], Command]) -> Any:
     else:
         kind, (key, sub) = field.state_kind, field.state_location(pk)
         scratch = Key(model._meta.scratch_key)
-        simulate = ["M", kind, Key(key), sub, scratch, len(command.args) - 1, command.args[0]]
-        simulate += command.args[2:]
+        simulate = [protocol.SIMULATE, kind, Key(key), sub, scratch, len(command.args) - 1]
+        simulate += [command.args[0], *command.args[2:]]
         partners = model._meta.together_partners(field)
         for partner in partners:
             partner_key, partner_sub = partner.state_location(pk)
-            simulate += ["S", partner.state_kind, Key(partner_key), partner_sub]
+            simulate += [protocol.STATE, partner.state_kind, Key(partner_key), partner_sub]
 
         def attempt() -> Any:
             (old, outcome, new), *partner_states = READ(connection, simulate)

@@ -279,7 +279,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         "tie-break-ignores-desc",
         "limpyd/scripts/query.lua",
         "return lt_single(x, y)\n            end\n"
-        "            if sort_kind ~= 'M' and desc then return bytes_lt(b, a) end",
+        "            if sort_kind ~= OP.by_keys and desc then return bytes_lt(b, a) end",
         "return lt_single(x, y)\n            end",
         "query.lua: ties of a descending single-key sort come in ascending pk order",
     ),
@@ -328,8 +328,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "pk-filter-trusted",
         "limpyd/collection.py",
-        '_INDEX_ATOMS = frozenset("SLZE")',
-        '_INDEX_ATOMS = frozenset("SLZEP")',
+        "protocol.SCORE_RANGE, protocol.FIELD_EXISTS}",
+        "protocol.SCORE_RANGE, protocol.FIELD_EXISTS, protocol.PK_LIST}",
         "collection(pk=...) alone is not intersected with the collection (missing pks come back)",
     ),
     Mutation(

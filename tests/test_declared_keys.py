@@ -130,7 +130,7 @@ def test_a_hand_built_argument_naming_no_declared_key_is_an_error(db, models):
     write."""
     before = snapshot(db)
     with pytest.raises(Exception, match="no declared key"):
-        lua.APPLY(db.client, ["Z", 1, "N", 2])
+        lua.APPLY(db.client, [protocol.PROBE, 1, protocol.NEW_PK, 2])
     assert snapshot(db) == before
 
 

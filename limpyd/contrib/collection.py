@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import ResponseError
 
+from limpyd import protocol
 from limpyd.collection import Atom, CollectionManager
 from limpyd.exceptions import DoesNotExist, ImplementationError
 from limpyd.fields import InstanceHashField, ListField, SetField, SortedSetField, StringField
@@ -67,12 +68,12 @@ class ExtendedCollectionManager(CollectionManager):
                         f"{source.describe()}: only Set, List and SortedSet fields can be "
                         "intersected with a collection"
                     )
-                self._intersections.append(("K", source.key))
+                self._intersections.append((protocol.KEY_MEMBERS, source.key))
             elif isinstance(source, str):
-                self._intersections.append(("K", source))
+                self._intersections.append((protocol.KEY_MEMBERS, source))
             elif isinstance(source, list | set | tuple | frozenset):
                 pks = [self.model._meta.pk_field.text(pk) for pk in source]
-                self._intersections.append(("P", len(pks), *pks))
+                self._intersections.append((protocol.PK_LIST, len(pks), *pks))
             else:
                 raise ImplementationError(
                     f"{self.model.__name__} collection: cannot intersect with {source!r}"
@@ -95,7 +96,7 @@ class ExtendedCollectionManager(CollectionManager):
                 if not isinstance(by_score, SortedSetField):
                     raise ImplementationError(f"{by_score.describe()} is not a SortedSetField")
                 by_score = by_score.key
-            self._sort = ("Z", alpha, desc, by_score)
+            self._sort = (protocol.BY_SCORE, alpha, desc, by_score)
             return self._derive()
         if isinstance(by, RedisField):
             by = by.name
@@ -159,7 +160,7 @@ class ExtendedCollectionManager(CollectionManager):
         specs = []
         for name in self._values[1]:
             if name == SORTED_SCORE:
-                if self._sort[0] != "Z":
+                if self._sort[0] != protocol.BY_SCORE:
                     raise ImplementationError(
                         f"{SORTED_SCORE} needs a collection sorted with sort(by_score=...)"
                     )
@@ -168,7 +169,10 @@ class ExtendedCollectionManager(CollectionManager):
                 specs.append("pk")
             else:
                 field = meta.fields[name]
-                specs.append(f"{'H' if isinstance(field, InstanceHashField) else 'S'}:{name}")
+                if isinstance(field, InstanceHashField):
+                    specs.append(f"H:{name}")
+                else:
+                    specs.append(f"S{meta.field_suffix(name)}")
         return ["values", len(specs), *specs]
 
     def _wrap(self, rows: list[Any]) -> list[Any]:
@@ -215,8 +219,8 @@ class ExtendedCollectionManager(CollectionManager):
         """A collection of the pks stored in `key` by `store()`, in their stored order
         (DoesNotExist at evaluation if the key expired)."""
         self.stored_key = key
-        self._intersections.append(("Q", key))
-        self._sort = ("K", False, False, key)
+        self._intersections.append((protocol.STORED_LIST, key))
+        self._sort = (protocol.BY_LIST, False, False, key)
         return self._derive()
 
 

@@ -11,42 +11,42 @@
 -- the counter once every command ran.
 --
 -- A command is `n cmd args(n-1) h holes(h) k keys(k)`: each hole `i k pieces(k)` makes
--- argument i the k pieces joined by the new pk given by 'N'. Placeholders are positions: no
+-- argument i the k pieces joined by the new pk given by new_pk. Placeholders are positions: no
 -- argument text is ever searched. Each of `keys` is the position of an argument that is a
 -- declared key (sent as its position in KEYS). Every other key below is declared.
 --
--- ARGV: a sequence of instructions:
---   'X' collection pk expiry          the instance must exist       -> {'DOESNOTEXIST'}
---   'A' collection pk expiry          the pk must be free           -> {'PKEXISTS'}
+-- ARGV: a sequence of instructions (the operations of limpyd/protocol.py, as OP.<name>):
+--   exists collection pk expiry       the instance must exist       -> {'DOESNOTEXIST'}
+--   free collection pk expiry         the pk must be free           -> {'PKEXISTS'}
 --        an instance whose time in the zset `expiry` has passed is neither:
 --        -> {'EXPIRED'} (it must be reaped first)
---   'D' collection pk expiry          reaping: the instance must still be expired
+--   reaping collection pk expiry       reaping: the instance must still be expired
 --                                     -> {'LIVE'}; no such instance -> {'GONE'}, after
 --                                     dropping its expiry time (the reap's only write)
---   'G' kind key sub n expected(n)    the state is still as read    -> {'CONFLICT'}
---   'K' id collection pk expiry       a referenced instance exists  -> {'DANGLING', id}
---   'U' id how key a b pk expiry      no other instance holds a value -> {'UNIQUE', id, holder pk}
+--   guard kind key sub n expected(n)    the state is still as read    -> {'CONFLICT'}
+--   reference id collection pk expiry    a referenced instance exists  -> {'DANGLING', id}
+--   unique id how key a b pk expiry    no other instance holds a value -> {'UNIQUE', id, holder pk}
 --        (a holder whose expiry time has passed -> {'REAP', holder pk}: reap it first)
 --        how: 'set' (SMEMBERS key), 'lex' (ZRANGEBYLEX key a b), 'score' (ZRANGEBYSCORE key a b)
---   'Z' key                           where ZADD scores are probed (ZADD XX on a key under
+--   probe key                         where ZADD scores are probed (ZADD XX on a key under
 --                                     the model's prefix that never exists: nothing written)
---   'N' counter                       the instance gets a new pk: the counter's value + 1,
+--   new_pk counter                    the instance gets a new pk: the counter's value + 1,
 --                                     stored in the counter after every other write
---   'P' links pk                      unlink the instance `pk` (being deleted) from the
+--   unlink links pk                   unlink the instance `pk` (being deleted) from the
 --                                     instances pointing to it, as the link records in the
 --                                     hash `links` say (see below), then DEL links
---   'E' seconds command               the command `ZADD key pk` with (now + seconds) as
+--   expire seconds command            the command `ZADD key pk` with (now + seconds) as
 --                                     score: the instance expires then
---   'W' kind key present n, n times: member k commands(k)
+--   per_member kind key present n, n times: member k commands(k)
 --                                     for each member the set or zset (kind) `key` holds
 --                                     (present '1') or does not hold ('0') when this runs,
 --                                     its commands (the index entries of what the next
 --                                     command adds or removes)
---   'C' command                       a write
---   'R' command                       a write whose reply is returned
+--   call command                      a write
+--   call_for_reply command            a write whose reply is returned
 -- A value a probe refuses -> {'INVALID', Redis's error}.
--- Returns {'OK', reply, pk given by 'N' or false}.
-local probe_key = nil  -- given by 'Z'
+-- Returns {'OK', reply, pk given by new_pk or false}.
+local probe_key = nil  -- given by probe
 local MAX_COUNTER = '9223372036854775807'
 local r = argv_reader(ARGV)
 
@@ -92,10 +92,10 @@ local function successor(n)
     return string.sub(n, 1, i - 1) .. string.char(string.byte(n, i) + 1) .. string.rep('0', #n - i)
 end
 
--- Link records (op 'P', written by contrib.related's `link_record`) ---------------------
+-- Link records (op unlink, written by contrib.related's `link_record`) -------------------
 -- A record is a list of strings, each `<byte length>:<bytes>`: where the field of a
 -- referencing instance `r` is (kind, key before r, key after r, hash field), the atom finding
--- the instances holding the deleted pk ('S' key | 'L' key min max), the index entries to
+-- the instances holding the deleted pk (set_key key | lex_range key min max), the index entries to
 -- remove (n, then each op: nargs, then each arg '=' text | '+' before-r after-r), then the
 -- unique_together groups (n, then each: key prefix, nfields, then each field 'V' encoded
 -- text | 'R' kind key-before key-after hash-field: r's value, encoded).
@@ -150,7 +150,7 @@ local function unlink_value(kind, key, sub, pk)
 end
 
 local function pks_of_atom(kind, key, a, b)
-    if kind == 'S' then return redis.call('SMEMBERS', key) end
+    if kind == OP.set_key then return redis.call('SMEMBERS', key) end
     local pks = {}
     for i, m in ipairs(redis.call('ZRANGEBYLEX', key, a, b)) do pks[i] = pk_of(m) end
     return pks
@@ -160,7 +160,7 @@ local function unlink_record(record, pk)
     local d = decode_record(record)
     local kind, before, after, sub = d.next(), d.next(), d.next(), d.next()
     local atom, key, a, b = d.next(), d.next(), nil, nil
-    if atom ~= 'S' then a, b = d.next(), d.next() end
+    if atom ~= OP.set_key then a, b = d.next(), d.next() end
     local ops = {}
     for i = 1, d.num() do
         local op = {}
@@ -208,25 +208,25 @@ end
 local checks, writes, counter = {}, {}, nil
 while not r.done() do
     local op = r.next()
-    if op == 'X' or op == 'A' or op == 'D' then
+    if op == OP.exists or op == OP.free or op == OP.reaping then
         checks[#checks + 1] = {op, r.key(), r.next(), r.key()}
-    elseif op == 'K' then
+    elseif op == OP.reference then
         checks[#checks + 1] = {op, r.next(), r.key(), r.next(), r.key()}
-    elseif op == 'G' then
+    elseif op == OP.guard then
         local kind, key, sub = r.next(), r.key(), r.next()
         checks[#checks + 1] = {op, kind, key, sub, r.list(r.num())}
-    elseif op == 'U' then
+    elseif op == OP.unique then
         checks[#checks + 1] = {op, r.next(), r.next(), r.key(), r.next(), r.next(), r.next(), r.key()}
-    elseif op == 'N' then
+    elseif op == OP.new_pk then
         counter = r.key()
-    elseif op == 'Z' then
+    elseif op == OP.probe then
         probe_key = r.key()
-    elseif op == 'P' then
+    elseif op == OP.unlink then
         writes[#writes + 1] = {op, r.key(), r.next()}
-    elseif op == 'E' then
+    elseif op == OP.expire then
         local seconds = r.next()
         writes[#writes + 1] = {op, read_command(), seconds}
-    elseif op == 'W' then
+    elseif op == OP.per_member then
         local kind, key, present, items = r.next(), r.key(), r.next() == '1', {}
         for i = 1, r.num() do
             local member, commands = r.next(), {}
@@ -234,7 +234,7 @@ while not r.done() do
             items[i] = {member, commands}
         end
         writes[#writes + 1] = {op, key, present, items, kind}
-    elseif op == 'C' or op == 'R' then
+    elseif op == OP.call or op == OP.call_for_reply then
         writes[#writes + 1] = {op, read_command()}
     else
         return redis.error_reply('limpyd: unknown instruction ' .. tostring(op))
@@ -244,10 +244,10 @@ end
 -- Phase 2: checks and probes.
 for _, c in ipairs(checks) do
     local op = c[1]
-    if op == 'X' or op == 'A' or op == 'D' then
+    if op == OP.exists or op == OP.free or op == OP.reaping then
         local collection, pk, expiry = c[2], c[3], c[4]
         local present = redis.call('SISMEMBER', collection, pk) == 1
-        if op == 'D' then
+        if op == OP.reaping then
             if not present then
                 redis.call('ZREM', expiry, pk)
                 return {'GONE'}
@@ -255,17 +255,17 @@ for _, c in ipairs(checks) do
             if not expired(expiry, pk) then return {'LIVE'} end
         else
             if present and expired(expiry, pk) then return {'EXPIRED'} end
-            if op == 'X' and not present then return {'DOESNOTEXIST'} end
-            if op == 'A' and present then return {'PKEXISTS'} end
+            if op == OP.exists and not present then return {'DOESNOTEXIST'} end
+            if op == OP.free and present then return {'PKEXISTS'} end
         end
-    elseif op == 'K' then
+    elseif op == OP.reference then
         local id, collection, pk, expiry = c[2], c[3], c[4], c[5]
         if redis.call('SISMEMBER', collection, pk) == 0 or expired(expiry, pk) then
             return {'DANGLING', id}
         end
-    elseif op == 'G' then
+    elseif op == OP.guard then
         if not same_list(read_state(c[2], c[3], c[4]), c[5]) then return {'CONFLICT'} end
-    else  -- 'U'
+    else  -- OP.unique
         local id, how, key, a, b, allowed, expiry = c[2], c[3], c[4], c[5], c[6], c[7], c[8]
         local holders
         if how == 'set' then
@@ -294,15 +294,15 @@ if counter then
     new_pk = successor(n)
 end
 for _, w in ipairs(writes) do
-    if (w[1] == 'C' or w[1] == 'R' or w[1] == 'E') and #w[2].holes > 0 and not new_pk then
+    if (w[1] == OP.call or w[1] == OP.call_for_reply or w[1] == OP.expire) and #w[2].holes > 0 and not new_pk then
         return redis.error_reply('limpyd: a placeholder without a new pk to put in it')
     end
-    if w[1] == 'E' then
+    if w[1] == OP.expire then
         local seconds = tonumber(w[3])
         if seconds == nil or seconds ~= seconds or seconds == math.huge or seconds == -math.huge then
             return {'INVALID', 'expiry in ' .. tostring(w[3]) .. ' seconds'}
         end
-    elseif w[1] == 'C' or w[1] == 'R' then
+    elseif w[1] == OP.call or w[1] == OP.call_for_reply then
         local args = w[2].args
         if string.upper(args[1]) == 'ZADD' then
             local err = zadd_error(args)
@@ -315,13 +315,13 @@ end
 local reply = false
 for _, w in ipairs(writes) do
     local op = w[1]
-    if op == 'C' or op == 'R' then
+    if op == OP.call or op == OP.call_for_reply then
         local res = call_many(filled(w[2], new_pk))
-        if op == 'R' then
+        if op == OP.call_for_reply then
             if type(res) == 'table' and res.ok then res = res.ok end
             reply = res
         end
-    elseif op == 'W' then
+    elseif op == OP.per_member then
         for _, item in ipairs(w[4]) do
             local held
             if w[5] == 'set' then
@@ -333,10 +333,10 @@ for _, w in ipairs(writes) do
                 for _, command in ipairs(item[2]) do call_many(command.args) end
             end
         end
-    elseif op == 'E' then
+    elseif op == OP.expire then
         local args = filled(w[2], new_pk)
         redis.call(args[1], args[2], now() + tonumber(w[3]), args[3])
-    else  -- 'P'
+    else  -- OP.unlink
         for _, record in ipairs(redis.call('HVALS', w[2])) do unlink_record(record, w[3]) end
         redis.call('DEL', w[2])
     end

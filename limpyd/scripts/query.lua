@@ -1,23 +1,24 @@
 -- Evaluate a collection in one call: filters, intersections, sort, slices, output.
--- ARGV:
+-- ARGV (the operations of limpyd/protocol.py, as OP.<name>):
 --   collection-key instance-prefix hash-suffix expiry-key
---   a set expression: 'C' (the collection) | 'A' natoms atoms (their union)
---       | 'I' n sets (intersection) | 'U' n sets (union) | 'D' n sets (first minus the others)
---       | 'Y' 2 sets (symmetric difference); an atom is one of:
---       'S' key | 'L' key min max | 'Z' key min max | 'P' n pks(n) | 'K' key (any set/zset/list)
---       | 'Q' key (a stored list, which must exist; its first item is '', no pk, so that an
---         empty result is stored too)
---       | 'E' prefix suffix sub want: instances whose field key prefix..pk..suffix (hash field
---         `sub` when not '') exists ('1') or not ('0')
---   sort: 'N' (none) | 'D' desc (by pk: numeric if all pks are numbers, else alpha) | 'P' alpha desc
---         | 'S' alpha desc field | 'H' alpha desc field | 'Z' alpha desc key (by score)
---         | 'K' alpha desc key (in the order of a list)
---         | 'M' n keys(n): several keys, each kind ('P' | 'S' | 'H') field alpha desc,
+--   a set expression: collection | atoms natoms atoms (their union)
+--       | intersection n sets | union n sets | difference n sets (first minus the others)
+--       | symmetric_difference 2 sets; an atom is one of:
+--       set_key key | lex_range key min max | score_range key min max | pk_list n pks(n)
+--       | key_members key (any set/zset/list)
+--       | stored_list key (a stored list, which must exist; its first item is '', no pk, so
+--         that an empty result is stored too)
+--       | field_exists prefix suffix sub want: instances whose field key prefix..pk..suffix
+--         (hash field `sub` when not '') exists ('1') or not ('0')
+--   sort: unsorted | by_default desc (by pk: numeric if all pks are numbers, else alpha)
+--         | by_pk alpha desc | by_string alpha desc suffix | by_hash alpha desc field
+--         | by_score alpha desc key | by_list alpha desc key (in the order of a list)
+--         | by_keys n, n times: kind (by_pk | by_string | by_hash) suffix-or-field alpha desc,
 --           ties by pk (byte-wise)
 --   nslices, each: start stop step ('' for None)
 --   output: 'pks' | 'count' | 'values' n specs(n) | 'store' key ttl ('' for none)
 --       | 'any' k: up to k of the results, in no order (no slices)
---       spec: 'pk' | 'S:field' | 'H:field' | 'score'
+--       spec: 'pk' | 'S' suffix (a StringField) | 'H:' field | 'score'
 -- Every key above is declared (sent as its position in KEYS); instance keys are built from
 -- the prefixes given. Nothing is written but the result of 'store': no temporary key, so a
 -- query runs as a read-only script (on replicas too, and SCRIPT KILL can stop it). A set is a node: either
@@ -134,15 +135,15 @@ local function read_source()
     local nodes, pks = {}, {}
     for _ = 1, natoms do
         local kind = r.next()
-        if kind == 'S' then
+        if kind == OP.set_key then
             nodes[#nodes + 1] = key_node(r.key())
-        elseif kind == 'L' or kind == 'Z' then
+        elseif kind == OP.lex_range or kind == OP.score_range then
             local key, min, max = r.key(), r.next(), r.next()
-            local cmd = kind == 'L' and 'ZRANGEBYLEX' or 'ZRANGEBYSCORE'
+            local cmd = kind == OP.lex_range and 'ZRANGEBYLEX' or 'ZRANGEBYSCORE'
             for _, m in ipairs(redis.call(cmd, key, min, max)) do pks[#pks + 1] = pk_of(m) end
-        elseif kind == 'P' then
+        elseif kind == OP.pk_list then
             for _, pk in ipairs(r.list(r.num())) do pks[#pks + 1] = pk end
-        elseif kind == 'E' then
+        elseif kind == OP.field_exists then
             local prefix, suffix, sub, want = r.next(), r.next(), r.next(), r.next() == '1'
             for _, pk in ipairs(redis.call('SMEMBERS', collection)) do
                 local exists
@@ -153,9 +154,9 @@ local function read_source()
                 end
                 if exists == want then pks[#pks + 1] = pk end
             end
-        elseif kind == 'K' or kind == 'Q' then
+        elseif kind == OP.key_members or kind == OP.stored_list then
             local key = r.key()
-            if kind == 'Q' and redis.call('EXISTS', key) == 0 then
+            if kind == OP.stored_list and redis.call('EXISTS', key) == 0 then
                 error('LIMPYD_STORED_KEY_MISSING ' .. key)
             end
             for _, pk in ipairs(members_of(key)) do pks[#pks + 1] = pk end
@@ -168,14 +169,14 @@ end
 
 local function read_set()
     local tag = r.next()
-    if tag == 'C' then return key_node(collection) end
-    if tag == 'A' then return read_source() end
+    if tag == OP.collection then return key_node(collection) end
+    if tag == OP.atoms then return read_source() end
     local nodes = {}
     for i = 1, r.num() do nodes[i] = read_set() end
-    if tag == 'I' then return intersection(nodes) end
-    if tag == 'U' then return union(nodes) end
-    if tag == 'D' then return difference(table.remove(nodes, 1), nodes) end
-    -- 'Y': the symmetric difference of two sets
+    if tag == OP.intersection then return intersection(nodes) end
+    if tag == OP.union then return union(nodes) end
+    if tag == OP.difference then return difference(table.remove(nodes, 1), nodes) end
+    if tag ~= OP.symmetric_difference then error('limpyd: unknown set ' .. tostring(tag)) end
     local a, b = nodes[1], nodes[2]
     local list = filter(members(a), b, false)
     for _, m in ipairs(filter(members(b), a, false)) do list[#list + 1] = m end
@@ -365,23 +366,23 @@ local function run()
 
     local sort_kind = r.next()
     local alpha, desc, by, sort_keys, pk_order
-    if sort_kind == 'M' then
+    if sort_kind == OP.by_keys then
         sort_keys = {}
         for i = 1, r.num() do
             local kind, field = r.next(), r.next()
             sort_keys[i] = {kind = kind, by = field, alpha = r.next() == '1', desc = r.next() == '1'}
         end
         alpha, desc = false, false
-    elseif sort_kind == 'D' then
+    elseif sort_kind == OP.by_default then
         desc = r.next() == '1'
         pk_order = true  -- numeric if every pk is a decimal number: known once they are read
-        sort_kind = 'P'
-    elseif sort_kind ~= 'N' then
+        sort_kind = OP.by_pk
+    elseif sort_kind ~= OP.unsorted then
         alpha, desc = r.next() == '1', r.next() == '1'
     end
-    if sort_kind == 'S' or sort_kind == 'H' then
+    if sort_kind == OP.by_string or sort_kind == OP.by_hash then
         by = r.next()
-    elseif sort_kind == 'Z' or sort_kind == 'K' then
+    elseif sort_kind == OP.by_score or sort_kind == OP.by_list then
         by = r.key()
     end
 
@@ -414,14 +415,14 @@ local function run()
     -- the order (nil: none), how to sort the whole result in it, and to select from it
     local lt, full_sort, select
     local numeric_pks = {}  -- by pk, its number, when the pks are sorted numerically
-    if (pk_order or (sort_kind == 'P' and not alpha)) and canonical_integers(items) then
+    if (pk_order or (sort_kind == OP.by_pk and not alpha)) and canonical_integers(items) then
         lt = desc and function(a, b) return integer_lt(b, a) end or integer_lt
         full_sort = function(list) sort_integers(list, desc) end
         select = function(list, k, reversed)
             return first_k_integers(list, k, desc ~= reversed)
                 or first_k(list, k, reversed and function(a, b) return lt(b, a) end or lt)
         end
-        sort_kind = 'N'
+        sort_kind = OP.unsorted
     elseif pk_order then
         alpha = false
         for _, pk in ipairs(items) do
@@ -429,32 +430,32 @@ local function run()
             numeric_pks[pk] = tonumber(pk)
         end
     end
-    if sort_kind ~= 'N' then
+    if sort_kind ~= OP.unsorted then
         local positions = {}
-        if sort_kind == 'K' then
+        if sort_kind == OP.by_list then
             for i, m in ipairs(redis.call('LRANGE', by, 0, -1)) do
                 if not positions[m] then positions[m] = i end
             end
         end
         local function sort_value(kind, field, pk)
-            if kind == 'P' then return pk
-            elseif kind == 'S' then return redis.call('GET', prefix .. pk .. ':' .. field)
-            elseif kind == 'H' then return redis.call('HGET', prefix .. pk .. hash_suffix, field)
-            elseif kind == 'K' then return tostring(positions[pk] or 0)
+            if kind == OP.by_pk then return pk
+            elseif kind == OP.by_string then return redis.call('GET', prefix .. pk .. field)
+            elseif kind == OP.by_hash then return redis.call('HGET', prefix .. pk .. hash_suffix, field)
+            elseif kind == OP.by_list then return tostring(positions[pk] or 0)
             end
             return redis.call('ZSCORE', field, pk)
         end
         local function sort_key(value, is_alpha, pk, kind)
             if is_alpha then return value or '' end
             if not value or value == '' then return 0 end
-            if kind == 'Z' or kind == 'K' then return tonumber(value) end
-            if kind == 'P' and numeric_pks[pk] then return numeric_pks[pk] end
+            if kind == OP.by_score or kind == OP.by_list then return tonumber(value) end
+            if kind == OP.by_pk and numeric_pks[pk] then return numeric_pks[pk] end
             if not is_decimal(value) then
                 error('limpyd: cannot sort numerically on value ' .. value .. ' of ' .. pk)
             end
             return tonumber(value)
         end
-        if sort_kind ~= 'M' then
+        if sort_kind ~= OP.by_keys then
             sort_keys = {{kind = sort_kind, by = by, alpha = alpha, desc = desc}}
         end
         local single = #sort_keys == 1 and sort_keys[1]
@@ -475,7 +476,7 @@ local function run()
                 if single.desc then return lt_single(y, x) end
                 return lt_single(x, y)
             end
-            if sort_kind ~= 'M' and desc then return bytes_lt(b, a) end
+            if sort_kind ~= OP.by_keys and desc then return bytes_lt(b, a) end
             return bytes_lt(a, b)
         end or function(a, b)
             local ka, kb = keys[a], keys[b]
@@ -489,7 +490,7 @@ local function run()
                 end
             end
             -- ties: by pk, in the direction of a single key (as a sorted set would give them)
-            if sort_kind ~= 'M' and desc then return bytes_lt(b, a) end
+            if sort_kind ~= OP.by_keys and desc then return bytes_lt(b, a) end
             return bytes_lt(a, b)
         end
         full_sort = function(list) table.sort(list, lt) end
@@ -522,12 +523,12 @@ local function run()
     for _, pk in ipairs(items) do
         local row = {}
         for i, spec in ipairs(specs) do
-            local kind, field = string.sub(spec, 1, 1), string.sub(spec, 3)
+            local kind = string.sub(spec, 1, 1)
             local v
             if spec == 'pk' then v = pk
-            elseif spec == 'score' then v = sort_kind == 'Z' and redis.call('ZSCORE', by, pk) or false
-            elseif kind == 'S' then v = redis.call('GET', prefix .. pk .. ':' .. field)
-            else v = redis.call('HGET', prefix .. pk .. hash_suffix, field) end
+            elseif spec == 'score' then v = sort_kind == OP.by_score and redis.call('ZSCORE', by, pk) or false
+            elseif kind == 'S' then v = redis.call('GET', prefix .. pk .. string.sub(spec, 2))
+            else v = redis.call('HGET', prefix .. pk .. hash_suffix, string.sub(spec, 3)) end
             row[i] = v
         end
         rows[#rows + 1] = row

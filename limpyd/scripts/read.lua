@@ -1,7 +1,7 @@
 -- Read the states a write depends on, and simulate modifiers on a scratch copy.
 -- ARGV: a sequence of requests:
---   'S' kind key sub                 -> state
---   'M' kind key sub scratch n cmd args(n-1)
+--   state kind key sub               -> state
+--   simulate kind key sub scratch n cmd args(n-1)
 --        -> {state, {'R', result} or {'E', error}, new state}, the command run on a copy of
 --        the state in the key `scratch` (under the model's prefix), deleted before returning
 -- Keys are declared (their positions in KEYS).
@@ -10,9 +10,9 @@ local out = {}
 while not r.done() do
     local op, kind, key, sub = r.next(), r.next(), r.key(), r.next()
     local state = read_state(kind, key, sub)
-    if op == 'S' then
+    if op == OP.state then
         out[#out + 1] = state
-    else
+    elseif op == OP.simulate then
         local scratch = r.key()
         local n = r.num()
         local cmd = r.next()
@@ -32,6 +32,8 @@ while not r.done() do
         local new_state = read_state(kind, scratch, sub)
         redis.call('DEL', scratch)
         out[#out + 1] = {state, outcome, new_state}
+    else
+        return redis.error_reply('limpyd: unknown request ' .. tostring(op))
     end
 end
 return out
