@@ -27,6 +27,7 @@ __all__ = [
     "encode_command",
     "encode_sort",
     "encode_sources",
+    "encode_template",
     "split",
 ]
 
@@ -45,6 +46,10 @@ EXPIRE = "expire"  # seconds command: ZADD expiry (now + seconds) pk
 PER_MEMBER = "per_member"  # kind key present n, n times member k commands(k)
 CALL = "call"  # command: a write
 CALL_FOR_REPLY = "call_for_reply"  # command: a write whose reply is returned
+#: when kind key sub from to n templates(n): the commands of a single value's index
+#: entries, its text put in their holes (escaped: `from` replaced by `to`); of the value
+#: before the write ('old', read before any write) or after it ('new', read when it runs)
+VALUE_ENTRIES = "value_entries"
 # read
 STATE = "state"  # kind key sub: a field's state
 SIMULATE = "simulate"  # kind key sub scratch command: a command run on a copy
@@ -162,3 +167,26 @@ def encode_sort(sort: tuple[Any, ...]) -> list[Any]:
     if kind in _KEY_SORTS:
         options[-1] = Key(options[-1])
     return [kind, *(("1" if o else "0") if isinstance(o, bool) else o for o in options)]
+
+
+def encode_template(command: tuple[Any, ...], raw: str, escaped: str) -> list[Any]:
+    """A command of `value_entries`: `n cmd args(n-1) h holes(h) k keys(k)`, each hole
+    `i mode k pieces(k)`: argument i is the pieces joined by the value's text, as it is
+    (`raw` stood there) or escaped (`escaped` stood there). Keys without a hole are
+    declared."""
+    out: list[Any] = [len(command), *command]
+    holes: list[Any] = []
+    filled = set()
+    for index, arg in enumerate(command[1:], 1):
+        if not isinstance(arg, str):
+            continue
+        mode, token = ("raw", raw) if raw in arg else ("escaped", escaped)
+        if token in arg:
+            pieces = arg.split(token)
+            out[1 + index] = ""
+            holes += [index, mode, len(pieces), *pieces]
+            filled.add(index)
+    keys = [index for index in command_keys(command) if index not in filled]
+    for index in keys:
+        out[1 + index] = Key(command[index])
+    return [*out, len(filled), *holes, len(keys), *keys]

@@ -22,6 +22,8 @@ __all__ = [
 SEPARATOR = "\x00\x00"
 #: What a NUL inside a value becomes: bytes 00 FF (a lone surrogate encodes byte FF).
 _ESCAPED_NUL = "\x00\udcff"
+#: What `escape_value` replaces in a value, and by what (the script escapes values it reads).
+ESCAPE = ("\x00", _ESCAPED_NUL)
 
 
 class ValueTypeError(ValueError):

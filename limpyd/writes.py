@@ -23,6 +23,7 @@ from limpyd.exceptions import ConflictError, DoesNotExist, ImplementationError, 
 from limpyd.fields.numbers import zadd_flags
 from limpyd.lua import APPLY, READ, SCRIPT
 from limpyd.protocol import Key
+from limpyd.text import ESCAPE, escape_value
 
 if TYPE_CHECKING:
     from limpyd.database import RedisDatabase
@@ -150,6 +151,17 @@ class Write:
             self.commands += [member, len(commands)]
             for command in commands:
                 self.commands += protocol.encode_command(command, self.token)
+
+    def value_entries(
+        self, when: str, field: RedisField, commands: list[tuple[Any, ...]], raw: str
+    ) -> None:
+        """The index `commands` of the single value of `field` before this write (`when`
+        'old') or after it ('new'), `raw` standing for the value in them (see apply.lua)."""
+        key, sub = field.state_location(self.pk)
+        self.commands += [protocol.VALUE_ENTRIES, when, field.state_kind, Key(key), sub, *ESCAPE]
+        self.commands.append(len(commands))
+        for command in commands:
+            self.commands += protocol.encode_template(command, raw, escape_value(raw))
 
     def unlink_references(self, links: str, pk: str) -> None:
         """Unlink the instance `pk` (being deleted) from every instance pointing to it, as
@@ -452,14 +464,18 @@ def modify(field: RedisField, build: Callable[[str], Command]) -> Any:
     connection = database.client
 
     command = build(pk)
-    if not field.indexes or _member_wise(field, creating, command):
+    value_wise = bool(field.indexes) and _value_wise(field, creating, command)
+    if not field.indexes or value_wise or _member_wise(field, creating, command):
         read_back = _counter_read_back(command)
 
         def attempt_blind() -> Any:
             write = Write(model, pk, creating, new=creating)
-            if field.indexes:
+            if field.indexes and not value_wise:
                 plan_member_changes(write, field, command)
             write.call_for_reply(*command.args)
+            if value_wise:
+                value = _new_value(command)
+                plan_value_changes(write, field, None if value is None else [value])
             if read_back is not None:
                 write.call_for_reply(*read_back)
             reply = write.run(database)  # CONFLICT: a unique value's holder was reaped
@@ -554,6 +570,66 @@ def plan_member_changes(write: Write, field: RedisField, command: Command) -> No
     write.call_per_member(field.state_kind, command.args[1], removing, plans)
 
 
+def _new_value(command: Command) -> str | None:
+    """The value a SET or an InstanceHashField's HSET writes unconditionally, else None."""
+    if command.name == "SET" and not {"NX", "XX"} & {a.upper() for a in command.args[3:]}:
+        return command.args[2]
+    if command.name == "HSET" and len(command.args) == 4:
+        return command.args[3]
+    return None
+
+
+def _value_templates(field: RedisField, pk: str) -> tuple[str, list[Any], list[Any]] | None:
+    """(a token, the removals, the additions) of the index entries of a value of `field`
+    with the token in its place; None when an entry is not the value's text as it is or
+    escaped (a reversed or transformed value)."""
+    token = new_pk_token()
+    entries = [entry for index in field.indexes for entry in index.entries(token, pk)]
+    escaped = escape_value(token)
+    for add, remove in entries:
+        for command in (add, remove):
+            if not any(token in str(a) or escaped in str(a) for a in command[1:]):
+                return None
+    return token, [remove for _, remove in entries], [add for add, _ in entries]
+
+
+def _found_by_script(field: RedisField) -> bool:
+    """Whether the index changes of a write of this indexed field of an existing instance
+    can be found in the script, from its single value before and after the write."""
+    if field.state_kind not in ("string", "hashfield") or field.references:
+        return False
+    if any(field.name in group for group in field.model._meta.unique_together):
+        return False
+    indexes = field.indexes
+    return all(i.separable for i in indexes) and _value_templates(field, "") is not None
+
+
+def _value_wise(field: RedisField, creating: bool, command: Command) -> bool:
+    """Whether this modifier is written in one round trip by `plan_value_changes` (a
+    unique value must be known to be checked before any write)."""
+    if creating or (command.name == "HSET" and len(command.args) != 4):
+        return False
+    return _found_by_script(field) and not (field.unique and _new_value(command) is None)
+
+
+def plan_value_changes(write: Write, field: RedisField, new: State | None) -> None:
+    """Add to `write`, after its commands, the removal of the entries of `field`'s value
+    before the write and the entries of its value after: `new`, its state, when known
+    (then also checked for uniqueness), else found by the script."""
+    templates = _value_templates(field, write.pk)
+    assert templates is not None  # _found_by_script
+    token, removes, adds = templates
+    write.value_entries("old", field, removes, token)
+    if new is None:
+        write.value_entries("new", field, adds, token)
+        return
+    for add in _entries(field, write.pk, field.items_of(new)):
+        write.call(*add)
+    if field.unique:
+        for value in new:
+            _plan_unique(write, field, None, value)
+
+
 #: Commands whose integer reply is the field's new value. Script replies pass through Lua
 #: numbers (doubles), exact only up to 2**53: their reply is read back as text instead.
 _COUNTERS = frozenset({"INCR", "INCRBY", "DECR", "DECRBY", "HINCRBY"})
@@ -579,7 +655,7 @@ class Rewrite:
     """A write of `commands` (then `reply`, whose result `run` returns, then `last`) on an
     existing instance, knowing they leave each target field in the given state: the indexes
     of those fields are updated in the same atomic write (one round trip, plus one to read
-    the current states when a target is indexed)."""
+    the current states when a target's index changes cannot be found by the script)."""
 
     def __init__(
         self,
@@ -593,7 +669,10 @@ class Rewrite:
     ) -> None:
         self.instance, self.model = instance, type(instance)
         self.pk = instance._require_pk()
-        self.indexed = [(field, state) for field, state in targets if field.indexes]
+        indexed = [(field, state) for field, state in targets if field.indexes]
+        #: Single values whose index entries the script finds, and fields read first.
+        self.found = [(field, state) for field, state in indexed if _found_by_script(field)]
+        self.indexed = [target for target in indexed if target not in self.found]
         self.read = [field for field, _ in self.indexed]
         partners = self.model._meta.together_partners
         for field, _ in targets:
@@ -606,7 +685,7 @@ class Rewrite:
         """Apply the write, again while it conflicts; the reply of `reply`."""
         model, database = self.model, self.model._meta.database
         if database.pipelined:
-            if self.indexed or self.last:
+            if self.indexed or self.found or self.last:
                 _refuse_in_pipeline(
                     database, f"{model.__name__}: writing indexable fields or deleting"
                 )
@@ -632,6 +711,8 @@ class Rewrite:
             write.call_for_reply(*self.reply)
         for (field, new), old in zip(self.indexed, olds[: len(self.indexed)], strict=True):
             plan_index_changes(write, field, old, new)
+        for field, new in self.found:
+            plan_value_changes(write, field, new)
         before = {field.name: old for field, old in zip(self.read, olds, strict=True)}
         plan_together(write, before, {**before, **{f.name: s for f, s in self.indexed}})
         if self.prepare is not None:

@@ -389,6 +389,20 @@ MUTATIONS: tuple[Mutation, ...] = (
         "local CHUNK = 10000",
         "common.lua: chunks larger than Lua's unpack limit (~8000 values)",
     ),
+    Mutation(
+        "value-entries-old-kept",
+        "limpyd/scripts/apply.lua",
+        "        value_entries(w, w.value)",
+        "        if w.when == 'new' then value_entries(w, w.value) end",
+        "apply.lua value_entries: a single value's old index entries are left behind",
+    ),
+    Mutation(
+        "value-entries-unescaped",
+        "limpyd/scripts/apply.lua",
+        "table.concat(hole[3], hole[2] and escaped or value)",
+        "table.concat(hole[3], value)",
+        "apply.lua value_entries: a value with NUL is not escaped in range-index members",
+    ),
 )
 
 BY_NAME = {mutation.name: mutation for mutation in MUTATIONS}

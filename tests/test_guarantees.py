@@ -20,6 +20,7 @@ import pytest
 from limpyd import fields, writes
 from limpyd.contrib import related
 from limpyd.exceptions import ConflictError, DoesNotExist
+from limpyd.indexes import NumberRangeIndex
 from limpyd_testing import integrity
 from limpyd_testing.snapshot import snapshot
 
@@ -38,6 +39,7 @@ def _models(db):
         attrs = fields.HashField(indexable=True)
         plain = fields.StringField()
         counter = fields.StringField()
+        rank = fields.InstanceHashField(indexes=[NumberRangeIndex])  # a parsed value: read first
 
     class Box(related.RelatedModel):
         database = db
@@ -69,15 +71,16 @@ def _populate(models) -> None:
 
 #: Writes to Item '1' (or, for `box ...`, to Box '1'), by name; the flag: computed from a
 #: read first (two round trips), so a deletion can fall between the read and the write
-#: (`sadd`/`srem`, `zadd`/`zincrby`/`zrem` under value-naming indexes read nothing: one
-#: round trip).
+#: (`sadd`/`srem`, `zadd`/`zincrby`/`zrem` under value-naming indexes, and a single value
+#: under them, read nothing: one round trip).
 WRITES: dict[str, tuple[bool, Callable[[Any], Any]]] = {
-    "set unique": (True, lambda m: m.Item.lazy_connect("1").name.set("other")),
-    "hset unique": (True, lambda m: m.Item.lazy_connect("1").email.hset("new@x")),
-    "hset indexed": (True, lambda m: m.Item.lazy_connect("1").city.hset("rome")),
+    "set unique": (False, lambda m: m.Item.lazy_connect("1").name.set("other")),
+    "hset unique": (False, lambda m: m.Item.lazy_connect("1").email.hset("new@x")),
+    "hset indexed": (False, lambda m: m.Item.lazy_connect("1").city.hset("rome")),
     "hset plain": (False, lambda m: m.Item.lazy_connect("1").note.hset("m")),
-    "hmset": (True, lambda m: m.Item.lazy_connect("1").hmset(city="oslo", note="o")),
-    "hdel": (True, lambda m: m.Item.lazy_connect("1").hdel("city", "email")),
+    "hmset": (False, lambda m: m.Item.lazy_connect("1").hmset(city="oslo", note="o")),
+    "hmset read first": (True, lambda m: m.Item.lazy_connect("1").hmset(rank="2", city="x")),
+    "hdel": (False, lambda m: m.Item.lazy_connect("1").hdel("city", "email")),
     "sadd": (False, lambda m: m.Item.lazy_connect("1").tags.sadd("c")),
     "srem": (False, lambda m: m.Item.lazy_connect("1").tags.srem("a")),
     "rpush": (True, lambda m: m.Item.lazy_connect("1").log.rpush("z")),
@@ -255,13 +258,13 @@ STALE: dict[str, tuple[Callable[[Any], Any], Callable[[Any, int], Any]]] = {
         lambda m: m.Item.lazy_connect("1").log.rpush("mine"),
         lambda m, n: m.Item.lazy_connect("1").log.rpush(f"theirs{n}"),
     ),
-    "modify unique": (
-        lambda m: m.Item.lazy_connect("1").name.set("mine"),
+    "modify unique": (  # a unique value only the server computes: read first
+        lambda m: m.Item.lazy_connect("1").name.append("mine"),
         lambda m, n: m.Item.lazy_connect("1").name.set(f"theirs{n}"),
     ),
     "hmset": (
-        lambda m: m.Item.lazy_connect("1").hmset(city="mine", email="mine@x"),
-        lambda m, n: m.Item.lazy_connect("1").city.hset(f"theirs{n}"),
+        lambda m: m.Item.lazy_connect("1").hmset(rank="1", email="mine@x"),
+        lambda m, n: m.Item.lazy_connect("1").rank.hset(f"{n}"),
     ),
     "field delete": (
         lambda m: m.Item.lazy_connect("1").tags.delete(),

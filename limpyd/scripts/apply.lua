@@ -42,6 +42,14 @@
 --                                     (present '1') or does not hold ('0') when this runs,
 --                                     its commands (the index entries of what the next
 --                                     command adds or removes)
+--   value_entries when kind key sub from to n templates(n)
+--                                     the index entries of a single value: each template
+--                                     is a command `n cmd args(n-1) h holes(h) k keys(k)`,
+--                                     a hole `i mode k pieces(k)` making argument i the
+--                                     pieces joined by the value's text (mode 'escaped':
+--                                     with `from` replaced by `to`); the value before the
+--                                     write (when 'old': read before any write) or as it is
+--                                     when this runs ('new'); no value, no commands
 --   call command                      a write
 --   call_for_reply command            a write whose reply is returned
 -- A value a probe refuses -> {'INVALID', Redis's error}.
@@ -70,6 +78,48 @@ local function filled(command, pk)
     for i, x in ipairs(command.args) do args[i] = x end
     for _, hole in ipairs(command.holes) do args[hole[1]] = table.concat(hole[2], pk) end
     return args
+end
+
+local function read_template()
+    local args = r.list(r.num())
+    local holes = {}
+    for i = 1, r.num() do
+        local index, mode, k = r.num(), r.next(), r.num()
+        holes[i] = {index + 1, mode == 'escaped', r.list(k)}
+    end
+    for _ = 1, r.num() do
+        local index = r.num() + 1
+        args[index] = declared(args[index])
+    end
+    return {args = args, holes = holes}
+end
+
+-- `s` with every occurrence of `from` replaced by `to` (plain text, no pattern).
+local function replace_plain(s, from, to)
+    local out, i = {}, 1
+    while true do
+        local j = string.find(s, from, i, true)
+        if not j then break end
+        out[#out + 1] = string.sub(s, i, j - 1)
+        out[#out + 1] = to
+        i = j + #from
+    end
+    out[#out + 1] = string.sub(s, i)
+    return table.concat(out)
+end
+
+-- Run the templates of a value_entries write `w` for `value` (none when nil).
+local function value_entries(w, value)
+    if not value then return end
+    local escaped = replace_plain(value, w.from, w.to)
+    for _, template in ipairs(w.templates) do
+        local args = {}
+        for i, x in ipairs(template.args) do args[i] = x end
+        for _, hole in ipairs(template.holes) do
+            args[hole[1]] = table.concat(hole[3], hole[2] and escaped or value)
+        end
+        call_many(args)
+    end
 end
 
 -- Redis's error for the scores of this ZADD, or nil when it accepts them.
@@ -234,6 +284,11 @@ while not r.done() do
             items[i] = {member, commands}
         end
         writes[#writes + 1] = {op, key, present, items, kind}
+    elseif op == OP.value_entries then
+        local w = {op, when = r.next(), kind = r.next(), key = r.key(), sub = r.next()}
+        w.from, w.to, w.templates = r.next(), r.next(), {}
+        for i = 1, r.num() do w.templates[i] = read_template() end
+        writes[#writes + 1] = w
     elseif op == OP.call or op == OP.call_for_reply then
         writes[#writes + 1] = {op, read_command()}
     else
@@ -311,6 +366,12 @@ for _, w in ipairs(writes) do
     end
 end
 
+for _, w in ipairs(writes) do
+    if w[1] == OP.value_entries and w.when == 'old' then
+        w.value = read_state(w.kind, w.key, w.sub)[1]
+    end
+end
+
 -- Phase 3: writes.
 local reply = false
 for _, w in ipairs(writes) do
@@ -333,6 +394,9 @@ for _, w in ipairs(writes) do
                 for _, command in ipairs(item[2]) do call_many(command.args) end
             end
         end
+    elseif op == OP.value_entries then
+        if w.when == 'new' then w.value = read_state(w.kind, w.key, w.sub)[1] end
+        value_entries(w, w.value)
     elseif op == OP.expire then
         local args = filled(w[2], new_pk)
         redis.call(args[1], args[2], now() + tonumber(w[3]), args[3])

@@ -1,0 +1,106 @@
+"""Single-value writes found by the script (Part 10): a StringField's or InstanceHashField's
+modifier under indexes that keep the value's text (EqualIndex, TextRangeIndex, no
+transform) is one round trip. The script reads the value before the command and after it
+and writes their index entries; a unique value the command names is checked first."""
+
+from __future__ import annotations
+
+import pytest
+from redis.exceptions import ResponseError
+
+from limpyd import fields, model
+from limpyd.contrib.indexes import EndsWithIndex
+from limpyd.exceptions import UniquenessError
+from limpyd.indexes import EqualIndex, NumberRangeIndex, TextRangeIndex
+
+NASTY = ["", "a\x00b", "\x00", "0", "1e3", "x" * 5000, "é\udcff", "a:b"]
+
+
+@pytest.fixture
+def Item(db):
+    class Item(model.RedisModel):
+        database = db
+        name = fields.StringField(indexes=[EqualIndex, TextRangeIndex])
+        code = fields.InstanceHashField(unique=True, indexes=[TextRangeIndex])
+        count = fields.StringField(indexable=True)
+        hits = fields.InstanceHashField(indexable=True)
+        tail = fields.StringField(indexes=[EndsWithIndex, EqualIndex])
+        size = fields.StringField(indexes=[NumberRangeIndex])
+
+    return Item
+
+
+def _one_round_trip(counted) -> None:
+    assert counted.round_trips == 1, counted.names
+
+
+@pytest.mark.parametrize("value", NASTY)
+def test_set_replaces_the_entries_of_any_value(Item, value, consistent, limpyd_commands):
+    item = Item(name="old\x00value", code="c")
+    with limpyd_commands() as counted:
+        item.name.set(value)
+        item.code.hset(value + "!")
+    assert counted.round_trips == 2, counted.names
+    consistent(Item)
+    assert Item.collection(name=value) == [item.pk.get()]
+    assert Item.collection(name__gte=value, name__lte=value) == [item.pk.get()]
+    assert Item.collection(code=value + "!") == [item.pk.get()]
+    assert Item.collection(name="old\x00value") == []
+
+
+def test_server_computed_values(Item, consistent, limpyd_commands):
+    item = Item(count="1", hits="5", name="ab")
+    for write in (
+        lambda: item.count.incr(),
+        lambda: item.count.incrby(10),
+        lambda: item.count.decr(),
+        lambda: item.hits.hincrby(3),
+        lambda: item.hits.hincrbyfloat(0.5),
+        lambda: item.name.append("\x00c"),
+        lambda: item.name.setrange(0, "z"),
+        lambda: item.name.getset("new"),
+        lambda: item.name.setnx("ignored"),
+        lambda: item.name.getdel(),
+        lambda: item.name.setnx("back"),
+        lambda: item.hits.hsetnx("ignored"),
+    ):
+        with limpyd_commands() as counted:
+            write()
+        _one_round_trip(counted)
+        consistent(Item)
+    assert item.count.get() == "11" and Item.collection(count="11") == [item.pk.get()]
+    assert item.name.get() == "back" and Item.collection(name="back") == [item.pk.get()]
+    assert Item.collection(hits="8.5") == [item.pk.get()]
+
+
+def test_a_refused_command_changes_nothing(Item, unchanged):
+    """Redis refuses the command, the first write of the script: nothing is written (its
+    error passes through, as for a field without indexes)."""
+    item = Item(name="not a number", hits="x")
+    with unchanged(), pytest.raises(ResponseError, match="not an integer"):
+        item.name.incr()
+    with unchanged(), pytest.raises(ResponseError, match="not an integer"):
+        item.hits.hincrby(1)
+
+
+def test_unique_values_are_checked_before_any_write(Item, unchanged, limpyd_commands):
+    Item(code="taken")
+    item = Item(code="mine", name="n")
+    with unchanged(), pytest.raises(UniquenessError):
+        item.code.hset("taken")
+    with limpyd_commands() as counted:
+        item.code.hset("mine")  # its own value: no conflict
+    _one_round_trip(counted)
+    assert Item.collection(code="mine") == [item.pk.get()]
+
+
+def test_indexes_that_change_the_value_read_it_first(Item, consistent, limpyd_commands):
+    """A reversed (EndsWithIndex) or parsed (NumberRangeIndex) value: two round trips."""
+    item = Item(tail="abc", size="3")
+    for write in (lambda: item.tail.set("xyz"), lambda: item.size.set("4")):
+        with limpyd_commands() as counted:
+            write()
+        assert counted.round_trips == 2, counted.names
+    consistent(Item)
+    assert Item.collection(tail__endswith="yz") == [item.pk.get()]
+    assert Item.collection(size__gt=3) == [item.pk.get()]
