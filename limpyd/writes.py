@@ -122,12 +122,21 @@ class Write:
         ]
         self._unique.append((what, value))
 
-    def require_instance(self, what: str, model: type[RedisModel], pk: str) -> None:
+    def require_instance(
+        self, what: str, model: type[RedisModel], pk: str, held: RedisField | None = None
+    ) -> None:
         """Fail with DoesNotExist unless the instance `pk` of `model` exists (a reference
-        `what` is about to store)."""
+        `what` is about to store), or the field `held` of this instance (a set, sorted set
+        or single value) holds it already when the write runs: a held reference is not
+        checked again (it may point to an instance whose time passed, not reaped yet)."""
         meta = model._meta
         collection, expiry = Key(meta.collection_key), Key(meta.expiry_key)
         self.checks += [protocol.REFERENCE, len(self._references), collection, pk, expiry]
+        if held is None:
+            self.checks.append("")
+        else:
+            key, sub = held.state_location(self.pk)
+            self.checks += [held.state_kind, Key(key), sub]
         self._references.append((what, model, pk))
 
     def expire_in(self, seconds: float) -> None:
@@ -545,10 +554,6 @@ def _member_wise(field: RedisField, creating: bool, command: Command) -> bool:
     command's own members (one round trip, costs what it changes)."""
     if creating or command.name not in _MEMBER_WISE.get(field.state_kind, ()):
         return False
-    # A reference is checked only when it is new (a held one may point to an expired
-    # instance not reaped yet): adding to a related field reads the field first.
-    if not _touched_members(command)[0] and field.references:
-        return False
     return all(index.separable for index in field.indexes)
 
 
@@ -557,6 +562,8 @@ def plan_member_changes(write: Write, field: RedisField, command: Command) -> No
     removes from `field`, each applied only if the member is indeed added or removed."""
     removing, touched = _touched_members(command)
     members = list(dict.fromkeys(touched))
+    if not removing:
+        field.plan_references(write, members, unless_held=True)
     if not removing and field.unique:
         for member in members:
             _plan_unique(write, field, None, member)
@@ -596,7 +603,7 @@ def _value_templates(field: RedisField, pk: str) -> tuple[str, list[Any], list[A
 def _found_by_script(field: RedisField) -> bool:
     """Whether the index changes of a write of this indexed field of an existing instance
     can be found in the script, from its single value before and after the write."""
-    if field.state_kind not in ("string", "hashfield") or field.references:
+    if field.state_kind not in ("string", "hashfield"):
         return False
     if any(field.name in group for group in field.model._meta.unique_together):
         return False
@@ -606,10 +613,11 @@ def _found_by_script(field: RedisField) -> bool:
 
 def _value_wise(field: RedisField, creating: bool, command: Command) -> bool:
     """Whether this modifier is written in one round trip by `plan_value_changes` (a
-    unique value must be known to be checked before any write)."""
+    unique value, or a reference, must be known to be checked before any write)."""
     if creating or (command.name == "HSET" and len(command.args) != 4):
         return False
-    return _found_by_script(field) and not (field.unique and _new_value(command) is None)
+    checked = field.unique or field.references
+    return _found_by_script(field) and not (checked and _new_value(command) is None)
 
 
 def plan_value_changes(write: Write, field: RedisField, new: State | None) -> None:
@@ -623,6 +631,7 @@ def plan_value_changes(write: Write, field: RedisField, new: State | None) -> No
     if new is None:
         write.value_entries("new", field, adds, token)
         return
+    field.plan_references(write, new, unless_held=True)
     for add in _entries(field, write.pk, field.items_of(new)):
         write.call(*add)
     if field.unique:

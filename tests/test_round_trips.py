@@ -127,3 +127,34 @@ def test_collection_is_one_round_trip_whatever_its_size(Item, limpyd_commands, t
         found = list(Item.collection(color="same", size="1").sort(by="-size").instances())
     assert len(found) == 10
     assert counted.round_trips == 1
+
+
+def test_relating_is_one_round_trip(db, limpyd_commands, consistent):
+    """An FK set and an M2M sadd check their new references in the script, and skip those
+    the field holds (which may point to an instance whose time passed, not reaped yet)."""
+    from limpyd.contrib import related
+
+    class Person(related.RelatedModel):
+        database = db
+        name = fields.PKField()
+
+    class Team(related.RelatedModel):
+        database = db
+        boss = related.FKInstanceHashField(Person, related_name="bossed")
+        crew = related.M2MSetField(Person, related_name="crews")
+
+    ann, bob = Person(name="ann"), Person(name="bob")
+    team = Team(boss=ann, crew=[ann])
+    ann.expireat(0)  # its time passed, not reaped: held references stay writable
+    for write in (
+        lambda: team.crew.sadd(bob, ann),
+        lambda: team.boss.hset(ann),
+        lambda: team.boss.hset(bob),
+        lambda: team.crew.srem(bob),
+    ):
+        with limpyd_commands() as counted:
+            write()
+        assert counted.round_trips == 1, counted.names
+    assert team.crew.smembers() == {"ann"} and team.boss.hget() == "bob"
+    Person.reap_expired()
+    consistent(Person, Team)

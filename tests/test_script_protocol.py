@@ -68,8 +68,15 @@ def test_guard(db):
 
 def test_reference_and_unique(db):
     db.client.sadd(C, "1")
-    assert apply(db, protocol.REFERENCE, 0, C, "2", X) == ["DANGLING", "0"]
-    assert apply(db, protocol.REFERENCE, 0, C, "1", X)[0] == "OK"
+    assert apply(db, protocol.REFERENCE, 0, C, "2", X, "") == ["DANGLING", "0"]
+    assert apply(db, protocol.REFERENCE, 0, C, "1", X, "")[0] == "OK"
+    # a reference the field holds already is not checked again
+    db.client.sadd("t:members", "2")
+    held = ["set", Key("t:members"), ""]
+    assert apply(db, protocol.REFERENCE, 0, C, "2", X, *held)[0] == "OK"
+    assert apply(db, protocol.REFERENCE, 0, C, "3", X, *held) == ["DANGLING", "0"]
+    db.client.set("t:fk", "3")
+    assert apply(db, protocol.REFERENCE, 0, C, "3", X, "string", Key("t:fk"), "")[0] == "OK"
     db.client.sadd("t:idx", "1")
     check = [protocol.UNIQUE, 4, "set", Key("t:idx"), "", ""]
     assert apply(db, *check, "2", X) == ["UNIQUE", "4", "1"]

@@ -117,13 +117,14 @@ class RelatedFieldMixin(RedisField):
             return type(value)(self._pks_in(item) for item in value)
         return value
 
-    def plan_references(self, write: Write, values: list[str]) -> None:
-        """The instances these new values point to must exist when the write runs; each
-        gets the link record its deletion will unlink this field with (see the module
-        docstring)."""
+    def plan_references(self, write: Write, values: list[str], unless_held: bool = False) -> None:
+        """The instances these new values point to must exist when the write runs (with
+        `unless_held`, those the field does not hold then); each gets the link record its
+        deletion will unlink this field with (see the module docstring)."""
         related = self.require_related_model()
+        held = self if unless_held else None
         for pk in dict.fromkeys(values):
-            write.require_instance(self.describe(), related, pk)
+            write.require_instance(self.describe(), related, pk, held)
         for command in self.link_commands(values):
             write.call(*command)
 

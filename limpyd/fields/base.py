@@ -204,8 +204,9 @@ class RedisField:
         """The command that deletes this field's value."""
         return ("DEL", self.key_for(pk))
 
-    def plan_references(self, write: Any, values: list[str]) -> None:
-        """Add to `write` the checks the values this field gains need (see contrib.related)."""
+    def plan_references(self, write: Any, values: list[str], unless_held: bool = False) -> None:
+        """Add to `write` the checks the values this field gains need (with `unless_held`,
+        those it does not hold when the write runs; see contrib.related)."""
 
     def resolve_default(self) -> Any:
         """The default value (called if callable), or NO_DEFAULT."""

@@ -24,7 +24,9 @@
 --                                     -> {'LIVE'}; no such instance -> {'GONE'}, after
 --                                     dropping its expiry time (the reap's only write)
 --   guard kind key sub n expected(n)    the state is still as read    -> {'CONFLICT'}
---   reference id collection pk expiry    a referenced instance exists  -> {'DANGLING', id}
+--   reference id collection pk expiry held-kind [held-key held-sub]
+--                                     a referenced instance exists  -> {'DANGLING', id},
+--                                     unless the field (held-kind not '') holds it already
 --   unique id how key a b pk expiry    no other instance holds a value -> {'UNIQUE', id, holder pk}
 --        (a holder whose expiry time has passed -> {'REAP', holder pk}: reap it first)
 --        how: 'set' (SMEMBERS key), 'lex' (ZRANGEBYLEX key a b), 'score' (ZRANGEBYSCORE key a b)
@@ -120,6 +122,14 @@ local function value_entries(w, value)
         end
         call_many(args)
     end
+end
+
+-- Whether the field of `kind` at key/sub holds `value` (a set or sorted set as a member,
+-- a single value as its value).
+local function holds(kind, key, sub, value)
+    if kind == 'set' then return redis.call('SISMEMBER', key, value) == 1 end
+    if kind == 'zset' then return redis.call('ZSCORE', key, value) ~= false end
+    return read_state(kind, key, sub)[1] == value
 end
 
 -- Redis's error for the scores of this ZADD, or nil when it accepts them.
@@ -261,7 +271,9 @@ while not r.done() do
     if op == OP.exists or op == OP.free or op == OP.reaping then
         checks[#checks + 1] = {op, r.key(), r.next(), r.key()}
     elseif op == OP.reference then
-        checks[#checks + 1] = {op, r.next(), r.key(), r.next(), r.key()}
+        local check = {op, r.next(), r.key(), r.next(), r.key(), r.next()}
+        if check[6] ~= '' then check[7], check[8] = r.key(), r.next() end
+        checks[#checks + 1] = check
     elseif op == OP.guard then
         local kind, key, sub = r.next(), r.key(), r.next()
         checks[#checks + 1] = {op, kind, key, sub, r.list(r.num())}
@@ -315,7 +327,8 @@ for _, c in ipairs(checks) do
         end
     elseif op == OP.reference then
         local id, collection, pk, expiry = c[2], c[3], c[4], c[5]
-        if redis.call('SISMEMBER', collection, pk) == 0 or expired(expiry, pk) then
+        local gone = redis.call('SISMEMBER', collection, pk) == 0 or expired(expiry, pk)
+        if gone and not (c[6] ~= '' and holds(c[6], c[7], c[8], pk)) then
             return {'DANGLING', id}
         end
     elseif op == OP.guard then
