@@ -466,12 +466,23 @@ def targets(result: dict) -> list[tuple[bool | None, str]]:
         for key, _, _, budget in w.OPS
         if budget is not None and ops[key].get("limpyd", {}).get("round_trips", 0) > budget
     ]
+    budgets = ", ".join(f"{key} {budget}" for key, _, _, budget in w.OPS if budget is not None)
     out.append(
         (
             not over,
-            "round trips within budget (create 3, indexed/unique update 3, hmset 3, delete 3, "
-            "delete with relations 4, filters 2, instances()/values() of 100 3)"
+            f"round trips within budget ({budgets})"
             + (f": over on {', '.join(over)}" if over else ""),
+        )
+    )
+    several = [
+        f"{key} {ops[key]['limpyd']['round_trips']}"
+        for key, _, kind, _ in w.OPS
+        if kind == "write" and ops[key].get("limpyd", {}).get("round_trips", 1) > 1
+    ]
+    out.append(
+        (
+            not several,
+            "every write in 1 round trip" + (f": more on {', '.join(several)}" if several else ""),
         )
     )
     rl_available = result["impls"].get("redis-limpyd", {}).get("available")
