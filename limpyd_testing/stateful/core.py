@@ -234,23 +234,27 @@ class MachineCore(RuleBasedStateMachine):
         `refusable`: it may also be refused (`REFUSALS`), changing nothing."""
         met: set[tuple[type[RedisModel], str]] = set()
         together: dict[str, Any] = {}
+        # values are checked in Python before anything is sent, uniqueness by the server:
+        # a refused value wins over a conflict, whatever the order of the fields
+        refused = conflict = False
         for model, pk, field, new in changes:
             if new is not SAME and not callable(new):
                 old = self.oracle.state(model, pk, field)
                 if refused_state(field, new):
-                    error = error or ValueError
-                elif self.oracle.conflict(model, pk, field, old, new) and error is None:
-                    error = UniquenessError
+                    refused = True
+                elif self.oracle.conflict(model, pk, field, old, new):
+                    conflict = True
                 expired = self.oracle.expired[model]
                 met |= {
                     (model, p) for p in self.oracle.holders(model, pk, field, old, new, expired)
                 }
                 together[field.name] = new
         if together:
-            if self.oracle.together_conflict(model, pk, together) and error is None:
-                error = UniquenessError
+            conflict = conflict or self.oracle.together_conflict(model, pk, together)
             expired = self.oracle.expired[model]
             met |= {(model, p) for p in self.oracle.together_holders(model, pk, together, expired)}
+        if error is None:
+            error = ValueError if refused else UniquenessError if conflict else None
         note(f"{what} (expected: {error.__name__ if error else 'success'})")
         self.dirty = True
         before = snapshot(self.database) if error is not None or refusable else None
