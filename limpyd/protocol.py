@@ -4,12 +4,12 @@ Operations. Every instruction, set expression, query atom and sort the script re
 named here, once; the script gets the same names as its table `OP` (see `lua`), so an
 operation has one spelling on both sides and no two share a code.
 
-Declared keys.
-Every key a call of the limpyd script touches that is known before the call goes in KEYS
-(what lets a cluster client route the call and the server check its slots); ARGV refers to
-it by its 1-based position there, read by `r.key()` in the script (see common.lua). Keys
-found at run time (the instances of a query, those pointing to a deleted one, a new pk's) are
-built by the script from the declared ones' prefixes.
+Declared keys. Every key a call of the limpyd script touches that is known before the
+call goes in KEYS (what lets a cluster client route the call and the server check its
+slots); ARGV refers to it by its 1-based position there, read by `r.key()` in the script
+(see common.lua). Keys found at run time (the instances of a query, those pointing to a
+deleted one, a new pk's, the index key of a value read there) are built by the script from
+the prefixes and templates it is given.
 
 Arguments are built as flat lists in which keys are `Key` instances; `split` makes the
 (KEYS, ARGV) pair sent.
@@ -36,7 +36,9 @@ EXISTS = "exists"  # collection pk expiry: the instance exists (and has not expi
 FREE = "free"  # collection pk expiry: the pk is free
 REAPING = "reaping"  # collection pk expiry: the instance is still expired
 GUARD = "guard"  # kind key sub n state(n): the state is still as read
-REFERENCE = "reference"  # id collection pk expiry: a referenced instance exists
+#: id collection pk expiry held-kind [held-key held-sub]: a referenced instance exists
+#: (unless the field held-kind/key/sub holds it already)
+REFERENCE = "reference"
 UNIQUE = "unique"  # id how key a b pk expiry: no other instance holds a value
 # apply: settings and writes
 PROBE = "probe"  # key: where ZADD scores are probed
