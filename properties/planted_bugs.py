@@ -211,9 +211,9 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "reference-to-expired-accepted",
         "limpyd/scripts/apply.lua",
-        "if redis.call('SISMEMBER', collection, pk) == 0 or expired(expiry, pk) then",
-        "if redis.call('SISMEMBER', collection, pk) == 0 then",
-        "apply.lua 'K': a relation to an instance whose time has passed is accepted",
+        "local gone = redis.call('SISMEMBER', collection, pk) == 0 or expired(expiry, pk)",
+        "local gone = redis.call('SISMEMBER', collection, pk) == 0",
+        "apply.lua reference: a relation to an instance whose time has passed is accepted",
     ),
     Mutation(
         "write-to-expired-accepted",
@@ -399,8 +399,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "value-entries-unescaped",
         "limpyd/scripts/apply.lua",
-        "table.concat(hole[3], hole[2] and escaped or value)",
-        "table.concat(hole[3], value)",
+        "table.concat(hole[2], hole[3] and escaped or value)",
+        "table.concat(hole[2], value)",
         "apply.lua value_entries: a value with NUL is not escaped in range-index members",
     ),
 )

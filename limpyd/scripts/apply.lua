@@ -60,12 +60,15 @@ local probe_key = nil  -- given by probe
 local MAX_COUNTER = '9223372036854775807'
 local r = argv_reader(ARGV)
 
-local function read_command()
+-- A command (`templated`: a template of value_entries, whose holes also say 'raw' or
+-- 'escaped'), its declared keys in place.
+local function read_command(templated)
     local args = r.list(r.num())
     local holes = {}
     for i = 1, r.num() do
-        local index, k = r.num(), r.num()
-        holes[i] = {index + 1, r.list(k)}
+        local index = r.num()
+        local escaped = templated and r.next() == 'escaped'
+        holes[i] = {index + 1, r.list(r.num()), escaped}
     end
     for _ = 1, r.num() do
         local index = r.num() + 1
@@ -80,20 +83,6 @@ local function filled(command, pk)
     for i, x in ipairs(command.args) do args[i] = x end
     for _, hole in ipairs(command.holes) do args[hole[1]] = table.concat(hole[2], pk) end
     return args
-end
-
-local function read_template()
-    local args = r.list(r.num())
-    local holes = {}
-    for i = 1, r.num() do
-        local index, mode, k = r.num(), r.next(), r.num()
-        holes[i] = {index + 1, mode == 'escaped', r.list(k)}
-    end
-    for _ = 1, r.num() do
-        local index = r.num() + 1
-        args[index] = declared(args[index])
-    end
-    return {args = args, holes = holes}
 end
 
 -- `s` with every occurrence of `from` replaced by `to` (plain text, no pattern).
@@ -118,7 +107,7 @@ local function value_entries(w, value)
         local args = {}
         for i, x in ipairs(template.args) do args[i] = x end
         for _, hole in ipairs(template.holes) do
-            args[hole[1]] = table.concat(hole[3], hole[2] and escaped or value)
+            args[hole[1]] = table.concat(hole[2], hole[3] and escaped or value)
         end
         call_many(args)
     end
@@ -299,7 +288,7 @@ while not r.done() do
     elseif op == OP.value_entries then
         local w = {op, when = r.next(), kind = r.next(), key = r.key(), sub = r.next()}
         w.from, w.to, w.templates = r.next(), r.next(), {}
-        for i = 1, r.num() do w.templates[i] = read_template() end
+        for i = 1, r.num() do w.templates[i] = read_command(true) end
         writes[#writes + 1] = w
     elseif op == OP.call or op == OP.call_for_reply then
         writes[#writes + 1] = {op, read_command()}
