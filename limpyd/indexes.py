@@ -65,11 +65,16 @@ class BaseIndex:
         self.identity = (self.key or self.default_key) + (f"+{self.prefix}" if self.prefix else "")
 
     @property
+    def untransformed(self) -> bool:
+        """Whether the index stores a field value's text as it is (no transform)."""
+        return self.transform is None
+
+    @property
     def separable(self) -> bool:
         """Whether no two values share an entry: a write can then add or remove the entries
         of the values it touches without knowing the field's other values (a transform can
         map two values to one text)."""
-        return self.distinct_entries and self.transform is None
+        return self.distinct_entries and self.untransformed
 
     # Configuration -----------------------------------------------------------------------
 
@@ -121,6 +126,11 @@ class BaseIndex:
         """The index entries an instance holding `value` has."""
         normalized = self.normalize(value)
         return [] if normalized is None else self._entries(normalized, pk, hkey)
+
+    def removals(self, value: str, pk: str, hkey: str | None = None) -> list[Op]:
+        """The commands removing the entries an instance holding `value` has (what a
+        deletion needs: some indexes find them without parsing the value)."""
+        return [remove for _, remove in self.entries(value, pk, hkey)]
 
     def unique_check(
         self, value: str, pk: str, hkey: str | None
@@ -276,6 +286,12 @@ class NumberRangeIndex(_SortedSetIndex):
 
     def exact_key(self, value: str, hkey: str | None) -> str:
         return f"{self.base_key(hkey)}:{self.number(value)[1]}"
+
+    def removals(self, value: str, pk: str, hkey: str | None = None) -> list[Op]:
+        normalized = self.normalize(value)
+        if self.exact or normalized is None:
+            return super().removals(value, pk, hkey)
+        return [("ZREM", self.base_key(hkey), encode_member(normalized, pk))]
 
     def _entries(self, value: str, pk: str, hkey: str | None) -> list[Entry]:
         entries = super()._entries(value, pk, hkey)

@@ -586,29 +586,55 @@ def _new_value(command: Command) -> str | None:
     return None
 
 
-def _value_templates(field: RedisField, pk: str) -> tuple[str, list[Any], list[Any]] | None:
+def _value_templates(
+    field: RedisField, pk: str, removals_only: bool = False
+) -> tuple[str, list[Any], list[Any]] | None:
     """(a token, the removals, the additions) of the index entries of a value of `field`
-    with the token in its place; None when an entry is not the value's text as it is or
-    escaped (a reversed or transformed value)."""
+    with the token in its place (`removals_only`: no additions, which some indexes cannot
+    template); None when an entry is not the value's text as it is or escaped (a reversed
+    or transformed value)."""
+    if not all(index.untransformed for index in field.indexes):
+        return None
     token = new_pk_token()
-    entries = [entry for index in field.indexes for entry in index.entries(token, pk)]
     escaped = escape_value(token)
-    for add, remove in entries:
-        for command in (add, remove):
-            if not any(token in str(a) or escaped in str(a) for a in command[1:]):
-                return None
-    return token, [remove for _, remove in entries], [add for add, _ in entries]
+    try:  # an index that parses the value (a number's score) refuses the token
+        if removals_only:
+            removes = [c for index in field.indexes for c in index.removals(token, pk)]
+            adds: list[Any] = []
+        elif all(index.separable for index in field.indexes):
+            entries = [entry for index in field.indexes for entry in index.entries(token, pk)]
+            removes, adds = [remove for _, remove in entries], [add for add, _ in entries]
+        else:
+            return None
+    except ValueError:
+        return None
+    for command in [*removes, *adds]:
+        if not any(token in str(a) or escaped in str(a) for a in command[1:]):
+            return None
+    return token, removes, adds
 
 
-def _found_by_script(field: RedisField) -> bool:
+#: The fields whose every value the script can read (a hash's values are under hash keys).
+_FOUND_KINDS = {"string", "hashfield", "set", "zset", "list"}
+
+
+def _found_by_script(field: RedisField, deleting: bool = False) -> bool:
     """Whether the index changes of a write of this indexed field of an existing instance
-    can be found in the script, from its single value before and after the write."""
-    if field.state_kind not in ("string", "hashfield"):
+    can be found in the script: from its single value before and after the write, or
+    (`deleting` it) from every value it held."""
+    known = field.derived.get(("found by script", deleting))
+    if known is None:
+        known = field.derived[("found by script", deleting)] = _findable(field, deleting)
+    return known
+
+
+def _findable(field: RedisField, deleting: bool) -> bool:
+    single = field.state_kind in ("string", "hashfield")
+    if not (single or (deleting and field.state_kind in _FOUND_KINDS)):
         return False
     if any(field.name in group for group in field.model._meta.unique_together):
         return False
-    indexes = field.indexes
-    return all(i.separable for i in indexes) and _value_templates(field, "") is not None
+    return _value_templates(field, "", removals_only=deleting) is not None
 
 
 def _value_wise(field: RedisField, creating: bool, command: Command) -> bool:
@@ -624,7 +650,7 @@ def plan_value_changes(write: Write, field: RedisField, new: State | None) -> No
     """Add to `write`, after its commands, the removal of the entries of `field`'s value
     before the write and the entries of its value after: `new`, its state, when known
     (then also checked for uniqueness), else found by the script."""
-    templates = _value_templates(field, write.pk)
+    templates = _value_templates(field, write.pk, removals_only=new == [])
     assert templates is not None  # _found_by_script
     token, removes, adds = templates
     write.value_entries("old", field, removes, token)
@@ -680,7 +706,7 @@ class Rewrite:
         self.pk = instance._require_pk()
         indexed = [(field, state) for field, state in targets if field.indexes]
         #: Single values whose index entries the script finds, and fields read first.
-        self.found = [(field, state) for field, state in indexed if _found_by_script(field)]
+        self.found = [(f, state) for f, state in indexed if _found_by_script(f, state == [])]
         self.indexed = [target for target in indexed if target not in self.found]
         self.read = [field for field, _ in self.indexed]
         partners = self.model._meta.together_partners

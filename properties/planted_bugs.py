@@ -392,9 +392,9 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "value-entries-old-kept",
         "limpyd/scripts/apply.lua",
-        "        value_entries(w, w.value)",
-        "        if w.when == 'new' then value_entries(w, w.value) end",
-        "apply.lua value_entries: a single value's old index entries are left behind",
+        "        value_entries(w, w.values)",
+        "        if w.when == 'new' then value_entries(w, w.values) end",
+        "apply.lua value_entries: a field's old index entries are left behind",
     ),
     Mutation(
         "value-entries-unescaped",

@@ -92,12 +92,13 @@ WRITES: dict[str, tuple[bool, Callable[[Any], Any]]] = {
     "set plain": (False, lambda m: m.Item.lazy_connect("1").plain.set("q")),
     "append": (False, lambda m: m.Item.lazy_connect("1").plain.append("q")),
     "incr": (False, lambda m: m.Item.lazy_connect("1").counter.incr()),
-    "field delete": (True, lambda m: m.Item.lazy_connect("1").tags.delete()),
+    "field delete": (False, lambda m: m.Item.lazy_connect("1").tags.delete()),
+    "hash field delete": (True, lambda m: m.Item.lazy_connect("1").attrs.delete()),
     "plain field delete": (False, lambda m: m.Item.lazy_connect("1").plain.delete()),
     "delete": (True, lambda m: m.Item.lazy_connect("1").delete()),
     "box fk": (False, lambda m: m.Box.lazy_connect("1").owner.hset("2")),
     "box m2m": (False, lambda m: m.Box.lazy_connect("1").members.srem("2")),
-    "box delete": (True, lambda m: m.Box.lazy_connect("1").delete()),
+    "box delete": (False, lambda m: m.Box.lazy_connect("1").delete()),
 }
 
 
@@ -266,9 +267,9 @@ STALE: dict[str, tuple[Callable[[Any], Any], Callable[[Any, int], Any]]] = {
         lambda m: m.Item.lazy_connect("1").hmset(rank="1", email="mine@x"),
         lambda m, n: m.Item.lazy_connect("1").rank.hset(f"{n}"),
     ),
-    "field delete": (
-        lambda m: m.Item.lazy_connect("1").tags.delete(),
-        lambda m, n: m.Item.lazy_connect("1").tags.sadd(f"theirs{n}"),
+    "field delete": (  # a hash's values are read first (a set's are found by the script)
+        lambda m: m.Item.lazy_connect("1").attrs.delete(),
+        lambda m, n: m.Item.lazy_connect("1").attrs.hset("k", f"theirs{n}"),
     ),
     "delete": (
         lambda m: m.Item.lazy_connect("1").delete(),

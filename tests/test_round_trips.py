@@ -105,9 +105,9 @@ def test_delete_of_an_indexed_instance(Item, limpyd_commands, temperature):
         item.database.connection.script_flush()
     with limpyd_commands() as counted:
         item.delete()
-    assert counted.round_trips <= 3
+    assert counted.round_trips <= 2
     if temperature == "warm":
-        assert counted.round_trips == 2
+        assert counted.round_trips == 1
     assert not Item.exists(item.pk.get())
 
 

@@ -104,3 +104,46 @@ def test_indexes_that_change_the_value_read_it_first(Item, consistent, limpyd_co
     consistent(Item)
     assert Item.collection(tail__endswith="yz") == [item.pk.get()]
     assert Item.collection(size__gt=3) == [item.pk.get()]
+
+
+def test_deletions_find_every_value_in_the_script(db, consistent, limpyd_commands):
+    """Deleting a field or an instance removes the entries of each member, item or value
+    the script reads there: one round trip, number-range members included (removing one
+    needs no score)."""
+
+    class Bag(model.RedisModel):
+        database = db
+        tags = fields.SetField(indexes=[EqualIndex, TextRangeIndex])
+        ranks = fields.SortedSetField(indexable=True)
+        sizes = fields.ListField(indexes=[NumberRangeIndex])
+        weight = fields.StringField(indexes=[NumberRangeIndex])
+        label = fields.InstanceHashField(indexable=True)
+
+    values = dict(tags=["a\x00b", "", "x" * 3000], ranks={"m\x00": 1.0, "n": 2.0})
+    bags = [Bag(**values, sizes=["1", "1e3", "1", "-0.5"], weight="7", label="l") for _ in range(2)]
+    with limpyd_commands() as counted:
+        bags[0].tags.delete()
+        bags[0].sizes.delete()
+        bags[0].weight.delete()
+        bags[1].delete()
+    assert counted.round_trips == 4, counted.names
+    consistent(Bag)
+    assert Bag.collection(tags="a\x00b") == [] and Bag.collection(sizes__gt=0) == []
+    assert Bag.collection(ranks="n") == [bags[0].pk.get()]
+
+
+def test_a_unique_number_is_read_before_it_is_deleted(db, consistent, limpyd_commands):
+    """A unique NumberRangeIndex keeps an exact-value set named by the parsed number, which
+    the script cannot derive from the text: deleting it reads the value first."""
+
+    class Code(model.RedisModel):
+        database = db
+        code = fields.StringField(indexes=[NumberRangeIndex], unique=True)
+
+    codes = [Code(code="1e3"), Code(code="-0.5")]
+    with limpyd_commands() as counted:
+        codes[0].code.delete()
+        codes[1].delete()
+    assert counted.round_trips == 4, counted.names
+    consistent(Code)
+    assert Code(code="1000").code.get() == "1000"

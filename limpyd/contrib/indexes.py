@@ -204,8 +204,8 @@ class _ComposedLeaf(BaseIndex):
         ]
 
     @property
-    def separable(self) -> bool:
-        return super().separable and not self._outer_transforms
+    def untransformed(self) -> bool:
+        return super().untransformed and not self._outer_transforms
 
     def normalize(self, value: str) -> str | None:
         """The value through the multi-indexes' transforms, then the leaf's own."""

@@ -95,6 +95,9 @@ class RedisField:
         self.model: type[RedisModel] = None  # type: ignore[assignment]
         self._instance: RedisModel | None = None
         self.indexes: list[BaseIndex] = []
+        #: Facts the write planner derives from the declaration, computed once (bound
+        #: copies share this dict).
+        self.derived: dict[Any, Any] = {}
 
     # Declaration ---------------------------------------------------------------------------
 
@@ -102,6 +105,7 @@ class RedisField:
         """A copy of this field declared on `model` as `name`, with its own indexes."""
         field = copy.copy(self)
         field.model, field.name, field._instance = model, name, None
+        field.derived = {}
         field.indexes = [index for cls in self.index_classes for index in cls.expand(field)]
         check_distinct(field, field.indexes)
         if self.unique and not any(index.handle_uniqueness for index in field.indexes):

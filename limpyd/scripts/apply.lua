@@ -45,13 +45,14 @@
 --                                     its commands (the index entries of what the next
 --                                     command adds or removes)
 --   value_entries when kind key sub from to n templates(n)
---                                     the index entries of a single value: each template
+--                                     the index entries of each value of a field (its
+--                                     single value, members or items): each template
 --                                     is a command `n cmd args(n-1) h holes(h) k keys(k)`,
 --                                     a hole `i mode k pieces(k)` making argument i the
 --                                     pieces joined by the value's text (mode 'escaped':
 --                                     with `from` replaced by `to`); the value before the
 --                                     write (when 'old': read before any write) or as it is
---                                     when this runs ('new'); no value, no commands
+--                                     when this runs ('new')
 --   call command                      a write
 --   call_for_reply command            a write whose reply is returned
 -- A value a probe refuses -> {'INVALID', Redis's error}.
@@ -99,17 +100,27 @@ local function replace_plain(s, from, to)
     return table.concat(out)
 end
 
--- Run the templates of a value_entries write `w` for `value` (none when nil).
-local function value_entries(w, value)
-    if not value then return end
-    local escaped = replace_plain(value, w.from, w.to)
-    for _, template in ipairs(w.templates) do
-        local args = {}
-        for i, x in ipairs(template.args) do args[i] = x end
-        for _, hole in ipairs(template.holes) do
-            args[hole[1]] = table.concat(hole[2], hole[3] and escaped or value)
+-- The values of the field of `kind` at key/sub: its members, items or single value.
+local function values_of(kind, key, sub)
+    local state = read_state(kind, key, sub)
+    if kind ~= 'zset' then return state end
+    local members = {}
+    for i = 1, #state, 2 do members[#members + 1] = state[i] end
+    return members
+end
+
+-- Run the templates of a value_entries write `w` for each of `values`.
+local function value_entries(w, values)
+    for _, value in ipairs(values) do
+        local escaped = replace_plain(value, w.from, w.to)
+        for _, template in ipairs(w.templates) do
+            local args = {}
+            for i, x in ipairs(template.args) do args[i] = x end
+            for _, hole in ipairs(template.holes) do
+                args[hole[1]] = table.concat(hole[2], hole[3] and escaped or value)
+            end
+            call_many(args)
         end
-        call_many(args)
     end
 end
 
@@ -370,7 +381,7 @@ end
 
 for _, w in ipairs(writes) do
     if w[1] == OP.value_entries and w.when == 'old' then
-        w.value = read_state(w.kind, w.key, w.sub)[1]
+        w.values = values_of(w.kind, w.key, w.sub)
     end
 end
 
@@ -397,8 +408,8 @@ for _, w in ipairs(writes) do
             end
         end
     elseif op == OP.value_entries then
-        if w.when == 'new' then w.value = read_state(w.kind, w.key, w.sub)[1] end
-        value_entries(w, w.value)
+        if w.when == 'new' then w.values = values_of(w.kind, w.key, w.sub) end
+        value_entries(w, w.values)
     elseif op == OP.expire then
         local args = filled(w[2], new_pk)
         redis.call(args[1], args[2], now() + tonumber(w[3]), args[3])
