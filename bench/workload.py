@@ -92,10 +92,10 @@ OPS: list[tuple[str, str, str, int | None]] = [
     ("update_unique", "update a unique field", "write", 1),
     ("hmset_2", "hmset of 2 indexed fields", "write", 1),
     ("sadd_set", "sadd to an indexed SetField", "write", 1),
-    ("delete_indexed", "delete an instance with indexes", "write", 2),
+    ("delete_indexed", "delete an instance with indexes", "write", 1),
     ("create_fk", "create with an FK", "write", 1),
     ("m2m_sadd_3", "M2M sadd of 3", "write", 1),
     ("related_collection", "related collection", "read", 1),
-    ("delete_related", "delete: owns 1 group, member of 3", "write", 2),
+    ("delete_related", "delete: owns 1 group, member of 3", "write", 1),
 ]
 OP_KEYS = [key for key, *_ in OPS]
