@@ -15,6 +15,7 @@ numbers, else byte-wise.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -264,7 +265,9 @@ class CollectionManager:
 
     # Evaluating ---------------------------------------------------------------------------
 
-    def _arguments(self, slices: list[tuple[Any, Any, Any]], output: list[Any]) -> list[Any]:
+    def _arguments(
+        self, slices: list[tuple[Any, Any, Any]], output: list[Any], sort: tuple[Any, ...]
+    ) -> list[Any]:
         meta = self.model._meta
         args: list[Any] = [
             Key(meta.collection_key),
@@ -273,7 +276,7 @@ class CollectionManager:
             Key(meta.expiry_key),
         ]
         args += self._expression()
-        args += protocol.encode_sort(self._sort)
+        args += protocol.encode_sort(sort)
         args.append(len(slices))
         for piece in slices:
             args += ["" if x is None else x for x in piece]
@@ -327,7 +330,14 @@ class CollectionManager:
         if any(s[2] == 0 for s in slices):
             raise ValueError("slice step cannot be zero")
         script = STORE if output[0] == "store" else QUERY
-        return script(self.model._meta.database.client, self._arguments(slices, output))
+        client = self.model._meta.database.client
+        kind, desc = self._sort[0], self._sort[1]
+        if kind != protocol.BY_DEFAULT or slices or output[0] != "pks":
+            return script(client, self._arguments(slices, output, self._sort))
+        # All the pks in the default order: sorted here, where it costs less than in Lua
+        # (not values' rows: a pk column to sort them by costs more to read than the sort).
+        rows = script(client, self._arguments(slices, output, (protocol.UNSORTED,)))
+        return default_order(rows, desc)
 
     def _output(self) -> list[Any]:
         """What the query returns for this collection's results."""
@@ -407,6 +417,26 @@ class CollectionManager:
 
     def __repr__(self) -> str:
         return repr(self._results())
+
+
+#: What the query script takes for a number in the default order (see query.lua).
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_CANONICAL_INTEGER = re.compile(r"0|-?[1-9][0-9]*")
+
+
+def default_order(pks: list[str], desc: bool = False) -> list[str]:
+    """`pks` in the default order, as the query script gives it: numeric when every pk is
+    a canonical integer (exact at any length) or a decimal number (ties byte-wise), else
+    byte-wise."""
+
+    def as_bytes(pk: str) -> bytes:
+        return pk.encode("utf-8", "surrogateescape")
+
+    if all(_CANONICAL_INTEGER.fullmatch(pk) for pk in pks):
+        return sorted(pks, key=int, reverse=desc)
+    if all(_DECIMAL.fullmatch(pk) for pk in pks):
+        return sorted(pks, key=lambda pk: (float(pk), as_bytes(pk)), reverse=desc)
+    return sorted(pks, key=as_bytes, reverse=desc)
 
 
 #: Atoms read from indexes (and the isnull scan of the collection).
