@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from limpyd import protocol
 from limpyd.exceptions import DoesNotExist, ImplementationError, MultipleObjectsReturned
 from limpyd.fields import HashField, InstanceHashField, StringField
+from limpyd.indexes import intersect_ranges
 from limpyd.keys import HASH_SUFFIX
 from limpyd.lua import QUERY, STORE
 from limpyd.protocol import Key
@@ -287,7 +288,24 @@ class CollectionManager:
         return self._sources_of(self._filters)
 
     def _sources_of(self, filters: list[tuple[str, Any]]) -> list[list[Atom]]:
-        return [source for key, value in filters for source in self._filter_sources(key, value)]
+        """The sources of `filters`; two ranges on the index of a field holding one value
+        (`age__gte=20, age__lt=30`) are one range, which reads only what both hold."""
+        sources: list[list[Atom]] = []
+        ranges: dict[tuple[Any, Any], int] = {}
+        for key, value in filters:
+            field = self.model._meta.field(key.split("__")[0])
+            single = field.state_kind in ("string", "hashfield", "hash")
+            for source in self._filter_sources(key, value):
+                atom = source[0] if len(source) == 1 else None
+                if not (single and atom and atom[0] in _RANGE_ATOMS):
+                    sources.append(source)
+                elif (atom[0], atom[1]) in ranges:
+                    at = ranges[atom[0], atom[1]]
+                    sources[at] = [intersect_ranges(sources[at][0], atom)]
+                else:
+                    ranges[atom[0], atom[1]] = len(sources)
+                    sources.append(source)
+        return sources
 
     def _expression(self) -> list[Any]:
         """The set expression (see query.lua) of this collection's pks, unsorted."""
@@ -439,6 +457,7 @@ def default_order(pks: list[str], desc: bool = False) -> list[str]:
     return sorted(pks, key=as_bytes, reverse=desc)
 
 
+_RANGE_ATOMS = frozenset({protocol.LEX_RANGE, protocol.SCORE_RANGE})
 #: Atoms read from indexes (and the isnull scan of the collection).
 _INDEX_ATOMS = frozenset(
     {protocol.SET_KEY, protocol.LEX_RANGE, protocol.SCORE_RANGE, protocol.FIELD_EXISTS}

@@ -363,3 +363,29 @@ def check_distinct(field: RedisField, leaves: list[BaseIndex]) -> None:
                 "keys or prefixes, e.g. MultiIndexes.compose([...], key='...') or "
                 "configure(key='...')"
             )
+
+
+def _bound_order(kind: str, bound: str) -> tuple[Any, ...]:
+    """A range bound (ZRANGEBYLEX's `-`/`+`/`[x`/`(x`, ZRANGEBYSCORE's `x`/`(x`) as
+    (position, whether exclusive), comparable with the others of its kind."""
+    exclusive = bound.startswith("(")
+    if kind == protocol.SCORE_RANGE:
+        return (float(bound[1:] if exclusive else bound), exclusive)
+    if bound in ("-", "+"):
+        return ((0 if bound == "-" else 2, b""), False)
+    return ((1, bound[1:].encode("utf-8", "surrogateescape")), exclusive)
+
+
+def intersect_ranges(first: Atom, second: Atom) -> Atom:
+    """One range atom holding the members both range atoms on the same key hold (the
+    tighter of their lower bounds, and of their upper ones)."""
+    kind, key, low_a, high_a = first
+    _, _, low_b, high_b = second
+
+    def tighter(a: str, b: str, upper: bool) -> str:
+        (pa, xa), (pb, xb) = _bound_order(kind, a), _bound_order(kind, b)
+        if pa != pb:
+            return a if (pa < pb) == upper else b
+        return a if xa else b
+
+    return (kind, key, tighter(low_a, low_b, False), tighter(high_a, high_b, True))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from limpyd import fields, model
+from limpyd.contrib.collection import ExtendedCollectionManager
 from limpyd.indexes import EqualIndex, NumberRangeIndex, TextRangeIndex, parse_number
 
 TEXTS = ["", " ", "a", "a b", "a:b", "a\x00", "a\x00b", "a\x01", "ab", "b", "é", "\xff", "z" * 5,
@@ -141,3 +142,65 @@ def test_two_indexes_sharing_keys_are_refused(db):
 
     Keyed(text="x")
     assert Keyed.collection(text="x") == ["1"]
+
+
+SUFFIXES = ["eq", "gt", "gte", "lt", "lte", "startswith"]
+NUMBERS = ["-inf", "-1e3", "-0.5", "0", "2", "2.5", "10", "1e3", "inf"]
+
+
+def _holds(suffix, value, probe):
+    return {
+        "eq": value == probe,
+        "gt": value > probe,
+        "gte": value >= probe,
+        "lt": value < probe,
+        "lte": value <= probe,
+        "startswith": isinstance(value, bytes) and value.startswith(probe),
+    }[suffix]
+
+
+@pytest.mark.parametrize("first", SUFFIXES)
+@pytest.mark.parametrize("second", SUFFIXES)
+def test_two_ranges_on_one_field_are_one_range(db, first, second):
+    """Two range filters on a field holding one value are sent as one range (the tighter
+    bounds of both): the result is that of both filters, ties and empty ranges included.
+    On a field holding several values they stay two filters: one value may match each."""
+
+    class Row(model.RedisModel):
+        database = db
+        collection_manager = ExtendedCollectionManager
+        text = fields.StringField(indexes=[TextRangeIndex])
+        number = fields.InstanceHashField(indexes=[NumberRangeIndex])
+        attrs = fields.HashField(indexes=[TextRangeIndex])
+        many = fields.ListField(indexes=[NumberRangeIndex])
+
+    rows = {}
+    for i, text in enumerate(TEXTS):
+        number = NUMBERS[i % len(NUMBERS)]
+        row = Row(text=text, number=number, attrs={"k": text}, many=[number, "5"])
+        rows[row.pk.get()] = (_bytes(text), float(number))
+    for probe_a, probe_b in [("a", "a"), ("a", "b"), ("a\x00", "Jo"), ("\x00", "\xff")]:
+        pa, pb = _bytes(probe_a), _bytes(probe_b)
+        expected = sorted(
+            pk for pk, (text, _) in rows.items()
+            if _holds(first, text, pa) and _holds(second, text, pb)
+        )  # fmt: skip
+        filters = {f"text__{first}": probe_a}
+        query = Row.collection(**filters).filter(**{f"text__{second}": probe_b})
+        assert sorted(query) == expected, (probe_a, probe_b)
+        hashed = Row.collection(**{f"attrs__k__{first}": probe_a})
+        assert sorted(hashed.filter(**{f"attrs__k__{second}": probe_b})) == expected
+    if "startswith" in (first, second):
+        return
+    for probe_a, probe_b in [("2", "2"), ("0", "10"), ("-inf", "inf"), ("10", "-1e3")]:
+        expected = sorted(
+            pk for pk, (_, number) in rows.items()
+            if _holds(first, number, float(probe_a)) and _holds(second, number, float(probe_b))
+        )  # fmt: skip
+        query = Row.collection(**{f"number__{first}": probe_a}).filter(
+            **{f"number__{second}": probe_b}
+        )
+        assert sorted(query) == expected, (probe_a, probe_b)
+    # Every row's list holds 5 besides its number: one value per filter may match.
+    many = Row.collection(many__lt=0).filter(many__gt=3)
+    assert sorted(many) == sorted(pk for pk, (_, n) in rows.items() if n < 0)
