@@ -383,9 +383,9 @@ def intersect_ranges(first: Atom, second: Atom) -> Atom:
     _, _, low_b, high_b = second
 
     def tighter(a: str, b: str, upper: bool) -> str:
-        (pa, xa), (pb, xb) = _bound_order(kind, a), _bound_order(kind, b)
+        (pa, exclusive), (pb, _) = _bound_order(kind, a), _bound_order(kind, b)
         if pa != pb:
             return a if (pa < pb) == upper else b
-        return a if xa else b
+        return a if exclusive else b
 
     return (kind, key, tighter(low_a, low_b, False), tighter(high_a, high_b, True))
