@@ -519,17 +519,33 @@ local function run()
         return #items
     end
 
+    -- A row's hash fields come from one HMGET, its string fields from one MGET.
+    local hashed, hash_at, strings, string_at = {}, {}, {}, {}
+    for i, spec in ipairs(specs) do
+        local kind = string.sub(spec, 1, 1)
+        if kind == 'S' then
+            strings[#strings + 1], string_at[#strings + 1] = string.sub(spec, 2), i
+        elseif kind == 'H' then
+            hashed[#hashed + 1], hash_at[#hashed + 1] = string.sub(spec, 3), i
+        end
+    end
     local rows = {}
     for _, pk in ipairs(items) do
         local row = {}
         for i, spec in ipairs(specs) do
-            local kind = string.sub(spec, 1, 1)
-            local v
-            if spec == 'pk' then v = pk
-            elseif spec == 'score' then v = sort_kind == OP.by_score and redis.call('ZSCORE', by, pk) or false
-            elseif kind == 'S' then v = redis.call('GET', prefix .. pk .. string.sub(spec, 2))
-            else v = redis.call('HGET', prefix .. pk .. hash_suffix, string.sub(spec, 3)) end
-            row[i] = v
+            if spec == 'pk' then row[i] = pk
+            elseif spec == 'score' then row[i] = sort_kind == OP.by_score and redis.call('ZSCORE', by, pk) or false
+            end
+        end
+        if #hashed > 0 then
+            local values = redis.call('HMGET', prefix .. pk .. hash_suffix, unpack(hashed))
+            for j, at in ipairs(hash_at) do row[at] = values[j] end
+        end
+        if #strings > 0 then
+            local keys = {}
+            for j, suffix in ipairs(strings) do keys[j] = prefix .. pk .. suffix end
+            local values = redis.call('MGET', unpack(keys))
+            for j, at in ipairs(string_at) do row[at] = values[j] end
         end
         rows[#rows + 1] = row
     end
