@@ -278,8 +278,8 @@ def _reads_see_expired(monkeypatch):
 
     arguments = CollectionManager._arguments
 
-    def seeing(self, slices, output):
-        args = arguments(self, slices, output)
+    def seeing(self, slices, output, sort):
+        args = arguments(self, slices, output, sort)
         args[3] = Key(args[3] + ":nowhere")  # the expiry times the query script reads
         return args
 
