@@ -356,6 +356,33 @@ local function order_and_slice(items, select, full_sort, slice)
     return out
 end
 
+-- The pks of the set at `key` and, by pk, their rows of `specs`, read by one SORT_RO
+-- whose GET patterns name the instances' keys (prefix, '*' for the pk, suffix; neither a
+-- namespace nor a model or field name can hold '*' or '->'): the server reads them in C,
+-- several times faster than a call per row from Lua. Nil for a 'score' spec, or when the
+-- server refuses the patterns (a cluster).
+local function rows_of_key(key, specs, prefix, hash_suffix)
+    local args = {'SORT_RO', key, 'BY', 'nosort', 'GET', '#'}
+    for _, spec in ipairs(specs) do
+        local kind = string.sub(spec, 1, 1)
+        if spec == 'score' then return nil end
+        args[#args + 1] = 'GET'
+        if spec == 'pk' then args[#args + 1] = '#'
+        elseif kind == 'S' then args[#args + 1] = prefix .. '*' .. string.sub(spec, 2)
+        else args[#args + 1] = prefix .. '*' .. hash_suffix .. '->' .. string.sub(spec, 3)
+        end
+    end
+    local flat = redis.pcall(unpack(args))
+    if flat.err then return nil end
+    local items, rows, width = {}, {}, #specs + 1
+    for i = 1, #flat, width do
+        local pk, row = flat[i], {}
+        for j = 1, #specs do row[j] = flat[i + j] end
+        items[#items + 1], rows[pk] = pk, row
+    end
+    return items, rows
+end
+
 local function run()
     local prefix, hash_suffix, expiry
     collection, prefix, hash_suffix, expiry = r.key(), r.next(), r.next(), r.key()
@@ -411,7 +438,11 @@ local function run()
     end
 
     -- Order: the pks in a Lua array, in the order asked (ties by pk, byte-wise).
-    local items = members(base)
+    local items, prefetched
+    if output == 'values' and #slices == 0 and base.key then
+        items, prefetched = rows_of_key(base.key, specs, prefix, hash_suffix)
+    end
+    items = items or members(base)
     -- the order (nil: none), how to sort the whole result in it, and to select from it
     local lt, full_sort, select
     local numeric_pks = {}  -- by pk, its number, when the pks are sorted numerically
@@ -530,6 +561,10 @@ local function run()
         end
     end
     local rows = {}
+    if prefetched then
+        for i, pk in ipairs(items) do rows[i] = prefetched[pk] end
+        return rows
+    end
     for _, pk in ipairs(items) do
         local row = {}
         for i, spec in ipairs(specs) do

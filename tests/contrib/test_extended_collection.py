@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from limpyd import fields, model
@@ -149,3 +151,39 @@ def test_store_and_from_stored(Person, db):
     with pytest.raises(DoesNotExist):
         list(Person.collection().from_stored(stored_key))
     assert not [k for k in db.scan_keys() if "__limpyd" in k]
+
+
+@pytest.mark.parametrize("space", ["", "ar->row"])
+def test_values_read_by_the_server_match_the_instances(db, space):
+    """values() of a stored set (one filter) reads the rows with one SORT_RO whose GET
+    patterns name the instances' keys (even under a namespace holding '->'); an expired
+    instance or a slice gives the same rows another way; missing values are None."""
+
+    class Row(model.RedisModel):
+        database = db
+        namespace = space
+        collection_manager = ExtendedCollectionManager
+        name = fields.PKField()
+        kind = fields.InstanceHashField(indexable=True)
+        label = fields.InstanceHashField()
+        note = fields.StringField()
+
+    pks = ["10", "9", "a\x00b", "é", "x*y", "p->q", "\udcff"]
+    for i, pk in enumerate(pks):
+        row = Row(name=pk, kind="k")
+        if i % 2:
+            row.label.hset(f"l{i}")
+            row.note.set(f"n\x00{i}")
+    expected = [
+        (pk, Row(pk).label.hget(), Row(pk).note.get()) for pk in Row.collection(kind="k")
+    ]
+    assert [row[1] is None for row in expected].count(True) == 4
+    got = list(Row.collection(kind="k").values_list("pk", "label", "note"))
+    assert got == expected
+    assert list(Row.collection(kind="k").values_list("pk", "label", "note")[0:]) == expected
+    dicts = list(Row.collection(kind="k").values("note", "pk"))
+    assert dicts == [{"note": note, "pk": pk} for pk, _, note in expected]
+    Row("9").expire(0.05)
+    time.sleep(0.1)
+    alive = [row for row in expected if row[0] != "9"]
+    assert list(Row.collection(kind="k").values_list("pk", "label", "note")) == alive
