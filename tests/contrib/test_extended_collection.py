@@ -174,9 +174,7 @@ def test_values_read_by_the_server_match_the_instances(db, space):
         if i % 2:
             row.label.hset(f"l{i}")
             row.note.set(f"n\x00{i}")
-    expected = [
-        (pk, Row(pk).label.hget(), Row(pk).note.get()) for pk in Row.collection(kind="k")
-    ]
+    expected = [(pk, Row(pk).label.hget(), Row(pk).note.get()) for pk in Row.collection(kind="k")]
     assert [row[1] is None for row in expected].count(True) == 4
     got = list(Row.collection(kind="k").values_list("pk", "label", "note"))
     assert got == expected
