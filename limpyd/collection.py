@@ -457,6 +457,7 @@ def default_order(pks: list[str], desc: bool = False) -> list[str]:
     return sorted(pks, key=as_bytes, reverse=desc)
 
 
+#: Atoms reading a range of a sorted-set index (two on one key can be one).
 _RANGE_ATOMS = frozenset({protocol.LEX_RANGE, protocol.SCORE_RANGE})
 #: Atoms read from indexes (and the isnull scan of the collection).
 _INDEX_ATOMS = frozenset(

@@ -220,6 +220,13 @@ class _SortedSetIndex(BaseIndex):
         key, member = self.base_key(hkey), encode_member(value, pk)
         return [(("ZADD", key, self.score(value), member), ("ZREM", key, member))]
 
+    def removals(self, value: str, pk: str, hkey: str | None = None) -> list[Op]:
+        """A member is removed without its score (so without parsing the value)."""
+        normalized = self.normalize(value)
+        if normalized is None:
+            return []
+        return [("ZREM", self.base_key(hkey), encode_member(normalized, pk))]
+
     def scan_patterns(self) -> list[str]:
         base = glob_escape(self.base_key())
         return [base, base + ":*"]
@@ -288,10 +295,9 @@ class NumberRangeIndex(_SortedSetIndex):
         return f"{self.base_key(hkey)}:{self.number(value)[1]}"
 
     def removals(self, value: str, pk: str, hkey: str | None = None) -> list[Op]:
-        normalized = self.normalize(value)
-        if self.exact or normalized is None:
-            return super().removals(value, pk, hkey)
-        return [("ZREM", self.base_key(hkey), encode_member(normalized, pk))]
+        if self.exact:  # the exact-value set is named by the parsed number
+            return BaseIndex.removals(self, value, pk, hkey)
+        return super().removals(value, pk, hkey)
 
     def _entries(self, value: str, pk: str, hkey: str | None) -> list[Entry]:
         entries = super()._entries(value, pk, hkey)

@@ -399,8 +399,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "value-entries-unescaped",
         "limpyd/scripts/apply.lua",
-        "table.concat(hole[2], hole[3] and escaped or value)",
-        "table.concat(hole[2], value)",
+        "call_many(filled(template, value, escaped))",
+        "call_many(filled(template, value, value))",
         "apply.lua value_entries: a value with NUL is not escaped in range-index members",
     ),
 )

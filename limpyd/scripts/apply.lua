@@ -78,11 +78,15 @@ local function read_command(templated)
     return {args = args, holes = holes}
 end
 
-local function filled(command, pk)
+-- The arguments of `command` with each hole filled with `text` (a template's 'escaped'
+-- holes with `escaped`).
+local function filled(command, text, escaped)
     if #command.holes == 0 then return command.args end
     local args = {}
     for i, x in ipairs(command.args) do args[i] = x end
-    for _, hole in ipairs(command.holes) do args[hole[1]] = table.concat(hole[2], pk) end
+    for _, hole in ipairs(command.holes) do
+        args[hole[1]] = table.concat(hole[2], hole[3] and escaped or text)
+    end
     return args
 end
 
@@ -113,14 +117,7 @@ end
 local function value_entries(w, values)
     for _, value in ipairs(values) do
         local escaped = replace_plain(value, w.from, w.to)
-        for _, template in ipairs(w.templates) do
-            local args = {}
-            for i, x in ipairs(template.args) do args[i] = x end
-            for _, hole in ipairs(template.holes) do
-                args[hole[1]] = table.concat(hole[2], hole[3] and escaped or value)
-            end
-            call_many(args)
-        end
+        for _, template in ipairs(w.templates) do call_many(filled(template, value, escaped)) end
     end
 end
 
