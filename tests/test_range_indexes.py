@@ -204,3 +204,31 @@ def test_two_ranges_on_one_field_are_one_range(db, first, second):
     # Every row's list holds 5 besides its number: one value per filter may match.
     many = Row.collection(many__lt=0).filter(many__gt=3)
     assert sorted(many) == sorted(pk for pk, (_, n) in rows.items() if n < 0)
+
+
+def test_merged_ranges_take_values_in_disguise_and_refuse_bad_ones(db):
+    """The two filters merged into one range are checked as any filter: str/int subclasses
+    and bytes mean their text, infinities are bounds, NaN and non-numbers are refused with
+    the model, field and value named."""
+
+    class Reading(model.RedisModel):
+        database = db
+        collection_manager = ExtendedCollectionManager
+        value = fields.InstanceHashField(indexes=[NumberRangeIndex])
+
+    class Text(str):
+        pass
+
+    class Number(int):
+        pass
+
+    pks = {v: Reading(value=v).pk.get() for v in ["-inf", "0", "5", "inf"]}
+    both = Reading.collection(value__gt=Text("0")).filter(value__lt=b"inf")
+    assert list(both) == [pks["5"]]
+    assert list(Reading.collection(value__gte="-inf").filter(value__lte=Number(5))) == [
+        pks["-inf"], pks["0"], pks["5"]
+    ]  # fmt: skip
+    assert list(Reading.collection(value__gt="inf").filter(value__lt="inf")) == []
+    for bad in ["nan", float("nan"), "", "1_0"]:
+        with pytest.raises(ValueError, match=r"Reading\.value: invalid value"):
+            list(Reading.collection(value__gt=0).filter(value__lt=bad))
