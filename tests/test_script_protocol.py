@@ -229,5 +229,5 @@ def test_outputs(data):
     everything = [protocol.COLLECTION]
     assert query(data, everything, output=("count",)) == 4
     rows = query(data, everything, (protocol.BY_DEFAULT, False), ("values", 2, "pk", "S:name"))
-    assert rows == [["1", "b"], ["2", "c"], ["3", "a"], ["10", "d"]]
+    assert rows == ["1", "b", "2", "c", "3", "a", "10", "d"]  # flat, row after row
     assert len(query(data, everything, output=("any", 2))) == 2

@@ -187,7 +187,7 @@ class ExtendedCollectionManager(CollectionManager):
 
     def _query(self, output: list[Any], extra_slice: tuple[Any, Any, Any] | None = None) -> Any:
         try:
-            return super()._query(output, extra_slice)
+            found = super()._query(output, extra_slice)
         except ResponseError as error:
             if _MISSING_STORED_KEY in str(error):
                 raise DoesNotExist(
@@ -195,6 +195,10 @@ class ExtendedCollectionManager(CollectionManager):
                     "expired or was deleted"
                 ) from None
             raise
+        if output[0] != "values":
+            return found
+        width = output[1]  # the script sends the rows flat
+        return [found[at : at + width] for at in range(0, len(found), width)]
 
     # Storing --------------------------------------------------------------------------
 

@@ -16,7 +16,8 @@
 --         | by_keys n, n times: kind (by_pk | by_string | by_hash) suffix-or-field alpha desc,
 --           ties by pk (byte-wise)
 --   nslices, each: start stop step ('' for None)
---   output: 'pks' | 'count' | 'values' n specs(n) | 'store' key ttl ('' for none)
+--   output: 'pks' | 'count' | 'values' n specs(n) (the rows flat, n values each)
+--       | 'store' key ttl ('' for none)
 --       | 'any' k: up to k of the results, in no order (no slices)
 --       spec: 'pk' | 'S' suffix (a StringField) | 'H:' field | 'score'
 -- Every key above is declared (sent as its position in KEYS); instance keys are built from
@@ -356,13 +357,12 @@ local function order_and_slice(items, select, full_sort, slice)
     return out
 end
 
--- The pks of the set at `key` and, by pk, their rows of `specs`, read by one SORT_RO
--- whose GET patterns name the instances' keys (prefix, '*' for the pk, suffix; neither a
--- namespace nor a model or field name can hold '*' or '->'): the server reads them in C,
--- several times faster than a call per row from Lua. Nil for a 'score' spec, or when the
--- server refuses the patterns (a cluster).
-local function rows_of_key(key, specs, prefix, hash_suffix)
-    local args = {'SORT_RO', key, 'BY', 'nosort', 'GET', '#'}
+-- The SORT_RO arguments reading, for each pk, '#' then the columns of `specs`: GET
+-- patterns naming the instances' keys (prefix, '*' for the pk, suffix; neither a namespace
+-- nor a model or field name can hold '*' or '->'), so that the server reads them in C,
+-- several times faster than a call per row from Lua. Nil for a 'score' spec.
+local function sort_gets(args, specs, prefix, hash_suffix)
+    args[#args + 1], args[#args + 2] = 'GET', '#'
     for _, spec in ipairs(specs) do
         local kind = string.sub(spec, 1, 1)
         if spec == 'score' then return nil end
@@ -372,6 +372,14 @@ local function rows_of_key(key, specs, prefix, hash_suffix)
         else args[#args + 1] = prefix .. '*' .. hash_suffix .. '->' .. string.sub(spec, 3)
         end
     end
+    return args
+end
+
+-- The pks of the set at `key` and, by pk, their rows of `specs`, read by one SORT_RO (see
+-- sort_gets). Nil for a 'score' spec, or when the server refuses the patterns (a cluster).
+local function rows_of_key(key, specs, prefix, hash_suffix)
+    local args = sort_gets({'SORT_RO', key, 'BY', 'nosort'}, specs, prefix, hash_suffix)
+    if not args then return nil end
     local flat = redis.pcall(unpack(args))
     if flat.err then return nil end
     local items, rows, width = {}, {}, #specs + 1
@@ -381,6 +389,38 @@ local function rows_of_key(key, specs, prefix, hash_suffix)
         items[#items + 1], rows[pk] = pk, row
     end
     return items, rows
+end
+
+-- Whether every one of `pks` is a canonical integer of up to 15 digits: exact as a double,
+-- so that SORT's numeric order is the default order. A few scans of their concatenation
+-- in C (a pattern match per pk from Lua costs several times more).
+local function short_canonical_integers(pks)
+    if #pks == 0 then return true end
+    local text = '\n' .. table.concat(pks, '\n') .. '\n'
+    if select(2, string.gsub(text, '\n', '')) ~= #pks + 1 then return false end  -- a pk held '\n'
+    return not (string.find(text, '[^%d\n-]')  -- no sign but '-', nothing but digits
+        or string.find(text, '[^\n]%-')  -- '-' first
+        or string.find(text, '\n%-?\n')  -- a digit at least
+        or string.find(text, '\n%-?0%d') or string.find(text, '\n%-0\n')  -- no leading 0, no -0
+        or string.find(text, '%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d'))  -- up to 15 digits
+end
+
+-- The rows of `specs` (flat) of the set at `key` sorted by pk, numerically, read and sorted
+-- by one SORT_RO in C. Nil unless every pk is a short canonical integer (a window of SORT
+-- would hide the others), for a 'score' spec, or when the server refuses the patterns.
+local function sorted_rows_of_key(key, specs, prefix, hash_suffix, desc)
+    local args = {'SORT_RO', key}
+    if desc then args[#args + 1] = 'DESC' end
+    if not sort_gets(args, specs, prefix, hash_suffix) then return nil end
+    local flat = redis.pcall(unpack(args))
+    if flat.err then return nil end  -- a pk that is no number
+    local pks, rows, width = {}, {}, #specs + 1
+    for i = 1, #flat, width do
+        pks[#pks + 1] = flat[i]
+        for j = 1, width - 1 do rows[#rows + 1] = flat[i + j] end
+    end
+    if not short_canonical_integers(pks) then return nil end
+    return rows
 end
 
 local function run()
@@ -440,6 +480,10 @@ local function run()
     -- Order: the pks in a Lua array, in the order asked (ties by pk, byte-wise).
     local items, prefetched
     if output == 'values' and #slices == 0 and base.key then
+        if pk_order or (sort_kind == OP.by_pk and not alpha) then
+            local rows = sorted_rows_of_key(base.key, specs, prefix, hash_suffix, desc)
+            if rows then return rows end
+        end
         items, prefetched = rows_of_key(base.key, specs, prefix, hash_suffix)
     end
     items = items or members(base)
@@ -560,31 +604,34 @@ local function run()
             hashed[#hashed + 1], hash_at[#hashed + 1] = string.sub(spec, 3), i
         end
     end
-    local rows = {}
+    -- The rows, flat (row after row): a nested reply costs the server far more to send.
+    local flat, width = {}, #specs
     if prefetched then
-        for i, pk in ipairs(items) do rows[i] = prefetched[pk] end
-        return rows
+        for i, pk in ipairs(items) do
+            local row, at = prefetched[pk], (i - 1) * width
+            for j = 1, width do flat[at + j] = row[j] end
+        end
+        return flat
     end
-    for _, pk in ipairs(items) do
-        local row = {}
+    for n, pk in ipairs(items) do
+        local at = (n - 1) * width
         for i, spec in ipairs(specs) do
-            if spec == 'pk' then row[i] = pk
-            elseif spec == 'score' then row[i] = sort_kind == OP.by_score and redis.call('ZSCORE', by, pk) or false
+            if spec == 'pk' then flat[at + i] = pk
+            elseif spec == 'score' then flat[at + i] = sort_kind == OP.by_score and redis.call('ZSCORE', by, pk) or false
             end
         end
         if #hashed > 0 then
             local values = redis.call('HMGET', prefix .. pk .. hash_suffix, unpack(hashed))
-            for j, at in ipairs(hash_at) do row[at] = values[j] end
+            for j, i in ipairs(hash_at) do flat[at + i] = values[j] end
         end
         if #strings > 0 then
             local keys = {}
             for j, suffix in ipairs(strings) do keys[j] = prefix .. pk .. suffix end
             local values = redis.call('MGET', unpack(keys))
-            for j, at in ipairs(string_at) do row[at] = values[j] end
+            for j, i in ipairs(string_at) do flat[at + i] = values[j] end
         end
-        rows[#rows + 1] = row
     end
-    return rows
+    return flat
 end
 
 local ok, result = pcall(run)
