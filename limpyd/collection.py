@@ -48,8 +48,8 @@ class CollectionManager:
         #: The set expression the filters narrow: the whole collection, or an operation
         #: (`|`, `&`, `-`, `^`) on other collections.
         self._base: tuple[str, list[CollectionManager]] | None = None
-        #: ('D', desc) by default, else ('P' | 'S' | 'H', alpha, desc[, field name]).
-        self._sort: tuple[Any, ...] = (protocol.BY_DEFAULT, False)
+        #: The sort operation and its arguments (see protocol): by pk by default.
+        self._sort: tuple[Any, ...] = self._pk_sort(False)
         self._slices: list[tuple[int | None, int | None, int | None]] = []
         self._instances = False
         self._cache: list[Any] | None = None
@@ -229,9 +229,19 @@ class CollectionManager:
             clone._sort = (protocol.BY_KEYS, len(by), *keys)
             return clone
         kind, field_name, key_desc = self._sort_key(by)
+        if kind == protocol.BY_PK and not alpha and self.model._meta.pk_field.auto:
+            clone._sort = self._pk_sort(key_desc != desc)
+            return clone
         extra = [field_name] if kind != protocol.BY_PK else []
         clone._sort = (kind, bool(alpha), key_desc != desc, *extra)
         return clone
+
+    def _pk_sort(self, desc: bool) -> tuple[Any, ...]:
+        """The default order: an AutoPKField's pks are canonical integers, which the server
+        may sort as numbers (see query.lua)."""
+        if self.model._meta.pk_field.auto:
+            return (protocol.BY_AUTO_PK, desc)
+        return (protocol.BY_DEFAULT, desc)
 
     def _sort_key(self, by: str | None) -> tuple[str, str, bool]:
         """(kind, what names the value, descending) of one sort key (see query.lua);
@@ -350,11 +360,13 @@ class CollectionManager:
         script = STORE if output[0] == "store" else QUERY
         client = self.model._meta.database.client
         kind, desc = self._sort[0], self._sort[1]
-        if kind != protocol.BY_DEFAULT or slices or output[0] != "pks":
+        if kind not in _PK_SORTS or slices or output[0] != "pks":
             return script(client, self._arguments(slices, output, self._sort))
         # All the pks in the default order: sorted here, where it costs less than in Lua
         # (not values' rows: a pk column to sort them by costs more to read than the sort).
         rows = script(client, self._arguments(slices, output, (protocol.UNSORTED,)))
+        if kind == protocol.BY_AUTO_PK:
+            return sorted(rows, key=int, reverse=desc)
         return default_order(rows, desc)
 
     def _output(self) -> list[Any]:
@@ -437,6 +449,8 @@ class CollectionManager:
         return repr(self._results())
 
 
+#: The default order, sorted by the client when the whole result is asked for.
+_PK_SORTS = frozenset({protocol.BY_DEFAULT, protocol.BY_AUTO_PK})
 #: What the query script takes for a number in the default order (see query.lua).
 _DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _CANONICAL_INTEGER = re.compile(r"0|-?[1-9][0-9]*")

@@ -73,6 +73,7 @@ FIELD_EXISTS = "field_exists"  # prefix suffix sub want: the instances with (no)
 # query sorts
 UNSORTED = "unsorted"
 BY_DEFAULT = "by_default"  # desc: by pk, numeric when every pk is a number
+BY_AUTO_PK = "by_auto_pk"  # desc: by pk, every pk an AutoPKField's (a canonical integer)
 BY_PK = "by_pk"  # alpha desc
 BY_STRING = "by_string"  # alpha desc suffix: a StringField's value
 BY_HASH = "by_hash"  # alpha desc field: an InstanceHashField's value

@@ -11,6 +11,7 @@
 --       | field_exists prefix suffix sub want: instances whose field key prefix..pk..suffix
 --         (hash field `sub` when not '') exists ('1') or not ('0')
 --   sort: unsorted | by_default desc (by pk: numeric if all pks are numbers, else alpha)
+--         | by_auto_pk desc (by pk, numeric: every pk is an AutoPKField's, a canonical integer)
 --         | by_pk alpha desc | by_string alpha desc suffix | by_hash alpha desc field
 --         | by_score alpha desc key | by_list alpha desc key (in the order of a list)
 --         | by_keys n, n times: kind (by_pk | by_string | by_hash) suffix-or-field alpha desc,
@@ -405,21 +406,40 @@ local function short_canonical_integers(pks)
         or string.find(text, '%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d%d'))  -- up to 15 digits
 end
 
--- The rows of `specs` (flat) of the set at `key` sorted by pk, numerically, read and sorted
--- by one SORT_RO in C. Nil unless every pk is a short canonical integer (a window of SORT
--- would hide the others), for a 'score' spec, or when the server refuses the patterns.
-local function sorted_rows_of_key(key, specs, prefix, hash_suffix, desc)
+-- The LIMIT (offset, count) of SORT selecting `slices` of a sorted result: none, or one
+-- slice of non-negative bounds and step 1. Nil for any other.
+local function sort_window(slices)
+    if #slices == 0 then return {0, -1} end
+    local start, stop, step = slices[1][1] or 0, slices[1][2], slices[1][3]
+    if #slices > 1 or step ~= 1 or start < 0 or (stop and stop < 0) then return nil end
+    return {start, stop and math.max(stop - start, 0) or -1}
+end
+
+-- The set at `key` sorted by pk, numerically, by one SORT_RO in C: its pks, or (`specs`
+-- given) its rows of `specs`, flat, at the positions `window` (see sort_window) when
+-- given. SORT compares doubles: its order is the default order when every pk is a
+-- canonical integer of up to 15 digits, which `check` verifies on the pks read (a window
+-- would hide the others: `check` goes without one), else nil. Nil too for a 'score' spec,
+-- or when the server refuses the patterns.
+local function sorted_by_pk(key, desc, window, specs, check, prefix, hash_suffix)
     local args = {'SORT_RO', key}
+    if window and (window[1] ~= 0 or window[2] ~= -1) then
+        args[3], args[4], args[5] = 'LIMIT', window[1], window[2]
+    end
     if desc then args[#args + 1] = 'DESC' end
-    if not sort_gets(args, specs, prefix, hash_suffix) then return nil end
+    if specs and not sort_gets(args, specs, prefix, hash_suffix) then return nil end
     local flat = redis.pcall(unpack(args))
     if flat.err then return nil end  -- a pk that is no number
-    local pks, rows, width = {}, {}, #specs + 1
-    for i = 1, #flat, width do
-        pks[#pks + 1] = flat[i]
-        for j = 1, width - 1 do rows[#rows + 1] = flat[i + j] end
+    local pks, rows = flat, flat
+    if specs then
+        local width = #specs + 1
+        pks, rows = {}, {}
+        for i = 1, #flat, width do
+            pks[#pks + 1] = flat[i]
+            for j = 1, width - 1 do rows[#rows + 1] = flat[i + j] end
+        end
     end
-    if not short_canonical_integers(pks) then return nil end
+    if check and not short_canonical_integers(pks) then return nil end
     return rows
 end
 
@@ -432,7 +452,7 @@ local function run()
     if #gone > 0 then base = difference(base, {members_node(gone)}) end
 
     local sort_kind = r.next()
-    local alpha, desc, by, sort_keys, pk_order
+    local alpha, desc, by, sort_keys, pk_order, auto_pks
     if sort_kind == OP.by_keys then
         sort_keys = {}
         for i = 1, r.num() do
@@ -443,6 +463,9 @@ local function run()
     elseif sort_kind == OP.by_default then
         desc = r.next() == '1'
         pk_order = true  -- numeric if every pk is a decimal number: known once they are read
+        sort_kind = OP.by_pk
+    elseif sort_kind == OP.by_auto_pk then
+        desc, pk_order, auto_pks = r.next() == '1', true, true
         sort_kind = OP.by_pk
     elseif sort_kind ~= OP.unsorted then
         alpha, desc = r.next() == '1', r.next() == '1'
@@ -479,11 +502,16 @@ local function run()
 
     -- Order: the pks in a Lua array, in the order asked (ties by pk, byte-wise).
     local items, prefetched
+    local by_number = pk_order or (sort_kind == OP.by_pk and not alpha)
+    if by_number and base.key and (output == 'values' or (auto_pks and output == 'pks')) then
+        -- AutoPKField pks are canonical integers: SORT may select a window of them
+        local window = auto_pks and sort_window(slices) or (#slices == 0 and {0, -1})
+        local value_specs = output == 'values' and specs or nil
+        local found = window
+            and sorted_by_pk(base.key, desc, window, value_specs, not auto_pks, prefix, hash_suffix)
+        if found then return found end
+    end
     if output == 'values' and #slices == 0 and base.key then
-        if pk_order or (sort_kind == OP.by_pk and not alpha) then
-            local rows = sorted_rows_of_key(base.key, specs, prefix, hash_suffix, desc)
-            if rows then return rows end
-        end
         items, prefetched = rows_of_key(base.key, specs, prefix, hash_suffix)
     end
     items = items or members(base)
