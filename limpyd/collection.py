@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from limpyd import protocol
 from limpyd.exceptions import DoesNotExist, ImplementationError, MultipleObjectsReturned
 from limpyd.fields import HashField, InstanceHashField, StringField
-from limpyd.indexes import intersect_ranges
+from limpyd.indexes import TextRangeIndex, intersect_ranges
 from limpyd.keys import HASH_SUFFIX
 from limpyd.lua import QUERY, STORE
 from limpyd.protocol import Key
@@ -232,9 +232,22 @@ class CollectionManager:
         if kind == protocol.BY_PK and not alpha and self.model._meta.pk_field.auto:
             clone._sort = self._pk_sort(key_desc != desc)
             return clone
+        index = self._text_index(by) if alpha and kind != protocol.BY_PK else None
+        if index is not None:
+            clone._sort = (protocol.BY_INDEXED, kind, True, key_desc != desc, field_name, index)
+            return clone
         extra = [field_name] if kind != protocol.BY_PK else []
         clone._sort = (kind, bool(alpha), key_desc != desc, *extra)
         return clone
+
+    def _text_index(self, by: str) -> Key | None:
+        """The key of an untransformed TextRangeIndex of the field `by` (`-name` too) names,
+        which keeps its values in the byte-wise order, ties by pk, of an alpha sort."""
+        field = self.model._meta.field(by.removeprefix("-"))
+        for index in field.indexes:
+            if isinstance(index, TextRangeIndex) and index.untransformed:
+                return Key(index.base_key())
+        return None
 
     def _pk_sort(self, desc: bool) -> tuple[Any, ...]:
         """The default order: an AutoPKField's pks are canonical integers, which the server

@@ -80,6 +80,9 @@ BY_HASH = "by_hash"  # alpha desc field: an InstanceHashField's value
 BY_SCORE = "by_score"  # alpha desc key: the score in a sorted set
 BY_LIST = "by_list"  # alpha desc key: the position in a list
 BY_KEYS = "by_keys"  # n, n times: kind (BY_PK | BY_STRING | BY_HASH) by alpha desc
+#: kind alpha desc by key: as kind (BY_STRING | BY_HASH) by, a field whose values an
+#: untransformed TextRangeIndex keeps at key (read in order for a window of the collection)
+BY_INDEXED = "by_indexed"
 
 #: Every operation, by the name the script knows it by.
 OPERATIONS: dict[str, str] = {

@@ -14,6 +14,8 @@
 --         | by_auto_pk desc (by pk, numeric: every pk is an AutoPKField's, a canonical integer)
 --         | by_pk alpha desc | by_string alpha desc suffix | by_hash alpha desc field
 --         | by_score alpha desc key | by_list alpha desc key (in the order of a list)
+--         | by_indexed kind alpha desc by index-key: as kind (by_string | by_hash) by, the
+--           field's values kept by an untransformed TextRangeIndex at index-key
 --         | by_keys n, n times: kind (by_pk | by_string | by_hash) suffix-or-field alpha desc,
 --           ties by pk (byte-wise)
 --   nslices, each: start stop step ('' for None)
@@ -452,7 +454,10 @@ local function run()
     if #gone > 0 then base = difference(base, {members_node(gone)}) end
 
     local sort_kind = r.next()
-    local alpha, desc, by, sort_keys, pk_order, auto_pks
+    local alpha, desc, by, sort_keys, pk_order, auto_pks, text_index
+    if sort_kind == OP.by_indexed then
+        sort_kind, text_index = r.next(), true
+    end
     if sort_kind == OP.by_keys then
         sort_keys = {}
         for i = 1, r.num() do
@@ -475,6 +480,7 @@ local function run()
     elseif sort_kind == OP.by_score or sort_kind == OP.by_list then
         by = r.key()
     end
+    if text_index then text_index = r.key() end
 
     local slices = {}
     for i = 1, r.num() do
@@ -502,6 +508,18 @@ local function run()
 
     -- Order: the pks in a Lua array, in the order asked (ties by pk, byte-wise).
     local items, prefetched
+    -- a window of the collection by an indexed text: read in the index's order when every
+    -- instance has an entry (else those with none, first in the order, are not there)
+    if text_index and output == 'pks' and base.key == collection then
+        local window = sort_window(slices)
+        if window and redis.call('ZCARD', text_index) == redis.call('SCARD', collection) then
+            if window[2] == 0 then return {} end
+            local last = window[2] < 0 and -1 or window[1] + window[2] - 1
+            local found = redis.call(desc and 'ZREVRANGE' or 'ZRANGE', text_index, window[1], last)
+            for i, member in ipairs(found) do found[i] = pk_of(member) end
+            return found
+        end
+    end
     local by_number = pk_order or (sort_kind == OP.by_pk and not alpha)
     if by_number and base.key and (output == 'values' or (auto_pks and output == 'pks')) then
         -- AutoPKField pks are canonical integers: SORT may select a window of them
