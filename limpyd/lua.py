@@ -1,8 +1,8 @@
 """The Lua script limpyd runs on the server, and how it is called.
 
-One script holds every mode (`read`, `apply`, `query`): the table of operations (`OP`, from
-`protocol`), `common.lua`, then each mode's file
-as a function, then a dispatch on the first argument. Calls use EVALSHA and fall back to
+One script holds every mode (`read`, `apply`, `query`): `common.lua`, then each mode's files
+(`MODES`) as a function, then a dispatch on the first argument; the operations the files
+name as `OP.<name>` are written as their codes (from `protocol`). Calls use EVALSHA and fall back to
 EVAL when the server does not know the script yet, which costs one extra round trip once
 per server for all modes together. Queries, which never write (but `store()`), are sent as
 EVALSHA_RO / EVAL_RO: a read-only replica answers them, and SCRIPT KILL can stop them.
@@ -12,6 +12,7 @@ Every call declares its keys (see `protocol`).
 from __future__ import annotations
 
 import hashlib
+import re
 from importlib import resources
 from typing import Any
 
@@ -22,31 +23,37 @@ from limpyd.protocol import OPERATIONS, split
 
 __all__ = ["APPLY", "QUERY", "READ", "SCRIPT", "STORE", "LuaScript", "ScriptMode"]
 
-MODES = ("read", "apply", "query")
+#: Each mode of the script, and the files (in limpyd/scripts) its function is made of.
+MODES = {"read": ("read",), "apply": ("apply",), "query": ("order", "query")}
 
 
-def _operations() -> str:
-    """The table `OP` of the script: each operation by name (see `protocol`); a name it
-    does not hold is an error."""
-    entries = ", ".join(f"{name} = '{code}'" for name, code in OPERATIONS.items())
-    return (
-        f"local OP = setmetatable({{{entries}}}, {{__index = function(_, name)\n"
-        "    error('limpyd: no operation ' .. tostring(name))\nend})\n"
-    )
+#: An operation named in the script's text (see `protocol`).
+_OPERATION = re.compile(r"\bOP\.(\w+)")
+
+
+def _with_operations(text: str) -> str:
+    """`text` with each `OP.<name>` written as its code, a constant: no table of operations
+    is built on each call. A name `protocol` does not define is an error here."""
+
+    def code(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in OPERATIONS:
+            raise RuntimeError(f"limpyd/scripts: no operation named OP.{name} in protocol")
+        return f"'{OPERATIONS[name]}'"
+
+    return _OPERATION.sub(code, text)
 
 
 def _script_text() -> str:
     folder = resources.files("limpyd") / "scripts"
-    parts = [_operations(), (folder / "common.lua").read_text()]
-    for mode in MODES:
-        body = (folder / f"{mode}.lua").read_text()
+    parts = [(folder / "common.lua").read_text()]
+    for mode, files in MODES.items():
+        body = "\n".join((folder / f"{name}.lua").read_text() for name in files)
         parts.append(f"local function mode_{mode}(ARGV)\n{body}\nend\n")
     table = ", ".join(f"{mode} = mode_{mode}" for mode in MODES)
-    parts.append(
-        f"local args = {{}}\nfor i = 2, #ARGV do args[i - 1] = ARGV[i] end\n"
-        f"return ({{{table}}})[ARGV[1]](args)\n"
-    )
-    return "\n".join(parts)
+    # ARGV[1] names the mode; each mode's reader starts after it (see common.lua).
+    parts.append(f"return ({{{table}}})[ARGV[1]](ARGV)\n")
+    return _with_operations("\n".join(parts))
 
 
 class LuaScript:

@@ -59,7 +59,7 @@
 -- Returns {'OK', reply, pk given by new_pk or false}.
 local probe_key = nil  -- given by probe
 local MAX_COUNTER = '9223372036854775807'
-local r = argv_reader(ARGV)
+local r = argv_reader(ARGV, 1)
 
 -- A command (`templated`: a template of value_entries, whose holes also say 'raw' or
 -- 'escaped'), its declared keys in place.

@@ -114,10 +114,11 @@ local function declared(position)
     return key
 end
 
--- A cursor over ARGV: next() gives the next string, num() the next number, key() the key
--- the next argument declares, list(n) n strings.
-local function argv_reader(argv)
-    local pos = 0
+-- A cursor over `argv` after its first `skip` items (a mode's ARGV: 1, the mode, see
+-- limpyd/lua.py): next() gives the next string, num() the next number, key() the key the
+-- next argument declares, list(n) n strings.
+local function argv_reader(argv, skip)
+    local pos = skip or 0
     local r = {}
     function r.next() pos = pos + 1; return argv[pos] end
     function r.num() pos = pos + 1; return tonumber(argv[pos]) end

@@ -5,7 +5,7 @@
 --        -> {state, {'R', result} or {'E', error}, new state}, the command run on a copy of
 --        the state in the key `scratch` (under the model's prefix), deleted before returning
 -- Keys are declared (their positions in KEYS).
-local r = argv_reader(ARGV)
+local r = argv_reader(ARGV, 1)
 local out = {}
 while not r.done() do
     local op, kind, key, sub = r.next(), r.next(), r.key(), r.next()
