@@ -108,6 +108,31 @@ def test_read_only_scripts_on_both(db):
         client.evalsha_ro("0" * 40, 0)
 
 
+def test_scripts_run_alike_each_call_on_both(db):
+    """The fake server compiles a script text once (fakeredis would compile it on every
+    call): each call still sees its own KEYS and ARGV, and errors are Redis's."""
+    client = db.client
+    script = "return {KEYS[1], ARGV[1], redis.call('INCR', KEYS[1])}"
+    sha = client.script_load(script)
+    assert client.evalsha(sha, 1, "n", "a") == ["n", "a", 1]
+    assert client.evalsha(sha, 1, "n", "b") == ["n", "b", 2]
+    assert client.eval(script, 1, "m", "c") == ["m", "c", 1]
+    with pytest.raises(redis.exceptions.ResponseError):
+        client.eval("return (", 0)  # a syntax error, every time
+    with pytest.raises(redis.exceptions.ResponseError):
+        client.eval("return (", 0)
+    with pytest.raises(redis.exceptions.ResponseError):
+        client.eval("leaked_global = 1", 0)  # no state carried from one call to the next
+    assert client.eval("return {KEYS[1], ARGV[1]}", 0) == []
+    if db.backend.kind == "fake":  # the second call of a text runs what the first compiled
+        runtime = db.backend.server._limpyd_compiling_runtime
+        compiles: list[bytes] = []
+        compile_text = runtime._compile
+        runtime._compile = lambda text: compiles.append(text) or compile_text(text)
+        assert client.evalsha(sha, 1, "n", "d") == ["n", "d", 3]
+        assert compiles == []
+
+
 def test_registry_refuses_same_name_in_same_namespace(db):
     class Taken(model.RedisModel):
         database = db
