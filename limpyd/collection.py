@@ -232,7 +232,7 @@ class CollectionManager:
         if kind == protocol.BY_PK and not alpha and self.model._meta.pk_field.auto:
             clone._sort = self._pk_sort(key_desc != desc)
             return clone
-        index = self._text_index(by) if alpha and kind != protocol.BY_PK else None
+        index = self._text_index(by) if by and alpha and kind != protocol.BY_PK else None
         if index is not None:
             clone._sort = (protocol.BY_INDEXED, kind, True, key_desc != desc, field_name, index)
             return clone
