@@ -176,10 +176,17 @@ local function order_and_slice(items, select, full_sort, slice)
     return out
 end
 
--- The SORT_RO arguments reading, for each pk, '#' then the columns of `specs`: GET
--- patterns naming the instances' keys (prefix, '*' for the pk, suffix; neither a namespace
--- nor a model or field name can hold '*' or '->'), so that the server reads them in C,
--- several times faster than a call per row from Lua. Nil for a 'score' spec.
+-- The SORT GET pattern of an instance's value: its StringField's key (`field` is the key
+-- suffix) or, with `hash_suffix`, its hash's field. '*' stands for the pk; neither a
+-- namespace nor a model or field name can hold '*' or '->'.
+local function value_pattern(prefix, field, hash_suffix)
+    if hash_suffix then return prefix .. '*' .. hash_suffix .. '->' .. field end
+    return prefix .. '*' .. field
+end
+
+-- The SORT_RO arguments reading, for each pk, '#' then the columns of `specs` (see
+-- value_pattern), so that the server reads them in C, several times faster than a call
+-- per row from Lua. Nil for a 'score' spec.
 local function sort_gets(args, specs, prefix, hash_suffix)
     args[#args + 1], args[#args + 2] = 'GET', '#'
     for _, spec in ipairs(specs) do
@@ -187,8 +194,8 @@ local function sort_gets(args, specs, prefix, hash_suffix)
         if spec == 'score' then return nil end
         args[#args + 1] = 'GET'
         if spec == 'pk' then args[#args + 1] = '#'
-        elseif kind == 'S' then args[#args + 1] = prefix .. '*' .. string.sub(spec, 2)
-        else args[#args + 1] = prefix .. '*' .. hash_suffix .. '->' .. string.sub(spec, 3)
+        elseif kind == 'S' then args[#args + 1] = value_pattern(prefix, string.sub(spec, 2))
+        else args[#args + 1] = value_pattern(prefix, string.sub(spec, 3), hash_suffix)
         end
     end
     return args

@@ -268,8 +268,7 @@ local function run()
         local window = sort_window(slices)
         local stop = window and window[2] >= 0 and window[1] + window[2]
         if stop and stop <= SELECT_LIMIT then
-            local pattern = sort_kind == OP.by_string and prefix .. '*' .. by
-                or prefix .. '*' .. hash_suffix .. '->' .. by
+            local pattern = value_pattern(prefix, by, sort_kind == OP.by_hash and hash_suffix or nil)
             if stop == window[1] then return {} end
             local top = first_by_text(base.key, pattern, stop, desc)
             if top then return {unpack(top, window[1] + 1, math.min(stop, #top))} end
