@@ -1,11 +1,17 @@
-"""The Lua script limpyd runs on the server, and how it is called.
+"""The Lua code limpyd runs on the server, and how it is called.
 
-One script holds every mode (`read`, `apply`, `query`): `common.lua`, then each mode's files
-(`MODES`) as a function, then a dispatch on the first argument; the operations the files
-name as `OP.<name>` are written as their codes (from `protocol`). Calls use EVALSHA and fall back to
-EVAL when the server does not know the script yet, which costs one extra round trip once
-per server for all modes together. Queries, which never write (but `store()`), are sent as
-EVALSHA_RO / EVAL_RO: a read-only replica answers them, and SCRIPT KILL can stop them.
+The code is one function, `build()`: `common.lua`, then each mode's files (`MODES`), each
+ending with the function a call of that mode runs, `(keys, argv, skip)`; the operations the
+files name as `OP.<name>` are written as their codes (from `protocol`).
+
+It reaches the server as a library of Redis Functions, named after a digest of the code (two
+versions of limpyd never call each other's): one function per mode, built once per server
+(on its first call), so a call runs only its own work. Queries, which never write (but
+`store()`), are a `no-writes` function called with FCALL_RO: a read-only replica answers
+them, and FUNCTION KILL can stop them. The first call on a server that lacks the library
+sends FUNCTION LOAD and the call again, in one round trip. Where the library cannot be
+loaded (a read-only replica whose primary never had it), the same code runs as an EVAL
+script (EVALSHA, then EVAL), which builds the modes on each call.
 Every call declares its keys (see `protocol`).
 """
 
@@ -13,21 +19,29 @@ from __future__ import annotations
 
 import hashlib
 import re
+import weakref
 from importlib import resources
 from typing import Any
 
 import redis
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoPermissionError, NoScriptError, ReadOnlyError, ResponseError
 
 from limpyd.protocol import OPERATIONS, split
 
 __all__ = ["APPLY", "QUERY", "READ", "SCRIPT", "STORE", "LuaScript", "ScriptMode"]
 
-#: Each mode of the script, and the files (in limpyd/scripts) its function is made of.
+#: Each mode of the code, and the files (in limpyd/scripts) its function is made of.
 MODES = {"read": ("read",), "apply": ("apply",), "query": ("order", "query")}
 
+#: The functions of the library: name -> (mode, whether it may write).
+FUNCTIONS = {"read": ("read", True), "apply": ("apply", True), "query": ("query", False)}
+FUNCTIONS["store"] = ("query", True)  # the one query that writes: its result
 
-#: An operation named in the script's text (see `protocol`).
+#: Why a server may refuse FUNCTION LOAD, and limpyd then evaluate its code: a read-only
+#: replica, or a user whose ACL does not allow it.
+_REFUSED_LOADS = (ReadOnlyError, NoPermissionError)
+
+#: An operation named in the code's text (see `protocol`).
 _OPERATION = re.compile(r"\bOP\.(\w+)")
 
 
@@ -44,57 +58,126 @@ def _with_operations(text: str) -> str:
     return _OPERATION.sub(code, text)
 
 
-def _script_text() -> str:
+def _build_source() -> str:
+    """The Lua function `build()`, returning each mode's function by name."""
     folder = resources.files("limpyd") / "scripts"
-    parts = [(folder / "common.lua").read_text()]
+    parts = ["local function build()", (folder / "common.lua").read_text()]
     for mode, files in MODES.items():
         body = "\n".join((folder / f"{name}.lua").read_text() for name in files)
-        parts.append(f"local function mode_{mode}(ARGV)\n{body}\nend\n")
+        parts.append(f"local mode_{mode} = (function()\n{body}\nend)()\n")
     table = ", ".join(f"{mode} = mode_{mode}" for mode in MODES)
-    # ARGV[1] names the mode; each mode's reader starts after it (see common.lua).
-    parts.append(f"return ({{{table}}})[ARGV[1]](ARGV)\n")
+    parts.append(f"return {{{table}}}\nend\n")
     return _with_operations("\n".join(parts))
 
 
+def is_missing(error: Any) -> bool:
+    """Whether `error` (a reply) says the server does not know a limpyd function or script."""
+    return isinstance(error, NoScriptError) or (
+        isinstance(error, ResponseError) and "function not found" in str(error).lower()
+    )
+
+
 class LuaScript:
-    """A script run with EVALSHA, falling back to EVAL."""
+    """limpyd's Lua code (`build`, see the module's docstring), as a library and as a script."""
 
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.sha = hashlib.sha1(text.encode()).hexdigest()
-
-    def __call__(self, client: redis.Redis, args: list[Any], read_only: bool = False) -> Any:
-        """Run the script on `client` with `args` (its `Key`s declared in KEYS, see
-        `protocol`); `read_only`: as a read-only script, which the server refuses to let
-        write."""
-        evalsha, eval_ = (
-            (client.evalsha_ro, client.eval_ro) if read_only else (client.evalsha, client.eval)
+    def __init__(self, build: str) -> None:
+        self.name = "limpyd_" + hashlib.sha1(build.encode()).hexdigest()[:20]
+        registrations = "".join(
+            f"redis.register_function{{function_name = '{self.name}_{function}', "
+            f"callback = mode('{mode}')" + ("" if writes else ", flags = {'no-writes'}") + "}\n"
+            for function, (mode, writes) in FUNCTIONS.items()
         )
+        #: The library, for FUNCTION LOAD; its modes are built on the first call.
+        self.library = (
+            f"#!lua name={self.name}\n{build}\nlocal modes\n"
+            "local function mode(name)\n"
+            "    return function(keys, args)\n"
+            "        if not modes then modes = build() end\n"
+            "        return modes[name](keys, args, 0)\n"
+            "    end\nend\n" + registrations
+        )
+        #: The same code as an EVAL script: ARGV[1] names the mode.
+        self.text = f"{build}\nreturn build()[ARGV[1]](KEYS, ARGV, 1)\n"
+        self.sha = hashlib.sha1(self.text.encode()).hexdigest()
+        #: Clients that run the code as a script: their server refused the library (a read-only
+        #: replica, an ACL), or a caller chose to.
+        self.evaluating: weakref.WeakSet[Any] = weakref.WeakSet()
+
+    def function(self, name: str) -> str:
+        """The server-side name of the library's function `name` (a key of `FUNCTIONS`)."""
+        return f"{self.name}_{name}"
+
+    def load(self, client: Any) -> Any:
+        """Send FUNCTION LOAD (queued, if `client` is a pipeline); a library loaded meanwhile
+        by another client is not an error."""
+        try:
+            return client.function_load(self.library)
+        except ResponseError as error:
+            if "already exists" not in str(error):
+                raise
+            return self.name
+
+    def __call__(self, client: redis.Redis, function: str, args: list[Any]) -> Any:
+        """Call the library's `function` (a key of `FUNCTIONS`) on `client` with `args` (its
+        `Key`s declared in KEYS, see `protocol`). A pipeline only queues the call: its caller
+        loads the library when a reply says it `is_missing`."""
+        mode, writes = FUNCTIONS[function]
         keys, argv = split(args)
+        if client in self.evaluating:
+            return self._evaluate(client, writes, keys, [mode, *argv])
+        call = [self.function(function), len(keys), *keys, *argv]
+        try:
+            return _fcall(client, writes)(*call)
+        except ResponseError as error:
+            if not is_missing(error):
+                raise
+        with client.pipeline(transaction=False) as pipeline:
+            self.load(pipeline)
+            _fcall(pipeline, writes)(*call)
+            loaded, reply = pipeline.execute(raise_on_error=False)
+        if not is_missing(reply):
+            if isinstance(reply, Exception):
+                raise reply
+            return reply
+        if not isinstance(loaded, _REFUSED_LOADS):
+            raise loaded  # the library does not load: a bug, never hidden by the fallback
+        self.evaluating.add(client)
+        return self._evaluate(client, writes, keys, [mode, *argv])
+
+    def _evaluate(self, client: redis.Redis, writes: bool, keys: list[str], argv: list[Any]) -> Any:
+        """Run the code as an EVAL script (EVALSHA, then EVAL), read-only unless `writes`."""
+        if writes:
+            evalsha, eval_ = client.evalsha, client.eval
+        else:
+            evalsha, eval_ = client.evalsha_ro, client.eval_ro
         try:
             return evalsha(self.sha, len(keys), *keys, *argv)
         except NoScriptError:
             return eval_(self.text, len(keys), *keys, *argv)
 
     def __repr__(self) -> str:
-        return f"<LuaScript {self.sha[:8]}>"
+        return f"<LuaScript {self.name}>"
+
+
+def _fcall(client: Any, writes: bool) -> Any:
+    """FCALL, or FCALL_RO for a function that never writes."""
+    return client.fcall if writes else client.fcall_ro
 
 
 class ScriptMode:
-    """One mode of the limpyd script: `READ(client, args)`."""
+    """One function of the limpyd library: `READ(client, args)`."""
 
-    def __init__(self, script: LuaScript, mode: str, read_only: bool = False) -> None:
+    def __init__(self, script: LuaScript, function: str) -> None:
         self.script = script
-        self.mode = mode
-        self.read_only = read_only
+        self.function = function
 
     def __call__(self, client: redis.Redis, args: list[Any]) -> Any:
-        return self.script(client, [self.mode, *args], self.read_only)
+        return self.script(client, self.function, args)
 
 
-SCRIPT = LuaScript(_script_text())
+SCRIPT = LuaScript(_build_source())
 READ = ScriptMode(SCRIPT, "read")
 APPLY = ScriptMode(SCRIPT, "apply")
-QUERY = ScriptMode(SCRIPT, "query", read_only=True)
-#: The query mode for `store()`, the one query that writes (its result).
-STORE = ScriptMode(SCRIPT, "query")
+QUERY = ScriptMode(SCRIPT, "query")
+#: The query for `store()`, the one query that writes (its result).
+STORE = ScriptMode(SCRIPT, "store")

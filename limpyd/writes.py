@@ -15,13 +15,13 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import ResponseError
 
 from limpyd import protocol
 from limpyd.commands import Command, parse
 from limpyd.exceptions import ConflictError, DoesNotExist, ImplementationError, UniquenessError
 from limpyd.fields.numbers import zadd_flags
-from limpyd.lua import APPLY, READ, SCRIPT
+from limpyd.lua import APPLY, READ, SCRIPT, is_missing
 from limpyd.protocol import Key
 from limpyd.text import ESCAPE, escape_value
 
@@ -430,19 +430,24 @@ def create_many(
 
 
 def _apply_all(database: RedisDatabase, writes: list[Write]) -> list[Any]:
-    """The apply script's outcome for each write, in one pipeline (the script loaded first
-    if the server does not know it)."""
+    """The apply function's outcome for each write, in one pipeline (led by FUNCTION LOAD
+    in a second one if the server does not know limpyd's code)."""
     if not writes:
         return []
-    for attempt in range(2):
+    load = False
+    while True:
         with database.client.pipeline(transaction=False) as pipeline:
+            if load:
+                SCRIPT.load(pipeline)
             for write in writes:
                 APPLY(pipeline, write.arguments())
-            outcomes = pipeline.execute(raise_on_error=False)
-        if attempt or not any(isinstance(o, NoScriptError) for o in outcomes):
-            break
-        database.client.script_load(SCRIPT.text)
-    return outcomes
+            replies = pipeline.execute(raise_on_error=False)
+        outcomes = replies[load:]
+        if not any(is_missing(o) for o in outcomes):
+            return outcomes
+        if load:
+            raise replies[0]  # why the server did not load the code (a read-only replica)
+        load = True
 
 
 def modify(field: RedisField, build: Callable[[str], Command]) -> Any:

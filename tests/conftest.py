@@ -35,6 +35,18 @@ def unchanged(db: RedisDatabase):
 
 
 @pytest.fixture
+def forget_code(db: RedisDatabase):
+    """`forget_code()` makes the server forget limpyd's Lua code (its function library and
+    script), as a server limpyd never talked to."""
+
+    def forget() -> None:
+        db.connection.function_flush()
+        db.connection.script_flush()
+
+    return forget
+
+
+@pytest.fixture
 def consistent():
     """`consistent(Model, ...)` asserts the models' indexes equal their data."""
     return assert_consistent

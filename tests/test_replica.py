@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import redis
 
-from limpyd import fields
+from limpyd import fields, lua
 from limpyd.contrib import related
 from limpyd.contrib.collection import ExtendedCollectionManager
 from limpyd.contrib.indexes import EndsWithIndex
@@ -126,6 +126,26 @@ def test_store_is_refused_on_a_replica(limpyd_backend, replicated):
     Person = replicated[1]["Person"]
     with pytest.raises(redis.ReadOnlyError):
         Person.collection(city="Paris").store()
+
+
+@pytest.mark.limpyd_backends("redis")
+def test_a_replica_without_limpyds_library_answers_too(limpyd_backend, replicated):
+    """A replica whose primary lost limpyd's library (FUNCTION FLUSH) cannot load it (it is
+    read-only): its clients run the same code as EVAL_RO scripts, with the same answers, and
+    `store()` is still refused."""
+    on_primary, on_replica = replicated
+    expected = {name: ask() for name, ask in queries(on_primary).items()}
+    primary = on_primary["Person"].database
+    primary.connection.function_flush()
+    assert primary.client.wait(1, 10_000) == 1
+    replica = RedisDatabase.from_url(on_replica["Person"].database.backend.describe())
+    assert replica.connection.function_list() == []
+    fresh = make_models(replica)
+    assert {name: ask() for name, ask in queries(fresh).items()} == expected
+    assert replica.client in lua.SCRIPT.evaluating
+    assert replica.connection.function_list() == []
+    with pytest.raises(redis.ReadOnlyError):
+        fresh["Person"].collection(city="Paris").store()
 
 
 def test_queries_leave_keys_of_any_name_alone(db, unchanged):

@@ -57,9 +57,9 @@
 --   call_for_reply command            a write whose reply is returned
 -- A value a probe refuses -> {'INVALID', Redis's error}.
 -- Returns {'OK', reply, pk given by new_pk or false}.
-local probe_key = nil  -- given by probe
+local probe_key  -- given by probe (each call starts without)
 local MAX_COUNTER = '9223372036854775807'
-local r = argv_reader(ARGV, 1)
+local r  -- the call's arguments (each call sets it)
 
 -- A command (`templated`: a template of value_entries, whose holes also say 'raw' or
 -- 'escaped'), its declared keys in place.
@@ -73,7 +73,7 @@ local function read_command(templated)
     end
     for _ = 1, r.num() do
         local index = r.num() + 1
-        args[index] = declared(args[index])
+        args[index] = r.declared(args[index])
     end
     return {args = args, holes = holes}
 end
@@ -165,7 +165,7 @@ local function decode_record(s)
         out[#out + 1] = string.sub(s, colon + 1, colon + n)
         i = colon + n + 1
     end
-    return argv_reader(out)
+    return argv_reader({}, out, 0)  -- a record declares no key
 end
 
 -- The length Python gives the text of these bytes: utf-8 where valid, one character per
@@ -261,159 +261,162 @@ local function unlink_record(record, pk)
 end
 -- End of link records ---------------------------------------------------------------------
 
--- Phase 1: read.
-local checks, writes, counter = {}, {}, nil
-while not r.done() do
-    local op = r.next()
-    if op == OP.exists or op == OP.free or op == OP.reaping then
-        checks[#checks + 1] = {op, r.key(), r.next(), r.key()}
-    elseif op == OP.reference then
-        local check = {op, r.next(), r.key(), r.next(), r.key(), r.next()}
-        if check[6] ~= '' then check[7], check[8] = r.key(), r.next() end
-        checks[#checks + 1] = check
-    elseif op == OP.guard then
-        local kind, key, sub = r.next(), r.key(), r.next()
-        checks[#checks + 1] = {op, kind, key, sub, r.list(r.num())}
-    elseif op == OP.unique then
-        checks[#checks + 1] = {op, r.next(), r.next(), r.key(), r.next(), r.next(), r.next(), r.key()}
-    elseif op == OP.new_pk then
-        counter = r.key()
-    elseif op == OP.probe then
-        probe_key = r.key()
-    elseif op == OP.unlink then
-        writes[#writes + 1] = {op, r.key(), r.next()}
-    elseif op == OP.expire then
-        local seconds = r.next()
-        writes[#writes + 1] = {op, read_command(), seconds}
-    elseif op == OP.per_member then
-        local kind, key, present, items = r.next(), r.key(), r.next() == '1', {}
-        for i = 1, r.num() do
-            local member, commands = r.next(), {}
-            for j = 1, r.num() do commands[j] = read_command() end
-            items[i] = {member, commands}
-        end
-        writes[#writes + 1] = {op, key, present, items, kind}
-    elseif op == OP.value_entries then
-        local w = {op, when = r.next(), kind = r.next(), key = r.key(), sub = r.next()}
-        w.from, w.to, w.templates = r.next(), r.next(), {}
-        for i = 1, r.num() do w.templates[i] = read_command(true) end
-        writes[#writes + 1] = w
-    elseif op == OP.call or op == OP.call_for_reply then
-        writes[#writes + 1] = {op, read_command()}
-    else
-        return redis.error_reply('limpyd: unknown instruction ' .. tostring(op))
-    end
-end
-
--- Phase 2: checks and probes.
-for _, c in ipairs(checks) do
-    local op = c[1]
-    if op == OP.exists or op == OP.free or op == OP.reaping then
-        local collection, pk, expiry = c[2], c[3], c[4]
-        local present = redis.call('SISMEMBER', collection, pk) == 1
-        if op == OP.reaping then
-            if not present then
-                redis.call('ZREM', expiry, pk)
-                return {'GONE'}
+return function(keys, argv, skip)
+    r, probe_key = argv_reader(keys, argv, skip), nil
+    -- Phase 1: read.
+    local checks, writes, counter = {}, {}, nil
+    while not r.done() do
+        local op = r.next()
+        if op == OP.exists or op == OP.free or op == OP.reaping then
+            checks[#checks + 1] = {op, r.key(), r.next(), r.key()}
+        elseif op == OP.reference then
+            local check = {op, r.next(), r.key(), r.next(), r.key(), r.next()}
+            if check[6] ~= '' then check[7], check[8] = r.key(), r.next() end
+            checks[#checks + 1] = check
+        elseif op == OP.guard then
+            local kind, key, sub = r.next(), r.key(), r.next()
+            checks[#checks + 1] = {op, kind, key, sub, r.list(r.num())}
+        elseif op == OP.unique then
+            checks[#checks + 1] = {op, r.next(), r.next(), r.key(), r.next(), r.next(), r.next(), r.key()}
+        elseif op == OP.new_pk then
+            counter = r.key()
+        elseif op == OP.probe then
+            probe_key = r.key()
+        elseif op == OP.unlink then
+            writes[#writes + 1] = {op, r.key(), r.next()}
+        elseif op == OP.expire then
+            local seconds = r.next()
+            writes[#writes + 1] = {op, read_command(), seconds}
+        elseif op == OP.per_member then
+            local kind, key, present, items = r.next(), r.key(), r.next() == '1', {}
+            for i = 1, r.num() do
+                local member, commands = r.next(), {}
+                for j = 1, r.num() do commands[j] = read_command() end
+                items[i] = {member, commands}
             end
-            if not expired(expiry, pk) then return {'LIVE'} end
+            writes[#writes + 1] = {op, key, present, items, kind}
+        elseif op == OP.value_entries then
+            local w = {op, when = r.next(), kind = r.next(), key = r.key(), sub = r.next()}
+            w.from, w.to, w.templates = r.next(), r.next(), {}
+            for i = 1, r.num() do w.templates[i] = read_command(true) end
+            writes[#writes + 1] = w
+        elseif op == OP.call or op == OP.call_for_reply then
+            writes[#writes + 1] = {op, read_command()}
         else
-            if present and expired(expiry, pk) then return {'EXPIRED'} end
-            if op == OP.exists and not present then return {'DOESNOTEXIST'} end
-            if op == OP.free and present then return {'PKEXISTS'} end
-        end
-    elseif op == OP.reference then
-        local id, collection, pk, expiry = c[2], c[3], c[4], c[5]
-        local gone = redis.call('SISMEMBER', collection, pk) == 0 or expired(expiry, pk)
-        if gone and not (c[6] ~= '' and holds(c[6], c[7], c[8], pk)) then
-            return {'DANGLING', id}
-        end
-    elseif op == OP.guard then
-        if not same_list(read_state(c[2], c[3], c[4]), c[5]) then return {'CONFLICT'} end
-    else  -- OP.unique
-        local id, how, key, a, b, allowed, expiry = c[2], c[3], c[4], c[5], c[6], c[7], c[8]
-        local holders
-        if how == 'set' then
-            holders = redis.call('SMEMBERS', key)
-        elseif how == 'lex' then
-            holders = redis.call('ZRANGEBYLEX', key, a, b)
-        else
-            holders = redis.call('ZRANGEBYSCORE', key, a, b)
-        end
-        for _, holder in ipairs(holders) do
-            if how ~= 'set' then holder = pk_of(holder) end
-            if holder ~= allowed then
-                if expired(expiry, holder) then return {'REAP', holder} end
-                return {'UNIQUE', id, holder}
-            end
+            return redis.error_reply('limpyd: unknown instruction ' .. tostring(op))
         end
     end
-end
-local new_pk = false
-if counter then
-    local n = redis.call('GET', counter) or '0'
-    if not (string.match(n, '^0$') or string.match(n, '^[1-9]%d*$'))
-        or #n > #MAX_COUNTER or (#n == #MAX_COUNTER and n >= MAX_COUNTER) then
-        return {'INVALID', 'the pk counter ' .. counter .. ' holds ' .. n}
-    end
-    new_pk = successor(n)
-end
-for _, w in ipairs(writes) do
-    if (w[1] == OP.call or w[1] == OP.call_for_reply or w[1] == OP.expire) and #w[2].holes > 0 and not new_pk then
-        return redis.error_reply('limpyd: a placeholder without a new pk to put in it')
-    end
-    if w[1] == OP.expire then
-        local seconds = tonumber(w[3])
-        if seconds == nil or seconds ~= seconds or seconds == math.huge or seconds == -math.huge then
-            return {'INVALID', 'expiry in ' .. tostring(w[3]) .. ' seconds'}
-        end
-    elseif w[1] == OP.call or w[1] == OP.call_for_reply then
-        local args = w[2].args
-        if string.upper(args[1]) == 'ZADD' then
-            local err = zadd_error(args)
-            if err then return {'INVALID', err} end
-        end
-    end
-end
 
-for _, w in ipairs(writes) do
-    if w[1] == OP.value_entries and w.when == 'old' then
-        w.values = values_of(w.kind, w.key, w.sub)
-    end
-end
-
--- Phase 3: writes.
-local reply = false
-for _, w in ipairs(writes) do
-    local op = w[1]
-    if op == OP.call or op == OP.call_for_reply then
-        local res = call_many(filled(w[2], new_pk))
-        if op == OP.call_for_reply then
-            if type(res) == 'table' and res.ok then res = res.ok end
-            reply = res
-        end
-    elseif op == OP.per_member then
-        for _, item in ipairs(w[4]) do
-            local held
-            if w[5] == 'set' then
-                held = redis.call('SISMEMBER', w[2], item[1]) == 1
+    -- Phase 2: checks and probes.
+    for _, c in ipairs(checks) do
+        local op = c[1]
+        if op == OP.exists or op == OP.free or op == OP.reaping then
+            local collection, pk, expiry = c[2], c[3], c[4]
+            local present = redis.call('SISMEMBER', collection, pk) == 1
+            if op == OP.reaping then
+                if not present then
+                    redis.call('ZREM', expiry, pk)
+                    return {'GONE'}
+                end
+                if not expired(expiry, pk) then return {'LIVE'} end
             else
-                held = redis.call('ZSCORE', w[2], item[1]) ~= false
+                if present and expired(expiry, pk) then return {'EXPIRED'} end
+                if op == OP.exists and not present then return {'DOESNOTEXIST'} end
+                if op == OP.free and present then return {'PKEXISTS'} end
             end
-            if held == w[3] then
-                for _, command in ipairs(item[2]) do call_many(command.args) end
+        elseif op == OP.reference then
+            local id, collection, pk, expiry = c[2], c[3], c[4], c[5]
+            local gone = redis.call('SISMEMBER', collection, pk) == 0 or expired(expiry, pk)
+            if gone and not (c[6] ~= '' and holds(c[6], c[7], c[8], pk)) then
+                return {'DANGLING', id}
+            end
+        elseif op == OP.guard then
+            if not same_list(read_state(c[2], c[3], c[4]), c[5]) then return {'CONFLICT'} end
+        else  -- OP.unique
+            local id, how, key, a, b, allowed, expiry = c[2], c[3], c[4], c[5], c[6], c[7], c[8]
+            local holders
+            if how == 'set' then
+                holders = redis.call('SMEMBERS', key)
+            elseif how == 'lex' then
+                holders = redis.call('ZRANGEBYLEX', key, a, b)
+            else
+                holders = redis.call('ZRANGEBYSCORE', key, a, b)
+            end
+            for _, holder in ipairs(holders) do
+                if how ~= 'set' then holder = pk_of(holder) end
+                if holder ~= allowed then
+                    if expired(expiry, holder) then return {'REAP', holder} end
+                    return {'UNIQUE', id, holder}
+                end
             end
         end
-    elseif op == OP.value_entries then
-        if w.when == 'new' then w.values = values_of(w.kind, w.key, w.sub) end
-        value_entries(w, w.values)
-    elseif op == OP.expire then
-        local args = filled(w[2], new_pk)
-        redis.call(args[1], args[2], now() + tonumber(w[3]), args[3])
-    else  -- OP.unlink
-        for _, record in ipairs(redis.call('HVALS', w[2])) do unlink_record(record, w[3]) end
-        redis.call('DEL', w[2])
     end
+    local new_pk = false
+    if counter then
+        local n = redis.call('GET', counter) or '0'
+        if not (string.match(n, '^0$') or string.match(n, '^[1-9]%d*$'))
+            or #n > #MAX_COUNTER or (#n == #MAX_COUNTER and n >= MAX_COUNTER) then
+            return {'INVALID', 'the pk counter ' .. counter .. ' holds ' .. n}
+        end
+        new_pk = successor(n)
+    end
+    for _, w in ipairs(writes) do
+        if (w[1] == OP.call or w[1] == OP.call_for_reply or w[1] == OP.expire) and #w[2].holes > 0 and not new_pk then
+            return redis.error_reply('limpyd: a placeholder without a new pk to put in it')
+        end
+        if w[1] == OP.expire then
+            local seconds = tonumber(w[3])
+            if seconds == nil or seconds ~= seconds or seconds == math.huge or seconds == -math.huge then
+                return {'INVALID', 'expiry in ' .. tostring(w[3]) .. ' seconds'}
+            end
+        elseif w[1] == OP.call or w[1] == OP.call_for_reply then
+            local args = w[2].args
+            if string.upper(args[1]) == 'ZADD' then
+                local err = zadd_error(args)
+                if err then return {'INVALID', err} end
+            end
+        end
+    end
+
+    for _, w in ipairs(writes) do
+        if w[1] == OP.value_entries and w.when == 'old' then
+            w.values = values_of(w.kind, w.key, w.sub)
+        end
+    end
+
+    -- Phase 3: writes.
+    local reply = false
+    for _, w in ipairs(writes) do
+        local op = w[1]
+        if op == OP.call or op == OP.call_for_reply then
+            local res = call_many(filled(w[2], new_pk))
+            if op == OP.call_for_reply then
+                if type(res) == 'table' and res.ok then res = res.ok end
+                reply = res
+            end
+        elseif op == OP.per_member then
+            for _, item in ipairs(w[4]) do
+                local held
+                if w[5] == 'set' then
+                    held = redis.call('SISMEMBER', w[2], item[1]) == 1
+                else
+                    held = redis.call('ZSCORE', w[2], item[1]) ~= false
+                end
+                if held == w[3] then
+                    for _, command in ipairs(item[2]) do call_many(command.args) end
+                end
+            end
+        elseif op == OP.value_entries then
+            if w.when == 'new' then w.values = values_of(w.kind, w.key, w.sub) end
+            value_entries(w, w.values)
+        elseif op == OP.expire then
+            local args = filled(w[2], new_pk)
+            redis.call(args[1], args[2], now() + tonumber(w[3]), args[3])
+        else  -- OP.unlink
+            for _, record in ipairs(redis.call('HVALS', w[2])) do unlink_record(record, w[3]) end
+            redis.call('DEL', w[2])
+        end
+    end
+    if counter then redis.call('INCR', counter) end
+    return {'OK', reply, new_pk}
 end
-if counter then redis.call('INCR', counter) end
-return {'OK', reply, new_pk}

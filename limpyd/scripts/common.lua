@@ -107,22 +107,21 @@ local function same_list(a, b)
     return true
 end
 
--- The declared key at `position` in KEYS (see limpyd/protocol.py).
-local function declared(position)
-    local key = KEYS[tonumber(position)]
-    if not key then error('limpyd: no declared key at ' .. tostring(position)) end
-    return key
-end
-
--- A cursor over `argv` after its first `skip` items (a mode's ARGV: 1, the mode, see
--- limpyd/lua.py): next() gives the next string, num() the next number, key() the key the
--- next argument declares, list(n) n strings.
-local function argv_reader(argv, skip)
-    local pos = skip or 0
+-- A cursor over one call's arguments `argv` after its first `skip` (see limpyd/lua.py):
+-- next() gives the next string, num() the next number, key() the key the next argument
+-- declares (its position in `keys`, see limpyd/protocol.py), declared(p) the key at position
+-- p, list(n) n strings.
+local function argv_reader(keys, argv, skip)
+    local pos = skip
     local r = {}
+    function r.declared(position)
+        local key = keys[tonumber(position)]
+        if not key then error('limpyd: no declared key at ' .. tostring(position)) end
+        return key
+    end
     function r.next() pos = pos + 1; return argv[pos] end
     function r.num() pos = pos + 1; return tonumber(argv[pos]) end
-    function r.key() pos = pos + 1; return declared(argv[pos]) end
+    function r.key() pos = pos + 1; return r.declared(argv[pos]) end
     function r.list(n)
         local out = {}
         for i = 1, n do out[i] = argv[pos + i] end

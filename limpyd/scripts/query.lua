@@ -27,8 +27,7 @@
 -- the prefixes given. Nothing is written but the result of 'store': no temporary key, so a
 -- query runs as a read-only script (on replicas too, and SCRIPT KILL can stop it). A set is a node: either
 -- a Redis set key not read yet ({key = k}), or members read into Lua ({list, has}).
-local r = argv_reader(ARGV, 1)
-local collection
+local r, collection  -- the call's arguments and collection key (each call sets them)
 
 local function key_node(key) return {key = key} end
 
@@ -434,6 +433,9 @@ local function run()
     return flat
 end
 
-local ok, result = pcall(run)
-if not ok then return redis.error_reply(error_text(result)) end
-return result
+return function(keys, argv, skip)
+    r, collection = argv_reader(keys, argv, skip), nil
+    local ok, result = pcall(run)
+    if not ok then return redis.error_reply(error_text(result)) end
+    return result
+end

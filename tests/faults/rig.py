@@ -26,7 +26,7 @@ from typing import Any
 
 import redis
 
-from limpyd import fields
+from limpyd import fields, lua
 from limpyd.collection import CollectionManager
 from limpyd.contrib import related
 from limpyd.database import RedisDatabase
@@ -40,12 +40,18 @@ __all__ = ["Outcome", "Rig", "is_apply", "make_models", "random_operation", "sna
 MAIN_DB, MIRROR_DB = 0, 1
 NAMES = ["ann", "bob", "cid", "dee", "a:b", "x*y"]
 CITIES = ["paris", "rome", "oslo", "s p"]
-#: Arguments of the limpyd script call that applies a write (EVALSHA sha n keys(n) apply ...).
+#: The limpyd function applying a write (FCALL name n keys(n) args...), and the same code
+#: evaluated as a script (EVALSHA sha n keys(n) apply args...).
+_APPLY_FUNCTION = lua.SCRIPT.function("apply").encode()
 _SCRIPT_CALLS = (b"EVALSHA", b"EVAL")
 
 
 def is_apply(args: list[bytes]) -> bool:
-    """Whether a request is the script call applying a limpyd write."""
+    """Whether a request is the call applying a limpyd write."""
+    if len(args) < 3:
+        return False
+    if args[0].upper() == b"FCALL":
+        return args[1] == _APPLY_FUNCTION
     if args[0].upper() not in _SCRIPT_CALLS or len(args) < 4:
         return False
     mode = 3 + int(args[2])

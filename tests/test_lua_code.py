@@ -1,0 +1,175 @@
+"""limpyd's Lua code on the server: a library of Redis Functions, loaded once per server and
+named after its code; the same code run as an EVAL script where the library cannot be
+loaded. Both ways answer alike, on both backends."""
+
+from __future__ import annotations
+
+import pytest
+import redis
+
+from limpyd import fields, lua, model
+from limpyd.contrib.collection import ExtendedCollectionManager
+from limpyd.database import RedisDatabase
+from limpyd.exceptions import UniquenessError
+from limpyd.indexes import TextRangeIndex
+
+
+def make_person(db: RedisDatabase, where: str = "lua") -> type[model.RedisModel]:
+    class Person(model.RedisModel):
+        database = db
+        namespace = where
+        collection_manager = ExtendedCollectionManager
+        name = fields.InstanceHashField(indexes=[TextRangeIndex], unique=True)
+        city = fields.InstanceHashField(indexable=True)
+        tags = fields.SetField(indexable=True)
+
+    return Person
+
+
+def exercise(Person: type[model.RedisModel]) -> dict[str, object]:
+    """Writes and queries of every mode (apply, read, query), and what they answer."""
+    ann = Person(name="ann", city="Paris", tags=["a"])
+    bob = Person(name="bob", city="Paris", tags=["x"])
+    Person(name="cid", city="Rome", tags=["a", "b"])
+    ann.tags.sadd("c")
+    assert bob.tags.spop() == "x"  # a modifier whose effect only the server knows
+    with pytest.raises(UniquenessError, match="already held"):
+        Person(name="bob")
+    c = Person.collection
+    return {
+        "paris": sorted(c(city="Paris")),
+        "two fields": sorted(c(city="Paris", tags="b")),
+        "sorted": list(c().sort(by="name", alpha=True, desc=True)[:2]),
+        "values": list(c(city="Rome").values("name", "city")),
+        "len": len(c(tags="a")),
+        "get": Person.get(name="cid").city.hget(),
+    }
+
+
+def libraries(client: redis.Redis) -> dict[str, dict[str, list[str]]]:
+    """FUNCTION LIST (flat RESP2 pairs) as {library: {function: flags}}."""
+
+    def pairs(flat: list) -> dict:
+        return dict(zip(flat[::2], flat[1::2], strict=True))
+
+    return {
+        pairs(library)["library_name"]: {
+            pairs(f)["name"]: sorted(pairs(f)["flags"]) for f in pairs(library)["functions"]
+        }
+        for library in client.function_list()
+    }
+
+
+def library_names(client: redis.Redis) -> list[str]:
+    return sorted(libraries(client))
+
+
+def test_the_library_is_loaded_once_per_server(db, forget_code, limpyd_commands):
+    forget_code()
+    Person = make_person(db)
+    with limpyd_commands() as counted:
+        Person(name="ann", city="Paris")
+    # the call, then FUNCTION LOAD and the call again in one round trip
+    assert counted.round_trips == 2
+    assert counted.names.count("FUNCTION LOAD") == 1, counted.names
+    assert library_names(db.connection) == [lua.SCRIPT.name]
+    assert libraries(db.connection)[lua.SCRIPT.name] == {
+        lua.SCRIPT.function("read"): [],
+        lua.SCRIPT.function("apply"): [],
+        lua.SCRIPT.function("query"): ["no-writes"],
+        lua.SCRIPT.function("store"): [],
+    }
+    with limpyd_commands() as counted:
+        Person(name="bob", city="Paris")
+        assert sorted(Person.collection(city="Paris")) == ["1", "2"]
+    assert counted.names == ["FCALL", "FCALL_RO"]
+
+
+def test_a_library_flushed_meanwhile_is_loaded_again(db, forget_code, limpyd_commands):
+    Person = make_person(db)
+    Person(name="ann", city="Paris")
+    forget_code()
+    with limpyd_commands() as counted:
+        assert sorted(Person.collection(city="Paris")) == ["1"]
+    assert counted.round_trips == 2
+    assert library_names(db.connection) == [lua.SCRIPT.name]
+
+
+def test_libraries_of_other_code_are_left_alone(db, forget_code):
+    """Another version of limpyd's code is another library, with functions of other names:
+    neither calls the other's."""
+    forget_code()
+    other = lua.LuaScript(lua._build_source().replace("-- Shared helpers", "-- v2 helpers"))
+    assert other.name != lua.SCRIPT.name
+    Person = make_person(db)
+    other(db.client, "apply", [])  # loads the other library: an empty write
+    Person(name="ann", city="Paris")
+    assert library_names(db.connection) == sorted([other.name, lua.SCRIPT.name])
+    assert sorted(Person.collection(city="Paris")) == ["1"]
+
+
+def test_a_library_that_does_not_load_is_an_error(db):
+    """A library the server cannot load is a bug: its error is raised, not hidden by the
+    fallback to EVAL."""
+    broken = lua.LuaScript("local function build() return {} end this is not lua")
+    with pytest.raises(redis.ResponseError, match=r"(?i)compil"):
+        broken(db.client, "query", [])
+    assert db.client not in broken.evaluating
+
+
+def test_the_code_evaluated_as_a_script_answers_alike(
+    limpyd_database_factory, forget_code, limpyd_commands
+):
+    """The EVAL fallback runs the same code: writes and queries answer as the library's,
+    and the server is left without the library."""
+    answers = {}
+    for how in ("library", "script"):
+        database = limpyd_database_factory()
+        if how == "script":
+            forget_code()
+            lua.SCRIPT.evaluating.add(database.client)
+        with limpyd_commands(database) as counted:
+            answers[how] = exercise(make_person(database, how))
+        sent = set(counted.names)
+        if how == "script":
+            assert sent & {"FCALL", "FCALL_RO", "FUNCTION LOAD"} == set(), sent
+            assert {"EVALSHA", "EVALSHA_RO"} <= sent
+            assert library_names(database.connection) == []
+        else:
+            assert {"FCALL", "FCALL_RO"} <= sent
+            assert not any(name.startswith("EVAL") for name in sent), sent
+    assert answers["script"] == answers["library"]
+    assert answers["library"]["paris"] == ["1", "2"] and answers["library"]["get"] == "Rome"
+
+
+@pytest.mark.limpyd_backends("redis")
+def test_a_user_who_may_not_load_functions_evaluates(db, forget_code, limpyd_commands):
+    """An ACL user without FUNCTION: the first call finds the library missing and cannot load
+    it, and from then on the client runs the code as a script."""
+    forget_code()
+    admin = db.connection
+    admin.acl_setuser(
+        "limpyd-no-functions",
+        enabled=True,
+        passwords=["+pw"],
+        keys=["*"],
+        channels=["*"],
+        commands=["+@all", "-function"],
+    )
+    try:
+        limited = RedisDatabase.from_url(
+            db.backend.describe(), username="limpyd-no-functions", password="pw"
+        )
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            limited.connection.function_load(lua.SCRIPT.library)
+        Person = make_person(limited)
+        with limpyd_commands(limited) as counted:
+            answered = exercise(Person)
+        assert answered["paris"] == ["1", "2"] and answered["values"] == [
+            {"name": "cid", "city": "Rome"}
+        ]
+        assert limited.client in lua.SCRIPT.evaluating
+        assert counted.names.count("FUNCTION LOAD") == 1, counted.names
+        assert library_names(admin) == []
+    finally:
+        admin.acl_deluser("limpyd-no-functions")
