@@ -16,6 +16,9 @@ here, once, each covered by a test that runs on both backends:
   (it has no replicas; on Redis the read-only call is what refuses a write).
 - Script compilation: fakeredis compiles a script's text on every call (about 2 ms for
   limpyd's), Redis once; the fake server here keeps each text's compiled function.
+- Commands: a fakeredis client packs each command into RESP text that the fake server then
+  parses back (quadratic in a command's size); the fake connection here hands the server
+  the command's byte strings, as encoded by redis-py.
 """
 
 from __future__ import annotations
@@ -205,6 +208,15 @@ def _checked_sum(current: Decimal, amount: Decimal) -> Decimal:
 _connection_class: Any = None
 
 
+class _Command:
+    """One command's arguments, as bytes, on their way from a fake connection to its socket."""
+
+    __slots__ = ("fields",)
+
+    def __init__(self, fields: list[bytes]) -> None:
+        self.fields = fields
+
+
 class _CompilingRuntime:
     """The fake server's Lua runtime, compiling each script text once: fakeredis compiles a
     script on every EVAL/EVALSHA (about 2 ms for limpyd's), where Redis keeps the compiled
@@ -244,6 +256,7 @@ def _limpyd_fake_connection_class() -> Any:
         return _connection_class
 
     from fakeredis import FakeRedisConnection
+    from fakeredis import _msgs as msgs
     from fakeredis._commands import Key, command
     from fakeredis._socket import FakeSocket
     from fakeredis.model import Hash
@@ -270,6 +283,13 @@ def _limpyd_fake_connection_class() -> Any:
             key.updated()
             return encoded
 
+        def sendall(self, data: Any) -> None:
+            if type(data) is not _Command:
+                return super().sendall(data)
+            if not self._server.connected or self._killed:
+                raise self._connection_error_class(msgs.CONNECTION_ERROR_MSG)
+            self._process_command(data.fields)
+
         def _get_server_runtime(self, server: Any) -> Any:
             return _CompilingRuntime.of(server, super()._get_server_runtime(server))
 
@@ -282,6 +302,30 @@ def _limpyd_fake_connection_class() -> Any:
             return self.evalsha(sha1, int(numkeys), *keys_and_args)
 
     class LimpydFakeConnection(FakeRedisConnection):
+        """Hands each command to its socket as a list of byte strings: the RESP text redis-py
+        would pack and fakeredis parse again (quadratic in a command's size) is skipped."""
+
+        def _fields(self, args: tuple[Any, ...]) -> list[bytes]:
+            # as redis-py's packer: a command name of several words is several arguments
+            first = args[0].encode() if isinstance(args[0], str) else args[0]
+            fields = first.split() if b" " in first else [first]
+            encode = self.encoder.encode
+            for arg in args[1:]:
+                value = encode(arg)
+                fields.append(value if type(value) is bytes else bytes(value))
+            return fields
+
+        def pack_command(self, *args: Any) -> list[Any]:
+            return [_Command(self._fields(args))]
+
+        def pack_commands(self, commands: Any) -> list[Any]:
+            return [_Command(self._fields(tuple(args))) for args in commands]
+
+        def send_command(self, *args: Any, **kwargs: Any) -> None:
+            self.send_packed_command(
+                self.pack_command(*args), check_health=kwargs.get("check_health", True)
+            )
+
         def _connect(self) -> Any:
             if not self._server.connected:
                 raise self._connection_error_class("Connection refused by the fake server")

@@ -133,6 +133,33 @@ def test_scripts_run_alike_each_call_on_both(db):
         assert compiles == []
 
 
+def test_commands_reach_the_server_intact_on_both(db):
+    """The fake connection hands commands to its server as byte strings, not RESP text:
+    arguments of every type, multi-word command names, huge commands, pipelines and
+    transactions arrive as they do on Redis."""
+    client = db.client
+    odd = b"\x00\xff\r\n*3\r\n$3"  # looks like RESP, is a value
+    assert client.set("bytes", odd) and client.get("bytes") == odd.decode(errors="surrogateescape")
+    client.hset("h", mapping={"i": 7, "f": 1.5, "m": memoryview(b"mv"), "a": bytearray(b"ba")})
+    assert client.hgetall("h") == {"i": "7", "f": "1.5", "m": "mv", "a": "ba"}
+    sha = client.script_load("return 1")
+    assert client.execute_command("SCRIPT EXISTS", sha, "0" * 40) == [1, 0]
+    many = [str(i) for i in range(20_000)]
+    assert client.sadd("many", *many) == 20_000
+    with client.pipeline(transaction=True) as pipe:
+        pipe.incr("n").sadd("s", "a", "b").scard("s")
+        assert pipe.execute() == [1, 2, 2]
+    with client.pipeline(transaction=False) as pipe:
+        pipe.get("n").smembers("many").type("h")
+        n, members, kind = pipe.execute()
+    assert (n, kind) == ("1", "hash") and members == set(many)
+    with pytest.raises(redis.exceptions.DataError):
+        client.set("k", True)  # refused before anything is sent, as redis-py does
+    with pytest.raises(redis.exceptions.ResponseError, match=r"(?i)unknown command"):
+        client.execute_command("NOSUCHCOMMAND", "x")
+    assert client.ping()
+
+
 def test_registry_refuses_same_name_in_same_namespace(db):
     class Taken(model.RedisModel):
         database = db
