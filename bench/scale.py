@@ -10,7 +10,8 @@ redis-py doing the same work on the same server where it can:
   (`create_many`; raw: the hash and its index sets, pipelined), memory per instance
   (INFO used_memory), then `get()` by a unique value, `exists()`, `[0]`, `bool()`, `len()`,
   a 1-field filter (1% of the instances), a 3-field filter, and `sort(by=...,
-  alpha=True)[:10]` on a field with a TextRangeIndex and on one without; raw redis-py asks
+  alpha=True)[:10]` on a field with a TextRangeIndex, on one of distinct values without an
+  index, and on one of 7 values (long ties, broken by pk); raw redis-py asks
   each the shortest way Redis can (SMEMBERS, SINTER, SCARD, `SORT ... LIMIT`);
 - deleting an instance referenced through an FK by 10 / 100 / 1,000 instances.
 
@@ -101,6 +102,7 @@ def person_values(i: int) -> dict[str, str]:
         "city": f"city-{i % CITIES}",
         "country": f"country-{i % COUNTRIES}",
         "status": f"status-{i % STATUSES}",
+        "nick": f"nick-{(i * 7919) % 1_000_003:07d}",  # distinct, in no order of creation
     }
 
 
@@ -129,6 +131,7 @@ def instance_section(db: RedisDatabase, count: int, reps: int) -> tuple[list[str
         city = fields.InstanceHashField(indexable=True)
         country = fields.InstanceHashField(indexable=True)
         status = fields.InstanceHashField(indexable=True)
+        nick = fields.InstanceHashField()
 
     client = db.client
     client.flushdb()
@@ -147,6 +150,7 @@ def instance_section(db: RedisDatabase, count: int, reps: int) -> tuple[list[str
     three = {"city": "city-2", "country": "country-3", "status": "status-1"}
     by = f"{Person._meta.prefix}:obj:*:_hash->name"
     by_country = f"{Person._meta.prefix}:obj:*:_hash->country"
+    by_nick = f"{Person._meta.prefix}:obj:*:_hash->nick"
     questions: list[tuple[str, Callable[[int], Any], Callable[[int], Any]]] = [
         (
             "`get()` by a unique value",
@@ -187,6 +191,13 @@ def instance_section(db: RedisDatabase, count: int, reps: int) -> tuple[list[str
             "`sort(by='name', alpha=True)[:10]` (a TextRangeIndex)",
             lambda i: list(Person.collection().sort(by="name", alpha=True)[:10]),
             lambda i: client.sort(Person._meta.collection_key, by=by, start=0, num=10, alpha=True),
+        ),
+        (
+            "`sort(by='nick', alpha=True)[:10]` (no index, distinct values)",
+            lambda i: list(Person.collection().sort(by="nick", alpha=True)[:10]),
+            lambda i: client.sort(
+                Person._meta.collection_key, by=by_nick, start=0, num=10, alpha=True
+            ),
         ),
         (
             "`sort(by='country', alpha=True)[:10]` (no range index)",

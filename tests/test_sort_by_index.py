@@ -114,3 +114,22 @@ def test_a_window_sorted_by_a_text_is_the_sorted_window(
     for position in (0, 1, -1):
         if -len(expected) <= position < len(expected):
             assert collection()[position] == expected[position]
+
+
+@pytest.mark.parametrize("desc", [False, True])
+def test_a_window_ending_in_a_long_tie(Entry, desc):
+    """SORT reads the window and 1,024 rows more, to see where the ties of the window's last
+    value end; ties that go on past them (or that a sample of the values foresees) are read
+    otherwise, and every order is still by pk."""
+    rows = [{"key": f"k{i:04d}", "kind": "k", "plain_name": "same"} for i in range(1100)]
+    rows += [{"key": f"z{i}", "kind": "k", "plain_name": name} for i, name in enumerate("ab")]
+    Entry.create_many(rows)
+    pks = sorted(row["key"] for row in rows if row["plain_name"] == "same")
+    found = Entry.collection(kind="k").sort(by="plain_name", alpha=True, desc=desc)
+    if desc:
+        assert list(found[:3]) == pks[::-1][:3]
+        assert list(found[1098:1101]) == [pks[1], pks[0], "z1"]
+    else:
+        assert list(found[:5]) == ["z0", "z1", *pks[:3]]
+        assert list(found[60:70]) == pks[58:68]  # more than 64: no one-pass selection
+        assert list(found[1090:1102]) == pks[1088:]

@@ -261,16 +261,29 @@ local function run()
             return found
         end
     end
-    -- the first few of a stored set by an instance's text (one key, alpha)
+    -- the first ones of a stored set by an instance's text (one key, alpha): Redis's own
+    -- SORT ... LIMIT when the window's end is no long tie, else (a few) one pass over the
+    -- values, tried first when a sample of the values shows long ties
     local textual = sort_kind == OP.by_string or sort_kind == OP.by_hash
     if textual and alpha and C_COLLATION and output == 'pks' and base.key then
         local window = sort_window(slices)
         local stop = window and window[2] >= 0 and window[1] + window[2]
-        if stop and stop <= SELECT_LIMIT then
+        if stop then
             local pattern = value_pattern(prefix, by, sort_kind == OP.by_hash and hash_suffix or nil)
             if stop == window[1] then return {} end
-            local top = first_by_text(base.key, pattern, stop, desc)
-            if top then return {unpack(top, window[1] + 1, math.min(stop, #top))} end
+            local function value_of(pk)
+                if sort_kind == OP.by_hash then return redis.call('HGET', prefix .. pk .. hash_suffix, by) end
+                return redis.call('GET', prefix .. pk .. by)
+            end
+            local few = stop <= SELECT_LIMIT
+            local top = not (few and likely_long_ties(base.key, value_of))
+                and first_by_sort(base.key, pattern, stop, desc)
+            if not top and few then top = first_by_text(base.key, pattern, stop, desc) end
+            if top then
+                local found = {}
+                for i = window[1] + 1, math.min(stop, #top) do found[#found + 1] = top[i] end
+                return found
+            end
         end
     end
     local by_number = pk_order or (sort_kind == OP.by_pk and not alpha)
