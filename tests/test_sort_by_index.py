@@ -118,9 +118,9 @@ def test_a_window_sorted_by_a_text_is_the_sorted_window(
 
 @pytest.mark.parametrize("desc", [False, True])
 def test_a_window_ending_in_a_long_tie(Entry, desc):
-    """SORT reads the window and 1,024 rows more, to see where the ties of the window's last
-    value end; ties that go on past them (or that a sample of the values foresees) are read
-    otherwise, and every order is still by pk."""
+    """SORT reads the window and 16, then 1,024 rows more, to see where the ties of the
+    window's last value end; ties that go on past them (or that a sample of the values
+    foresees) are read otherwise, and every order is still by pk."""
     rows = [{"key": f"k{i:04d}", "kind": "k", "plain_name": "same"} for i in range(1100)]
     rows += [{"key": f"z{i}", "kind": "k", "plain_name": name} for i, name in enumerate("ab")]
     Entry.create_many(rows)
@@ -133,3 +133,45 @@ def test_a_window_ending_in_a_long_tie(Entry, desc):
         assert list(found[:5]) == ["z0", "z1", *pks[:3]]
         assert list(found[60:70]) == pks[58:68]  # more than 64: no one-pass selection
         assert list(found[1090:1102]) == pks[1088:]
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    values=st.lists(st.none() | texts, min_size=66, max_size=90),
+    by=st.sampled_from(["plain_name", "plain_label"]),
+    start=st.integers(0, 5),
+    stop=st.integers(1, 95),
+    desc=st.booleans(),
+)
+@example(
+    values=["a", "a\x00b", "a\x00", None, "", "\x00"] * 11, by="plain_name", start=0, stop=65,
+    desc=False,
+)  # fmt: skip
+@example(
+    values=["a", "a\x00b", "a\x00", None, "", "\x00"] * 11, by="plain_label", start=3, stop=66,
+    desc=True,
+)  # fmt: skip
+@example(
+    values=["a\x00b", "a", "a\x00"] * 22 + ["b"], by="plain_name", start=1, stop=4, desc=True,
+)  # fmt: skip
+def test_a_long_window_read_by_redis_sort_is_the_sorted_window(
+    Entry, values, by, start, stop, desc
+):
+    """Windows of a stored set are read with Redis's own SORT ... ALPHA LIMIT, whose order
+    only agrees with limpyd's between values of different classes (up to their first NUL,
+    '' when missing): the rows up to the end of the last one's class are sorted again."""
+    Entry.database.connection.flushdb()
+    column = {f"p{i:03d}": value for i, value in enumerate(values)}
+    Entry.create_many(
+        [
+            {"key": pk, "kind": "k", **({} if value is None else {by: value})}
+            for pk, value in column.items()
+        ]
+    )
+    expected = sorted(column, key=lambda pk: (as_bytes(column[pk] or ""), pk), reverse=desc)
+    found = Entry.collection(kind="k").sort(by=by, alpha=True, desc=desc)
+    assert list(found[start:stop]) == expected[start:stop]

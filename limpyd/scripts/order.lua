@@ -312,56 +312,63 @@ local function alpha_class(v)
     return z and string.sub(v, 1, z - 1) or v
 end
 
--- Rows SORT reads past a window, to see where the ties of the window's last value end.
-local SORT_SLACK = 1024
+-- Rows SORT reads past a window, to see where the ties of the window's last value end: a
+-- few, then (when those are all tied) many.
+local SORT_SLACKS = {16, 1024}
 
 -- The first `k` pks of the set at `key` in the order of first_by_text, read by Redis's own
--- SORT_RO BY <pattern> ALPHA LIMIT (a partial sort in C, what redis-limpyd sends), k +
--- SORT_SLACK rows: SORT orders values by class (see alpha_class), so its rows up to the end
--- of the kth's class hold our first k, which are sorted here. Nil when that class goes on
--- past the rows read, or the server refuses the pattern.
+-- SORT_RO BY <pattern> ALPHA LIMIT (a partial sort in C, what redis-limpyd sends), k rows
+-- and a slack: SORT orders values by class (see alpha_class), so its rows up to the end of
+-- the kth's class hold our first k, which are sorted here. Nil when that class goes on past
+-- the rows read with every slack, or the server refuses the pattern.
 local function first_by_sort(key, pattern, k, desc)
-    local args = {'SORT_RO', key, 'BY', pattern, 'LIMIT', 0, k + SORT_SLACK, 'ALPHA'}
-    if desc then args[#args + 1] = 'DESC' end
-    args[#args + 1], args[#args + 2], args[#args + 3], args[#args + 4] = 'GET', '#', 'GET', pattern
-    local flat = redis.pcall(unpack(args))
-    if flat.err then return nil end
-    local n, last = #flat / 2, math.min(#flat / 2, k)
-    if n > k then
-        local class = alpha_class(flat[2 * k])
-        while last < n and alpha_class(flat[2 * last + 2]) == class do last = last + 1 end
-        if last == k + SORT_SLACK then return nil end
+    for _, slack in ipairs(SORT_SLACKS) do
+        local args = {'SORT_RO', key, 'BY', pattern, 'LIMIT', 0, k + slack, 'ALPHA'}
+        if desc then args[#args + 1] = 'DESC' end
+        args[#args + 1], args[#args + 2], args[#args + 3], args[#args + 4] = 'GET', '#', 'GET', pattern
+        local flat = redis.pcall(unpack(args))
+        if flat.err then return nil end
+        local n, last = #flat / 2, math.min(#flat / 2, k)
+        if n > k then
+            local class = alpha_class(flat[2 * k])
+            while last < n and alpha_class(flat[2 * last + 2]) == class do last = last + 1 end
+        end
+        if last < k + slack then
+            local rows = {}
+            for i = 1, last do rows[i] = {flat[2 * i - 1], flat[2 * i] or ''} end
+            if desc then
+                table.sort(rows, function(a, b)
+                    if a[2] ~= b[2] then return a[2] > b[2] end
+                    return a[1] > b[1]
+                end)
+            else
+                table.sort(rows, function(a, b)
+                    if a[2] ~= b[2] then return a[2] < b[2] end
+                    return a[1] < b[1]
+                end)
+            end
+            local pks = {}
+            for i = 1, math.min(k, last) do pks[i] = rows[i][1] end
+            return pks
+        end
     end
-    local rows = {}
-    for i = 1, last do rows[i] = {flat[2 * i - 1], flat[2 * i] or ''} end
-    if desc then
-        table.sort(rows, function(a, b)
-            if a[2] ~= b[2] then return a[2] > b[2] end
-            return a[1] > b[1]
-        end)
-    else
-        table.sort(rows, function(a, b)
-            if a[2] ~= b[2] then return a[2] < b[2] end
-            return a[1] < b[1]
-        end)
-    end
-    local pks = {}
-    for i = 1, math.min(k, last) do pks[i] = rows[i][1] end
-    return pks
+    return nil
 end
 
--- Whether some value is likely held by more than SORT_SLACK / 2 members of the set at `key`
--- (a window's last value would then be tied past the rows first_by_sort reads): an estimate
--- from 32 random members, whose values `value_of(pk)` reads. Only what a query costs
--- depends on it, never what it answers.
+-- Whether some value of the set at `key` is likely held by more than half the largest
+-- slack of first_by_sort (which would then read SORT's rows in vain), as estimated from
+-- 32 random members of a set too large for that slack, whose values `value_of(pk)` reads.
+-- Only what a query costs depends on it, never what it answers.
 local function likely_long_ties(key, value_of)
+    local largest = SORT_SLACKS[#SORT_SLACKS]
+    local n = redis.call('SCARD', key)
+    if n <= largest then return false end
     local sample = redis.call('SRANDMEMBER', key, 32)
-    if #sample < 32 then return false end  -- the whole set: fewer members than SORT_SLACK
     local counts, most = {}, 1
     for _, pk in ipairs(sample) do
         local class = alpha_class(value_of(pk))
         counts[class] = (counts[class] or 0) + 1
         if counts[class] > most then most = counts[class] end
     end
-    return most > 1 and redis.call('SCARD', key) * most / #sample > SORT_SLACK / 2
+    return most > 1 and n * most / #sample > largest / 2
 end
