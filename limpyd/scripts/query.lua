@@ -186,12 +186,22 @@ local function read_set()
     return members_node(list)
 end
 
+-- The members of the expiry zset `key` whose time has passed: the server's time is read
+-- only when the earliest one may have (most models have no expiring instance).
+local function expired_members(key)
+    local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+    if #first == 0 then return first end
+    local at = now()
+    if tonumber(first[2]) > at then return {} end
+    return redis.call('ZRANGEBYSCORE', key, '-inf', at)
+end
+
 local function run()
     local prefix, hash_suffix, expiry
     collection, prefix, hash_suffix, expiry = r.key(), r.next(), r.next(), r.key()
     local base = read_set()
     -- Instances whose time has passed are gone for every read, reaped or not.
-    local gone = redis.call('ZRANGEBYSCORE', expiry, '-inf', now())
+    local gone = expired_members(expiry)
     if #gone > 0 then base = difference(base, {members_node(gone)}) end
 
     local sort_kind = r.next()
