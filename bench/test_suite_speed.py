@@ -1,0 +1,107 @@
+"""How fast a user's test suite runs on the fake backend against a real server (Part 12).
+
+    python bench/test_suite_speed.py [--tests N] [--rounds R] [--out FILE]
+
+Writes a test module of N small tests shaped like a user's (each creates, filters, updates
+and deletes instances of a model with 5 indexed fields, through the plugin's
+`limpyd_database` fixture), then runs it with `--limpyd-backend=fake` and with
+`--limpyd-backend=redis` (a server the plugin starts), in pytest processes of their own,
+alternating R times, and prints the fastest run of each (the target: the fake at least 2x
+faster). A measurement, not a test: the machine's load moves it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+TEMPLATE = """
+import pytest
+
+from limpyd import fields, model
+
+
+@pytest.fixture
+def Person(limpyd_database):
+    class Person(model.RedisModel):
+        database = limpyd_database
+        name = fields.InstanceHashField(indexable=True, unique=True)
+        city = fields.InstanceHashField(indexable=True)
+        country = fields.InstanceHashField(indexable=True)
+        status = fields.StringField(indexable=True)
+        tags = fields.SetField(indexable=True)
+
+    return Person
+
+
+@pytest.mark.parametrize("i", range({n}))
+def test_a_small_story(Person, i):
+    people = [
+        Person(name=f"p{{i}}-{{k}}", city=f"c{{k % 3}}", country="fr", status="new", tags=["a"])
+        for k in range(5)
+    ]
+    assert len(Person.collection(city="c0")) == 2
+    people[0].city.hset("c1")
+    people[1].tags.sadd("b")
+    assert sorted(Person.collection(city="c1", country="fr")) == sorted(
+        [people[0].pk.get(), people[1].pk.get(), people[4].pk.get()]
+    )
+    assert Person.get(name=f"p{{i}}-2").status.get() == "new"
+    people[2].delete()
+    assert len(Person.collection(tags="a")) == 4
+"""
+
+
+def run(folder: Path, backend: str) -> float:
+    """Seconds a pytest run of the module takes on `backend`."""
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        f"--limpyd-backend={backend}",
+        "test_suite_speed_module.py",
+    ]
+    start = time.perf_counter()
+    subprocess.run(command, check=True, capture_output=True, cwd=folder)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tests", type=int, default=200, help="tests per run (default 200)")
+    parser.add_argument("--rounds", type=int, default=3, help="runs of each kind (default 3)")
+    parser.add_argument("--out", type=Path, help="also write the result to this file")
+    args = parser.parse_args()
+    times: dict[str, list[float]] = {"fake": [], "redis": []}
+    with tempfile.TemporaryDirectory() as folder:
+        (Path(folder) / "test_suite_speed_module.py").write_text(TEMPLATE.format(n=args.tests))
+        for _ in range(args.rounds):  # alternated, so that a change of load hits both
+            for backend in times:
+                times[backend].append(run(Path(folder), backend))
+    fake, real = min(times["fake"]), min(times["redis"])
+    lines = [
+        f"{args.tests} tests (create 5, filter, update, sadd, get, delete; 5 indexed fields), "
+        f"fastest of {args.rounds} runs: fake {fake:.2f} s, real redis-server {real:.2f} s",
+        f"fake / real: {fake / real:.2f} (target: at most 0.5, "
+        f"{'met' if fake <= real / 2 else 'MISSED'})",
+    ]
+    print("\n".join(lines))
+    if args.out:
+        where = f"{date.today()}, Python {platform.python_version()}, {os.cpu_count()} cores"
+        args.out.write_text(
+            f"# Test suite speed ({where})\n\n" + "\n".join(f"- {line}" for line in lines) + "\n"
+        )
+
+
+if __name__ == "__main__":
+    main()
