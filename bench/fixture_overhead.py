@@ -10,14 +10,10 @@ target: under 1 ms). A measurement, not a test: the machine's load moves it.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import subprocess
-import sys
 import tempfile
-import time
-from datetime import date
 from pathlib import Path
+
+from pytest_runs import pytest_seconds, report
 
 TEMPLATE = """
 import pytest
@@ -30,13 +26,10 @@ def test_one(i{fixture}):
 
 def run(folder: Path, n: int, with_fixture: bool) -> float:
     """Seconds a pytest run of `n` such tests takes."""
-    path = folder / ("test_fixture.py" if with_fixture else "test_plain.py")
+    name = "test_fixture.py" if with_fixture else "test_plain.py"
     fixture = ", limpyd_database" if with_fixture else ""
-    path.write_text(TEMPLATE.format(n=n, fixture=fixture))
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(path)]
-    start = time.perf_counter()
-    subprocess.run(command, check=True, capture_output=True, cwd=folder)
-    return time.perf_counter() - start
+    (folder / name).write_text(TEMPLATE.format(n=n, fixture=fixture))
+    return pytest_seconds(folder, name)
 
 
 def main() -> None:
@@ -58,12 +51,7 @@ def main() -> None:
         f"limpyd_database (fake) setup + teardown: {per_test:.3f} ms per test "
         f"(target < 1 ms: {'met' if per_test < 1 else 'MISSED'})",
     ]
-    print("\n".join(lines))
-    if args.out:
-        where = f"{date.today()}, Python {platform.python_version()}, {os.cpu_count()} cores"
-        args.out.write_text(
-            f"# Fixture overhead ({where})\n\n" + "\n".join(f"- {line}" for line in lines) + "\n"
-        )
+    report("Fixture overhead", lines, args.out)
 
 
 if __name__ == "__main__":

@@ -13,14 +13,12 @@ faster). A measurement, not a test: the machine's load moves it.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import subprocess
-import sys
 import tempfile
-import time
-from datetime import date
 from pathlib import Path
+
+from pytest_runs import pytest_seconds, report
+
+MODULE = "test_suite_speed_module.py"
 
 TEMPLATE = """
 import pytest
@@ -59,23 +57,6 @@ def test_a_small_story(Person, i):
 """
 
 
-def run(folder: Path, backend: str) -> float:
-    """Seconds a pytest run of the module takes on `backend`."""
-    command = [
-        sys.executable,
-        "-m",
-        "pytest",
-        "-q",
-        "-p",
-        "no:cacheprovider",
-        f"--limpyd-backend={backend}",
-        "test_suite_speed_module.py",
-    ]
-    start = time.perf_counter()
-    subprocess.run(command, check=True, capture_output=True, cwd=folder)
-    return time.perf_counter() - start
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tests", type=int, default=200, help="tests per run (default 200)")
@@ -84,10 +65,12 @@ def main() -> None:
     args = parser.parse_args()
     times: dict[str, list[float]] = {"fake": [], "redis": []}
     with tempfile.TemporaryDirectory() as folder:
-        (Path(folder) / "test_suite_speed_module.py").write_text(TEMPLATE.format(n=args.tests))
+        (Path(folder) / MODULE).write_text(TEMPLATE.format(n=args.tests))
         for _ in range(args.rounds):  # alternated, so that a change of load hits both
             for backend in times:
-                times[backend].append(run(Path(folder), backend))
+                times[backend].append(
+                    pytest_seconds(Path(folder), MODULE, f"--limpyd-backend={backend}")
+                )
     fake, real = min(times["fake"]), min(times["redis"])
     lines = [
         f"{args.tests} tests (create 5, filter, update, sadd, get, delete; 5 indexed fields), "
@@ -95,12 +78,7 @@ def main() -> None:
         f"fake / real: {fake / real:.2f} (target: at most 0.5, "
         f"{'met' if fake <= real / 2 else 'MISSED'})",
     ]
-    print("\n".join(lines))
-    if args.out:
-        where = f"{date.today()}, Python {platform.python_version()}, {os.cpu_count()} cores"
-        args.out.write_text(
-            f"# Test suite speed ({where})\n\n" + "\n".join(f"- {line}" for line in lines) + "\n"
-        )
+    report("Test suite speed", lines, args.out)
 
 
 if __name__ == "__main__":

@@ -108,14 +108,10 @@ class LuaScript:
         return f"{self.name}_{name}"
 
     def load(self, client: Any) -> Any:
-        """Send FUNCTION LOAD (queued, if `client` is a pipeline); a library loaded meanwhile
-        by another client is not an error."""
-        try:
-            return client.function_load(self.library)
-        except ResponseError as error:
-            if "already exists" not in str(error):
-                raise
-            return self.name
+        """Send FUNCTION LOAD REPLACE (queued, if `client` is a pipeline): the library's name
+        is its code's digest, so replacing one loaded meanwhile by another client changes
+        nothing."""
+        return client.function_load(self.library, replace=True)
 
     def __call__(self, client: redis.Redis, function: str, args: list[Any]) -> Any:
         """Call the library's `function` (a key of `FUNCTIONS`) on `client` with `args` (its

@@ -446,7 +446,9 @@ def _apply_all(database: RedisDatabase, writes: list[Write]) -> list[Any]:
         if not any(is_missing(o) for o in outcomes):
             return outcomes
         if load:
-            raise replies[0]  # why the server did not load the code (a read-only replica)
+            if isinstance(replies[0], Exception):
+                raise replies[0]  # why the server did not load the code (a read-only replica)
+            return outcomes
         load = True
 
 

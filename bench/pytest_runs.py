@@ -1,0 +1,28 @@
+"""What the pytest-process measurements (`fixture_overhead.py`, `test_suite_speed.py`)
+share: timing one pytest run of a generated module, and reporting the result."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+
+def pytest_seconds(folder: Path, module: str, *options: str) -> float:
+    """Seconds a pytest process takes to run `module` (in `folder`) with `options`."""
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *options, module]
+    start = time.perf_counter()
+    subprocess.run(command, check=True, capture_output=True, cwd=folder)
+    return time.perf_counter() - start
+
+
+def report(title: str, lines: list[str], out: Path | None) -> None:
+    """Print `lines`; with `out`, also write them there under `title` and the machine."""
+    print("\n".join(lines))
+    if out:
+        where = f"{date.today()}, Python {platform.python_version()}, {os.cpu_count()} cores"
+        out.write_text(f"# {title} ({where})\n\n" + "\n".join(f"- {line}" for line in lines) + "\n")
