@@ -47,7 +47,8 @@ class RedisDatabase:
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> RedisDatabase:
-        """A database for `redis://`, `rediss://`, `unix://` or `fakeredis://NAME[/DB]` URLs."""
+        """A database for `redis://`, `rediss://`, `unix://`, `redis+cluster://HOST:PORT[,...]`,
+        `rediss+cluster://` or `fakeredis://NAME[/DB]` URLs (see `backend_from_url`)."""
         return cls(backend=backend_from_url(url, **kwargs))
 
     def connect(self, backend: Backend | None = None, **settings: Any) -> RedisDatabase:

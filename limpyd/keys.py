@@ -1,6 +1,10 @@
 """The key layout: every key limpyd writes for a model, built here and nowhere else.
 
-All keys of a model start with its prefix, `<namespace>:<model name>`:
+All keys of a model start with its prefix, `<namespace>:{<cluster group>}:<model name>`. The
+part in braces is the hash tag of Redis Cluster: every key of the models of one
+`cluster_group` (by default a model is its own group, named as the model) lives in one hash
+slot, so a call touching several of them can run in one script there. The same layout is used
+on every backend.
 
 - `<prefix>:collection` (set): the pks of its instances;
 - `<prefix>:max_pk` (string): the last pk an AutoPK gave;

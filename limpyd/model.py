@@ -55,7 +55,7 @@ __all__ = [
     "StringField",
 ]
 
-_FORBIDDEN_NAMESPACE_CHARS = set(":*?[]\\")
+_FORBIDDEN_NAMESPACE_CHARS = set(":*?[]\\{}")
 
 
 class ModelOptions(KeyLayout):
@@ -79,7 +79,9 @@ class ModelOptions(KeyLayout):
         self.name = model.__name__.lower()
         self.namespace: str = model.namespace
         self.full_name = f"{self.namespace}:{self.name}"
-        super().__init__(self.full_name)
+        #: The unit of co-location of the model's keys (see `RedisModel.cluster_group`).
+        self.cluster_group = _cluster_group(model)
+        super().__init__(f"{self.namespace}:{{{self.cluster_group}}}:{self.name}")
         self.hash_fields = [n for n, f in fields.items() if isinstance(f, InstanceHashField)]
         self.data_fields = [f for f in fields.values() if f is not pk_field]
         self.unique_together = [tuple(group) for group in model.unique_together]
@@ -242,6 +244,27 @@ def _with_together_indexes(cls: type, declared: dict[str, RedisField]) -> dict[s
     return declared
 
 
+def _cluster_group(model: type[RedisModel]) -> str:
+    """The group `model.cluster_group` names: a name, another model's group, or (None) the
+    model's own name."""
+    group = model.cluster_group
+    if group is None:
+        return model.__name__.lower()
+    if isinstance(group, type) and issubclass(group, RedisModel):
+        return group._meta.cluster_group
+    if (
+        type(group) is not str
+        or not group
+        or _FORBIDDEN_NAMESPACE_CHARS & set(group)
+        or not group.isprintable()
+    ):
+        raise ImplementationError(
+            f"Model {model.__name__}: invalid cluster_group {group!r} (a model, or a non-empty "
+            "printable string without ':', '*', '?', '[', ']', '{', '}' or '\\\\' is expected)"
+        )
+    return group
+
+
 def _check_namespace(cls: type) -> None:
     """The namespace and the name of a model are parts of its keys: neither may hold a
     separator (`:`), a SCAN pattern character or, for the name, anything but an identifier
@@ -254,7 +277,7 @@ def _check_namespace(cls: type) -> None:
     if not isinstance(namespace, str) or _FORBIDDEN_NAMESPACE_CHARS & set(namespace):
         raise ImplementationError(
             f"Model {cls.__name__}: invalid namespace {namespace!r} (a string without "
-            "':', '*', '?', '[', ']' or '\\\\' is expected)"
+            "':', '*', '?', '[', ']', '{', '}' or '\\\\' is expected)"
         )
 
 
@@ -285,6 +308,10 @@ class RedisModel(metaclass=MetaRedisModel):
     collection_manager: ClassVar[type[CollectionManager]] = CollectionManager
     #: Groups of single-value fields whose combined values are unique among instances.
     unique_together: ClassVar[list[tuple[str, ...]]] = []
+    #: The unit of co-location on a Redis Cluster: models of one group keep their keys in
+    #: one hash slot. A name, or a model (its group); None: the model itself. Inherited.
+    #: Models one call ties together (related fields) must share it on a cluster.
+    cluster_group: ClassVar[str | type[RedisModel] | None] = None
 
     def __init__(self, *args: Any, **values: Any) -> None:
         """`Model(pk)` loads an instance (DoesNotExist if absent); `Model(**values)` creates

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from limpyd.keys import HASH_SUFFIX
 from limpyd.maintenance import rebuild_together, together_pattern
 from limpyd.text import glob_escape, member_pk
 from limpyd.writes import read_states
@@ -252,8 +253,8 @@ class _Checker:
 
     def check_orphans(self) -> None:
         """Instance keys whose pk is not in the collection."""
-        start = f"{self.meta.prefix}:obj:"
-        suffixes = [f":{field.name}" for field in self.meta.data_fields] + [":_hash"]
+        start = self.meta.instance_prefix
+        suffixes = [self.meta.field_suffix(f.name) for f in self.meta.data_fields] + [HASH_SUFFIX]
         pattern = glob_escape(start) + "*"
         for chunk in _batches(self.client.scan_iter(match=pattern, count=BATCH)):
             candidates = {

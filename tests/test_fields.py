@@ -94,7 +94,7 @@ def test_delete_on_every_field(Example, db):
     example = Example(text="t", items=["i"], queue=["q"], ranks={"r": 1}, data={"d": "1"}, one="o")
     for name in ("text", "items", "queue", "ranks", "data", "one"):
         assert getattr(example, name).delete() == 1
-    assert set(db.scan_keys()) == {":example:collection", ":example:max_pk"}
+    assert set(db.scan_keys()) == {":{example}:example:collection", ":{example}:example:max_pk"}
 
 
 def test_auto_pk_rules(db):

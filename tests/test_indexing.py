@@ -267,7 +267,7 @@ def test_field_delete_and_instance_delete_clean_indexes(Thing, consistent, db):
     consistent(Thing)
     thing.delete()
     consistent(Thing)
-    assert set(db.scan_keys()) == {":thing:max_pk"}
+    assert set(db.scan_keys()) == {":{thing}:thing:max_pk"}
     with pytest.raises(DoesNotExist):
         thing.plain.set("again")
     with pytest.raises(DoesNotExist):

@@ -47,7 +47,7 @@ def test_clean_data_passes(models):
 
 def test_missing_entry(models, db):
     _, Item = models
-    db.client.srem(":item:idx:color:equal:red", "1")
+    db.client.srem(":{item}:item:idx:color:equal:red", "1")
     assert kinds(Item) == ["missing"]
     with pytest.raises(integrity.IntegrityError, match=r"Item\.color: missing"):
         integrity.assert_consistent(Item)
@@ -55,9 +55,9 @@ def test_missing_entry(models, db):
 
 def test_stale_entries_of_every_index_type(models, db):
     _, Item = models
-    db.client.sadd(":item:idx:color:equal:blue", "2")
-    db.client.zadd(":item:idx:size:number-range", {"7\x00\x002": 7})
-    db.client.zadd(":item:idx:tags:text-range", {"zz\x00\x001": 0})
+    db.client.sadd(":{item}:item:idx:color:equal:blue", "2")
+    db.client.zadd(":{item}:item:idx:size:number-range", {"7\x00\x002": 7})
+    db.client.zadd(":{item}:item:idx:tags:text-range", {"zz\x00\x001": 0})
     problems = integrity.check(Item)
     assert {(p.kind, p.field.name) for p in problems} == {
         ("stale", "color"),
@@ -68,15 +68,15 @@ def test_stale_entries_of_every_index_type(models, db):
 
 def test_wrong_score_is_missing(models, db):
     _, Item = models
-    db.client.zadd(":item:idx:size:number-range", {"1\x00\x002": 5})
+    db.client.zadd(":{item}:item:idx:size:number-range", {"1\x00\x002": 5})
     assert kinds(Item) == ["missing", "stale"]  # the right entry is gone, a wrong one is there
 
 
 def test_duplicate_unique_value(models, db):
     _, Item = models
-    db.client.set(":item:obj:3:code", "c1")  # instance 2 holds c1 too
-    db.client.delete(":item:idx:code:equal:c2")
-    db.client.sadd(":item:idx:code:equal:c1", "3")
+    db.client.set(":{item}:item:obj:3:code", "c1")  # instance 2 holds c1 too
+    db.client.delete(":{item}:item:idx:code:equal:c2")
+    db.client.sadd(":{item}:item:idx:code:equal:c1", "3")
     problems = integrity.check(Item)
     assert [(p.kind, p.field.name) for p in problems] == [("unique", "code")]
     assert "['2', '3']" in str(problems[0])
@@ -84,8 +84,8 @@ def test_duplicate_unique_value(models, db):
 
 def test_orphan_keys_and_dangling_relations(models, db):
     Owner, Item = models
-    db.client.set(":item:obj:99:plain", "left behind")
-    db.client.srem(":owner:collection", "1")
+    db.client.set(":{item}:item:obj:99:plain", "left behind")
+    db.client.srem(":{owner}:owner:collection", "1")
     problems = integrity.check(Owner, Item)
     found = {p.kind for p in problems}
     assert {"orphan", "dangling"} <= found
@@ -94,8 +94,8 @@ def test_orphan_keys_and_dangling_relations(models, db):
 
 def test_repair_rebuilds_broken_indexes(models, db):
     _, Item = models
-    db.client.srem(":item:idx:color:equal:red", "1")
-    db.client.zadd(":item:idx:tags:text-range", {"zz\x00\x001": 0})
+    db.client.srem(":{item}:item:idx:color:equal:red", "1")
+    db.client.zadd(":{item}:item:idx:tags:text-range", {"zz\x00\x001": 0})
     fixed = integrity.repair(integrity.check(Item))
     assert sorted(f.name for f in fixed) == ["color", "tags"]
     assert integrity.check(Item) == []
@@ -108,7 +108,7 @@ def test_command_line(models, db, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "limpyd_cli_models", module)
     assert main(["check", "limpyd_cli_models:Owner", "limpyd_cli_models:Item"]) == 0
     assert "no problem found" in capsys.readouterr().out
-    db.client.srem(":item:idx:color:equal:red", "1")
+    db.client.srem(":{item}:item:idx:color:equal:red", "1")
     assert main(["check", "limpyd_cli_models:Item"]) == 1
     output = capsys.readouterr()
     assert "Item.color: missing" in output.out and "instances checked" in output.err
@@ -168,11 +168,11 @@ def test_unique_together_combinations_checked_and_repaired(seats, db, capsys, mo
     assert integrity.check(Seat) == []
     assert set(db.client.smembers(combination(Seat, "a", "1"))) == {"1"}
 
-    db.client.hset(":seat:obj:2:_hash", "number", "1")  # two instances hold (a, 1)
+    db.client.hset(":{seat}:seat:obj:2:_hash", "number", "1")  # two instances hold (a, 1)
     db.client.srem(combination(Seat, "a", "2"), "2")
     db.client.sadd(combination(Seat, "a", "1"), "2")
-    db.client.srem(":seat:idx:number:equal:2", "2")
-    db.client.sadd(":seat:idx:number:equal:1", "2")
+    db.client.srem(":{seat}:seat:idx:number:equal:2", "2")
+    db.client.sadd(":{seat}:seat:idx:number:equal:1", "2")
     assert [(p.kind, p.field) for p in integrity.check(Seat)] == [("unique", None)]
 
     module = types.ModuleType("limpyd_cli_seats")

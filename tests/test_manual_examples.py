@@ -45,10 +45,11 @@ def test_database_switch_and_scan_keys(limpyd_database_factory):
 
     Example(foo="FOO")
     other = limpyd_database_factory(db=1) if main_database.backend.kind == "fake" else None
-    keys = set(main_database.scan_keys(match=":example:*"))
-    assert keys == {":example:collection", ":example:max_pk", ":example:obj:1:foo"}
+    keys = set(main_database.scan_keys(match=":{example}:example:*"))
+    prefix = ":{example}:example"
+    assert keys == {f"{prefix}:collection", f"{prefix}:max_pk", f"{prefix}:obj:1:foo"}
     generator = main_database.scan_keys(match="*foo", count=100)
-    assert list(generator) == [":example:obj:1:foo"]
+    assert list(generator) == [":{example}:example:obj:1:foo"]
     if other is not None:
         main_database.connect(backend=other.backend)
         assert Example.collection()._results() == []
@@ -107,10 +108,10 @@ def test_abstract_and_namespace(db):
     assert article.hmget("title", "pub_date") == ["t", None]
     assert image.hgetall() == {"title": "i", "path": "/p"}
     assert set(Article.scan_model_keys()) == {
-        "content:article:collection",
-        "content:article:max_pk",
-        "content:article:obj:1:_hash",
-        "content:article:obj:1:content",
+        "content:{article}:article:collection",
+        "content:{article}:article:max_pk",
+        "content:{article}:article:obj:1:_hash",
+        "content:{article}:article:obj:1:content",
     }
     with pytest.raises(Exception, match="abstract"):
         Content()
@@ -143,7 +144,7 @@ def test_model_class_methods(db):
         non_existing.title.get()
 
     keys = set(article.scan_keys())
-    assert keys == {":article:obj:1:_hash", ":article:obj:1:content"}
+    assert keys == {":{article}:article:obj:1:_hash", ":{article}:article:obj:1:content"}
     article.delete()
     assert not Article.exists(1)
     assert list(Article.collection(title="foo")) == []

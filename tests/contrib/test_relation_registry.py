@@ -155,7 +155,7 @@ def test_link_records_describe_each_incoming_field(db):
     target = Target(name="t")
     holder = Holder(one=target, many=[target, target])
     records = db.client.hgetall(Target._meta.links_key("t"))
-    assert sorted(records) == [":holder:many", ":holder:one"]
+    assert sorted(records) == [":{holder}:holder:many", ":{holder}:holder:one"]
     target.delete()
     assert not db.client.exists(Target._meta.links_key("t"))
     assert holder.one.get() is None and holder.many.lrange(0, -1) == []

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from limpyd.backends import FakeBackend, _fake_servers
+from limpyd.backends import FakeBackend
+from limpyd.backends.fake import _fake_servers
 from limpyd.database import RedisDatabase
 
 
@@ -53,7 +54,7 @@ def test_factory_takes_a_database_class(limpyd_database_factory):
 def test_fake_server_is_dropped_after_the_test(pytester):
     pytester.makepyfile(
         """
-        from limpyd.backends import _fake_servers
+        from limpyd.backends.fake import _fake_servers
 
         names = []
 

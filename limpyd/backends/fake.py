@@ -1,8 +1,4 @@
-"""Backends: where a database's connection comes from.
-
-A backend makes redis-py-compatible clients; the ORM only ever talks to such a client and
-never asks which backend made it (the shape of httpx's transports). `RedisBackend` talks
-to a real server through redis-py, `FakeBackend` to an in-memory fakeredis server.
+"""`FakeBackend`: an in-memory fakeredis server, in this process.
 
 The few places where fakeredis behaves unlike Redis in a way the ORM meets are absorbed
 here, once, each covered by a test that runs on both backends:
@@ -28,73 +24,12 @@ import re
 import threading
 from decimal import Decimal, InvalidOperation
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
-__all__ = ["CLIENT_DEFAULTS", "Backend", "FakeBackend", "RedisBackend", "backend_from_url"]
+from limpyd.backends.base import CLIENT_DEFAULTS, Backend
 
-#: Options every client gets unless the caller overrides them: values come back as `str`
-#: (the manual's examples), bytes that are not UTF-8 survive the round trip, replies use
-#: RESP2, whose shapes the ORM parses (redis-py 8 would otherwise negotiate RESP3), and
-#: commands are never sent twice.
-CLIENT_DEFAULTS: dict[str, Any] = {
-    "decode_responses": True,
-    "encoding_errors": "surrogateescape",
-    "protocol": 2,
-    # redis-py would send a command again after a connection error, and a write whose reply
-    # was lost would then run twice: the error reaches the caller instead.
-    "retry": Retry(NoBackoff(), 0),
-}
-
-
-class Backend:
-    """Makes the clients of a database. Subclasses say where they connect to."""
-
-    #: "redis" or "fake": what the test tooling reports, never what the ORM branches on.
-    kind: str = ""
-
-    def client(self) -> redis.Redis:
-        """A new redis-py-compatible client for this backend."""
-        raise NotImplementedError
-
-    def describe(self) -> str:
-        """A short human-readable location, for error messages and reports."""
-        raise NotImplementedError
-
-    def server_info(self, client: redis.Redis) -> dict[str, str]:
-        """`redis_version` and friends, as INFO SERVER gives them."""
-        return {key: str(value) for key, value in client.info("server").items()}
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.describe()}>"
-
-
-class RedisBackend(Backend):
-    """A real Redis server through redis-py; arguments are those of `redis.Redis`."""
-
-    kind = "redis"
-
-    def __init__(self, url: str | None = None, **redis_kwargs: Any) -> None:
-        self.url = url
-        self.redis_kwargs = {**CLIENT_DEFAULTS, **redis_kwargs}
-
-    def client(self) -> redis.Redis:
-        if self.url is not None:
-            return redis.Redis.from_url(self.url, **self.redis_kwargs)
-        return redis.Redis(**self.redis_kwargs)
-
-    def describe(self) -> str:
-        if self.url is not None:
-            return self.url
-        kwargs = self.redis_kwargs
-        if kwargs.get("unix_socket_path"):
-            return f"unix://{kwargs['unix_socket_path']}?db={kwargs.get('db', 0)}"
-        host, port = kwargs.get("host", "localhost"), kwargs.get("port", 6379)
-        return f"redis://{host}:{port}/{kwargs.get('db', 0)}"
-
+__all__ = ["FakeBackend"]
 
 _fake_servers: dict[str, Any] = {}
 _fake_servers_lock = threading.Lock()
@@ -151,22 +86,6 @@ class FakeBackend(Backend):
         """Forget the named in-memory server (its data goes with it)."""
         with _fake_servers_lock:
             _fake_servers.pop(name, None)
-
-
-def backend_from_url(url: str, **kwargs: Any) -> Backend:
-    """A `RedisBackend` for `redis://`, `rediss://`, `unix://` URLs; a `FakeBackend` for
-    `fakeredis://NAME[/DB]`."""
-    parts = urlsplit(url)
-    if parts.scheme == "fakeredis":
-        path = parts.path.strip("/")
-        if path and not path.isdigit():
-            raise ValueError(f"Invalid fakeredis URL {url!r}: the path must be a db number")
-        return FakeBackend(name=unquote(parts.netloc) or None, db=int(path or 0), **kwargs)
-    if parts.scheme in ("redis", "rediss", "unix"):
-        return RedisBackend(url=url, **kwargs)
-    raise ValueError(
-        f"Unsupported database URL {url!r}: use redis://, rediss://, unix:// or fakeredis://"
-    )
 
 
 def _redis_float_text(value: Decimal) -> bytes:

@@ -1,0 +1,50 @@
+"""What every backend is: a maker of redis-py-compatible clients, and the options they share."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+__all__ = ["CLIENT_DEFAULTS", "Backend"]
+
+#: Options every client gets unless the caller overrides them: values come back as `str`
+#: (the manual's examples), bytes that are not UTF-8 survive the round trip, replies use
+#: RESP2, whose shapes the ORM parses (redis-py 8 would otherwise negotiate RESP3), and
+#: commands are never sent twice.
+CLIENT_DEFAULTS: dict[str, Any] = {
+    "decode_responses": True,
+    "encoding_errors": "surrogateescape",
+    "protocol": 2,
+    # redis-py would send a command again after a connection error, and a write whose reply
+    # was lost would then run twice: the error reaches the caller instead.
+    "retry": Retry(NoBackoff(), 0),
+}
+
+
+class Backend:
+    """Makes the clients of a database. Subclasses say where they connect to."""
+
+    #: "redis", "fake" or "cluster": what the test tooling reports, never what the ORM
+    #: branches on.
+    kind: str = ""
+    #: Whether keys are spread over hash slots that one script or transaction cannot cross
+    #: (a cluster): models a script ties together must then share a `cluster_group`.
+    spreads_keys: bool = False
+
+    def client(self) -> redis.Redis:
+        """A new redis-py-compatible client for this backend."""
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        """A short human-readable location, for error messages and reports."""
+        raise NotImplementedError
+
+    def server_info(self, client: redis.Redis) -> dict[str, str]:
+        """`redis_version` and friends, as INFO SERVER gives them."""
+        return {key: str(value) for key, value in client.info("server").items()}
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.describe()}>"

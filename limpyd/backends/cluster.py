@@ -1,0 +1,209 @@
+"""`RedisClusterBackend`: a Redis Cluster, through redis-py's `RedisCluster`.
+
+A cluster spreads keys over 16384 hash slots; a script or a transaction may only touch keys
+of one slot. limpyd's keys carry their model's `cluster_group` as hash tag (see `keys`), so
+every call limpyd makes for one group stays in one slot. The client made here differs from
+redis-py's in two places, both about calls of limpyd's code:
+
+- FCALL, FCALL_RO, EVAL_RO and EVALSHA_RO are routed from the keys they declare (`numkeys`
+  then the keys), as redis-py routes EVAL: redis-py would otherwise ask a node for the keys
+  of each such call (COMMAND GETKEYS, one more round trip). Keys of several slots are refused
+  before anything is sent, with an error naming them (`CrossSlotError`).
+- FUNCTION LOAD queued in a pipeline (what the first call on a server lacking the library
+  sends, see `lua`) is run at once on every primary, where redis-py refuses a pipelined
+  command for several nodes; its reply takes its place among the pipeline's replies.
+
+Commands are never sent again after a lost reply (`CLIENT_DEFAULTS`); MOVED and ASK
+redirections are followed, as redis-py does.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from redis.cluster import REDIS_CLUSTER_HASH_SLOTS, ClusterNode, ClusterPipeline, RedisCluster
+from redis.exceptions import RedisClusterException, RedisError
+
+from limpyd.backends.base import CLIENT_DEFAULTS, Backend
+
+__all__ = ["CrossSlotError", "LimpydRedisCluster", "RedisClusterBackend", "parse_cluster_url"]
+
+#: Commands whose keys follow their third argument, `numkeys`.
+_SCRIPT_CALLS = frozenset({"FCALL", "FCALL_RO", "EVAL_RO", "EVALSHA_RO", "EVAL", "EVALSHA"})
+
+#: URL schemes of a cluster, and whether they use TLS.
+CLUSTER_SCHEMES = {"redis+cluster": False, "rediss+cluster": True}
+
+
+class CrossSlotError(RedisClusterException):
+    """One call would touch keys of several hash slots of a cluster."""
+
+
+class _ScriptRouting:
+    """Routes limpyd's calls by the keys they declare (mixed into the client and its
+    pipelines)."""
+
+    def determine_slot(self, *args: Any) -> Any:
+        if str(args[0]).upper() not in _SCRIPT_CALLS:
+            return super().determine_slot(*args)  # type: ignore[misc]
+        keys = args[3 : 3 + int(args[2])]
+        if not keys:
+            return random.randrange(REDIS_CLUSTER_HASH_SLOTS)
+        keyslot = self.keyslot  # type: ignore[attr-defined]
+        slots = {keyslot(key) for key in keys}
+        if len(slots) > 1:
+            raise CrossSlotError(_cross_slot_message(keys, keyslot))
+        return slots.pop()
+
+
+def _cross_slot_message(keys: tuple[Any, ...], keyslot: Any) -> str:
+    by_slot: dict[int, Any] = {}
+    for key in keys:
+        by_slot.setdefault(keyslot(key), key)
+    examples = ", ".join(repr(key) for key in list(by_slot.values())[:4])
+    return (
+        f"one call would touch keys of {len(by_slot)} hash slots of the cluster (e.g. "
+        f"{examples}): the models a call involves must share a cluster_group"
+    )
+
+
+class LimpydClusterPipeline(_ScriptRouting, ClusterPipeline):
+    """A cluster pipeline routing limpyd's calls, and running FUNCTION LOAD on every
+    primary at once (see the module's docstring)."""
+
+    _limpyd_client: LimpydRedisCluster
+    _limpyd_loads: list[tuple[int, Any]]
+
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        if str(args[0]).upper() != "FUNCTION LOAD":
+            return super().execute_command(*args, **options)
+        try:
+            reply: Any = self._limpyd_client.execute_command(*args, **options)
+        except RedisError as error:  # a reply, as the pipeline would give it
+            reply = error
+        self._limpyd_loads.append((len(self) + len(self._limpyd_loads), reply))
+        return self
+
+    def execute(self, raise_on_error: bool = True) -> list[Any]:
+        loads, self._limpyd_loads = self._limpyd_loads, []
+        replies = list(super().execute(raise_on_error)) if len(self) else []
+        for position, reply in loads:
+            if raise_on_error and isinstance(reply, Exception):
+                raise reply
+            replies.insert(position, _one_reply(reply))
+        return replies
+
+    def reset(self) -> None:
+        super().reset()
+        self._limpyd_loads = []
+
+
+def _one_reply(reply: Any) -> Any:
+    """FUNCTION LOAD's reply from every primary: the library's name (the same everywhere)."""
+    if isinstance(reply, dict):
+        return next(iter(reply.values()), None)
+    return reply
+
+
+class LimpydRedisCluster(_ScriptRouting, RedisCluster):
+    """redis-py's cluster client, with limpyd's routing (see the module's docstring)."""
+
+    def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> LimpydClusterPipeline:
+        pipeline = super().pipeline(transaction=transaction, shard_hint=shard_hint)
+        pipeline.__class__ = LimpydClusterPipeline
+        assert isinstance(pipeline, LimpydClusterPipeline)
+        pipeline._limpyd_client = self
+        pipeline._limpyd_loads = []
+        return pipeline
+
+
+def parse_cluster_url(url: str) -> tuple[list[tuple[str, int]], dict[str, Any]]:
+    """The seed nodes and client options of `redis+cluster://[user:password@]HOST:PORT[,HOST:
+    PORT...][/0][?option=value...]` (`rediss+cluster://` for TLS). A db other than 0 is
+    refused: a cluster has only db 0."""
+    parts = urlsplit(url)
+    if parts.scheme not in CLUSTER_SCHEMES:
+        raise ValueError(f"Invalid cluster URL {url!r}: use redis+cluster:// or rediss+cluster://")
+    credentials, _, hosts = parts.netloc.rpartition("@")
+    options: dict[str, Any] = {}
+    if credentials:
+        username, has_password, password = credentials.partition(":")
+        if username:
+            options["username"] = unquote(username)
+        if has_password:
+            options["password"] = unquote(password)
+    if CLUSTER_SCHEMES[parts.scheme]:
+        options["ssl"] = True
+    db = parts.path.strip("/")
+    if db not in ("", "0"):
+        raise ValueError(f"Invalid cluster URL {url!r}: a cluster has only db 0, not {db!r}")
+    for name, value in parse_qsl(parts.query):
+        options[name] = _option_value(value)
+    nodes = []
+    for node in hosts.split(","):
+        host, _, port = node.strip().rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"Invalid cluster URL {url!r}: {node!r} is not HOST:PORT")
+        nodes.append((host.strip("[]"), int(port)))
+    return nodes, options
+
+
+def _option_value(text: str) -> Any:
+    """A URL option's value as redis-py expects it (numbers, booleans, text)."""
+    lowered = text.lower()
+    if lowered in ("true", "yes", "on"):
+        return True
+    if lowered in ("false", "no", "off"):
+        return False
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+class RedisClusterBackend(Backend):
+    """A Redis Cluster: `RedisClusterBackend(url="redis+cluster://HOST:PORT,...")` or
+    `RedisClusterBackend(startup_nodes=[(host, port), ...], **redis_cluster_kwargs)`."""
+
+    kind = "cluster"
+    spreads_keys = True
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        startup_nodes: list[tuple[str, int]] | None = None,
+        **cluster_kwargs: Any,
+    ) -> None:
+        if (url is None) == (startup_nodes is None):
+            raise ValueError("RedisClusterBackend takes either a url or startup_nodes")
+        if cluster_kwargs.get("db", 0) not in (0, "0"):
+            raise ValueError(f"A cluster has only db 0, not {cluster_kwargs['db']!r}")
+        cluster_kwargs.pop("db", None)
+        if url is not None:
+            startup_nodes, options = parse_cluster_url(url)
+            cluster_kwargs = {**options, **cluster_kwargs}
+        assert startup_nodes is not None
+        if not startup_nodes:
+            raise ValueError("RedisClusterBackend needs at least one startup node")
+        self.url = url
+        self.startup_nodes = [(str(host), int(port)) for host, port in startup_nodes]
+        self.cluster_kwargs = {**CLIENT_DEFAULTS, **cluster_kwargs}
+
+    def client(self) -> Any:
+        return LimpydRedisCluster(
+            startup_nodes=[ClusterNode(host, port) for host, port in self.startup_nodes],
+            **self.cluster_kwargs,
+        )
+
+    def describe(self) -> str:
+        scheme = "rediss+cluster" if self.cluster_kwargs.get("ssl") else "redis+cluster"
+        return f"{scheme}://" + ",".join(f"{host}:{port}" for host, port in self.startup_nodes)
+
+    def server_info(self, client: Any) -> dict[str, str]:
+        info = client.info("server", target_nodes=client.get_default_node())
+        return {key: str(value) for key, value in info.items()}

@@ -1,0 +1,35 @@
+"""`RedisBackend`: one real Redis server, through redis-py."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+
+from limpyd.backends.base import CLIENT_DEFAULTS, Backend
+
+__all__ = ["RedisBackend"]
+
+
+class RedisBackend(Backend):
+    """A real Redis server through redis-py; arguments are those of `redis.Redis`."""
+
+    kind = "redis"
+
+    def __init__(self, url: str | None = None, **redis_kwargs: Any) -> None:
+        self.url = url
+        self.redis_kwargs = {**CLIENT_DEFAULTS, **redis_kwargs}
+
+    def client(self) -> redis.Redis:
+        if self.url is not None:
+            return redis.Redis.from_url(self.url, **self.redis_kwargs)
+        return redis.Redis(**self.redis_kwargs)
+
+    def describe(self) -> str:
+        if self.url is not None:
+            return self.url
+        kwargs = self.redis_kwargs
+        if kwargs.get("unix_socket_path"):
+            return f"unix://{kwargs['unix_socket_path']}?db={kwargs.get('db', 0)}"
+        host, port = kwargs.get("host", "localhost"), kwargs.get("port", 6379)
+        return f"redis://{host}:{port}/{kwargs.get('db', 0)}"
