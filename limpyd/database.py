@@ -64,6 +64,8 @@ class RedisDatabase:
             backend = RedisBackend(**{**DEFAULT_CONNECTION_SETTINGS, **settings})
         elif not isinstance(backend, Backend):
             raise ImplementationError(f"{backend!r} is not a limpyd backend")
+        for model in self.models.values():
+            model._check_backend(backend)
         with self._lock:
             old = self._client
             self.backend = backend

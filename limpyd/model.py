@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, ClassVar
 
 from limpyd import writes
+from limpyd.backends import Backend
 from limpyd.collection import CollectionManager
 from limpyd.database import RedisDatabase
 from limpyd.exceptions import (
@@ -112,13 +113,9 @@ class ModelOptions(KeyLayout):
         return database
 
     def pk_exists(self, pk: str) -> bool:
-        """Whether the instance `pk` exists and has not expired (one round trip)."""
-        with self.database.client.pipeline(transaction=False) as pipeline:
-            pipeline.sismember(self.collection_key, pk)
-            pipeline.zscore(self.expiry_key, pk)
-            pipeline.time()
-            present, expires_at, (seconds, microseconds) = pipeline.execute()
-        return bool(present) and (expires_at is None or expires_at > seconds + microseconds / 1e6)
+        """Whether the instance `pk` exists and has not expired: one read-only query (the
+        server's clock decides; a cluster cannot pipeline TIME)."""
+        return len(self.model.collection(manager=CollectionManager, pk=pk)) > 0
 
     def field(self, name: str) -> RedisField:
         """The field called `name` (`pk` is the pk field); ValueError naming it otherwise."""
@@ -508,6 +505,11 @@ class RedisModel(metaclass=MetaRedisModel):
         instance._connected = False
         instance._bound_fields = {}
         return instance
+
+    @classmethod
+    def _check_backend(cls, backend: Backend) -> None:
+        """Refuse, with an ImplementationError, a backend the model cannot run on (called when
+        its database is pointed at a backend; RelatedModel checks its cluster groups)."""
 
     @classmethod
     def collection(

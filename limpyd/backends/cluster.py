@@ -3,7 +3,7 @@
 A cluster spreads keys over 16384 hash slots; a script or a transaction may only touch keys
 of one slot. limpyd's keys carry their model's `cluster_group` as hash tag (see `keys`), so
 every call limpyd makes for one group stays in one slot. The client made here differs from
-redis-py's in two places, both about calls of limpyd's code:
+redis-py's in these places:
 
 - FCALL, FCALL_RO, EVAL_RO and EVALSHA_RO are routed from the keys they declare (`numkeys`
   then the keys), as redis-py routes EVAL: redis-py would otherwise ask a node for the keys
@@ -12,6 +12,8 @@ redis-py's in two places, both about calls of limpyd's code:
 - FUNCTION LOAD queued in a pipeline (what the first call on a server lacking the library
   sends, see `lua`) is run at once on every primary, where redis-py refuses a pipelined
   command for several nodes; its reply takes its place among the pipeline's replies.
+- TIME in a pipeline goes to the node of the pipeline's first command (redis-py refuses it).
+- `response_callbacks`, as on `redis.Redis`: how replies of commands a script ran are parsed.
 
 Commands are never sent again after a lost reply (`CLIENT_DEFAULTS`); MOVED and ASK
 redirections are followed, as redis-py does.
@@ -86,6 +88,18 @@ class LimpydClusterPipeline(_ScriptRouting, ClusterPipeline):
         self._limpyd_loads.append((len(self) + len(self._limpyd_loads), reply))
         return self
 
+    def time(self, **options: Any) -> Any:
+        """TIME, on the node of the first command queued (whose scripts read that clock):
+        redis-py refuses TIME in a cluster pipeline, having no node to send it to."""
+        queue = self._execution_strategy.command_queue
+        slot = self.determine_slot(*queue[0].args) if queue else None
+        node = (
+            self.nodes_manager.get_node_from_slot(slot)
+            if slot is not None
+            else self.get_random_node()
+        )
+        return self.execute_command("TIME", target_nodes=node, **options)
+
     def execute(self, raise_on_error: bool = True) -> list[Any]:
         loads, self._limpyd_loads = self._limpyd_loads, []
         replies = list(super().execute(raise_on_error)) if len(self) else []
@@ -109,6 +123,12 @@ def _one_reply(reply: Any) -> Any:
 
 class LimpydRedisCluster(_ScriptRouting, RedisCluster):
     """redis-py's cluster client, with limpyd's routing (see the module's docstring)."""
+
+    @property
+    def response_callbacks(self) -> Any:
+        """How redis-py turns a node's replies into values, as `Redis.response_callbacks`
+        (what limpyd applies to the replies of commands its scripts run)."""
+        return self.get_default_node().redis_connection.response_callbacks
 
     def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> LimpydClusterPipeline:
         pipeline = super().pipeline(transaction=transaction, shard_hint=shard_hint)

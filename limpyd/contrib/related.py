@@ -26,6 +26,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from limpyd.backends import Backend
 from limpyd.collection import CollectionManager
 from limpyd.contrib.collection import ExtendedCollectionManager
 from limpyd.exceptions import ImplementationError
@@ -277,6 +278,28 @@ def _check_relations(model: type[RedisModel]) -> None:
                 )
             _check_related_names(target)
     _check_related_names(model)
+    if model.database is not None:
+        _check_cluster_groups(model, model.database.backend)
+
+
+def _check_cluster_groups(model: type[RedisModel], backend: Backend) -> None:
+    """On a cluster (keys spread over hash slots), the models a related field ties must share
+    a `cluster_group`: one script checks and updates both (a deletion unlinks the instances
+    pointing to the deleted one)."""
+    if not backend.spreads_keys:
+        return
+    own = [f for f in model._meta.fields.values() if isinstance(f, RelatedFieldMixin)]
+    for field in [*own, *_incoming(model)]:
+        source, target = field.model, field.related_model
+        if target is None or source._meta.cluster_group == target._meta.cluster_group:
+            continue
+        raise ImplementationError(
+            f"{field.describe()}: on a Redis Cluster, {source.__name__} (cluster_group "
+            f"{source._meta.cluster_group!r}) and {target.__name__} (cluster_group "
+            f"{target._meta.cluster_group!r}) must share a cluster_group, since one script "
+            f"writes both: set `cluster_group` on them (e.g. `cluster_group = "
+            f"{target.__name__}` in {source.__name__})"
+        )
 
 
 def _check_related_names(target: type[RedisModel]) -> None:
@@ -321,6 +344,10 @@ class RelatedModel(RedisModel, metaclass=MetaRelatedModel):
         for model in [cls, *_subclasses(cls)]:
             if not model._meta.abstract and model.database is database:
                 _check_relations(model)
+
+    @classmethod
+    def _check_backend(cls, backend: Backend) -> None:
+        _check_cluster_groups(cls, backend)
 
     def __getattr__(self, name: str) -> Any:
         """Related collections: `instance.<related_name>(**filters)`."""

@@ -1,0 +1,144 @@
+"""The plugin's settings: each a command-line option, an environment variable and an ini key,
+read in that order of precedence (see `limpyd_testing.plugin` for the table)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import pytest
+
+from limpyd.backends.cluster import CLUSTER_SCHEMES
+
+__all__ = ["BACKENDS", "SETTINGS", "LimpydOptions"]
+
+#: The backend kinds, in the order parametrized tests run.
+BACKENDS: tuple[str, ...] = ("fake", "redis", "cluster")
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+@dataclass(frozen=True)
+class _Setting:
+    name: str  # the option's dest and the ini key
+    flag: str
+    env: str
+    help: str
+    boolean: bool = False
+
+    def value(self, config: pytest.Config) -> str | bool | None:
+        """The setting from the command line, else the environment, else the ini file."""
+        cli = config.getoption(self.name)
+        if cli is not None:
+            return cli
+        env = os.environ.get(self.env, "").strip()
+        if env:
+            return self._parse(env, f"environment variable {self.env}")
+        ini = str(config.getini(self.name) or "").strip()
+        if ini:
+            return self._parse(ini, f"ini key {self.name}")
+        return None
+
+    def _parse(self, text: str, where: str) -> str | bool:
+        if not self.boolean:
+            return text
+        if text.lower() in _TRUE:
+            return True
+        if text.lower() in _FALSE:
+            return False
+        raise pytest.UsageError(f"limpyd: {where}={text!r} is not a boolean (use 1 or 0)")
+
+
+SETTINGS = {
+    setting.name: setting
+    for setting in (
+        _Setting(
+            "limpyd_backend",
+            "--limpyd-backend",
+            "LIMPYD_BACKEND",
+            "limpyd backends to run the tests on: fake (in memory, the default), redis, cluster, "
+            "both (fake and redis) or all (the three)",
+        ),
+        _Setting(
+            "limpyd_redis_url",
+            "--limpyd-redis-url",
+            "LIMPYD_REDIS_URL",
+            "use this Redis server (redis://, rediss://, unix://) instead of starting one; "
+            "its db must be empty",
+        ),
+        _Setting(
+            "limpyd_cluster_url",
+            "--limpyd-cluster-url",
+            "LIMPYD_CLUSTER_URL",
+            "use this Redis Cluster (redis+cluster://HOST:PORT[,HOST:PORT...]) instead of "
+            "starting one; it must be empty",
+        ),
+        _Setting(
+            "limpyd_redis_server",
+            "--limpyd-redis-server",
+            "LIMPYD_REDIS_SERVER",
+            "the redis-server executable to start for the real backend (default: from PATH)",
+        ),
+        _Setting(
+            "limpyd_require_redis",
+            "--limpyd-require-redis",
+            "LIMPYD_REQUIRE_REDIS",
+            "no usable real Redis is an error, not a skip of the redis tests",
+            boolean=True,
+        ),
+        _Setting(
+            "limpyd_flush_existing",
+            "--limpyd-flush-existing",
+            "LIMPYD_FLUSH_EXISTING",
+            "allow --limpyd-redis-url on a db that holds keys: they are flushed",
+            boolean=True,
+        ),
+    )
+}
+
+
+@dataclass(frozen=True)
+class LimpydOptions:
+    """The plugin's settings for this session, resolved from CLI, environment and ini."""
+
+    backends: tuple[str, ...] = ("fake",)
+    redis_url: str | None = None
+    cluster_url: str | None = None
+    redis_server: str | None = None
+    require_redis: bool = False
+    flush_existing: bool = False
+    databases: tuple[str, ...] = ()
+
+    @classmethod
+    def from_config(cls, config: pytest.Config) -> LimpydOptions:
+        """Read and check the settings; a bad value is a `pytest.UsageError`."""
+        values = {name: setting.value(config) for name, setting in SETTINGS.items()}
+        backend = str(values["limpyd_backend"] or "fake").lower()
+        choices = {kind: (kind,) for kind in BACKENDS}
+        choices.update(both=("fake", "redis"), all=BACKENDS)
+        if backend not in choices:
+            raise pytest.UsageError(
+                f"limpyd: unknown backend {backend!r}: use fake, redis, cluster, both or all "
+                "(--limpyd-backend, LIMPYD_BACKEND, ini limpyd_backend)"
+            )
+        url = values["limpyd_redis_url"]
+        if url and urlsplit(str(url)).scheme not in ("redis", "rediss", "unix"):
+            raise pytest.UsageError(
+                f"limpyd: --limpyd-redis-url {url!r} is not a redis://, rediss:// or unix:// URL"
+            )
+        cluster_url = values["limpyd_cluster_url"]
+        if cluster_url and urlsplit(str(cluster_url)).scheme not in CLUSTER_SCHEMES:
+            raise pytest.UsageError(
+                f"limpyd: --limpyd-cluster-url {cluster_url!r} is not a redis+cluster:// or "
+                "rediss+cluster:// URL"
+            )
+        return cls(
+            backends=choices[backend],
+            redis_url=str(url) if url else None,
+            cluster_url=str(cluster_url) if cluster_url else None,
+            redis_server=str(values["limpyd_redis_server"] or "") or None,
+            require_redis=bool(values["limpyd_require_redis"]),
+            flush_existing=bool(values["limpyd_flush_existing"]),
+            databases=tuple(line.strip() for line in config.getini("limpyd_databases") if line),
+        )
