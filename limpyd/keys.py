@@ -32,10 +32,13 @@ HASH_SUFFIX = ":_hash"
 
 
 class KeyLayout:
-    """The keys of the model whose prefix is `prefix`."""
+    """The keys of the model `name` of `namespace`, in the cluster group `group`."""
 
-    def __init__(self, prefix: str) -> None:
-        self.prefix = prefix
+    def __init__(self, namespace: str, group: str, name: str) -> None:
+        #: The hash tag of the group's keys: a key of the user's holding it is in their slot
+        #: (what a cluster needs, e.g., for a set intersected with a collection).
+        self.hash_tag = f"{{{group}}}"
+        prefix = self.prefix = f"{namespace}:{self.hash_tag}:{name}"
         self.collection_key = f"{prefix}:collection"
         self.max_pk_key = f"{prefix}:max_pk"
         self.expiry_key = f"{prefix}:expiry"

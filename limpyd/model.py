@@ -82,7 +82,7 @@ class ModelOptions(KeyLayout):
         self.full_name = f"{self.namespace}:{self.name}"
         #: The unit of co-location of the model's keys (see `RedisModel.cluster_group`).
         self.cluster_group = _cluster_group(model)
-        super().__init__(f"{self.namespace}:{{{self.cluster_group}}}:{self.name}")
+        super().__init__(self.namespace, self.cluster_group, self.name)
         self.hash_fields = [n for n, f in fields.items() if isinstance(f, InstanceHashField)]
         self.data_fields = [f for f in fields.values() if f is not pk_field]
         self.unique_together = [tuple(group) for group in model.unique_together]

@@ -5,7 +5,8 @@
     assert counted.round_trips <= 3
 
 A *round trip* is one request/response exchange with the server: a single command is one, a
-pipeline or a MULTI/EXEC transaction is one when executed, however many commands it holds.
+pipeline or a MULTI/EXEC transaction is one when executed, however many commands it holds (on
+a cluster, a pipeline reaching several nodes is one exchange per node, counted as one).
 *Commands* counts every command, including each one queued in a pipeline (MULTI and EXEC
 themselves are not counted). An EVALSHA answered by NOSCRIPT and followed by EVAL is two round
 trips: that is what happens on the wire.
@@ -98,13 +99,14 @@ class _Instrumented:
         pipe._limpyd_counted = True
         client = self.client
         execute = pipe.execute
-        immediate = pipe.immediate_execute_command
+        immediate = getattr(pipe, "immediate_execute_command", None)
         reset = pipe.reset
 
         def counted_execute(*args: Any, **kwargs: Any) -> Any:
             # redis-py sends nothing for an empty pipeline that watches nothing.
-            sends = bool(pipe.command_stack or pipe.watching)
-            names = [_name(command) for command, _ in pipe.command_stack]
+            queued = _queued(pipe)
+            sends = bool(queued or getattr(pipe, "watching", False))
+            names = [_name(command) for command in queued]
             try:
                 return execute(*args, **kwargs)
             finally:
@@ -114,18 +116,28 @@ class _Instrumented:
 
         def counted_immediate(*args: Any, **options: Any) -> Any:
             _record(client, [_name(args)])
-            return immediate(*args, **options)
+            return immediate(*args, **options)  # type: ignore[misc]
 
         def counted_reset() -> None:
             # A pipeline dropped while watching keys sends UNWATCH by itself.
-            if pipe.watching and pipe.connection:
+            if getattr(pipe, "watching", False) and getattr(pipe, "connection", None):
                 _record(client, ["UNWATCH"])
             reset()
 
         pipe.execute = counted_execute
-        pipe.immediate_execute_command = counted_immediate
+        if immediate is not None:
+            pipe.immediate_execute_command = counted_immediate
         pipe.reset = counted_reset
         return pipe
+
+
+def _queued(pipe: Any) -> list[tuple[Any, ...]]:
+    """The commands queued in a pipeline: redis-py's, or a cluster pipeline's (one exchange
+    per node it reaches, counted as one round trip)."""
+    strategy = getattr(pipe, "_execution_strategy", None)
+    if strategy is not None:
+        return [command.args for command in strategy.command_queue]
+    return [command for command, _ in pipe.command_stack]
 
 
 _instrumented: dict[int, _Instrumented] = {}

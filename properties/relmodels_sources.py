@@ -25,6 +25,7 @@ def source_models(database: RedisDatabase, targets: SimpleNamespace) -> SimpleNa
     Person, Label, Stamp = targets.Person, targets.Label, targets.Stamp
 
     class Group(related.RelatedModel):
+        cluster_group = "relmodels"
         namespace = NAMESPACE
         id = fields.PKField()
         owner = related.FKStringField(Person, related_name="owned_groups")
@@ -34,12 +35,14 @@ def source_models(database: RedisDatabase, targets: SimpleNamespace) -> SimpleNa
         parent = related.FKStringField("self", related_name="children")
 
     class Tag(related.RelatedModel):
+        cluster_group = "relmodels"
         namespace = NAMESPACE
         label = fields.StringField()
         person = related.FKStringField("Person", related_name="tags")
         groups = related.M2MListField(Group, related_name="tagged")
 
     class Badge(related.RelatedModel):
+        cluster_group = "relmodels"
         namespace = NAMESPACE
         unique_together = [("group", "kind")]
         group = related.FKInstanceHashField(Group, related_name="badges")

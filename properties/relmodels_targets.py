@@ -22,16 +22,19 @@ def target_models(database: RedisDatabase) -> SimpleNamespace:
     `Label` (a PKField and nothing else) and `Stamp` (an AutoPK and nothing else)."""
 
     class Person(related.RelatedModel):
+        cluster_group = "relmodels"
         namespace = NAMESPACE
         name = fields.InstanceHashField(indexable=True)
         boss = related.FKInstanceHashField("self", related_name="subordinates")
         friends = related.M2MSetField("self", related_name="friend_of")
 
     class Label(related.RelatedModel):
+        cluster_group = "relmodels"
         namespace = NAMESPACE
         id = fields.PKField()
 
     class Stamp(related.RelatedModel):
+        cluster_group = "relmodels"
         namespace = NAMESPACE
 
     for model in (Person, Label, Stamp):

@@ -38,11 +38,13 @@ def declared(monkeypatch) -> list[list[str]]:
 @pytest.fixture
 def models(db):
     class Team(related.RelatedModel):
+        cluster_group = "declared_keys"
         database = db
         name = fields.PKField()
         city = fields.InstanceHashField(indexable=True)
 
     class Player(related.RelatedModel):
+        cluster_group = "declared_keys"
         database = db
         collection_manager = ExtendedCollectionManager
         unique_together = [("nick", "city")]

@@ -16,12 +16,14 @@ from limpyd.exceptions import DoesNotExist, ImplementationError
 @pytest.fixture
 def models(db):
     class Person(related.RelatedModel):
+        cluster_group = "expiry"
         database = db
         collection_manager = ExtendedCollectionManager
         name = fields.InstanceHashField(indexable=True)
         city = fields.StringField(indexable=True)
 
     class Group(related.RelatedModel):
+        cluster_group = "expiry"
         database = db
         owner = related.FKStringField(Person, related_name="owned")
         members = related.M2MSetField(Person, related_name="groups")

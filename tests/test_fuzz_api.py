@@ -105,6 +105,7 @@ filter_keys = st.one_of(
 
 def _models(db):
     class Fuzz(related.RelatedModel):
+        cluster_group = "fuzz_api"
         database = db
         namespace = "fuzz"
         name = fields.StringField(unique=True)
@@ -120,6 +121,7 @@ def _models(db):
         attrs = fields.HashField(indexable=True)
 
     class Keyed(related.RelatedModel):
+        cluster_group = "fuzz_api"
         database = db
         namespace = "fuzz"
         id = fields.PKField()
@@ -520,6 +522,7 @@ AWKWARD = [
 
 def _pattern_models(db):
     class Target(related.RelatedModel):
+        cluster_group = "fuzz_api"
         database = db
         namespace = "pat"
         id = fields.PKField()
@@ -531,6 +534,8 @@ def _pattern_models(db):
 
     class Bait(related.RelatedModel):
         """Same fields, same pks, other values: any read of its keys shows in results."""
+
+        cluster_group = "fuzz_api"
 
         database = db
         namespace = "zz9bait"

@@ -27,6 +27,7 @@ from limpyd_testing.snapshot import snapshot
 
 def _models(db):
     class Item(related.RelatedModel):
+        cluster_group = "guarantees"
         database = db
         namespace = "guarantees"
         name = fields.StringField(unique=True)
@@ -42,6 +43,7 @@ def _models(db):
         rank = fields.InstanceHashField(indexes=[NumberRangeIndex])  # a parsed value: read first
 
     class Box(related.RelatedModel):
+        cluster_group = "guarantees"
         database = db
         namespace = "guarantees"
         label = fields.StringField(indexable=True)

@@ -266,10 +266,12 @@ def test_a_write_to_a_missing_pk_holding_the_marker_raises(db, Token, Player, un
 
 def test_deletion_propagates_to_pks_and_values_holding_the_marker(db, consistent):
     class Target(related.RelatedModel):
+        cluster_group = "hostile_writes"
         database = db
         name = fields.PKField()
 
     class Ref(related.RelatedModel):
+        cluster_group = "hostile_writes"
         database = db
         name = fields.PKField()
         fk = related.FKStringField(Target, related_name="refs")

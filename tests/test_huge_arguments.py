@@ -78,7 +78,7 @@ def test_a_huge_command_has_the_effect_and_reply_of_the_server(
     }
     instance = Bulk(name="bulk", **{name: seed[name]})
     field = getattr(instance, name)
-    reference = "reference"
+    reference = f"{Bulk._meta.hash_tag}:reference"
     db.client.delete(reference)
     Bulk(name="copy", **{name: seed[name]})  # the same data, to copy to the reference key
     copy_key = getattr(Bulk(Bulk.collection(name="copy")[0]), name).key

@@ -18,10 +18,12 @@ from limpyd_testing.__main__ import main
 @pytest.fixture
 def models(db):
     class Owner(related.RelatedModel):
+        cluster_group = "integrity"
         database = db
         name = fields.StringField(unique=True)
 
     class Item(related.RelatedModel):
+        cluster_group = "integrity"
         database = db
         code = fields.StringField(unique=True)
         color = fields.InstanceHashField(indexable=True)

@@ -22,6 +22,7 @@ from limpyd_testing.server import RedisServerExecutor
 
 def make_models(db: RedisDatabase) -> dict[str, Any]:
     class Person(related.RelatedModel):
+        cluster_group = "replica"
         database = db
         namespace = "replica"
         collection_manager = ExtendedCollectionManager
@@ -32,6 +33,7 @@ def make_models(db: RedisDatabase) -> dict[str, Any]:
         scores = fields.SortedSetField()
 
     class Team(related.RelatedModel):
+        cluster_group = "replica"
         database = db
         namespace = "replica"
         code = fields.PKField()

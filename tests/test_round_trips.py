@@ -132,10 +132,12 @@ def test_relating_is_one_round_trip(db, limpyd_commands, consistent):
     from limpyd.contrib import related
 
     class Person(related.RelatedModel):
+        cluster_group = "round_trips"
         database = db
         name = fields.PKField()
 
     class Team(related.RelatedModel):
+        cluster_group = "round_trips"
         database = db
         boss = related.FKInstanceHashField(Person, related_name="bossed")
         crew = related.M2MSetField(Person, related_name="crews")

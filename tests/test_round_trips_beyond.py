@@ -20,6 +20,7 @@ from limpyd.indexes import EqualIndex
 @pytest.fixture
 def models(db):
     class Person(related.RelatedModel):
+        cluster_group = "round_trips_beyond"
         database = db
         collection_manager = ExtendedCollectionManager
         unique_together = [("file", "city")]
@@ -30,6 +31,7 @@ def models(db):
         tags = fields.SetField(indexable=True)
 
     class Group(related.RelatedModel):
+        cluster_group = "round_trips_beyond"
         database = db
         members = related.M2MSetField(Person, related_name="groups")
 

@@ -26,7 +26,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from redis.cluster import REDIS_CLUSTER_HASH_SLOTS, ClusterNode, ClusterPipeline, RedisCluster
-from redis.exceptions import RedisClusterException, RedisError
+from redis.exceptions import CrossSlotTransactionError, RedisClusterException, RedisError
 
 from limpyd.backends.base import CLIENT_DEFAULTS, Backend
 
@@ -102,7 +102,13 @@ class LimpydClusterPipeline(_ScriptRouting, ClusterPipeline):
 
     def execute(self, raise_on_error: bool = True) -> list[Any]:
         loads, self._limpyd_loads = self._limpyd_loads, []
-        replies = list(super().execute(raise_on_error)) if len(self) else []
+        try:
+            replies = list(super().execute(raise_on_error)) if len(self) else []
+        except CrossSlotTransactionError as error:
+            raise CrossSlotError(
+                "a transaction on a cluster runs on one hash slot, and this one's keys are in "
+                "several: keep a transaction to the models of one cluster_group"
+            ) from error
         for position, reply in loads:
             if raise_on_error and isinstance(reply, Exception):
                 raise reply

@@ -19,10 +19,12 @@ from limpyd.exceptions import ImplementationError
 
 def test_first_example(db, consistent):
     class Person(related.RelatedModel):
+        cluster_group = "related"
         database = db
         name = fields.PKField()
 
     class Group(related.RelatedModel):
+        cluster_group = "related"
         database = db
         name = fields.PKField()
         private = fields.StringField(indexable=True)  # the manual filters on it: indexable
@@ -42,6 +44,7 @@ def test_first_example(db, consistent):
 
 def test_to_forms_and_late_definition(db):
     class Group(related.RelatedModel):
+        cluster_group = "related"
         database = db
         name = fields.StringField()
         owner = FKStringField("Person")
@@ -49,11 +52,13 @@ def test_to_forms_and_late_definition(db):
         elsewhere = FKStringField("my_namespace:Person", related_name="remote_groups")
 
     class Person(related.RelatedModel):  # defined after the field pointing to it
+        cluster_group = "related"
         database = db
         name = fields.StringField()
 
     def remote():
         class Person(related.RelatedModel):
+            cluster_group = "related"
             database = db
             namespace = "my_namespace"
 
@@ -72,6 +77,7 @@ def test_to_forms_and_late_definition(db):
     assert parent.parent.instance() is None
 
     class Other(related.RelatedModel):
+        cluster_group = "related"
         database = db
         boss = FKStringField(Person, related_name="bossed")
 
@@ -80,10 +86,12 @@ def test_to_forms_and_late_definition(db):
 
 def test_related_name_templates_and_clashes(db):
     class Person(related.RelatedModel):
+        cluster_group = "related"
         database = db
         name = fields.StringField()
 
     class BaseGroup(related.RelatedModel):
+        cluster_group = "related"
         database = db
         namespace = "groups"
         abstract = True
@@ -106,6 +114,7 @@ def test_related_name_templates_and_clashes(db):
     with pytest.raises(ImplementationError, match="both want the related collection 'clash'"):
 
         class Clashing(related.RelatedModel):
+            cluster_group = "related"
             database = db
             a = FKStringField(Person, related_name="clash")
             b = FKStringField(Person, related_name="clash")
@@ -113,6 +122,7 @@ def test_related_name_templates_and_clashes(db):
     with pytest.raises(ImplementationError, match="already an attribute"):
 
         class Shadowing(related.RelatedModel):
+            cluster_group = "related"
             database = db
             a = FKStringField(Person, related_name="delete")
 
@@ -121,11 +131,13 @@ def test_same_database_required(db, limpyd_database_factory):
     other = limpyd_database_factory(db=3)
 
     class Person(related.RelatedModel):
+        cluster_group = "related"
         database = db
 
     with pytest.raises(ImplementationError, match="same database"):
 
         class Elsewhere(related.RelatedModel):
+            cluster_group = "related"
             database = other
             owner = FKStringField(Person)
 
@@ -133,11 +145,13 @@ def test_same_database_required(db, limpyd_database_factory):
 @pytest.fixture
 def models(db):
     class Person(related.RelatedModel):
+        cluster_group = "related"
         database = db
         name = fields.PKField()
         following = M2MSetField("self", related_name="followers")
 
     class Group(related.RelatedModel):
+        cluster_group = "related"
         database = db
         name = fields.PKField()
         private = fields.StringField(default=0, indexable=True)

@@ -32,6 +32,7 @@ GROUPS = """
 
 
     class Group(RelatedModel):
+        cluster_group = "relation_registry"
         database = database
         namespace = "app"
         name = fields.PKField()
@@ -49,6 +50,7 @@ PERSONS = """
 
 
     class Person(RelatedModel):
+        cluster_group = "relation_registry"
         database = database
         namespace = "app"
         name = fields.PKField()
@@ -143,11 +145,13 @@ def test_link_records_describe_each_incoming_field(db):
     the records go with the target."""
 
     class Target(related.RelatedModel):
+        cluster_group = "relation_registry"
         database = db
         name = fields.PKField()
         title = fields.StringField()
 
     class Holder(related.RelatedModel):
+        cluster_group = "relation_registry"
         database = db
         one = FKStringField(Target, indexes=[TextRangeIndex])  # found through a lex range
         many = M2MListField(Target, related_name="held")
@@ -155,7 +159,8 @@ def test_link_records_describe_each_incoming_field(db):
     target = Target(name="t")
     holder = Holder(one=target, many=[target, target])
     records = db.client.hgetall(Target._meta.links_key("t"))
-    assert sorted(records) == [":{holder}:holder:many", ":{holder}:holder:one"]
+    assert sorted(records) == [Holder._meta.link_id("many"), Holder._meta.link_id("one")]
+    assert Holder._meta.link_id("one") == ":{relation_registry}:holder:one"
     target.delete()
     assert not db.client.exists(Target._meta.links_key("t"))
     assert holder.one.get() is None and holder.many.lrange(0, -1) == []
@@ -167,11 +172,13 @@ def test_fk_with_a_transforming_index_is_unlinked(db, consistent):
     whose value transforms to the same entry (a non-injective transform) keeps its value."""
 
     class Team(related.RelatedModel):
+        cluster_group = "relation_registry"
         database = db
         name = fields.PKField()
         title = fields.StringField()
 
     class Player(related.RelatedModel):
+        cluster_group = "relation_registry"
         database = db
         name = fields.PKField()
         team = FKStringField(
@@ -200,11 +207,13 @@ def test_fk_in_unique_together_frees_the_combination(db, consistent, partner):
     number = fields.InstanceHashField() if partner == "hashed" else fields.StringField()
 
     class Team(related.RelatedModel):
+        cluster_group = "relation_registry"
         database = db
         name = fields.PKField()
         title = fields.StringField()
 
     class Seat(related.RelatedModel):
+        cluster_group = "relation_registry"
         database = db
         team = FKInstanceHashField(Team) if partner == "hashed" else FKStringField(Team)
         row = number
@@ -240,11 +249,13 @@ def test_rebuild_indexes_writes_the_link_records_again(db, consistent):
     by `rebuild_indexes`, so deleting the target still unlinks it."""
 
     class Target(related.RelatedModel):
+        cluster_group = "relation_registry"
         database = db
         name = fields.PKField()
         title = fields.StringField()
 
     class Holder(related.RelatedModel):
+        cluster_group = "relation_registry"
         database = db
         one = FKStringField(Target)
 

@@ -60,6 +60,7 @@ def is_apply(args: list[bytes]) -> bool:
 
 def make_models(db: RedisDatabase) -> dict[str, type[RedisModel]]:
     class Account(related.RelatedModel):
+        cluster_group = "rig"
         database = db
         namespace = "faults"
         name = fields.StringField(unique=True)
@@ -73,6 +74,7 @@ def make_models(db: RedisDatabase) -> dict[str, type[RedisModel]]:
         counter = fields.StringField()
 
     class Group(related.RelatedModel):
+        cluster_group = "rig"
         database = db
         namespace = "faults"
         code = fields.StringField(indexable=True)

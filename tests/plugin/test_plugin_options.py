@@ -145,7 +145,9 @@ def test_marker_with_an_unknown_backend_is_a_collection_error(pytester):
     )
     result = pytester.runpytest()
     result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["*limpyd_backends marker*'memcached'*use 'fake' and/or 'redis'*"])
+    result.stdout.fnmatch_lines(
+        ["*limpyd_backends marker*'memcached'*use 'fake', 'redis' and/or 'cluster'*"]
+    )
 
 
 def _header_backends(result: pytest.RunResult) -> str:
@@ -203,7 +205,11 @@ def test_boolean_precedence_cli_env_ini(pytester, monkeypatch):
 @pytest.mark.parametrize(
     ("args", "env", "message"),
     [
-        (["--limpyd-backend=memory"], {}, "*unknown backend 'memory'*fake, redis or both*"),
+        (
+            ["--limpyd-backend=memory"],
+            {},
+            "*unknown backend 'memory'*fake, redis, cluster, both or all*",
+        ),
         ([], {"LIMPYD_BACKEND": "sometimes"}, "*unknown backend 'sometimes'*"),
         ([], {"LIMPYD_REQUIRE_REDIS": "maybe"}, "*LIMPYD_REQUIRE_REDIS='maybe' is not a boolean*"),
         (["--limpyd-redis-url=http://x"], {}, "*'http://x' is not a redis://*"),

@@ -57,6 +57,7 @@ def make_models(db: RedisDatabase) -> dict[str, Any]:
     """The workload's models, hosted by `db` (each worker has its own database object)."""
 
     class Person(related.RelatedModel):
+        cluster_group = "workload"
         database = db
         namespace = "stress"
         name = fields.StringField(unique=True)
@@ -70,6 +71,7 @@ def make_models(db: RedisDatabase) -> dict[str, Any]:
         visits = fields.StringField()
 
     class Team(related.RelatedModel):
+        cluster_group = "workload"
         database = db
         namespace = "stress"
         code = fields.StringField(indexes=[TextRangeIndex], unique=True)

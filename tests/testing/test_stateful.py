@@ -26,6 +26,7 @@ from limpyd_testing.stateful.invalid import swap_once, swap_op
 
 
 class Person(related.RelatedModel):
+    cluster_group = "stateful"
     namespace = "machine"
     name = fields.PKField()
     nick = fields.InstanceHashField(indexable=True, unique=True)
@@ -42,6 +43,7 @@ class Person(related.RelatedModel):
 
 
 class Team(related.RelatedModel):
+    cluster_group = "stateful"
     namespace = "machine"
     title = fields.InstanceHashField(indexes=[TextRangeIndex], unique=True)
     counter = fields.StringField(default=0)

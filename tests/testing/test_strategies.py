@@ -31,6 +31,7 @@ def _models(db):
     """A model with every field type and index type (unique ones too), and a related one."""
 
     class Everything(related.RelatedModel):
+        cluster_group = "strategies"
         database = db
         name = fields.PKField()
         text = fields.StringField(indexes=[TextRangeIndex, EndsWithIndex], unique=True)
@@ -46,6 +47,7 @@ def _models(db):
         )
 
     class Link(related.RelatedModel):
+        cluster_group = "strategies"
         database = db
         title = fields.InstanceHashField(unique=True)
         owner = related.FKInstanceHashField(Everything, related_name="owned")
