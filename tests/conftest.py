@@ -47,6 +47,14 @@ def forget_code(db: RedisDatabase):
 
 
 @pytest.fixture
+def loading_round_trips(limpyd_backend: str) -> int:
+    """What a server lacking limpyd's code adds to a call: the code loaded with the call
+    again, in one round trip; on a cluster the load goes to every primary at once first (one
+    more, counted once: see limpyd/backends/cluster.py)."""
+    return 2 if limpyd_backend == "cluster" else 1
+
+
+@pytest.fixture
 def consistent():
     """`consistent(Model, ...)` asserts the models' indexes equal their data."""
     return assert_consistent

@@ -98,12 +98,14 @@ def test_pk_rows_and_expired_holders(db, consistent):
     consistent(Code)
 
 
-def test_a_cold_server_and_empty_input(Person, db, limpyd_commands, forget_code):
+def test_a_cold_server_and_empty_input(
+    Person, db, limpyd_commands, forget_code, loading_round_trips
+):
     forget_code()
     with limpyd_commands() as counted:
         assert len(Person.create_many([{"name": "a"}, {"name": "b"}])) == 2
     # the batch, then the code loaded and the batch again
-    assert counted.round_trips == 2, counted.names
+    assert counted.round_trips == 1 + loading_round_trips, counted.names
     assert Person.create_many([]) == []
     for bad in (0, -1, 1.5, True, "10"):
         with pytest.raises(ValueError, match="batch_size"):

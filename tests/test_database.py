@@ -54,6 +54,7 @@ def test_values_come_back_as_text(db):
     assert db.connection.get("b").encode("utf-8", "surrogateescape") == b"\xff\x00"
 
 
+@pytest.mark.limpyd_backends("fake", "redis")  # several dbs: a cluster has only db 0
 def test_connect_keeps_models_working(limpyd_database_factory):
     first = limpyd_database_factory()
     second = limpyd_database_factory(db=1)
@@ -133,6 +134,7 @@ def test_scripts_run_alike_each_call_on_both(db):
         assert compiles == []
 
 
+@pytest.mark.limpyd_backends("fake", "redis")  # raw multi-key commands of one server
 def test_commands_reach_the_server_intact_on_both(db):
     """The fake connection hands commands to its server as byte strings, not RESP text:
     arguments of every type, multi-word command names, huge commands, pipelines and
@@ -194,6 +196,7 @@ def test_concrete_model_needs_a_database():
             database = "not a database"
 
 
+@pytest.mark.limpyd_backends("fake", "redis")  # several dbs: a cluster has only db 0
 def test_use_database_moves_registration(limpyd_database_factory):
     first = limpyd_database_factory()
     second = limpyd_database_factory(db=2)

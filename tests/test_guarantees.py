@@ -71,6 +71,16 @@ def _populate(models) -> None:
     models.Box(label="box", owner=first, members=[first, second], queue=[second, first])
 
 
+def _reference(database: Any, build: Callable[[Any], Any]) -> dict[str, Any]:
+    """The data `build(models)` makes of the populated models, rebuilt from nothing on
+    `database` (emptied first: a cluster has no second db to build it in)."""
+    database.client.flushdb()
+    models = _models(database)
+    _populate(models)
+    build(models)
+    return snapshot(database)
+
+
 #: Writes to Item '1' (or, for `box ...`, to Box '1'), by name; the flag: computed from a
 #: read first (two round trips), so a deletion can fall between the read and the write
 #: (`sadd`/`srem`, `zadd`/`zincrby`/`zrem` under value-naming indexes, and a single value
@@ -170,11 +180,7 @@ def test_write_to_instance_deleted_meanwhile(limpyd_database_factory, monkeypatc
     assert [key for key in after if key.startswith(prefix)] == []  # nothing of it is left
     assert integrity.check(mine.Item, mine.Box) == []  # no orphan, indexes exact
     # The data is exactly what the deletion alone makes of it.
-    reference_db = limpyd_database_factory(db=1)
-    reference = _models(reference_db)
-    _populate(reference)
-    _target(write, reference).delete()
-    assert snapshot(reference_db) == after
+    assert _reference(database, lambda models: _target(write, models).delete()) == after
 
 
 #: Writes of Box '1' adding a relation to an Item; the flag: computed from a read first.
@@ -217,11 +223,8 @@ def test_relation_to_instance_deleted_meanwhile(limpyd_database_factory, monkeyp
         assert hook.fired == 1, "the write read nothing before writing"
         monkeypatch.undo()
     assert integrity.check(mine.Item, mine.Box) == []
-    reference_db = limpyd_database_factory(db=1)
-    reference = _models(reference_db)
-    _populate(reference)
-    reference.Item(name="third").delete()
-    assert snapshot(reference_db) == snapshot(database)
+    after = snapshot(database)
+    assert _reference(database, lambda models: models.Item(name="third").delete()) == after
 
 
 # Conflicts and their bounded retries -------------------------------------------------------
@@ -317,13 +320,14 @@ def test_retries_exhausted(limpyd_database_factory, monkeypatch, write):
     assert backoff.pauses == backoff.bounds
     monkeypatch.undo()
     # Nothing of the write is there: the data is what the other client's 5 writes made.
-    reference_db = limpyd_database_factory(db=1)
-    reference = _models(reference_db)
-    _populate(reference)
-    for number in range(5):
-        interfere(reference, number)
-    assert snapshot(mine_db) == snapshot(reference_db)
     assert integrity.check(mine.Item, mine.Box) == []
+    after = snapshot(mine_db)
+
+    def concurrent_writes(models: Any) -> None:
+        for number in range(5):
+            interfere(models, number)
+
+    assert _reference(mine_db, concurrent_writes) == after
 
 
 @pytest.mark.parametrize("write", list(STALE))
@@ -342,14 +346,15 @@ def test_conflicts_then_success(limpyd_database_factory, monkeypatch, write):
     assert hook.reads == 4 and hook.fired == 3
     assert len(backoff.pauses) == 3
     monkeypatch.undo()
-    reference_db = limpyd_database_factory(db=1)
-    reference = _models(reference_db)
-    _populate(reference)
-    for number in range(3):
-        interfere(reference, number)
-    assert action(reference) == result
-    assert snapshot(mine_db) == snapshot(reference_db)
     assert integrity.check(mine.Item, mine.Box) == []
+    after = snapshot(mine_db)
+
+    def concurrent_writes_then_mine(models: Any) -> None:
+        for number in range(3):
+            interfere(models, number)
+        assert action(models) == result
+
+    assert _reference(mine_db, concurrent_writes_then_mine) == after
 
 
 def test_default_retry_bounds(db):

@@ -389,7 +389,8 @@ def test_scripts_keep_to_the_keys_of_their_model(db, Player):
     """Scripts simulate commands and check scores on keys under the model's own prefix,
     never on names a user could hold, and leave none of them behind."""
     mine = {"__limpyd_scratch__": "mine", "__limpyd_probe__": "mine", "probe": "mine"}
-    db.client.mset(mine)
+    for key, value in mine.items():
+        db.client.set(key, value)
     player = Player(nick="ann", level="1", ranks={"a": 1})
     player.ranks.zadd({"b": 2})  # simulated on a scratch copy, its score probed
     player.ranks.zincrby(3, "a")
@@ -397,7 +398,7 @@ def test_scripts_keep_to_the_keys_of_their_model(db, Player):
     player.level.append("0")
     with pytest.raises(ValueError):
         player.ranks.zadd({"c": "nan"})
-    assert db.client.mget(*mine) == list(mine.values())
+    assert [db.client.get(key) for key in mine] == list(mine.values())
     prefix = Player._meta.prefix
     assert {key for key in db.scan_keys() if not key.startswith(f"{prefix}:")} == set(mine)
     assert not db.client.exists(Player._meta.scratch_key, Player._meta.probe_key)

@@ -49,7 +49,7 @@ def test_clean_data_passes(models):
 
 def test_missing_entry(models, db):
     _, Item = models
-    db.client.srem(":{item}:item:idx:color:equal:red", "1")
+    db.client.srem(":{integrity}:item:idx:color:equal:red", "1")
     assert kinds(Item) == ["missing"]
     with pytest.raises(integrity.IntegrityError, match=r"Item\.color: missing"):
         integrity.assert_consistent(Item)
@@ -57,9 +57,9 @@ def test_missing_entry(models, db):
 
 def test_stale_entries_of_every_index_type(models, db):
     _, Item = models
-    db.client.sadd(":{item}:item:idx:color:equal:blue", "2")
-    db.client.zadd(":{item}:item:idx:size:number-range", {"7\x00\x002": 7})
-    db.client.zadd(":{item}:item:idx:tags:text-range", {"zz\x00\x001": 0})
+    db.client.sadd(":{integrity}:item:idx:color:equal:blue", "2")
+    db.client.zadd(":{integrity}:item:idx:size:number-range", {"7\x00\x002": 7})
+    db.client.zadd(":{integrity}:item:idx:tags:text-range", {"zz\x00\x001": 0})
     problems = integrity.check(Item)
     assert {(p.kind, p.field.name) for p in problems} == {
         ("stale", "color"),
@@ -70,15 +70,15 @@ def test_stale_entries_of_every_index_type(models, db):
 
 def test_wrong_score_is_missing(models, db):
     _, Item = models
-    db.client.zadd(":{item}:item:idx:size:number-range", {"1\x00\x002": 5})
+    db.client.zadd(":{integrity}:item:idx:size:number-range", {"1\x00\x002": 5})
     assert kinds(Item) == ["missing", "stale"]  # the right entry is gone, a wrong one is there
 
 
 def test_duplicate_unique_value(models, db):
     _, Item = models
-    db.client.set(":{item}:item:obj:3:code", "c1")  # instance 2 holds c1 too
-    db.client.delete(":{item}:item:idx:code:equal:c2")
-    db.client.sadd(":{item}:item:idx:code:equal:c1", "3")
+    db.client.set(":{integrity}:item:obj:3:code", "c1")  # instance 2 holds c1 too
+    db.client.delete(":{integrity}:item:idx:code:equal:c2")
+    db.client.sadd(":{integrity}:item:idx:code:equal:c1", "3")
     problems = integrity.check(Item)
     assert [(p.kind, p.field.name) for p in problems] == [("unique", "code")]
     assert "['2', '3']" in str(problems[0])
@@ -86,8 +86,8 @@ def test_duplicate_unique_value(models, db):
 
 def test_orphan_keys_and_dangling_relations(models, db):
     Owner, Item = models
-    db.client.set(":{item}:item:obj:99:plain", "left behind")
-    db.client.srem(":{owner}:owner:collection", "1")
+    db.client.set(":{integrity}:item:obj:99:plain", "left behind")
+    db.client.srem(":{integrity}:owner:collection", "1")
     problems = integrity.check(Owner, Item)
     found = {p.kind for p in problems}
     assert {"orphan", "dangling"} <= found
@@ -96,8 +96,8 @@ def test_orphan_keys_and_dangling_relations(models, db):
 
 def test_repair_rebuilds_broken_indexes(models, db):
     _, Item = models
-    db.client.srem(":{item}:item:idx:color:equal:red", "1")
-    db.client.zadd(":{item}:item:idx:tags:text-range", {"zz\x00\x001": 0})
+    db.client.srem(":{integrity}:item:idx:color:equal:red", "1")
+    db.client.zadd(":{integrity}:item:idx:tags:text-range", {"zz\x00\x001": 0})
     fixed = integrity.repair(integrity.check(Item))
     assert sorted(f.name for f in fixed) == ["color", "tags"]
     assert integrity.check(Item) == []
@@ -110,7 +110,7 @@ def test_command_line(models, db, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "limpyd_cli_models", module)
     assert main(["check", "limpyd_cli_models:Owner", "limpyd_cli_models:Item"]) == 0
     assert "no problem found" in capsys.readouterr().out
-    db.client.srem(":{item}:item:idx:color:equal:red", "1")
+    db.client.srem(":{integrity}:item:idx:color:equal:red", "1")
     assert main(["check", "limpyd_cli_models:Item"]) == 1
     output = capsys.readouterr()
     assert "Item.color: missing" in output.out and "instances checked" in output.err

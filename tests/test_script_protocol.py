@@ -12,7 +12,7 @@ from limpyd import lua, protocol
 from limpyd.protocol import Key, encode_command, encode_sort, encode_sources
 from limpyd_testing.snapshot import snapshot
 
-C, X, P = Key("t:collection"), Key("t:expiry"), Key("t:probe")
+C, X, P = Key("{t}:collection"), Key("{t}:expiry"), Key("{t}:probe")
 
 
 def apply(db, *instructions):
@@ -38,7 +38,7 @@ def test_an_unknown_operation_is_an_error_that_writes_nothing(db):
     before = snapshot(db)
     for mode in (lua.APPLY, lua.READ):
         with pytest.raises(Exception, match="unknown"):
-            mode(db.client, ["nonsense", "list", Key("t:k"), ""])
+            mode(db.client, ["nonsense", "list", Key("{t}:k"), ""])
     assert snapshot(db) == before
 
 
@@ -58,13 +58,13 @@ def test_exists_free_and_reaping(db):
 
 
 def test_guard(db):
-    db.client.rpush("t:list", "a", "b")
-    key = Key("t:list")
+    db.client.rpush("{t}:list", "a", "b")
+    key = Key("{t}:list")
     assert apply(db, protocol.GUARD, "list", key, "", 2, "a", "b", *call("DEL", key))[0] == "OK"
-    assert not db.client.exists("t:list")
-    db.client.rpush("t:list", "a")
+    assert not db.client.exists("{t}:list")
+    db.client.rpush("{t}:list", "a")
     assert apply(db, protocol.GUARD, "list", key, "", 0, *call("DEL", key)) == ["CONFLICT"]
-    assert db.client.lrange("t:list", 0, -1) == ["a"]
+    assert db.client.lrange("{t}:list", 0, -1) == ["a"]
 
 
 def test_reference_and_unique(db):
@@ -72,14 +72,14 @@ def test_reference_and_unique(db):
     assert apply(db, protocol.REFERENCE, 0, C, "2", X, "") == ["DANGLING", "0"]
     assert apply(db, protocol.REFERENCE, 0, C, "1", X, "")[0] == "OK"
     # a reference the field holds already is not checked again
-    db.client.sadd("t:members", "2")
-    held = ["set", Key("t:members"), ""]
+    db.client.sadd("{t}:members", "2")
+    held = ["set", Key("{t}:members"), ""]
     assert apply(db, protocol.REFERENCE, 0, C, "2", X, *held)[0] == "OK"
     assert apply(db, protocol.REFERENCE, 0, C, "3", X, *held) == ["DANGLING", "0"]
-    db.client.set("t:fk", "3")
-    assert apply(db, protocol.REFERENCE, 0, C, "3", X, "string", Key("t:fk"), "")[0] == "OK"
-    db.client.sadd("t:idx", "1")
-    check = [protocol.UNIQUE, 4, "set", Key("t:idx"), "", ""]
+    db.client.set("{t}:fk", "3")
+    assert apply(db, protocol.REFERENCE, 0, C, "3", X, "string", Key("{t}:fk"), "")[0] == "OK"
+    db.client.sadd("{t}:idx", "1")
+    check = [protocol.UNIQUE, 4, "set", Key("{t}:idx"), "", ""]
     assert apply(db, *check, "2", X) == ["UNIQUE", "4", "1"]
     assert apply(db, *check, "1", X)[0] == "OK"
     db.client.zadd(X, {"1": 1.0})
@@ -87,22 +87,22 @@ def test_reference_and_unique(db):
 
 
 def test_probe_refuses_a_bad_score_before_any_write(db):
-    z = Key("t:z")
+    z = Key("{t}:z")
     before = snapshot(db)
-    outcome = apply(db, *call("SET", Key("t:s"), "v"), *call("ZADD", z, "nan", "m"))
+    outcome = apply(db, *call("SET", Key("{t}:s"), "v"), *call("ZADD", z, "nan", "m"))
     assert outcome[0] == "INVALID"
     assert snapshot(db) == before
 
 
 def test_new_pk_fills_its_holes(db):
     token = "\x00token\x00"
-    counter = Key("t:max_pk")
+    counter = Key("{t}:max_pk")
     add = encode_command(("SADD", C, token), token)
-    field = encode_command(("SET", f"t:obj:{token}:name", "ann"), token)
+    field = encode_command(("SET", f"{{t}}:obj:{token}:name", "ann"), token)
     outcome = apply(db, protocol.NEW_PK, counter, protocol.CALL, *add, protocol.CALL, *field)
     assert outcome == ["OK", None, "1"]
-    assert db.client.smembers(C) == {"1"} and db.client.get("t:obj:1:name") == "ann"
-    assert db.client.get("t:max_pk") == "1"
+    assert db.client.smembers(C) == {"1"} and db.client.get("{t}:obj:1:name") == "ann"
+    assert db.client.get("{t}:max_pk") == "1"
 
 
 def test_expire_and_call_for_reply(db):
@@ -111,41 +111,41 @@ def test_expire_and_call_for_reply(db):
         protocol.EXPIRE,
         100,
         *encode_command(("ZADD", X, "1")),
-        *call("SADD", Key("t:s"), "a", "b", reply=True),
+        *call("SADD", Key("{t}:s"), "a", "b", reply=True),
     )
     assert outcome[:2] == ["OK", 2]
     assert db.client.zscore(X, "1") > 100
 
 
 def test_per_member(db):
-    s = Key("t:s")
+    s = Key("{t}:s")
     db.client.sadd(s, "held")
     plans = [
-        *("held", 1, *encode_command(("SADD", Key("t:log"), "was held"))),
-        *("new", 1, *encode_command(("SADD", Key("t:log"), "was new"))),
+        *("held", 1, *encode_command(("SADD", Key("{t}:log"), "was held"))),
+        *("new", 1, *encode_command(("SADD", Key("{t}:log"), "was new"))),
     ]
     apply(db, protocol.PER_MEMBER, "set", s, "0", 2, *plans)
-    assert db.client.smembers("t:log") == {"was new"}
+    assert db.client.smembers("{t}:log") == {"was new"}
     apply(db, protocol.PER_MEMBER, "set", s, "1", 2, *plans)
-    assert db.client.smembers("t:log") == {"was new", "was held"}
+    assert db.client.smembers("{t}:log") == {"was new", "was held"}
 
 
 def test_unlink(db):
     """Instance 5 refers to instance 1 in its set `friends` (indexed in t:idx:friends:1);
     deleting 1 unlinks it there, removes the index entry and drops the link records."""
-    db.client.sadd("t:obj:5:friends", "1", "2")
-    db.client.sadd("t:idx:friends:1", "5")
-    record = ["set", "t:obj:", ":friends", "", protocol.SET_KEY, "t:idx:friends:1"]
-    record += ["1", "3", "=", "SREM", "=", "t:idx:friends:1", "+", "", "", "0"]
+    db.client.sadd("{t}:obj:5:friends", "1", "2")
+    db.client.sadd("{t}:idx:friends:1", "5")
+    record = ["set", "{t}:obj:", ":friends", "", protocol.SET_KEY, "{t}:idx:friends:1"]
+    record += ["1", "3", "=", "SREM", "=", "{t}:idx:friends:1", "+", "", "", "0"]
     encoded = "".join(f"{len(x)}:{x}" for x in record)
-    db.client.hset("t:relations:1", "t:friends", encoded)
-    assert apply(db, protocol.UNLINK, Key("t:relations:1"), "1")[0] == "OK"
-    assert db.client.smembers("t:obj:5:friends") == {"2"}
-    assert not db.client.exists("t:idx:friends:1") and not db.client.exists("t:relations:1")
+    db.client.hset("{t}:relations:1", "{t}:friends", encoded)
+    assert apply(db, protocol.UNLINK, Key("{t}:relations:1"), "1")[0] == "OK"
+    assert db.client.smembers("{t}:obj:5:friends") == {"2"}
+    assert not db.client.exists("{t}:idx:friends:1") and not db.client.exists("{t}:relations:1")
 
 
 def test_state_and_simulate(db):
-    key, scratch = Key("t:list"), Key("t:scratch")
+    key, scratch = Key("{t}:list"), Key("{t}:scratch")
     db.client.rpush(key, "a")
     state = lua.READ(db.client, [protocol.STATE, "list", key, ""])
     assert state == [["a"]]
@@ -157,26 +157,26 @@ def test_state_and_simulate(db):
 
 
 def query(db, expression, sort=(protocol.UNSORTED,), output=("pks",)):
-    args = [C, "t:obj:", ":_hash", X, *expression, *encode_sort(sort), 0, *output]
+    args = [C, "{t}:obj:", ":_hash", X, *expression, *encode_sort(sort), 0, *output]
     return lua.QUERY(db.client, args)
 
 
 @pytest.fixture
 def data(db):
     db.client.sadd(C, "1", "2", "3", "10")
-    db.client.sadd("t:red", "1", "2")
-    db.client.sadd("t:big", "2", "3")
-    db.client.zadd("t:name", {"ann\x00\x001": 0, "bob\x00\x002": 0, "cid\x00\x003": 0})
-    db.client.zadd("t:age", {"1": 30, "2": 20, "3": 10})
-    db.client.rpush("t:order", "3", "1")
+    db.client.sadd("{t}:red", "1", "2")
+    db.client.sadd("{t}:big", "2", "3")
+    db.client.zadd("{t}:name", {"ann\x00\x001": 0, "bob\x00\x002": 0, "cid\x00\x003": 0})
+    db.client.zadd("{t}:age", {"1": 30, "2": 20, "3": 10})
+    db.client.rpush("{t}:order", "3", "1")
     for pk, name in (("1", "b"), ("2", "c"), ("3", "a"), ("10", "d")):
-        db.client.set(f"t:obj:{pk}:name", name)
-        db.client.hset(f"t:obj:{pk}:_hash", "nick", name.upper())
+        db.client.set(f"{{t}}:obj:{pk}:name", name)
+        db.client.hset(f"{{t}}:obj:{pk}:_hash", "nick", name.upper())
     return db
 
 
 def test_set_expressions(data):
-    red, big = [protocol.SET_KEY, "t:red"], [protocol.SET_KEY, "t:big"]
+    red, big = [protocol.SET_KEY, "{t}:red"], [protocol.SET_KEY, "{t}:big"]
 
     def pks(*expression):
         return sorted(query(data, expression))
@@ -194,17 +194,17 @@ def test_atoms(data):
     def pks(atom):
         return sorted(query(data, encode_sources([[atom]])))
 
-    assert pks((protocol.LEX_RANGE, "t:name", "[b", "(c")) == ["2"]
-    assert pks((protocol.SCORE_RANGE, "t:age", "15", "+inf")) == ["1", "2"]
+    assert pks((protocol.LEX_RANGE, "{t}:name", "[b", "(c")) == ["2"]
+    assert pks((protocol.SCORE_RANGE, "{t}:age", "15", "+inf")) == ["1", "2"]
     assert pks((protocol.PK_LIST, 2, "3", "99")) == ["3", "99"]
-    assert pks((protocol.KEY_MEMBERS, "t:order")) == ["1", "3"]
-    data.client.rpush("t:stored", "", "2")
-    stored = encode_sources([[(protocol.STORED_LIST, "t:stored")]])
+    assert pks((protocol.KEY_MEMBERS, "{t}:order")) == ["1", "3"]
+    data.client.rpush("{t}:stored", "", "2")
+    stored = encode_sources([[(protocol.STORED_LIST, "{t}:stored")]])
     assert query(data, [protocol.INTERSECTION, 2, protocol.COLLECTION, *stored]) == ["2"]
     with pytest.raises(Exception, match="STORED_KEY_MISSING"):
-        pks((protocol.STORED_LIST, "t:nowhere"))
-    assert pks((protocol.FIELD_EXISTS, "t:obj:", ":name", "", "1")) == ["1", "10", "2", "3"]
-    assert pks((protocol.FIELD_EXISTS, "t:obj:", ":_hash", "nick", "0")) == []
+        pks((protocol.STORED_LIST, "{t}:nowhere"))
+    assert pks((protocol.FIELD_EXISTS, "{t}:obj:", ":name", "", "1")) == ["1", "10", "2", "3"]
+    assert pks((protocol.FIELD_EXISTS, "{t}:obj:", ":_hash", "nick", "0")) == []
 
 
 def test_sorts(data):
@@ -218,10 +218,10 @@ def test_sorts(data):
         "10",
     ]
     assert query(data, everything, (protocol.BY_HASH, True, True, "nick")) == ["10", "2", "1", "3"]
-    red = encode_sources([[(protocol.SCORE_RANGE, "t:age", "-inf", "+inf")]])
-    assert query(data, red, (protocol.BY_SCORE, False, False, "t:age")) == ["3", "2", "1"]
-    order = encode_sources([[(protocol.KEY_MEMBERS, "t:order")]])
-    assert query(data, order, (protocol.BY_LIST, False, False, "t:order")) == ["3", "1"]
+    red = encode_sources([[(protocol.SCORE_RANGE, "{t}:age", "-inf", "+inf")]])
+    assert query(data, red, (protocol.BY_SCORE, False, False, "{t}:age")) == ["3", "2", "1"]
+    order = encode_sources([[(protocol.KEY_MEMBERS, "{t}:order")]])
+    assert query(data, order, (protocol.BY_LIST, False, False, "{t}:order")) == ["3", "1"]
     keys = (protocol.BY_KEYS, 1, protocol.BY_STRING, ":name", True, True)
     assert query(data, everything, keys) == ["10", "2", "1", "3"]
 

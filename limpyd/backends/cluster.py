@@ -12,7 +12,11 @@ redis-py's in these places:
 - FUNCTION LOAD queued in a pipeline (what the first call on a server lacking the library
   sends, see `lua`) is run at once on every primary, where redis-py refuses a pipelined
   command for several nodes; its reply takes its place among the pipeline's replies.
+- `pipeline()` is a MULTI/EXEC transaction by default, as `Redis.pipeline()`, and a
+  transaction's replies are parsed (redis-py's cluster transactions return them raw).
 - TIME in a pipeline goes to the node of the pipeline's first command (redis-py refuses it).
+- Its pipelines encode keys as the client does (redis-py's would refuse the non-UTF-8 bytes
+  that `encoding_errors="surrogateescape"` lets through).
 - `response_callbacks`, as on `redis.Redis`: how replies of commands a script ran are parsed.
 
 Commands are never sent again after a lost reply (`CLIENT_DEFAULTS`); MOVED and ASK
@@ -25,7 +29,13 @@ import random
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from redis.cluster import REDIS_CLUSTER_HASH_SLOTS, ClusterNode, ClusterPipeline, RedisCluster
+from redis.cluster import (
+    REDIS_CLUSTER_HASH_SLOTS,
+    ClusterNode,
+    ClusterPipeline,
+    RedisCluster,
+    TransactionStrategy,
+)
 from redis.exceptions import CrossSlotTransactionError, RedisClusterException, RedisError
 
 from limpyd.backends.base import CLIENT_DEFAULTS, Backend
@@ -102,6 +112,14 @@ class LimpydClusterPipeline(_ScriptRouting, ClusterPipeline):
 
     def execute(self, raise_on_error: bool = True) -> list[Any]:
         loads, self._limpyd_loads = self._limpyd_loads, []
+        strategy = self._execution_strategy
+        # redis-py parses no reply of a cluster transaction ('OK' for SET, lists for HGETALL):
+        # they are parsed here, as every other pipeline's are
+        unparsed = (
+            [(c.args, c.options) for c in strategy.command_queue]
+            if isinstance(strategy, TransactionStrategy)
+            else None
+        )
         try:
             replies = list(super().execute(raise_on_error)) if len(self) else []
         except CrossSlotTransactionError as error:
@@ -109,6 +127,12 @@ class LimpydClusterPipeline(_ScriptRouting, ClusterPipeline):
                 "a transaction on a cluster runs on one hash slot, and this one's keys are in "
                 "several: keep a transaction to the models of one cluster_group"
             ) from error
+        if unparsed and len(replies) == len(unparsed):
+            callbacks = self._limpyd_client.response_callbacks
+            replies = [
+                _parsed(callbacks, args, options, reply)
+                for (args, options), reply in zip(unparsed, replies, strict=True)
+            ]
         for position, reply in loads:
             if raise_on_error and isinstance(reply, Exception):
                 raise reply
@@ -118,6 +142,14 @@ class LimpydClusterPipeline(_ScriptRouting, ClusterPipeline):
     def reset(self) -> None:
         super().reset()
         self._limpyd_loads = []
+
+
+def _parsed(callbacks: Any, args: tuple[Any, ...], options: dict[str, Any], reply: Any) -> Any:
+    """`reply` to the command `args` as redis-py's callback for it makes it."""
+    callback = callbacks.get(str(args[0]).upper())
+    if callback is None or isinstance(reply, Exception):
+        return reply
+    return callback(reply, **{k: v for k, v in options.items() if k != "keys"})
 
 
 def _one_reply(reply: Any) -> Any:
@@ -136,10 +168,14 @@ class LimpydRedisCluster(_ScriptRouting, RedisCluster):
         (what limpyd applies to the replies of commands its scripts run)."""
         return self.get_default_node().redis_connection.response_callbacks
 
-    def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> LimpydClusterPipeline:
+    def pipeline(self, transaction: Any = True, shard_hint: Any = None) -> LimpydClusterPipeline:
+        """A pipeline; a MULTI/EXEC transaction unless `transaction=False`, as
+        `Redis.pipeline()` (redis-py's cluster client defaults to none)."""
         pipeline = super().pipeline(transaction=transaction, shard_hint=shard_hint)
         pipeline.__class__ = LimpydClusterPipeline
         assert isinstance(pipeline, LimpydClusterPipeline)
+        # redis-py's cluster pipeline encodes keys strictly, whatever the client's options
+        pipeline.encoder = self.encoder
         pipeline._limpyd_client = self
         pipeline._limpyd_loads = []
         return pipeline

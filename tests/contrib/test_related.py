@@ -128,7 +128,7 @@ def test_related_name_templates_and_clashes(db):
 
 
 def test_same_database_required(db, limpyd_database_factory):
-    other = limpyd_database_factory(db=3)
+    other = limpyd_database_factory()  # another database (on the same server)
 
     class Person(related.RelatedModel):
         cluster_group = "related"

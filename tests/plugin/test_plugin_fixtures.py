@@ -29,6 +29,7 @@ def test_factory_databases_share_one_server(limpyd_database, limpyd_database_fac
     assert other.connection.get("shared") == "yes"
 
 
+@pytest.mark.limpyd_backends("fake", "redis")  # several dbs: a cluster has only db 0
 def test_factory_db_numbers_are_separate(limpyd_database, limpyd_database_factory):
     db1 = limpyd_database_factory(db=1)
     other_db1 = limpyd_database_factory(db=1)
