@@ -1,0 +1,146 @@
+"""A cluster changing under a writer: a slot moved to another primary, a primary killed.
+
+Each test starts its own cluster (`limpyd_testing.cluster`), so the session's is left alone.
+Writes either succeed or raise (redis-py follows MOVED and ASK; a command whose reply was lost
+is not sent again), and the data and indexes are consistent afterwards.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from redis.crc import key_slot
+
+from limpyd import fields, model
+from limpyd.contrib.collection import ExtendedCollectionManager
+from limpyd.database import RedisDatabase
+from limpyd.exceptions import DoesNotExist
+from limpyd_testing import integrity
+from limpyd_testing.cluster import RedisClusterExecutor
+from limpyd_testing.server import find_redis_server
+
+pytestmark = pytest.mark.limpyd_backends("cluster")
+
+
+def _models(database: RedisDatabase) -> type[model.RedisModel]:
+    class Account(model.RedisModel):
+        namespace = "moving"
+        name = fields.StringField(indexable=True, unique=True)
+        balance = fields.StringField(indexable=True)
+        tags = fields.SetField(indexable=True)
+
+    Account.use_database(database)
+    return Account
+
+
+class _Writer(threading.Thread):
+    """Creates, updates and deletes accounts until stopped; records what succeeded."""
+
+    def __init__(self, Account: Any) -> None:
+        super().__init__(daemon=True)
+        self.Account = Account
+        self.stop = threading.Event()
+        self.created: set[str] = set()
+        self.deleted: set[str] = set()
+        self.successes = 0
+        self.errors: list[str] = []
+        self.random = random.Random(7)
+
+    def run(self) -> None:
+        number = 0
+        while not self.stop.is_set():
+            number += 1
+            try:
+                self._step(number)
+                self.successes += 1
+            except DoesNotExist:
+                self.successes += 1  # deleted before: a consistent answer
+            except Exception as error:
+                self.errors.append(type(error).__name__)
+                time.sleep(0.01)
+
+    def _step(self, number: int) -> None:
+        action = self.random.random()
+        live = sorted(self.created - self.deleted)
+        if action < 0.5 or not live:
+            name = f"w{number}"
+            self.Account(name=name, balance="0", tags=["new", name])
+            self.created.add(name)
+        elif action < 0.85:
+            account = self.Account.get(name=self.random.choice(live))
+            account.balance.set(str(number))
+            account.tags.sadd(f"n{number}")
+        else:
+            name = self.random.choice(live)
+            self.Account.get(name=name).delete()
+            self.deleted.add(name)
+
+
+@pytest.fixture
+def cluster_with_replicas(limpyd_backend: str) -> Iterator[RedisClusterExecutor]:
+    executable = find_redis_server()
+    if executable is None:
+        pytest.skip("no redis-server to start a cluster with")
+    with RedisClusterExecutor(executable, primaries=3, replicas_per_primary=1) as cluster:
+        yield cluster
+
+
+def _check_after(url: str, writer: _Writer) -> None:
+    fresh = RedisDatabase.from_url(url)
+    Account = _models(fresh)
+    assert integrity.check(Account) == []
+    alive = writer.created - writer.deleted
+    rows = Account.collection(manager=ExtendedCollectionManager).values_list("name", flat=True)
+    found = set(rows)
+    assert alive <= found  # every acknowledged creation is there (unacknowledged ones may be)
+    assert not (writer.deleted & found)
+
+
+def _run_writer_around(Account: Any, change: Any) -> _Writer:
+    for number in range(30):
+        Account(name=f"a{number}", balance="0", tags=["seed"])
+    writer = _Writer(Account)
+    writer.created |= {f"a{number}" for number in range(30)}
+    writer.start()
+    time.sleep(0.3)
+    before = writer.successes
+    change()
+    time.sleep(0.5)
+    writer.stop.set()
+    writer.join(10)
+    assert not writer.is_alive()
+    assert before > 0 and writer.successes > before, writer.errors  # it wrote, and went on
+    return writer
+
+
+def test_a_slot_moved_to_another_primary_while_a_writer_runs(cluster_with_replicas):
+    cluster = cluster_with_replicas
+    database = RedisDatabase.from_url(cluster.url)
+    Account = _models(database)
+    slot = key_slot(Account._meta.collection_key.encode())
+    source = cluster.primary_of_slot(slot)
+    target = next(node for node in cluster.primary_nodes if node is not source)
+
+    writer = _run_writer_around(Account, lambda: cluster.migrate_slot(slot, target, batch=5))
+
+    assert cluster.primary_of_slot(slot) is target
+    _check_after(cluster.url, writer)
+
+
+def test_a_primary_killed_while_a_writer_runs(cluster_with_replicas):
+    cluster = cluster_with_replicas
+    database = RedisDatabase.from_url(cluster.url)
+    Account = _models(database)
+    slot = key_slot(Account._meta.collection_key.encode())
+    primary = cluster.primary_of_slot(slot)
+
+    writer = _run_writer_around(Account, lambda: cluster.kill_primary(primary))
+
+    assert cluster.primary_of_slot(slot) is not primary
+    running = ",".join(f"{node.host}:{node.port}" for node in cluster.nodes if node.running)
+    _check_after(f"redis+cluster://{running}", writer)
