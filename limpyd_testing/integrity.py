@@ -60,6 +60,10 @@ class Problem:
         return f"{where}: {self.kind}: {self.detail}"
 
 
+#: How the members of each kind of index key are read, a page at a time.
+_SCANS = {"set": "sscan", "zset": "zscan"}
+
+
 def _batches(items: Iterable[Any], size: int = BATCH) -> Iterator[list[Any]]:
     batch: list[Any] = []
     for item in items:
@@ -211,14 +215,32 @@ class _Checker:
         for index in field.indexes:
             unique = field.unique and index.handle_uniqueness
             for pattern in index.scan_patterns():
-                for key in self.client.scan_iter(match=pattern, count=BATCH):
-                    kind = self.client.type(key)
-                    if kind == "set":
-                        for member in self.client.sscan_iter(key, count=BATCH):
-                            yield unique, key, member, None
-                    elif kind == "zset":
-                        for member, score in self.client.zscan_iter(key, count=BATCH):
-                            yield unique, key, member, score
+                for keys in _batches(self.client.scan_iter(match=pattern, count=BATCH)):
+                    for key, member, score in self._members(keys):
+                        yield unique, key, member, score
+
+    def _members(self, keys: list[str]) -> Iterator[tuple[str, str, float | None]]:
+        """(key, member, score) of the sets and sorted sets among `keys`: their types and
+        first pages in two round trips, the rest of a big one page by page."""
+        with self.client.pipeline(transaction=False) as pipeline:
+            for key in keys:
+                pipeline.type(key)
+            kinds = pipeline.execute()
+        scanned = [(k, kind) for k, kind in zip(keys, kinds, strict=True) if kind in _SCANS]
+        with self.client.pipeline(transaction=False) as pipeline:
+            for key, kind in scanned:
+                getattr(pipeline, _SCANS[kind])(key, 0, count=BATCH)
+            pages = pipeline.execute()
+        for (key, kind), (cursor, page) in zip(scanned, pages, strict=True):
+            scan = getattr(self.client, _SCANS[kind])
+            while True:
+                if kind == "set":
+                    yield from ((key, member, None) for member in page)
+                else:
+                    yield from ((key, member, score) for member, score in page)
+                if not int(cursor):
+                    break
+                cursor, page = scan(key, cursor, count=BATCH)
 
     def check_index_keys(self, field: RedisField) -> None:
         """Stale index entries, and unique values held several times, in `field`'s indexes."""

@@ -1,6 +1,6 @@
 """Hypothesis profiles of the state machines in `properties/`.
 
-- `ci` (the default): bounded, so `pytest properties/ --limpyd-backend=both -n 2` stays
+- `ci` (the default): bounded, so `pytest properties/ --limpyd-backend=all -n 2` stays
   within a few minutes on a small machine.
 - `thorough`: 10x the examples and programs twice as long, for a run before a release.
 

@@ -231,6 +231,7 @@ def collection_models(database: RedisDatabase) -> SimpleNamespace:
 
     class Item(RedisModel):
         namespace = "props-collections"
+        cluster_group = "collections"  # with Board: queries read both (one slot on a cluster)
         collection_manager = ExtendedCollectionManager
         id = fields.PKField()
         name = fields.InstanceHashField(indexes=[EqualIndex, TextRangeIndex])
@@ -241,6 +242,7 @@ def collection_models(database: RedisDatabase) -> SimpleNamespace:
 
     class Board(RedisModel):
         namespace = "props-collections"
+        cluster_group = "collections"
         picks = fields.SetField()
         ranking = fields.SortedSetField()
         queue = fields.ListField()

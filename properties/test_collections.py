@@ -38,7 +38,7 @@ SINGLE = ("name", "num", "color", "plain")
 VALUE_NAMES = ("pk", "name", "num", "color", "plain")
 OPERATIONS = {"|": operator.or_, "&": operator.and_, "-": operator.sub, "^": operator.xor}
 SCORES = (0.0, 1.0, 2.0, -1.5, 0.5, 3.0)
-MISSING_KEY = "props-collections:no-such-key"
+MISSING_KEY = "props-collections:{collections}:no-such-key"  # in the models' slot
 #: Pks that intersections and pk filters may name: the items' and one never used.
 ANY_PKS = (*ITEM_PKS, "zz")
 #: A pk limpyd orders exactly, not as a double: an integer written canonically.
@@ -715,7 +715,7 @@ class CollectionMachine(DatabaseMachine):
     @rule(spec=queries())
     def query(self, spec: dict[str, Any]) -> None:
         """A random query, compared with the oracle's result or error."""
-        key = f"props-collections:stored:{len(self.stored)}"
+        key = f"props-collections:{{collections}}:stored:{len(self.stored)}"  # in the models' slot
         note(f"query {spec!r}")
         try:
             expected: Any = self.oracle.evaluate(spec)

@@ -26,7 +26,7 @@ redirections are followed, as redis-py does.
 from __future__ import annotations
 
 import random
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from redis.cluster import (
@@ -161,6 +161,21 @@ def _one_reply(reply: Any) -> Any:
 
 class LimpydRedisCluster(_ScriptRouting, RedisCluster):
     """redis-py's cluster client, with limpyd's routing (see the module's docstring)."""
+
+    #: COMMAND's reply by cluster (its seed nodes): redis-py asks it of every new client, a
+    #: reply of some 200 kB that takes most of the 60 ms a client costs to make.
+    _command_tables: ClassVar[dict[tuple[str, ...], dict[str, Any]]] = {}
+
+    def command(self, **options: Any) -> Any:
+        """COMMAND, asked once per cluster in this process (a copy each time: redis-py
+        renames its entries)."""
+        if options:
+            return super().command(**options)
+        seeds = tuple(sorted(node.name for node in self.nodes_manager.startup_nodes.values()))
+        table = self._command_tables.get(seeds)
+        if table is None:
+            table = self._command_tables[seeds] = super().command()
+        return dict(table)
 
     @property
     def response_callbacks(self) -> Any:
