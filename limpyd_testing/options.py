@@ -115,7 +115,7 @@ class LimpydOptions:
         """Read and check the settings; a bad value is a `pytest.UsageError`."""
         values = {name: setting.value(config) for name, setting in SETTINGS.items()}
         backend = str(values["limpyd_backend"] or "fake").lower()
-        choices = {kind: (kind,) for kind in BACKENDS}
+        choices: dict[str, tuple[str, ...]] = {kind: (kind,) for kind in BACKENDS}
         choices.update(both=("fake", "redis"), all=BACKENDS)
         if backend not in choices:
             raise pytest.UsageError(

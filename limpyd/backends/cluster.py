@@ -139,7 +139,7 @@ class LimpydClusterPipeline(_ScriptRouting, ClusterPipeline):
             replies.insert(position, _one_reply(reply))
         return replies
 
-    def reset(self) -> None:
+    def reset(self) -> None:  # type: ignore[override]  # (redis-py types RESET the command)
         super().reset()
         self._limpyd_loads = []
 
