@@ -113,12 +113,12 @@ class LuaScript:
         nothing."""
         return client.function_load(self.library, replace=True)
 
-    def __call__(self, client: redis.Redis, function: str, args: list[Any]) -> Any:
+    def __call__(self, client: redis.Redis, function: str, args: list[Any], guard: str) -> Any:
         """Call the library's `function` (a key of `FUNCTIONS`) on `client` with `args` (its
-        `Key`s declared in KEYS, see `protocol`). A pipeline only queues the call: its caller
-        loads the library when a reply says it `is_missing`."""
+        `Key`s declared in KEYS after the slot `guard`, see `protocol`). A pipeline only
+        queues the call: its caller loads the library when a reply says it `is_missing`."""
         mode, writes = FUNCTIONS[function]
-        keys, argv = split(args)
+        keys, argv = split(args, guard)
         if client in self.evaluating:
             return self._evaluate(client, writes, keys, [mode, *argv])
         call = [self.function(function), len(keys), *keys, *argv]
@@ -161,14 +161,15 @@ def _fcall(client: Any, writes: bool) -> Any:
 
 
 class ScriptMode:
-    """One function of the limpyd library: `READ(client, args)`."""
+    """One function of the limpyd library: `READ(client, args, guard=model._meta.probe_key)`
+    (the guard: see `protocol`)."""
 
     def __init__(self, script: LuaScript, function: str) -> None:
         self.script = script
         self.function = function
 
-    def __call__(self, client: redis.Redis, args: list[Any]) -> Any:
-        return self.script(client, self.function, args)
+    def __call__(self, client: redis.Redis, args: list[Any], *, guard: str) -> Any:
+        return self.script(client, self.function, args, guard)
 
 
 SCRIPT = LuaScript(_build_source())

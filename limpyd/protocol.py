@@ -11,6 +11,13 @@ slots); ARGV refers to it by its 1-based position there, read by `r.key()` in th
 deleted one, a new pk's, the index key of a value read there) are built by the script from
 the prefixes and templates it is given.
 
+The slot guard. Every call also declares, first, a key of the model that never exists (its
+`probe_key`, see `keys`). Redis Cluster runs a call declaring several keys of a slot being
+moved only where all of them are, so while a model's slot migrates every call of its group is
+refused (TRYAGAIN, which redis-py retries): none runs with some of its keys on each node,
+reading a moved key as missing or writing an index entry the rest of the slot then
+contradicts.
+
 Arguments are built as flat lists in which keys are `Key` instances; `split` makes the
 (KEYS, ARGV) pair sent.
 """
@@ -109,10 +116,10 @@ def command_keys(command: tuple[Any, ...]) -> range:
     return range(1, min(2, len(command)))
 
 
-def split(args: Iterable[Any]) -> tuple[list[str], list[Any]]:
-    """(KEYS, ARGV) for arguments holding `Key`s: each key declared once, in order of first
-    use, and replaced by its position."""
-    positions: dict[str, int] = {}
+def split(args: Iterable[Any], guard: str) -> tuple[list[str], list[Any]]:
+    """(KEYS, ARGV) for arguments holding `Key`s: the slot `guard` first, then each key
+    declared once, in order of first use, and replaced by its position."""
+    positions: dict[str, int] = {guard: 1}
     argv: list[Any] = []
     for arg in args:
         if type(arg) is Key:

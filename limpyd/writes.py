@@ -202,7 +202,8 @@ class Write:
     def run(self, database: RedisDatabase) -> Any:
         """Apply the write; its reply, or CONFLICT (SKIPPED for a reap that did not apply).
         Raises DoesNotExist / UniquenessError, or ValueError for a value Redis refused."""
-        return self.result(APPLY(database.client, self.arguments()))
+        guard = self.model._meta.probe_key
+        return self.result(APPLY(database.client, self.arguments(), guard=guard))
 
     def result(self, outcome: list[Any]) -> Any:
         """What `run` gives for the apply script's `outcome`."""
@@ -339,7 +340,7 @@ def read_states(database: RedisDatabase, wanted: list[tuple[RedisField, str]]) -
     for field, pk in wanted:
         key, sub = field.state_location(pk)
         args += [protocol.STATE, field.state_kind, Key(key), sub]
-    return READ(database.client, args)
+    return READ(database.client, args, guard=wanted[0][0].model._meta.probe_key)
 
 
 def creation(model: type[RedisModel], values: dict[str, Any]) -> Callable[[], Write]:
@@ -440,7 +441,7 @@ def _apply_all(database: RedisDatabase, writes: list[Write]) -> list[Any]:
             if load:
                 SCRIPT.load(pipeline)
             for write in writes:
-                APPLY(pipeline, write.arguments())
+                APPLY(pipeline, write.arguments(), guard=write.model._meta.probe_key)
             replies = pipeline.execute(raise_on_error=False)
         outcomes = replies[load:]
         if not any(is_missing(o) for o in outcomes):
@@ -513,7 +514,9 @@ def modify(field: RedisField, build: Callable[[str], Command]) -> Any:
             simulate += [protocol.STATE, partner.state_kind, Key(partner_key), partner_sub]
 
         def attempt() -> Any:
-            (old, outcome, new), *partner_states = READ(connection, simulate)
+            (old, outcome, new), *partner_states = READ(
+                connection, simulate, guard=model._meta.probe_key
+            )
             if outcome[0] == "E":
                 raise ResponseError(outcome[1])
             write = Write(model, pk, creating, new=creating)

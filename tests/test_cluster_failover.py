@@ -144,3 +144,70 @@ def test_a_primary_killed_while_a_writer_runs(cluster_with_replicas):
     assert cluster.primary_of_slot(slot) is not primary
     running = ",".join(f"{node.host}:{node.port}" for node in cluster.nodes if node.running)
     _check_after(f"redis+cluster://{running}", writer)
+
+
+@pytest.fixture
+def small_cluster(limpyd_backend: str) -> Iterator[RedisClusterExecutor]:
+    executable = find_redis_server()
+    if executable is None:
+        pytest.skip("no redis-server to start a cluster with")
+    with RedisClusterExecutor(executable, primaries=2) as cluster:
+        yield cluster
+
+
+def _open_migration(cluster: RedisClusterExecutor, slot: int) -> tuple[Any, Any]:
+    """Mark `slot` MIGRATING from its primary to another one (IMPORTING there), moving no key;
+    (source admin, target node)."""
+    source = cluster.primary_of_slot(slot)
+    target = next(node for node in cluster.primary_nodes if node is not source)
+    cluster.admin(target).cluster("setslot", slot, "IMPORTING", cluster.node_id(source))
+    cluster.admin(source).cluster("setslot", slot, "MIGRATING", cluster.node_id(target))
+    return cluster.admin(source), target
+
+
+def _move(source_admin: Any, target: Any, keys: list[str]) -> None:
+    source_admin.execute_command("MIGRATE", target.host, target.port, "", 0, 5000, "KEYS", *keys)
+
+
+def _refused(call: Any) -> bool:
+    """Whether `call` raised the cluster's refusal (TRYAGAIN, retried until redis-py's TTL)."""
+    try:
+        call()
+    except Exception as error:  # redis-py's TryAgainError or ClusterError("TTL exhausted")
+        assert "TRYAGAIN" in str(error) or "TTL" in str(error), repr(error)
+        return True
+    return False
+
+
+def test_calls_while_a_slot_is_half_moved_are_refused_and_change_nothing(small_cluster):
+    # A call that ran with some of its keys on each node would read the keys it builds at
+    # run time (an old index entry, the fields of the instances a query found) as missing:
+    # every call declares the model's never-existing probe key, so Redis refuses them all
+    # while the slot migrates.
+    cluster = small_cluster
+    Account = _models(RedisDatabase.from_url(cluster.url))
+    account = Account(name="ann", balance="1", tags=["a"])
+    Account(name="bob", balance="1", tags=["b"]).expire(1000)  # the expiry zset exists
+    slot = key_slot(Account._meta.collection_key.encode())
+    source_admin, target = _open_migration(cluster, slot)
+    pk = account.pk.get()
+
+    _move(source_admin, target, [account.balance.key])  # the value moved, not its index
+    assert _refused(lambda: account.balance.set("2"))
+    rest = [k for k in source_admin.keys("*") if ":obj:" not in k]
+    _move(source_admin, target, rest)  # every key a query declares moved, not the instances
+    values = ExtendedCollectionManager
+    assert _refused(lambda: list(Account.collection(manager=values, balance="1").values("name")))
+    assert _refused(lambda: Account.get(name="ann"))
+    assert _refused(lambda: Account(name="cid", balance="1"))
+
+    cluster.migrate_slot(slot, target)
+    fresh = _models(RedisDatabase.from_url(cluster.url))
+    assert integrity.check(fresh) == []
+    assert fresh.get(name="ann").balance.get() == "1"
+    assert not fresh.collection(name="cid")
+    rows = fresh.collection(manager=values, balance="1").values_list("name", flat=True)
+    assert sorted(rows) == ["ann", "bob"]
+    fresh.get(name="ann").balance.set("2")  # once moved, it writes
+    assert list(fresh.collection(balance="2")) == [pk]
+    assert integrity.check(fresh) == []

@@ -26,8 +26,8 @@ def declared(monkeypatch) -> list[list[str]]:
     """The KEYS of every script call made while the test runs."""
     calls: list[list[str]] = []
 
-    def recording(args: Any) -> tuple[list[str], list[Any]]:
-        keys, argv = protocol.split(args)
+    def recording(args: Any, guard: str) -> tuple[list[str], list[Any]]:
+        keys, argv = protocol.split(args, guard)
         calls.append(keys)
         return keys, argv
 
@@ -134,7 +134,7 @@ def test_a_hand_built_argument_naming_no_declared_key_is_an_error(db, models):
     write."""
     before = snapshot(db)
     with pytest.raises(Exception, match="no declared key"):
-        lua.APPLY(db.client, [protocol.PROBE, 1, protocol.NEW_PK, 2])
+        lua.APPLY(db.client, [protocol.PROBE, 1, protocol.NEW_PK, 2], guard="{t}:probe")
     assert snapshot(db) == before
 
 
@@ -160,6 +160,27 @@ def test_queries_declare_their_keys(db, models, declared):
     assert index.value_key("oslo", None) in keys
     stored = Player.collection(city="oslo").store(ttl=60)
     assert stored.stored_key in declared[-1]
+
+
+def test_every_call_declares_its_models_probe_key_first(db, models, declared):
+    """The slot guard (see `limpyd.protocol`): a key that never exists, declared by every call
+    along with at least one other, so a cluster refuses the call while the slot migrates."""
+    Player = models[1]
+    operations = [
+        *writes(models),
+        ("filter", lambda: list(Player.collection(city="oslo", tags="oslo"))),
+        ("values", lambda: list(Player.collection(city="oslo").values("nick"))),
+        ("get", lambda: Player.get(name="bob")),
+    ]
+    for what, operation in operations:
+        declared.clear()
+        operation()
+        assert declared, what
+        probes = {model._meta.probe_key for model in models}
+        for keys in declared:
+            assert keys[0] in probes and len(set(keys)) >= 2, (what, keys)
+            assert keys[0] not in keys[1:], (what, keys)
+    assert not any(db.client.exists(model._meta.probe_key) for model in models)
 
 
 def _monitored(db, run: Callable[[], Any]) -> list[list[str]]:

@@ -119,7 +119,7 @@ def test_libraries_of_other_code_are_left_alone(db, forget_code):
     other = lua.LuaScript(lua._build_source().replace("-- Shared helpers", "-- v2 helpers"))
     assert other.name != lua.SCRIPT.name
     Person = make_person(db)
-    other(db.client, "apply", [])  # loads the other library: an empty write
+    other(db.client, "apply", [], "{t}:probe")  # loads the other library: an empty write
     Person(name="ann", city="Paris")
     assert library_names(db.connection) == sorted([other.name, lua.SCRIPT.name])
     assert sorted(Person.collection(city="Paris")) == ["1"]
@@ -130,7 +130,7 @@ def test_a_library_that_does_not_load_is_an_error(db):
     fallback to EVAL."""
     broken = lua.LuaScript("local function build() return {} end this is not lua")
     with pytest.raises(redis.ResponseError, match=r"(?i)compil"):
-        broken(db.client, "query", [])
+        broken(db.client, "query", [], "{t}:probe")
     assert db.client not in broken.evaluating
 
 

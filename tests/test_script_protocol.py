@@ -16,7 +16,7 @@ C, X, P = Key("{t}:collection"), Key("{t}:expiry"), Key("{t}:probe")
 
 
 def apply(db, *instructions):
-    return lua.APPLY(db.client, [protocol.PROBE, P, *instructions])
+    return lua.APPLY(db.client, [protocol.PROBE, P, *instructions], guard=P)
 
 
 def call(*command, reply=False):
@@ -38,7 +38,7 @@ def test_an_unknown_operation_is_an_error_that_writes_nothing(db):
     before = snapshot(db)
     for mode in (lua.APPLY, lua.READ):
         with pytest.raises(Exception, match="unknown"):
-            mode(db.client, ["nonsense", "list", Key("{t}:k"), ""])
+            mode(db.client, ["nonsense", "list", Key("{t}:k"), ""], guard=P)
     assert snapshot(db) == before
 
 
@@ -147,10 +147,10 @@ def test_unlink(db):
 def test_state_and_simulate(db):
     key, scratch = Key("{t}:list"), Key("{t}:scratch")
     db.client.rpush(key, "a")
-    state = lua.READ(db.client, [protocol.STATE, "list", key, ""])
+    state = lua.READ(db.client, [protocol.STATE, "list", key, ""], guard=P)
     assert state == [["a"]]
     ((old, outcome, new),) = lua.READ(
-        db.client, [protocol.SIMULATE, "list", key, "", scratch, 2, "RPUSH", "b"]
+        db.client, [protocol.SIMULATE, "list", key, "", scratch, 2, "RPUSH", "b"], guard=P
     )
     assert (old, outcome, new) == (["a"], ["R", 2], ["a", "b"])
     assert db.client.lrange(key, 0, -1) == ["a"] and not db.client.exists(scratch)
@@ -158,7 +158,7 @@ def test_state_and_simulate(db):
 
 def query(db, expression, sort=(protocol.UNSORTED,), output=("pks",)):
     args = [C, "{t}:obj:", ":_hash", X, *expression, *encode_sort(sort), 0, *output]
-    return lua.QUERY(db.client, args)
+    return lua.QUERY(db.client, args, guard=P)
 
 
 @pytest.fixture
