@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from limpyd.backends.cluster import CLUSTER_SCHEMES
+from limpyd.backends.cluster import parse_cluster_url
 
 __all__ = ["BACKENDS", "SETTINGS", "LimpydOptions"]
 
@@ -128,11 +128,11 @@ class LimpydOptions:
                 f"limpyd: --limpyd-redis-url {url!r} is not a redis://, rediss:// or unix:// URL"
             )
         cluster_url = values["limpyd_cluster_url"]
-        if cluster_url and urlsplit(str(cluster_url)).scheme not in CLUSTER_SCHEMES:
-            raise pytest.UsageError(
-                f"limpyd: --limpyd-cluster-url {cluster_url!r} is not a redis+cluster:// or "
-                "rediss+cluster:// URL"
-            )
+        if cluster_url:
+            try:
+                parse_cluster_url(str(cluster_url))
+            except ValueError as exc:
+                raise pytest.UsageError(f"limpyd: --limpyd-cluster-url: {exc}") from None
         return cls(
             backends=choices[backend],
             redis_url=str(url) if url else None,

@@ -119,6 +119,9 @@ def test_cluster_urls():
     for bad in ("redis+cluster://h:1/2", "redis+cluster://h", "redis+cluster://h:x", "redis://h:1"):
         with pytest.raises(ValueError):
             parse_cluster_url(bad)
+    with pytest.raises(ValueError, match="only db 0") as refused:
+        parse_cluster_url("redis+cluster://u:secret@h:1/3")
+    assert "secret" not in str(refused.value) and "***@h:1/3" in str(refused.value)
     with pytest.raises(ValueError, match="only db 0"):
         RedisClusterBackend(startup_nodes=[("h", 1)], db=1)
     with pytest.raises(ValueError, match="either a url or startup_nodes"):

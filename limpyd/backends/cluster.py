@@ -201,9 +201,12 @@ def parse_cluster_url(url: str) -> tuple[list[tuple[str, int]], dict[str, Any]]:
     PORT...][/0][?option=value...]` (`rediss+cluster://` for TLS). A db other than 0 is
     refused: a cluster has only db 0."""
     parts = urlsplit(url)
-    if parts.scheme not in CLUSTER_SCHEMES:
-        raise ValueError(f"Invalid cluster URL {url!r}: use redis+cluster:// or rediss+cluster://")
     credentials, _, hosts = parts.netloc.rpartition("@")
+    shown = parts._replace(netloc=f"***@{hosts}").geturl() if credentials else url  # no password
+    if parts.scheme not in CLUSTER_SCHEMES:
+        raise ValueError(
+            f"Invalid cluster URL {shown!r}: use redis+cluster:// or rediss+cluster://"
+        )
     options: dict[str, Any] = {}
     if credentials:
         username, has_password, password = credentials.partition(":")
@@ -215,14 +218,14 @@ def parse_cluster_url(url: str) -> tuple[list[tuple[str, int]], dict[str, Any]]:
         options["ssl"] = True
     db = parts.path.strip("/")
     if db not in ("", "0"):
-        raise ValueError(f"Invalid cluster URL {url!r}: a cluster has only db 0, not {db!r}")
+        raise ValueError(f"Invalid cluster URL {shown!r}: a cluster has only db 0, not {db!r}")
     for name, value in parse_qsl(parts.query):
         options[name] = _option_value(value)
     nodes = []
     for node in hosts.split(","):
         host, _, port = node.strip().rpartition(":")
         if not host or not port.isdigit():
-            raise ValueError(f"Invalid cluster URL {url!r}: {node!r} is not HOST:PORT")
+            raise ValueError(f"Invalid cluster URL {shown!r}: {node!r} is not HOST:PORT")
         nodes.append((host.strip("[]"), int(port)))
     return nodes, options
 
