@@ -57,7 +57,6 @@ Marker
 from __future__ import annotations
 
 import argparse
-import itertools
 import os
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -80,9 +79,6 @@ __all__ = [
     "LimpydServer",
     "get_options",
 ]
-
-_fake_names = itertools.count()
-
 
 _STATE = pytest.StashKey[SessionState]()
 
@@ -271,7 +267,9 @@ class DatabaseFactory:
         self._state = state
         self._databases: list[RedisDatabase] = []
         self._used_dbs: set[int] = set()
-        self.fake_name = f"limpyd-test-{os.getpid()}-{next(_fake_names)}" if kind == "fake" else ""
+        #: The in-memory server of this process's tests: kept from test to test, emptied
+        #: after each, as the session's real server is (limpyd's code stays loaded there).
+        self.fake_name = f"limpyd-test-{os.getpid()}" if kind == "fake" else ""
 
     def backend(self, db: int | None = None) -> Backend:
         """A new backend object on this test's server, db `db` (the default one if None)."""
@@ -320,7 +318,7 @@ class DatabaseFactory:
                 client.close()
         self._databases.clear()
         if self.kind == "fake":
-            FakeBackend.drop_server(self.fake_name)
+            FakeBackend.empty_server(self.fake_name)
         elif self.kind == "cluster":
             if self._used_dbs:
                 self._state.flush_cluster()

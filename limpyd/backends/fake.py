@@ -87,6 +87,23 @@ class FakeBackend(Backend):
         with _fake_servers_lock:
             _fake_servers.pop(name, None)
 
+    @classmethod
+    def empty_server(cls, name: str) -> None:
+        """Empty every db of the named in-memory server (FLUSHALL: its function libraries
+        stay, as on Redis); one left disconnected is dropped instead."""
+        with _fake_servers_lock:
+            server = _fake_servers.get(name)
+        if server is None:
+            return
+        if not server.connected:
+            cls.drop_server(name)
+            return
+        client = cls(name=name).client()
+        try:
+            client.flushall()
+        finally:
+            client.close()
+
 
 def _redis_float_text(value: Decimal) -> bytes:
     """Print a float the way Redis's INCRBYFLOAT does: 17 decimals, trailing zeros removed."""
@@ -228,10 +245,19 @@ def _limpyd_fake_connection_class() -> Any:
             # as redis-py's packer: a command name of several words is several arguments
             first = args[0].encode() if isinstance(args[0], str) else args[0]
             fields = first.split() if b" " in first else [first]
-            encode = self.encoder.encode
+            encoder = self.encoder
+            encoding, errors = encoder.encoding, encoder.encoding_errors
             for arg in args[1:]:
-                value = encode(arg)
-                fields.append(value if type(value) is bytes else bytes(value))
+                kind = type(arg)  # the common kinds first, encoded as redis-py's Encoder does
+                if kind is str:
+                    fields.append(arg.encode(encoding, errors))
+                elif kind is bytes:
+                    fields.append(arg)
+                elif kind is int:
+                    fields.append(b"%d" % arg)
+                else:
+                    value = encoder.encode(arg)
+                    fields.append(value if type(value) is bytes else bytes(value))
             return fields
 
         def pack_command(self, *args: Any) -> list[Any]:

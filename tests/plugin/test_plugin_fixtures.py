@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from limpyd.backends import FakeBackend
@@ -52,39 +54,55 @@ def test_factory_takes_a_database_class(limpyd_database_factory):
     assert database.connection.ping()
 
 
-def test_fake_server_is_dropped_after_the_test(pytester):
+def test_the_fake_server_is_emptied_after_each_test(pytester):
     pytester.makepyfile(
         """
         from limpyd.backends.fake import _fake_servers
 
         names = []
 
-        def test_first(limpyd_database):
+        def test_first(limpyd_database, limpyd_database_factory):
             limpyd_database.connection.set("a", "1")
+            limpyd_database_factory(db=2).connection.set("b", "1")
             names.append(limpyd_database.backend.name)
             assert names[0] in _fake_servers
 
-        def test_second(limpyd_database):
-            assert names[0] not in _fake_servers
-            assert limpyd_database.backend.name != names[0]
+        def test_second(limpyd_database, limpyd_database_factory):
+            assert limpyd_database.backend.name == names[0]  # the same server, emptied
             assert limpyd_database.connection.dbsize() == 0
+            assert limpyd_database_factory(db=2).connection.dbsize() == 0
         """
     )
     pytester.runpytest().assert_outcomes(passed=2)
 
 
 def test_fake_servers_do_not_pile_up(limpyd_database_factory):
-    # This test's own server exists while it runs, and no other test's is left.
+    # The tests of a process share one in-memory server (emptied after each): no other is
+    # left behind, whatever the number of tests.
     limpyd_database_factory().connection.set("x", "1")
-    ours = [name for name in _fake_servers if name == limpyd_database_factory.fake_name]
-    leftovers = [
-        name
-        for name in _fake_servers
-        if name.startswith("limpyd-test-") and name != limpyd_database_factory.fake_name
-    ]
+    names = [name for name in _fake_servers if name.startswith("limpyd-test-")]
     if limpyd_database_factory.kind == "fake":
-        assert ours
-    assert leftovers == []
+        assert limpyd_database_factory.fake_name == f"limpyd-test-{os.getpid()}"
+        assert names == [limpyd_database_factory.fake_name]
+    else:
+        assert len(names) <= 1  # the fake tests' server of this process, if any ran here
+
+
+def test_an_emptied_fake_server_keeps_its_functions_and_a_disconnected_one_goes():
+    name = "limpyd-empty-server-test"
+    client = FakeBackend(name=name).client()
+    other_db = FakeBackend(name=name, db=3).client()
+    client.set("a", "1")
+    other_db.set("b", "2")
+    client.function_load("#!lua name=kept\nredis.register_function('f', function() return 1 end)")
+    FakeBackend.empty_server(name)
+    assert client.dbsize() == other_db.dbsize() == 0
+    assert client.fcall("f", 0) == 1  # FLUSHALL leaves function libraries, as on Redis
+    assert name in _fake_servers
+    FakeBackend(name=name).server.connected = False
+    FakeBackend.empty_server(name)
+    assert name not in _fake_servers
+    FakeBackend.empty_server(name)  # no such server: nothing to do
 
 
 EMPTY_EACH_TEST = """
