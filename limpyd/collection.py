@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 from limpyd import protocol
 from limpyd.exceptions import DoesNotExist, ImplementationError, MultipleObjectsReturned
@@ -492,6 +492,10 @@ _INDEX_ATOMS = frozenset(
 )
 
 
+@overload
+def _index(value: int) -> int: ...
+@overload
+def _index(value: Any) -> int | None: ...
 def _index(value: Any) -> int | None:
     if value is None:
         return None

@@ -11,7 +11,7 @@ import copy
 import importlib
 import math
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from limpyd import writes
 from limpyd.backends import Backend
@@ -148,7 +148,7 @@ class MetaRedisModel(type):
         else:
             default_ttl = _ABSENT
         attrs.setdefault("abstract", False)
-        cls = super().__new__(mcs, name, bases, attrs)
+        cls = cast("type[RedisModel]", super().__new__(mcs, name, bases, attrs))
         _check_namespace(cls)
 
         inherited: dict[str, RedisField] = {}
@@ -172,9 +172,9 @@ class MetaRedisModel(type):
         fields = {k: f.attach(cls, k) for k, f in all_declared.items()}
         for field_name, field in fields.items():
             setattr(cls, field_name, field)
-        pk_field = fields[pk_names[0]]
+        pk_field = cast(PKField, fields[pk_names[0]])
         cls.pk = pk_field
-        cls._meta = ModelOptions(cls, all_declared, fields, pk_field, attrs["abstract"])  # type: ignore[arg-type]
+        cls._meta = ModelOptions(cls, all_declared, fields, pk_field, attrs["abstract"])
         cls._meta.default_ttl = _default_ttl(cls, default_ttl)
         database = cls.__dict__.get("database", cls.database)
         if database is not None and not isinstance(database, RedisDatabase):
@@ -189,10 +189,12 @@ class MetaRedisModel(type):
 _ABSENT: Any = object()
 
 
-def _default_ttl(cls: type, declared: Any) -> float | None:
+def _default_ttl(cls: type[RedisModel], declared: Any) -> float | None:
     """The `ttl` a model declares, or the one it inherits."""
     if declared is _ABSENT:
-        parent = next((b._meta for b in cls.__mro__[1:] if "_meta" in b.__dict__), None)
+        parent: ModelOptions | None = next(
+            (b.__dict__["_meta"] for b in cls.__mro__[1:] if "_meta" in b.__dict__), None
+        )
         return parent.default_ttl if parent is not None else None
     if declared is not None and (
         isinstance(declared, bool)
@@ -217,11 +219,13 @@ def _finite(instance: RedisModel, what: str, value: Any) -> float:
     return number
 
 
-def _with_together_indexes(cls: type, declared: dict[str, RedisField]) -> dict[str, RedisField]:
+def _with_together_indexes(
+    cls: type[RedisModel], declared: dict[str, RedisField]
+) -> dict[str, RedisField]:
     """Check `unique_together`; its fields get the default index if they have none, so
     they can be filtered on together."""
     declared = dict(declared)
-    for group in cls.unique_together:  # type: ignore[attr-defined]
+    for group in cls.unique_together:
         if isinstance(group, str) or len(group) < 2:
             raise ImplementationError(
                 f"{cls.__name__}.unique_together: {group!r} is not a group of field names"
@@ -262,7 +266,7 @@ def _cluster_group(model: type[RedisModel]) -> str:
     return group
 
 
-def _check_namespace(cls: type) -> None:
+def _check_namespace(cls: type[RedisModel]) -> None:
     """The namespace and the name of a model are parts of its keys: neither may hold a
     separator (`:`), a SCAN pattern character or, for the name, anything but an identifier
     (`type("a:obj:1", ...)` would share the keys of model `a`)."""
@@ -603,7 +607,7 @@ class RedisModel(metaclass=MetaRedisModel):
         meta = type(self)._meta
         self._ensure_exists()
         with meta.database.client.pipeline(transaction=False) as pipeline:
-            pipeline.zscore(meta.expiry_key, self._pk)
+            pipeline.zscore(meta.expiry_key, self._require_pk())
             pipeline.time()
             expires_at, (seconds, microseconds) = pipeline.execute()
         if expires_at is None:
@@ -725,12 +729,12 @@ def import_model(path: str) -> type[RedisModel]:
     return found
 
 
-def _database_owner(model: type) -> type | None:
+def _database_owner(model: type[RedisModel]) -> type | None:
     """The class in `model`'s MRO that defines the database it uses."""
     return next((c for c in model.__mro__ if "database" in c.__dict__), None)
 
 
-def _subclasses(model: type) -> Iterator[type]:
+def _subclasses(model: type[RedisModel]) -> Iterator[type[RedisModel]]:
     for sub in model.__subclasses__():
         yield sub
         yield from _subclasses(sub)

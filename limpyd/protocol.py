@@ -24,6 +24,7 @@ Arguments are built as flat lists in which keys are `Key` instances; `split` mak
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 from typing import Any
 
@@ -35,6 +36,7 @@ __all__ = [
     "encode_sort",
     "encode_sources",
     "encode_template",
+    "placeholder",
     "split",
 ]
 
@@ -97,6 +99,14 @@ OPERATIONS: dict[str, str] = {
     for name, value in dict(globals()).items()
     if name.isupper() and not name.startswith("_") and isinstance(value, str)
 }
+
+
+def placeholder() -> str:
+    """A placeholder for a text the apply script provides (a new pk, a value it reads): a
+    fresh random nonce, made after every value of the write was known, so no value contains
+    it. An argument holding it is sent as a hole (its position and the pieces around it):
+    the script fills it without searching any text (see apply.lua)."""
+    return f"\x00{uuid.uuid4().hex}\x00"
 
 
 class Key(str):

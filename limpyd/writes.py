@@ -11,18 +11,17 @@ from __future__ import annotations
 
 import random
 import time
-import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from redis.exceptions import ResponseError
 
-from limpyd import protocol
+from limpyd import plans, protocol
 from limpyd.commands import Command, parse
 from limpyd.exceptions import ConflictError, DoesNotExist, ImplementationError, UniquenessError
-from limpyd.fields.numbers import zadd_flags
 from limpyd.lua import APPLY, READ, SCRIPT, is_missing
-from limpyd.protocol import Key
+from limpyd.plans import State
+from limpyd.protocol import Key, placeholder
 from limpyd.text import ESCAPE, escape_value
 
 if TYPE_CHECKING:
@@ -38,7 +37,6 @@ __all__ = [
     "create_many",
     "creation",
     "modify",
-    "plan_index_changes",
     "read_states",
     "retry_on_conflict",
     "rewrite_many",
@@ -60,20 +58,12 @@ SKIPPED: Any = type("Skipped", (), {"__repr__": lambda self: "SKIPPED"})()
 before_reap: Callable[[type[RedisModel], list[str]], None] | None = None
 
 
-def new_pk_token() -> str:
-    """A placeholder for a pk the apply script provides: a fresh random nonce, made after
-    every value of the write was known, so no value contains it. The write sends the
-    arguments holding it as holes (positions and the pieces around it): the script fills
-    them without searching any text (see apply.lua)."""
-    return f"\x00{uuid.uuid4().hex}\x00"
-
-
 class Write:
     """The checks and commands of one atomic write on the instance `pk` of `model`.
 
     A write that creates the instance (`creating`) checks the pk is free, deletes every key
     the instance could have (leftovers of any past path never show through), and adds it to
-    the collection last. With `new=True`, `pk` is a placeholder from `new_pk_token()`: the
+    the collection last. With `new=True`, `pk` is a placeholder from `placeholder()`: the
     script takes the counter's next value as pk once every check passed (a refused
     creation consumes nothing) and puts it where the placeholder is; `run` then sets
     `self.pk` to it. A write `reaping` an instance only applies if it is still expired.
@@ -271,66 +261,6 @@ def retry_on_conflict(database: RedisDatabase, attempt: Callable[[], T], what: s
 
 # Write procedures ---------------------------------------------------------------------------
 
-#: A field's new state, as read_state gives it (see common.lua).
-State = list[str]
-
-
-def plan_index_changes(write: Write, field: RedisField, old: State, new: State) -> None:
-    """Add to `write` the index updates (and uniqueness checks) of `field` going old -> new."""
-    old_items, new_items = field.items_of(old), field.items_of(new)
-    known = set(old_items)
-    field.plan_references(
-        write, [value for item in new_items if item not in known for value in item[1:]]
-    )
-    before = _entries(field, write.pk, old_items)
-    after = _entries(field, write.pk, new_items)
-    for add, remove in before.items():
-        if add not in after:
-            write.call(*remove)
-    for add in after:
-        if add not in before:
-            write.call(*add)
-    if field.unique:
-        known = set(old_items)
-        for hkey, value in dict.fromkeys(new_items):
-            if (hkey, value) not in known:
-                _plan_unique(write, field, hkey, value)
-
-
-def _plan_unique(write: Write, field: RedisField, hkey: str | None, value: str) -> None:
-    """No other instance may hold `value` (under `hkey`) in `field`."""
-    for index in field.indexes:
-        check = index.unique_check(value, write.pk, hkey) if index.handle_uniqueness else None
-        if check is not None:
-            write.unique(field.describe(), value, check)
-
-
-def plan_together(write: Write, old: dict[str, State], new: dict[str, State]) -> None:
-    """Add to `write` the changes of the model's `unique_together` entries (one set per
-    combination of values, holding the pk), and their uniqueness checks, for fields going
-    from the states in `old` to those in `new` (by field name)."""
-    meta = write.model._meta
-    for names in meta.unique_together:
-        before, after = meta.together_key(names, old), meta.together_key(names, new)
-        if before == after:
-            continue
-        if before is not None:
-            write.call("SREM", before, write.pk)
-        if after is not None:
-            values = tuple(new[name][0] for name in names)
-            label = f"{write.model.__name__}.({', '.join(names)})"
-            write.unique(label, values, ("set", after, "", ""))
-            write.call("SADD", after, write.pk)
-
-
-def _entries(field: RedisField, pk: str, items: list[tuple[str | None, str]]) -> dict[Any, Any]:
-    return {
-        add: remove
-        for index in field.indexes
-        for hkey, value in items
-        for add, remove in index.entries(value, pk, hkey)
-    }
-
 
 def read_states(database: RedisDatabase, wanted: list[tuple[RedisField, str]]) -> list[State]:
     """The current states of these (field, pk) pairs, in one round trip."""
@@ -355,7 +285,7 @@ def creation(model: type[RedisModel], values: dict[str, Any]) -> Callable[[], Wr
     new = given_pk is None and (pk_field.auto or not given)  # a PKField given None: refused
     if new:
         pk_field.require_auto()
-        pk = new_pk_token()
+        pk = placeholder()
     else:
         pk = pk_field.normalize(given_pk)
 
@@ -365,8 +295,8 @@ def creation(model: type[RedisModel], values: dict[str, Any]) -> Callable[[], Wr
             field = meta.fields[name]
             for command in field.transition(pk, [], state):
                 write.call(*command)
-            plan_index_changes(write, field, [], state)
-        plan_together(write, {}, states)
+            plans.plan_index_changes(write, field, [], state)
+        plans.plan_together(write, {}, states)
         return write
 
     return build
@@ -469,7 +399,7 @@ def modify(field: RedisField, build: Callable[[str], Command]) -> Any:
     creating = instance._pk is None
     if creating:
         model._meta.pk_field.require_auto()
-    pk = new_pk_token() if creating else instance._require_pk()
+    pk = placeholder() if creating else instance._require_pk()
     if database.pipelined:
         if creating or field.indexes:
             _refuse_in_pipeline(
@@ -481,18 +411,18 @@ def modify(field: RedisField, build: Callable[[str], Command]) -> Any:
     connection = database.client
 
     command = build(pk)
-    value_wise = bool(field.indexes) and _value_wise(field, creating, command)
-    if not field.indexes or value_wise or _member_wise(field, creating, command):
-        read_back = _counter_read_back(command)
+    value_wise = bool(field.indexes) and plans.value_wise(field, creating, command)
+    if not field.indexes or value_wise or plans.member_wise(field, creating, command):
+        read_back = plans.counter_read_back(command)
 
         def attempt_blind() -> Any:
             write = Write(model, pk, creating, new=creating)
             if field.indexes and not value_wise:
-                plan_member_changes(write, field, command)
+                plans.plan_member_changes(write, field, command)
             write.call_for_reply(*command.args)
             if value_wise:
-                value = _new_value(command)
-                plan_value_changes(write, field, None if value is None else [value])
+                value = plans.new_value(command)
+                plans.plan_value_changes(write, field, None if value is None else [value])
             if read_back is not None:
                 write.call_for_reply(*read_back)
             reply = write.run(database)  # CONFLICT: a unique value's holder was reaped
@@ -525,13 +455,13 @@ def modify(field: RedisField, build: Callable[[str], Command]) -> Any:
                 write.guard(partner.state_kind, *partner.state_location(pk), state)
             for change in field.transition(write.pk, old, new):
                 write.call(*change)
-            plan_index_changes(write, field, old, new)
+            plans.plan_index_changes(write, field, old, new)
             others = {p.name: s for p, s in zip(partners, partner_states, strict=True)}
-            plan_together(write, {**others, field.name: old}, {**others, field.name: new})
+            plans.plan_together(write, {**others, field.name: old}, {**others, field.name: new})
             if write.run(database) is CONFLICT:
                 return CONFLICT
-            if _counter_read_back(command) is not None:
-                return write.pk, _counter_value(field, command, new)
+            if plans.counter_read_back(command) is not None:
+                return write.pk, plans.counter_value(field, command, new)
             return write.pk, outcome[1]
 
         pk, reply = retry_on_conflict(
@@ -540,160 +470,6 @@ def modify(field: RedisField, build: Callable[[str], Command]) -> Any:
     if creating:
         instance._saved(pk)
     return parse(connection, command, reply)
-
-
-def _touched_members(command: Command) -> tuple[bool, list[str]]:
-    """Whether `command` removes members (else it adds), and those it may remove or add."""
-    args = command.args
-    if command.name in ("SREM", "ZREM"):
-        return True, list(args[2:])
-    if command.name == "ZADD":
-        flags = zadd_flags(args)
-        return False, [] if "XX" in flags else list(args[3 + len(flags) :: 2])
-    if command.name == "ZINCRBY":
-        return False, [args[3]]
-    return False, list(args[2:])  # SADD
-
-
-#: The commands whose index changes follow from their own members, by state kind.
-_MEMBER_WISE = {"set": {"SADD", "SREM"}, "zset": {"ZADD", "ZREM", "ZINCRBY"}}
-
-
-def _member_wise(field: RedisField, creating: bool, command: Command) -> bool:
-    """Whether this write of an existing instance can plan its index changes from the
-    command's own members (one round trip, costs what it changes)."""
-    if creating or command.name not in _MEMBER_WISE.get(field.state_kind, ()):
-        return False
-    return all(index.separable for index in field.indexes)
-
-
-def plan_member_changes(write: Write, field: RedisField, command: Command) -> None:
-    """Add to `write` the index entries (and checks) of the members `command` adds to or
-    removes from `field`, each applied only if the member is indeed added or removed."""
-    removing, touched = _touched_members(command)
-    members = list(dict.fromkeys(touched))
-    if not removing:
-        field.plan_references(write, members, unless_held=True)
-    if not removing and field.unique:
-        for member in members:
-            _plan_unique(write, field, None, member)
-    plans = {
-        member: [
-            remove if removing else add
-            for add, remove in _entries(field, write.pk, [(None, member)]).items()
-        ]
-        for member in members
-    }
-    write.call_per_member(field.state_kind, command.args[1], removing, plans)
-
-
-def _new_value(command: Command) -> str | None:
-    """The value a SET or an InstanceHashField's HSET writes unconditionally, else None."""
-    if command.name == "SET" and not {"NX", "XX"} & {a.upper() for a in command.args[3:]}:
-        return command.args[2]
-    if command.name == "HSET" and len(command.args) == 4:
-        return command.args[3]
-    return None
-
-
-def _value_templates(
-    field: RedisField, pk: str, removals_only: bool = False
-) -> tuple[str, list[Any], list[Any]] | None:
-    """(a token, the removals, the additions) of the index entries of a value of `field`
-    with the token in its place (`removals_only`: no additions, which some indexes cannot
-    template); None when an entry is not the value's text as it is or escaped (a reversed
-    or transformed value)."""
-    if not all(index.untransformed for index in field.indexes):
-        return None
-    token = new_pk_token()
-    escaped = escape_value(token)
-    try:  # an index that parses the value (a number's score) refuses the token
-        if removals_only:
-            removes = [c for index in field.indexes for c in index.removals(token, pk)]
-            adds: list[Any] = []
-        elif all(index.separable for index in field.indexes):
-            entries = [entry for index in field.indexes for entry in index.entries(token, pk)]
-            removes, adds = [remove for _, remove in entries], [add for add, _ in entries]
-        else:
-            return None
-    except ValueError:
-        return None
-    for command in [*removes, *adds]:
-        if not any(token in str(a) or escaped in str(a) for a in command[1:]):
-            return None
-    return token, removes, adds
-
-
-#: The fields whose every value the script can read (a hash's values are under hash keys).
-_FOUND_KINDS = {"string", "hashfield", "set", "zset", "list"}
-
-
-def _found_by_script(field: RedisField, deleting: bool = False) -> bool:
-    """Whether the index changes of a write of this indexed field of an existing instance
-    can be found in the script: from its single value before and after the write, or
-    (`deleting` it) from every value it held."""
-    known = field.derived.get(("found by script", deleting))
-    if known is None:
-        known = field.derived[("found by script", deleting)] = _findable(field, deleting)
-    return known
-
-
-def _findable(field: RedisField, deleting: bool) -> bool:
-    single = field.state_kind in ("string", "hashfield")
-    if not (single or (deleting and field.state_kind in _FOUND_KINDS)):
-        return False
-    if any(field.name in group for group in field.model._meta.unique_together):
-        return False
-    return _value_templates(field, "", removals_only=deleting) is not None
-
-
-def _value_wise(field: RedisField, creating: bool, command: Command) -> bool:
-    """Whether this modifier is written in one round trip by `plan_value_changes` (a
-    unique value, or a reference, must be known to be checked before any write)."""
-    if creating or (command.name == "HSET" and len(command.args) != 4):
-        return False
-    checked = field.unique or field.references
-    return _found_by_script(field) and not (checked and _new_value(command) is None)
-
-
-def plan_value_changes(write: Write, field: RedisField, new: State | None) -> None:
-    """Add to `write`, after its commands, the removal of the entries of `field`'s value
-    before the write and the entries of its value after: `new`, its state, when known
-    (then also checked for uniqueness), else found by the script."""
-    templates = _value_templates(field, write.pk, removals_only=new == [])
-    assert templates is not None  # _found_by_script
-    token, removes, adds = templates
-    write.value_entries("old", field, removes, token)
-    if new is None:
-        write.value_entries("new", field, adds, token)
-        return
-    field.plan_references(write, new, unless_held=True)
-    for add in _entries(field, write.pk, field.items_of(new)):
-        write.call(*add)
-    if field.unique:
-        for value in new:
-            _plan_unique(write, field, None, value)
-
-
-#: Commands whose integer reply is the field's new value. Script replies pass through Lua
-#: numbers (doubles), exact only up to 2**53: their reply is read back as text instead.
-_COUNTERS = frozenset({"INCR", "INCRBY", "DECR", "DECRBY", "HINCRBY"})
-
-
-def _counter_read_back(command: Command) -> tuple[Any, ...] | None:
-    """The read giving the exact new value after a counter command, None for others."""
-    if command.name not in _COUNTERS:
-        return None
-    if command.name == "HINCRBY":
-        return ("HGET", command.args[1], command.args[2])
-    return ("GET", command.args[1])
-
-
-def _counter_value(field: RedisField, command: Command, new: State) -> int:
-    """The reply of a counter command, from the field's new state."""
-    if field.state_kind == "hash":
-        return int(dict(zip(new[::2], new[1::2], strict=True))[command.args[2]])
-    return int(new[0])
 
 
 class Rewrite:
@@ -716,7 +492,7 @@ class Rewrite:
         self.pk = instance._require_pk()
         indexed = [(field, state) for field, state in targets if field.indexes]
         #: Single values whose index entries the script finds, and fields read first.
-        self.found = [(f, state) for f, state in indexed if _found_by_script(f, state == [])]
+        self.found = [(f, state) for f, state in indexed if plans.found_by_script(f, state == [])]
         self.indexed = [target for target in indexed if target not in self.found]
         self.read = [field for field, _ in self.indexed]
         partners = self.model._meta.together_partners
@@ -755,11 +531,11 @@ class Rewrite:
         if self.reply is not None:
             write.call_for_reply(*self.reply)
         for (field, new), old in zip(self.indexed, olds[: len(self.indexed)], strict=True):
-            plan_index_changes(write, field, old, new)
+            plans.plan_index_changes(write, field, old, new)
         for field, new in self.found:
-            plan_value_changes(write, field, new)
+            plans.plan_value_changes(write, field, new)
         before = {field.name: old for field, old in zip(self.read, olds, strict=True)}
-        plan_together(write, before, {**before, **{f.name: s for f, s in self.indexed}})
+        plans.plan_together(write, before, {**before, **{f.name: s for f, s in self.indexed}})
         if self.prepare is not None:
             self.prepare(write)
         for command in self.last:

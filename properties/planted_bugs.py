@@ -181,14 +181,14 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         "unique-first-value-only",
-        "limpyd/writes.py",
+        "limpyd/plans.py",
         "for hkey, value in dict.fromkeys(new_items):",
         "for hkey, value in dict.fromkeys(new_items[:1]):",
         "only the first new value of a multi-value field is checked for uniqueness",
     ),
     Mutation(
         "together-checked-on-create-only",
-        "limpyd/writes.py",
+        "limpyd/plans.py",
         'write.unique(label, values, ("set", after, "", ""))',
         'before is None and write.unique(label, values, ("set", after, "", ""))',
         "unique_together: the combination is checked when it is first set, not on update",
@@ -225,7 +225,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     # Index entries
     Mutation(
         "index-removal-skipped",
-        "limpyd/writes.py",
+        "limpyd/plans.py",
         "            write.call(*remove)",
         "            pass",
         "an update adds the new index entries but leaves the old ones",

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RULE_MARKER, precondition, rule
 
-from limpyd import lua, writes
+from limpyd import lua, plans, writes
 from limpyd.backends import fake as fake_backend
 from limpyd.collection import CollectionManager
 from limpyd.contrib import related
@@ -72,13 +72,13 @@ MODIFIERS = ("modify_string", "modify_set", "modify_list", "modify_hash", "modif
 
 def test_index_consistency_catches_a_skipped_index_update(monkeypatch):
     """The indexes of ListFields are never updated."""
-    original = writes.plan_index_changes
+    original = plans.plan_index_changes
 
     def skipping_lists(write, field, old, new):
         if field.state_kind != "list":
             original(write, field, old, new)
 
-    monkeypatch.setattr(writes, "plan_index_changes", skipping_lists)
+    monkeypatch.setattr(plans, "plan_index_changes", skipping_lists)
     with pytest.raises(AssertionError):
         IndexConsistencyMachine.run(settings=hunting())
 
@@ -125,12 +125,12 @@ def test_uniqueness_catches_a_skipped_check(monkeypatch):
 def test_uniqueness_catches_a_combination_left_behind(monkeypatch):
     """Changing a field of a `unique_together` group adds the new combination but never
     frees the old one."""
-    original = writes.plan_together
+    original = plans.plan_together
 
     def keeping_old(write, old, new):
         original(write, {}, new)  # as if nothing was held before
 
-    monkeypatch.setattr(writes, "plan_together", keeping_old)
+    monkeypatch.setattr(plans, "plan_together", keeping_old)
     with pytest.raises(AssertionError):
         UniquenessMachine.run(settings=hunting())
 
@@ -340,7 +340,8 @@ def test_related_deletion_catches_a_combination_kept_on_target_deletion(monkeypa
 def test_index_consistency_catches_an_interpreted_marker(monkeypatch):
     """The new-pk placeholder is a fixed text: a value holding it is replaced by the pk
     (`strategies.NASTY_TEXTS` holds that text). Creations only, of the AutoPK model."""
-    monkeypatch.setattr(writes, "new_pk_token", lambda: "\x00limpyd-new-pk:" + "0" * 32 + "\x00")
+    marker = "\x00limpyd-new-pk:" + "0" * 32 + "\x00"
+    monkeypatch.setattr(writes, "placeholder", lambda: marker)
     machine = narrowed(IndexConsistencyMachine, "create", "delete_instance", models=[MODELS.Record])
     with pytest.raises(AssertionError):
         machine.run(settings=hunting())

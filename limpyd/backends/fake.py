@@ -23,11 +23,14 @@ import math
 import re
 import threading
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import redis
 
 from limpyd.backends.base import CLIENT_DEFAULTS, Backend
+
+if TYPE_CHECKING:
+    from fakeredis import FakeServer
 
 __all__ = ["FakeBackend"]
 
@@ -272,10 +275,11 @@ def _limpyd_fake_connection_class() -> Any:
             )
 
         def _connect(self) -> Any:
-            if not self._server.connected:
+            server = cast("FakeServer", self._server)  # set by FakeRedisConnection.__init__
+            if not server.connected:
                 raise self._connection_error_class("Connection refused by the fake server")
             return LimpydFakeSocket(
-                self._server,
+                server,
                 client_class=self._client_class,
                 db=self.db,
                 lua_modules=self._lua_modules,

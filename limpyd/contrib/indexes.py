@@ -39,7 +39,7 @@ Transforms chain only through composition.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from functools import cache
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
@@ -163,7 +163,8 @@ class MultiIndexes(BaseIndex, metaclass=_MultiIndexesType):
             if issubclass(index_class, MultiIndexes):
                 leaves += index_class._leaf_classes(chain)
             else:
-                leaves.append(_leaf_class(index_class, chain))
+                # a class is hashable; mypy disagrees for `type[X]` (python/mypy#11470)
+                leaves.append(_leaf_class(cast(Hashable, index_class), chain))
         return leaves
 
     @classmethod

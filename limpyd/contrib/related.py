@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from limpyd.backends import Backend
 from limpyd.collection import CollectionManager
@@ -231,7 +231,8 @@ class _M2MMixin(RelatedFieldMixin):
     def collection(self, **filters: Any) -> CollectionManager:
         """The related instances this field holds (an ExtendedCollectionManager)."""
         related = self.require_related_model()
-        return related.collection(manager=ExtendedCollectionManager, **filters).intersect(self)
+        collection = related.collection(manager=ExtendedCollectionManager, **filters)
+        return cast(ExtendedCollectionManager, collection).intersect(self)
 
 
 class M2MSetField(_M2MMixin, SetField):
@@ -323,12 +324,12 @@ class MetaRelatedModel(MetaRedisModel):
     """Checks the relations of each concrete related model when it is created."""
 
     def __new__(mcs, name: str, bases: tuple[type, ...], attrs: dict[str, Any]) -> MetaRelatedModel:
-        cls = super().__new__(mcs, name, bases, attrs)
+        cls = cast("type[RelatedModel]", super().__new__(mcs, name, bases, attrs))
         if not cls._meta.abstract and cls.database is not None:
             try:
-                _check_relations(cls)  # type: ignore[arg-type]
+                _check_relations(cls)
             except ImplementationError:
-                cls.database._remove_model(cls)  # type: ignore[arg-type]
+                cls.database._remove_model(cls)
                 raise
         return cls
 

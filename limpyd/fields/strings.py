@@ -3,7 +3,7 @@ the instance's hash, shared by all its InstanceHashFields)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from limpyd.fields.base import RedisField
 
@@ -21,11 +21,15 @@ class StringField(_SingleValueField):
     """A Redis string."""
 
     state_kind = "string"
-    getters = ("bitcount", "get", "getbit", "getrange", "strlen")
-    modifiers = (
+    getters: ClassVar[tuple[str, ...]] = ("bitcount", "get", "getbit", "getrange", "strlen")
+    modifiers: ClassVar[tuple[str, ...]] = (
         "append", "decr", "decrby", "getdel", "getset", "incr", "incrby", "incrbyfloat",
         "set", "setbit", "setnx", "setrange",
     )  # fmt: skip
+
+    if TYPE_CHECKING:  # generated from `getters` (see RedisField.__init_subclass__)
+
+        def get(self) -> str | None: ...
 
     def transition(self, pk: str, old: list[str], new: list[str]) -> list[tuple[Any, ...]]:
         if old == new:
@@ -40,6 +44,10 @@ class InstanceHashField(_SingleValueField):
     state_kind = "hashfield"
     getters = ("hget",)
     modifiers = ("hincrby", "hincrbyfloat", "hset", "hsetnx")
+
+    if TYPE_CHECKING:  # generated from `getters` (see RedisField.__init_subclass__)
+
+        def hget(self) -> str | None: ...
 
     def key_for(self, pk: str) -> str:
         return self.model._meta.hash_key(pk)

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 
-from limpyd import fields, model, writes
+from limpyd import fields, model, plans, writes
 from limpyd.backends import FakeBackend
 from limpyd.contrib import related
 from limpyd.contrib.indexes import EndsWithIndex, SimpleDateTimeIndex
@@ -165,7 +165,7 @@ class ClashingMachine(ModelStateMachine):
 def test_broken_orm_makes_the_machine_fail(
     limpyd_database_factory, monkeypatch, bug, machine, symptom
 ):
-    monkeypatch.setattr(writes, "plan_index_changes", bug(writes.plan_index_changes))
+    monkeypatch.setattr(plans, "plan_index_changes", bug(plans.plan_index_changes))
     broken = settings(QUICK, max_examples=200, phases=[Phase.generate], report_multiple_bugs=False)
     with pytest.raises(AssertionError) as failure:
         run_state_machine(machine, limpyd_database_factory, settings=broken)
