@@ -6,7 +6,7 @@ hashes as dicts) so two snapshots of equal data are equal on every backend.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from limpyd.database import RedisDatabase
 
@@ -23,8 +23,8 @@ def snapshot(database: RedisDatabase) -> dict[str, tuple[str, Any]]:
         "list": lambda key: connection.lrange(key, 0, -1),
         "zset": lambda key: connection.zrange(key, 0, -1, withscores=True),
     }
-    result = {}
+    result: dict[str, tuple[str, Any]] = {}
     for key in sorted(set(connection.scan_iter())):
-        kind = connection.type(key)
+        kind = cast(str, connection.type(key))  # decode_responses: a str
         result[key] = (kind, readers[kind](key) if kind in readers else None)
     return result

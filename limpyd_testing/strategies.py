@@ -36,8 +36,8 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Literal
 
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
@@ -108,8 +108,14 @@ def canonical(text: str) -> str:
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "surrogateescape")
 
 
+#: The Unicode category of lone surrogates, which plain texts leave out.
+_SURROGATES: tuple[Literal["Cs"]] = ("Cs",)
+
+
 def _plain_text() -> SearchStrategy[str]:
-    return st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=4)
+    return st.text(
+        alphabet=st.characters(codec="utf-8", exclude_categories=_SURROGATES), max_size=4
+    )
 
 
 def numbers() -> SearchStrategy[int | float]:
@@ -191,8 +197,8 @@ def disguises(text: str) -> SearchStrategy[Any]:
         text,
         text.encode("utf-8", "surrogateescape"),
         _Text(text),
-        enum.Enum("Choice", {"MEMBER": text}, type=str).MEMBER,  # type: ignore[call-overload]
-        enum.StrEnum("Choice", {"MEMBER": text}).MEMBER,
+        _str_enum_member(text),
+        _strenum_member(text),
     ]
     if _CANONICAL_INT.fullmatch(text):
         options.append(int(text))
@@ -204,6 +210,24 @@ def disguises(text: str) -> SearchStrategy[Any]:
         if repr(number) == text:
             options.append(number)
     return st.sampled_from(options)
+
+
+def _str_enum_member(text: str) -> enum.Enum:
+    """The member of a `class Choice(str, Enum)` whose value is `text`."""
+    Choice = enum.Enum("Choice", {"MEMBER": text}, type=str)
+    return Choice.MEMBER
+
+
+def _strenum_member(text: str) -> enum.StrEnum:
+    """The member of a `class Choice(StrEnum)` whose value is `text`."""
+    Choice = enum.StrEnum("Choice", {"MEMBER": text})
+    return Choice.MEMBER
+
+
+def _int_enum_member(number: int) -> enum.IntEnum:
+    """The member of a `class Level(IntEnum)` whose value is `number`."""
+    Level = enum.IntEnum("Level", {"HIGH": number})
+    return Level.HIGH
 
 
 def wrong_values() -> SearchStrategy[Any]:
@@ -220,7 +244,7 @@ def wrong_values() -> SearchStrategy[Any]:
 def risky_values() -> SearchStrategy[Any]:
     """Values limpyd may store (as `stored_text` says: what redis-py would send) or refuse:
     IntEnum members, whose repr is not their number."""
-    return st.integers(-2, 2**64).map(lambda n: enum.IntEnum("Level", {"HIGH": n}).HIGH)
+    return st.integers(-2, 2**64).map(_int_enum_member)
 
 
 def filter_keys() -> SearchStrategy[str]:
@@ -370,6 +394,16 @@ def _filter_value(index: Any, values: SearchStrategy[str]) -> SearchStrategy[Any
     return values
 
 
+def _append(tail: str) -> Callable[[str], str]:
+    """`text -> text + tail` (binds `tail` now, not when the strategy is drawn)."""
+    return lambda text: text + tail
+
+
+def _prepend(head: str) -> Callable[[str], str]:
+    """`text -> head + text`."""
+    return lambda text: f"{head}{text}"
+
+
 def filters(
     model: type[RedisModel],
     *,
@@ -412,10 +446,10 @@ def filters(
         for suffix in sorted(suffixes, key=lambda s: s or ""):
             one = st.lists(value, max_size=3) if suffix == "in" else value
             tail = f"__{suffix}" if suffix else ""
-            options.append(st.tuples(name.map(lambda n, tail=tail: n + tail), one))
+            options.append(st.tuples(name.map(_append(tail)), one))
             if multi and suffix != "in":  # every value matches: `field[...]__all=[...]`
                 every = st.lists(value, min_size=1, max_size=3)
-                options.append(st.tuples(name.map(lambda n, tail=tail: f"{n}{tail}__all"), every))
+                options.append(st.tuples(name.map(_append(f"{tail}__all")), every))
 
     for field in meta.data_fields:
         texts_ = per_field(values, field.name, texts())
@@ -424,9 +458,9 @@ def filters(
             name = st.just(field.name)
             if isinstance(field, HashField):
                 keys = per_field(hash_keys, field.name, filter_keys())
-                name = keys.map(lambda key, base=field.name: f"{base}__{key}")
+                name = keys.map(_prepend(f"{field.name}__"))
             if index.prefix:
-                name = name.map(lambda n, prefix=index.prefix: f"{n}__{prefix}")
+                name = name.map(_append(f"__{index.prefix}"))
             add(name, index.handled_suffixes, _filter_value(index, texts_), multi)
         if field.indexes and isinstance(field, StringField | InstanceHashField):
             options.append(st.tuples(st.just(f"{field.name}__isnull"), st.booleans()))

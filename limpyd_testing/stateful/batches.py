@@ -188,8 +188,8 @@ class BatchRules(InvalidInputRules, MachineCore):
         elif kind == "list":
             op = Op("rpush", tuple(texts), new=old + tuple(texts), reply=len(old) + size)
         elif kind == "zset":
-            mapping = {text: float(i % 7) for i, text in enumerate(texts)}
-            op = Op("zadd", (mapping,), new={**old, **mapping}, reply=len(set(texts) - set(old)))
+            scores = {text: float(i % 7) for i, text in enumerate(texts)}
+            op = Op("zadd", (scores,), new={**old, **scores}, reply=len(set(texts) - set(old)))
         else:
             mapping = {f"k{i}": text for i, text in enumerate(texts)}
             op = Op(

@@ -3,7 +3,8 @@ probes of what a step wrote, stored values, expiry, integrity."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 from hypothesis import note
 from hypothesis import strategies as st
@@ -102,6 +103,12 @@ class CheckRules(MachineCore):
     def _filters(self, model: type[RedisModel]) -> st.SearchStrategy[dict[str, Any]]:
         """`strategies.filters`, values often drawn from what each field holds."""
 
+        def held_values(field: RedisField) -> Callable[[MachineCore], list[str]]:
+            return lambda machine: cast(CheckRules, machine)._filter_values(model, field)
+
+        def held_keys(field: RedisField) -> Callable[[MachineCore], list[str]]:
+            return lambda machine: cast(CheckRules, machine)._filter_keys(model, field)
+
         def build() -> st.SearchStrategy[dict[str, Any]]:
             values = {
                 "pk": mixed(
@@ -112,12 +119,8 @@ class CheckRules(MachineCore):
             }
             keys = {}
             for field in self._fields(model):
-                values[field.name] = mixed(
-                    lst.texts(), lambda machine, f=field: machine._filter_values(model, f), 3
-                )
-                keys[field.name] = mixed(
-                    lst.filter_keys(), lambda machine, f=field: machine._filter_keys(model, f), 3
-                )
+                values[field.name] = mixed(lst.texts(), held_values(field), 3)
+                keys[field.name] = mixed(lst.filter_keys(), held_keys(field), 3)
             return lst.filters(model, values=values, hash_keys=keys)
 
         return self._cached(("filters", model), build)  # type: ignore[no-any-return]
@@ -174,7 +177,10 @@ class CheckRules(MachineCore):
         now = self._server_now()
         for model in self.oracle.models:
             meta = model._meta
-            times = self.database.client.zrange(meta.expiry_key, 0, -1, withscores=True)
+            times = cast(
+                "list[tuple[str, float]]",
+                self.database.client.zrange(meta.expiry_key, 0, -1, withscores=True),
+            )
             stored = {pk: at <= now for pk, at in times}
             wanted = dict.fromkeys(self.oracle.expiring[model], False)
             wanted.update(dict.fromkeys(self.oracle.expired[model], True))
@@ -200,14 +206,14 @@ class CheckRules(MachineCore):
         expired ones are not seen)."""
         for model in self.oracle.models:
             for field in model._meta.data_fields:
-                if not lst.is_related(field) or field_kind(field) is None:
-                    continue
                 kind = field_kind(field)
+                if not lst.is_related(field) or kind is None:
+                    continue
                 target = field.related_model  # type: ignore[attr-defined]
                 alive = set(self.oracle.data[target])
                 pointing: dict[str, set[str]] = {pk: set() for pk in alive}
                 for pk, states in self.oracle.data[model].items():
-                    held = {v for _, v in items_of(kind, states.get(field.name, EMPTY[kind]))}  # type: ignore[index]
+                    held = {v for _, v in items_of(kind, states.get(field.name, EMPTY[kind]))}
                     for value in held & alive:
                         pointing[value].add(pk)
                     if kind in SINGLE:
@@ -244,14 +250,15 @@ class CheckRules(MachineCore):
             for pk, states in self.oracle.data[model].items():
                 instance = model.lazy_connect(pk)
                 if hashed:
-                    stored = instance.hgetall()
-                    wanted = {f.name: states[f.name] for f in hashed if f.name in states}
-                    assert stored == wanted, (
-                        f"{model.__name__}({pk!r}).hgetall() is {stored!r}, expected {wanted!r}"
+                    stored_hash = instance.hgetall()
+                    wanted_hash = {f.name: states[f.name] for f in hashed if f.name in states}
+                    assert stored_hash == wanted_hash, (
+                        f"{model.__name__}({pk!r}).hgetall() is {stored_hash!r}, "
+                        f"expected {wanted_hash!r}"
                     )
                 for field in others:
                     kind = field_kind(field)
-                    wanted = states.get(field.name, EMPTY[kind])  # type: ignore[index]
+                    wanted: Any = states.get(field.name, EMPTY[kind])  # type: ignore[index]
                     if kind == "zset":  # in rank order
                         bound = getattr(instance, field.name)
                         stored, wanted = bound.zrange(0, -1, withscores=True), zorder(wanted)

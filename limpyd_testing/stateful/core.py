@@ -177,6 +177,10 @@ class MachineCore(RuleBasedStateMachine):
         if lst.is_related(field):
             pool = self._pool(field)
             return st.sampled_from(pool) if pool else None
+        return self._value_texts(model, field)
+
+    def _value_texts(self, model: type[RedisModel], field: RedisField) -> st.SearchStrategy[str]:
+        """Texts for a field that is not related: new texts or ones already held."""
         # unique values clash half the time, others a quarter
         clashing = field.unique or any(field.name in g for g in model._meta.unique_together)
         return self._cached(

@@ -5,6 +5,7 @@ creates the expired pk again."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from hypothesis import note
@@ -125,7 +126,7 @@ class ExpiryRules(MachineCore):
         return [m for m in self._models_with_expired() if not m._meta.pk_field.auto]
 
     def _recreate(
-        self, model: type[RedisModel], pk: str, reap: Callable[[RedisModel], None]
+        self, model: type[RedisModel], pk: str, reap: Callable[[RedisModel], object]
     ) -> None:
         """Another client reaps the expired `pk` (with `reap`) and creates an instance with
         that pk again, with its defaults only; the oracle follows."""
@@ -188,13 +189,14 @@ class ExpiryRules(MachineCore):
         original = RedisModel._reap
         raced: list[bool] = []
 
-        def racing(instance: RedisModel) -> None:
+        def racing(instance: RedisModel) -> bool:
             if not raced:
                 raced.append(True)
                 self._recreate(model, pk, original)
-            original(instance)
+            return original(instance)
 
-        model._reap = racing  # type: ignore[method-assign]
+        # a monkeypatch, undone below (mypy binds `racing` when comparing: assignment)
+        model._reap = racing  # type: ignore[method-assign, assignment]
         try:
             call()
         except DoesNotExist:
@@ -221,15 +223,15 @@ class ExpiryRules(MachineCore):
                 (
                     f"{field.name}.delete()",
                     getattr(instance, field.name).delete,
-                    lambda field=field, empty=empty: self._empty_field(model, pk, field, empty),
+                    partial(self._empty_field, model, pk, field, empty),
                 )
             )
             if field_kind(field) == "hashfield":
                 calls.append(
                     (
                         f"hdel({field.name!r})",
-                        lambda name=field.name: instance.hdel(name),
-                        lambda field=field: self._empty_field(model, pk, field, None),
+                        partial(instance.hdel, field.name),
+                        partial(self._empty_field, model, pk, field, None),
                     )
                 )
         return calls

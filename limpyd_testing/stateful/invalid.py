@@ -14,7 +14,7 @@ from hypothesis.stateful import precondition, rule
 
 from limpyd.model import RedisModel
 from limpyd_testing import strategies as lst
-from limpyd_testing.stateful.commands import Op, hash_op, list_op, set_op, string_op, zset_op
+from limpyd_testing.stateful.commands import COLLECTION_OPS, Op, hash_op, string_op
 from limpyd_testing.stateful.core import MachineCore
 from limpyd_testing.stateful.values import SINGLE, field_kind, text_of
 
@@ -123,7 +123,7 @@ class InvalidInputRules(MachineCore):
             return hash_op(data, old, texts, self._hash_keys(model, field))  # type: ignore[arg-type]
         if kind in SINGLE:
             return string_op(data, kind, old, texts, lst.is_related(field))
-        make = {"set": set_op, "list": list_op, "zset": zset_op}[kind]
+        make = COLLECTION_OPS[kind]
         return make(data, kind, old, texts)
 
     @precondition(lambda self: self._has_instances())

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from hypothesis import note
@@ -17,9 +18,9 @@ from limpyd_testing import strategies as lst
 from limpyd_testing.snapshot import snapshot
 from limpyd_testing.stateful.batches import BatchRules
 from limpyd_testing.stateful.checks import CheckRules
-from limpyd_testing.stateful.commands import Op, hash_op, list_op, set_op, string_op, zset_op
+from limpyd_testing.stateful.commands import COLLECTION_OPS, Op, hash_op, list_op, string_op
 from limpyd_testing.stateful.config import DatabaseFactory
-from limpyd_testing.stateful.core import REFUSALS
+from limpyd_testing.stateful.core import REFUSALS, MachineCore
 from limpyd_testing.stateful.drawing import mixed
 from limpyd_testing.stateful.expiry import ExpiryRules
 from limpyd_testing.stateful.invalid import (
@@ -33,6 +34,11 @@ from limpyd_testing.stateful.invalid import (
 )
 from limpyd_testing.stateful.oracle import refused_state
 from limpyd_testing.stateful.values import EMPTY, SINGLE, field_kind, is_empty, read_value, text_of
+
+
+def _held_pks(model: type[RedisModel]) -> Callable[[MachineCore], list[str]]:
+    """The pks of `model` the running machine holds."""
+    return lambda machine: machine.oracle.pks(model)
 
 
 class ModelStateMachine(CheckRules, ExpiryRules, BatchRules):
@@ -52,14 +58,11 @@ class ModelStateMachine(CheckRules, ExpiryRules, BatchRules):
         `targets` (the related models that have some), texts often reusing held ones."""
         fields = self._fields(model)
         meta = model._meta
-        pools = {
-            target: mixed(
-                st.nothing(), lambda machine, target=target: machine.oracle.pks(target), 1, 0
-            )
-            for target in targets
-        }
+        pools = {target: mixed(st.nothing(), _held_pks(target), 1, 0) for target in targets}
         texts = {
-            field.name: self._texts(model, field) for field in fields if not lst.is_related(field)
+            field.name: self._value_texts(model, field)
+            for field in fields
+            if not lst.is_related(field)
         }
         keys = {f.name: self._hash_keys(model, f) for f in fields if isinstance(f, HashField)}
         if not meta.pk_field.auto:
@@ -245,7 +248,7 @@ class ModelStateMachine(CheckRules, ExpiryRules, BatchRules):
         elif kind in SINGLE:
             op = string_op(data, kind, old, texts, lst.is_related(field))
         else:
-            make = {"set": set_op, "list": list_op, "zset": zset_op}[kind]
+            make = COLLECTION_OPS[kind]
             op = make(data, kind, old, texts)
         self._send(data, model, pk, field, op)
 

@@ -106,5 +106,4 @@ def zset_op(
     taken = order if name == "zpopmin" else order[::-1]
     taken = taken[: 1 if count is None else count]
     new = {m: s for m, s in old.items() if m not in dict(taken)}
-    args = () if count is None else (count,)
-    return Op(name, args, new=new, reply=list(taken))
+    return Op(name, () if count is None else (count,), new=new, reply=list(taken))
