@@ -211,16 +211,22 @@ class RedisClusterExecutor:
         deadline = time.monotonic() + (self.startup_timeout if timeout is None else timeout)
         self._wait("cluster_state:ok and every slot served", self._not_ok, deadline)
 
+    def open_migration(self, slot: int, target: RedisServerExecutor) -> RedisServerExecutor:
+        """Mark `slot` IMPORTING on the primary `target` and MIGRATING on the one serving it,
+        moving no key (`MIGRATE` moves them, `migrate_slot` all the way); that primary."""
+        source = self.primary_of_slot(slot)
+        self.admin(target).cluster("setslot", slot, "IMPORTING", self.node_id(source))
+        self.admin(source).cluster("setslot", slot, "MIGRATING", self.node_id(target))
+        return source
+
     def migrate_slot(self, slot: int, target: RedisServerExecutor, batch: int = 100) -> None:
         """Move `slot` and its keys to the primary `target` (IMPORTING/MIGRATING, `MIGRATE`,
         `SETSLOT NODE`), and wait until every running node sees it there."""
         source = self.primary_of_slot(slot)
         if source is target:
             return
-        source_admin, target_admin = self.admin(source), self.admin(target)
-        target_id = self.node_id(target)
-        target_admin.cluster("setslot", slot, "IMPORTING", self.node_id(source))
-        source_admin.cluster("setslot", slot, "MIGRATING", target_id)
+        self.open_migration(slot, target)
+        source_admin, target_id = self.admin(source), self.node_id(target)
         while keys := source_admin.cluster("getkeysinslot", slot, batch):
             source_admin.execute_command(
                 "MIGRATE", target.host, target.port, "", 0, 5000, "KEYS", *keys

@@ -14,6 +14,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from limpyd.backends import RedisClusterBackend
+from limpyd.backends.base import redact_url
 from limpyd.database import RedisDatabase
 from limpyd_testing.cluster import RedisClusterExecutor
 from limpyd_testing.options import LimpydOptions
@@ -79,19 +80,9 @@ def _checking_client(url: str) -> redis.Redis:
     )
 
 
-def _redact(url: str) -> str:
-    """`url` with its password, if any, replaced by `***` (for headers and messages)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = f"{parts.username}:" if parts.username else ":"
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{user}***@{host}"))
-
-
 def _refusal(url: str, size: int) -> str:
     return (
-        f"limpyd: refusing to run tests on {_redact(url)} (db {_url_db(url)}): it holds "
+        f"limpyd: refusing to run tests on {redact_url(url)} (db {_url_db(url)}): it holds "
         f"{size} key(s) "
         "that the tests did not create. Use an empty db, or pass --limpyd-flush-existing "
         "to flush it."
@@ -205,7 +196,7 @@ class SessionState:
             try:
                 size = client.dbsize()
             except redis.RedisError as exc:
-                self.fail_or_skip(f"cannot use Redis at {_redact(url)}: {exc}", ("redis",))
+                self.fail_or_skip(f"cannot use Redis at {redact_url(url)}: {exc}", ("redis",))
                 return
             finally:
                 client.close()
@@ -220,7 +211,7 @@ class SessionState:
             info = client.info("server")
         except redis.RedisError as exc:
             client.close()
-            self.fail_or_skip(f"cannot use Redis at {_redact(url)}: {exc}", ("redis",))
+            self.fail_or_skip(f"cannot use Redis at {redact_url(url)}: {exc}", ("redis",))
             return
         self._admin[db] = client
         parts = urlsplit(url)
@@ -299,7 +290,7 @@ class SessionState:
         try:
             size = int(self.cluster_admin().dbsize(target_nodes="primaries"))  # summed
         except (redis.RedisError, OSError) as exc:
-            url = _redact(self.cluster_url or "")
+            url = redact_url(self.cluster_url or "")
             self.fail_or_skip(f"cannot use the cluster at {url}: {exc}", ("cluster",))
             return
         if size and not self.options.flush_existing:
@@ -362,11 +353,11 @@ class SessionState:
     def _redis_header(self) -> str:
         if self.server is not None:
             origin = "throw-away server" if self.server.pid else "given server"
-            return f"redis {self.server.version} at {_redact(self.server.url)} ({origin})"
+            return f"redis {self.server.version} at {redact_url(self.server.url)} ({origin})"
         if "redis" in self.unavailable:
             return f"redis tests skipped: {self.unavailable['redis']}"
         if self.options.redis_url:
-            given = _redact(self.options.redis_url)
+            given = redact_url(self.options.redis_url)
             return f"redis at {given} (db + worker number per worker)"
         version = redis_server_version(self.executable) if self.executable else None
         return (
@@ -377,7 +368,7 @@ class SessionState:
         if "cluster" in self.unavailable:
             return f"cluster tests skipped: {self.unavailable['cluster']}"
         if self.options.cluster_url:
-            return f"cluster at {_redact(self.options.cluster_url)} (given)"
+            return f"cluster at {redact_url(self.options.cluster_url)} (given)"
         if self.cluster_url is not None:
             return f"cluster at {self.cluster_url} (throw-away, 3 primaries)"
         return "one throw-away 3-primary cluster per worker"

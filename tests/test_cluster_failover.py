@@ -23,6 +23,7 @@ from limpyd.exceptions import DoesNotExist
 from limpyd_testing import integrity
 from limpyd_testing.cluster import RedisClusterExecutor
 from limpyd_testing.server import find_redis_server
+from limpyd_testing.snapshot import snapshot
 
 pytestmark = pytest.mark.limpyd_backends("cluster")
 
@@ -118,13 +119,17 @@ def _run_writer_around(Account: Any, change: Any) -> _Writer:
     return writer
 
 
-def test_a_slot_moved_to_another_primary_while_a_writer_runs(cluster_with_replicas):
-    cluster = cluster_with_replicas
-    database = RedisDatabase.from_url(cluster.url)
-    Account = _models(database)
+def _accounts_slot(cluster: RedisClusterExecutor) -> tuple[Any, int, Any]:
+    """The Account model on `cluster`, the slot of its keys, and a primary not serving it."""
+    Account = _models(RedisDatabase.from_url(cluster.url))
     slot = key_slot(Account._meta.collection_key.encode())
     source = cluster.primary_of_slot(slot)
-    target = next(node for node in cluster.primary_nodes if node is not source)
+    return Account, slot, next(node for node in cluster.primary_nodes if node is not source)
+
+
+def test_a_slot_moved_to_another_primary_while_a_writer_runs(cluster_with_replicas):
+    cluster = cluster_with_replicas
+    Account, slot, target = _accounts_slot(cluster)
 
     writer = _run_writer_around(Account, lambda: cluster.migrate_slot(slot, target, batch=5))
 
@@ -134,9 +139,7 @@ def test_a_slot_moved_to_another_primary_while_a_writer_runs(cluster_with_replic
 
 def test_a_primary_killed_while_a_writer_runs(cluster_with_replicas):
     cluster = cluster_with_replicas
-    database = RedisDatabase.from_url(cluster.url)
-    Account = _models(database)
-    slot = key_slot(Account._meta.collection_key.encode())
+    Account, slot, _ = _accounts_slot(cluster)
     primary = cluster.primary_of_slot(slot)
 
     writer = _run_writer_around(Account, lambda: cluster.kill_primary(primary))
@@ -153,16 +156,6 @@ def small_cluster(limpyd_backend: str) -> Iterator[RedisClusterExecutor]:
         pytest.skip("no redis-server to start a cluster with")
     with RedisClusterExecutor(executable, primaries=2) as cluster:
         yield cluster
-
-
-def _open_migration(cluster: RedisClusterExecutor, slot: int) -> tuple[Any, Any]:
-    """Mark `slot` MIGRATING from its primary to another one (IMPORTING there), moving no key;
-    (source admin, target node)."""
-    source = cluster.primary_of_slot(slot)
-    target = next(node for node in cluster.primary_nodes if node is not source)
-    cluster.admin(target).cluster("setslot", slot, "IMPORTING", cluster.node_id(source))
-    cluster.admin(source).cluster("setslot", slot, "MIGRATING", cluster.node_id(target))
-    return cluster.admin(source), target
 
 
 def _move(source_admin: Any, target: Any, keys: list[str]) -> None:
@@ -185,11 +178,11 @@ def test_calls_while_a_slot_is_half_moved_are_refused_and_change_nothing(small_c
     # every call declares the model's never-existing probe key, so Redis refuses them all
     # while the slot migrates.
     cluster = small_cluster
-    Account = _models(RedisDatabase.from_url(cluster.url))
+    Account, slot, target = _accounts_slot(cluster)
     account = Account(name="ann", balance="1", tags=["a"])
     Account(name="bob", balance="1", tags=["b"]).expire(1000)  # the expiry zset exists
-    slot = key_slot(Account._meta.collection_key.encode())
-    source_admin, target = _open_migration(cluster, slot)
+    before = snapshot(Account._meta.database)
+    source_admin = cluster.admin(cluster.open_migration(slot, target))
     pk = account.pk.get()
 
     _move(source_admin, target, [account.balance.key])  # the value moved, not its index
@@ -203,6 +196,7 @@ def test_calls_while_a_slot_is_half_moved_are_refused_and_change_nothing(small_c
 
     cluster.migrate_slot(slot, target)
     fresh = _models(RedisDatabase.from_url(cluster.url))
+    assert snapshot(fresh._meta.database) == before  # every key as it was, byte for byte
     assert integrity.check(fresh) == []
     assert fresh.get(name="ann").balance.get() == "1"
     assert not fresh.collection(name="cid")

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-__all__ = ["CLIENT_DEFAULTS", "Backend"]
+__all__ = ["CLIENT_DEFAULTS", "Backend", "redact_url"]
 
 #: Options every client gets unless the caller overrides them: values come back as `str`
 #: (the manual's examples), bytes that are not UTF-8 survive the round trip, replies use
@@ -48,3 +49,13 @@ class Backend:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.describe()}>"
+
+
+def redact_url(url: str) -> str:
+    """`url` with its password, if any, replaced by `***` (for headers and messages)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = f"{parts.username}:" if parts.username else ":"
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}***@{host}"))

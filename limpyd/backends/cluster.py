@@ -38,7 +38,7 @@ from redis.cluster import (
 )
 from redis.exceptions import CrossSlotTransactionError, RedisClusterException, RedisError
 
-from limpyd.backends.base import CLIENT_DEFAULTS, Backend
+from limpyd.backends.base import CLIENT_DEFAULTS, Backend, redact_url
 
 __all__ = ["CrossSlotError", "LimpydRedisCluster", "RedisClusterBackend", "parse_cluster_url"]
 
@@ -202,7 +202,7 @@ def parse_cluster_url(url: str) -> tuple[list[tuple[str, int]], dict[str, Any]]:
     refused: a cluster has only db 0."""
     parts = urlsplit(url)
     credentials, _, hosts = parts.netloc.rpartition("@")
-    shown = parts._replace(netloc=f"***@{hosts}").geturl() if credentials else url  # no password
+    shown = redact_url(url)
     if parts.scheme not in CLUSTER_SCHEMES:
         raise ValueError(
             f"Invalid cluster URL {shown!r}: use redis+cluster:// or rediss+cluster://"
