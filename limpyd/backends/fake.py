@@ -188,6 +188,40 @@ class _CompilingRuntime:
         return getattr(self._runtime, name)
 
 
+def _native_call(
+    socket: Any, name: bytes, numkeys: bytes, keys_and_args: tuple[bytes, ...], ro_command: bool
+) -> Any:
+    """The native run of a limpyd function (see `native`), or None when the call is not one
+    the fake server's own FCALL would run (not loaded, malformed): that one answers it."""
+    from fakeredis._helpers import SimpleError
+
+    from limpyd.backends.native import NATIVE, ScriptFailure, Server
+
+    function = NATIVE.get(name)
+    if function is None or not numkeys.isdigit() or int(numkeys) > len(keys_and_args):
+        return None
+    loaded = socket._functions().find(name)
+    if loaded is None:
+        return None
+    read_only = b"no-writes" in loaded.flags
+    if ro_command and not read_only:
+        return None
+    count = int(numkeys)
+
+    def run() -> Any:
+        socket._script_resp = 2  # as for any function: RESP2 replies, whatever the caller's
+        try:
+            return function(
+                Server(socket, read_only), list(keys_and_args[:count]), list(keys_and_args[count:])
+            )
+        except ScriptFailure as failure:
+            raise SimpleError(f"ERR {failure}") from None
+        finally:
+            socket._script_resp = None
+
+    return run
+
+
 def _limpyd_fake_connection_class() -> Any:
     """A fakeredis connection whose server computes float increments like Redis."""
     global _connection_class
@@ -231,6 +265,18 @@ def _limpyd_fake_connection_class() -> Any:
 
         def _get_server_runtime(self, server: Any) -> Any:
             return _CompilingRuntime.of(server, super()._get_server_runtime(server))
+
+        def fcall(self, function_name: bytes, numkeys: bytes, *keys_and_args: bytes) -> Any:
+            native = _native_call(self, function_name, numkeys, keys_and_args, False)
+            if native is None:
+                return super().fcall(function_name, numkeys, *keys_and_args)
+            return native()
+
+        def fcall_ro(self, function_name: bytes, numkeys: bytes, *keys_and_args: bytes) -> Any:
+            native = _native_call(self, function_name, numkeys, keys_and_args, True)
+            if native is None:
+                return super().fcall_ro(function_name, numkeys, *keys_and_args)
+            return native()
 
         @command(name="EVAL_RO", fixed=(bytes, bytes), repeat=(bytes,))
         def eval_ro(self, script: bytes, numkeys: bytes, *keys_and_args: bytes) -> Any:

@@ -1,0 +1,195 @@
+"""What every native function shares: the server it runs commands on, the cursor over its
+arguments, and the helpers of common.lua (field states, expiry, range-index members).
+
+Commands run through the fake server's own command table, as `redis.call` does from Lua:
+the same argument checks, errors, WATCH bookkeeping and keyspace events; only the crossing
+into and out of Lua is gone. Values are bytes, as Lua strings are; a reply is what Lua
+would see, with status replies as their text (`res.ok`) and doubles as their text.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fakeredis._helpers import SimpleError, SimpleString
+from fakeredis.model import is_write_command
+
+__all__ = ["Arguments", "ScriptFailure", "Server", "pk_of"]
+
+
+class ScriptFailure(Exception):
+    """A function's error reply (Lua's `error()` or `redis.error_reply`): its text, sent as is."""
+
+
+class Server:
+    """The fake server, as one running function sees it (`redis.call`, `redis.pcall`)."""
+
+    def __init__(self, socket: Any, read_only: bool) -> None:
+        self.socket = socket
+        self.read_only = read_only
+
+    def pcall(self, name: bytes, *args: Any) -> Any:
+        """Run a command; its reply, or its error as a `SimpleError` (as `redis.pcall`)."""
+        socket = self.socket
+        try:
+            func, sig = socket._name_to_func(name.decode().lower())
+        except SimpleError as error:
+            return error
+        if self.read_only and is_write_command(sig.name.encode()):
+            return SimpleError("ERR Write commands are not allowed from read-only scripts.")
+        fields = [_argument(arg) for arg in args]
+        return _as_lua_sees(socket._run_command(func, sig, fields, True))
+
+    def call(self, name: bytes, *args: Any) -> Any:
+        """Run a command; its reply, its error raised (as `redis.call`)."""
+        reply = self.pcall(name, *args)
+        if type(reply) is SimpleError:
+            raise reply
+        return reply
+
+    # common.lua's helpers, over this server
+
+    def read_state(self, kind: bytes, key: bytes, sub: bytes) -> list[bytes]:
+        """A field's state as a flat list, equal for equal contents (see common.lua)."""
+        call = self.call
+        if kind == b"string":
+            value = call(b"GET", key)
+            return [] if value is None else [value]
+        if kind == b"hashfield":
+            value = call(b"HGET", key, sub)
+            return [] if value is None else [value]
+        if kind == b"hash":
+            flat = call(b"HGETALL", key)
+            pairs = sorted(zip(flat[::2], flat[1::2]))
+            return [item for pair in pairs for item in pair]
+        if kind == b"set":
+            return sorted(call(b"SMEMBERS", key))
+        if kind == b"list":
+            return call(b"LRANGE", key, 0, -1)  # type: ignore[no-any-return]
+        if kind == b"zset":
+            return call(b"ZRANGE", key, 0, -1, b"WITHSCORES")  # type: ignore[no-any-return]
+        raise ScriptFailure(f"limpyd: unknown state kind {kind.decode(errors='replace')}")
+
+    def write_state(self, kind: bytes, key: bytes, sub: bytes, state: list[bytes]) -> None:
+        """Write a state read by `read_state` into an empty key."""
+        if not state:
+            return
+        call = self.call
+        if kind == b"string":
+            call(b"SET", key, state[0])
+        elif kind == b"hashfield":
+            call(b"HSET", key, sub, state[0])
+        elif kind == b"hash":
+            call(b"HSET", key, *state)
+        elif kind == b"set":
+            call(b"SADD", key, *state)
+        elif kind == b"list":
+            call(b"RPUSH", key, *state)
+        elif kind == b"zset":
+            swapped = [item for i in range(0, len(state), 2) for item in (state[i + 1], state[i])]
+            call(b"ZADD", key, *swapped)
+
+    def now(self) -> float:
+        """The server's time, in seconds."""
+        return time.time()
+
+    def expired(self, key: bytes, pk: bytes) -> bool:
+        """Whether the instance `pk` has an expiry time (in the zset `key`) that has passed."""
+        if key == b"":
+            return False
+        at = self.call(b"ZSCORE", key, pk)
+        return at is not None and float(at) <= self.now()
+
+
+def _argument(value: Any) -> bytes:
+    """A command argument as `redis.call` gets it: a string, or a number in %.17g."""
+    kind = type(value)
+    if kind is bytes:
+        return value  # type: ignore[no-any-return]
+    if kind is int:
+        return b"%d" % value
+    if kind is float:
+        return b"%.17g" % value
+    raise TypeError(f"limpyd: a command argument of type {kind.__name__}")
+
+
+def _as_lua_sees(reply: Any) -> Any:
+    """A command's reply as a Lua caller sees it: status as its text, doubles as text."""
+    kind = type(reply)
+    if kind is bytes or kind is int or reply is None or kind is SimpleError:
+        return reply
+    if kind is list:
+        return [_as_lua_sees(item) for item in reply]
+    if kind is SimpleString:
+        return reply.value
+    if kind is float:
+        from fakeredis._commands import Float
+
+        return Float.encode(reply, humanfriendly=False)
+    if kind is str:
+        return reply.encode()
+    if kind is dict:
+        return [_as_lua_sees(item) for pair in reply.items() for item in pair]
+    return reply
+
+
+class Arguments:
+    """A cursor over one call's arguments (common.lua's `argv_reader`): `next()` the next
+    string, `num()` the next number, `key()` the key the next argument declares (its
+    1-based position in `keys`), `list(n)` n strings."""
+
+    __slots__ = ("args", "keys", "pos")
+
+    def __init__(self, keys: list[bytes], args: list[bytes]) -> None:
+        self.keys = keys
+        self.args = args
+        self.pos = 0
+
+    def declared(self, position: Any) -> bytes:
+        try:
+            index = int(position)
+        except (TypeError, ValueError):
+            index = 0
+        if not 1 <= index <= len(self.keys):
+            raise ScriptFailure(f"limpyd: no declared key at {position!r}")
+        return self.keys[index - 1]
+
+    def next(self) -> bytes:
+        pos = self.pos
+        self.pos = pos + 1
+        if pos >= len(self.args):
+            raise ScriptFailure("limpyd: arguments end too soon")
+        return self.args[pos]
+
+    def num(self) -> int:
+        text = self.next()
+        try:
+            return int(text)
+        except ValueError:
+            raise ScriptFailure(f"limpyd: {text!r} is not a number") from None
+
+    def key(self) -> bytes:
+        return self.declared(self.next())
+
+    def list(self, n: int) -> list[bytes]:
+        pos = self.pos
+        if pos + n > len(self.args):
+            raise ScriptFailure("limpyd: arguments end too soon")
+        self.pos = pos + n
+        return self.args[pos : pos + n]
+
+    def done(self) -> bool:
+        return self.pos >= len(self.args)
+
+
+def pk_of(member: bytes) -> bytes:
+    """The pk of a range index's member: <escaped value> NUL NUL <pk> (see common.lua)."""
+    i = 0
+    while True:
+        z = member.find(b"\0", i)
+        if z < 0:
+            return member
+        if member[z + 1 : z + 2] == b"\0":
+            return member[z + 2 :]
+        i = z + 2
