@@ -1,0 +1,117 @@
+"""The fake server's native run of limpyd's functions (limpyd/backends/native): its reads
+straight from the server's data answer as the server's command table does, and a call runs
+the native code only for a function the server has loaded."""
+
+from __future__ import annotations
+
+import itertools
+import time
+
+import pytest
+import redis
+
+from limpyd import lua
+from limpyd.backends import FakeBackend
+from limpyd.backends.native import NATIVE
+from limpyd.backends.native.server import Server
+
+pytestmark = pytest.mark.limpyd_backends("fake")  # the fake server's own machinery
+
+#: Each fast read, with argument lists covering hits and misses.
+READS = [
+    (b"GET", [[b"s"], [b"h"], [b"missing"], [b"gone"]]),
+    (b"HGET", [[b"h", b"f"], [b"h", b"nope"], [b"s", b"f"], [b"missing", b"f"]]),
+    (b"HEXISTS", [[b"h", b"f"], [b"h", b"nope"], [b"set", b"f"], [b"missing", b"f"]]),
+    (b"HGETALL", [[b"h"], [b"set"], [b"missing"]]),
+    (b"SISMEMBER", [[b"set", b"a"], [b"set", b"z"], [b"h", b"a"], [b"missing", b"a"]]),
+    (b"SMEMBERS", [[b"set"], [b"z"], [b"missing"], [b"gone"]]),
+    (b"SCARD", [[b"set"], [b"s"], [b"missing"]]),
+    (b"ZSCORE", [[b"z", b"m"], [b"z", b"x"], [b"z", b"inf"], [b"set", b"m"], [b"missing", b"m"]]),
+    (b"EXISTS", [[b"s"], [b"set"], [b"missing"], [b"gone"]]),
+]
+
+
+@pytest.fixture
+def fake():
+    backend = FakeBackend(name=f"native-{time.monotonic_ns()}")
+    raw = backend.client()
+    raw.set("s", "text")
+    raw.set("gone", "soon", px=1)
+    raw.hset("h", mapping={"f": "v", "g": ""})
+    raw.sadd("set", "a", "b", "\xe9")
+    raw.zadd("z", {"m": 1.5, "inf": float("inf"), "n": -0.0})
+    time.sleep(0.01)
+    yield backend
+    raw.close()
+    FakeBackend.drop_server(backend.name)
+
+
+def _socket(client):
+    """The fake server's socket behind a connection of `client` (kept alive by the caller)."""
+    connection = client.connection_pool.get_connection()
+    connection.connect()
+    return connection._sock
+
+
+@pytest.mark.parametrize("name,calls", READS, ids=[name.decode() for name, _ in READS])
+def test_each_fast_read_answers_as_the_command_table(fake, name, calls):
+    client = fake.client()
+    socket = _socket(client)
+    bytes_client = fake.client()
+    bytes_client.connection_pool.connection_kwargs["decode_responses"] = False
+    for args in calls:
+        with socket._server.lock:
+            socket._db.time = time.time()
+            native = Server(socket, read_only=True).pcall(name, *args)
+        try:
+            expected = bytes_client.execute_command(name.decode(), *args)
+        except redis.ResponseError as error:
+            assert type(native).__name__ == "SimpleError" and native.value == str(error)
+            continue
+        if isinstance(expected, (list, set)):  # redis-py gives SMEMBERS as a set
+            native, expected = sorted(native), sorted(expected)
+        elif isinstance(expected, dict):  # and HGETALL as a dict
+            native = dict(zip(native[::2], native[1::2], strict=True))
+        elif name == b"ZSCORE" and expected is not None:  # redis-py parses the score
+            native = float(native)
+        assert native == expected, (name, args)
+
+
+def test_every_limpyd_function_runs_natively_and_only_once_loaded(db):
+    assert set(NATIVE) >= {lua.SCRIPT.function("read").encode()}
+    client = db.connection
+    client.function_flush()
+    name = lua.SCRIPT.function("read")
+    with pytest.raises(redis.ResponseError, match=r"(?i)function not found"):
+        client.fcall(name, 1, "{t}:probe")
+    lua.SCRIPT.load(client)
+    assert client.fcall(name, 1, "{t}:probe") == []
+
+
+def test_native_and_lua_reads_agree(db):
+    """The same `read` call, run natively (FCALL) and by the Lua code (EVAL), on every kind."""
+    client = db.connection
+    client.sadd("{t}:set", "b", "a")
+    client.hset("{t}:hash", mapping={"y": "1", "x": "2"})
+    client.rpush("{t}:list", "z", "y")
+    client.zadd("{t}:zset", {"m": 2, "n": 1})
+    client.set("{t}:string", "v")
+    keys = ["{t}:probe", "{t}:set", "{t}:hash", "{t}:list", "{t}:zset", "{t}:string", "{t}:tmp"]
+    argv = list(
+        itertools.chain(
+            ["state", "set", 2, ""],
+            ["state", "hash", 3, ""],
+            ["state", "hashfield", 3, "x"],
+            ["state", "list", 4, ""],
+            ["state", "zset", 5, ""],
+            ["state", "string", 6, ""],
+            ["simulate", "set", 2, "", 7, 2, "SADD", "c"],
+            ["simulate", "string", 6, "", 7, 1, "INCR"],
+        )
+    )
+    lua.SCRIPT.load(client)
+    native = client.fcall(lua.SCRIPT.function("read"), len(keys), *keys, *argv)
+    scripted = client.eval(lua.SCRIPT.text, len(keys), *keys, "read", *argv)
+    assert native == scripted
+    assert native[-1][1][0] == "E"  # INCR of a text: the error, reported
+    assert client.exists("{t}:tmp") == 0
