@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from limpyd.backends.native.apply import apply
 from limpyd.backends.native.read import read
 from limpyd.backends.native.server import ScriptFailure, Server
 from limpyd.lua import FUNCTIONS, SCRIPT
@@ -27,7 +28,7 @@ __all__ = ["NATIVE", "ScriptFailure", "Server"]
 
 Function = Callable[[Server, list[bytes], list[bytes]], Any]
 
-_MODES: dict[str, Function] = {"read": read}
+_MODES: dict[str, Function] = {"read": read, "apply": apply}
 
 #: The native function of each limpyd function, by its name on the server.
 NATIVE: dict[bytes, Function] = {

@@ -1,0 +1,449 @@
+"""The `apply` function, natively (see limpyd/scripts/apply.lua): one write, in three phases.
+
+1. Read every instruction: a malformed one fails here, before anything is written.
+2. Run the checks, and probe what Redis could refuse in a later write: ZADD scores (a ZADD XX
+   on the probe key, which never exists), expiry seconds, the pk counter.
+3. Run the writes; the counter is stored last.
+
+The reply is `[b"OK", reply, new_pk]` (None where Lua has `false`), or a refusal such as
+`[b"UNIQUE", id, holder]`. Lua's chunking of long commands (its `unpack` limit) has no
+equivalent here: each command runs whole, with the same effect and reply.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from fakeredis._helpers import SimpleError
+
+from limpyd import protocol
+from limpyd.backends.native.server import Arguments, ScriptFailure, Server, pk_of
+
+__all__ = ["apply"]
+
+_EXISTS = protocol.EXISTS.encode()
+_FREE = protocol.FREE.encode()
+_REAPING = protocol.REAPING.encode()
+_GUARD = protocol.GUARD.encode()
+_REFERENCE = protocol.REFERENCE.encode()
+_UNIQUE = protocol.UNIQUE.encode()
+_PROBE = protocol.PROBE.encode()
+_NEW_PK = protocol.NEW_PK.encode()
+_UNLINK = protocol.UNLINK.encode()
+_EXPIRE = protocol.EXPIRE.encode()
+_PER_MEMBER = protocol.PER_MEMBER.encode()
+_VALUE_ENTRIES = protocol.VALUE_ENTRIES.encode()
+_CALL = protocol.CALL.encode()
+_CALL_FOR_REPLY = protocol.CALL_FOR_REPLY.encode()
+_SET_KEY = protocol.SET_KEY.encode()
+
+_PRESENCE = (_EXISTS, _FREE, _REAPING)
+_CALLS = (_CALL, _CALL_FOR_REPLY)
+
+#: The kinds of field states `Server.read_state` knows.
+_KINDS = frozenset((b"string", b"hashfield", b"hash", b"set", b"list", b"zset"))
+_ZADD_FLAGS = frozenset((b"NX", b"XX", b"GT", b"LT", b"CH", b"INCR"))
+_MAX_COUNTER = b"9223372036854775807"
+_COUNTER = re.compile(rb"0|[1-9][0-9]*")
+
+# Lua 5.1's tonumber: C's strtod (decimal, hexadecimal, inf, nan) between C-locale spaces.
+_SPACES = rb"[ \t\n\v\f\r]*"
+_LUA_NUMBER = re.compile(
+    _SPACES
+    + rb"([+-]?)(?:"
+    + rb"(inf(?:inity)?|nan(?:\([0-9a-z_]*\))?)"
+    + rb"|(0x(?:[0-9a-f]+(?:\.[0-9a-f]*)?|\.[0-9a-f]+)(?:p[+-]?[0-9]+)?)"
+    + rb"|((?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:e[+-]?[0-9]+)?)"
+    + rb")"
+    + _SPACES,
+    re.IGNORECASE,
+)
+
+
+def _tonumber(text: bytes) -> float | None:
+    """Lua 5.1's `tonumber(text)` (the text read as a C string: up to its first NUL)."""
+    match = _LUA_NUMBER.fullmatch(text.partition(b"\0")[0])
+    if match is None:
+        return None
+    sign, special, hexadecimal, decimal = match.groups()
+    if special is not None:
+        value = float(special[:3])
+    elif hexadecimal is not None:
+        try:
+            value = float.fromhex(hexadecimal.decode())
+        except OverflowError:
+            value = float("inf")
+    else:
+        value = float(decimal)
+    return -value if sign == b"-" else value
+
+
+def _text(value: bytes) -> str:
+    return value.decode(errors="replace")
+
+
+class _Command:
+    """A command of the write: its arguments (declared keys in place) and its holes, each
+    (index, pieces, escaped): argument `index` is the pieces joined by a text."""
+
+    __slots__ = ("args", "holes")
+
+    def __init__(self, args: list[bytes], holes: list[tuple[int, list[bytes], bool]]) -> None:
+        self.args = args
+        self.holes = holes
+
+    def filled(self, text: bytes, escaped: bytes = b"") -> list[bytes]:
+        """The arguments, each hole filled with `text` (an escaped one with `escaped`)."""
+        if not self.holes:
+            return self.args
+        args = list(self.args)
+        for index, pieces, is_escaped in self.holes:
+            args[index] = (escaped if is_escaped else text).join(pieces)
+        return args
+
+
+def _read_command(r: Arguments, templated: bool = False) -> _Command:
+    """`n cmd args(n-1) h holes(h) k keys(k)`; a template's holes also say their mode."""
+    n = r.num()
+    if n < 1:
+        raise ScriptFailure("limpyd: a command without a name")
+    args = r.list(n)
+    holes = []
+    for _ in range(r.num()):
+        index = r.num()
+        escaped = templated and r.next() == b"escaped"
+        if not 0 <= index < n:
+            raise ScriptFailure(f"limpyd: a hole at {index} in a command of {n} arguments")
+        holes.append((index, r.list(r.num()), escaped))
+    for _ in range(r.num()):
+        index = r.num()
+        args[index] = r.declared(args[index] if 0 <= index < n else None)
+    return _Command(args, holes)
+
+
+def _kind(kind: bytes) -> bytes:
+    if kind not in _KINDS:
+        raise ScriptFailure(f"limpyd: unknown state kind {_text(kind)}")
+    return kind
+
+
+class _ValueEntries:
+    """A `value_entries` write: the templates run for each value of a field."""
+
+    __slots__ = ("escape_from", "escape_to", "key", "kind", "sub", "templates", "values", "when")
+
+    def __init__(self, r: Arguments) -> None:
+        self.when = r.next()
+        if self.when not in (b"old", b"new"):
+            raise ScriptFailure(f"limpyd: value entries of an unknown time {_text(self.when)}")
+        self.kind = _kind(r.next())
+        self.key = r.key()
+        self.sub = r.next()
+        self.escape_from = r.next()
+        if not self.escape_from:
+            raise ScriptFailure("limpyd: value entries escaping an empty text")
+        self.escape_to = r.next()
+        self.templates = [_read_command(r, True) for _ in range(r.num())]
+        self.values: list[bytes] = []
+
+    def read(self, server: Server) -> None:
+        """The values of the field now: its members, items or single value."""
+        state = server.read_state(self.kind, self.key, self.sub)
+        self.values = state[::2] if self.kind == b"zset" else state
+
+    def run(self, server: Server) -> None:
+        for value in self.values:
+            escaped = value.replace(self.escape_from, self.escape_to)
+            for template in self.templates:
+                _run(server, template.filled(value, escaped))
+
+
+def _run(server: Server, args: list[Any]) -> Any:
+    """Run the command `args` (its name first), as `redis.call`."""
+    return server.call(args[0], *args[1:])
+
+
+def _holds(server: Server, kind: bytes, key: bytes, sub: bytes, value: bytes) -> bool:
+    """Whether the field of `kind` at key/sub holds `value` (as a member, or its value)."""
+    if kind == b"set":
+        return server.call(b"SISMEMBER", key, value) == 1  # type: ignore[no-any-return]
+    if kind == b"zset":
+        return server.call(b"ZSCORE", key, value) is not None
+    state = server.read_state(kind, key, sub)
+    return bool(state) and state[0] == value
+
+
+def _zadd_error(server: Server, probe_key: bytes | None, args: list[bytes]) -> bytes | None:
+    """Redis's error for the scores of this ZADD, or None when it accepts them."""
+    i = 2
+    while i < len(args) and args[i].upper() in _ZADD_FLAGS:
+        i += 1
+    if probe_key is None:
+        raise ScriptFailure("limpyd: a ZADD to check without a probe key")
+    reply = server.pcall(b"ZADD", probe_key, b"XX", *args[i:])
+    if type(reply) is SimpleError:
+        return reply.value.encode()
+    return None
+
+
+def apply(server: Server, keys: list[bytes], args: list[bytes]) -> list[Any]:
+    """Apply one write atomically (see the module's docstring and apply.lua)."""
+    r = Arguments(keys, args)
+    probe_key: bytes | None = None
+    counter: bytes | None = None
+    checks: list[tuple[Any, ...]] = []
+    writes: list[tuple[Any, ...]] = []
+    # Phase 1: read.
+    while not r.done():
+        op = r.next()
+        if op in _PRESENCE:
+            checks.append((op, r.key(), r.next(), r.key()))
+        elif op == _REFERENCE:
+            check: tuple[Any, ...] = (op, r.next(), r.key(), r.next(), r.key(), r.next())
+            if check[5] != b"":
+                check = (*check[:5], _kind(check[5]), r.key(), r.next())
+            checks.append(check)
+        elif op == _GUARD:
+            kind, key, sub = _kind(r.next()), r.key(), r.next()
+            checks.append((op, kind, key, sub, r.list(r.num())))
+        elif op == _UNIQUE:
+            checks.append((op, r.next(), r.next(), r.key(), r.next(), r.next(), r.next(), r.key()))
+        elif op == _NEW_PK:
+            counter = r.key()
+        elif op == _PROBE:
+            probe_key = r.key()
+        elif op == _UNLINK:
+            writes.append((op, r.key(), r.next()))
+        elif op == _EXPIRE:
+            text = r.next()
+            command = _read_command(r)
+            if len(command.args) < 3:
+                raise ScriptFailure("limpyd: an expiry without its key and pk")
+            writes.append((op, command, text))
+        elif op == _PER_MEMBER:
+            kind, key, present = r.next(), r.key(), r.next() == b"1"
+            items = []
+            for _ in range(r.num()):
+                member = r.next()
+                items.append((member, [_read_command(r) for _ in range(r.num())]))
+            writes.append((op, key, present, items, kind))
+        elif op == _VALUE_ENTRIES:
+            writes.append((op, _ValueEntries(r)))
+        elif op in _CALLS:
+            writes.append((op, _read_command(r)))
+        else:
+            raise ScriptFailure(f"limpyd: unknown instruction {_text(op)}")
+
+    # Phase 2: checks and probes.
+    call = server.call
+    for c in checks:
+        op = c[0]
+        if op in _PRESENCE:
+            collection, pk, expiry = c[1], c[2], c[3]
+            present = call(b"SISMEMBER", collection, pk) == 1
+            if op == _REAPING:
+                if not present:
+                    call(b"ZREM", expiry, pk)
+                    return [b"GONE"]
+                if not server.expired(expiry, pk):
+                    return [b"LIVE"]
+            else:
+                if present and server.expired(expiry, pk):
+                    return [b"EXPIRED"]
+                if op == _EXISTS and not present:
+                    return [b"DOESNOTEXIST"]
+                if op == _FREE and present:
+                    return [b"PKEXISTS"]
+        elif op == _REFERENCE:
+            id_, collection, pk, expiry = c[1], c[2], c[3], c[4]
+            gone = call(b"SISMEMBER", collection, pk) == 0 or server.expired(expiry, pk)
+            if gone and not (c[5] != b"" and _holds(server, c[5], c[6], c[7], pk)):
+                return [b"DANGLING", id_]
+        elif op == _GUARD:
+            if server.read_state(c[1], c[2], c[3]) != c[4]:
+                return [b"CONFLICT"]
+        else:  # unique
+            id_, how, key, a, b, allowed, expiry = c[1:]
+            if how == b"set":
+                holders = call(b"SMEMBERS", key)
+            elif how == b"lex":
+                holders = call(b"ZRANGEBYLEX", key, a, b)
+            else:
+                holders = call(b"ZRANGEBYSCORE", key, a, b)
+            for holder in holders:
+                if how != b"set":
+                    holder = pk_of(holder)
+                if holder != allowed:
+                    if server.expired(expiry, holder):
+                        return [b"REAP", holder]
+                    return [b"UNIQUE", id_, holder]
+    new_pk: bytes | None = None
+    if counter is not None:
+        n = call(b"GET", counter)
+        if n is None:
+            n = b"0"
+        if _COUNTER.fullmatch(n) is None or (
+            len(n) > len(_MAX_COUNTER) or (len(n) == len(_MAX_COUNTER) and n >= _MAX_COUNTER)
+        ):
+            return [b"INVALID", b"the pk counter " + counter + b" holds " + n]
+        new_pk = b"%d" % (int(n) + 1)
+    expiries: dict[int, float] = {}
+    for i, w in enumerate(writes):
+        op = w[0]
+        if (op in _CALLS or op == _EXPIRE) and w[1].holes and new_pk is None:
+            raise ScriptFailure("limpyd: a placeholder without a new pk to put in it")
+        if op == _EXPIRE:
+            seconds = _tonumber(w[2])
+            if seconds is None or seconds != seconds or seconds in (float("inf"), float("-inf")):
+                return [b"INVALID", b"expiry in " + w[2] + b" seconds"]
+            expiries[i] = seconds
+        elif op in _CALLS:
+            command_args = w[1].args
+            if command_args[0].upper() == b"ZADD":
+                error = _zadd_error(server, probe_key, command_args)
+                if error is not None:
+                    return [b"INVALID", error]
+
+    for w in writes:
+        if w[0] == _VALUE_ENTRIES and w[1].when == b"old":
+            w[1].read(server)
+
+    # Phase 3: writes.
+    reply = None
+    filler = b"" if new_pk is None else new_pk
+    for i, w in enumerate(writes):
+        op = w[0]
+        if op in _CALLS:
+            res = _run(server, w[1].filled(filler))
+            if op == _CALL_FOR_REPLY:
+                reply = res
+        elif op == _PER_MEMBER:
+            _, key, present, items, kind = w
+            for member, commands in items:
+                if kind == b"set":
+                    held = call(b"SISMEMBER", key, member) == 1
+                else:
+                    held = call(b"ZSCORE", key, member) is not None
+                if held == present:
+                    for command in commands:
+                        _run(server, command.args)
+        elif op == _VALUE_ENTRIES:
+            if w[1].when == b"new":
+                w[1].read(server)
+            w[1].run(server)
+        elif op == _EXPIRE:
+            command_args = w[1].filled(filler)
+            name, key, pk = command_args[:3]
+            call(name, key, server.now() + expiries[i], pk)
+        else:  # unlink
+            for record in call(b"HVALS", w[1]):
+                _unlink_record(server, record, w[2])
+            call(b"DEL", w[1])
+    if counter is not None:
+        call(b"INCR", counter)
+    return [b"OK", reply, new_pk]
+
+
+# Link records (op unlink, written by contrib.related's `link_record`): see apply.lua.
+
+
+def _decode_record(record: bytes) -> Arguments:
+    """A cursor over a record's strings, each `<byte length>:<bytes>` (it declares no key)."""
+    out = []
+    i, size = 0, len(record)
+    while i < size:
+        colon = record.find(b":", i)
+        n = None if colon < 0 else _tonumber(record[i:colon])
+        if n is None or n < 0 or n != int(n):
+            raise ScriptFailure("limpyd: a malformed link record")
+        end = colon + 1 + int(n)
+        out.append(record[colon + 1 : end])
+        i = end
+    return Arguments([], out)
+
+
+def _text_length(value: bytes) -> int:
+    """The length Python gives the text of these bytes: utf-8 where valid, one character per
+    other byte (surrogateescape), as in the keys of unique_together combinations."""
+    return len(value.decode("utf-8", "surrogateescape"))
+
+
+def _first(server: Server, kind: bytes, key: bytes, sub: bytes) -> bytes | None:
+    """The first string of the state of a field (None when it has none, as for a kind no
+    state has)."""
+    if kind not in _KINDS:
+        return None
+    state = server.read_state(kind, key, sub)
+    return state[0] if state else None
+
+
+def _unlink_value(server: Server, kind: bytes, key: bytes, sub: bytes, pk: bytes) -> bool:
+    """Remove `pk` from the value of `kind` at key/sub; whether it held it."""
+    call = server.call
+    if kind in (b"string", b"hashfield"):
+        if _first(server, kind, key, sub) != pk:
+            return False
+        if kind == b"string":
+            call(b"DEL", key)
+        else:
+            call(b"HDEL", key, sub)
+        return True
+    if kind == b"set":
+        return call(b"SREM", key, pk) == 1  # type: ignore[no-any-return]
+    if kind == b"list":
+        return call(b"LREM", key, 0, pk) > 0  # type: ignore[no-any-return]
+    return call(b"ZREM", key, pk) == 1  # type: ignore[no-any-return]
+
+
+def _pks_of_atom(server: Server, atom: bytes, key: bytes, a: Any, b: Any) -> list[bytes]:
+    if atom == _SET_KEY:
+        return server.call(b"SMEMBERS", key)  # type: ignore[no-any-return]
+    return [pk_of(member) for member in server.call(b"ZRANGEBYLEX", key, a, b)]
+
+
+def _unlink_record(server: Server, record: bytes, pk: bytes) -> None:
+    """Unlink `pk` from the instances a link record finds, with their index entries."""
+    d = _decode_record(record)
+    kind, before, after, sub = d.next(), d.next(), d.next(), d.next()
+    atom, key = d.next(), d.next()
+    a = b = None
+    if atom != _SET_KEY:
+        a, b = d.next(), d.next()
+    ops: list[list[Any]] = []
+    for _ in range(d.num()):
+        op: list[Any] = []
+        for _ in range(d.num()):
+            op.append(d.next() if d.next() == b"=" else (d.next(), d.next()))
+        ops.append(op)
+    groups: list[tuple[bytes, list[Any]]] = []
+    for _ in range(d.num()):
+        prefix, parts = d.next(), []
+        for _ in range(d.num()):
+            parts.append(d.next() if d.next() == b"V" else (d.next(), d.next(), d.next(), d.next()))
+        groups.append((prefix, parts))
+    for holder in _pks_of_atom(server, atom, key, a, b):
+        if not _unlink_value(server, kind, before + holder + after, sub, pk):
+            continue
+        for op in ops:
+            if not op:
+                raise ScriptFailure("limpyd: a link record's command without a name")
+            _run(server, [x[0] + holder + x[1] if type(x) is tuple else x for x in op])
+        for prefix, parts in groups:
+            member = _group_member(server, prefix, parts, holder)
+            if member is not None:
+                server.call(b"SREM", member, holder)
+
+
+def _group_member(server: Server, prefix: bytes, parts: list[Any], holder: bytes) -> bytes | None:
+    """The key of a unique_together group's combination for `holder` (None when one of its
+    fields has no value)."""
+    texts = []
+    for part in parts:
+        if type(part) is tuple:
+            value = _first(server, part[0], part[1] + holder + part[2], part[3])
+            if value is None:
+                return None
+            part = b"%d:%s" % (_text_length(value), value)
+        texts.append(part)
+    return prefix + b"".join(texts)
