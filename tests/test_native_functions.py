@@ -77,6 +77,91 @@ def test_each_fast_read_answers_as_the_command_table(fake, name, calls):
         assert native == expected, (name, args)
 
 
+#: Each fast write, with argument lists covering new, existing, emptied and wrong keys.
+WRITES = [
+    (b"SADD", [[b"set", b"a"], [b"set", b"z", b"y", b"z"], [b"new", b"x"], [b"h", b"a"]]),
+    (b"SREM", [[b"set", b"a"], [b"set", b"zz"], [b"set", b"a", b"b", b"\xc3\xa9"], [b"h", b"a"]]),
+    (b"SREM", [[b"missing", b"a"]]),
+    (
+        b"HSET",
+        [
+            [b"h", b"f", b"w"],
+            [b"h", b"n", b"1", b"f", b"2"],
+            [b"new", b"f", b""],
+            [b"set", b"f", b"v"],
+        ],
+    ),
+    (b"DEL", [[b"s"], [b"set", b"set", b"missing", b"h"], [b"gone"], [b"z"]]),
+]
+
+
+def _dump(client):
+    """Every key of the server's db 0 with its type and value."""
+    out = {}
+    for key in client.keys("*"):
+        kind = client.type(key)
+        read = {
+            b"string": client.get,
+            b"hash": client.hgetall,
+            b"set": lambda k: sorted(client.smembers(k)),
+            b"zset": lambda k: client.zrange(k, 0, -1, withscores=True),
+        }[kind]
+        out[key] = (kind, read(key))
+    return out
+
+
+@pytest.mark.parametrize(
+    "name,calls", WRITES, ids=[f"{n.decode()}-{i}" for i, (n, _) in enumerate(WRITES)]
+)
+def test_each_fast_write_does_what_the_command_table_does(name, calls):
+    """On two servers holding the same data: the same replies, the same data after, and the
+    same fate for a transaction WATCHing the written key."""
+    fast, table = (FakeBackend(name=f"native-{kind}-{time.monotonic_ns()}") for kind in "ft")
+    clients = []
+    for backend in (fast, table):
+        client = backend.client()
+        client.connection_pool.connection_kwargs["decode_responses"] = False
+        client.set("s", "text")
+        client.hset("h", mapping={"f": "v", "g": ""})
+        client.sadd("set", "a", "b", "\xe9")
+        client.zadd("z", {"m": 1.5})
+        client.set("gone", "soon", px=1)
+        clients.append(client)
+    time.sleep(0.01)
+    try:
+        for args in calls:
+            watchers = []
+            for client in clients:
+                pipe = client.pipeline()
+                pipe.watch(args[0])
+                watchers.append(pipe)
+            socket = _socket(clients[0])
+            with socket._server.lock:
+                socket._db.time = time.time()
+                got = Server(socket, read_only=False).pcall(name, *args)
+            try:
+                expected = clients[1].execute_command(name.decode(), *args)
+            except redis.ResponseError as error:
+                assert type(got).__name__ == "SimpleError" and got.value == str(error)
+            else:
+                assert got == expected, (name, args)
+            assert _dump(clients[0]) == _dump(clients[1]), (name, args)
+            fates = []
+            for pipe in watchers:
+                pipe.multi()
+                pipe.ping()
+                try:
+                    fates.append(pipe.execute())
+                except redis.WatchError:
+                    fates.append("aborted")
+            assert fates[0] == fates[1], (name, args)
+    finally:
+        for client in clients:
+            client.close()
+        for backend in (fast, table):
+            FakeBackend.drop_server(backend.name)
+
+
 def test_every_limpyd_function_runs_natively_and_only_once_loaded(db):
     assert set(NATIVE) >= {lua.SCRIPT.function("read").encode()}
     client = db.connection

@@ -14,6 +14,7 @@ from typing import Any
 
 from fakeredis import _msgs
 from fakeredis._command_args_parsing import Float
+from fakeredis._core._database import Item
 from fakeredis._helpers import SimpleError, SimpleString
 from fakeredis.model import ExpiringMembersSet, Hash, ZSet, is_write_command
 
@@ -41,6 +42,14 @@ class Server:
                 return read[0](socket._db, *fields)
             except SimpleError as error:
                 return error
+        write = _WRITES.get(name)
+        if write is not None and not self.read_only and write[1](len(fields)):
+            server = socket._server
+            if not server.subscribers and not server.psubscribers:  # no keyspace event to send
+                try:
+                    return write[0](socket._db, *fields)
+                except SimpleError as error:
+                    return error
         try:
             func, sig = socket._name_to_func(name.decode().lower())
         except SimpleError as error:
@@ -216,6 +225,76 @@ _READS: dict[bytes, tuple[Any, int]] = {
     b"SCARD": (_scard, 1),
     b"ZSCORE": (_zscore, 2),
     b"EXISTS": (_exists, 1),
+}
+
+
+# The writes they make most, the same way: what the command table does (its value types,
+# WATCH signals and removal of emptied keys, as fakeredis's write-back), while no client
+# listens to keyspace events (the table then sends them).
+
+
+def _writable(db: Any, key: bytes, kind: type) -> tuple[Any, Any]:
+    """The item at `key` and its value of `kind` (a new empty one, and no item, if missing)."""
+    item = db.get(key)
+    if item is None:
+        return None, kind()
+    if type(item.value) is not kind:
+        raise SimpleError(_msgs.WRONGTYPE_MSG)
+    return item, item.value
+
+
+def _written(db: Any, key: bytes, item: Any, value: Any) -> None:
+    """Store a modified value (dropping an emptied one) and signal its key's watchers."""
+    db.notify_watch(key)
+    if not value:
+        db.pop(key, None)
+    elif item is None:
+        db[key] = Item(value)
+
+
+def _sadd(db: Any, key: bytes, *members: bytes) -> int:
+    item, value = _writable(db, key, ExpiringMembersSet)
+    size = len(value)
+    value.update(members)
+    _written(db, key, item, value)
+    return len(value) - size
+
+
+def _srem(db: Any, key: bytes, *members: bytes) -> int:
+    item, value = _writable(db, key, ExpiringMembersSet)
+    size = len(value)
+    for member in members:
+        value.discard(member)
+    removed = size - len(value)
+    if removed:
+        _written(db, key, item, value)
+    return removed
+
+
+def _hset(db: Any, key: bytes, *pairs: bytes) -> int:
+    item, value = _writable(db, key, Hash)
+    size = len(value)
+    value.update(dict(zip(pairs[::2], pairs[1::2], strict=True)), clear_expiration=True)
+    _written(db, key, item, value)
+    return len(value) - size
+
+
+def _del(db: Any, *keys: bytes) -> int:
+    deleted = 0
+    for key in dict.fromkeys(keys):
+        if db.get(key) is not None:
+            db.notify_watch(key)
+            db.pop(key, None)
+            deleted += 1
+    return deleted
+
+
+#: name -> (write, whether it takes that many arguments).
+_WRITES: dict[bytes, tuple[Any, Any]] = {
+    b"SADD": (_sadd, lambda n: n >= 2),
+    b"SREM": (_srem, lambda n: n >= 2),
+    b"HSET": (_hset, lambda n: n >= 3 and n % 2 == 1),
+    b"DEL": (_del, lambda n: n >= 1),
 }
 
 
