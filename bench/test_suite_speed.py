@@ -16,7 +16,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from pytest_runs import pytest_seconds, report
+from pytest_runs import pytest_times, report
 
 MODULE = "test_suite_speed_module.py"
 
@@ -63,20 +63,26 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="runs of each kind (default 3)")
     parser.add_argument("--out", type=Path, help="also write the result to this file")
     args = parser.parse_args()
-    times: dict[str, list[float]] = {"fake": [], "redis": []}
+    times: dict[str, list[tuple[float, float]]] = {"fake": [], "redis": []}
     with tempfile.TemporaryDirectory() as folder:
         (Path(folder) / MODULE).write_text(TEMPLATE.format(n=args.tests))
         for _ in range(args.rounds):  # alternated, so that a change of load hits both
             for backend in times:
                 times[backend].append(
-                    pytest_seconds(Path(folder), MODULE, f"--limpyd-backend={backend}")
+                    pytest_times(Path(folder), MODULE, f"--limpyd-backend={backend}")
                 )
     fake, real = min(times["fake"]), min(times["redis"])
+    fake_tests = min(t for _, t in times["fake"])
+    real_tests = min(t for _, t in times["redis"])
     lines = [
         f"{args.tests} tests (create 5, filter, update, sadd, get, delete; 5 indexed fields), "
-        f"fastest of {args.rounds} runs: fake {fake:.2f} s, real redis-server {real:.2f} s",
-        f"fake / real: {fake / real:.2f} (target: at most 0.5, "
-        f"{'met' if fake <= real / 2 else 'MISSED'})",
+        f"fastest of {args.rounds} runs: fake {fake[0]:.2f} s, real redis-server {real[0]:.2f} s "
+        "(whole pytest processes)",
+        f"fake / real: {fake[0] / real[0]:.2f} (target: at most 0.5, "
+        f"{'met' if fake[0] <= real[0] / 2 else 'MISSED'})",
+        f"the tests alone (pytest's session time, without the interpreter's start-up): "
+        f"fake {fake_tests:.2f} s, real {real_tests:.2f} s, fake / real "
+        f"{fake_tests / real_tests:.2f}",
     ]
     report("Test suite speed", lines, args.out)
 
