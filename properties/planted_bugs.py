@@ -207,7 +207,28 @@ MUTATIONS: tuple[Mutation, ...] = (
         "if expired(expiry, allowed) then",
         "apply.lua 'U': the expiry of the holder of a unique value is tested on the writer",
     ),
+    Mutation(
+        "native-unique-holder-expiry-on-writer",
+        "limpyd/backends/native/apply.py",
+        "if server.expired(expiry, holder):",
+        "if server.expired(expiry, allowed):",
+        "native apply: the expiry of the holder of a unique value is tested on the writer",
+    ),
     # Expiry
+    Mutation(
+        "native-reference-to-expired-accepted",
+        "limpyd/backends/native/apply.py",
+        'gone = call(b"SISMEMBER", collection, pk) == 0 or server.expired(expiry, pk)',
+        'gone = call(b"SISMEMBER", collection, pk) == 0',
+        "native apply: a relation to an instance whose time has passed is accepted",
+    ),
+    Mutation(
+        "native-write-to-expired-accepted",
+        "limpyd/backends/native/apply.py",
+        "if present and server.expired(expiry, pk):",
+        "if False:",
+        "native apply: a write to an expired, unreaped instance goes through",
+    ),
     Mutation(
         "reference-to-expired-accepted",
         "limpyd/scripts/apply.lua",
@@ -513,7 +534,11 @@ def _tail(output: str) -> str:
 
 
 def run_mutant(mutation: Mutation | None, options: argparse.Namespace) -> dict[str, Outcome]:
-    """Plant `mutation` (None: the unchanged baseline) in a fresh copy; run the suites."""
+    """Plant `mutation` (None: the unchanged baseline) in a fresh copy; run the suites. A bug
+    in the Lua code runs on the real server when the fake is asked for: the fake server runs
+    limpyd's functions natively (limpyd/backends/native, whose own bugs are planted there)."""
+    if mutation is not None and mutation.file.endswith(".lua") and options.backend == "fake":
+        options = argparse.Namespace(**{**vars(options), "backend": "redis"})
     with tempfile.TemporaryDirectory(prefix="limpyd-planted-") as directory:
         copy = Path(directory)
         copy_repository(copy)
