@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from limpyd.backends.native.apply import apply
+from limpyd.backends.native.query import query
 from limpyd.backends.native.read import read
 from limpyd.backends.native.server import ScriptFailure, Server
 from limpyd.lua import FUNCTIONS, SCRIPT
@@ -28,7 +29,7 @@ __all__ = ["NATIVE", "ScriptFailure", "Server"]
 
 Function = Callable[[Server, list[bytes], list[bytes]], Any]
 
-_MODES: dict[str, Function] = {"read": read, "apply": apply}
+_MODES: dict[str, Function] = {"read": read, "apply": apply, "query": query}
 
 #: The native function of each limpyd function, by its name on the server.
 NATIVE: dict[bytes, Function] = {
