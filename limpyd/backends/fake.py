@@ -15,6 +15,9 @@ here, once, each covered by a test that runs on both backends:
 - Commands: a fakeredis client packs each command into RESP text that the fake server then
   parses back (quadratic in a command's size); the fake connection here hands the server
   the command's byte strings, as encoded by redis-py.
+- limpyd's functions: fakeredis runs Lua through lupa, every `redis.call` crossing into its
+  Python command machinery (the fake was slower than a loopback Redis); the fake server
+  here runs a loaded limpyd function natively (see `limpyd.backends.native`).
 """
 
 from __future__ import annotations
