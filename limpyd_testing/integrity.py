@@ -245,17 +245,20 @@ class _Checker:
     def check_index_keys(self, field: RedisField) -> None:
         """Stale index entries, and unique values held several times, in `field`'s indexes."""
         holders: dict[tuple[str, str], set[str]] = {}
+        # the entries each owner's value implies, computed once per owner: a field of many
+        # values (a set of thousands of members) has its entries in many chunks
+        implied: dict[str, set[Entry]] = {}
         for chunk in _batches(self.index_members(field)):
             owners = [
                 member if score is None else member_pk(member) for _, _, member, score in chunk
             ]
-            distinct = list(dict.fromkeys(owners))
+            distinct = [pk for pk in dict.fromkeys(owners) if pk not in implied]
             states = read_states(self.database, [(field, pk) for pk in distinct])
             exists = self.exist(distinct)
-            implied = {
-                pk: _expected(field, pk, state) if pk in exists else set()
+            implied.update(
+                (pk, _expected(field, pk, state) if pk in exists else set())
                 for pk, state in zip(distinct, states, strict=True)
-            }
+            )
             for (unique, key, member, score), pk in zip(chunk, owners, strict=True):
                 if (key, member, score) not in implied[pk]:
                     self.report("stale", field, f"index entry {member!r} in {key!r}")
