@@ -37,8 +37,10 @@ command line               environment               ini key                  de
 - With a URL: the session refuses to start when that db holds keys, unless
   `--limpyd-flush-existing`: tests never destroy data they did not create. Under pytest-xdist,
   worker `gwN` uses db `db + N`.
-- No server available: the `[redis]` (and `[cluster]`) tests are skipped with a reason, or, with
-  `--limpyd-require-redis`, the session fails with an error.
+- No server requested and none can be started (no `redis-server` found): the `[redis]` (and
+  `[cluster]`) tests are skipped with a reason, or, with `--limpyd-require-redis`, the session
+  fails with an error. A server, cluster or executable named by a setting that cannot be
+  used is always an error: the session stops before any test.
 - The boolean settings take `1/true/yes/on` or `0/false/no/off` in the environment and the ini
   file; `--no-limpyd-require-redis` and `--no-limpyd-flush-existing` override them.
 - ini `limpyd_databases` (one `package.module:attribute` a line): the application's own
@@ -142,7 +144,9 @@ def pytest_configure(config: pytest.Config) -> None:
                 for kind, url in (("redis", options.redis_url), ("cluster", options.cluster_url))
                 if kind in options.backends and not url
             )
-            state.fail_or_skip(f"no redis-server executable found ({wanted})", kinds)
+            state.fail_or_skip(
+                f"no redis-server executable found ({wanted})", kinds, state.named_executable
+            )
     if options.databases:
         config.pluginmanager.register(_RedirectEveryTest(), "limpyd-redirect-databases")
 

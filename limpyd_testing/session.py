@@ -22,6 +22,13 @@ from limpyd_testing.server import RedisServerError, RedisServerExecutor, redis_s
 
 __all__ = ["LimpydServer", "SessionState"]
 
+_NAMED_URL = "the server named by --limpyd-redis-url, LIMPYD_REDIS_URL or ini limpyd_redis_url"
+_NAMED_CLUSTER = (
+    "the cluster named by --limpyd-cluster-url, LIMPYD_CLUSTER_URL or ini limpyd_cluster_url"
+)
+NAMED_SERVER = (
+    "the executable named by --limpyd-redis-server, LIMPYD_REDIS_SERVER or ini limpyd_redis_server"
+)
 _HOW_TO_GET_REDIS = (
     "install Redis (e.g. `apt-get install redis-server`), or pass "
     "--limpyd-redis-server=PATH or --limpyd-redis-url=URL; --limpyd-require-redis makes "
@@ -130,20 +137,31 @@ class SessionState:
     def cluster_selected(self) -> bool:
         return "cluster" in self.options.backends
 
+    @property
+    def named_executable(self) -> str:
+        """Which setting named the redis-server executable, if one did."""
+        return NAMED_SERVER if self.options.redis_server else ""
+
     def needs_executable(self) -> bool:
         """Whether the session starts a redis-server: a real backend without a URL."""
         return (self.redis_selected and not self.options.redis_url) or (
             self.cluster_selected and not self.options.cluster_url
         )
 
-    def fail_or_skip(self, reason: str, kinds: tuple[str, ...] = ("redis", "cluster")) -> None:
-        """No real server (of `kinds`): an error if required, else those tests are skipped.
+    def fail_or_skip(
+        self, reason: str, kinds: tuple[str, ...] = ("redis", "cluster"), named: str = ""
+    ) -> None:
+        """No real server (of `kinds`): an error if required or `named`, else those tests are
+        skipped.
 
-        The error stops the session; in an xdist worker (where an error at start-up would
-        only lose the worker) it fails every test of those kinds instead.
+        `named` says which setting named the server that cannot be used (a URL, a
+        redis-server path): a server the user asked for by name must work, so it is always
+        an error. The error stops the session; in an xdist worker (where an error at start-up
+        would only lose the worker) it fails every test of those kinds instead.
         """
-        if self.options.require_redis:
-            message = f"limpyd: {reason} (--limpyd-require-redis is set)"
+        if named or self.options.require_redis:
+            why = named or "--limpyd-require-redis is set"
+            message = f"limpyd: {reason} ({why})"
             if self.worker:
                 self.errors.update(dict.fromkeys(kinds, message))
                 return
@@ -173,7 +191,9 @@ class SessionState:
         try:
             executor.start()
         except RedisServerError as exc:
-            self.fail_or_skip(f"could not start {self.executable}: {exc}", ("redis",))
+            self.fail_or_skip(
+                f"could not start {self.executable}: {exc}", ("redis",), self.named_executable
+            )
             return
         self.executor = executor
         self.server = LimpydServer(
@@ -196,7 +216,9 @@ class SessionState:
             try:
                 size = client.dbsize()
             except redis.RedisError as exc:
-                self.fail_or_skip(f"cannot use Redis at {redact_url(url)}: {exc}", ("redis",))
+                self.fail_or_skip(
+                    f"cannot use Redis at {redact_url(url)}: {exc}", ("redis",), _NAMED_URL
+                )
                 return
             finally:
                 client.close()
@@ -211,7 +233,9 @@ class SessionState:
             info = client.info("server")
         except redis.RedisError as exc:
             client.close()
-            self.fail_or_skip(f"cannot use Redis at {redact_url(url)}: {exc}", ("redis",))
+            self.fail_or_skip(
+                f"cannot use Redis at {redact_url(url)}: {exc}", ("redis",), _NAMED_URL
+            )
             return
         self._admin[db] = client
         parts = urlsplit(url)
@@ -263,7 +287,9 @@ class SessionState:
             executor.start()
         except RedisServerError as exc:
             self.fail_or_skip(
-                f"could not start a cluster of {self.executable}: {exc}", ("cluster",)
+                f"could not start a cluster of {self.executable}: {exc}",
+                ("cluster",),
+                self.named_executable,
             )
             return
         self.cluster_executor = executor
@@ -291,7 +317,9 @@ class SessionState:
             size = int(self.cluster_admin().dbsize(target_nodes="primaries"))  # summed
         except (redis.RedisError, OSError) as exc:
             url = redact_url(self.cluster_url or "")
-            self.fail_or_skip(f"cannot use the cluster at {url}: {exc}", ("cluster",))
+            self.fail_or_skip(
+                f"cannot use the cluster at {url}: {exc}", ("cluster",), _NAMED_CLUSTER
+            )
             return
         if size and not self.options.flush_existing:
             raise pytest.UsageError(_refusal(self.cluster_url or "", size))

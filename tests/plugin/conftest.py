@@ -33,6 +33,15 @@ def _clean_limpyd_env(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
+@pytest.fixture
+def bare_path(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory):
+    """PATH is an empty directory for inner pytest runs: no redis-server is found there, so
+    no server is requested nor can be started. Returns the directory, to put programs in."""
+    empty = tmp_path_factory.mktemp("bare-path")
+    monkeypatch.setenv("PATH", str(empty))
+    return empty
+
+
 @pytest.fixture(scope="session")
 def redis_server_path(request: pytest.FixtureRequest) -> str:
     """The redis-server the outer session would use: skipped, or failed if required, if none."""

@@ -215,7 +215,7 @@ def test_limpyd_databases_entry_must_be_a_database(pytester):
     result.stdout.fnmatch_lines(["*limpyd_databases entry 'app:database' is 'not a database'*"])
 
 
-def test_without_limpyd_databases_plain_tests_are_not_parametrized(pytester):
+def test_without_limpyd_databases_plain_tests_are_not_parametrized(pytester, bare_path):
     pytester.makepyfile("def test_plain(): pass")
-    result = pytester.runpytest("-v", "--limpyd-backend=both", "--limpyd-redis-server=/nope")
+    result = pytester.runpytest("-v", "--limpyd-backend=both")
     result.stdout.fnmatch_lines(["*::test_plain PASSED*"])

@@ -59,7 +59,7 @@ def test_both_backends_parametrize_direct_and_indirect_users(pytester, redis_ser
     )
 
 
-def test_parametrization_combines_with_the_test_own(pytester):
+def test_parametrization_combines_with_the_test_own(pytester, bare_path):
     pytester.makepyfile(
         """
         import pytest
@@ -73,9 +73,7 @@ def test_parametrization_combines_with_the_test_own(pytester):
             assert limpyd_backend == "fake"
         """
     )
-    result = pytester.runpytest(
-        "-v", "--limpyd-backend=both", f"--limpyd-redis-server={BOGUS_SERVER}"
-    )
+    result = pytester.runpytest("-v", "--limpyd-backend=both")
     result.assert_outcomes(passed=3, skipped=2)
     result.stdout.fnmatch_lines(
         [
@@ -157,10 +155,10 @@ def _header_backends(result: pytest.RunResult) -> str:
     raise AssertionError(f"no limpyd header in:\n{result.stdout.str()}")
 
 
-def test_backend_precedence_cli_env_ini(pytester, monkeypatch):
+def test_backend_precedence_cli_env_ini(pytester, monkeypatch, bare_path):
     pytester.makepyfile("def test_x(limpyd_backend): pass")
-    # A bogus redis-server: no server is started, the redis tests are skipped.
-    args = ["-p", "no:cacheprovider", f"--limpyd-redis-server={BOGUS_SERVER}"]
+    # No redis-server on PATH: no server is started, the redis tests are skipped.
+    args = ["-p", "no:cacheprovider"]
 
     assert _header_backends(pytester.runpytest(*args)) == "fake"
 
@@ -177,19 +175,19 @@ def test_backend_precedence_cli_env_ini(pytester, monkeypatch):
 
 def test_redis_server_precedence_cli_env_ini(pytester, monkeypatch):
     pytester.makepyfile("def test_x(limpyd_backend): pass")
-    args = ["-rs", "--limpyd-backend=redis"]
+    args = ["--limpyd-backend=redis"]
     pytester.makeini("[pytest]\nlimpyd_redis_server = /from/ini/redis-server\n")
-    pytester.runpytest(*args).stdout.fnmatch_lines(["*(/from/ini/redis-server)*"])
+    pytester.runpytest(*args).stderr.fnmatch_lines(["*(/from/ini/redis-server)*"])
     monkeypatch.setenv("LIMPYD_REDIS_SERVER", "/from/env/redis-server")
-    pytester.runpytest(*args).stdout.fnmatch_lines(["*(/from/env/redis-server)*"])
+    pytester.runpytest(*args).stderr.fnmatch_lines(["*(/from/env/redis-server)*"])
     result = pytester.runpytest(*args, "--limpyd-redis-server=/from/cli/redis-server")
-    result.stdout.fnmatch_lines(["*(/from/cli/redis-server)*"])
-    result.stdout.no_fnmatch_line("*/from/env/*")
+    result.stderr.fnmatch_lines(["*(/from/cli/redis-server)*"])
+    result.stderr.no_fnmatch_line("*/from/env/*")
 
 
-def test_boolean_precedence_cli_env_ini(pytester, monkeypatch):
+def test_boolean_precedence_cli_env_ini(pytester, monkeypatch, bare_path):
     pytester.makepyfile("def test_x(limpyd_backend): pass")
-    args = ["--limpyd-backend=redis", f"--limpyd-redis-server={BOGUS_SERVER}"]
+    args = ["--limpyd-backend=redis"]
 
     pytester.makeini("[pytest]\nlimpyd_require_redis = true\n")
     assert pytester.runpytest(*args).ret == pytest.ExitCode.USAGE_ERROR
@@ -224,47 +222,59 @@ def test_bad_values_are_usage_errors(pytester, monkeypatch, args, env, message):
     result.stderr.fnmatch_lines([message])
 
 
-def test_missing_server_skips_with_a_reason(pytester):
+def test_missing_server_skips_with_a_reason(pytester, bare_path):
+    """Nothing asked for and no redis-server on PATH: the only case that skips."""
     pytester.makepyfile("def test_x(limpyd_database): pass\ndef test_s(limpyd_server): pass")
-    result = pytester.runpytest(
-        "-rs", "--limpyd-backend=both", f"--limpyd-redis-server={BOGUS_SERVER}"
-    )
+    result = pytester.runpytest("-rs", "--limpyd-backend=both")
     result.assert_outcomes(passed=1, skipped=2)
     result.stdout.fnmatch_lines(
         [
-            f"*no redis-server executable found ({BOGUS_SERVER})*",
+            "*no redis-server executable found (redis-server on PATH)*",
             "SKIPPED*no redis-server executable found*install Redis*--limpyd-redis-url=URL*",
         ]
     )
+    result = pytester.runpytest("--limpyd-backend=both", "--limpyd-require-redis")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["ERROR: limpyd: no redis-server executable found*(--limpyd-require-redis is set)"]
+    )
 
 
-def test_require_redis_fails_the_session_when_the_server_path_is_bogus(pytester):
+@pytest.mark.parametrize("require", [[], ["--limpyd-require-redis"]])
+def test_a_named_server_path_that_is_missing_fails_the_session(pytester, require):
+    """A redis-server the user named is asked for: missing, it is an error, never a skip."""
     pytester.makepyfile("def test_x(limpyd_database): pass")
     result = pytester.runpytest(
-        "--limpyd-backend=both", f"--limpyd-redis-server={BOGUS_SERVER}", "--limpyd-require-redis"
+        "--limpyd-backend=both", f"--limpyd-redis-server={BOGUS_SERVER}", *require
     )
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
         [
             f"ERROR: limpyd: no redis-server executable found ({BOGUS_SERVER})"
-            "*--limpyd-require-redis*"
+            " (the executable named by --limpyd-redis-server*)"
         ]
     )
     result.stdout.no_fnmatch_line("*passed*")
 
 
-def test_require_redis_fails_when_the_server_does_not_start(pytester):
-    broken = pytester.path / "broken-redis-server"
+def test_a_server_that_does_not_start_fails_or_skips(pytester, bare_path):
+    broken = bare_path / "redis-server"
     broken.write_text("#!/bin/sh\necho 'cannot start: broken on purpose' >&2\nexit 3\n")
     broken.chmod(0o755)
     pytester.makepyfile("def test_x(limpyd_database): pass")
-    args = ["--limpyd-backend=redis", f"--limpyd-redis-server={broken}"]
+    args = ["--limpyd-backend=redis"]
     result = pytester.runpytest(*args, "--limpyd-require-redis")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: limpyd: could not start*exited with code 3*"])
     result.stderr.fnmatch_lines(["cannot start: broken on purpose*"])
-    # Without the flag, the same failure is a skip.
+    # Found on PATH, not named: without the flag, the same failure is a skip...
     pytester.runpytest(*args).assert_outcomes(skipped=1)
+    # ...named, it is an error.
+    result = pytester.runpytest(*args, f"--limpyd-redis-server={broken}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["ERROR: limpyd: could not start*", "*(the executable named by --limpyd-redis-server*"]
+    )
 
 
 def test_fake_only_session_needs_no_redis_server(pytester):

@@ -286,16 +286,29 @@ def test_given_url_with_keys_and_flush_existing(pytester, scratch_server):
     assert scratch_server.running  # a given server is not stopped
 
 
-def test_given_url_unreachable(pytester, scratch_server):
+@pytest.mark.parametrize("where", ["option", "environment", "ini"])
+@pytest.mark.parametrize("xdist", [[], ["-p", "xdist", "-n", "2"]], ids=["serial", "xdist"])
+def test_given_url_unreachable_is_an_error(pytester, monkeypatch, scratch_server, where, xdist):
+    """A server named by a setting that nothing answers at fails the session, with or
+    without --limpyd-require-redis: the user asked for that server, a skip would be green."""
     port = scratch_server.port
     scratch_server.stop()
+    url = f"redis://127.0.0.1:{port}/5"
     pytester.makepyfile("def test_x(limpyd_database): pass")
-    args = ["-rs", "--limpyd-backend=redis", f"--limpyd-redis-url=redis://127.0.0.1:{port}/0"]
-    result = pytester.runpytest(*args)
-    result.assert_outcomes(skipped=1)
-    result.stdout.fnmatch_lines(["*cannot use Redis at redis://127.0.0.1:*"])
-    result = pytester.runpytest(*args, "--limpyd-require-redis")
+    args = ["-p", "no:cacheprovider", "--limpyd-backend=redis", *xdist]
+    if where == "option":
+        args.append(f"--limpyd-redis-url={url}")
+    elif where == "environment":
+        monkeypatch.setenv("LIMPYD_REDIS_URL", url)
+    else:
+        pytester.makeini(f"[pytest]\nlimpyd_redis_url = {url}\n")
+    result = pytester.runpytest_subprocess(*args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [f"ERROR: limpyd: cannot use Redis at {url}*(the server named by --limpyd-redis-url*"]
+    )
+    result.stdout.no_fnmatch_line("*skipped*")
+    result.stdout.no_fnmatch_line("*passed*")
 
 
 XDIST_TESTS = """
