@@ -3,6 +3,7 @@ where fakeredis and Redis differ (absorbed in limpyd.backends)."""
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import pytest
@@ -34,8 +35,52 @@ def test_url_schemes():
     assert isinstance(backend_from_url("unix:///tmp/x.sock"), RedisBackend)
     with pytest.raises(ValueError, match="Unsupported"):
         backend_from_url("http://example.org")
-    with pytest.raises(ValueError, match="db number"):
+    with pytest.raises(ValueError, match="the db must be a number, not 'abc'"):
         backend_from_url("fakeredis://x/abc")
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("redis://127.0.0.1:1/abc", "the db must be a number, not 'abc'"),
+        ("redis://127.0.0.1:1/-1", "the db must be a number, not '-1'"),
+        ("redis://127.0.0.1:1/\N{SUPERSCRIPT TWO}", "the db must be a number"),
+        ("redis://127.0.0.1:1/2?db=3", "its path and ?db= name two dbs"),
+        ("rediss://127.0.0.1:1/?db=x", "Invalid value for 'db'"),
+        ("unix:///tmp/x.sock?db=abc", "Invalid value for 'db'"),
+        ("redis://127.0.0.1:1/0?socket_timeout=soon", "Invalid value for 'socket_timeout'"),
+        ("fakeredis://x/2?db=3", "its path and ?db= name two dbs"),
+        ("fakeredis://x?db=16", "db 16 is out of range"),
+        ("fakeredis://x/99", "db 99 is out of range"),
+        ("fakeredis://x?socket_timeout=1", "only ?db= is understood"),
+    ],
+)
+def test_urls_are_checked_by_from_url(url, message):
+    """A URL that cannot mean what it says is refused at once, not at first use (redis-py
+    alone reads `/abc` as db 0)."""
+    with pytest.raises(ValueError, match=re.escape(message)):
+        RedisDatabase.from_url(url)
+
+
+def test_urls_name_their_db_by_path_or_query():
+    assert backend_from_url("fakeredis://x?db=3").describe() == "fakeredis://x/3"
+    assert backend_from_url("fakeredis://x/3?db=3").describe() == "fakeredis://x/3"
+    assert backend_from_url("unix:///tmp/x.sock?db=2").client().get_connection_kwargs()["db"] == 2
+    with pytest.raises(ValueError, match="out of range"):
+        FakeBackend(db=16)
+
+
+def test_passwords_never_show():
+    for url in ("redis://user:s3cret@127.0.0.1:1/2", "fakeredis://user:s3cret@x/2"):
+        database = RedisDatabase.from_url(url)
+        assert "s3cret" not in repr(database) and "s3cret" not in database.backend.describe()
+        with pytest.raises(ValueError) as raised:
+            RedisDatabase.from_url(url.replace("/2", "/bad"))
+        assert "s3cret" not in str(raised.value)
+    assert repr(backend_from_url("fakeredis://user:s3cret@x/2")) == "<FakeBackend fakeredis://x/2>"
+    with pytest.raises(ValueError) as raised:
+        backend_from_url("http://user:s3cret@example.org")
+    assert "s3cret" not in str(raised.value)
 
 
 def test_default_settings_are_the_manuals():

@@ -14,12 +14,13 @@ absorbed in that backend's module, once.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
-from limpyd.backends.base import CLIENT_DEFAULTS, Backend
+from limpyd.backends.base import CLIENT_DEFAULTS, Backend, redact_url
 from limpyd.backends.cluster import CLUSTER_SCHEMES, RedisClusterBackend
 from limpyd.backends.fake import FakeBackend
 from limpyd.backends.standalone import RedisBackend
+from limpyd.backends.urls import fake_url
 
 __all__ = [
     "CLIENT_DEFAULTS",
@@ -34,18 +35,19 @@ __all__ = [
 def backend_from_url(url: str, **kwargs: Any) -> Backend:
     """The backend of a URL: `redis://`, `rediss://`, `unix://` (one server),
     `redis+cluster://HOST:PORT[,HOST:PORT...]`, `rediss+cluster://` (a cluster), or
-    `fakeredis://NAME[/DB]` (in memory)."""
-    parts = urlsplit(url)
-    if parts.scheme == "fakeredis":
-        path = parts.path.strip("/")
-        if path and not path.isdigit():
-            raise ValueError(f"Invalid fakeredis URL {url!r}: the path must be a db number")
-        return FakeBackend(name=unquote(parts.netloc) or None, db=int(path or 0), **kwargs)
-    if parts.scheme in ("redis", "rediss", "unix"):
+    `fakeredis://NAME[/DB]` (in memory).
+
+    The URL is checked here (`limpyd.backends.urls`): a db that is not a number, two dbs,
+    options an in-memory server does not have, or a fake db out of range are refused."""
+    scheme = urlsplit(url).scheme
+    if scheme == "fakeredis":
+        name, db = fake_url(url)
+        return FakeBackend(name=name, db=db, **kwargs)
+    if scheme in ("redis", "rediss", "unix"):
         return RedisBackend(url=url, **kwargs)
-    if parts.scheme in CLUSTER_SCHEMES:
+    if scheme in CLUSTER_SCHEMES:
         return RedisClusterBackend(url=url, **kwargs)
     raise ValueError(
-        f"Unsupported database URL {url!r}: use redis://, rediss://, unix://, "
+        f"Unsupported database URL {redact_url(url)!r}: use redis://, rediss://, unix://, "
         "redis+cluster://, rediss+cluster:// or fakeredis://"
     )

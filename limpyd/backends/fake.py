@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, cast
 import redis
 
 from limpyd.backends.base import CLIENT_DEFAULTS, Backend
+from limpyd.backends.urls import FAKE_DATABASES
 
 if TYPE_CHECKING:
     from fakeredis import FakeServer
@@ -52,6 +53,11 @@ class FakeBackend(Backend):
     def __init__(self, name: str | None = None, db: int = 0, **client_kwargs: Any) -> None:
         self.name = name or "default"
         self.db = int(db)
+        if not 0 <= self.db < FAKE_DATABASES:
+            raise ValueError(
+                f"fakeredis db {db!r} is out of range: 0 to {FAKE_DATABASES - 1}, as on a "
+                "redis-server with its default 16 databases"
+            )
         self.client_kwargs = {**CLIENT_DEFAULTS, **client_kwargs}
 
     @property

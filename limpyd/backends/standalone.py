@@ -6,7 +6,8 @@ from typing import Any
 
 import redis
 
-from limpyd.backends.base import CLIENT_DEFAULTS, Backend
+from limpyd.backends.base import CLIENT_DEFAULTS, Backend, redact_url
+from limpyd.backends.urls import redis_url_db
 
 __all__ = ["RedisBackend"]
 
@@ -17,6 +18,8 @@ class RedisBackend(Backend):
     kind = "redis"
 
     def __init__(self, url: str | None = None, **redis_kwargs: Any) -> None:
+        if url is not None:
+            redis_url_db(url)
         self.url = url
         self.redis_kwargs = {**CLIENT_DEFAULTS, **redis_kwargs}
 
@@ -27,7 +30,7 @@ class RedisBackend(Backend):
 
     def describe(self) -> str:
         if self.url is not None:
-            return self.url
+            return redact_url(self.url)
         kwargs = self.redis_kwargs
         if kwargs.get("unix_socket_path"):
             return f"unix://{kwargs['unix_socket_path']}?db={kwargs.get('db', 0)}"
