@@ -4,7 +4,7 @@
     python bench/run.py --backend redis  # one backend
     python bench/run.py --smoke          # CI: few repetitions, checks only, exit 1 on failure
 
-Run it with the Python where limpyd is installed (`pip install -e '.[test]'`). It builds
+Run it with the Python where limpyd is installed (`pip install -e '.[dev]'`). It builds
 redis-limpyd 2.1.2's virtualenv itself (bench/.venv-redis-limpyd), starts a private
 redis-server (no persistence, free loopback port) for the real backend, and runs each
 implementation in a worker process of its own (worker.py; protocol in harness.py): the

@@ -68,6 +68,7 @@ import pytest
 import redis
 
 from limpyd.backends import Backend, FakeBackend, RedisBackend, RedisClusterBackend
+from limpyd.backends.fake import fakeredis_module
 from limpyd.database import RedisDatabase
 from limpyd_testing.counting import CommandCount, count_commands
 from limpyd_testing.options import BACKENDS, SETTINGS, LimpydOptions
@@ -233,11 +234,22 @@ def limpyd_backend(request: pytest.FixtureRequest) -> str:
         pytest.fail(state.errors[kind], pytrace=False)
     if kind in state.unavailable:
         pytest.skip(state.unavailable[kind])
+    if kind == "fake" and (missing := _fake_missing()):
+        pytest.fail(f"limpyd: {missing}; or run on --limpyd-backend=redis", pytrace=False)
     if kind == "redis" and state.server is None:
         pytest.skip("limpyd: no real Redis server in this process")
     if kind == "cluster" and state.cluster_url is None:
         pytest.skip("limpyd: no Redis Cluster in this process")
     return kind
+
+
+def _fake_missing() -> str:
+    """Why the fake backend cannot run here (the `fake` extra is not installed), or ''."""
+    try:
+        fakeredis_module()
+    except ImportError as exc:
+        return str(exc)
+    return ""
 
 
 @pytest.fixture(scope="session")

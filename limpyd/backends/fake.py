@@ -22,6 +22,7 @@ here, once, each covered by a test that runs on both backends:
 
 from __future__ import annotations
 
+import importlib
 import math
 import re
 import threading
@@ -36,7 +37,23 @@ from limpyd.backends.urls import FAKE_DATABASES
 if TYPE_CHECKING:
     from fakeredis import FakeServer
 
-__all__ = ["FakeBackend"]
+__all__ = ["FAKE_EXTRA", "FakeBackend", "fakeredis_module"]
+
+
+def fakeredis_module() -> Any:
+    """The fakeredis package, or an ImportError saying what to install (it is an extra:
+    production installs of limpyd have no in-memory server)."""
+    try:
+        import fakeredis
+
+        importlib.import_module("lupa")  # FUNCTION LOAD compiles limpyd's library with it
+    except ImportError as exc:
+        raise ImportError(f"{FAKE_EXTRA} ({exc})") from None
+    return fakeredis
+
+
+#: What to install for this backend, when fakeredis (or its Lua runtime) is missing.
+FAKE_EXTRA = "the fake backend needs fakeredis with Lua: pip install 'limpyd[fake]'"
 
 _fake_servers: dict[str, Any] = {}
 _fake_servers_lock = threading.Lock()
@@ -59,12 +76,12 @@ class FakeBackend(Backend):
                 "redis-server with its default 16 databases"
             )
         self.client_kwargs = {**CLIENT_DEFAULTS, **client_kwargs}
+        fakeredis_module()
 
     @property
     def server(self) -> Any:
         """The fakeredis server behind this backend (one per name)."""
-        import fakeredis
-
+        fakeredis = fakeredis_module()
         with _fake_servers_lock:
             server = _fake_servers.get(self.name)
             if server is None:
@@ -72,9 +89,7 @@ class FakeBackend(Backend):
             return server
 
     def client(self) -> redis.Redis:
-        import fakeredis
-
-        return fakeredis.FakeRedis(
+        return fakeredis_module().FakeRedis(
             server=self.server,
             db=self.db,
             connection_class=_limpyd_fake_connection_class(),
@@ -85,12 +100,10 @@ class FakeBackend(Backend):
         return f"fakeredis://{self.name}/{self.db}"
 
     def server_info(self, client: redis.Redis) -> dict[str, str]:
-        import fakeredis
-
         return {
             "redis_version": "7.0.0",
             "redis_mode": "fakeredis",
-            "fakeredis_version": fakeredis.__version__,
+            "fakeredis_version": fakeredis_module().__version__,
         }
 
     @classmethod
