@@ -152,6 +152,10 @@ def test_a_bound_fk_field_is_no_value_inside_a_pipeline(limpyd_database_factory)
         with pytest.raises(ImplementationError, match=r"Team\.members: .*Team\.owner.*pipeline"):
             t2.members.sismember(t1.owner)
         assert pipeline.execute() == []
+    with main.pipeline() as pipeline:  # field.exists() is queued as other reads
+        t1.owner.exists()
+        t2.owner.exists()
+        assert pipeline.execute() == [1, 0]
 
 
 # Item 8: the instance's hmget/hmset/hdel need fields ---------------------------------------
@@ -222,8 +226,10 @@ def test_field_exists_tells_whether_the_field_has_a_value(Thing):
     thing.ranks.zadd({"a": 1})
     thing.two.hset("2")
     assert all(getattr(thing, name).exists() for name in names)
+    assert thing.data.exists() is False and thing.data.exists("k") is False
     thing.data.hset("k", "v")
     assert thing.data.exists("k") is True and thing.data.exists("other") is False
+    assert thing.data.exists() is True
     thing.text.delete()
     thing.one.hdel()
     assert thing.text.exists() is False and thing.one.exists() is False
@@ -239,6 +245,19 @@ def test_field_exists_is_false_for_an_instance_gone_or_not_saved(Thing):
     assert unsaved.text.exists() is False and unsaved._pk is None
     with pytest.raises(ImplementationError, match=r"Thing\.text is not bound"):
         Thing.text.exists()
+
+
+def test_pk_field_exists(Thing, Card):
+    """As redis-limpyd's `pk.exists(value=None)`: whether an instance has that pk (by
+    default the instance's own)."""
+    thing = Thing(text="t")
+    assert thing.pk.exists() is True
+    assert thing.pk.exists(thing._pk) is True and thing.pk.exists(404) is False
+    assert Thing.get_field("pk").exists(thing._pk) is True
+    assert Thing().pk.exists() is False
+    assert Card(foo="f").pk.exists() is True
+    thing.delete()
+    assert thing.pk.exists() is False
 
 
 # Item 13: set() with an expiry ------------------------------------------------------------

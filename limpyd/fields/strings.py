@@ -81,6 +81,10 @@ class InstanceHashField(_SingleValueField):
             )
         return self._modify("hset", args[0])
 
+    def exists(self) -> bool:
+        """Whether the field has a value in the instance's hash (HEXISTS)."""
+        return self._exists("hexists")
+
     def get(self) -> str | None:
         """The value (HGET), as for a StringField."""
         return self.hget()
