@@ -13,16 +13,15 @@ from limpyd.contrib import related
 from limpyd.exceptions import ImplementationError
 
 
-@pytest.fixture
-def models(db):
+def declare_models(database):
+    """A Person model, and a Team model with every kind of related field pointing to it."""
+
     class Person(related.RelatedModel):
         cluster_group = "compat"
-        database = db
         name = fields.PKField()
 
     class Team(related.RelatedModel):
         cluster_group = "compat"
-        database = db
         name = fields.PKField()
         owner = related.FKInstanceHashField(Person, related_name="owned")
         leader = related.FKStringField(Person, related_name="led")
@@ -31,7 +30,14 @@ def models(db):
         queue = related.M2MListField(Person, related_name="queued")
         ranked = related.M2MSortedSetField(Person, related_name="ranks")
 
+    Person.use_database(database)
+    Team.use_database(database)
     return Person, Team
+
+
+@pytest.fixture
+def models(db):
+    return declare_models(db)
 
 
 # Item 2: bound related fields as values, instances in reads ----------------------------------
@@ -133,19 +139,7 @@ def test_a_bound_fk_field_is_no_value_inside_a_pipeline(limpyd_database_factory)
     from limpyd.contrib.database import PipelineDatabase
 
     main = limpyd_database_factory(PipelineDatabase)
-
-    class Person(related.RelatedModel):
-        cluster_group = "compat"
-        database = main
-        name = fields.PKField()
-
-    class Team(related.RelatedModel):
-        cluster_group = "compat"
-        database = main
-        name = fields.PKField()
-        owner = related.FKStringField(Person, related_name="owned")
-        members = related.M2MSetField(Person, related_name="teams")
-
+    Person, Team = declare_models(main)
     Person(name="ann")
     t1, t2 = Team(name="t1", owner="ann"), Team(name="t2", members=["ann"])
     with main.pipeline() as pipeline:
