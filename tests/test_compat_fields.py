@@ -61,8 +61,12 @@ def test_a_bound_fk_field_is_a_value(models, consistent):
     assert t1.queue.lrange(0, -1) == ["ann", "ann", "bob"]
     assert t1.ranked.zadd({t1.owner: 1, t1.leader: 2}) == 2
     assert t1.ranked.zrange(0, -1) == ["ann", "bob"]
+    t3 = Team(name="t3", leader=t1.owner, members=[t1.leader], ranked={t1.owner: 5})
+    assert t3.hmset(owner=t1.leader) is True
+    assert (t3.leader.get(), t3.owner.hget()) == ("ann", "bob")
+    assert (t3.members.smembers(), t3.ranked.zscore("ann")) == ({"bob"}, 5.0)
     assert sorted(ann.owned()) == ["t1", "t2"]
-    assert sorted(bob.teams()) == ["t1"]
+    assert sorted(bob.teams()) == ["t1", "t3"]
     consistent(Person, Team)
 
 
@@ -98,6 +102,7 @@ def test_reads_take_instances_and_bound_fk_fields(models):
     assert team.members.sismember(ann) == 1
     assert team.members.sismember(bob) == 0
     assert team.members.sismember(t1.owner) == 1
+    assert team.members.sismember(value=ann) == 1  # by keyword too
     assert team.members.smismember([ann, t1.leader, cat]) == [1, 0, 0]
     assert team.ranked.zscore(ann) == 1.0
     assert team.ranked.zscore(t1.leader) == 2.0
