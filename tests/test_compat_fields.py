@@ -225,6 +225,7 @@ def test_field_exists_tells_whether_the_field_has_a_value(Thing):
     thing.ranks.zadd({"a": 1})
     thing.two.hset("2")
     assert all(getattr(thing, name).exists() for name in names)
+    assert thing.one.hexists() is True  # redis-limpyd's other name
     assert thing.data.exists() is False and thing.data.exists("k") is False
     thing.data.hset("k", "v")
     assert thing.data.exists("k") is True and thing.data.exists("other") is False
@@ -239,6 +240,7 @@ def test_field_exists_is_false_for_an_instance_gone_or_not_saved(Thing):
     thing = Thing(text="t", one="1")
     thing.delete()
     assert thing.text.exists() is False and thing.one.exists() is False
+    assert thing.one.hexists() is False
     assert Thing.lazy_connect("404").text.exists() is False
     unsaved = Thing()
     assert unsaved.text.exists() is False and unsaved._pk is None

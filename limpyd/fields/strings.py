@@ -105,6 +105,9 @@ class InstanceHashField(_SingleValueField):
         """Whether the field has a value in the instance's hash (HEXISTS)."""
         return self._exists("hexists")
 
+    #: redis-limpyd's name of `exists()` for this field.
+    hexists = exists
+
     def get(self) -> str | None:
         """The value (HGET), as for a StringField."""
         return self.hget()
