@@ -411,8 +411,7 @@ class RedisModel(metaclass=MetaRedisModel):
         """The values of these InstanceHashFields, in order (one HMGET)."""
         meta = type(self)._meta
         fields = [meta.hash_field(name).name for name in names]
-        if not fields:
-            return []
+        self._require_names("hmget", fields, "hgetall() reads them all")
         self._ensure_exists()
         return meta.database.connection.hmget(meta.hash_key(self._require_pk()), fields)
 
@@ -421,8 +420,7 @@ class RedisModel(metaclass=MetaRedisModel):
         instance)."""
         meta = type(self)._meta
         fields = {meta.hash_field(name).name: value for name, value in values.items()}
-        if not fields:
-            return True
+        self._require_names("hmset", fields, "e.g. hmset(name=value)")
         states = {name: meta.fields[name].state_of(value) for name, value in fields.items()}
         if self._pk is None:
             self._create(fields)
@@ -439,8 +437,7 @@ class RedisModel(metaclass=MetaRedisModel):
         """Delete these InstanceHashFields; the number that had a value."""
         meta = type(self)._meta
         fields = [meta.hash_field(name) for name in names]
-        if not fields:
-            return 0
+        self._require_names("hdel", fields, "e.g. hdel('name')")
         pk = self._require_pk()
         return writes.Rewrite(
             self,
@@ -448,6 +445,14 @@ class RedisModel(metaclass=MetaRedisModel):
             [],
             reply=("HDEL", meta.hash_key(pk), *(f.name for f in fields)),
         ).run()
+
+    def _require_names(self, command: str, fields: Any, hint: str) -> None:
+        """Refuse `command` given no InstanceHashField, as Redis (and redis-limpyd) did."""
+        if not fields:
+            raise ValueError(
+                f"{type(self).__name__}.{command}(): name at least one InstanceHashField "
+                f"({hint}); nothing was sent"
+            )
 
     def _read_hash(self, command: str) -> Any:
         meta = type(self)._meta

@@ -215,7 +215,8 @@ def test_instance_hash_field_examples(db):
     example = Example(foo="FOO", bar="BAR")
     assert example.hmget("foo", "bar") == ["FOO", "BAR"]
     assert example.hmget_dict("foo", "bar") == {"bar": "BAR", "foo": "FOO"}
-    assert example.hmget() == []
+    with pytest.raises(ValueError, match=r"Example\.hmget\(\): name at least one"):
+        example.hmget()  # "nothing will be fetched": Redis refuses an empty HMGET
 
     example = Example()
     assert example.hmset(foo="FOO", bar="BAR") is True

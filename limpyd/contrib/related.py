@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from limpyd.backends import Backend
 from limpyd.collection import CollectionManager
@@ -96,6 +96,8 @@ class RelatedFieldMixin(RedisField):
     # Values -----------------------------------------------------------------------------
 
     def text(self, value: Any) -> str:
+        """The pk of an instance, or the one a bound foreign key field holds (as redis-limpyd
+        took them), or the text of the value."""
         if isinstance(value, RedisModel):
             related = self.related_model
             if related is not None and not isinstance(value, related):
@@ -103,14 +105,56 @@ class RelatedFieldMixin(RedisField):
                     f"{self.describe()}: invalid value {value!r}: a {related.__name__} is expected"
                 )
             return value._require_pk()
+        if isinstance(value, RedisField):
+            return self._pk_held_by(value)
         return super().text(value)
 
+    def _pk_held_by(self, field: RedisField) -> str:
+        """The pk the bound foreign key `field` holds (read now), for a value of this field."""
+
+        def refuse(why: str) -> ValueError:
+            return ValueError(f"{self.describe()}: invalid value {field!r}: {why}")
+
+        if not isinstance(field, _FKMixin):
+            raise refuse(
+                "a field stands for a value only if it is a foreign key (FKStringField or "
+                "FKInstanceHashField) bound to an instance; pass values"
+            )
+        if field._instance is None:
+            raise refuse(f"a field bound to an instance is expected (instance.{field.name})")
+        related, theirs = self.related_model, field.related_model
+        if related is not None and theirs is not None and not issubclass(theirs, related):
+            raise refuse(f"it points to a {theirs.__name__}, a {related.__name__} is expected")
+        if field.model._meta.database.pipelined:
+            raise ImplementationError(
+                f"{self.describe()}: the value of {field!r} cannot be read inside a pipeline; "
+                "pass the pk it holds"
+            )
+        pk = field.get()
+        if pk is None:
+            raise refuse("it is empty (it points to no instance)")
+        return pk
+
     def command(self, name: str, pk: str, *args: Any, **kwargs: Any) -> Any:
-        return super().command(name, pk, *map(self._pks_in, args), **kwargs)
+        args, kwargs = self._pks_in_arguments(args, kwargs)
+        return super().command(name, pk, *args, **kwargs)
+
+    def _read(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        """Reads taking a value (`sismember`, `zscore`, `lpos`...) take instances and bound
+        foreign key fields too."""
+        args, kwargs = self._pks_in_arguments(args, kwargs)
+        return super()._read(name, *args, **kwargs)
+
+    def _pks_in_arguments(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """A command's arguments with the instances and fields they hold as pks."""
+        return tuple(map(self._pks_in, args)), {k: self._pks_in(v) for k, v in kwargs.items()}
 
     def _pks_in(self, value: Any) -> Any:
-        """`value` with the instances it holds (alone, in a mapping or a sequence) as pks."""
-        if isinstance(value, RedisModel):
+        """`value` with the instances and bound foreign key fields it holds (alone, in a
+        mapping or a sequence) as pks."""
+        if isinstance(value, RedisModel | RedisField):
             return self.text(value)
         if isinstance(value, Mapping):
             return {self._pks_in(k): v for k, v in value.items()}
@@ -204,8 +248,13 @@ def _template(text: str) -> list[str]:
     return [before, after]
 
 
-class FKStringField(RelatedFieldMixin, StringField):
-    """A foreign key in a StringField."""
+class _FKMixin(RelatedFieldMixin):
+    """Foreign keys hold one pk; bound to an instance, one stands for that pk as a value of
+    a related field (`group.owner.hset(other.owner)`)."""
+
+    if TYPE_CHECKING:  # from StringField or InstanceHashField
+
+        def get(self) -> str | None: ...
 
     def instance(self) -> RedisModel | None:
         """The related instance (None if the field is empty)."""
@@ -213,13 +262,12 @@ class FKStringField(RelatedFieldMixin, StringField):
         return None if pk is None else self.require_related_model()(pk)
 
 
-class FKInstanceHashField(RelatedFieldMixin, InstanceHashField):
-    """A foreign key in an InstanceHashField (readable with the instance's `hmget`)."""
+class FKStringField(_FKMixin, StringField):
+    """A foreign key in a StringField."""
 
-    def instance(self) -> RedisModel | None:
-        """The related instance (None if the field is empty)."""
-        pk = self.hget()
-        return None if pk is None else self.require_related_model()(pk)
+
+class FKInstanceHashField(_FKMixin, InstanceHashField):
+    """A foreign key in an InstanceHashField (readable with the instance's `hmget`)."""
 
 
 class _M2MMixin(RelatedFieldMixin):

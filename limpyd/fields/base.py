@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from redis.exceptions import DataError
 
 from limpyd import commands
-from limpyd.exceptions import ImplementationError
+from limpyd.exceptions import DoesNotExist, ImplementationError
 from limpyd.fields.numbers import check_numbers
 from limpyd.indexes import BaseIndex, EqualIndex, check_distinct
 from limpyd.text import ValueTypeError, to_text
@@ -233,6 +233,20 @@ class RedisField:
             )
         except (DataError, AttributeError) as error:  # redis-py's checks of arguments
             raise ValueError(f"{self.describe()}.{name}: {error}") from None
+
+    def exists(self) -> bool:
+        """Whether the field has a value (its key exists), as redis-limpyd's `exists()`:
+        False for an instance not saved, or gone."""
+        return self._exists("exists")
+
+    def _exists(self, name: str, *args: Any) -> bool:
+        """The reply of the read `name` as a bool, False if the instance does not exist (in
+        a pipeline, the read is queued)."""
+        try:
+            found = self._read(name, *args)
+        except DoesNotExist:
+            return False
+        return found if self.model._meta.database.pipelined else bool(found)
 
     def _scan(self, name: str, match: str | None, count: int | None) -> Iterator[Any]:
         """An iterator over `name`'s results (hscan, sscan, zscan) hiding the cursor. Its

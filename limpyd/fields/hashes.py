@@ -42,6 +42,11 @@ class HashField(RedisField):
         self._modify("hset", mapping=mapping)
         return True
 
+    def exists(self, key: Any = None) -> bool:
+        """Whether the hash has `key` (HEXISTS, as redis-limpyd's `exists(key)`); with no
+        key, whether the field has a value."""
+        return super().exists() if key is None else self._exists("hexists", key)
+
     def hscan(
         self, match: str | None = None, count: int | None = None
     ) -> Iterator[tuple[str, str]]:

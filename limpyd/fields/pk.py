@@ -34,6 +34,12 @@ class PKField(StringField):
         """The primary key (None for an instance not saved yet). No round trip."""
         return self.bound_instance._pk
 
+    def exists(self, value: Any = None) -> bool:
+        """Whether an instance has the pk `value` (by default, this instance's pk), as
+        redis-limpyd's `pk.exists()`."""
+        pk = self.bound_instance._pk if value is None else self.text(value)
+        return pk is not None and self.model._meta.pk_exists(pk)
+
     def set(self, value: Any) -> bool:
         """Give an unsaved instance its pk, which creates it. A pk cannot be changed."""
         instance = self.bound_instance

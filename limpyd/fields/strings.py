@@ -5,9 +5,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from limpyd import commands
+from limpyd.exceptions import ImplementationError
 from limpyd.fields.base import RedisField
 
 __all__ = ["InstanceHashField", "StringField"]
+
+#: The options of SET giving the key an expiry.
+_EXPIRY_OPTIONS = frozenset({"EX", "PX", "EXAT", "PXAT"})
 
 
 class _SingleValueField(RedisField):
@@ -30,6 +35,21 @@ class StringField(_SingleValueField):
     if TYPE_CHECKING:  # generated from `getters` (see RedisField.__init_subclass__)
 
         def get(self) -> str | None: ...
+
+    def command(self, name: str, pk: str, *args: Any, **kwargs: Any) -> commands.Command:
+        """As for any field; a SET giving an indexed field an expiry is refused: Redis would
+        drop the value and leave its index entries and uniqueness behind."""
+        command = super().command(name, pk, *args, **kwargs)
+        if self.indexes and command.name == "SET":
+            expiry = [a for a in command.args[3:] if a.upper() in _EXPIRY_OPTIONS]
+            if expiry:
+                raise ImplementationError(
+                    f"{self.describe()}.set({command.args[2]!r}, {expiry[0].lower()}=...): an "
+                    "indexed field cannot expire alone (Redis would drop the value and leave "
+                    "its index entries behind); nothing was written. Expire the instance with "
+                    "instance.expire(seconds), or set the value without an expiry"
+                )
+        return command
 
     def transition(self, pk: str, old: list[str], new: list[str]) -> list[tuple[Any, ...]]:
         if old == new:
@@ -80,6 +100,13 @@ class InstanceHashField(_SingleValueField):
                 "write several fields with the instance's hmset()"
             )
         return self._modify("hset", args[0])
+
+    def exists(self) -> bool:
+        """Whether the field has a value in the instance's hash (HEXISTS)."""
+        return self._exists("hexists")
+
+    #: redis-limpyd's name of `exists()` for this field.
+    hexists = exists
 
     def get(self) -> str | None:
         """The value (HGET), as for a StringField."""
