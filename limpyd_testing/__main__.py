@@ -11,8 +11,8 @@ import argparse
 import sys
 
 from limpyd.database import RedisDatabase
+from limpyd.integrity import check, repair, stderr_progress
 from limpyd.model import import_model
-from limpyd_testing.integrity import check, repair, stderr_progress
 
 
 def main(argv: list[str] | None = None) -> int:

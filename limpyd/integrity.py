@@ -1,0 +1,328 @@
+"""The integrity checker: do a model's indexes and relations hold exactly what its data implies?
+
+`check(*models)` walks the data with SSCAN/SCAN in batches (memory bounded by the batch size,
+whatever the database size) and recomputes index entries with the same index classes the
+ORM writes with. It reports:
+
+- `missing`: an index entry an instance's value implies is not there;
+- `stale`: an index entry no instance's value implies;
+- `unique`: a unique value held by several instances;
+- `orphan`: a key of an instance that is not in the model's collection;
+- `dangling`: a related field holding the pk of a missing instance.
+
+The combinations of `unique_together` groups (`<model>:idx:__together__:...` sets) are checked
+the same way (`missing`, `stale`, `unique`: held by several instances), reported without a
+field.
+
+`repair(problems)` rebuilds the indexes of the fields with index problems, and the
+combinations of the models with combination problems.
+
+Production code and operators use it (`python -m limpyd check`); tests through
+`limpyd_testing.integrity` (`assert_consistent`).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from limpyd.keys import HASH_SUFFIX
+from limpyd.maintenance import rebuild_together, together_pattern
+from limpyd.text import glob_escape, member_pk
+from limpyd.writes import read_states
+
+if TYPE_CHECKING:
+    from limpyd.fields.base import RedisField
+    from limpyd.model import RedisModel
+
+__all__ = ["IntegrityError", "Problem", "assert_consistent", "check", "repair"]
+
+#: Instances, keys or index members handled per round trip.
+BATCH = 500
+
+Entry = tuple[str, str, "float | None"]
+
+
+class IntegrityError(AssertionError):
+    """A model's data, indexes or relations are inconsistent."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One inconsistency: its kind, where, and what."""
+
+    kind: str
+    model: type[RedisModel]
+    field: RedisField | None
+    detail: str
+
+    def __str__(self) -> str:
+        where = self.field.describe() if self.field is not None else self.model.__name__
+        return f"{where}: {self.kind}: {self.detail}"
+
+
+#: How the members of each kind of index key are read, a page at a time.
+_SCANS = {"set": "sscan", "zset": "zscan"}
+
+
+def _batches(items: Iterable[Any], size: int = BATCH) -> Iterator[list[Any]]:
+    batch: list[Any] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _entry(command: tuple[Any, ...]) -> Entry:
+    """(key, member, score) of an index entry's add command."""
+    if command[0] == "SADD":
+        return command[1], command[2], None
+    return command[1], command[3], float(command[2])
+
+
+def _expected(field: RedisField, pk: str, state: list[str]) -> set[Entry]:
+    return {
+        _entry(add)
+        for hkey, value in field.items_of(state)
+        for index in field.indexes
+        for add, _ in index.entries(value, pk, hkey)
+    }
+
+
+class _Checker:
+    """The checks of one model, reporting through `report`."""
+
+    def __init__(self, model: type[RedisModel], progress: Callable[[str], None] | None) -> None:
+        self.model = model
+        self.meta = model._meta
+        self.database = self.meta.database
+        self.client = self.database.client
+        self.progress = progress or (lambda message: None)
+        self.problems: list[Problem] = []
+
+    def report(self, kind: str, field: RedisField | None, detail: str) -> None:
+        self.problems.append(Problem(kind, self.model, field, detail))
+
+    def pks(self) -> Iterator[str]:
+        return self.client.sscan_iter(self.meta.collection_key, count=BATCH)
+
+    def run(self) -> list[Problem]:
+        indexed = [field for field in self.meta.data_fields if field.indexes]
+        related = [field for field in self.meta.data_fields if hasattr(field, "related_model")]
+        done = 0
+        for batch in _batches(self.pks()):
+            self.check_instances(batch, indexed, related)
+            self.check_combinations(batch)
+            done += len(batch)
+            self.progress(f"{self.model.__name__}: {done} instances checked")
+        for field in indexed:
+            self.check_index_keys(field)
+        self.check_combination_keys()
+        self.check_orphans()
+        return self.problems
+
+    # unique_together ----------------------------------------------------------------------
+
+    def combinations(self, pks: list[str]) -> dict[str, set[str]]:
+        """The combination keys each of these instances' values implies, by pk."""
+        meta = self.meta
+        names = sorted({name for group in meta.unique_together for name in group})
+        states = iter(
+            read_states(self.database, [(meta.fields[n], pk) for pk in pks for n in names])
+        )
+        implied: dict[str, set[str]] = {}
+        for pk in pks:
+            values = {name: next(states) for name in names}
+            keys = (meta.together_key(group, values) for group in meta.unique_together)
+            implied[pk] = {key for key in keys if key is not None}
+        return implied
+
+    def check_combinations(self, pks: list[str]) -> None:
+        """Combinations these instances hold that are not stored."""
+        if not self.meta.unique_together:
+            return
+        wanted = [(key, pk) for pk, keys in self.combinations(pks).items() for key in keys]
+        with self.client.pipeline(transaction=False) as pipeline:
+            for key, pk in wanted:
+                pipeline.sismember(key, pk)
+            found = pipeline.execute()
+        for (key, pk), present in zip(wanted, found, strict=True):
+            if not present:
+                self.report("missing", None, f"combination of {pk!r} in {key!r}")
+
+    def check_combination_keys(self) -> None:
+        """Stored combinations no instance holds, and combinations held several times."""
+        holders: dict[str, list[str]] = {}
+        members = (
+            (key, pk)
+            for key in self.client.scan_iter(match=together_pattern(self.model), count=BATCH)
+            for pk in self.client.sscan_iter(key, count=BATCH)
+        )
+        for chunk in _batches(members):
+            distinct = list(dict.fromkeys(pk for _, pk in chunk))
+            exists = self.exist(distinct)
+            implied = self.combinations([pk for pk in distinct if pk in exists])
+            for key, pk in chunk:
+                if key in implied.get(pk, ()):
+                    holders.setdefault(key, []).append(pk)
+                else:
+                    self.report("stale", None, f"combination of {pk!r} in {key!r}")
+        for key, pks in holders.items():
+            if len(pks) > 1:
+                self.report("unique", None, f"combination {key!r} held by {sorted(pks)!r}")
+
+    def check_instances(
+        self, pks: list[str], indexed: list[RedisField], related: list[RedisField]
+    ) -> None:
+        """Missing index entries, and dangling relations, of these instances."""
+        fields = list(dict.fromkeys(indexed + related))
+        states = iter(read_states(self.database, [(f, pk) for pk in pks for f in fields]))
+        expected: list[tuple[RedisField, Entry]] = []
+        links: list[tuple[RedisField, str, str]] = []
+        for pk in pks:
+            for field in fields:
+                state = next(states)
+                if field.indexes:
+                    expected += [(field, entry) for entry in _expected(field, pk, state)]
+                if field in related:
+                    links += [(field, pk, value) for _, value in field.items_of(state)]
+        for chunk in _batches(expected):
+            with self.client.pipeline(transaction=False) as pipeline:
+                for _, (key, member, score) in chunk:
+                    if score is None:
+                        pipeline.sismember(key, member)
+                    else:
+                        pipeline.zscore(key, member)
+                found = pipeline.execute()
+            for (field, (key, member, score)), answer in zip(chunk, found, strict=True):
+                if (score is None and not answer) or (score is not None and answer != score):
+                    self.report("missing", field, f"index entry {member!r} in {key!r}")
+        for chunk in _batches(links):
+            with self.client.pipeline(transaction=False) as pipeline:
+                for field, _, value in chunk:
+                    target = field.require_related_model()  # type: ignore[attr-defined]
+                    pipeline.sismember(target._meta.collection_key, value)
+                found = pipeline.execute()
+            for (field, pk, value), exists in zip(chunk, found, strict=True):
+                if not exists:
+                    self.report("dangling", field, f"instance {pk!r} points to missing {value!r}")
+
+    def index_members(self, field: RedisField) -> Iterator[tuple[bool, str, str, float | None]]:
+        """(whether the index checks uniqueness, key, member, score) of every entry stored in
+        `field`'s index keys."""
+        for index in field.indexes:
+            unique = field.unique and index.handle_uniqueness
+            for pattern in index.scan_patterns():
+                for keys in _batches(self.client.scan_iter(match=pattern, count=BATCH)):
+                    for key, member, score in self._members(keys):
+                        yield unique, key, member, score
+
+    def _members(self, keys: list[str]) -> Iterator[tuple[str, str, float | None]]:
+        """(key, member, score) of the sets and sorted sets among `keys`: their types and
+        first pages in two round trips, the rest of a big one page by page."""
+        with self.client.pipeline(transaction=False) as pipeline:
+            for key in keys:
+                pipeline.type(key)
+            kinds = pipeline.execute()
+        scanned = [(k, kind) for k, kind in zip(keys, kinds, strict=True) if kind in _SCANS]
+        with self.client.pipeline(transaction=False) as pipeline:
+            for key, kind in scanned:
+                getattr(pipeline, _SCANS[kind])(key, 0, count=BATCH)
+            pages = pipeline.execute()
+        for (key, kind), (cursor, page) in zip(scanned, pages, strict=True):
+            scan = getattr(self.client, _SCANS[kind])
+            while True:
+                if kind == "set":
+                    yield from ((key, member, None) for member in page)
+                else:
+                    yield from ((key, member, score) for member, score in page)
+                if not int(cursor):
+                    break
+                cursor, page = scan(key, cursor, count=BATCH)
+
+    def check_index_keys(self, field: RedisField) -> None:
+        """Stale index entries, and unique values held several times, in `field`'s indexes."""
+        holders: dict[tuple[str, str], set[str]] = {}
+        # the entries each owner's value implies, computed once per owner: a field of many
+        # values (a set of thousands of members) has its entries in many chunks
+        implied: dict[str, set[Entry]] = {}
+        for chunk in _batches(self.index_members(field)):
+            owners = [
+                member if score is None else member_pk(member) for _, _, member, score in chunk
+            ]
+            distinct = [pk for pk in dict.fromkeys(owners) if pk not in implied]
+            states = read_states(self.database, [(field, pk) for pk in distinct])
+            exists = self.exist(distinct)
+            implied.update(
+                (pk, _expected(field, pk, state) if pk in exists else set())
+                for pk, state in zip(distinct, states, strict=True)
+            )
+            for (unique, key, member, score), pk in zip(chunk, owners, strict=True):
+                if (key, member, score) not in implied[pk]:
+                    self.report("stale", field, f"index entry {member!r} in {key!r}")
+                elif unique:
+                    value = key if score is None else (key, member[: -len(pk)])
+                    holders.setdefault((str(value), ""), set()).add(pk)
+        for (value, _), pks in holders.items():
+            if len(pks) > 1:
+                self.report("unique", field, f"value of {value!r} held by {sorted(pks)!r}")
+
+    def exist(self, pks: list[str]) -> set[str]:
+        with self.client.pipeline(transaction=False) as pipeline:
+            for pk in pks:
+                pipeline.sismember(self.meta.collection_key, pk)
+            found = pipeline.execute()
+        return {pk for pk, present in zip(pks, found, strict=True) if present}
+
+    def check_orphans(self) -> None:
+        """Instance keys whose pk is not in the collection."""
+        start = self.meta.instance_prefix
+        suffixes = [self.meta.field_suffix(f.name) for f in self.meta.data_fields] + [HASH_SUFFIX]
+        pattern = glob_escape(start) + "*"
+        for chunk in _batches(self.client.scan_iter(match=pattern, count=BATCH)):
+            candidates = {
+                key: [key[len(start) : -len(s)] for s in suffixes if key.endswith(s)]
+                for key in chunk
+            }
+            exists = self.exist([pk for pks in candidates.values() for pk in pks])
+            for key, pks in candidates.items():
+                if not exists.intersection(pks):
+                    self.report("orphan", None, f"key {key!r} belongs to no instance")
+
+
+def check(
+    *models: type[RedisModel], progress: Callable[[str], None] | None = None
+) -> list[Problem]:
+    """Every problem found in these models (an empty list when all is consistent)."""
+    return [problem for model in models for problem in _Checker(model, progress).run()]
+
+
+def assert_consistent(*models: type[RedisModel]) -> None:
+    """Raise IntegrityError listing, one per line, every problem `check` finds."""
+    problems = check(*models)
+    if problems:
+        raise IntegrityError("\n".join(map(str, problems)))
+
+
+def repair(problems: Iterable[Problem]) -> list[RedisField | type[RedisModel]]:
+    """Rebuild the indexes of every field with missing, stale or unique problems, and the
+    `unique_together` combinations of every model with such problems; the fields and models
+    rebuilt. (Orphan keys and dangling relations are reported, not changed.)"""
+    broken = [p for p in problems if p.kind in ("missing", "stale", "unique")]
+    fields = list(dict.fromkeys(p.field for p in broken if p.field is not None))
+    models = list(dict.fromkeys(p.model for p in broken if p.field is None))
+    for field in fields:
+        field.rebuild_indexes()
+    for model in models:
+        rebuild_together(model)
+    return [*fields, *models]
+
+
+def stderr_progress(message: str) -> None:
+    """A `progress` callback writing to stderr."""
+    print(message, file=sys.stderr, flush=True)
