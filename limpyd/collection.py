@@ -112,10 +112,14 @@ class CollectionManager:
         """This collection with more filters (and-ed), each checked now."""
         return self._filtered(filters)
 
-    def _filtered(self, filters: dict[str, Any]) -> CollectionManager:
+    def _given(self, filters: dict[str, Any]) -> list[_Filter]:
+        """The filters given to add, checked (before the collection changes)."""
         if self._slices:
             raise ImplementationError("Cannot filter a collection after slicing it")
-        given = [self._filter(key, value) for key, value in filters.items()]
+        return [self._filter(key, value) for key, value in filters.items()]
+
+    def _filtered(self, filters: dict[str, Any]) -> CollectionManager:
+        given = self._given(filters)
         clone = self._derive()
         clone._filters += given
         return clone
@@ -123,9 +127,7 @@ class CollectionManager:
     def exclude(self, **filters: Any) -> CollectionManager:
         """This collection without the instances matching all these filters (none: the
         same instances)."""
-        if self._slices:
-            raise ImplementationError("Cannot filter a collection after slicing it")
-        given = [self._filter(key, value) for key, value in filters.items()]
+        given = self._given(filters)
         clone = self._derive()
         if given:
             clone._excludes.append(given)

@@ -221,13 +221,12 @@ def test_the_pk_is_filtered_with_an_instance(db, manager):
     the instance's pk; an instance of another model is refused, naming model and field."""
 
     class Numbered(model.RedisModel):
-        database = db
         id = fields.AutoPKField()
         name = fields.InstanceHashField(indexable=True)
+        database = db
 
     class Other(model.RedisModel):
-        database = db
-        name = fields.InstanceHashField(indexable=True)
+        label, database = fields.StringField(), db
 
     first, second = Numbered(name="a"), Numbered(name="b")
     assert list(Numbered.collection(manager=manager, pk=second)) == ["2"]
@@ -237,7 +236,7 @@ def test_the_pk_is_filtered_with_an_instance(db, manager):
     assert Numbered.get(pk=second).name.hget() == "b"
     assert list(Numbered.collection(manager=manager).exclude(id=first)) == ["2"]
     with pytest.raises(ValueError, match=r"Numbered\.id.*Other"):
-        Numbered.collection(manager=manager, pk=Other(name="x"))
+        Numbered.collection(manager=manager, pk=Other(label="x"))
 
 
 def test_an_unsaved_instance_as_a_pk_filter(db):
@@ -252,23 +251,23 @@ def test_an_unsaved_instance_as_a_pk_filter(db):
     thing = Thing()
     with pytest.raises(DoesNotExist, match="not saved"):
         Thing.collection(manager=CollectionManager, pk=thing)
-    collection = Thing.collection(pk=thing)
+    collection, by_field = Thing.collection(pk=thing), Thing.collection(pk=thing.pk)
     thing.name.hset("saved now")
-    assert list(collection) == [thing.pk.get()]
+    assert list(collection) == list(by_field) == [thing.pk.get()]
 
 
 @pytest.mark.parametrize("manager", MANAGERS)
 def test_a_foreign_key_is_filtered_with_an_instance(db, manager):
+    """A related field is filtered with instances as with pks (checked when given)."""
+
     class Owner(RelatedModel):
-        database = db
-        cluster_group = "compat-related"
+        database, cluster_group = db, "compat-related"
         name = fields.PKField()
 
     class Pet(RelatedModel):
-        database = db
-        cluster_group = "compat-related"
-        name = fields.InstanceHashField(indexable=True)
+        database, cluster_group = db, "compat-related"
         owner = FKInstanceHashField(Owner, related_name="pets")
+        name = fields.InstanceHashField(indexable=True)
 
     ann, bob = Owner(name="ann"), Owner(name="bob")
     Pet(name="rex", owner=ann)

@@ -57,7 +57,8 @@ class ExtendedCollectionManager(CollectionManager):
     # Building -------------------------------------------------------------------------
 
     def filter(self, **filters: Any) -> ExtendedCollectionManager:
-        """Add filters (and-ed); values may be bound single-value fields, read at evaluation."""
+        """Add filters (and-ed), checked now; values may be bound single-value fields, read
+        at evaluation."""
         return self._filtered(filters)  # type: ignore[return-value]
 
     def intersect(self, *pks_sources: Any) -> ExtendedCollectionManager:
