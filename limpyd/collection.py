@@ -17,10 +17,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any, overload
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NamedTuple, overload
 
 from limpyd import protocol
-from limpyd.exceptions import DoesNotExist, ImplementationError, MultipleObjectsReturned
+from limpyd.exceptions import (
+    DoesNotExist,
+    ImplementationError,
+    MultipleObjectsReturned,
+    UnknownFieldError,
+)
 from limpyd.fields import HashField, InstanceHashField, StringField
 from limpyd.indexes import TextRangeIndex, intersect_ranges
 from limpyd.keys import HASH_SUFFIX
@@ -32,10 +38,42 @@ if TYPE_CHECKING:
     from limpyd.indexes import BaseIndex
     from limpyd.model import RedisModel
 
-__all__ = ["CollectionManager"]
+__all__ = ["CollectionManager", "InvalidQueryError"]
 
 #: A query atom: (operation, arguments...), see query.lua.
 Atom = tuple[Any, ...]
+
+
+class InvalidQueryError(ImplementationError, ValueError):
+    """A collection cannot be built as asked (a filter, an intersection, an output): an
+    ImplementationError, and a ValueError as redis-limpyd raised for these."""
+
+
+@dataclass(frozen=True)
+class _Target:
+    """What the key of a filter names, checked when the filter is given."""
+
+    key: str
+    field: RedisField
+    #: "pk", "isnull" or "index": how the atoms of a value are made
+    kind: str
+    #: `__all`: one source per value of an iterable
+    each: bool = False
+    #: a pk filter with `__in`: an iterable of pks
+    many: bool = False
+    index: BaseIndex | None = None
+    suffix: str | None = None
+    hkey: str | None = None
+
+
+class _Filter(NamedTuple):
+    """A filter as given, its target, and its sources (None: computed at evaluation, from a
+    value read then)."""
+
+    key: str
+    value: Any
+    target: _Target
+    sources: list[list[Atom]] | None
 
 
 class CollectionManager:
@@ -43,8 +81,8 @@ class CollectionManager:
 
     def __init__(self, model: type[RedisModel]) -> None:
         self.model = model
-        self._filters: list[tuple[str, Any]] = []
-        self._excludes: list[list[tuple[str, Any]]] = []
+        self._filters: list[_Filter] = []
+        self._excludes: list[list[_Filter]] = []
         #: The set expression the filters narrow: the whole collection, or an operation
         #: (`|`, `&`, `-`, `^`) on other collections.
         self._base: tuple[str, list[CollectionManager]] | None = None
@@ -71,24 +109,28 @@ class CollectionManager:
     # Building ---------------------------------------------------------------------------
 
     def __call__(self, **filters: Any) -> CollectionManager:
-        """This collection with more filters (and-ed). They are checked at evaluation."""
+        """This collection with more filters (and-ed), each checked now."""
         return self._filtered(filters)
 
-    def _filtered(self, filters: dict[str, Any]) -> CollectionManager:
+    def _given(self, filters: dict[str, Any]) -> list[_Filter]:
+        """The filters given to add, checked (before the collection changes)."""
         if self._slices:
             raise ImplementationError("Cannot filter a collection after slicing it")
+        return [self._filter(key, value) for key, value in filters.items()]
+
+    def _filtered(self, filters: dict[str, Any]) -> CollectionManager:
+        given = self._given(filters)
         clone = self._derive()
-        clone._filters += filters.items()
+        clone._filters += given
         return clone
 
     def exclude(self, **filters: Any) -> CollectionManager:
         """This collection without the instances matching all these filters (none: the
         same instances)."""
-        if self._slices:
-            raise ImplementationError("Cannot filter a collection after slicing it")
+        given = self._given(filters)
         clone = self._derive()
-        if filters:
-            clone._excludes.append(list(filters.items()))
+        if given:
+            clone._excludes.append(given)
         return clone
 
     def _combine(self, operation: str, other: object) -> CollectionManager:
@@ -116,70 +158,116 @@ class CollectionManager:
     def __xor__(self, other: object) -> CollectionManager:
         return self._combine(protocol.SYMMETRIC_DIFFERENCE, other)
 
-    def _filter_sources(self, key: str, value: Any) -> list[list[Atom]]:
-        """The sources (and-ed) of one filter: one, or one per value for `__all`."""
-        name, _, suffix = key.rpartition("__")
-        if suffix != "all" or not name:
-            return [self._atoms(key, value)]
-        field = self.model._meta.field(name.split("__")[0])
-        if field.state_kind not in ("set", "list", "zset"):
-            raise ImplementationError(
-                f"{field.describe()}: the filter {key!r} is for Set, List and SortedSet fields"
-            )
-        if isinstance(value, str | bytes) or not isinstance(value, Iterable):
-            raise ImplementationError(
-                f"{field.describe()}: the value of the filter {key!r} must be an iterable of "
-                f"values, not {value!r}"
-            )
-        return [self._atoms(name, item) for item in value]
+    def _filter(self, key: str, value: Any) -> _Filter:
+        """The filter `key=value`, checked: its key names a field and an index answering
+        it, and its value (unless read at evaluation) makes atoms of that index."""
+        if isinstance(value, Iterator):  # read once, so that it can be evaluated again
+            value = tuple(value)
+        target = self._target(key, value)
+        sources = None if self._deferred(value) else self._filter_sources(target, value)
+        return _Filter(key, value, target, sources)
 
-    def _atoms(self, key: str, value: Any) -> list[Atom]:
-        """The atoms (unioned) of one filter `field[__hkey][__prefix][__suffix]=value`."""
+    def _deferred(self, value: Any) -> bool:
+        """Whether a filter value is read at evaluation (see ExtendedCollectionManager)."""
+        return False
+
+    def _read(self, value: Any) -> Any:
+        """The value a deferred filter value has now."""
+        return value
+
+    def _target(self, key: str, value: Any) -> _Target:
+        """What the filter `field[__hkey][__prefix][__suffix][__all]=value` names; an
+        error naming the model, the field and the filter if no index of a field answers it."""
         meta = self.model._meta
         name, *parts = key.split("__")
-        field = meta.field(name)
+        try:
+            field = meta.field(name)
+        except UnknownFieldError:
+            raise UnknownFieldError(
+                f"{self.model.__name__} has no field {name!r} (filter {key}={value!r})"
+            ) from None
+        each = parts[-1:] == ["all"] and field is not meta.pk_field
+        if each:
+            parts = parts[:-1]
+            if field.state_kind not in ("set", "list", "zset"):
+                raise InvalidQueryError(
+                    f"{field.describe()}: the filter {key!r} is for Set, List and SortedSet fields"
+                )
         if field is meta.pk_field:
-            return [self._pk_atom(field, parts, value, key)]
+            if parts not in ([], ["eq"], ["in"]):
+                raise InvalidQueryError(
+                    f"{field.describe()}: the pk can only be filtered with no suffix, "
+                    f"'__eq' or '__in' (filter {key!r})"
+                )
+            return _Target(key, field, "pk", many=parts == ["in"])
         hkey = None
         if isinstance(field, HashField):
             if not parts:
-                raise ImplementationError(
-                    f"{field.describe()}: filter on one key of the hash, like {name}__<key>=value"
+                raise InvalidQueryError(
+                    f"{field.describe()}: filter on one key of the hash, like {name}__<key>=value "
+                    f"(filter {key!r})"
                 )
             hkey, parts = parts[0], parts[1:]
         if not field.indexes:
-            raise ImplementationError(
+            raise InvalidQueryError(
                 f"{field.describe()} is not indexable: it cannot be filtered on "
                 f"(filter {key}={value!r})"
             )
         if parts == ["isnull"]:
-            return [self._isnull_atom(field, value, key)]
+            if field.state_kind not in ("string", "hashfield"):
+                raise InvalidQueryError(
+                    f"{field.describe()}: {key} is for a StringField or an InstanceHashField"
+                )
+            return _Target(key, field, "isnull")
         index, suffix = self._index_for(field, parts, key)
-        return index.atoms(suffix, value, hkey)
+        return _Target(key, field, "index", each, index=index, suffix=suffix, hkey=hkey)
+
+    def _filter_sources(self, target: _Target, value: Any) -> list[list[Atom]]:
+        """The sources (and-ed) of a filter: one, or one per value for `__all`."""
+        if not target.each:
+            return [self._atoms(target, value)]
+        return [self._atoms(target, item) for item in self._iterable(target, value)]
 
     @staticmethod
-    def _pk_atom(field: RedisField, parts: list[str], value: Any, key: str) -> Atom:
-        if parts == ["in"]:
-            if isinstance(value, str | bytes) or not isinstance(value, Iterable):
-                raise ImplementationError(
-                    f"{field.describe()}: the value of the filter {key!r} must be an iterable "
-                    f"of values, not {value!r}"
-                )
-            values = [field.text(item) for item in value]
-        elif parts in ([], ["eq"]):
-            values = [field.text(value)]
-        else:
-            raise ImplementationError(
-                f"{field.describe()}: the pk can only be filtered with no suffix, "
-                f"'__eq' or '__in' (filter {key!r})"
+    def _iterable(target: _Target, value: Any) -> Iterable[Any]:
+        if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+            raise InvalidQueryError(
+                f"{target.field.describe()}: the value of the filter {target.key!r} must be "
+                f"an iterable of values, not {value!r}"
             )
-        return (protocol.PK_LIST, len(values), *values)
+        return value
 
-    def _isnull_atom(self, field: RedisField, value: Any, key: str) -> Atom:
-        if field.state_kind not in ("string", "hashfield") or not isinstance(value, bool):
-            raise ImplementationError(
-                f"{field.describe()}: {key} takes True or False, on a StringField or an "
-                f"InstanceHashField (got {value!r})"
+    def _atoms(self, target: _Target, value: Any) -> list[Atom]:
+        """The atoms (unioned) of one value of a filter."""
+        if target.kind == "pk":
+            values = self._iterable(target, value) if target.many else [value]
+            pks = [self._pk_text(target.field, item) for item in values]
+            return [(protocol.PK_LIST, len(pks), *pks)]
+        if target.kind == "isnull":
+            return [self._isnull_atom(target, value)]
+        assert target.index is not None
+        if target.suffix == "in":
+            self._iterable(target, value)
+        return target.index.atoms(target.suffix, value, target.hkey)
+
+    def _pk_text(self, field: RedisField, value: Any) -> str:
+        """A pk filter value: a pk, or an instance of the model (its pk)."""
+        from limpyd.model import RedisModel
+
+        if not isinstance(value, RedisModel):
+            return field.text(value)
+        if not isinstance(value, self.model):
+            raise InvalidQueryError(
+                f"{field.describe()}: invalid value {value!r} (a {type(value).__name__}): "
+                f"a {self.model.__name__} or its pk is expected"
+            )
+        return value._require_pk()
+
+    def _isnull_atom(self, target: _Target, value: Any) -> Atom:
+        field = target.field
+        if not isinstance(value, bool):
+            raise InvalidQueryError(
+                f"{field.describe()}: {target.key} takes True or False (got {value!r})"
             )
         meta = self.model._meta
         start, want = meta.instance_prefix, "0" if value else "1"
@@ -194,13 +282,12 @@ class CollectionManager:
         prefix = parts[0] if parts and parts[0] in prefixes else None
         if prefix is not None:
             parts = parts[1:]
-        if len(parts) > 1:
-            raise ValueError(f"{field.describe()}: invalid filter {key!r}")
-        suffix = parts[0] if parts else None
-        for index in field.indexes:
-            if index.prefix == prefix and suffix in index.handled_suffixes:
-                return index, suffix
-        raise ImplementationError(
+        if len(parts) <= 1:
+            suffix = parts[0] if parts else None
+            for index in field.indexes:
+                if index.prefix == prefix and suffix in index.handled_suffixes:
+                    return index, suffix
+        raise InvalidQueryError(
             f"{field.describe()}: no index of this field answers the filter {key!r}"
         )
 
@@ -310,15 +397,17 @@ class CollectionManager:
         """The atoms of each source the query intersects."""
         return self._sources_of(self._filters)
 
-    def _sources_of(self, filters: list[tuple[str, Any]]) -> list[list[Atom]]:
+    def _sources_of(self, filters: list[_Filter]) -> list[list[Atom]]:
         """The sources of `filters`; two ranges on the index of a field holding one value
         (`age__gte=20, age__lt=30`) are one range, which reads only what both hold."""
         sources: list[list[Atom]] = []
         ranges: dict[tuple[Any, Any], int] = {}
-        for key, value in filters:
-            field = self.model._meta.field(key.split("__")[0])
-            single = field.state_kind in ("string", "hashfield", "hash")
-            for source in self._filter_sources(key, value):
+        for given in filters:
+            single = given.target.field.state_kind in ("string", "hashfield", "hash")
+            found = given.sources
+            if found is None:
+                found = self._filter_sources(given.target, self._read(given.value))
+            for source in found:
                 atom = source[0] if len(source) == 1 else None
                 if not (single and atom and atom[0] in _RANGE_ATOMS):
                     sources.append(source)
@@ -439,24 +528,25 @@ class CollectionManager:
         """The only matching instance (for `Model.get`): any two results tell, in no order
         unless the collection is sliced."""
         pks = self._query(["pks"], (0, 2, 1)) if self._slices else self._query(["any", 2])
-        name = self.model.__name__
+        name, filters = self.model.__name__, {f.key: f.value for f in self._filters}
         if not pks:
-            raise DoesNotExist(f"{name}: no instance matches {dict(self._filters)!r}")
+            raise DoesNotExist(f"{name}: no instance matches {filters!r}")
         if len(pks) > 1:
-            raise MultipleObjectsReturned(
-                f"{name}: several instances match {dict(self._filters)!r}"
-            )
+            raise MultipleObjectsReturned(f"{name}: several instances match {filters!r}")
         return self.model._from_known_pk(pks[0])
 
     def __contains__(self, item: Any) -> bool:
         return item in self._results()
 
     def __eq__(self, other: object) -> bool:
-        if isinstance(other, CollectionManager | list | tuple):
+        """Equal to a list or tuple of its results (as redis-limpyd's slices, lists, were);
+        two collections are equal only when they are the same object, as in redis-limpyd
+        (comparing their results would run both queries)."""
+        if isinstance(other, list | tuple):
             return self._results() == list(other)
         return NotImplemented
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = object.__hash__
 
     def __repr__(self) -> str:
         return repr(self._results())

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -146,13 +146,9 @@ class BaseIndex:
         raise NotImplementedError
 
     def atoms(self, suffix: str | None, value: Any, hkey: str | None) -> list[Atom]:
-        """The query atoms (unioned) for a filter with this suffix and value."""
+        """The query atoms (unioned) for a filter with this suffix and value (for `in`, an
+        iterable of values: the collection checks it)."""
         if suffix == "in":
-            if isinstance(value, str | bytes) or not isinstance(value, Iterable):
-                raise ImplementationError(
-                    f"{self.field.describe()}: the value of the filter "
-                    f"{self.field.name}__in must be an iterable of values, not {value!r}"
-                )
             return [atom for item in value for atom in self.atoms("eq", item, hkey)]
         # Filter values are compared as given: with a `transform`, the query passes the
         # transformed value (manual 2.5.5.1).

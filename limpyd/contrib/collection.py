@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from redis.exceptions import ResponseError
 
 from limpyd import protocol
-from limpyd.collection import Atom, CollectionManager
+from limpyd.collection import Atom, CollectionManager, InvalidQueryError
 from limpyd.exceptions import DoesNotExist, ImplementationError
 from limpyd.fields import InstanceHashField, ListField, SetField, SortedSetField, StringField
 from limpyd.fields.base import RedisField
@@ -32,6 +32,8 @@ DEFAULT_STORE_TTL = 60
 SORTED_SCORE = "sorted_score"
 
 _MISSING_STORED_KEY = "LIMPYD_STORED_KEY_MISSING"
+#: The start of the query's error for an intersected key of another type.
+_NOT_A_SET = "cannot intersect with key"
 
 
 class ExtendedCollectionManager(CollectionManager):
@@ -55,29 +57,39 @@ class ExtendedCollectionManager(CollectionManager):
     # Building -------------------------------------------------------------------------
 
     def filter(self, **filters: Any) -> ExtendedCollectionManager:
-        """Add filters (and-ed); values may be bound single-value fields, read at evaluation."""
+        """Add filters (and-ed), checked now; values may be bound single-value fields, read
+        at evaluation."""
         return self._filtered(filters)  # type: ignore[return-value]
 
     def intersect(self, *pks_sources: Any) -> ExtendedCollectionManager:
         """Keep only pks also in each source: a list/set/tuple of pks, the key of a Redis
-        set, sorted set or list, or a bound SetField, ListField or SortedSetField."""
+        set, sorted set or list, or a bound SetField, ListField or SortedSetField; a
+        ValueError (InvalidQueryError) for anything else, and at evaluation for a key
+        holding another type."""
+        added: list[Atom] = []
         for source in pks_sources:
             if isinstance(source, RedisField):
                 if not isinstance(source, SetField | ListField | SortedSetField):
-                    raise ImplementationError(
-                        f"{source.describe()}: only Set, List and SortedSet fields can be "
-                        "intersected with a collection"
+                    raise InvalidQueryError(
+                        f"{self.model.__name__} collection: cannot intersect with "
+                        f"{source.describe()} (only with a Set, List or SortedSet field)"
                     )
-                self._intersections.append((protocol.KEY_MEMBERS, source.key))
+                if source._instance is None:
+                    raise InvalidQueryError(
+                        f"{self.model.__name__} collection: cannot intersect with "
+                        f"{source.describe()}, not bound to an instance"
+                    )
+                added.append((protocol.KEY_MEMBERS, source.key))
             elif isinstance(source, str):
-                self._intersections.append((protocol.KEY_MEMBERS, source))
+                added.append((protocol.KEY_MEMBERS, source))
             elif isinstance(source, list | set | tuple | frozenset):
-                pks = [self.model._meta.pk_field.text(pk) for pk in source]
-                self._intersections.append((protocol.PK_LIST, len(pks), *pks))
+                pks = [self._pk_text(self.model._meta.pk_field, pk) for pk in source]
+                added.append((protocol.PK_LIST, len(pks), *pks))
             else:
-                raise ImplementationError(
+                raise InvalidQueryError(
                     f"{self.model.__name__} collection: cannot intersect with {source!r}"
                 )
+        self._intersections += added
         return self._derive()
 
     def sort(  # type: ignore[override]
@@ -91,10 +103,15 @@ class ExtendedCollectionManager(CollectionManager):
         scores in a sorted set (a key or a bound SortedSetField)."""
         if by_score is not None:
             if by is not None:
-                raise ImplementationError("sort() takes `by` or `by_score`, not both")
+                raise InvalidQueryError(
+                    f"{self.model.__name__} collection: sort() takes `by` or `by_score`, not both"
+                )
             if isinstance(by_score, RedisField):
                 if not isinstance(by_score, SortedSetField):
-                    raise ImplementationError(f"{by_score.describe()} is not a SortedSetField")
+                    raise InvalidQueryError(
+                        f"{self.model.__name__} collection: sort(by_score=...) takes a "
+                        f"SortedSetField, not {by_score.describe()}"
+                    )
                 by_score = by_score.key
             self._sort = (protocol.BY_SCORE, alpha, desc, by_score)
             return self._derive()
@@ -117,7 +134,7 @@ class ExtendedCollectionManager(CollectionManager):
                 continue
             field = meta.field(name)
             if not isinstance(field, StringField | InstanceHashField):
-                raise ImplementationError(
+                raise InvalidQueryError(
                     f"{field.describe()}: values() and values_list() only read single-value "
                     "fields (pk, StringField, InstanceHashField)"
                 )
@@ -133,7 +150,10 @@ class ExtendedCollectionManager(CollectionManager):
         """Tuples of these fields' values; with `flat` and one field, the values themselves."""
         names = self._value_names(fields)
         if flat and len(names) != 1:
-            raise ImplementationError("values_list(flat=True) takes exactly one field")
+            raise InvalidQueryError(
+                f"{self.model.__name__} collection: values_list(flat=True) takes exactly one "
+                f"field (got {', '.join(names)})"
+            )
         self._values = ("tuple", names, flat)
         return self._derive()
 
@@ -149,9 +169,18 @@ class ExtendedCollectionManager(CollectionManager):
 
     # Evaluating -----------------------------------------------------------------------
 
+    def _deferred(self, value: Any) -> bool:
+        """A bound single-value field is read at evaluation, and the pk of an instance not
+        saved yet taken then (as redis-limpyd did)."""
+        from limpyd.model import RedisModel
+
+        return _bound_value_field(value) or (isinstance(value, RedisModel) and value._pk is None)
+
+    def _read(self, value: Any) -> Any:
+        return value.get() if _bound_value_field(value) else value
+
     def _sources(self) -> list[list[Atom]]:
-        filters = [(key, _read_field(value)) for key, value in self._filters]
-        return self._sources_of(filters) + [[atom] for atom in self._intersections]
+        return super()._sources() + [[atom] for atom in self._intersections]
 
     def _output(self) -> list[Any]:
         if self._values is None:
@@ -192,7 +221,14 @@ class ExtendedCollectionManager(CollectionManager):
             if _MISSING_STORED_KEY in str(error):
                 raise DoesNotExist(
                     f"{self.model.__name__}: the stored collection {self.stored_key!r} "
-                    "expired or was deleted"
+                    "expired or was deleted, or held an empty result (for which store() "
+                    "writes no key): run the collection again"
+                ) from None
+            if _NOT_A_SET in str(error):
+                text = str(error)
+                raise InvalidQueryError(
+                    f"{self.model.__name__} collection: {text[text.index(_NOT_A_SET) :]}: only "
+                    "sets, sorted sets and lists can be intersected"
                 ) from None
             raise
         if output[0] != "values":
@@ -214,22 +250,25 @@ class ExtendedCollectionManager(CollectionManager):
                 "stored): store the collection before asking for values(..., SORTED_SCORE)"
             )
         key = key or self.model._meta.stored_key(uuid.uuid4().hex)
-        self._query(["store", Key(key), "" if ttl is None else int(ttl)])
-        stored = type(self)(self.model).from_stored(key)
+        count = self._query(["store", Key(key), "" if ttl is None else int(ttl)])
+        stored = type(self)(self.model)._stored(key, empty=not count)
         stored._instances, stored._values = self._instances, self._values
         return stored
 
     def from_stored(self, key: str) -> ExtendedCollectionManager:
         """A collection of the pks stored in `key` by `store()`, in their stored order
-        (DoesNotExist at evaluation if the key expired)."""
+        (DoesNotExist at evaluation if the key expired; an empty result stores no key)."""
+        return self._stored(key, empty=False)
+
+    def _stored(self, key: str, empty: bool) -> ExtendedCollectionManager:
+        """Based on the pks stored in `key`; `empty`: none were (store() wrote no key), so
+        the collection is empty whatever the key holds later."""
         self.stored_key = key
-        self._intersections.append((protocol.STORED_LIST, key))
+        self._intersections.append((protocol.PK_LIST, 0) if empty else (protocol.STORED_LIST, key))
         self._sort = (protocol.BY_LIST, False, False, key)
         return self._derive()
 
 
-def _read_field(value: Any) -> Any:
-    """A bound single-value field given as a filter value is read now (at evaluation)."""
-    if isinstance(value, StringField | InstanceHashField) and value._instance is not None:
-        return value.get()
-    return value
+def _bound_value_field(value: Any) -> bool:
+    """Whether a filter value is a bound single-value field (read at evaluation)."""
+    return isinstance(value, StringField | InstanceHashField) and value._instance is not None

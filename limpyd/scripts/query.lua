@@ -6,8 +6,8 @@
 --       | symmetric_difference 2 sets; an atom is one of:
 --       set_key key | lex_range key min max | score_range key min max | pk_list n pks(n)
 --       | key_members key (any set/zset/list)
---       | stored_list key (a stored list, which must exist; its first item is '', no pk, so
---         that an empty result is stored too)
+--       | stored_list key (a list of pks 'store' wrote, which must exist: an empty result
+--         stores no key, and the collection then reads an empty pk_list instead)
 --       | field_exists prefix suffix sub want: instances whose field key prefix..pk..suffix
 --         (hash field `sub` when not '') exists ('1') or not ('0')
 --   sort: unsorted | by_default desc (by pk: numeric if all pks are numbers, else alpha)
@@ -409,10 +409,10 @@ local function run()
 
     if output == 'pks' then return items end
     if output == 'store' then
+        -- the key holds the pks, nothing else: an empty result leaves no key
         redis.call('DEL', store_key)
-        redis.call('RPUSH', store_key, '')
         chunked('RPUSH', store_key, items)
-        if store_ttl ~= '' then redis.call('EXPIRE', store_key, store_ttl) end
+        if store_ttl ~= '' and #items > 0 then redis.call('EXPIRE', store_key, store_ttl) end
         return #items
     end
 

@@ -147,7 +147,9 @@ def test_store_and_from_stored(Person, db):
     instances = Person.collection(firstname="John").instances().store()
     assert [p.pk.get() for p in instances] == ["1", "2"]
     nobody = Person.collection(firstname="Nobody").store()
-    assert list(nobody) == [] and list(Person.collection().from_stored(nobody.stored_key)) == []
+    assert list(nobody) == [] and not db.client.exists(nobody.stored_key)  # no key stored
+    with pytest.raises(DoesNotExist, match="run the collection again"):
+        list(Person.collection().from_stored(nobody.stored_key))
     db.client.delete(stored_key)
     with pytest.raises(DoesNotExist):
         list(Person.collection().from_stored(stored_key))

@@ -365,11 +365,10 @@ class _Query:
             return items
         if output == b"store":
             call(b"DEL", store_key)
-            call(b"RPUSH", store_key, b"")
             if items:
                 call(b"RPUSH", store_key, *items)
-            if store_ttl != b"":
-                call(b"EXPIRE", store_key, store_ttl)
+                if store_ttl != b"":
+                    call(b"EXPIRE", store_key, store_ttl)
             return len(items)
         return self.rows(items, specs, sort)
 
