@@ -1,0 +1,133 @@
+"""Code written for redis-limpyd runs on limpyd: models, their pk and declarations, and the
+exceptions redis-limpyd raised (issue 18, part 13)."""
+
+from __future__ import annotations
+
+import pytest
+
+from limpyd import fields, model
+from limpyd.exceptions import ImplementationError
+
+# Item 1: a subclass inherits its parent's pk field -------------------------------------
+
+
+@pytest.mark.parametrize("pk_class", [fields.PKField, fields.AutoPKField])
+def test_subclass_inherits_the_declared_pk(db, pk_class):
+    class Person(model.RedisModel):
+        database = db
+        name = pk_class()
+        city = fields.StringField(indexable=True)
+
+    class Employee(Person):
+        pass
+
+    class Manager(Employee):
+        team = fields.StringField()
+
+    for cls in (Employee, Manager):
+        assert cls._meta.pk_field.name == "name" and isinstance(cls._meta.pk_field, pk_class)
+        assert cls.pk is cls.get_field("name") and "pk" not in cls._meta.fields
+        assert cls._meta.pk_field.model is cls  # its own copy, attached to the subclass
+    values = (
+        {"city": "Paris"} if pk_class is fields.AutoPKField else {"name": "ann", "city": "Paris"}
+    )
+    ann = Manager(**values, team="a")
+    assert Manager.collection(city="Paris") == [ann.pk.get()]
+    assert Person.collection() == [] and Employee.collection() == []
+
+
+def test_concrete_models_under_an_abstract_parent_with_a_pk(db):
+    class Content(model.RedisModel):
+        database = db
+        abstract = True
+        id = fields.AutoPKField()
+        title = fields.InstanceHashField()
+
+    class Article(Content):
+        body = fields.StringField()
+
+    class Image(Content):
+        path = fields.InstanceHashField()
+
+    assert list(Article._meta.fields) == ["id", "title", "body"]
+    assert list(Image._meta.fields) == ["id", "title", "path"]
+    article = Article(title="t", body="b")
+    assert article.id.get() == article.pk.get() == "1"
+    assert Image(path="p").id.get() == "1"
+
+
+def test_the_pk_comes_first_among_the_fields(db):
+    class Late(model.RedisModel):
+        database = db
+        name = fields.StringField()
+        code = fields.PKField()
+
+    assert list(Late._meta.fields) == ["code", "name"]
+
+
+def test_a_subclass_may_name_the_automatic_pk(db):
+    """redis-limpyd's own tests: a model with the automatic pk may get a pk field in a
+    subclass."""
+
+    class Boat(model.RedisModel):
+        database = db
+        name = fields.StringField()
+
+    class NamedBoat(Boat):
+        id = fields.AutoPKField()
+
+    class CodedBoat(Boat):
+        code = fields.PKField()
+
+    assert list(NamedBoat._meta.fields) == ["id", "name"]
+    assert list(CodedBoat._meta.fields) == ["code", "name"]
+
+
+# Item 7: declarations redis-limpyd refused ---------------------------------------------
+
+
+@pytest.mark.parametrize("second", [fields.PKField, fields.AutoPKField])
+def test_a_second_pk_field_in_a_subclass_is_refused(db, second):
+    class Person(model.RedisModel):
+        database = db
+        name = fields.PKField()
+
+    with pytest.raises(ImplementationError, match=r"Employee\.code.*Person\.name"):
+
+        class Employee(Person):
+            code = second()
+
+    with pytest.raises(ImplementationError, match=r"Chief\.name.*Person\.name"):
+
+        class Chief(Person):
+            name = second()
+
+    assert "employee" not in {m._meta.name for m in db.models.values()}
+
+
+def test_a_field_hiding_the_inherited_pk_is_refused(db):
+    class Person(model.RedisModel):
+        database = db
+        id = fields.AutoPKField()
+
+    with pytest.raises(ImplementationError, match=r"Employee\.id.*pk field of Person"):
+
+        class Employee(Person):
+            id = fields.StringField()
+
+
+def test_pk_fields_of_two_parents_are_refused(db):
+    class Named(model.RedisModel):
+        database = db
+        abstract = True
+        name = fields.PKField()
+
+    class Numbered(model.RedisModel):
+        database = db
+        abstract = True
+        number = fields.AutoPKField()
+
+    with pytest.raises(ImplementationError, match="several pk fields"):
+
+        class Both(Named, Numbered):
+            pass
