@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from limpyd import fields, model
-from limpyd.exceptions import ImplementationError
+from limpyd.exceptions import CreateManyError, ImplementationError
 
 # Item 1: a subclass inherits its parent's pk field -------------------------------------
 
@@ -131,3 +131,72 @@ def test_pk_fields_of_two_parents_are_refused(db):
 
         class Both(Named, Numbered):
             pass
+
+
+# Item 10: where redis-limpyd raised ValueError, `except ValueError` still catches -------
+
+
+def test_misuses_redis_limpyd_reported_with_value_error_are_value_errors(db, unchanged):
+    class Auto(model.RedisModel):
+        database = db
+        name = fields.StringField()
+
+    class Named(model.RedisModel):
+        database = db
+        code = fields.PKField()
+        name = fields.StringField()
+
+    auto, named = Auto(name="a"), Named(code="c")
+    with unchanged():
+        with pytest.raises(ValueError, match=r"Auto\.pk: an AutoPKField is set by limpyd"):
+            Auto(pk=5, name="b")
+        with pytest.raises(ValueError, match=r"Auto\.pk: an AutoPKField is set by limpyd"):
+            auto.pk.set(5)
+        with pytest.raises(ValueError, match=r"Named\.code: .*cannot be changed"):
+            named.pk.set("d")
+        with pytest.raises(ValueError, match=r"Named\.code: a value for the PKField"):
+            Named(name="x")
+        with pytest.raises(ValueError, match=r"Auto\.get\(\) needs a pk or filters"):
+            Auto.get()
+        with pytest.raises(ValueError, match=r"Auto\.get\(\) takes one pk, or filters: got \(1, 2\)"):
+            Auto.get(1, 2)
+    assert issubclass(ImplementationError, ValueError)
+
+
+# Item 9: exists() takes the arguments of get() ----------------------------------------
+
+
+def test_exists_without_arguments_is_refused_as_get(db):
+    class Boat(model.RedisModel):
+        database = db
+        name = fields.StringField(indexable=True)
+
+    Boat(name="Pen Duick")
+    with pytest.raises(ValueError, match=r"Boat\.exists\(\) needs a pk or filters"):
+        Boat.exists()
+    with pytest.raises(ValueError, match=r"Boat\.exists\(\) takes one pk, or filters"):
+        Boat.exists(1, name="x")
+    assert Boat.exists(1) and Boat.exists(pk=1) and Boat.exists(name="Pen Duick")
+    assert not Boat.exists(2) and not Boat.exists(name="Pen Duick II")
+
+
+# Item 5: one value for the pk ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("pk_class", [fields.PKField, fields.AutoPKField])
+def test_two_values_for_the_pk_are_refused(db, unchanged, pk_class):
+    class Named(model.RedisModel):
+        database = db
+        id = pk_class()
+        name = fields.StringField()
+
+    with unchanged():
+        with pytest.raises(ValueError, match=r"Named: two values for the pk field id: pk=1, id=2"):
+            Named(pk=1, id=2, name="x")
+        # the same value twice is refused too, as redis-limpyd did: one name is enough
+        with pytest.raises(ValueError, match=r"Named: two values for the pk field id: id=1, pk=1"):
+            Named(id=1, pk=1)
+        with pytest.raises(CreateManyError) as refused:
+            Named.create_many([{"pk": 1, "id": 1}])
+    assert isinstance(refused.value.errors[0], ValueError)
+    assert "two values for the pk" in str(refused.value.errors[0])
