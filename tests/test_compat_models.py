@@ -158,7 +158,9 @@ def test_misuses_redis_limpyd_reported_with_value_error_are_value_errors(db, unc
             Named(name="x")
         with pytest.raises(ValueError, match=r"Auto\.get\(\) needs a pk or filters"):
             Auto.get()
-        with pytest.raises(ValueError, match=r"Auto\.get\(\) takes one pk, or filters: got \(1, 2\)"):
+        with pytest.raises(
+            ValueError, match=r"Auto\.get\(\) takes one pk, or filters: got \(1, 2\)"
+        ):
             Auto.get(1, 2)
     assert issubclass(ImplementationError, ValueError)
 
