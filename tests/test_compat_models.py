@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from limpyd import fields, model
+from limpyd.contrib.collection import ExtendedCollectionManager
 from limpyd.exceptions import CreateManyError, ImplementationError
 
 # Item 1: a subclass inherits its parent's pk field -------------------------------------
@@ -202,3 +203,26 @@ def test_two_values_for_the_pk_are_refused(db, unchanged, pk_class):
             Named.create_many([{"pk": 1, "id": 1}])
     assert isinstance(refused.value.errors[0], ValueError)
     assert "two values for the pk" in str(refused.value.errors[0])
+
+
+# Item 3: values() and values_list() name the pk as asked -------------------------------
+
+
+def test_values_name_the_pk_as_asked(db):
+    class Boat(model.RedisModel):
+        database = db
+        collection_manager = ExtendedCollectionManager
+        name = fields.StringField()
+        id = fields.AutoPKField()
+
+    Boat(name="Pen Duick")
+    boats = Boat.collection()
+    assert boats.values("id") == [{"id": "1"}]
+    assert boats.values("pk") == [{"pk": "1"}]
+    assert boats.values("pk", "name", "id") == [{"pk": "1", "name": "Pen Duick", "id": "1"}]
+    # without names: every single-value field by its name, the pk first (as redis-limpyd)
+    assert boats.values() == [{"id": "1", "name": "Pen Duick"}]
+    assert boats.values_list() == [("1", "Pen Duick")]
+    assert boats.values_list("id", "name") == [("1", "Pen Duick")]
+    assert boats.values_list("id", flat=True) == ["1"]
+    assert boats.values("id").store().values("id", "pk") == [{"id": "1", "pk": "1"}]
