@@ -12,7 +12,14 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 from limpyd.collection import CollectionManager
 from limpyd.database import RedisDatabase
 from limpyd.exceptions import ImplementationError, UnknownFieldError
-from limpyd.fields import AutoPKField, InstanceHashField, PKField, RedisField, StringField
+from limpyd.fields import (
+    AutoPKField,
+    HashField,
+    InstanceHashField,
+    PKField,
+    RedisField,
+    StringField,
+)
 from limpyd.indexes import EqualIndex
 from limpyd.keys import KeyLayout
 
@@ -130,7 +137,7 @@ class MetaRedisModel(type):
         # the pk first, as redis-limpyd listed it (values_list() without names)
         all_declared = {pk_name: pk_declared, **inherited, **declared}
         for field_name, field in all_declared.items():
-            _check_field_name(name, field_name, field)
+            _check_field(name, field_name, field)
         all_declared = _with_together_indexes(cls, all_declared)
 
         fields = {k: f.attach(cls, k) for k, f in all_declared.items()}
@@ -272,7 +279,8 @@ def _check_namespace(cls: type[RedisModel]) -> None:
         )
 
 
-def _check_field_name(model: str, name: str, field: RedisField) -> None:
+def _check_field(model: str, name: str, field: RedisField) -> None:
+    """Refuse a field's name, or a declaration redis-limpyd refused too, naming both."""
     if name.startswith("_"):
         raise ImplementationError(f"{model}.{name}: field names cannot start with '_'")
     if name == "pk" and not isinstance(field, PKField):
@@ -284,3 +292,13 @@ def _check_field_name(model: str, name: str, field: RedisField) -> None:
     root = MetaRedisModel.root
     if root is not None and hasattr(root, name) and name != "pk":
         raise ImplementationError(f"{model}.{name}: this name is a method of RedisModel")
+    if isinstance(field, HashField) and field.unique:
+        raise ImplementationError(
+            f"{model}.{name}: a HashField cannot be unique (it holds many values under "
+            "their keys); make the value unique in an InstanceHashField or a StringField"
+        )
+    if field.declared_indexable is False and field.index_classes and not field.unique:
+        raise ImplementationError(
+            f"{model}.{name}: indexes given to a field declared indexable=False; drop "
+            "indexable=False (indexes make a field indexable)"
+        )

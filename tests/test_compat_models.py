@@ -6,8 +6,10 @@ from __future__ import annotations
 import pytest
 
 from limpyd import fields, model
+from limpyd.contrib import related
 from limpyd.contrib.collection import ExtendedCollectionManager
 from limpyd.exceptions import CreateManyError, ImplementationError
+from limpyd.indexes import TextRangeIndex
 
 # Item 1: a subclass inherits its parent's pk field -------------------------------------
 
@@ -104,6 +106,72 @@ def test_a_second_pk_field_in_a_subclass_is_refused(db, second):
             name = second()
 
     assert "employee" not in {m._meta.name for m in db.models.values()}
+
+
+def test_a_unique_hash_field_is_refused(db):
+    with pytest.raises(ImplementationError, match=r"Bag\.tags: a HashField cannot be unique"):
+
+        class Bag(model.RedisModel):
+            database = db
+            tags = fields.HashField(unique=True)
+
+    assert not db.models
+
+
+def test_indexes_on_a_field_declared_not_indexable_are_refused(db):
+    with pytest.raises(ImplementationError, match=r"Doc\.title: indexes given to a field "):
+
+        class Doc(model.RedisModel):
+            database = db
+            title = fields.StringField(indexable=False, indexes=[TextRangeIndex])
+
+    class Page(model.RedisModel):  # `indexes` alone makes a field indexable
+        database = db
+        title = fields.StringField(indexes=[TextRangeIndex])
+
+    assert Page._meta.fields["title"].indexable and list(db.models.values()) == [Page]
+
+
+@pytest.mark.parametrize(
+    "related_name", ["my-groups", "1st", "class", "__hidden", "%(nothing)s", "50%"]
+)
+def test_a_related_name_that_is_not_an_identifier_is_refused(db, related_name):
+    class Person(related.RelatedModel):
+        database = db
+        name = fields.PKField()
+
+    with pytest.raises(ImplementationError, match=r"Group\.members: invalid related_name"):
+
+        class Group(related.RelatedModel):
+            database = db
+            members = related.M2MSetField(Person, related_name=related_name)
+
+    with pytest.raises(ImplementationError, match=r"Team\.members: invalid related_name"):
+
+        class Team(related.RelatedModel):  # not even used yet
+            abstract = True
+            members = related.M2MSetField("Person", related_name=related_name)
+
+    assert list(db.models.values()) == [Person]
+
+
+def test_the_manuals_related_name_template_in_an_empty_namespace(db):
+    """`%(namespace)s_%(model)s_set` in the namespace "" gives `_group_set`, which
+    redis-limpyd accepted: it is an identifier, reachable on the instances."""
+
+    class Person(related.RelatedModel):
+        database = db
+        name = fields.PKField()
+
+    class Group(related.RelatedModel):
+        database = db
+        owner = related.FKStringField(Person, related_name="%(namespace)s_%(model)s_set")
+
+    ann = Person(name="ann")
+    group = Group(owner=ann)
+    assert ann._group_set() == [group.pk.get()]
+    with pytest.raises(AttributeError):
+        ann._other_set  # noqa: B018
 
 
 def test_a_field_hiding_the_inherited_pk_is_refused(db):
