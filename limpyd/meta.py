@@ -149,6 +149,7 @@ class MetaRedisModel(type):
         if pk_name not in inherited and pk_name not in declared:
             del all_declared[pk_name]
         cls._meta = ModelOptions(cls, all_declared, fields, pk_field, attrs["abstract"])
+        cls._hashable_fields = list(cls._meta.hash_fields)
         cls._meta.default_ttl = _default_ttl(cls, default_ttl)
         database = cls.__dict__.get("database", cls.database)
         if database is not None and not isinstance(database, RedisDatabase):

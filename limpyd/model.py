@@ -60,6 +60,9 @@ class RedisModel(metaclass=MetaRedisModel):
 
     _meta: ClassVar[ModelOptions]
     pk: ClassVar[PKField]
+    #: The names of the model's InstanceHashFields (redis-limpyd's name, which the manual's
+    #: `hmget_dict` example reads).
+    _hashable_fields: ClassVar[list[str]]
     #: The RedisDatabase hosting this model (mandatory to use a concrete model).
     database: ClassVar[RedisDatabase | None] = None
     namespace: ClassVar[str] = ""
@@ -298,6 +301,11 @@ class RedisModel(metaclass=MetaRedisModel):
         return (manager or cls.collection_manager)(cls)(**filters)
 
     @classmethod
+    def instances(cls, lazy: bool = False, **filters: Any) -> CollectionManager:
+        """`collection(**filters).instances()`: the matching instances (as in redis-limpyd)."""
+        return cls.collection(**filters).instances(lazy=lazy)
+
+    @classmethod
     def scan_model_keys(cls) -> Iterator[str]:
         """Every key of this model (collection, counter, indexes, instances), with SCAN."""
         meta = cls._check_concrete()
@@ -309,6 +317,12 @@ class RedisModel(metaclass=MetaRedisModel):
         return cls._meta.field(name)
 
     # Instance methods ---------------------------------------------------------------------
+
+    @property
+    def connection(self) -> Any:
+        """The redis client of the instance's database (its pipeline in a pipeline), as in
+        redis-limpyd."""
+        return type(self)._meta.database.connection
 
     def delete(self) -> None:
         """Delete the instance: its fields, its index entries, its pk from the collection."""

@@ -294,3 +294,56 @@ def test_values_name_the_pk_as_asked(db):
     assert boats.values_list("id", "name") == [("1", "Pen Duick")]
     assert boats.values_list("id", flat=True) == ["1"]
     assert boats.values("id").store().values("id", "pk") == [{"id": "1", "pk": "1"}]
+
+
+# Item 12: redis-limpyd API that code uses though the manual does not list it -------------
+
+
+def test_model_instances_is_the_collections_instances(db):
+    class Bike(model.RedisModel):
+        database = db
+        name = fields.StringField(indexable=True)
+        wheels = fields.StringField(indexable=True)
+
+    one, two = Bike(name="one", wheels=2), Bike(name="two", wheels=2)
+    Bike(name="three", wheels=3)
+    assert sorted(Bike.instances(wheels=2), key=lambda b: b.pk.get()) == [one, two]
+    assert len(Bike.instances()) == 3
+    assert Bike.instances(lazy=True, name="one") == [one]
+    assert Bike.instances(name="none") == []
+
+
+def test_instance_connection_is_its_databases_client(db):
+    class Bike(model.RedisModel):
+        database = db
+        name = fields.StringField()
+
+    bike = Bike(name="one")
+    assert bike.connection is db.connection
+    assert bike.connection.exists(Bike.get_field("name").key_for(bike.pk.get())) == 1
+
+
+def test_hashable_fields_list_the_instance_hash_fields(db):
+    """The manual's `hmget_dict` example, as written there."""
+
+    class Example(model.RedisModel):
+        database = db
+        foo = fields.InstanceHashField()
+        bar = fields.InstanceHashField()
+        baz = fields.InstanceHashField()
+        qux = fields.InstanceHashField()
+        other = fields.StringField()
+
+        def hmget_dict(self, *args):
+            values = self.hmget(*args)
+            keys = args or self._hashable_fields
+            return dict(zip(keys, values))  # noqa: B905 (the manual's code)
+
+    class Extended(Example):
+        more = fields.InstanceHashField()
+
+    assert Example._hashable_fields == ["foo", "bar", "baz", "qux"]
+    assert Extended._hashable_fields == ["foo", "bar", "baz", "qux", "more"]
+    example = Example(foo="FOO", bar="BAR")
+    assert example.hmget_dict("foo", "bar") == {"bar": "BAR", "foo": "FOO"}
+    assert example._hashable_fields == ["foo", "bar", "baz", "qux"]
