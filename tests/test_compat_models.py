@@ -41,6 +41,8 @@ def test_subclass_inherits_the_declared_pk(db, pk_class):
 
 def test_concrete_models_under_an_abstract_parent_with_a_pk(db):
     class Content(model.RedisModel):
+        """The manual's abstract parent, with a pk field of its own."""
+
         database = db
         abstract = True
         id = fields.AutoPKField()
@@ -49,10 +51,11 @@ def test_concrete_models_under_an_abstract_parent_with_a_pk(db):
     class Article(Content):
         body = fields.StringField()
 
+    assert list(Article._meta.fields) == ["id", "title", "body"]
+
     class Image(Content):
         path = fields.InstanceHashField()
 
-    assert list(Article._meta.fields) == ["id", "title", "body"]
     assert list(Image._meta.fields) == ["id", "title", "path"]
     article = Article(title="t", body="b")
     assert article.id.get() == article.pk.get() == "1"
@@ -205,16 +208,26 @@ def test_pk_fields_of_two_parents_are_refused(db):
 # Item 10: where redis-limpyd raised ValueError, `except ValueError` still catches -------
 
 
-def test_misuses_redis_limpyd_reported_with_value_error_are_value_errors(db, unchanged):
+@pytest.fixture
+def Auto(db):
     class Auto(model.RedisModel):
         database = db
-        name = fields.StringField()
+        name = fields.StringField(indexable=True)
 
+    return Auto
+
+
+@pytest.fixture
+def Named(db):
     class Named(model.RedisModel):
         database = db
         code = fields.PKField()
         name = fields.StringField()
 
+    return Named
+
+
+def test_misuses_redis_limpyd_reported_with_value_error_are_value_errors(unchanged, Auto, Named):
     auto, named = Auto(name="a"), Named(code="c")
     with unchanged():
         with pytest.raises(ValueError, match=r"Auto\.pk: an AutoPKField is set by limpyd"):
@@ -237,18 +250,14 @@ def test_misuses_redis_limpyd_reported_with_value_error_are_value_errors(db, unc
 # Item 9: exists() takes the arguments of get() ----------------------------------------
 
 
-def test_exists_without_arguments_is_refused_as_get(db):
-    class Boat(model.RedisModel):
-        database = db
-        name = fields.StringField(indexable=True)
-
-    Boat(name="Pen Duick")
-    with pytest.raises(ValueError, match=r"Boat\.exists\(\) needs a pk or filters"):
-        Boat.exists()
-    with pytest.raises(ValueError, match=r"Boat\.exists\(\) takes one pk, or filters"):
-        Boat.exists(1, name="x")
-    assert Boat.exists(1) and Boat.exists(pk=1) and Boat.exists(name="Pen Duick")
-    assert not Boat.exists(2) and not Boat.exists(name="Pen Duick II")
+def test_exists_without_arguments_is_refused_as_get(Auto):
+    Auto(name="Pen Duick")
+    with pytest.raises(ValueError, match=r"Auto\.exists\(\) needs a pk or filters"):
+        Auto.exists()
+    with pytest.raises(ValueError, match=r"Auto\.exists\(\) takes one pk, or filters"):
+        Auto.exists(1, name="x")
+    assert Auto.exists(1) and Auto.exists(pk=1) and Auto.exists(name="Pen Duick")
+    assert not Auto.exists(2) and not Auto.exists(name="Pen Duick II")
 
 
 # Item 5: one value for the pk ---------------------------------------------------------
@@ -279,9 +288,9 @@ def test_two_values_for_the_pk_are_refused(db, unchanged, pk_class):
 def test_values_name_the_pk_as_asked(db):
     class Boat(model.RedisModel):
         database = db
-        collection_manager = ExtendedCollectionManager
         name = fields.StringField()
         id = fields.AutoPKField()
+        collection_manager = ExtendedCollectionManager
 
     Boat(name="Pen Duick")
     boats = Boat.collection()
@@ -299,51 +308,34 @@ def test_values_name_the_pk_as_asked(db):
 # Item 12: redis-limpyd API that code uses though the manual does not list it -------------
 
 
-def test_model_instances_is_the_collections_instances(db):
-    class Bike(model.RedisModel):
-        database = db
-        name = fields.StringField(indexable=True)
-        wheels = fields.StringField(indexable=True)
-
-    one, two = Bike(name="one", wheels=2), Bike(name="two", wheels=2)
-    Bike(name="three", wheels=3)
-    assert sorted(Bike.instances(wheels=2), key=lambda b: b.pk.get()) == [one, two]
-    assert len(Bike.instances()) == 3
-    assert Bike.instances(lazy=True, name="one") == [one]
-    assert Bike.instances(name="none") == []
+def test_model_instances_is_the_collections_instances(Auto):
+    one, two = Auto(name="one"), Auto(name="two")
+    Auto(name="two")
+    assert Auto.instances(name="two")[0:1] == [two] and len(Auto.instances(name="two")) == 2
+    assert len(Auto.instances()) == 3
+    assert Auto.instances(lazy=True, name="one") == [one]
+    assert Auto.instances(name="none") == []
 
 
-def test_instance_connection_is_its_databases_client(db):
-    class Bike(model.RedisModel):
-        database = db
-        name = fields.StringField()
-
-    bike = Bike(name="one")
-    assert bike.connection is db.connection
-    assert bike.connection.exists(Bike.get_field("name").key_for(bike.pk.get())) == 1
+def test_instance_connection_is_its_databases_client(db, Auto):
+    auto = Auto(name="one")
+    assert auto.connection is db.connection
+    assert auto.connection.exists(Auto.get_field("name").key_for(auto.pk.get())) == 1
 
 
 def test_hashable_fields_list_the_instance_hash_fields(db):
-    """The manual's `hmget_dict` example, as written there."""
+    """What the manual's `hmget_dict` example reads (tests/test_manual_examples.py runs it)."""
 
-    class Example(model.RedisModel):
+    class Post(model.RedisModel):
         database = db
-        foo = fields.InstanceHashField()
-        bar = fields.InstanceHashField()
-        baz = fields.InstanceHashField()
-        qux = fields.InstanceHashField()
-        other = fields.StringField()
+        title = fields.InstanceHashField()
+        body = fields.StringField()
+        author = fields.InstanceHashField()
 
-        def hmget_dict(self, *args):
-            values = self.hmget(*args)
-            keys = args or self._hashable_fields
-            return dict(zip(keys, values))  # noqa: B905 (the manual's code)
+    class Poll(Post):
+        question = fields.InstanceHashField()
 
-    class Extended(Example):
-        more = fields.InstanceHashField()
-
-    assert Example._hashable_fields == ["foo", "bar", "baz", "qux"]
-    assert Extended._hashable_fields == ["foo", "bar", "baz", "qux", "more"]
-    example = Example(foo="FOO", bar="BAR")
-    assert example.hmget_dict("foo", "bar") == {"bar": "BAR", "foo": "FOO"}
-    assert example._hashable_fields == ["foo", "bar", "baz", "qux"]
+    assert Post._hashable_fields == ["title", "author"]
+    assert Poll._hashable_fields == ["title", "author", "question"]
+    post = Post(title="t", author="a")
+    assert post.hmget(*post._hashable_fields) == ["t", "a"]
