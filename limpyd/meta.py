@@ -12,14 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 from limpyd.collection import CollectionManager
 from limpyd.database import RedisDatabase
 from limpyd.exceptions import ImplementationError, UnknownFieldError
-from limpyd.fields import (
-    AutoPKField,
-    HashField,
-    InstanceHashField,
-    PKField,
-    RedisField,
-    StringField,
-)
+from limpyd.fields import AutoPKField, InstanceHashField, PKField, RedisField, StringField
 from limpyd.indexes import EqualIndex
 from limpyd.keys import KeyLayout
 
@@ -293,11 +286,6 @@ def _check_field(model: str, name: str, field: RedisField) -> None:
     root = MetaRedisModel.root
     if root is not None and hasattr(root, name) and name != "pk":
         raise ImplementationError(f"{model}.{name}: this name is a method of RedisModel")
-    if isinstance(field, HashField) and field.unique:
-        raise ImplementationError(
-            f"{model}.{name}: a HashField cannot be unique (it holds many values under "
-            "their keys); make the value unique in an InstanceHashField or a StringField"
-        )
     if field.declared_indexable is False and field.index_classes and not field.unique:
         raise ImplementationError(
             f"{model}.{name}: indexes given to a field declared indexable=False; drop "

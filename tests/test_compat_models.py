@@ -8,7 +8,7 @@ import pytest
 from limpyd import fields, model
 from limpyd.contrib import related
 from limpyd.contrib.collection import ExtendedCollectionManager
-from limpyd.exceptions import CreateManyError, ImplementationError
+from limpyd.exceptions import CreateManyError, ImplementationError, UniquenessError
 from limpyd.indexes import TextRangeIndex
 
 # Item 1: a subclass inherits its parent's pk field -------------------------------------
@@ -111,14 +111,19 @@ def test_a_second_pk_field_in_a_subclass_is_refused(db, second):
     assert "employee" not in {m._meta.name for m in db.models.values()}
 
 
-def test_a_unique_hash_field_is_refused(db):
-    with pytest.raises(ImplementationError, match=r"Bag\.tags: a HashField cannot be unique"):
+def test_a_unique_hash_field_is_kept(db, unchanged):
+    """redis-limpyd refused a unique HashField; limpyd keeps it (a decision): the value
+    under each hash key is unique among the instances."""
 
-        class Bag(model.RedisModel):
-            database = db
-            tags = fields.HashField(unique=True)
+    class Account(model.RedisModel):
+        database = db
+        logins = fields.HashField(unique=True)
 
-    assert not db.models
+    ann = Account(logins={"github": "ann", "gitlab": "a"})
+    Account(logins={"github": "bob", "gitlab": "ann"})  # the same value under another key
+    with unchanged(), pytest.raises(UniquenessError, match=r"Account\.logins"):
+        Account(logins={"github": "ann"})
+    assert Account.collection(logins__github="ann") == [ann.pk.get()]
 
 
 def test_indexes_on_a_field_declared_not_indexable_are_refused(db):
@@ -163,10 +168,12 @@ def test_the_manuals_related_name_template_in_an_empty_namespace(db):
     redis-limpyd accepted: it is an identifier, reachable on the instances."""
 
     class Person(related.RelatedModel):
+        cluster_group = "related"
         database = db
         name = fields.PKField()
 
     class Group(related.RelatedModel):
+        cluster_group = "related"
         database = db
         owner = related.FKStringField(Person, related_name="%(namespace)s_%(model)s_set")
 
