@@ -140,44 +140,45 @@ def test_indexes_on_a_field_declared_not_indexable_are_refused(db):
     assert Page._meta.fields["title"].indexable and list(db.models.values()) == [Page]
 
 
+@pytest.fixture
+def Member(db):
+    class Member(related.RelatedModel):
+        cluster_group = "related"
+        database = db
+        nick = fields.PKField()
+
+    return Member
+
+
 @pytest.mark.parametrize(
     "related_name", ["my-groups", "1st", "class", "__hidden", "%(nothing)s", "50%"]
 )
-def test_a_related_name_that_is_not_an_identifier_is_refused(db, related_name):
-    class Person(related.RelatedModel):
-        database = db
-        name = fields.PKField()
-
+def test_a_related_name_that_is_not_an_identifier_is_refused(db, Member, related_name):
     with pytest.raises(ImplementationError, match=r"Group\.members: invalid related_name"):
 
         class Group(related.RelatedModel):
             database = db
-            members = related.M2MSetField(Person, related_name=related_name)
+            members = related.M2MSetField(Member, related_name=related_name)
 
     with pytest.raises(ImplementationError, match=r"Team\.members: invalid related_name"):
 
         class Team(related.RelatedModel):  # not even used yet
             abstract = True
-            members = related.M2MSetField("Person", related_name=related_name)
+            members = related.M2MSetField("Member", related_name=related_name)
 
-    assert list(db.models.values()) == [Person]
+    assert list(db.models.values()) == [Member]
 
 
-def test_the_manuals_related_name_template_in_an_empty_namespace(db):
+def test_the_manuals_related_name_template_in_an_empty_namespace(db, Member):
     """`%(namespace)s_%(model)s_set` in the namespace "" gives `_group_set`, which
     redis-limpyd accepted: it is an identifier, reachable on the instances."""
-
-    class Person(related.RelatedModel):
-        cluster_group = "related"
-        database = db
-        name = fields.PKField()
 
     class Group(related.RelatedModel):
         cluster_group = "related"
         database = db
-        owner = related.FKStringField(Person, related_name="%(namespace)s_%(model)s_set")
+        owner = related.FKStringField(Member, related_name="%(namespace)s_%(model)s_set")
 
-    ann = Person(name="ann")
+    ann = Member(nick="ann")
     group = Group(owner=ann)
     assert ann._group_set() == [group.pk.get()]
     with pytest.raises(AttributeError):
