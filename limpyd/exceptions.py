@@ -29,12 +29,16 @@ class UniquenessError(LimpydException):
     """A write would give a unique field a value that another instance already holds."""
 
 
-class ImplementationError(LimpydException):
-    """The models, fields, indexes or a query are declared or used in an unsupported way."""
+class ImplementationError(LimpydException, ValueError):
+    """The models, fields, indexes or a query are declared or used in an unsupported way.
+
+    A `ValueError` too: where redis-limpyd raised `ValueError` for a misuse (a value for an
+    AutoPKField, none for a PKField, `get()` without arguments...), limpyd raises this, and
+    code catching `ValueError` keeps working."""
 
 
-class UnknownFieldError(ImplementationError, ValueError):
-    """A model has no field of that name (a ValueError too, as for constructor arguments)."""
+class UnknownFieldError(ImplementationError):
+    """A model has no field of that name (a ValueError, as for constructor arguments)."""
 
 
 class MultipleObjectsReturned(LimpydException, ValueError):

@@ -119,30 +119,30 @@ class MetaRedisModel(type):
         cls = cast("type[RedisModel]", super().__new__(mcs, name, bases, attrs))
         _check_namespace(cls)
 
+        parents = [b.__dict__["_meta"] for b in cls.__mro__[1:] if "_meta" in b.__dict__]
         inherited: dict[str, RedisField] = {}
-        for base in reversed(cls.__mro__[1:]):
-            meta = base.__dict__.get("_meta")
-            if meta is not None:
-                inherited.update(meta.declared)
-        if any(isinstance(f, PKField) for f in declared.values()):
-            inherited = {k: f for k, f in inherited.items() if not isinstance(f, PKField)}
-        all_declared = {**inherited, **declared}
-        pk_names = [k for k, f in all_declared.items() if isinstance(f, PKField)]
-        if len(pk_names) > 1:
-            raise ImplementationError(f"Model {name} has several pk fields: {', '.join(pk_names)}")
-        if not pk_names:
-            all_declared = {"pk": AutoPKField(), **all_declared}
-            pk_names = ["pk"]
+        origins: dict[str, str] = {}  # the model that declared each inherited field
+        for meta in reversed(parents):
+            for key, field in meta.declared.items():
+                if inherited.get(key) is not field:
+                    inherited[key], origins[key] = field, meta.model.__name__
+        pk_name, pk_declared = _pk_of(name, inherited, origins, declared)
+        # the pk first, as redis-limpyd listed it (values_list() without names)
+        all_declared = {pk_name: pk_declared, **inherited, **declared}
         for field_name, field in all_declared.items():
-            _check_field_name(name, field_name, field)
+            _check_field(name, field_name, field)
         all_declared = _with_together_indexes(cls, all_declared)
 
         fields = {k: f.attach(cls, k) for k, f in all_declared.items()}
         for field_name, field in fields.items():
             setattr(cls, field_name, field)
-        pk_field = cast(PKField, fields[pk_names[0]])
+        pk_field = cast(PKField, fields[pk_name])
         cls.pk = pk_field
+        # the pk limpyd adds is not declared: a subclass may still declare one
+        if pk_name not in inherited and pk_name not in declared:
+            del all_declared[pk_name]
         cls._meta = ModelOptions(cls, all_declared, fields, pk_field, attrs["abstract"])
+        cls._hashable_fields = list(cls._meta.hash_fields)
         cls._meta.default_ttl = _default_ttl(cls, default_ttl)
         database = cls.__dict__.get("database", cls.database)
         if database is not None and not isinstance(database, RedisDatabase):
@@ -157,6 +157,40 @@ class MetaRedisModel(type):
 
 
 _ABSENT: Any = object()
+
+
+def _pk_of(
+    model: str,
+    inherited: dict[str, RedisField],
+    origins: dict[str, str],
+    declared: dict[str, RedisField],
+) -> tuple[str, PKField]:
+    """The name and field of the pk of a model declaring `declared` and inheriting
+    `inherited`: the one it declares, else the one its parents declared (a subclass
+    inherits it), else an AutoPKField named `pk`. A model has one pk field: a second one,
+    or a field hiding the inherited one, is refused."""
+    own = [k for k, f in declared.items() if isinstance(f, PKField)]
+    parents = [k for k, f in inherited.items() if isinstance(f, PKField)]
+    if len(own) > 1 or len(parents) > 1:
+        raise ImplementationError(
+            f"Model {model} has several pk fields: {', '.join(own if len(own) > 1 else parents)}"
+        )
+    if parents:
+        parent = origins[parents[0]]
+        if own:
+            raise ImplementationError(
+                f"{model}.{own[0]}: a second pk field; the model already has the pk field "
+                f"{parent}.{parents[0]} (a model has one pk field)"
+            )
+        if parents[0] in declared:
+            raise ImplementationError(
+                f"{model}.{parents[0]}: this name is the pk field of {parent}, inherited; "
+                "it cannot be declared again"
+            )
+        return parents[0], cast(PKField, inherited[parents[0]])
+    if own:
+        return own[0], cast(PKField, declared[own[0]])
+    return "pk", AutoPKField()
 
 
 def _default_ttl(cls: type[RedisModel], declared: Any) -> float | None:
@@ -239,7 +273,8 @@ def _check_namespace(cls: type[RedisModel]) -> None:
         )
 
 
-def _check_field_name(model: str, name: str, field: RedisField) -> None:
+def _check_field(model: str, name: str, field: RedisField) -> None:
+    """Refuse a field's name, or a declaration redis-limpyd refused too, naming both."""
     if name.startswith("_"):
         raise ImplementationError(f"{model}.{name}: field names cannot start with '_'")
     if name == "pk" and not isinstance(field, PKField):
@@ -251,3 +286,8 @@ def _check_field_name(model: str, name: str, field: RedisField) -> None:
     root = MetaRedisModel.root
     if root is not None and hasattr(root, name) and name != "pk":
         raise ImplementationError(f"{model}.{name}: this name is a method of RedisModel")
+    if field.declared_indexable is False and field.index_classes and not field.unique:
+        raise ImplementationError(
+            f"{model}.{name}: indexes given to a field declared indexable=False; drop "
+            "indexable=False (indexes make a field indexable)"
+        )

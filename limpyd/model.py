@@ -60,6 +60,9 @@ class RedisModel(metaclass=MetaRedisModel):
 
     _meta: ClassVar[ModelOptions]
     pk: ClassVar[PKField]
+    #: The names of the model's InstanceHashFields (redis-limpyd's name, which the manual's
+    #: `hmget_dict` example reads).
+    _hashable_fields: ClassVar[list[str]]
     #: The RedisDatabase hosting this model (mandatory to use a concrete model).
     database: ClassVar[RedisDatabase | None] = None
     namespace: ClassVar[str] = ""
@@ -158,10 +161,19 @@ class RedisModel(metaclass=MetaRedisModel):
 
     @classmethod
     def _named_values(cls, values: dict[str, Any]) -> dict[str, Any]:
-        """Values by real field name (`pk` becomes the pk field's name); unknown names refused."""
+        """Values by real field name (`pk` becomes the pk field's name); unknown names refused,
+        and two values for the pk (`pk=` and its name, even equal: one is enough)."""
         named: dict[str, Any] = {}
         for name, value in values.items():
-            named[cls._meta.field(name).name] = value
+            field = cls._meta.field(name)
+            if field.name in named:
+                pk = field.name
+                raise ImplementationError(
+                    f"{cls.__name__}: two values for the pk field {pk}: "
+                    f"{', '.join(f'{k}={v!r}' for k, v in values.items() if k in ('pk', pk))}; "
+                    "give one"
+                )
+            named[field.name] = value
         return named
 
     # Instance state ---------------------------------------------------------------------
@@ -225,12 +237,8 @@ class RedisModel(metaclass=MetaRedisModel):
         DoesNotExist if none, MultipleObjectsReturned (a ValueError) if several.
         """
         cls._check_concrete()
-        if args:
-            if len(args) > 1 or filters:
-                raise ImplementationError(f"{cls.__name__}.get() takes a pk or filters, not both")
+        if cls._pk_or_filters("get", args, filters):
             return cls(args[0])
-        if not filters:
-            raise ImplementationError(f"{cls.__name__}.get() needs a pk or filters")
         return cls.collection(**filters)._only()
 
     @classmethod
@@ -252,13 +260,21 @@ class RedisModel(metaclass=MetaRedisModel):
     def exists(cls, *args: Any, **filters: Any) -> bool:
         """Whether an instance with this pk, or matching these filters, exists."""
         meta = cls._check_concrete()
-        if args:
-            if len(args) > 1 or filters:
-                raise ImplementationError(
-                    f"{cls.__name__}.exists() takes a pk or filters, not both"
-                )
+        if cls._pk_or_filters("exists", args, filters):
             return bool(meta.pk_exists(meta.pk_field.text(args[0])))
         return cls.collection(**filters)._any()
+
+    @classmethod
+    def _pk_or_filters(cls, method: str, args: tuple[Any, ...], filters: dict[str, Any]) -> bool:
+        """Whether `method` (get, exists) was given a pk (True) or filters (False); an
+        ImplementationError (a ValueError, as in redis-limpyd) for anything else."""
+        if args and (len(args) > 1 or filters):
+            raise ImplementationError(
+                f"{cls.__name__}.{method}() takes one pk, or filters: got {args!r} {filters!r}"
+            )
+        if not args and not filters:
+            raise ImplementationError(f"{cls.__name__}.{method}() needs a pk or filters")
+        return bool(args)
 
     @classmethod
     def lazy_connect(cls, pk: Any) -> RedisModel:
@@ -285,6 +301,11 @@ class RedisModel(metaclass=MetaRedisModel):
         return (manager or cls.collection_manager)(cls)(**filters)
 
     @classmethod
+    def instances(cls, lazy: bool = False, **filters: Any) -> CollectionManager:
+        """`collection(**filters).instances()`: the matching instances (as in redis-limpyd)."""
+        return cls.collection(**filters).instances(lazy=lazy)
+
+    @classmethod
     def scan_model_keys(cls) -> Iterator[str]:
         """Every key of this model (collection, counter, indexes, instances), with SCAN."""
         meta = cls._check_concrete()
@@ -296,6 +317,12 @@ class RedisModel(metaclass=MetaRedisModel):
         return cls._meta.field(name)
 
     # Instance methods ---------------------------------------------------------------------
+
+    @property
+    def connection(self) -> Any:
+        """The redis client of the instance's database (its pipeline in a pipeline), as in
+        redis-limpyd."""
+        return type(self)._meta.database.connection
 
     def delete(self) -> None:
         """Delete the instance: its fields, its index entries, its pk from the collection."""

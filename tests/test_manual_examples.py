@@ -205,7 +205,7 @@ def test_instance_hash_field_examples(db):
 
         def hmget_dict(self, *args):
             values = self.hmget(*args)
-            keys = args or self._meta.hash_fields
+            keys = args or self._hashable_fields
             return dict(zip(keys, values, strict=True))
 
     example = Example()

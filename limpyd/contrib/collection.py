@@ -123,7 +123,7 @@ class ExtendedCollectionManager(CollectionManager):
         meta = self.model._meta
         if not names:
             return [
-                "pk" if field is meta.pk_field else name
+                name
                 for name, field in meta.fields.items()
                 if isinstance(field, StringField | InstanceHashField)
             ]
@@ -138,7 +138,7 @@ class ExtendedCollectionManager(CollectionManager):
                     f"{field.describe()}: values() and values_list() only read single-value "
                     "fields (pk, StringField, InstanceHashField)"
                 )
-            checked.append("pk" if field is meta.pk_field else field.name)
+            checked.append(name)  # the pk under the name asked: `pk` or its field's
         return checked
 
     def values(self, *fields: str) -> ExtendedCollectionManager:
@@ -194,7 +194,7 @@ class ExtendedCollectionManager(CollectionManager):
                         f"{SORTED_SCORE} needs a collection sorted with sort(by_score=...)"
                     )
                 specs.append("score")
-            elif name == "pk":
+            elif meta.field(name) is meta.pk_field:
                 specs.append("pk")
             else:
                 field = meta.fields[name]

@@ -22,6 +22,7 @@ deletes as well, in the same round trips however many relations and references t
 
 from __future__ import annotations
 
+import keyword
 import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, cast
@@ -351,6 +352,22 @@ def _check_cluster_groups(model: type[RedisModel], backend: Backend) -> None:
         )
 
 
+def _check_related_name(field: RelatedFieldMixin) -> None:
+    """The related collection is an attribute of the instances pointed to: its name must be
+    a Python identifier, not a keyword nor starting with '__' (as redis-limpyd, at class
+    creation)."""
+    try:
+        name = field.related_name
+    except (KeyError, ValueError, TypeError):  # a template with unknown or bad `%` parts
+        name = ""
+    if not name.isidentifier() or keyword.iskeyword(name) or name.startswith("__"):
+        raise ImplementationError(
+            f"{field.describe()}: invalid related_name {field._related_name!r}: the related "
+            "collection's name must be a Python identifier, not a keyword nor starting with "
+            "'__' (`%(model)s` and `%(namespace)s` are replaced)"
+        )
+
+
 def _check_related_names(target: type[RedisModel]) -> None:
     seen: dict[str, RelatedFieldMixin] = {}
     for field in _incoming(target):
@@ -373,12 +390,17 @@ class MetaRelatedModel(MetaRedisModel):
 
     def __new__(mcs, name: str, bases: tuple[type, ...], attrs: dict[str, Any]) -> MetaRelatedModel:
         cls = cast("type[RelatedModel]", super().__new__(mcs, name, bases, attrs))
-        if not cls._meta.abstract and cls.database is not None:
-            try:
+        database = None if cls._meta.abstract else cls.database  # where it was registered
+        try:
+            for field in cls._meta.fields.values():
+                if isinstance(field, RelatedFieldMixin):
+                    _check_related_name(field)
+            if database is not None:
                 _check_relations(cls)
-            except ImplementationError:
-                cls.database._remove_model(cls)
-                raise
+        except ImplementationError:
+            if database is not None:
+                database._remove_model(cls)
+            raise
         return cls
 
 
@@ -400,7 +422,7 @@ class RelatedModel(RedisModel, metaclass=MetaRelatedModel):
 
     def __getattr__(self, name: str) -> Any:
         """Related collections: `instance.<related_name>(**filters)`."""
-        if name.startswith("_"):
+        if name.startswith("__"):
             raise AttributeError(name)
         for field in _incoming(type(self)):
             if field.related_name == name:

@@ -75,12 +75,14 @@ class RedisField:
         self,
         *,
         default: Any = NO_DEFAULT,
-        indexable: bool = False,
+        indexable: bool | None = None,
         unique: bool = False,
         indexes: Iterable[type[BaseIndex]] | None = None,
         lockable: bool = True,
     ) -> None:
         self.default = default
+        #: `indexable` as declared (None: not given), for the model's declaration checks.
+        self.declared_indexable = indexable
         self.unique = bool(unique)
         self.indexable = bool(indexable or unique or indexes)
         self.index_classes: list[type[BaseIndex]] = list(
