@@ -12,6 +12,7 @@ __all__ = [
     "ImplementationError",
     "LimpydException",
     "MultipleObjectsReturned",
+    "RefusedValueError",
     "UniquenessError",
     "UnknownFieldError",
 ]
@@ -59,3 +60,9 @@ class CreateManyError(LimpydException):
         super().__init__(message)
         self.errors = errors
         self.instances = instances
+
+
+class RefusedValueError(LimpydException, ValueError):
+    """limpyd's code on the server refused a value it was given or found (a text to sort
+    numerically, a key of the wrong type to intersect with, a value Redis refused in a write);
+    the message names the model, field and value, the same on every backend."""
