@@ -24,6 +24,7 @@ from limpyd import protocol
 from limpyd.exceptions import (
     DoesNotExist,
     ImplementationError,
+    InvalidQueryError,
     MultipleObjectsReturned,
     UnknownFieldError,
 )
@@ -38,15 +39,10 @@ if TYPE_CHECKING:
     from limpyd.indexes import BaseIndex
     from limpyd.model import RedisModel
 
-__all__ = ["CollectionManager", "InvalidQueryError"]
+__all__ = ["CollectionManager"]
 
 #: A query atom: (operation, arguments...), see query.lua.
 Atom = tuple[Any, ...]
-
-
-class InvalidQueryError(ImplementationError, ValueError):
-    """A collection cannot be built as asked (a filter, an intersection, an output): an
-    ImplementationError, and a ValueError as redis-limpyd raised for these."""
 
 
 @dataclass(frozen=True)
@@ -463,10 +459,13 @@ class CollectionManager:
         client, guard = self.model._meta.database.client, self.model._meta.probe_key
         kind, desc = self._sort[0], self._sort[1]
         if kind not in _PK_SORTS or slices or output[0] != "pks":
-            return script(client, self._arguments(slices, output, self._sort), guard=guard)
+            return script(
+                client, self._arguments(slices, output, self._sort), guard=guard, model=self.model
+            )
         # All the pks in the default order: sorted here, where it costs less than in Lua
         # (not values' rows: a pk column to sort them by costs more to read than the sort).
-        rows = script(client, self._arguments(slices, output, (protocol.UNSORTED,)), guard=guard)
+        unsorted = self._arguments(slices, output, (protocol.UNSORTED,))
+        rows = script(client, unsorted, guard=guard, model=self.model)
         if kind == protocol.BY_AUTO_PK:
             return sorted(rows, key=int, reverse=desc)
         return default_order(rows, desc)

@@ -10,8 +10,10 @@ __all__ = [
     "CreateManyError",
     "DoesNotExist",
     "ImplementationError",
+    "InvalidQueryError",
     "LimpydException",
     "MultipleObjectsReturned",
+    "RefusedValueError",
     "UniquenessError",
     "UnknownFieldError",
 ]
@@ -35,6 +37,11 @@ class ImplementationError(LimpydException, ValueError):
     A `ValueError` too: where redis-limpyd raised `ValueError` for a misuse (a value for an
     AutoPKField, none for a PKField, `get()` without arguments...), limpyd raises this, and
     code catching `ValueError` keeps working."""
+
+
+class InvalidQueryError(ImplementationError):
+    """A collection cannot be built as asked (a filter, an intersection, an output); a
+    `ValueError`, as redis-limpyd raised for these."""
 
 
 class UnknownFieldError(ImplementationError):
@@ -63,3 +70,9 @@ class CreateManyError(LimpydException):
         super().__init__(message)
         self.errors = errors
         self.instances = instances
+
+
+class RefusedValueError(LimpydException, ValueError):
+    """limpyd's code on the server refused a value it was given or found (a text to sort
+    numerically, a key of the wrong type to intersect with, a value Redis refused in a write);
+    the message names the model, field and value, the same on every backend."""

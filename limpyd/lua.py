@@ -12,7 +12,8 @@ them, and FUNCTION KILL can stop them. The first call on a server that lacks the
 sends FUNCTION LOAD and the call again, in one round trip. Where the library cannot be
 loaded (a read-only replica whose primary never had it), the same code runs as an EVAL
 script (EVALSHA, then EVAL), which builds the modes on each call.
-Every call declares its keys (see `protocol`).
+Every call declares its keys (see `protocol`). An error of a call reaches the caller as
+`refusals` reads it: limpyd's refusals as limpyd exceptions, the same on every backend.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import redis
 from redis.exceptions import NoPermissionError, NoScriptError, ReadOnlyError, ResponseError
 
 from limpyd.protocol import OPERATIONS, split
+from limpyd.refusals import translate
 
 __all__ = ["APPLY", "QUERY", "READ", "SCRIPT", "STORE", "LuaScript", "ScriptMode"]
 
@@ -113,10 +115,19 @@ class LuaScript:
         nothing."""
         return client.function_load(self.library, replace=True)
 
-    def __call__(self, client: redis.Redis, function: str, args: list[Any], guard: str) -> Any:
+    def __call__(
+        self, client: redis.Redis, function: str, args: list[Any], guard: str, model: Any = None
+    ) -> Any:
         """Call the library's `function` (a key of `FUNCTIONS`) on `client` with `args` (its
-        `Key`s declared in KEYS after the slot `guard`, see `protocol`). A pipeline only
-        queues the call: its caller loads the library when a reply says it `is_missing`."""
+        `Key`s declared in KEYS after the slot `guard`, see `protocol`), made for `model`
+        (which an error names; see `refusals`). A pipeline only queues the call: its caller
+        loads the library when a reply says it `is_missing`."""
+        try:
+            return self._call(client, function, args, guard)
+        except ResponseError as error:
+            raise translate(error, model) from None
+
+    def _call(self, client: redis.Redis, function: str, args: list[Any], guard: str) -> Any:
         mode, writes = FUNCTIONS[function]
         keys, argv = split(args, guard)
         if client in self.evaluating:
@@ -161,15 +172,17 @@ def _fcall(client: Any, writes: bool) -> Any:
 
 
 class ScriptMode:
-    """One function of the limpyd library: `READ(client, args, guard=model._meta.probe_key)`
-    (the guard: see `protocol`)."""
+    """One function of the limpyd library: `READ(client, args, guard=model._meta.probe_key,
+    model=model)` (the guard: see `protocol`; the model, which errors name: see `refusals`)."""
 
     def __init__(self, script: LuaScript, function: str) -> None:
         self.script = script
         self.function = function
 
-    def __call__(self, client: redis.Redis, args: list[Any], *, guard: str) -> Any:
-        return self.script(client, self.function, args, guard)
+    def __call__(
+        self, client: redis.Redis, args: list[Any], *, guard: str, model: Any = None
+    ) -> Any:
+        return self.script(client, self.function, args, guard, model)
 
 
 SCRIPT = LuaScript(_build_source())

@@ -18,10 +18,17 @@ from redis.exceptions import ResponseError
 
 from limpyd import plans, protocol
 from limpyd.commands import Command, parse
-from limpyd.exceptions import ConflictError, DoesNotExist, ImplementationError, UniquenessError
+from limpyd.exceptions import (
+    ConflictError,
+    DoesNotExist,
+    ImplementationError,
+    RefusedValueError,
+    UniquenessError,
+)
 from limpyd.lua import APPLY, READ, SCRIPT, is_missing
 from limpyd.plans import State
 from limpyd.protocol import Key, placeholder
+from limpyd.refusals import clean, translate
 from limpyd.text import ESCAPE, escape_value
 
 if TYPE_CHECKING:
@@ -207,9 +214,9 @@ class Write:
         if status in ("LIVE", "GONE"):
             return SKIPPED
         if status == "INVALID":
-            raise ValueError(
-                f"{self.model.__name__}: Redis refused a value of this write ({outcome[1]}); "
-                "nothing was written"
+            raise RefusedValueError(
+                f"{self.model.__name__}: Redis refused a value of this write "
+                f"({clean(outcome[1])}); nothing was written"
             )
         if status == "EXPIRED":
             # Its time has passed but it was not reaped yet: reap it, then it is gone (and
@@ -447,8 +454,8 @@ def modify(field: RedisField, build: Callable[[str], Command]) -> Any:
             (old, outcome, new), *partner_states = READ(
                 connection, simulate, guard=model._meta.probe_key
             )
-            if outcome[0] == "E":
-                raise ResponseError(outcome[1])
+            if outcome[0] == "E":  # Redis refused the command
+                raise translate(ResponseError(outcome[1]), model)
             write = Write(model, pk, creating, new=creating)
             write.guard(kind, key, sub, old)
             for partner, state in zip(partners, partner_states, strict=True):

@@ -9,6 +9,7 @@ from importlib import resources
 import pytest
 
 from limpyd import lua, protocol
+from limpyd.exceptions import DoesNotExist
 from limpyd.protocol import Key, encode_command, encode_sort, encode_sources
 from limpyd_testing.snapshot import snapshot
 
@@ -201,7 +202,7 @@ def test_atoms(data):
     data.client.rpush("{t}:stored", "", "2")
     stored = encode_sources([[(protocol.STORED_LIST, "{t}:stored")]])
     assert query(data, [protocol.INTERSECTION, 2, protocol.COLLECTION, *stored]) == ["2"]
-    with pytest.raises(Exception, match="STORED_KEY_MISSING"):
+    with pytest.raises(DoesNotExist, match=r"stored collection '\{t\}:nowhere' expired"):
         pks((protocol.STORED_LIST, "{t}:nowhere"))
     assert pks((protocol.FIELD_EXISTS, "{t}:obj:", ":name", "", "1")) == ["1", "10", "2", "3"]
     assert pks((protocol.FIELD_EXISTS, "{t}:obj:", ":_hash", "nick", "0")) == []

@@ -12,11 +12,9 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from redis.exceptions import ResponseError
-
 from limpyd import protocol
-from limpyd.collection import Atom, CollectionManager, InvalidQueryError
-from limpyd.exceptions import DoesNotExist, ImplementationError
+from limpyd.collection import Atom, CollectionManager
+from limpyd.exceptions import ImplementationError, InvalidQueryError
 from limpyd.fields import InstanceHashField, ListField, SetField, SortedSetField, StringField
 from limpyd.fields.base import RedisField
 from limpyd.protocol import Key
@@ -30,10 +28,6 @@ __all__ = ["DEFAULT_STORE_TTL", "SORTED_SCORE", "ExtendedCollectionManager"]
 DEFAULT_STORE_TTL = 60
 #: The name of the `by_score` score in `values()` / `values_list()`.
 SORTED_SCORE = "sorted_score"
-
-_MISSING_STORED_KEY = "LIMPYD_STORED_KEY_MISSING"
-#: The start of the query's error for an intersected key of another type.
-_NOT_A_SET = "cannot intersect with key"
 
 
 class ExtendedCollectionManager(CollectionManager):
@@ -215,22 +209,7 @@ class ExtendedCollectionManager(CollectionManager):
         return [tuple(row) for row in rows]
 
     def _query(self, output: list[Any], extra_slice: tuple[Any, Any, Any] | None = None) -> Any:
-        try:
-            found = super()._query(output, extra_slice)
-        except ResponseError as error:
-            if _MISSING_STORED_KEY in str(error):
-                raise DoesNotExist(
-                    f"{self.model.__name__}: the stored collection {self.stored_key!r} "
-                    "expired or was deleted, or held an empty result (for which store() "
-                    "writes no key): run the collection again"
-                ) from None
-            if _NOT_A_SET in str(error):
-                text = str(error)
-                raise InvalidQueryError(
-                    f"{self.model.__name__} collection: {text[text.index(_NOT_A_SET) :]}: only "
-                    "sets, sorted sets and lists can be intersected"
-                ) from None
-            raise
+        found = super()._query(output, extra_slice)
         if output[0] != "values":
             return found
         width = output[1]  # the script sends the rows flat

@@ -132,6 +132,19 @@ local function argv_reader(keys, argv, skip)
     return r
 end
 
+-- Refuse the call for what it was given or found (read by limpyd/refusals.py):
+-- 'limpyd: refused <code>', then each text as 'x' and its bytes in hex (any byte survives
+-- the error reply). Raised at level 0: no position of the code is added to it.
+local function refuse(code, ...)
+    local parts = {'limpyd: refused', code}
+    for _, text in ipairs({...}) do
+        parts[#parts + 1] = 'x' .. string.gsub(text, '.', function(c)
+            return string.format('%02x', string.byte(c))
+        end)
+    end
+    error(table.concat(parts, ' '), 0)
+end
+
 local function error_text(err)
     if type(err) == 'table' and err.err then return tostring(err.err) end
     return tostring(err)

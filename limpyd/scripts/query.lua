@@ -130,7 +130,7 @@ local function members_of(key)
     elseif t == 'list' then return redis.call('LRANGE', key, 0, -1)
     elseif t == 'none' then return {}
     end
-    error('limpyd: cannot intersect with key ' .. key .. ' of type ' .. t)
+    refuse('key_type', key, t)
 end
 
 local function read_source()
@@ -160,7 +160,7 @@ local function read_source()
         elseif kind == OP.key_members or kind == OP.stored_list then
             local key = r.key()
             if kind == OP.stored_list and redis.call('EXISTS', key) == 0 then
-                error('LIMPYD_STORED_KEY_MISSING ' .. key)
+                refuse('stored_missing', key)
             end
             for _, pk in ipairs(members_of(key)) do pks[#pks + 1] = pk end
         end
@@ -342,13 +342,13 @@ local function run()
             end
             return redis.call('ZSCORE', field, pk)
         end
-        local function sort_key(value, is_alpha, pk, kind)
+        local function sort_key(value, is_alpha, pk, kind, field)
             if is_alpha then return value or '' end
             if not value or value == '' then return 0 end
             if kind == OP.by_score or kind == OP.by_list then return tonumber(value) end
             if kind == OP.by_pk and numeric_pks[pk] then return numeric_pks[pk] end
             if not is_decimal(value) then
-                error('limpyd: cannot sort numerically on value ' .. value .. ' of ' .. pk)
+                refuse('not_numeric', kind, field or '', pk, value)
             end
             return tonumber(value)
         end
@@ -359,10 +359,10 @@ local function run()
         local keys = {}
         for _, pk in ipairs(items) do
             if single then
-                keys[pk] = sort_key(sort_value(single.kind, single.by, pk), single.alpha, pk, single.kind)
+                keys[pk] = sort_key(sort_value(single.kind, single.by, pk), single.alpha, pk, single.kind, single.by)
             else
                 local row = {}
-                for i, k in ipairs(sort_keys) do row[i] = sort_key(sort_value(k.kind, k.by, pk), k.alpha, pk, k.kind) end
+                for i, k in ipairs(sort_keys) do row[i] = sort_key(sort_value(k.kind, k.by, pk), k.alpha, pk, k.kind, k.by) end
                 keys[pk] = row
             end
         end

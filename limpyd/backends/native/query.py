@@ -24,7 +24,7 @@ from limpyd.backends.native.order import (
     sort_by_keys,
     to_number,
 )
-from limpyd.backends.native.server import Arguments, ScriptFailure, Server, pk_of
+from limpyd.backends.native.server import Arguments, ScriptFailure, Server, pk_of, refusal
 
 __all__ = ["query"]
 
@@ -176,7 +176,7 @@ class _Query:
             return self.call(b"LRANGE", key, 0, -1)  # type: ignore[no-any-return]
         if kind == b"none":
             return []
-        raise ScriptFailure(f"limpyd: cannot intersect with key {_text(key)} of type {_text(kind)}")
+        raise refusal("key_type", key, kind)
 
     def read_source(self) -> Node:
         """An `atoms` expression: the union of its atoms."""
@@ -204,7 +204,7 @@ class _Query:
             elif kind == _KEY_MEMBERS or kind == _STORED_LIST:
                 key = r.key()
                 if kind == _STORED_LIST and call(b"EXISTS", key) == 0:
-                    raise ScriptFailure(f"LIMPYD_STORED_KEY_MISSING {_text(key)}")
+                    raise refusal("stored_missing", key)
                 pks += self.members_of(key)
         if len(nodes) == 1 and not pks:
             return nodes[0]
@@ -314,9 +314,7 @@ class _Query:
         if kind == _BY_PK and pk in numeric_pks:
             return numeric_pks[pk]
         if not is_decimal(value):
-            raise ScriptFailure(
-                f"limpyd: cannot sort numerically on value {_text(value)} of {_text(pk)}"
-            )
+            raise refusal("not_numeric", kind, by or b"", pk, value)
         return float(value)
 
     # the call

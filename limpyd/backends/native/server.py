@@ -18,11 +18,17 @@ from fakeredis._core._database import Item
 from fakeredis._helpers import SimpleError, SimpleString
 from fakeredis.model import ExpiringMembersSet, Hash, ZSet, is_write_command
 
-__all__ = ["Arguments", "ScriptFailure", "Server", "pk_of"]
+__all__ = ["Arguments", "ScriptFailure", "Server", "pk_of", "refusal"]
 
 
 class ScriptFailure(Exception):
     """A function's error reply (Lua's `error()` or `redis.error_reply`): its text, sent as is."""
+
+
+def refusal(code: str, *texts: bytes) -> ScriptFailure:
+    """common.lua's `refuse`: the call refused for what it was given or found, each text
+    as 'x' and its bytes in hex (see limpyd/refusals.py)."""
+    return ScriptFailure(" ".join(["limpyd: refused", code, *("x" + t.hex() for t in texts)]))
 
 
 class Server:
@@ -316,7 +322,8 @@ class Arguments:
         except (TypeError, ValueError):
             index = 0
         if not 1 <= index <= len(self.keys):
-            raise ScriptFailure(f"limpyd: no declared key at {position!r}")
+            shown = "nil" if position is None else bytes(position).decode(errors="replace")
+            raise ScriptFailure(f"limpyd: no declared key at {shown}")  # as tostring() shows it
         return self.keys[index - 1]
 
     def next(self) -> bytes:
