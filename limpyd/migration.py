@@ -1,0 +1,465 @@
+"""Migrate a database written by redis-limpyd (1.3.x or 2.x) to limpyd's key layout.
+
+`python -m limpyd migrate-from-redis-limpyd app.models:Person ... --url URL` (see
+`docs/coming-from-redis-limpyd.md`). redis-limpyd keeps a model's keys under
+`<namespace>:<model>` (`ns:person:collection`, `ns:person:max_pk`, `ns:person:<pk>:<field>`,
+`ns:person:<pk>:hash` for the InstanceHashFields, and its index keys
+`ns:person:<field>:...`); limpyd's layout is in `limpyd.keys`. Given the limpyd models
+declaring the same names, the migration:
+
+1. surveys the old data: its keys, every instance's values (read, never written), the
+   values limpyd's indexes would refuse and the unique values two instances hold; any of
+   these stops it before anything is written;
+2. copies every instance's values with the commands limpyd's own creations send (each
+   instance's keys deleted first, so a run again overwrites), then the pk counter;
+3. rebuilds every index, `unique_together` combination and related link record with
+   `limpyd.maintenance` (old index keys are not read: they are derived data);
+4. checks the result with the integrity checker (`limpyd_testing.integrity`);
+5. deletes the old keys, only with `delete_source` and a clean check.
+
+Old keys and new keys never share a name (limpyd's keys have the `{group}` hash tag after
+the namespace), so a migration in place, interrupted or run again, is safe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import redis
+
+from limpyd.backends import backend_from_url
+from limpyd.database import RedisDatabase
+from limpyd.exceptions import ImplementationError
+from limpyd.maintenance import rebuild_indexes, rebuild_together
+from limpyd.text import glob_escape
+
+if TYPE_CHECKING:
+    from limpyd.fields.base import RedisField
+    from limpyd.model import RedisModel
+
+__all__ = ["MigrationError", "migrate", "old_prefix"]
+
+#: Instances read, or keys classified or deleted, per round trip.
+BATCH = 500
+#: Problems of one kind listed in full before the rest is only counted.
+SHOWN = 20
+
+State = list[str]
+
+
+class MigrationError(Exception):
+    """What stops a migration before it writes anything (one line for the user)."""
+
+
+def old_prefix(model: type[RedisModel]) -> str:
+    """What redis-limpyd's keys of `model` start with: `<namespace>:<model name>`."""
+    return f"{model._meta.namespace}:{model._meta.name}"
+
+
+def _batches(items: Iterable[str], size: int = BATCH) -> Iterator[list[str]]:
+    batch: list[str] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+# Reading redis-limpyd's data ----------------------------------------------------------------
+
+
+class OldModel:
+    """A model's data as redis-limpyd stored it, read through `client`."""
+
+    def __init__(self, model: type[RedisModel], client: redis.Redis) -> None:
+        self.model = model
+        self.client = client
+        self.prefix = old_prefix(model)
+        self.collection_key = f"{self.prefix}:collection"
+        self.max_pk_key = f"{self.prefix}:max_pk"
+        meta = model._meta
+        self.fields = meta.data_fields
+        self.hash_fields = [f for f in self.fields if f.state_kind == "hashfield"]
+        self.keyed_fields = [f for f in self.fields if f.state_kind != "hashfield"]
+        for unknown in (f for f in self.keyed_fields if f.state_kind not in _READERS):
+            raise MigrationError(f"{unknown.describe()}: cannot migrate a {type(unknown).__name__}")
+
+    def key(self, pk: str, name: str) -> str:
+        """The key of the field `name` (`hash`: the InstanceHashFields) of the instance `pk`."""
+        return f"{self.prefix}:{pk}:{name}"
+
+    def pks(self) -> Iterator[str]:
+        return self.client.sscan_iter(self.collection_key, count=BATCH)
+
+    def states(self, pks: list[str]) -> list[tuple[str, dict[str, State], list[str]]]:
+        """(pk, the state of every field that has a value, problems) of these instances."""
+        with self.client.pipeline(transaction=False) as pipeline:
+            for pk in pks:
+                if self.hash_fields:
+                    pipeline.hgetall(self.key(pk, "hash"))
+                for f in self.keyed_fields:
+                    _READERS[f.state_kind][0](pipeline, self.key(pk, f.name))
+            replies = iter(pipeline.execute(raise_on_error=False))
+        found = []
+        for pk in pks:
+            states: dict[str, State] = {}
+            problems: list[str] = []
+            if self.hash_fields:
+                reply = next(replies)
+                if isinstance(reply, Exception):
+                    problems.append(self._wrong_type(pk, "hash", "a hash", reply))
+                else:
+                    declared = {f.name for f in self.hash_fields}
+                    states.update((name, [value]) for name, value in reply.items() if name in declared)
+                    problems += [
+                        f"{self.model.__name__} {pk!r}: the InstanceHashField {name!r} of "
+                        f"{self.key(pk, 'hash')!r} is not declared by the limpyd model: not migrated"
+                        for name in reply
+                        if name not in declared
+                    ]
+            for f in self.keyed_fields:
+                reply = next(replies)
+                if isinstance(reply, Exception):
+                    problems.append(self._wrong_type(pk, f.name, _READERS[f.state_kind][2], reply))
+                else:
+                    state = _READERS[f.state_kind][1](reply)
+                    if state:
+                        states[f.name] = state
+            found.append((pk, states, problems))
+        return found
+
+    def _wrong_type(self, pk: str, name: str, expected: str, error: Exception) -> str:
+        return f"{self.model.__name__} {pk!r}: key {self.key(pk, name)!r} is not {expected}: {error}"
+
+
+def _zrange(pipeline: Any, key: str) -> None:
+    # scores as Redis prints them: written back, they give the same doubles
+    pipeline.zrange(key, 0, -1, withscores=True, score_cast_func=str)
+
+
+#: By state kind: how to read a key of that kind, its reply as a state, what it should be.
+_READERS: dict[str, tuple[Callable[[Any, str], Any], Callable[[Any], State], str]] = {
+    "string": (lambda p, k: p.get(k), lambda r: [] if r is None else [r], "a string"),
+    "set": (lambda p, k: p.smembers(k), lambda r: sorted(r), "a set"),
+    "list": (lambda p, k: p.lrange(k, 0, -1), list, "a list"),
+    "zset": (_zrange, lambda r: [x for pair in r for x in pair], "a sorted set"),
+    "hash": (lambda p, k: p.hgetall(k), lambda r: [x for pair in r.items() for x in pair], "a hash"),
+}
+
+
+# The survey -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Survey:
+    """What a model's old data holds, and what stops its migration."""
+
+    old: OldModel
+    instances: int = 0
+    max_pk: int | None = None
+    keys: dict[str, int] = field(default_factory=dict)
+    #: Values that stop the migration (invalid for an index, unique values held twice...).
+    errors: list[str] = field(default_factory=list)
+    #: What is not migrated (keys of fields the limpyd model does not declare).
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def model(self) -> type[RedisModel]:
+        return self.old.model
+
+    @property
+    def found(self) -> bool:
+        return bool(self.instances or self.max_pk is not None or any(self.keys.values()))
+
+
+def survey(old: OldModel) -> Survey:
+    """Read (never write) a model's old keys and values."""
+    result = Survey(old)
+    client = old.client
+    raw_max = client.get(old.max_pk_key)
+    if raw_max is not None:
+        try:
+            result.max_pk = int(raw_max)
+        except ValueError:
+            result.errors.append(f"{old.max_pk_key!r} holds {raw_max!r}, not a number")
+    _count_keys(old, result)
+    holders: dict[Any, set[str]] = {}
+    meta = old.model._meta
+    for pks in _batches(old.pks()):
+        for pk, states, problems in old.states(pks):
+            result.instances += 1
+            result.warnings += [p for p in problems if p.endswith("not migrated")]
+            result.errors += [p for p in problems if not p.endswith("not migrated")]
+            for name, state in states.items():
+                _check_values(meta.fields[name], pk, state, holders, result.errors)
+            for group in meta.unique_together:
+                key = meta.together_key(group, states)
+                if key is not None:
+                    holders.setdefault(("together", group, key), set()).add(pk)
+    for what, pks in holders.items():
+        if len(pks) > 1:
+            result.errors.append(_conflict(old.model, what, sorted(pks, key=_pk_order)))
+    return result
+
+
+def _check_values(
+    f: RedisField, pk: str, state: State, holders: dict[Any, set[str]], errors: list[str]
+) -> None:
+    """Compute the index entries of a value (an index refusing it is an error) and note who
+    holds each unique value."""
+    for hkey, value in f.items_of(state):
+        for index in f.indexes:
+            try:
+                index.entries(value, pk, hkey)
+                check = index.unique_check(value, pk, hkey) if f.unique else None
+            except (ValueError, ImplementationError) as error:
+                errors.append(f"{f.model.__name__} {pk!r}: {error}")
+                continue
+            if check is not None and index.handle_uniqueness:
+                holders.setdefault((f.name, hkey, value, check), set()).add(pk)
+
+
+def _conflict(model: type[RedisModel], what: tuple[Any, ...], pks: list[str]) -> str:
+    held = ", ".join(repr(pk) for pk in pks)
+    if what[0] == "together":
+        names = " + ".join(what[1])
+        return (
+            f"{model.__name__}: unique_together ({names}): instances {held} hold the same "
+            "values"
+        )
+    name, hkey, value = what[0], what[1], what[2]
+    where = f"{model.__name__}.{name}" + (f"[{hkey!r}]" if hkey is not None else "")
+    return f"{where} is unique, but instances {held} hold the same value {value!r}"
+
+
+def _pk_order(pk: str) -> tuple[int, str]:
+    return (int(pk), "") if pk.isdigit() else (1 << 62, pk)
+
+
+def _count_keys(old: OldModel, result: Survey) -> None:
+    """Sort the old keys: instance keys (copied), index keys and others (rebuilt or left)."""
+    client = old.client
+    start = len(old.prefix) + 1
+    names = {f.name for f in old.fields} | {"hash"}
+    counts = result.keys
+    pattern = glob_escape(old.prefix) + ":*"
+    for keys in _batches(client.scan_iter(match=pattern, count=BATCH)):
+        rests = [key[start:] for key in keys]
+        splits = [rest.rpartition(":") for rest in rests]
+        with client.pipeline(transaction=False) as pipeline:
+            for pk, _, _ in splits:
+                pipeline.sismember(old.collection_key, pk)
+            members = pipeline.execute()
+        for key, rest, (pk, _, name), member in zip(keys, rests, splits, members, strict=True):
+            if rest in ("collection", "max_pk"):
+                kind = rest
+            elif member and name in names:
+                kind = "instance keys"
+            elif member:
+                kind = "keys of undeclared fields"
+                result.warnings.append(
+                    f"{old.model.__name__} {pk!r}: {key!r}: the field {name!r} is not declared "
+                    "by the limpyd model: not migrated"
+                )
+            else:
+                kind = "index and other keys"
+            counts[kind] = counts.get(kind, 0) + 1
+
+
+# The migration --------------------------------------------------------------------------------
+
+
+class Migration:
+    """A migration of `models` from `source` (a redis-py client) to their database."""
+
+    def __init__(
+        self,
+        models: list[type[RedisModel]],
+        source: redis.Redis,
+        say: Callable[[str], None] = print,
+    ) -> None:
+        self.models = models
+        self.source = source
+        self.say = say
+        self.olds = [OldModel(model, source) for model in models]
+
+    def survey(self) -> list[Survey]:
+        surveys = []
+        for old in self.olds:
+            self.say(f"{old.model.__name__}: surveying the keys of redis-limpyd under {old.prefix!r}")
+            surveys.append(survey(old))
+            self.describe(surveys[-1])
+        found = [s for s in surveys if s.found]
+        if not found:
+            wanted = ", ".join(repr(old.collection_key) for old in self.olds)
+            raise MigrationError(f"no data written by redis-limpyd found (no key {wanted})")
+        return found
+
+    def describe(self, result: Survey) -> None:
+        meta = result.model._meta
+        name = result.model.__name__
+        if not result.found:
+            self.say(f"{name}: no data written by redis-limpyd: skipped")
+            return
+        keys = ", ".join(f"{count} {kind}" for kind, count in sorted(result.keys.items()))
+        present = meta.database.client.scard(meta.collection_key)
+        self.say(
+            f"{name}: {result.instances} instances ({keys}); max_pk {result.max_pk}; "
+            f"{present} instances already in limpyd's layout under {meta.prefix!r}"
+        )
+        for kind, lines in (("warning", result.warnings), ("error", result.errors)):
+            for line in lines[:SHOWN]:
+                self.say(f"{name}: {kind}: {line}")
+            if len(lines) > SHOWN:
+                self.say(f"{name}: ... and {len(lines) - SHOWN} more {kind}s")
+
+    def plan(self, result: Survey) -> None:
+        """Say what `run` would write for this model."""
+        meta = result.model._meta
+        indexed = [f.name for f in meta.data_fields if f.indexes]
+        self.say(
+            f"{result.model.__name__}: would copy {result.instances} instances to {meta.prefix!r}"
+            + (f", set max_pk to {result.max_pk} at least" if result.max_pk is not None else "")
+            + (f", rebuild the indexes of {', '.join(indexed)}" if indexed else "")
+            + (f" and {len(meta.unique_together)} unique_together group(s)" if meta.unique_together else "")
+        )
+
+    def copy(self, result: Survey) -> None:
+        """Write every instance as limpyd creates it (its keys deleted first)."""
+        model, old = result.model, result.old
+        meta = model._meta
+        client = meta.database.client
+        done = 0
+        for pks in _batches(old.pks()):
+            with client.pipeline(transaction=False) as pipeline:
+                for pk, states, _ in old.states(pks):
+                    keys = sorted({f.key_for(pk) for f in meta.data_fields})
+                    if keys:
+                        pipeline.delete(*keys)
+                    for name, state in states.items():
+                        for command in meta.fields[name].transition(pk, [], state):
+                            pipeline.execute_command(*command)
+                    pipeline.sadd(meta.collection_key, pk)
+                pipeline.execute()
+            done += len(pks)
+            self.say(f"{model.__name__}: {done}/{result.instances} instances copied")
+        if result.max_pk is not None:
+            current = int(client.get(meta.max_pk_key) or 0)
+            if current < result.max_pk:
+                client.set(meta.max_pk_key, result.max_pk)
+            self.say(f"{model.__name__}: max_pk {max(current, result.max_pk)}")
+
+    def rebuild(self, model: type[RedisModel]) -> None:
+        """Rebuild the indexes, combinations and link records of `model` from its data."""
+        meta = model._meta
+        for f in meta.data_fields:
+            if f.indexes:
+                count = rebuild_indexes(f)
+                self.say(f"{f.describe()}: indexes rebuilt ({count} instances)")
+        if meta.unique_together:
+            count = rebuild_together(model)
+            self.say(f"{model.__name__}: unique_together combinations rebuilt ({count} instances)")
+
+    def verify(self) -> bool:
+        """Run the integrity checker on the models; whether they are consistent."""
+        try:
+            from limpyd_testing.integrity import check
+        except ImportError:  # pragma: no cover - shipped with limpyd
+            self.say("verification skipped: limpyd_testing is not importable")
+            return True
+        problems = check(*self.models, progress=self.say)
+        for problem in problems[:SHOWN]:
+            self.say(f"integrity: {problem}")
+        if len(problems) > SHOWN:
+            self.say(f"integrity: ... and {len(problems) - SHOWN} more problems")
+        self.say(f"integrity check: {len(problems)} problem(s)")
+        return not problems
+
+    def delete_source(self, result: Survey) -> None:
+        """Delete every old key of the model (all under its old prefix)."""
+        pattern = glob_escape(result.old.prefix) + ":*"
+        deleted = 0
+        for keys in _batches(self.source.scan_iter(match=pattern, count=BATCH)):
+            deleted += self.source.delete(*keys)
+        self.say(f"{result.model.__name__}: {deleted} keys of redis-limpyd deleted")
+
+
+def migrate(
+    models: list[type[RedisModel]],
+    url: str,
+    target_url: str | None = None,
+    *,
+    dry_run: bool = False,
+    delete_source: bool = False,
+    say: Callable[[str], None] = print,
+) -> int:
+    """Migrate `models` from the redis-limpyd database at `url` to limpyd's layout, at
+    `target_url` (default: in place); the exit status (0: done and consistent, 1: refused or
+    inconsistent). MigrationError for what stops it at once (no data, server unreachable,
+    related models missing)."""
+    _check_models(models)
+    target = target_url or url
+    try:
+        source = backend_from_url(url).client()
+        target_backend = backend_from_url(target)
+    except ValueError as error:
+        raise MigrationError(str(error)) from None
+    databases = {id(m.database): m.database for m in models if m.database is not None}
+    for database in databases.values():
+        database.connect(backend=target_backend)
+    orphans = [m for m in models if m.database is None]
+    if orphans:
+        shared = RedisDatabase(backend=target_backend)
+        for model in orphans:
+            model.use_database(shared)
+    for where, client in (("source", source), ("target", models[0]._meta.database.client)):
+        try:
+            client.ping()
+        except redis.RedisError as error:
+            shown = url if where == "source" else target
+            raise MigrationError(f"cannot reach the {where} Redis at {shown}: {error}") from None
+    migration = Migration(models, source, say)
+    surveys = migration.survey()
+    if any(s.errors for s in surveys):
+        say("error: nothing was written: fix the data above in the source first (or the "
+            "declarations of the limpyd models), then run the migration again")
+        return 1
+    if dry_run:
+        for result in surveys:
+            migration.plan(result)
+        say("dry run: nothing was written")
+        return 0
+    for result in surveys:
+        migration.copy(result)
+    for result in surveys:
+        migration.rebuild(result.model)
+    if not migration.verify():
+        say("error: the migrated data is not consistent (see above); the source is kept")
+        return 1
+    if delete_source:
+        for result in surveys:
+            migration.delete_source(result)
+    say(f"done: {sum(s.instances for s in surveys)} instances of {len(surveys)} model(s) migrated")
+    return 0
+
+
+def _check_models(models: list[type[RedisModel]]) -> None:
+    """Concrete models, and the models their related fields point to among them."""
+    if not models:
+        raise MigrationError("no model given")
+    for model in models:
+        if model._meta.abstract:
+            raise MigrationError(f"model {model.__name__} is abstract: give its concrete models")
+    for model in models:
+        for f in model._meta.data_fields:
+            related = getattr(f, "related_model", None) if hasattr(f, "related_model") else None
+            if hasattr(f, "related_model") and related not in models:
+                target = f"{related.__module__}:{related.__name__}" if related else repr(f.to)  # type: ignore[attr-defined]
+                raise MigrationError(
+                    f"{f.describe()} points to {target}, which is not migrated with it: add it "
+                    "to the models of the command (its references would dangle)"
+                )

@@ -1,0 +1,89 @@
+"""Writes a database with the REAL redis-limpyd (1.3.x or 2.x), in its own virtualenv.
+
+`python old_writer.py HOST PORT DB [conflict]`: the models of `legacy/models.py` as
+redis-limpyd declared them (same names), every field type, indexes, unique and related
+fields. With `conflict`, two instances end up holding one unique value (written behind
+redis-limpyd's back, as a field made unique later would have it). Prints a JSON summary.
+"""
+
+import json
+import sys
+
+from limpyd import fields, model
+from limpyd.contrib import related
+from limpyd.database import RedisDatabase
+from limpyd.indexes import NumberRangeIndex, TextRangeIndex
+
+host, port, number = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+database = RedisDatabase(host=host, port=port, db=number)
+
+
+class Base(related.RelatedModel):
+    database = database
+    namespace = "mig"
+    abstract = True
+
+
+class Group(Base):
+    name = fields.StringField(unique=True)
+    rank = fields.InstanceHashField(indexable=True, indexes=[NumberRangeIndex])
+
+
+class Person(Base):
+    name = fields.StringField(indexable=True)
+    bio = fields.StringField()
+    email = fields.InstanceHashField(unique=True)
+    city = fields.InstanceHashField(indexable=True)
+    age = fields.StringField(indexable=True, indexes=[NumberRangeIndex])
+    tags = fields.SetField(indexable=True)
+    history = fields.ListField(indexable=True)
+    scores = fields.SortedSetField()
+    props = fields.HashField(indexable=True)
+    group = related.FKInstanceHashField(Group, related_name="members")
+    friends = related.M2MSetField("Person", related_name="friend_of")
+    favorite = related.FKStringField("Tag", related_name="fans")
+
+
+class Tag(Base):
+    slug = fields.PKField()
+    label = fields.StringField(indexable=True, indexes=[TextRangeIndex])
+
+
+class Note(model.RedisModel):
+    """No namespace (its keys start with ':note')."""
+
+    database = database
+    text = fields.StringField()
+
+
+admins = Group(name="admins", rank=1)
+staff = Group(name="staff", rank=2)
+empty = Group(name="empty")
+Tag(slug="py", label="Python")
+Tag(slug="redis", label="Redis")
+alice = Person(name="Alice", bio="likes: colons", email="alice@example.com", city="Paris",
+               age=31, group=admins.pk.get(), favorite="py")
+alice.tags.sadd("a", "b")
+alice.history.rpush("x", "y", "x")
+alice.scores.zadd(math=12.5, art=3)
+alice.props.hset("color", "red")
+alice.props.hset("size", "M")
+bob = Person(name="Bob", email="bob@example.com", city="Lyon", age=45, group=staff.pk.get())
+bob.tags.sadd("b")
+bob.friends.sadd(alice.pk.get())
+alice.friends.sadd(bob.pk.get())
+carol = Person(name="Carol", email="carol@example.com", city="Paris", age=7)
+carol.props.hset("color", "blue")
+gone = Person(name="Gone", email="gone@example.com")
+gone.delete()  # max_pk is past the highest pk left
+for text in ("first", "second"):
+    Note(text=text)
+if sys.argv[4:] == ["conflict"]:
+    database.connection.hset(Person.make_key(Person._name, bob.pk.get(), "hash"),
+                             "email", "alice@example.com")
+print(json.dumps({
+    "groups": [g.pk.get() for g in (admins, staff, empty)],
+    "persons": [p.pk.get() for p in (alice, bob, carol)],
+    "person_max_pk": database.connection.get("mig:person:max_pk"),
+    "keys": sorted(database.connection.keys("*")),
+}))
