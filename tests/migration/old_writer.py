@@ -1,6 +1,6 @@
 """Writes a database with the REAL redis-limpyd (1.3.x or 2.x), in its own virtualenv.
 
-`python old_writer.py HOST PORT DB [conflict]`: the models of `legacy/models.py` as
+`python old_writer.py URL [conflict]` (a redis:// or unix:// URL with its db): the models of `legacy/models.py` as
 redis-limpyd declared them (same names), every field type, indexes, unique and related
 fields. With `conflict`, two instances end up holding one unique value (written behind
 redis-limpyd's back, as a field made unique later would have it). Prints a JSON summary.
@@ -8,14 +8,19 @@ redis-limpyd's back, as a field made unique later would have it). Prints a JSON 
 
 import json
 import sys
+from urllib.parse import parse_qs, urlsplit
 
 from limpyd import fields, model
 from limpyd.contrib import related
 from limpyd.database import RedisDatabase
 from limpyd.indexes import NumberRangeIndex, TextRangeIndex
 
-host, port, number = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-database = RedisDatabase(host=host, port=port, db=number)
+url = urlsplit(sys.argv[1])
+if url.scheme == "unix":
+    where = {"unix_socket_path": url.path, "db": int(parse_qs(url.query).get("db", ["0"])[0])}
+else:
+    where = {"host": url.hostname, "port": url.port or 6379, "db": int(url.path.strip("/") or 0)}
+database = RedisDatabase(**where)
 
 
 class Base(related.RelatedModel):
@@ -78,7 +83,7 @@ gone = Person(name="Gone", email="gone@example.com")
 gone.delete()  # max_pk is past the highest pk left
 for text in ("first", "second"):
     Note(text=text)
-if sys.argv[4:] == ["conflict"]:
+if sys.argv[2:] == ["conflict"]:
     database.connection.hset(Person.make_key(Person._name, bob.pk.get(), "hash"),
                              "email", "alice@example.com")
 print(json.dumps({
