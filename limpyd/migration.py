@@ -48,6 +48,9 @@ SHOWN = 20
 
 State = list[str]
 
+#: The kinds of old keys, in the order the survey reports them.
+KINDS = ("collection", "max_pk", "instance keys", "old index keys", "keys of undeclared fields")
+
 
 class MigrationError(Exception):
     """What stops a migration before it writes anything (one line for the user)."""
@@ -266,7 +269,7 @@ def _count_keys(old: OldModel, result: Survey) -> None:
                     "by the limpyd model: not migrated"
                 )
             else:
-                kind = "index and other keys"
+                kind = "old index keys"
             counts[kind] = counts.get(kind, 0) + 1
 
 
@@ -305,11 +308,11 @@ class Migration:
         if not result.found:
             self.say(f"{name}: no data written by redis-limpyd: skipped")
             return
-        keys = ", ".join(f"{count} {kind}" for kind, count in sorted(result.keys.items()))
+        keys = ", ".join(f"{result.keys[kind]} {kind}" for kind in KINDS if kind in result.keys)
         present = meta.database.client.scard(meta.collection_key)
         self.say(
-            f"{name}: {result.instances} instances ({keys}); max_pk {result.max_pk}; "
-            f"{present} instances already in limpyd's layout under {meta.prefix!r}"
+            f"{name}: {result.instances} instance(s) ({keys}); "
+            f"{present} instance(s) already in limpyd's layout under {meta.prefix!r}"
         )
         for kind, lines in (("warning", result.warnings), ("error", result.errors)):
             for line in lines[:SHOWN]:
@@ -322,7 +325,7 @@ class Migration:
         meta = result.model._meta
         indexed = [f.name for f in meta.data_fields if f.indexes]
         self.say(
-            f"{result.model.__name__}: would copy {result.instances} instances to {meta.prefix!r}"
+            f"{result.model.__name__}: would copy {result.instances} instance(s) to {meta.prefix!r}"
             + (f", set max_pk to {result.max_pk} at least" if result.max_pk is not None else "")
             + (f", rebuild the indexes of {', '.join(indexed)}" if indexed else "")
             + (f" and {len(meta.unique_together)} unique_together group(s)" if meta.unique_together else "")

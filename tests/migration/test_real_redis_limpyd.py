@@ -79,7 +79,7 @@ def test_in_place(app: Any, db: Any, redis_limpyd: tuple[str, Path]) -> None:
 
     dry = run_command(*MODELS, "--url", url, "--dry-run")
     assert dry.returncode == 0, dry.stdout + dry.stderr
-    assert "Person: would copy 3 instances to 'mig:{person}:person'" in dry.stdout
+    assert "Person: would copy 3 instance(s) to 'mig:{person}:person'" in dry.stdout
     assert "dry run: nothing was written" in dry.stdout
     assert snapshot(db) == written
 
