@@ -61,8 +61,8 @@ def old_prefix(model: type[RedisModel]) -> str:
     return f"{model._meta.namespace}:{model._meta.name}"
 
 
-def _batches(items: Iterable[str], size: int = BATCH) -> Iterator[list[str]]:
-    batch: list[str] = []
+def _batches(items: Iterable[str]) -> Iterator[list[str]]:
+    size, batch = BATCH, []
     for item in items:
         batch.append(item)
         if len(batch) >= size:
