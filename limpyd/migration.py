@@ -75,6 +75,18 @@ def _batches(items: Iterable[str]) -> Iterator[list[str]]:
 # Reading redis-limpyd's data ----------------------------------------------------------------
 
 
+@dataclass
+class Instance:
+    """An instance as redis-limpyd stored it: its fields' states, and what is wrong."""
+
+    pk: str
+    states: dict[str, State] = field(default_factory=dict)
+    #: What is not migrated (values of fields the limpyd model does not declare).
+    warnings: list[str] = field(default_factory=list)
+    #: What stops the migration (a key of another type than the field's).
+    errors: list[str] = field(default_factory=list)
+
+
 class OldModel:
     """A model's data as redis-limpyd stored it, read through `client`."""
 
@@ -98,8 +110,8 @@ class OldModel:
     def pks(self) -> Iterator[str]:
         return self.client.sscan_iter(self.collection_key, count=BATCH)
 
-    def states(self, pks: list[str]) -> list[tuple[str, dict[str, State], list[str]]]:
-        """(pk, the state of every field that has a value, problems) of these instances."""
+    def states(self, pks: list[str]) -> list[Instance]:
+        """What these instances hold: every field that has a value, read in one round trip."""
         with self.client.pipeline(transaction=False) as pipeline:
             for pk in pks:
                 if self.hash_fields:
@@ -107,36 +119,37 @@ class OldModel:
                 for f in self.keyed_fields:
                     _READERS[f.state_kind][0](pipeline, self.key(pk, f.name))
             replies = iter(pipeline.execute(raise_on_error=False))
-        found = []
-        for pk in pks:
-            states: dict[str, State] = {}
-            problems: list[str] = []
-            if self.hash_fields:
-                reply = next(replies)
-                if isinstance(reply, Exception):
-                    problems.append(self._wrong_type(pk, "hash", "a hash", reply))
+        return [self._instance(pk, replies) for pk in pks]
+
+    def _instance(self, pk: str, replies: Iterator[Any]) -> Instance:
+        found = Instance(pk)
+        if self.hash_fields:
+            reply = next(replies)
+            declared = {f.name for f in self.hash_fields}
+            if isinstance(reply, Exception):
+                found.errors.append(self._wrong_type(pk, "hash", "a hash", reply))
+            for name, value in {} if isinstance(reply, Exception) else reply.items():
+                if name in declared:
+                    found.states[name] = [value]
                 else:
-                    declared = {f.name for f in self.hash_fields}
-                    states.update((name, [value]) for name, value in reply.items() if name in declared)
-                    problems += [
+                    found.warnings.append(
                         f"{self.model.__name__} {pk!r}: the InstanceHashField {name!r} of "
-                        f"{self.key(pk, 'hash')!r} is not declared by the limpyd model: not migrated"
-                        for name in reply
-                        if name not in declared
-                    ]
-            for f in self.keyed_fields:
-                reply = next(replies)
-                if isinstance(reply, Exception):
-                    problems.append(self._wrong_type(pk, f.name, _READERS[f.state_kind][2], reply))
-                else:
-                    state = _READERS[f.state_kind][1](reply)
-                    if state:
-                        states[f.name] = state
-            found.append((pk, states, problems))
+                        f"{self.key(pk, 'hash')!r} is not declared by the limpyd model: "
+                        "not migrated"
+                    )
+        for f in self.keyed_fields:
+            reply = next(replies)
+            _, state_of, expected = _READERS[f.state_kind]
+            if isinstance(reply, Exception):
+                found.errors.append(self._wrong_type(pk, f.name, expected, reply))
+            elif state := state_of(reply):
+                found.states[f.name] = state
         return found
 
     def _wrong_type(self, pk: str, name: str, expected: str, error: Exception) -> str:
-        return f"{self.model.__name__} {pk!r}: key {self.key(pk, name)!r} is not {expected}: {error}"
+        return (
+            f"{self.model.__name__} {pk!r}: key {self.key(pk, name)!r} is not {expected}: {error}"
+        )
 
 
 def _zrange(pipeline: Any, key: str) -> None:
@@ -150,7 +163,11 @@ _READERS: dict[str, tuple[Callable[[Any, str], Any], Callable[[Any], State], str
     "set": (lambda p, k: p.smembers(k), lambda r: sorted(r), "a set"),
     "list": (lambda p, k: p.lrange(k, 0, -1), list, "a list"),
     "zset": (_zrange, lambda r: [x for pair in r for x in pair], "a sorted set"),
-    "hash": (lambda p, k: p.hgetall(k), lambda r: [x for pair in r.items() for x in pair], "a hash"),
+    "hash": (
+        lambda p, k: p.hgetall(k),
+        lambda r: [x for pair in r.items() for x in pair],
+        "a hash",
+    ),
 }
 
 
@@ -193,19 +210,19 @@ def survey(old: OldModel) -> Survey:
     holders: dict[Any, set[str]] = {}
     meta = old.model._meta
     for pks in _batches(old.pks()):
-        for pk, states, problems in old.states(pks):
+        for instance in old.states(pks):
             result.instances += 1
-            result.warnings += [p for p in problems if p.endswith("not migrated")]
-            result.errors += [p for p in problems if not p.endswith("not migrated")]
-            for name, state in states.items():
-                _check_values(meta.fields[name], pk, state, holders, result.errors)
+            result.warnings += instance.warnings
+            result.errors += instance.errors
+            for name, state in instance.states.items():
+                _check_values(meta.fields[name], instance.pk, state, holders, result.errors)
             for group in meta.unique_together:
-                key = meta.together_key(group, states)
+                key = meta.together_key(group, instance.states)
                 if key is not None:
-                    holders.setdefault(("together", group, key), set()).add(pk)
-    for what, pks in holders.items():
-        if len(pks) > 1:
-            result.errors.append(_conflict(old.model, what, sorted(pks, key=_pk_order)))
+                    holders.setdefault(("together", group, key), set()).add(instance.pk)
+    for what, held in holders.items():
+        if len(held) > 1:
+            result.errors.append(_conflict(old.model, what, sorted(held, key=_pk_order)))
     return result
 
 
@@ -230,10 +247,7 @@ def _conflict(model: type[RedisModel], what: tuple[Any, ...], pks: list[str]) ->
     held = ", ".join(repr(pk) for pk in pks)
     if what[0] == "together":
         names = " + ".join(what[1])
-        return (
-            f"{model.__name__}: unique_together ({names}): instances {held} hold the same "
-            "values"
-        )
+        return f"{model.__name__}: unique_together ({names}): instances {held} hold the same values"
     name, hkey, value = what[0], what[1], what[2]
     where = f"{model.__name__}.{name}" + (f"[{hkey!r}]" if hkey is not None else "")
     return f"{where} is unique, but instances {held} hold the same value {value!r}"
@@ -293,7 +307,9 @@ class Migration:
     def survey(self) -> list[Survey]:
         surveys = []
         for old in self.olds:
-            self.say(f"{old.model.__name__}: surveying the keys of redis-limpyd under {old.prefix!r}")
+            self.say(
+                f"{old.model.__name__}: surveying the keys of redis-limpyd under {old.prefix!r}"
+            )
             surveys.append(survey(old))
             self.describe(surveys[-1])
         found = [s for s in surveys if s.found]
@@ -328,7 +344,11 @@ class Migration:
             f"{result.model.__name__}: would copy {result.instances} instance(s) to {meta.prefix!r}"
             + (f", set max_pk to {result.max_pk} at least" if result.max_pk is not None else "")
             + (f", rebuild the indexes of {', '.join(indexed)}" if indexed else "")
-            + (f" and {len(meta.unique_together)} unique_together group(s)" if meta.unique_together else "")
+            + (
+                f" and {len(meta.unique_together)} unique_together group(s)"
+                if meta.unique_together
+                else ""
+            )
         )
 
     def copy(self, result: Survey) -> None:
@@ -339,11 +359,12 @@ class Migration:
         done = 0
         for pks in _batches(old.pks()):
             with client.pipeline(transaction=False) as pipeline:
-                for pk, states, _ in old.states(pks):
+                for instance in old.states(pks):
+                    pk = instance.pk
                     keys = sorted({f.key_for(pk) for f in meta.data_fields})
                     if keys:
                         pipeline.delete(*keys)
-                    for name, state in states.items():
+                    for name, state in instance.states.items():
                         for command in meta.fields[name].transition(pk, [], state):
                             pipeline.execute_command(*command)
                     pipeline.sadd(meta.collection_key, pk)
@@ -428,8 +449,10 @@ def migrate(
     migration = Migration(models, source, say)
     surveys = migration.survey()
     if any(s.errors for s in surveys):
-        say("error: nothing was written: fix the data above in the source first (or the "
-            "declarations of the limpyd models), then run the migration again")
+        say(
+            "error: nothing was written: fix the data above in the source first (or the "
+            "declarations of the limpyd models), then run the migration again"
+        )
         return 1
     if dry_run:
         for result in surveys:

@@ -56,7 +56,9 @@ def old_python(version: str) -> Path:
         )  # fmt: skip
         if installed.returncode:
             last = (installed.stderr.strip().splitlines() or ["?"])[-1]
-            pytest.skip(f"redis-limpyd {version} cannot be installed (no package registry?): {last}")
+            pytest.skip(
+                f"redis-limpyd {version} cannot be installed (no package registry?): {last}"
+            )
         marker.write_text(wanted)
     return python
 

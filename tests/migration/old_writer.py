@@ -1,9 +1,10 @@
 """Writes a database with the REAL redis-limpyd (1.3.x or 2.x), in its own virtualenv.
 
-`python old_writer.py URL [conflict]` (a redis:// or unix:// URL with its db): the models of `legacy/models.py` as
-redis-limpyd declared them (same names), every field type, indexes, unique and related
-fields. With `conflict`, two instances end up holding one unique value (written behind
-redis-limpyd's back, as a field made unique later would have it). Prints a JSON summary.
+`python old_writer.py URL [conflict]` (redis:// or unix://, with the db): the models of
+`oldapp/models.py` as redis-limpyd declared them (same names), every field type, indexes,
+unique and related fields. With `conflict`, two instances end up holding one unique value
+(written behind redis-limpyd's back, as a field made unique later would have it). Prints a
+JSON summary.
 """
 
 import json
@@ -66,8 +67,15 @@ staff = Group(name="staff", rank=2)
 empty = Group(name="empty")
 Tag(slug="py", label="Python")
 Tag(slug="redis", label="Redis")
-alice = Person(name="Alice", bio="likes: colons", email="alice@example.com", city="Paris",
-               age=31, group=admins.pk.get(), favorite="py")
+alice = Person(
+    name="Alice",
+    bio="likes: colons",
+    email="alice@example.com",
+    city="Paris",
+    age=31,
+    group=admins.pk.get(),
+    favorite="py",
+)
 alice.tags.sadd("a", "b")
 alice.history.rpush("x", "y", "x")
 alice.scores.zadd(math=12.5, art=3)
@@ -84,11 +92,16 @@ gone.delete()  # max_pk is past the highest pk left
 for text in ("first", "second"):
     Note(text=text)
 if sys.argv[2:] == ["conflict"]:
-    database.connection.hset(Person.make_key(Person._name, bob.pk.get(), "hash"),
-                             "email", "alice@example.com")
-print(json.dumps({
-    "groups": [g.pk.get() for g in (admins, staff, empty)],
-    "persons": [p.pk.get() for p in (alice, bob, carol)],
-    "person_max_pk": database.connection.get("mig:person:max_pk"),
-    "keys": sorted(database.connection.keys("*")),
-}))
+    database.connection.hset(
+        Person.make_key(Person._name, bob.pk.get(), "hash"), "email", "alice@example.com"
+    )
+print(
+    json.dumps(
+        {
+            "groups": [g.pk.get() for g in (admins, staff, empty)],
+            "persons": [p.pk.get() for p in (alice, bob, carol)],
+            "person_max_pk": database.connection.get("mig:person:max_pk"),
+            "keys": sorted(database.connection.keys("*")),
+        }
+    )
+)

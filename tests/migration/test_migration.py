@@ -70,7 +70,9 @@ def test_migrates_in_place_keeping_the_source(app: Any, db: Any, capsys: Any) ->
     old = snapshot(db)
     assert main(["migrate-from-redis-limpyd", *PATHS, "--url", url_of(db), "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "Person: 2 instance(s) (1 collection, 1 max_pk, 10 instance keys, 2 old index keys)" in out
+    assert (
+        "Person: 2 instance(s) (1 collection, 1 max_pk, 10 instance keys, 2 old index keys)" in out
+    )
     assert "Person: would copy 2 instance(s) to 'mig:{person}:person', set max_pk to 7" in out
     assert "Note: no data written by redis-limpyd: skipped" in out
     assert snapshot(db) == old

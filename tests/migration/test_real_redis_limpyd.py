@@ -72,7 +72,7 @@ def assert_migrated(app: Any, summary: dict[str, Any]) -> None:
 
 
 def test_in_place(app: Any, db: Any, redis_limpyd: tuple[str, Path]) -> None:
-    version, python = redis_limpyd
+    python = redis_limpyd[1]
     summary = write_old(python, db)
     written = snapshot(db)
     url = url_of(db)
@@ -100,10 +100,12 @@ def test_in_place(app: Any, db: Any, redis_limpyd: tuple[str, Path]) -> None:
 def test_target_url_and_delete_source(
     app: Any, db: Any, limpyd_database_factory: Any, redis_limpyd: tuple[str, Path]
 ) -> None:
-    version, python = redis_limpyd
+    python = redis_limpyd[1]
     source = limpyd_database_factory(db=15)
     summary = write_old(python, source)
-    done = run_command(*MODELS, "--url", url_of(source), "--target-url", url_of(db), "--delete-source")
+    done = run_command(
+        *MODELS, "--url", url_of(source), "--target-url", url_of(db), "--delete-source"
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Person: " in done.stdout and "keys of redis-limpyd deleted" in done.stdout
     assert snapshot(source) == {}
@@ -114,7 +116,7 @@ def test_target_url_and_delete_source(
 def test_unique_conflict_is_reported_and_nothing_written(
     app: Any, db: Any, redis_limpyd: tuple[str, Path]
 ) -> None:
-    version, python = redis_limpyd
+    python = redis_limpyd[1]
     summary = write_old(python, db, "conflict")
     written = snapshot(db)
     done = run_command(*MODELS, "--url", url_of(db))
