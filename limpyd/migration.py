@@ -210,7 +210,9 @@ def survey(old: OldModel) -> Survey:
     holders: dict[Any, set[str]] = {}
     meta = old.model._meta
     for pks in _batches(old.pks()):
-        for instance in old.states(pks):
+        instances = old.states(pks)
+        result.errors += _dangling(old, instances)
+        for instance in instances:
             result.instances += 1
             result.warnings += instance.warnings
             result.errors += instance.errors
@@ -224,6 +226,29 @@ def survey(old: OldModel) -> Survey:
         if len(held) > 1:
             result.errors.append(_conflict(old.model, what, sorted(held, key=_pk_order)))
     return result
+
+
+def _dangling(old: OldModel, instances: list[Instance]) -> list[str]:
+    """The references of these instances to instances the old data does not hold."""
+    meta = old.model._meta
+    references = [
+        (instance.pk, f, value)
+        for instance in instances
+        for name, state in instance.states.items()
+        if (f := meta.fields[name]).references
+        for _, value in f.items_of(state)
+    ]
+    with old.client.pipeline(transaction=False) as pipeline:
+        for _, f, value in references:
+            related = f.require_related_model()  # type: ignore[attr-defined]
+            pipeline.sismember(f"{old_prefix(related)}:collection", value)
+        found = pipeline.execute()
+    return [
+        f"{old.model.__name__} {pk!r}: {f.describe()} points to {value!r}, an instance of "
+        f"{f.require_related_model().__name__} that the old data does not hold"  # type: ignore[attr-defined]
+        for (pk, f, value), exists in zip(references, found, strict=True)
+        if not exists
+    ]
 
 
 def _check_values(
@@ -261,7 +286,7 @@ def _count_keys(old: OldModel, result: Survey) -> None:
     """Sort the old keys: instance keys (copied), index keys and others (rebuilt or left)."""
     client = old.client
     start = len(old.prefix) + 1
-    names = {f.name for f in old.fields} | {"hash"}
+    names = {f.name for f in old.keyed_fields} | ({"hash"} if old.hash_fields else set())
     counts = result.keys
     pattern = glob_escape(old.prefix) + ":*"
     for keys in _batches(client.scan_iter(match=pattern, count=BATCH)):
@@ -330,6 +355,8 @@ class Migration:
             f"{name}: {result.instances} instance(s) ({keys}); "
             f"{present} instance(s) already in limpyd's layout under {meta.prefix!r}"
         )
+        if meta.default_ttl:
+            self.say(f"{name}: note: its ttl is not given to migrated instances (expire() does)")
         for kind, lines in (("warning", result.warnings), ("error", result.errors)):
             for line in lines[:SHOWN]:
                 self.say(f"{name}: {kind}: {line}")

@@ -50,7 +50,7 @@ def old_python(version: str) -> Path:
         subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
         installed = subprocess.run(
             [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-             *REQUIREMENTS[version]],
+             "--retries", "1", "--timeout", "30", *REQUIREMENTS[version]],
             capture_output=True,
             text=True,
         )  # fmt: skip

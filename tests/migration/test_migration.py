@@ -151,8 +151,13 @@ def test_delete_source_removes_only_the_old_keys(app: Any, db: Any) -> None:
             lambda c: (c.delete("mig:person:1:tags"), c.set("mig:person:1:tags", "a")),
             "Person '1': key 'mig:person:1:tags' is not a set: WRONGTYPE",
         ),
+        (
+            lambda c: c.sadd("mig:person:1:friends", "9"),
+            "Person '1': Person.friends points to '9', an instance of Person that the old data "
+            "does not hold",
+        ),
     ],
-    ids=["invalid-number", "unique", "unique-together", "wrong-type"],
+    ids=["invalid-number", "unique", "unique-together", "wrong-type", "dangling"],
 )
 def test_what_limpyd_would_refuse_stops_it_before_any_write(
     app: Any, db: Any, change: Any, message: str
