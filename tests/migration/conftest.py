@@ -85,6 +85,7 @@ def write_old(python: Path, database: RedisDatabase, *args: str) -> dict[str, An
         capture_output=True,
         text=True,
         timeout=120,
+        env={**os.environ, "PYTHONPATH": str(HERE)},  # oldapp; redis-limpyd's `limpyd`
     )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)  # type: ignore[no-any-return]

@@ -1,66 +1,24 @@
 """Writes a database with the REAL redis-limpyd (1.3.x or 2.x), in its own virtualenv.
 
-`python old_writer.py URL [conflict]` (redis:// or unix://, with the db): the models of
-`oldapp/models.py` as redis-limpyd declared them (same names), every field type, indexes,
-unique and related fields. With `conflict`, two instances end up holding one unique value
-(written behind redis-limpyd's back, as a field made unique later would have it). Prints a
-JSON summary.
+`python old_writer.py URL [conflict]` (redis:// or unix://, with the db), with `oldapp` on
+the path: the models of `oldapp/models.py`, imported by redis-limpyd, get every field type,
+indexes, unique and related fields. With `conflict`, two instances end up holding one
+unique value (written behind redis-limpyd's back, as a field made unique later would have
+it). Prints a JSON summary.
 """
 
 import json
 import sys
 from urllib.parse import parse_qs, urlsplit
 
-from limpyd import fields, model
-from limpyd.contrib import related
-from limpyd.database import RedisDatabase
-from limpyd.indexes import NumberRangeIndex, TextRangeIndex
+from oldapp.models import Group, Note, Person, Tag, database
 
 url = urlsplit(sys.argv[1])
 if url.scheme == "unix":
     where = {"unix_socket_path": url.path, "db": int(parse_qs(url.query).get("db", ["0"])[0])}
 else:
     where = {"host": url.hostname, "port": url.port or 6379, "db": int(url.path.strip("/") or 0)}
-database = RedisDatabase(**where)
-
-
-class Base(related.RelatedModel):
-    database = database
-    namespace = "mig"
-    abstract = True
-
-
-class Group(Base):
-    name = fields.StringField(unique=True)
-    rank = fields.InstanceHashField(indexable=True, indexes=[NumberRangeIndex])
-
-
-class Person(Base):
-    name = fields.StringField(indexable=True)
-    bio = fields.StringField()
-    email = fields.InstanceHashField(unique=True)
-    city = fields.InstanceHashField(indexable=True)
-    age = fields.StringField(indexable=True, indexes=[NumberRangeIndex])
-    tags = fields.SetField(indexable=True)
-    history = fields.ListField(indexable=True)
-    scores = fields.SortedSetField()
-    props = fields.HashField(indexable=True)
-    group = related.FKInstanceHashField(Group, related_name="members")
-    friends = related.M2MSetField("Person", related_name="friend_of")
-    favorite = related.FKStringField("Tag", related_name="fans")
-
-
-class Tag(Base):
-    slug = fields.PKField()
-    label = fields.StringField(indexable=True, indexes=[TextRangeIndex])
-
-
-class Note(model.RedisModel):
-    """No namespace (its keys start with ':note')."""
-
-    database = database
-    text = fields.StringField()
-
+database.reset(**where)
 
 admins = Group(name="admins", rank=1)
 staff = Group(name="staff", rank=2)

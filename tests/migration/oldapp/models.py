@@ -1,12 +1,14 @@
-"""The limpyd models of an application that ran on redis-limpyd (see ../old_writer.py for the
-same models as redis-limpyd declared them): same namespaces, model and field names."""
+"""The models of an application that ran on redis-limpyd and now runs on limpyd: this very
+module is imported by both (by redis-limpyd in ../old_writer.py, in its own virtualenv), as
+an application keeps its code when it changes library. The migration reads what
+redis-limpyd wrote for them and writes limpyd's layout."""
 
 from limpyd import model
 from limpyd.contrib import related
 from limpyd.database import RedisDatabase
 from limpyd.indexes import NumberRangeIndex, TextRangeIndex
 
-#: Pointed elsewhere by the migration command (--url, --target-url) and by the tests.
+#: Pointed elsewhere by the command (--url, --target-url), the tests and the writer.
 database = RedisDatabase()
 
 
@@ -18,17 +20,17 @@ class Base(related.RelatedModel):
 
 class Group(Base):
     name = model.StringField(unique=True)
-    rank = model.InstanceHashField(indexes=[NumberRangeIndex])
+    rank = model.InstanceHashField(indexable=True, indexes=[NumberRangeIndex])
 
 
 class Person(Base):
-    #: not in redis-limpyd: built by the migration
+    #: limpyd only (redis-limpyd ignores it): the migration builds its combinations
     unique_together = [("name", "city")]
     name = model.StringField(indexable=True)
     bio = model.StringField()
     email = model.InstanceHashField(unique=True)
     city = model.InstanceHashField(indexable=True)
-    age = model.StringField(indexes=[NumberRangeIndex])
+    age = model.StringField(indexable=True, indexes=[NumberRangeIndex])
     tags = model.SetField(indexable=True)
     history = model.ListField(indexable=True)
     scores = model.SortedSetField()
@@ -40,14 +42,11 @@ class Person(Base):
 
 class Tag(Base):
     slug = model.PKField()
-    label = model.StringField(indexes=[TextRangeIndex])
+    label = model.StringField(indexable=True, indexes=[TextRangeIndex])
 
 
 class Note(model.RedisModel):
-    """No namespace."""
+    """No namespace: redis-limpyd's keys start with ':note'."""
 
     database = database
     text = model.StringField()
-
-
-MODELS = ["oldapp.models:Group", "oldapp.models:Person", "oldapp.models:Tag", "oldapp.models:Note"]
