@@ -200,7 +200,8 @@ def survey(old: OldModel) -> Survey:
         except ValueError:
             result.errors.append(f"{old.max_pk_key!r} holds {raw_max!r}, not a number")
     _count_keys(old, result)
-    holders: dict[Any, set[str]] = {}
+    #: who holds each unique value (or combination): {what: {pk: the value as held}}
+    holders: dict[Any, dict[str, str]] = {}
     meta = old.model._meta
     for pks in _batches(old.pks()):
         instances = old.states(pks)
@@ -212,12 +213,12 @@ def survey(old: OldModel) -> Survey:
             for name, state in instance.states.items():
                 _check_values(meta.fields[name], instance.pk, state, holders, result.errors)
             for group in meta.unique_together:
-                key = meta.together_key(group, instance.states)
-                if key is not None:
-                    holders.setdefault(("together", group, key), set()).add(instance.pk)
+                if meta.together_key(group, instance.states) is not None:
+                    values = tuple(instance.states[name][0] for name in group)
+                    holders.setdefault(("together", group, values), {})[instance.pk] = ""
     for what, held in holders.items():
         if len(held) > 1:
-            result.errors.append(_conflict(old.model, what, sorted(held, key=_pk_order)))
+            result.errors.append(_conflict(old.model, what, held))
     return result
 
 
@@ -245,7 +246,7 @@ def _dangling(old: OldModel, instances: list[Instance]) -> list[str]:
 
 
 def _check_values(
-    f: RedisField, pk: str, state: State, holders: dict[Any, set[str]], errors: list[str]
+    f: RedisField, pk: str, state: State, holders: dict[Any, dict[str, str]], errors: list[str]
 ) -> None:
     """Compute the index entries of a value (an index refusing it is an error) and note who
     holds each unique value."""
@@ -258,17 +259,23 @@ def _check_values(
                 errors.append(f"{f.model.__name__} {pk!r}: {error}")
                 continue
             if check is not None and index.handle_uniqueness:
-                holders.setdefault((f.name, hkey, value, check), set()).add(pk)
+                holders.setdefault((f.name, hkey, check), {})[pk] = value
 
 
-def _conflict(model: type[RedisModel], what: tuple[Any, ...], pks: list[str]) -> str:
-    held = ", ".join(repr(pk) for pk in pks)
+def _conflict(model: type[RedisModel], what: tuple[Any, ...], holders: dict[str, str]) -> str:
+    pks = sorted(holders, key=_pk_order)
+    held = ", ".join(repr(pk) for pk in pks[:SHOWN])
+    held += f" (and {len(pks) - SHOWN} more)" if len(pks) > SHOWN else ""
     if what[0] == "together":
-        names = " + ".join(what[1])
-        return f"{model.__name__}: unique_together ({names}): instances {held} hold the same values"
-    name, hkey, value = what[0], what[1], what[2]
+        same = ", ".join(f"{n}={v!r}" for n, v in zip(what[1], what[2], strict=True))
+        return f"{model.__name__}: unique_together: instances {held} hold the same {same}"
+    name, hkey = what[0], what[1]
     where = f"{model.__name__}.{name}" + (f"[{hkey!r}]" if hkey is not None else "")
-    return f"{where} is unique, but instances {held} hold the same value {value!r}"
+    values = sorted(set(holders.values()))
+    if len(values) == 1:
+        return f"{where} is unique, but instances {held} hold the same value {values[0]!r}"
+    shown = ", ".join(map(repr, values[:SHOWN]))
+    return f"{where} is unique, but instances {held} hold values its index takes as one: {shown}"
 
 
 def _pk_order(pk: str) -> tuple[int, str]:

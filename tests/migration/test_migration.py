@@ -145,7 +145,7 @@ def test_delete_source_removes_only_the_old_keys(app: Any, db: Any) -> None:
         ),
         (
             lambda c: c.set("mig:person:2:name", "Alice"),
-            "Person: unique_together (name + city): instances '1', '2' hold the same values",
+            "Person: unique_together: instances '1', '2' hold the same name='Alice', city='Paris'",
         ),
         (
             lambda c: (c.delete("mig:person:1:tags"), c.set("mig:person:1:tags", "a")),
@@ -212,3 +212,23 @@ def test_clear_one_line_errors(
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1, err
     assert snapshot(db) == {}
+
+
+def test_values_a_transformed_unique_index_takes_as_one_are_a_conflict(db: Any) -> None:
+    from limpyd import model
+    from limpyd.indexes import EqualIndex
+
+    class Login(model.RedisModel):
+        database = db
+        namespace = "mig"
+        name = model.StringField(unique=True, indexes=[EqualIndex.configure(transform=str.lower)])
+
+    db.client.sadd("mig:login:collection", "1", "2", "3")
+    for pk, name in (("1", "Ann"), ("2", "ann"), ("3", "Bob")):
+        db.client.set(f"mig:login:{pk}:name", name)
+    said: list[str] = []
+    assert migration.migrate([Login], url_of(db), say=said.append) == 1
+    assert (
+        "Login: error: Login.name is unique, but instances '1', '2' hold values its index "
+        "takes as one: 'Ann', 'ann'"
+    ) in said
