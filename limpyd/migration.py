@@ -74,10 +74,26 @@ class Instance:
 
     pk: str
     states: dict[str, State] = field(default_factory=dict)
-    #: What is not migrated (values of fields the limpyd model does not declare).
-    warnings: list[str] = field(default_factory=list)
+    #: Where it holds values of fields the limpyd model does not declare: (field, key).
+    undeclared: list[tuple[str, str]] = field(default_factory=list)
     #: What stops the migration (a key of another type than the field's).
     errors: list[str] = field(default_factory=list)
+
+
+class Lines:
+    """Lines of one kind for the user: all counted, the first SHOWN kept."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.shown: list[str] = []
+
+    def add(self, line: str) -> None:
+        self.count += 1
+        if len(self.shown) < SHOWN:
+            self.shown.append(line)
+
+    def __bool__(self) -> bool:
+        return self.count > 0
 
 
 class OldModel:
@@ -125,11 +141,7 @@ class OldModel:
                 if name in declared:
                     found.states[name] = [value]
                 else:
-                    found.warnings.append(
-                        f"{self.model.__name__} {pk!r}: the InstanceHashField {name!r} of "
-                        f"{self.key(pk, 'hash')!r} is not declared by the limpyd model: "
-                        "not migrated"
-                    )
+                    found.undeclared.append((f"InstanceHashField {name!r}", self.key(pk, "hash")))
         for f in self.keyed_fields:
             reply = next(replies)
             _, state_of, expected = _READERS[f.state_kind]
@@ -176,9 +188,14 @@ class Survey:
     max_pk: int | None = None
     keys: dict[str, int] = field(default_factory=dict)
     #: Values that stop the migration (invalid for an index, unique values held twice...).
-    errors: list[str] = field(default_factory=list)
-    #: What is not migrated (keys of fields the limpyd model does not declare).
-    warnings: list[str] = field(default_factory=list)
+    errors: Lines = field(default_factory=Lines)
+    #: What is not migrated, values of fields the limpyd model does not declare: by field,
+    #: how many keys hold some, and the first one.
+    undeclared: dict[str, tuple[int, str]] = field(default_factory=dict)
+
+    def not_migrated(self, what: str, key: str) -> None:
+        count, first = self.undeclared.get(what, (0, key))
+        self.undeclared[what] = (count + 1, first)
 
     @property
     def model(self) -> type[RedisModel]:
@@ -198,18 +215,21 @@ def survey(old: OldModel) -> Survey:
         try:
             result.max_pk = int(raw_max)
         except ValueError:
-            result.errors.append(f"{old.max_pk_key!r} holds {raw_max!r}, not a number")
+            result.errors.add(f"{old.max_pk_key!r} holds {raw_max!r}, not a number")
     _count_keys(old, result)
     #: who holds each unique value (or combination): {what: {pk: the value as held}}
     holders: dict[Any, dict[str, str]] = {}
     meta = old.model._meta
     for pks in _batches(old.pks()):
         instances = old.states(pks)
-        result.errors += _dangling(old, instances)
+        for line in _dangling(old, instances):
+            result.errors.add(line)
         for instance in instances:
             result.instances += 1
-            result.warnings += instance.warnings
-            result.errors += instance.errors
+            for what, key in instance.undeclared:
+                result.not_migrated(what, key)
+            for line in instance.errors:
+                result.errors.add(line)
             for name, state in instance.states.items():
                 _check_values(meta.fields[name], instance.pk, state, holders, result.errors)
             for group in meta.unique_together:
@@ -218,7 +238,7 @@ def survey(old: OldModel) -> Survey:
                     holders.setdefault(("together", group, values), {})[instance.pk] = ""
     for what, held in holders.items():
         if len(held) > 1:
-            result.errors.append(_conflict(old.model, what, held))
+            result.errors.add(_conflict(old.model, what, held))
     return result
 
 
@@ -246,7 +266,7 @@ def _dangling(old: OldModel, instances: list[Instance]) -> list[str]:
 
 
 def _check_values(
-    f: RedisField, pk: str, state: State, holders: dict[Any, dict[str, str]], errors: list[str]
+    f: RedisField, pk: str, state: State, holders: dict[Any, dict[str, str]], errors: Lines
 ) -> None:
     """Compute the index entries of a value (an index refusing it is an error) and note who
     holds each unique value."""
@@ -256,7 +276,7 @@ def _check_values(
                 index.entries(value, pk, hkey)
                 check = index.unique_check(value, pk, hkey) if f.unique else None
             except (ValueError, ImplementationError) as error:
-                errors.append(f"{f.model.__name__} {pk!r}: {error}")
+                errors.add(f"{f.model.__name__} {pk!r}: {error}")
                 continue
             if check is not None and index.handle_uniqueness:
                 holders.setdefault((f.name, hkey, check), {})[pk] = value
@@ -296,17 +316,14 @@ def _count_keys(old: OldModel, result: Survey) -> None:
             for pk, _, _ in splits:
                 pipeline.sismember(old.collection_key, pk)
             members = pipeline.execute()
-        for key, rest, (pk, _, name), member in zip(keys, rests, splits, members, strict=True):
+        for key, rest, (_, _, name), member in zip(keys, rests, splits, members, strict=True):
             if rest in ("collection", "max_pk"):
                 kind = rest
             elif member and name in names:
                 kind = "instance keys"
             elif member:
                 kind = "keys of undeclared fields"
-                result.warnings.append(
-                    f"{old.model.__name__} {pk!r}: {key!r}: the field {name!r} is not declared "
-                    "by the limpyd model: not migrated"
-                )
+                result.not_migrated(f"field {name!r}", key)
             else:
                 kind = "old index keys"
             counts[kind] = counts.get(kind, 0) + 1
@@ -357,11 +374,15 @@ class Migration:
         )
         if meta.default_ttl:
             self.say(f"{name}: note: its ttl is not given to migrated instances (expire() does)")
-        for kind, lines in (("warning", result.warnings), ("error", result.errors)):
-            for line in lines[:SHOWN]:
-                self.say(f"{name}: {kind}: {line}")
-            if len(lines) > SHOWN:
-                self.say(f"{name}: ... and {len(lines) - SHOWN} more {kind}s")
+        for what, (count, first) in result.undeclared.items():
+            self.say(
+                f"{name}: warning: the {what} is not declared by the limpyd model: not "
+                f"migrated ({count} key(s) hold values, the first {first!r})"
+            )
+        for line in result.errors.shown:
+            self.say(f"{name}: error: {line}")
+        if result.errors.count > SHOWN:
+            self.say(f"{name}: ... and {result.errors.count - SHOWN} more errors")
 
     def plan(self, result: Survey) -> None:
         """Say what `run` would write for this model."""
