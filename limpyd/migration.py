@@ -226,6 +226,9 @@ def survey(old: OldModel) -> Survey:
             result.errors.add(line)
         for instance in instances:
             result.instances += 1
+            if instance.pk.isdigit() and old.model._meta.pk_field.auto:
+                # the counter must be past every pk, whatever max_pk said
+                result.max_pk = max(result.max_pk or 0, int(instance.pk))
             for what, key in instance.undeclared:
                 result.not_migrated(what, key)
             for line in instance.errors:

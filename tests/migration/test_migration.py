@@ -239,3 +239,12 @@ def test_values_a_transformed_unique_index_takes_as_one_are_a_conflict(db: Any) 
         "Login: error: Login.name is unique, but instances '1', '2' hold values its index "
         "takes as one: 'Ann', 'ann'"
     ) in said
+
+
+def test_the_counter_goes_past_every_pk(app: Any, db: Any) -> None:
+    write_old(db.client)
+    db.client.set("mig:person:max_pk", "1")  # behind pk 2
+    db.client.delete("mig:group:max_pk")
+    assert run(app, db) == 0
+    assert app.Person(name="Carol").pk.get() == "3"
+    assert app.Group(name="staff").pk.get() == "2"
