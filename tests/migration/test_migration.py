@@ -10,6 +10,7 @@ import pytest
 
 from limpyd import migration
 from limpyd.__main__ import main
+from limpyd.migration import source
 from limpyd_testing.integrity import check
 from limpyd_testing.snapshot import snapshot
 
@@ -89,11 +90,9 @@ def test_an_interrupted_run_is_finished_by_the_next(
     app: Any, db: Any, monkeypatch: Any, stage: str
 ) -> None:
     write_old(db.client)
-    monkeypatch.setattr(migration, "BATCH", 1)
+    monkeypatch.setattr(source, "BATCH", 1)
     calls = {"n": 0}
-    target = {"copy": migration.OldModel, "rebuild": migration.Migration}.get(
-        stage, migration.Migration
-    )
+    target = source.OldModel if stage == "copy" else migration.Migration
     name = {"copy": "states", "rebuild": "rebuild", "verify": "verify"}[stage]
     original = getattr(target, name)
 
