@@ -35,6 +35,7 @@ class Migration:
         self.olds = [OldModel(model, source) for model in models]
 
     def survey(self) -> list[Survey]:
+        """Survey every model and say what was found; the surveys of those with data."""
         surveys = []
         for old in self.olds:
             self.say(
@@ -49,6 +50,7 @@ class Migration:
         return found
 
     def describe(self, result: Survey) -> None:
+        """Say what the survey of a model found."""
         meta = result.model._meta
         name = result.model.__name__
         if not result.found:

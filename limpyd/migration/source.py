@@ -33,6 +33,7 @@ def old_prefix(model: type[RedisModel]) -> str:
 
 
 def in_batches(items: Iterable[str]) -> Iterator[list[str]]:
+    """`items` in lists of BATCH."""
     return batches(items, BATCH)  # BATCH read now: the tests shrink it
 
 
@@ -69,6 +70,7 @@ class OldModel:
         return f"{self.prefix}:{pk}:{name}"
 
     def pks(self) -> Iterator[str]:
+        """The pks of redis-limpyd's collection, with SSCAN."""
         return self.client.sscan_iter(self.collection_key, count=BATCH)
 
     def states(self, pks: list[str]) -> list[Instance]:
@@ -83,6 +85,7 @@ class OldModel:
         return [self._instance(pk, replies) for pk in pks]
 
     def _instance(self, pk: str, replies: Iterator[Any]) -> Instance:
+        """The instance `pk` from its replies (the next ones of `replies`)."""
         found = Instance(pk)
         if self.hash_fields:
             reply = next(replies)

@@ -27,6 +27,7 @@ class Lines:
         self.shown: list[str] = []
 
     def add(self, line: str) -> None:
+        """Count `line`, keep it if fewer than SHOWN are kept."""
         self.count += 1
         if len(self.shown) < SHOWN:
             self.shown.append(line)
@@ -50,15 +51,18 @@ class Survey:
     undeclared: dict[str, tuple[int, str]] = field(default_factory=dict)
 
     def not_migrated(self, what: str, key: str) -> None:
+        """Note that `key` holds values of `what`, which the limpyd model does not declare."""
         count, first = self.undeclared.get(what, (0, key))
         self.undeclared[what] = (count + 1, first)
 
     @property
     def model(self) -> type[RedisModel]:
+        """The limpyd model."""
         return self.old.model
 
     @property
     def found(self) -> bool:
+        """Whether redis-limpyd left anything of the model."""
         return bool(self.instances or self.max_pk is not None or any(self.keys.values()))
 
 
@@ -158,6 +162,7 @@ def _conflict(model: type[RedisModel], what: tuple[Any, ...], holders: dict[str,
 
 
 def _pk_order(pk: str) -> tuple[int, str]:
+    """Numbers in their order, then texts."""
     return (int(pk), "") if pk.isdigit() else (1 << 62, pk)
 
 
