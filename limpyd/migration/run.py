@@ -218,12 +218,11 @@ def _check_models(models: list[type[RedisModel]]) -> None:
     for model in models:
         if model._meta.abstract:
             raise MigrationError(f"model {model.__name__} is abstract: give its concrete models")
-    for model in models:
-        for f in model._meta.data_fields:
-            related = getattr(f, "related_model", None) if hasattr(f, "related_model") else None
-            if hasattr(f, "related_model") and related not in models:
-                target = f"{related.__module__}:{related.__name__}" if related else repr(f.to)  # type: ignore[attr-defined]
-                raise MigrationError(
-                    f"{f.describe()} points to {target}, which is not migrated with it: add it "
-                    "to the models of the command (its references would dangle)"
-                )
+    for f in (f for model in models for f in model._meta.data_fields if f.references):
+        related = f.related_model  # type: ignore[attr-defined]
+        if related not in models:
+            target = f"{related.__module__}:{related.__name__}" if related else repr(f.to)  # type: ignore[attr-defined]
+            raise MigrationError(
+                f"{f.describe()} points to {target}, which is not migrated with it: add it "
+                "to the models of the command (its references would dangle)"
+            )
