@@ -74,8 +74,8 @@ class Migration:
         if result.errors.count > SHOWN:
             self.say(f"{name}: ... and {result.errors.count - SHOWN} more errors")
 
-    def plan(self, result: Survey) -> None:
-        """Say what `run` would write for this model."""
+    def plan(self, result: Survey, delete_source: bool) -> None:
+        """Say what a run would write (and delete) for this model."""
         meta = result.model._meta
         indexed = [f.name for f in meta.data_fields if f.indexes]
         self.say(
@@ -85,6 +85,11 @@ class Migration:
             + (
                 f" and {len(meta.unique_together)} unique_together group(s)"
                 if meta.unique_together
+                else ""
+            )
+            + (
+                f", then delete its {sum(result.keys.values())} keys of redis-limpyd"
+                if delete_source
                 else ""
             )
         )
@@ -194,7 +199,7 @@ def migrate(
         return 1
     if dry_run:
         for result in surveys:
-            migration.plan(result)
+            migration.plan(result, delete_source)
         say("dry run: nothing was written")
         return 0
     for result in surveys:

@@ -123,6 +123,20 @@ def test_a_run_again_changes_nothing(app: Any, db: Any) -> None:
 def test_delete_source_removes_only_the_old_keys(app: Any, db: Any) -> None:
     write_old(db.client)
     db.client.set("mig:other:1:name", "kept")  # another redis-limpyd model's key
+    said: list[str] = []
+    before = snapshot(db)
+    assert (
+        migration.migrate(
+            models(app), url_of(db), dry_run=True, delete_source=True, say=said.append
+        )
+        == 0
+    )
+    assert any(
+        line.startswith("Person: would copy 2 instance(s)")
+        and line.endswith(", then delete its 14 keys of redis-limpyd")
+        for line in said
+    ), said
+    assert snapshot(db) == before
     assert run(app, db, delete_source=True) == 0
     keys = set(snapshot(db))
     assert "mig:other:1:name" in keys
