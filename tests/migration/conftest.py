@@ -36,8 +36,14 @@ VERSIONS = list(REQUIREMENTS)
 MODELS = ["oldapp.models:Group", "oldapp.models:Person", "oldapp.models:Tag", "oldapp.models:Note"]
 
 
+#: Why a version's virtualenv could not be built (not tried again in the session).
+_FAILED: dict[str, str] = {}
+
+
 def old_python(version: str) -> Path:
     """The Python of redis-limpyd `version`'s virtualenv, built if needed (skip without it)."""
+    if version in _FAILED:
+        pytest.skip(_FAILED[version])
     venv = CACHE / f"redis-limpyd-{version}"
     python = venv / "bin" / "python"
     marker = venv / "limpyd-requirements.txt"
@@ -56,9 +62,10 @@ def old_python(version: str) -> Path:
         )  # fmt: skip
         if installed.returncode:
             last = (installed.stderr.strip().splitlines() or ["?"])[-1]
-            pytest.skip(
+            _FAILED[version] = (
                 f"redis-limpyd {version} cannot be installed (no package registry?): {last}"
             )
+            pytest.skip(_FAILED[version])
         marker.write_text(wanted)
     return python
 
