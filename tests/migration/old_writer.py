@@ -43,6 +43,8 @@ bob = Person(name="Bob", email="bob@example.com", city="Lyon", age=45, group=sta
 bob.tags.sadd("b")
 bob.friends.sadd(alice.pk.get())
 alice.friends.sadd(bob.pk.get())
+bob.mentors.rpush(alice.pk.get(), alice.pk.get())
+admins.leaders.zadd(**{alice.pk.get(): 1.5})
 carol = Person(name="Carol", email="carol@example.com", city="Paris", age=7)
 carol.props.hset("color", "blue")
 gone = Person(name="Gone", email="gone@example.com")

@@ -54,6 +54,10 @@ def assert_migrated(app: Any, summary: dict[str, Any]) -> None:
     assert set(admins.members()) == {alice.pk.get()}
     assert set(alice.friend_of()) == {bob.pk.get()}
     assert set(Tag("py").fans()) == {alice.pk.get()}
+    assert bob.mentors.lrange(0, -1) == [alice.pk.get(), alice.pk.get()]
+    assert set(alice.mentees()) == {bob.pk.get()}
+    assert admins.leaders.zrange(0, -1, withscores=True) == [(alice.pk.get(), 1.5)]
+    assert set(alice.leads()) == {admins.pk.get()}
     # uniqueness holds, nothing written when refused
     with pytest.raises(UniquenessError):
         Person(name="Eve", email="alice@example.com")
@@ -68,6 +72,8 @@ def assert_migrated(app: Any, summary: dict[str, Any]) -> None:
     # deleting a migrated instance updates what points to it
     admins.delete()
     assert alice.group.hget() is None
+    alice.delete()
+    assert bob.mentors.lrange(0, -1) == [] and bob.friends.smembers() == set()
     assert check(Person, Group, Tag, Note) == []
 
 

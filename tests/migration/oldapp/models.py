@@ -21,6 +21,7 @@ class Base(related.RelatedModel):
 class Group(Base):
     name = model.StringField(unique=True)
     rank = model.InstanceHashField(indexable=True, indexes=[NumberRangeIndex])
+    leaders = related.M2MSortedSetField("Person", related_name="leads")
 
 
 class Person(Base):
@@ -37,6 +38,7 @@ class Person(Base):
     props = model.HashField(indexable=True)
     group = related.FKInstanceHashField(Group, related_name="members")
     friends = related.M2MSetField("Person", related_name="friend_of")
+    mentors = related.M2MListField("Person", related_name="mentees")
     favorite = related.FKStringField("Tag", related_name="fans")
 
 
