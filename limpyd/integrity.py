@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from limpyd.keys import HASH_SUFFIX
+from limpyd.maintenance import batches as _batches
 from limpyd.maintenance import rebuild_together, together_pattern
 from limpyd.text import glob_escape, member_pk
 from limpyd.writes import read_states
@@ -65,17 +66,6 @@ class Problem:
 
 #: How the members of each kind of index key are read, a page at a time.
 _SCANS = {"set": "sscan", "zset": "zscan"}
-
-
-def _batches(items: Iterable[Any], size: int = BATCH) -> Iterator[list[Any]]:
-    batch: list[Any] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 def _entry(command: tuple[Any, ...]) -> Entry:

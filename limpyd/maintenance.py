@@ -8,7 +8,7 @@ writers: run them while the field is not being written.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from limpyd.text import glob_escape
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from limpyd.indexes import BaseIndex
     from limpyd.model import RedisModel
 
-__all__ = ["clean_indexes", "rebuild_indexes", "rebuild_together", "together_pattern"]
+__all__ = ["batches", "clean_indexes", "rebuild_indexes", "rebuild_together", "together_pattern"]
 
 #: Keys deleted, or instances indexed, per round trip.
 BATCH = 500
@@ -40,16 +40,21 @@ def _delete_matching(connection: Any, pattern: str) -> int:
     return deleted + (connection.delete(*batch) if batch else 0)
 
 
-def _pk_batches(model: type[RedisModel]) -> Iterator[list[str]]:
-    meta = model._meta
-    batch: list[str] = []
-    for pk in meta.database.client.sscan_iter(meta.collection_key, count=BATCH):
-        batch.append(pk)
-        if len(batch) >= BATCH:
+def batches(items: Iterable[Any], size: int = BATCH) -> Iterator[list[Any]]:
+    """`items` in lists of `size` (the last one shorter), read as they are needed."""
+    batch: list[Any] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
             yield batch
             batch = []
     if batch:
         yield batch
+
+
+def _pk_batches(model: type[RedisModel]) -> Iterator[list[str]]:
+    meta = model._meta
+    return batches(meta.database.client.sscan_iter(meta.collection_key, count=BATCH))
 
 
 def clean_indexes(field: RedisField, index_class: type[BaseIndex] | None = None) -> int:

@@ -1,0 +1,193 @@
+"""The survey of a model's old data: what it holds, what stops its migration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from limpyd.exceptions import ImplementationError
+from limpyd.migration.source import BATCH, SHOWN, Instance, OldModel, State, in_batches, old_prefix
+from limpyd.text import glob_escape
+
+if TYPE_CHECKING:
+    from limpyd.fields.base import RedisField
+    from limpyd.model import RedisModel
+
+__all__ = ["KINDS", "Lines", "Survey", "survey"]
+
+#: The kinds of old keys, in the order the survey reports them.
+KINDS = ("collection", "max_pk", "instance keys", "old index keys", "keys of undeclared fields")
+
+
+class Lines:
+    """Lines of one kind for the user: all counted, the first SHOWN kept."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.shown: list[str] = []
+
+    def add(self, line: str) -> None:
+        """Count `line`, keep it if fewer than SHOWN are kept."""
+        self.count += 1
+        if len(self.shown) < SHOWN:
+            self.shown.append(line)
+
+    def __bool__(self) -> bool:
+        return self.count > 0
+
+
+@dataclass
+class Survey:
+    """What a model's old data holds, and what stops its migration."""
+
+    old: OldModel
+    instances: int = 0
+    max_pk: int | None = None
+    keys: dict[str, int] = field(default_factory=dict)
+    #: Values that stop the migration (invalid for an index, unique values held twice...).
+    errors: Lines = field(default_factory=Lines)
+    #: What is not migrated, values of fields the limpyd model does not declare: by field,
+    #: how many keys hold some, and the first one.
+    undeclared: dict[str, tuple[int, str]] = field(default_factory=dict)
+
+    def not_migrated(self, what: str, key: str) -> None:
+        """Note that `key` holds values of `what`, which the limpyd model does not declare."""
+        count, first = self.undeclared.get(what, (0, key))
+        self.undeclared[what] = (count + 1, first)
+
+    @property
+    def model(self) -> type[RedisModel]:
+        """The limpyd model."""
+        return self.old.model
+
+    @property
+    def found(self) -> bool:
+        """Whether redis-limpyd left anything of the model."""
+        return bool(self.instances or self.max_pk is not None or any(self.keys.values()))
+
+
+def survey(old: OldModel) -> Survey:
+    """Read (never write) a model's old keys and values."""
+    result = Survey(old)
+    client = old.client
+    raw_max = client.get(old.max_pk_key)
+    if raw_max is not None:
+        try:
+            result.max_pk = int(raw_max)
+        except ValueError:
+            result.errors.add(f"{old.max_pk_key!r} holds {raw_max!r}, not a number")
+    _count_keys(old, result)
+    #: who holds each unique value (or combination): {what: {pk: the value as held}}
+    holders: dict[Any, dict[str, str]] = {}
+    meta = old.model._meta
+    for pks in in_batches(old.pks()):
+        instances = old.states(pks)
+        for line in _dangling(old, instances):
+            result.errors.add(line)
+        for instance in instances:
+            result.instances += 1
+            if instance.pk.isdigit() and old.model._meta.pk_field.auto:
+                # the counter must be past every pk, whatever max_pk said
+                result.max_pk = max(result.max_pk or 0, int(instance.pk))
+            for what, key in instance.undeclared:
+                result.not_migrated(what, key)
+            for line in instance.errors:
+                result.errors.add(line)
+            for name, state in instance.states.items():
+                _check_values(meta.fields[name], instance.pk, state, holders, result.errors)
+            for group in meta.unique_together:
+                if meta.together_key(group, instance.states) is not None:
+                    values = tuple(instance.states[name][0] for name in group)
+                    holders.setdefault(("together", group, values), {})[instance.pk] = ""
+    for what, held in holders.items():
+        if len(held) > 1:
+            result.errors.add(_conflict(old.model, what, held))
+    return result
+
+
+def _dangling(old: OldModel, instances: list[Instance]) -> list[str]:
+    """The references of these instances to instances the old data does not hold."""
+    meta = old.model._meta
+    references = [
+        (instance.pk, f, value)
+        for instance in instances
+        for name, state in instance.states.items()
+        if (f := meta.fields[name]).references
+        for _, value in f.items_of(state)
+    ]
+    with old.client.pipeline(transaction=False) as pipeline:
+        for _, f, value in references:
+            related = f.require_related_model()  # type: ignore[attr-defined]
+            pipeline.sismember(f"{old_prefix(related)}:collection", value)
+        found = pipeline.execute()
+    return [
+        f"{old.model.__name__} {pk!r}: {f.describe()} points to {value!r}, an instance of "
+        f"{f.require_related_model().__name__} that the old data does not hold"  # type: ignore[attr-defined]
+        for (pk, f, value), exists in zip(references, found, strict=True)
+        if not exists
+    ]
+
+
+def _check_values(
+    f: RedisField, pk: str, state: State, holders: dict[Any, dict[str, str]], errors: Lines
+) -> None:
+    """Compute the index entries of a value (an index refusing it is an error) and note who
+    holds each unique value."""
+    for hkey, value in f.items_of(state):
+        for index in f.indexes:
+            try:
+                index.entries(value, pk, hkey)
+                check = index.unique_check(value, pk, hkey) if f.unique else None
+            except (ValueError, ImplementationError) as error:
+                errors.add(f"{f.model.__name__} {pk!r}: {error}")
+                continue
+            if check is not None and index.handle_uniqueness:
+                holders.setdefault((f.name, hkey, check), {})[pk] = value
+
+
+def _conflict(model: type[RedisModel], what: tuple[Any, ...], holders: dict[str, str]) -> str:
+    pks = sorted(holders, key=_pk_order)
+    held = ", ".join(repr(pk) for pk in pks[:SHOWN])
+    held += f" (and {len(pks) - SHOWN} more)" if len(pks) > SHOWN else ""
+    if what[0] == "together":
+        same = ", ".join(f"{n}={v!r}" for n, v in zip(what[1], what[2], strict=True))
+        return f"{model.__name__}: unique_together: instances {held} hold the same {same}"
+    name, hkey = what[0], what[1]
+    where = f"{model.__name__}.{name}" + (f"[{hkey!r}]" if hkey is not None else "")
+    values = sorted(set(holders.values()))
+    if len(values) == 1:
+        return f"{where} is unique, but instances {held} hold the same value {values[0]!r}"
+    shown = ", ".join(map(repr, values[:SHOWN]))
+    return f"{where} is unique, but instances {held} hold values its index takes as one: {shown}"
+
+
+def _pk_order(pk: str) -> tuple[int, str]:
+    """Numbers in their order, then texts."""
+    return (int(pk), "") if pk.isdigit() else (1 << 62, pk)
+
+
+def _count_keys(old: OldModel, result: Survey) -> None:
+    """Sort the old keys: instance keys (copied), index keys and others (rebuilt or left)."""
+    client = old.client
+    start = len(old.prefix) + 1
+    names = {f.name for f in old.keyed_fields} | ({"hash"} if old.hash_fields else set())
+    counts = result.keys
+    pattern = glob_escape(old.prefix) + ":*"
+    for keys in in_batches(client.scan_iter(match=pattern, count=BATCH)):
+        rests = [key[start:] for key in keys]
+        splits = [rest.rpartition(":") for rest in rests]
+        with client.pipeline(transaction=False) as pipeline:
+            for pk, _, _ in splits:
+                pipeline.sismember(old.collection_key, pk)
+            members = pipeline.execute()
+        for key, rest, (_, _, name), member in zip(keys, rests, splits, members, strict=True):
+            if rest in ("collection", "max_pk"):
+                kind = rest
+            elif member and name in names:
+                kind = "instance keys"
+            elif member:
+                kind = "keys of undeclared fields"
+                result.not_migrated(f"field {name!r}", key)
+            else:
+                kind = "old index keys"
+            counts[kind] = counts.get(kind, 0) + 1

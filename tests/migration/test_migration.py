@@ -1,0 +1,263 @@
+"""The migration in this process, on old keys laid out as redis-limpyd lays them (see
+test_real_redis_limpyd.py for data the real package writes): what it refuses, what it says,
+and that a run interrupted at any point is finished by the next one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from limpyd import migration
+from limpyd.__main__ import main
+from limpyd.migration import source
+from limpyd_testing.integrity import check
+from limpyd_testing.snapshot import snapshot
+
+from .conftest import url_of
+
+pytestmark = pytest.mark.limpyd_backends("fake", "redis")
+
+NAMES = ["Group", "Person", "Tag", "Note"]
+PATHS = [f"migration.oldapp.models:{name}" for name in NAMES]
+
+
+def write_old(client: Any) -> None:
+    """Two persons, a group, a tag, as redis-limpyd stores them (old index keys included)."""
+    client.sadd("mig:group:collection", "1")
+    client.set("mig:group:max_pk", "1")
+    client.set("mig:group:1:name", "admins")
+    client.hset("mig:group:1:hash", "rank", "1")
+    client.sadd("mig:group:name:admins", "1")
+    client.zadd("mig:group:rank:number-range", {"1": 1})
+    client.sadd("mig:person:collection", "1", "2")
+    client.set("mig:person:max_pk", "7")
+    for pk, name, email, age in (("1", "Alice", "a@x", "31"), ("2", "Bob", "b@x", "45")):
+        client.set(f"mig:person:{pk}:name", name)
+        client.set(f"mig:person:{pk}:age", age)
+        client.hset(f"mig:person:{pk}:hash", mapping={"email": email, "city": "Paris"})
+        client.sadd(f"mig:person:name:{name}", pk)
+    client.hset("mig:person:1:hash", "group", "1")
+    client.sadd("mig:person:1:tags", "a", "b")
+    client.zadd("mig:person:2:scores", {"m": 1.25})
+    client.sadd("mig:person:1:friends", "2")
+    client.rpush("mig:person:1:history", "x", "y", "x")
+    client.sadd("mig:tag:collection", "py")
+    client.set("mig:tag:py:label", "Python")
+
+
+def models(app: Any) -> list[Any]:
+    return [getattr(app, name) for name in NAMES]
+
+
+def run(app: Any, db: Any, **options: Any) -> int:
+    return migration.migrate(models(app), url_of(db), say=lambda line: None, **options)
+
+
+def assert_migrated(app: Any) -> None:
+    alice, bob = app.Person(1), app.Person(2)
+    assert alice.tags.smembers() == {"a", "b"} and bob.scores.zscore("m") == 1.25
+    assert alice.history.lrange(0, -1) == ["x", "y", "x"]
+    assert list(app.Person.collection(name="Bob")) == ["2"]
+    assert list(app.Person.collection(age__gt=40)) == ["2"]
+    assert set(app.Group(1).members()) == {"1"} and set(bob.friend_of()) == {"1"}
+    assert app.Tag("py").label.get() == "Python"
+    assert check(*models(app)) == []
+    assert app.Person(name="Carol").pk.get() == "8"
+
+
+def test_migrates_in_place_keeping_the_source(app: Any, db: Any, capsys: Any) -> None:
+    write_old(db.client)
+    old = snapshot(db)
+    assert main(["migrate-from-redis-limpyd", *PATHS, "--url", url_of(db), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "Person: 2 instance(s) (1 collection, 1 max_pk, 10 instance keys, 2 old index keys)" in out
+    )
+    assert "Person: would copy 2 instance(s) to 'mig:{person}:person', set max_pk to 7" in out
+    assert "Note: no data written by redis-limpyd: skipped" in out
+    assert snapshot(db) == old
+    assert main(["migrate-from-redis-limpyd", *PATHS, "--url", url_of(db)]) == 0
+    out = capsys.readouterr().out
+    assert "Person: 2/2 instances copied" in out and "Person.name: indexes rebuilt" in out
+    assert out.endswith("done: 4 instances of 3 model(s) migrated\n")
+    assert {k: v for k, v in snapshot(db).items() if "{" not in k} == old
+    assert_migrated(app)
+
+
+@pytest.mark.parametrize("stage", ["copy", "rebuild", "verify"])
+def test_an_interrupted_run_is_finished_by_the_next(
+    app: Any, db: Any, monkeypatch: Any, stage: str
+) -> None:
+    write_old(db.client)
+    monkeypatch.setattr(source, "BATCH", 1)
+    calls = {"n": 0}
+    target = source.OldModel if stage == "copy" else migration.Migration
+    name = {"copy": "states", "rebuild": "rebuild", "verify": "verify"}[stage]
+    original = getattr(target, name)
+
+    def interrupted(*args: Any, **kwargs: Any) -> Any:
+        calls["n"] += 1
+        # the survey reads the 4 instances one by one, then the copy: interrupted after the
+        # group and the first person; the rebuild after the group's indexes
+        if calls["n"] == (7 if stage == "copy" else 2 if stage == "rebuild" else 1):
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(target, name, interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run(app, db)
+    monkeypatch.setattr(target, name, original)
+    assert run(app, db) == 0
+    assert_migrated(app)
+
+
+def test_a_run_again_changes_nothing(app: Any, db: Any) -> None:
+    write_old(db.client)
+    assert run(app, db) == 0
+    migrated = snapshot(db)
+    assert run(app, db) == 0
+    assert snapshot(db) == migrated
+
+
+def test_delete_source_removes_only_the_old_keys(app: Any, db: Any) -> None:
+    write_old(db.client)
+    db.client.set("mig:other:1:name", "kept")  # another redis-limpyd model's key
+    said: list[str] = []
+    before = snapshot(db)
+    assert (
+        migration.migrate(
+            models(app), url_of(db), dry_run=True, delete_source=True, say=said.append
+        )
+        == 0
+    )
+    assert any(
+        line.startswith("Person: would copy 2 instance(s)")
+        and line.endswith(", then delete its 14 keys of redis-limpyd")
+        for line in said
+    ), said
+    assert snapshot(db) == before
+    assert run(app, db, delete_source=True) == 0
+    keys = set(snapshot(db))
+    assert "mig:other:1:name" in keys
+    assert {key for key in keys if "{" not in key} == {"mig:other:1:name"}
+    db.client.delete("mig:other:1:name")
+    assert_migrated(app)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda c: c.set("mig:person:2:age", "old"),
+            "Person '2': Person.age: invalid value 'old' for its NumberRangeIndex",
+        ),
+        (
+            lambda c: c.hset("mig:person:2:hash", "email", "a@x"),
+            "Person.email is unique, but instances '1', '2' hold the same value 'a@x'",
+        ),
+        (
+            lambda c: c.set("mig:person:2:name", "Alice"),
+            "Person: unique_together: instances '1', '2' hold the same name='Alice', city='Paris'",
+        ),
+        (
+            lambda c: (c.delete("mig:person:1:tags"), c.set("mig:person:1:tags", "a")),
+            "Person '1': key 'mig:person:1:tags' is not a set: WRONGTYPE",
+        ),
+        (
+            lambda c: c.sadd("mig:person:1:friends", "9"),
+            "Person '1': Person.friends points to '9', an instance of Person that the old data "
+            "does not hold",
+        ),
+    ],
+    ids=["invalid-number", "unique", "unique-together", "wrong-type", "dangling"],
+)
+def test_what_limpyd_would_refuse_stops_it_before_any_write(
+    app: Any, db: Any, change: Any, message: str
+) -> None:
+    write_old(db.client)
+    change(db.client)
+    before = snapshot(db)
+    said: list[str] = []
+    assert migration.migrate(models(app), url_of(db), say=said.append) == 1
+    assert any(message in line for line in said), said
+    assert said[-1].startswith("error: nothing was written")
+    assert snapshot(db) == before
+
+
+def test_undeclared_fields_are_reported_not_migrated(app: Any, db: Any) -> None:
+    write_old(db.client)
+    db.client.set("mig:person:1:nickname", "Al")
+    db.client.set("mig:person:2:nickname", "Bo")
+    db.client.hset("mig:person:1:hash", "phone", "555")
+    said: list[str] = []
+    assert migration.migrate(models(app), url_of(db), say=said.append) == 0
+    assert (
+        "Person: warning: the field 'nickname' is not declared by the limpyd model: not "
+        "migrated (2 key(s) hold values, the first 'mig:person:1:nickname')"
+    ) in said or (
+        "Person: warning: the field 'nickname' is not declared by the limpyd model: not "
+        "migrated (2 key(s) hold values, the first 'mig:person:2:nickname')"
+    ) in said
+    assert (
+        "Person: warning: the InstanceHashField 'phone' is not declared by the limpyd model: "
+        "not migrated (1 key(s) hold values, the first 'mig:person:1:hash')"
+    ) in said
+    assert_migrated(app)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["nosuch.models:Person"], "error: cannot import the model 'nosuch.models:Person': "),
+        (["migration.oldapp.models:database"], "is not a limpyd model"),
+        (["migration.oldapp.models:Base"], "error: model Base is abstract"),
+        (
+            ["migration.oldapp.models:Person"],
+            "error: Person.group points to migration.oldapp.models:Group, which is not "
+            "migrated with it",
+        ),
+        ([*PATHS, "--url", "http://x"], "error: Unsupported database URL 'http://x'"),
+        ([*PATHS, "--url", "redis://127.0.0.1:1/0"], "error: cannot reach the source Redis at "),
+        (PATHS, "error: no data written by redis-limpyd found (no key 'mig:group:collection', "),
+    ],
+    ids=["no-module", "not-a-model", "abstract", "related", "url", "unreachable", "no-data"],
+)
+def test_clear_one_line_errors(
+    app: Any, db: Any, capsys: Any, arguments: list[str], message: str
+) -> None:
+    if "--url" not in arguments:
+        arguments = [*arguments, "--url", url_of(db)]
+    assert main(["migrate-from-redis-limpyd", *arguments]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err
+    assert snapshot(db) == {}
+
+
+def test_values_a_transformed_unique_index_takes_as_one_are_a_conflict(db: Any) -> None:
+    from limpyd import model
+    from limpyd.indexes import EqualIndex
+
+    class Login(model.RedisModel):
+        database = db
+        namespace = "mig"
+        name = model.StringField(unique=True, indexes=[EqualIndex.configure(transform=str.lower)])
+
+    db.client.sadd("mig:login:collection", "1", "2", "3")
+    for pk, name in (("1", "Ann"), ("2", "ann"), ("3", "Bob")):
+        db.client.set(f"mig:login:{pk}:name", name)
+    said: list[str] = []
+    assert migration.migrate([Login], url_of(db), say=said.append) == 1
+    assert (
+        "Login: error: Login.name is unique, but instances '1', '2' hold values its index "
+        "takes as one: 'Ann', 'ann'"
+    ) in said
+
+
+def test_the_counter_goes_past_every_pk(app: Any, db: Any) -> None:
+    write_old(db.client)
+    db.client.set("mig:person:max_pk", "1")  # behind pk 2
+    db.client.delete("mig:group:max_pk")
+    assert run(app, db) == 0
+    assert app.Person(name="Carol").pk.get() == "3"
+    assert app.Group(name="staff").pk.get() == "2"
