@@ -23,7 +23,6 @@ Production code and operators use it (`python -m limpyd check`); tests through
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -87,12 +86,14 @@ def _expected(field: RedisField, pk: str, state: list[str]) -> set[Entry]:
 class _Checker:
     """The checks of one model, reporting through `report`."""
 
-    def __init__(self, model: type[RedisModel], progress: Callable[[str], None] | None) -> None:
+    def __init__(
+        self, model: type[RedisModel], progress: Callable[[str, int, int], None] | None
+    ) -> None:
         self.model = model
         self.meta = model._meta
         self.database = self.meta.database
         self.client = self.database.client
-        self.progress = progress or (lambda message: None)
+        self.progress = progress or (lambda task, done, total: None)
         self.problems: list[Problem] = []
 
     def report(self, kind: str, field: RedisField | None, detail: str) -> None:
@@ -105,11 +106,14 @@ class _Checker:
         indexed = [field for field in self.meta.data_fields if field.indexes]
         related = [field for field in self.meta.data_fields if hasattr(field, "related_model")]
         done = 0
+        task = f"{self.model.__name__}: instances checked"
+        total = int(self.client.scard(self.meta.collection_key))  # type: ignore[arg-type]
+        self.progress(task, done, total)
         for batch in _batches(self.pks()):
             self.check_instances(batch, indexed, related)
             self.check_combinations(batch)
             done += len(batch)
-            self.progress(f"{self.model.__name__}: {done} instances checked")
+            self.progress(task, done, max(total, done))
         for field in indexed:
             self.check_index_keys(field)
         self.check_combination_keys()
@@ -286,9 +290,12 @@ class _Checker:
 
 
 def check(
-    *models: type[RedisModel], progress: Callable[[str], None] | None = None
+    *models: type[RedisModel], progress: Callable[[str, int, int], None] | None = None
 ) -> list[Problem]:
-    """Every problem found in these models (an empty list when all is consistent)."""
+    """Every problem found in these models (an empty list when all is consistent).
+
+    `progress(task, done, total)` is called as instances are checked (`total` is the size of
+    the collection when the check began)."""
     return [problem for model in models for problem in _Checker(model, progress).run()]
 
 
@@ -311,8 +318,3 @@ def repair(problems: Iterable[Problem]) -> list[RedisField | type[RedisModel]]:
     for model in models:
         rebuild_together(model)
     return [*fields, *models]
-
-
-def stderr_progress(message: str) -> None:
-    """A `progress` callback writing to stderr."""
-    print(message, file=sys.stderr, flush=True)

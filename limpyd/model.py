@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, ClassVar
 
 from limpyd import writes
@@ -53,6 +53,9 @@ __all__ = [
     "SortedSetField",
     "StringField",
 ]
+
+#: Expired instances deleted per batch by `reap_expired(progress=...)`.
+REAP_BATCH = 1000
 
 
 class RedisModel(metaclass=MetaRedisModel):
@@ -402,10 +405,13 @@ class RedisModel(metaclass=MetaRedisModel):
         return max(0.0, expires_at - (seconds + microseconds / 1e6))
 
     @classmethod
-    def reap_expired(cls) -> int:
+    def reap_expired(cls, progress: Callable[[str, int, int], None] | None = None) -> int:
         """Delete every instance whose time has passed (as `delete()`, references
         included); how many. At most four round trips for any number of them, plus two for each
-        one a concurrent write got in the way of (it is then deleted alone)."""
+        one a concurrent write got in the way of (it is then deleted alone).
+
+        With `progress(task, done, total)`, they are deleted by batches of `REAP_BATCH`
+        (a few round trips each), `progress` called after each."""
         meta = cls._check_concrete()
         client = meta.database.client
         seconds, microseconds = client.time()
@@ -414,10 +420,17 @@ class RedisModel(metaclass=MetaRedisModel):
         if writes.before_reap is not None:
             writes.before_reap(cls, due)
         instances = [cls.lazy_connect(pk) for pk in due]
-        applied = writes.rewrite_many(meta.database, [i._reap_plan() for i in instances])
-        # One the batch did not apply runs alone, with the usual retries and errors; it is
-        # skipped if it is no longer expired, or gone (its expiry time is then dropped).
-        return sum(done or i._reap() for i, done in zip(instances, applied, strict=True))
+        size = REAP_BATCH if progress is not None else max(len(instances), 1)
+        reaped = 0
+        for start in range(0, len(instances), size):
+            batch = instances[start : start + size]
+            applied = writes.rewrite_many(meta.database, [i._reap_plan() for i in batch])
+            # One the batch did not apply runs alone, with the usual retries and errors; it
+            # is skipped if it is no longer expired, or gone (its expiry time is then dropped).
+            reaped += sum(done or i._reap() for i, done in zip(batch, applied, strict=True))
+            if progress is not None:
+                progress(f"{cls.__name__}: expired instances", start + len(batch), len(due))
+        return reaped
 
     def _prepare_delete(self, write: writes.Write) -> None:
         """Add to the deleting write what else it must change (see contrib.related)."""

@@ -25,7 +25,7 @@ from limpyd_testing.cluster import RedisClusterExecutor
 from limpyd_testing.server import find_redis_server
 from limpyd_testing.snapshot import snapshot
 
-pytestmark = pytest.mark.limpyd_backends("cluster")
+pytestmark = [pytest.mark.slow, pytest.mark.limpyd_backends("cluster")]
 
 
 def _models(database: RedisDatabase) -> type[model.RedisModel]:

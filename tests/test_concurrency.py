@@ -14,6 +14,8 @@ import pytest
 from limpyd import fields, model
 from limpyd.exceptions import UniquenessError
 
+pytestmark = pytest.mark.slow
+
 THREADS = 8
 ROUNDS = 40
 VALUES = [f"v{i}" for i in range(6)]

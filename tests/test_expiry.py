@@ -135,7 +135,7 @@ def test_command_line_reap(models, db, capsys, monkeypatch):
     import sys
     import types
 
-    from limpyd.__main__ import main
+    from limpyd.cli import main
 
     Person, _ = models
     Person(name="a").expire(-1)
@@ -143,8 +143,10 @@ def test_command_line_reap(models, db, capsys, monkeypatch):
     module = types.ModuleType("limpyd_reap_models")
     module.Person = Person
     monkeypatch.setitem(sys.modules, "limpyd_reap_models", module)
-    assert main(["reap", "limpyd_reap_models:Person"]) == 0
-    assert "Person: 1 expired instance(s) reaped" in capsys.readouterr().out
+    assert main(["reap", "limpyd_reap_models:Person"], in_process_servers=True) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"reaping Person on {db.backend.describe()} (the models own database)\n")
+    assert "Person: 1 expired instance(s) reaped" in out
     assert Person.collection() == ["2"]
 
 

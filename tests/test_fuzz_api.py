@@ -39,6 +39,8 @@ from limpyd.text import to_text
 from limpyd_testing import integrity
 from limpyd_testing.snapshot import snapshot
 
+pytestmark = pytest.mark.slow
+
 EXAMPLES = int(os.environ.get("LIMPYD_FUZZ_EXAMPLES", "") or 30)
 #: Shrinking a failure costs minutes here (every example makes many round trips): opt in.
 PHASES = [Phase.explicit, Phase.reuse, Phase.generate]

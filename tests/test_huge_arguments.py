@@ -8,6 +8,8 @@ import pytest
 
 from limpyd import fields, model
 
+pytestmark = pytest.mark.slow
+
 N = 4500  # 9000 arguments for the pair commands: beyond what Lua's unpack takes
 
 

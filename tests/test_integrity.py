@@ -9,10 +9,10 @@ import types
 import pytest
 
 from limpyd import fields, model
+from limpyd.cli import main as cli_main
 from limpyd.contrib import related
 from limpyd.indexes import NumberRangeIndex, TextRangeIndex
 from limpyd_testing import integrity
-from limpyd_testing.__main__ import main
 
 
 @pytest.fixture
@@ -103,6 +103,11 @@ def test_repair_rebuilds_broken_indexes(models, db):
     assert integrity.check(Item) == []
 
 
+def main(argv):
+    """The command line in this process, which shares the test's in-memory server."""
+    return cli_main(argv, in_process_servers=True)
+
+
 def test_command_line(models, db, capsys, monkeypatch):
     Owner, Item = models
     module = types.ModuleType("limpyd_cli_models")
@@ -113,11 +118,12 @@ def test_command_line(models, db, capsys, monkeypatch):
     db.client.srem(":{integrity}:item:idx:color:equal:red", "1")
     assert main(["check", "limpyd_cli_models:Item"]) == 1
     output = capsys.readouterr()
-    assert "Item.color: missing" in output.out and "instances checked" in output.err
+    assert output.out.startswith(f"checking Item on {db.backend.describe()} (the models own")
+    assert "Item.color: missing" in output.out and output.err == ""  # no terminal: no bars
     assert main(["check", "limpyd_cli_models:Item", "--repair"]) == 0
     assert "rebuilt the indexes of Item.color" in capsys.readouterr().out
-    with pytest.raises(SystemExit):
-        main(["check", "limpyd_cli_models:Nope"])
+    assert main(["check", "limpyd_cli_models:Nope"]) == 2
+    assert "'limpyd_cli_models:Nope' is not a limpyd model" in capsys.readouterr().err
 
 
 def test_command_line_with_url(db, capsys, monkeypatch):

@@ -13,6 +13,8 @@ import redis
 from limpyd import fields, model
 from limpyd_testing.snapshot import snapshot
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.mark.limpyd_backends("redis")
 def test_a_long_query_can_be_killed(db):

@@ -34,6 +34,7 @@ def test_production_requires_redis_only_and_extras_add_the_rest():
     assert _requirements("fake") == {"fakeredis"}
     assert _requirements("testing") == {"limpyd", "pytest", "hypothesis"}
     assert {"limpyd", "ruff", "mypy", "pytest-xdist"} <= _requirements("dev")
+    assert _requirements("cli") == {"tqdm"}
 
 
 def test_version_is_written_once():

@@ -19,6 +19,8 @@ from limpyd.database import RedisDatabase
 from limpyd.indexes import NumberRangeIndex, TextRangeIndex
 from limpyd_testing.server import RedisServerExecutor
 
+pytestmark = pytest.mark.slow
+
 
 def make_models(db: RedisDatabase) -> dict[str, Any]:
     class Person(related.RelatedModel):

@@ -34,6 +34,8 @@ class Backend:
     #: Whether keys are spread over hash slots that one script or transaction cannot cross
     #: (a cluster): models a script ties together must then share a `cluster_group`.
     spreads_keys: bool = False
+    #: Whether the server lives in this process (no other process can see its data).
+    in_process: bool = False
 
     def client(self) -> redis.Redis:
         """A new redis-py-compatible client for this backend."""

@@ -66,6 +66,7 @@ class FakeBackend(Backend):
     """
 
     kind = "fake"
+    in_process = True
 
     def __init__(self, name: str | None = None, db: int = 0, **client_kwargs: Any) -> None:
         self.name = name or "default"

@@ -134,7 +134,9 @@ class Migration:
 
     def verify(self) -> bool:
         """Run the integrity checker on the models; whether they are consistent."""
-        problems = check(*self.models, progress=self.say)
+        problems = check(
+            *self.models, progress=lambda task, done, total: self.say(f"{task}: {done}/{total}")
+        )
         for problem in problems[:SHOWN]:
             self.say(f"integrity: {problem}")
         if len(problems) > SHOWN:

@@ -26,6 +26,8 @@ from limpyd_testing.snapshot import snapshot
 from .proxy import KINDS
 from .rig import Rig, is_apply, random_operation
 
+pytestmark = pytest.mark.slow
+
 #: Operations of the random workload (LIMPYD_FAULT_OPS for a longer run).
 FAULT_OPS = int(os.environ.get("LIMPYD_FAULT_OPS", "") or 250)
 

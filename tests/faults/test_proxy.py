@@ -13,7 +13,7 @@ from redis.retry import Retry
 
 from .proxy import KINDS, FaultProxy, request_args, resp_end
 
-pytestmark = pytest.mark.limpyd_backends("redis")
+pytestmark = [pytest.mark.slow, pytest.mark.limpyd_backends("redis")]
 
 
 def test_resp_framing():

@@ -17,6 +17,8 @@ from limpyd_testing.server import RedisServerExecutor
 
 from .rig import make_models
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.mark.limpyd_backends("redis")
 @pytest.mark.parametrize("style", ["url", "kwargs"])

@@ -18,7 +18,7 @@ from limpyd_testing.snapshot import snapshot
 
 from .conftest import MODELS, run_command, url_of, write_old
 
-pytestmark = pytest.mark.limpyd_backends("redis")
+pytestmark = [pytest.mark.slow, pytest.mark.limpyd_backends("redis")]
 
 
 def old_keys(state: dict[str, Any]) -> dict[str, Any]:

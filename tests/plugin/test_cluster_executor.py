@@ -13,6 +13,8 @@ from limpyd_testing.server import RedisServerError, RedisServerExecutor
 
 from ._helpers import process_alive, wait_gone
 
+pytestmark = pytest.mark.slow
+
 # `redis_server_path` (tests/plugin/conftest.py) skips these tests when there is no
 # redis-server; a low node timeout keeps the failover short.
 NODE_TIMEOUT_MS = 1000

@@ -9,6 +9,8 @@ from limpyd_testing.cluster import RedisClusterExecutor
 
 from ._helpers import process_alive, wait_gone
 
+pytestmark = pytest.mark.slow
+
 #: A test module writing the pid and port of each node of the session's cluster to nodes.txt.
 _RECORD_NODES = """
     import os, signal

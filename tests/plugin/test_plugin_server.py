@@ -26,6 +26,8 @@ from limpyd_testing.server import (
 
 from ._helpers import process_alive, wait_gone
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def scratch_server(redis_server_path):

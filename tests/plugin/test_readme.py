@@ -69,6 +69,7 @@ settings.load_profile("readme")
 """
 
 
+@pytest.mark.slow
 def test_testing_chapter_module_runs_on_both_backends(pytester, redis_server_path):
     pytester.makeconftest(NO_TIMING_CHECK)
     pytester.makepyfile(test_readme_example=python_block("A test asks for a database"))

@@ -32,6 +32,8 @@ from .workload import (
     summary,
 )
 
+pytestmark = pytest.mark.slow
+
 
 def _run_processes(target: Callable[..., None], args: Callable[[int], tuple], timeout: float):
     """Start WORKERS processes `target(*args(n), barrier, queue)`; their logs. Forked where

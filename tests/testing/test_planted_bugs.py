@@ -9,6 +9,8 @@ import pytest
 from properties import planted_bugs
 from properties.planted_bugs import MUTATIONS, Mutation
 
+pytestmark = pytest.mark.slow
+
 
 def write(root, text):
     (root / "pkg").mkdir(exist_ok=True)

@@ -22,6 +22,8 @@ from limpyd_testing.stateful import ModelStateMachine, order_pks, run_state_mach
 from limpyd_testing.stateful.commands import Op
 from limpyd_testing.stateful.invalid import swap_once, swap_op
 
+pytestmark = pytest.mark.slow
+
 # The models of a user's application: declared without a database, the machine lends them one.
 
 

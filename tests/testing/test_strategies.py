@@ -18,6 +18,8 @@ from limpyd_testing import strategies as lst
 from limpyd_testing.stateful import Oracle, field_kind
 from limpyd_testing.stateful.values import read_value
 
+pytestmark = pytest.mark.slow
+
 FAST = settings(
     max_examples=40,
     deadline=None,
