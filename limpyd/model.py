@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar, cast, overload
 
 from limpyd import writes
 from limpyd.backends import Backend
@@ -53,6 +53,11 @@ __all__ = [
     "SortedSetField",
     "StringField",
 ]
+
+#: A model class: `Model.get()` and its kin give instances of `Model`.
+_Model = TypeVar("_Model", bound="RedisModel")
+#: A collection manager class, as given to `Model.collection(manager=...)`.
+_Manager = TypeVar("_Manager", bound=CollectionManager)
 
 #: Expired instances deleted per batch by `reap_expired(progress=...)`.
 REAP_BATCH = 1000
@@ -117,8 +122,8 @@ class RedisModel(metaclass=MetaRedisModel):
 
     @classmethod
     def create_many(
-        cls, rows: Iterable[Mapping[str, Any]], batch_size: int = 500
-    ) -> list[RedisModel]:
+        cls: type[_Model], rows: Iterable[Mapping[str, Any]], batch_size: int = 500
+    ) -> list[_Model]:
         """Create one instance per row (the values `Model(**values)` takes), each atomically
         with its indexes and checks, in ceil(rows / batch_size) round trips. Rows that are
         refused write nothing; the others are created, then `CreateManyError` says which
@@ -137,7 +142,7 @@ class RedisModel(metaclass=MetaRedisModel):
         results: list[str | Exception] = [
             values if isinstance(values, Exception) else next(outcomes) for values in prepared
         ]
-        instances: list[RedisModel | None] = []
+        instances: list[_Model | None] = []
         errors: dict[int, Exception] = {}
         for position, result in enumerate(results):
             if isinstance(result, Exception):
@@ -206,7 +211,7 @@ class RedisModel(metaclass=MetaRedisModel):
             self._connected = True
 
     @classmethod
-    def _from_known_pk(cls, pk: str) -> RedisModel:
+    def _from_known_pk(cls: type[_Model], pk: str) -> _Model:
         """An instance whose pk is known to exist (no round trip)."""
         instance = cls.lazy_connect(pk)
         instance._connected = True
@@ -234,7 +239,7 @@ class RedisModel(metaclass=MetaRedisModel):
                 database._add_model(model)
 
     @classmethod
-    def get(cls, *args: Any, **filters: Any) -> RedisModel:
+    def get(cls: type[_Model], *args: Any, **filters: Any) -> _Model:
         """The instance with this pk, or the only one matching these filters.
 
         DoesNotExist if none, MultipleObjectsReturned (a ValueError) if several.
@@ -242,10 +247,10 @@ class RedisModel(metaclass=MetaRedisModel):
         cls._check_concrete()
         if cls._pk_or_filters("get", args, filters):
             return cls(args[0])
-        return cls.collection(**filters)._only()
+        return cast(_Model, cls.collection(**filters)._only())  # an instance of `cls`
 
     @classmethod
-    def get_or_connect(cls, **filters: Any) -> tuple[RedisModel, bool]:
+    def get_or_connect(cls: type[_Model], **filters: Any) -> tuple[_Model, bool]:
         """`(instance, False)` for the instance matching these equality filters, or
         `(new instance created with them, True)`."""
         for _ in range(2):
@@ -280,7 +285,7 @@ class RedisModel(metaclass=MetaRedisModel):
         return bool(args)
 
     @classmethod
-    def lazy_connect(cls, pk: Any) -> RedisModel:
+    def lazy_connect(cls: type[_Model], pk: Any) -> _Model:
         """An instance with this pk, its existence checked only when first used."""
         meta = cls._check_concrete()
         instance = cls.__new__(cls)
@@ -294,6 +299,12 @@ class RedisModel(metaclass=MetaRedisModel):
         """Refuse, with an ImplementationError, a backend the model cannot run on (called when
         its database is pointed at a backend; RelatedModel checks its cluster groups)."""
 
+    @overload
+    @classmethod
+    def collection(cls, manager: None = None, **filters: Any) -> CollectionManager: ...
+    @overload
+    @classmethod
+    def collection(cls, manager: type[_Manager], **filters: Any) -> _Manager: ...
     @classmethod
     def collection(
         cls, manager: type[CollectionManager] | None = None, **filters: Any

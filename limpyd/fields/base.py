@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import itertools
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
 from redis.exceptions import DataError
 
@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     from limpyd.model import RedisModel
 
 __all__ = ["NO_DEFAULT", "RedisField"]
+
+#: A field type: `Model.field` and `instance.field` are of the declared field's type.
+_Field = TypeVar("_Field", bound="RedisField")
 
 #: The `default` of a field that has none.
 NO_DEFAULT: Any = type("NoDefault", (), {"__repr__": lambda self: "NO_DEFAULT"})()
@@ -124,7 +127,8 @@ class RedisField:
     def __set_name__(self, owner: type, name: str) -> None:
         self.name = self.name or name
 
-    def __get__(self, instance: RedisModel | None, owner: type) -> Any:
+    def __get__(self: _Field, instance: RedisModel | None, owner: type) -> _Field:
+        """On the model, the field; on an instance, a copy bound to it (made once)."""
         if instance is None:
             return self
         bound = instance._bound_fields.get(self.name)
@@ -132,7 +136,7 @@ class RedisField:
             bound = copy.copy(self)
             bound._instance = instance
             instance._bound_fields[self.name] = bound
-        return bound
+        return cast(_Field, bound)  # the copy of `self` stored above
 
     def __set__(self, instance: RedisModel, value: Any) -> None:
         raise AttributeError(

@@ -180,6 +180,7 @@ class ModelStateMachine(CheckRules, ExpiryRules, BatchRules):
             return
         assert error is None, f"{what}: {error.__name__} expected, the instance was created"
         created = instance.pk.get()
+        assert created is not None, f"{what}: the instance created has no pk"
         if meta.pk_field.auto:
             self.oracle.counters[model] += 1
             expected_pk = str(self.oracle.counters[model])

@@ -85,7 +85,10 @@ def text_of(value: Any) -> str:
     """What Redis stores for a value, as it gives it back (`strategies.stored_text`; an
     instance is its pk). TypeError or ValueError: a value limpyd must refuse."""
     if isinstance(value, RedisModel):
-        return value.pk.get()  # type: ignore[no-any-return]
+        pk = value.pk.get()
+        if pk is None:
+            raise ValueError(f"{value!r} is not saved: it has no pk to store")
+        return pk
     return lst.stored_text(value)
 
 
