@@ -131,7 +131,8 @@ class CollectionManager:
 
     def _combine(self, operation: str, other: object) -> CollectionManager:
         if not isinstance(other, CollectionManager):
-            return NotImplemented
+            # for the operators calling this; typeshed types NotImplemented as Any
+            return NotImplemented  # type: ignore[no-any-return]
         if other.model is not self.model:
             raise ImplementationError(
                 f"Cannot combine collections of {self.model.__name__} and {other.model.__name__}"

@@ -243,7 +243,7 @@ def _cluster_group(model: type[RedisModel]) -> str:
     if group is None:
         return model.__name__.lower()
     if isinstance(group, MetaRedisModel):  # a model
-        return cast("type[RedisModel]", group)._meta.cluster_group
+        return group._meta.cluster_group
     if (
         type(group) is not str
         or not group

@@ -247,7 +247,8 @@ class RedisModel(metaclass=MetaRedisModel):
         cls._check_concrete()
         if cls._pk_or_filters("get", args, filters):
             return cls(args[0])
-        return cast(_Model, cls.collection(**filters)._only())  # an instance of `cls`
+        collection: CollectionManager = cls.collection(**filters)
+        return cast(_Model, collection._only())  # an instance of `cls`
 
     @classmethod
     def get_or_connect(cls: type[_Model], **filters: Any) -> tuple[_Model, bool]:
@@ -270,7 +271,8 @@ class RedisModel(metaclass=MetaRedisModel):
         meta = cls._check_concrete()
         if cls._pk_or_filters("exists", args, filters):
             return bool(meta.pk_exists(meta.pk_field.text(args[0])))
-        return cls.collection(**filters)._any()
+        collection: CollectionManager = cls.collection(**filters)
+        return collection._any()
 
     @classmethod
     def _pk_or_filters(cls, method: str, args: tuple[Any, ...], filters: dict[str, Any]) -> bool:
@@ -317,7 +319,8 @@ class RedisModel(metaclass=MetaRedisModel):
     @classmethod
     def instances(cls, lazy: bool = False, **filters: Any) -> CollectionManager:
         """`collection(**filters).instances()`: the matching instances (as in redis-limpyd)."""
-        return cls.collection(**filters).instances(lazy=lazy)
+        collection: CollectionManager = cls.collection(**filters)
+        return collection.instances(lazy=lazy)
 
     @classmethod
     def scan_model_keys(cls) -> Iterator[str]:
@@ -410,7 +413,10 @@ class RedisModel(metaclass=MetaRedisModel):
         with meta.database.client.pipeline(transaction=False) as pipeline:
             pipeline.zscore(meta.expiry_key, self._require_pk())
             pipeline.time()
-            expires_at, (seconds, microseconds) = pipeline.execute()
+            replies: list[Any] = pipeline.execute()
+        expires_at: float | None = replies[0]
+        clock: tuple[int, int] = replies[1]  # TIME: seconds, microseconds
+        seconds, microseconds = clock
         if expires_at is None:
             return None
         return max(0.0, expires_at - (seconds + microseconds / 1e6))
@@ -464,7 +470,10 @@ class RedisModel(metaclass=MetaRedisModel):
         fields = [meta.hash_field(name).name for name in names]
         self._require_names("hmget", fields, "hgetall() reads them all")
         self._ensure_exists()
-        return meta.database.connection.hmget(meta.hash_key(self._require_pk()), fields)
+        values: list[str | None] = meta.database.connection.hmget(
+            meta.hash_key(self._require_pk()), fields
+        )
+        return values
 
     def hmset(self, **values: Any) -> bool:
         """Set several InstanceHashFields at once, indexes kept exact (creates an unsaved
@@ -490,12 +499,13 @@ class RedisModel(metaclass=MetaRedisModel):
         fields = [meta.hash_field(name) for name in names]
         self._require_names("hdel", fields, "e.g. hdel('name')")
         pk = self._require_pk()
-        return writes.Rewrite(
+        deleted: int = writes.Rewrite(
             self,
             [(f, []) for f in fields],
             [],
             reply=("HDEL", meta.hash_key(pk), *(f.name for f in fields)),
         ).run()
+        return deleted
 
     def _require_names(self, command: str, fields: Any, hint: str) -> None:
         """Refuse `command` given no InstanceHashField, as Redis (and redis-limpyd) did."""
@@ -512,25 +522,29 @@ class RedisModel(metaclass=MetaRedisModel):
 
     def hgetall(self) -> dict[str, str]:
         """The InstanceHashFields that have a value, by name."""
-        return self._read_hash("hgetall")
+        reply: dict[str, str] = self._read_hash("hgetall")
+        return reply
 
     def hkeys(self) -> list[str]:
         """The names of the InstanceHashFields that have a value."""
-        return self._read_hash("hkeys")
+        reply: list[str] = self._read_hash("hkeys")
+        return reply
 
     def hvals(self) -> list[str]:
         """The values of the InstanceHashFields that have one."""
-        return self._read_hash("hvals")
+        reply: list[str] = self._read_hash("hvals")
+        return reply
 
     def hlen(self) -> int:
         """How many InstanceHashFields have a value."""
-        return self._read_hash("hlen")
+        reply: int = self._read_hash("hlen")
+        return reply
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} pk={self._pk!r}>"
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and self._pk is not None and self._pk == other._pk  # type: ignore[attr-defined]
+        return type(other) is type(self) and self._pk is not None and self._pk == other._pk
 
     def __hash__(self) -> int:
         return hash((type(self), self._pk))

@@ -30,12 +30,12 @@ from typing import Any, ClassVar
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from redis.cluster import (
-    REDIS_CLUSTER_HASH_SLOTS,
     ClusterNode,
     ClusterPipeline,
     RedisCluster,
     TransactionStrategy,
 )
+from redis.crc import REDIS_CLUSTER_HASH_SLOTS
 from redis.exceptions import CrossSlotTransactionError, RedisClusterException, RedisError
 
 from limpyd.backends.base import CLIENT_DEFAULTS, Backend, redact_url
@@ -90,7 +90,8 @@ class LimpydClusterPipeline(_ScriptRouting, ClusterPipeline):
 
     def execute_command(self, *args: Any, **options: Any) -> Any:
         if str(args[0]).upper() != "FUNCTION LOAD":
-            return super().execute_command(*args, **options)
+            # redis-py leaves this method unannotated
+            return super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
         try:
             reply: Any = self._limpyd_client.execute_command(*args, **options)
         except RedisError as error:  # a reply, as the pipeline would give it
@@ -140,7 +141,8 @@ class LimpydClusterPipeline(_ScriptRouting, ClusterPipeline):
         return replies
 
     def reset(self) -> None:  # type: ignore[override]  # (redis-py types RESET the command)
-        super().reset()
+        # redis-py leaves this method unannotated
+        super().reset()  # type: ignore[no-untyped-call]
         self._limpyd_loads = []
 
 
@@ -186,7 +188,8 @@ class LimpydRedisCluster(_ScriptRouting, RedisCluster):
     def pipeline(self, transaction: Any = True, shard_hint: Any = None) -> LimpydClusterPipeline:
         """A pipeline; a MULTI/EXEC transaction unless `transaction=False`, as
         `Redis.pipeline()` (redis-py's cluster client defaults to none)."""
-        pipeline = super().pipeline(transaction=transaction, shard_hint=shard_hint)
+        # redis-py leaves this method unannotated
+        pipeline = super().pipeline(transaction=transaction, shard_hint=shard_hint)  # type: ignore[no-untyped-call]
         pipeline.__class__ = LimpydClusterPipeline
         assert isinstance(pipeline, LimpydClusterPipeline)
         # redis-py's cluster pipeline encodes keys strictly, whatever the client's options

@@ -281,7 +281,7 @@ class _M2MMixin(RelatedFieldMixin):
         """The related instances this field holds (an ExtendedCollectionManager)."""
         related = self.require_related_model()
         collection = related.collection(manager=ExtendedCollectionManager, **filters)
-        return cast(ExtendedCollectionManager, collection).intersect(self)
+        return collection.intersect(self)
 
 
 class M2MSetField(_M2MMixin, SetField):

@@ -301,17 +301,20 @@ class RedisField:
     def expire(self, seconds: int) -> bool:
         """The field's value disappears in `seconds` (non-indexable fields only)."""
         self._check_expirable()
-        return self._read("expire", seconds)
+        reply: bool = self._read("expire", seconds)
+        return reply
 
     def ttl(self) -> int:
         """Seconds the value has left: -1 if it does not expire, -2 if there is none."""
         self._check_expirable()
-        return self._read("ttl")
+        reply: int = self._read("ttl")
+        return reply
 
     def persist(self) -> bool:
         """The value no longer expires; whether it had an expiry time."""
         self._check_expirable()
-        return self._read("persist")
+        reply: bool = self._read("persist")
+        return reply
 
     def clean_indexes(self, index_class: type[BaseIndex] | None = None) -> int:
         """Delete this field's index keys (of `index_class` only, if given): before removing
@@ -333,7 +336,8 @@ class RedisField:
 
         instance = self.bound_instance
         reply = self.clear_command(instance._require_pk())
-        return Rewrite(instance, [(self, [])], [], reply=reply).run()
+        deleted: int = Rewrite(instance, [(self, [])], [], reply=reply).run()
+        return deleted
 
 
 #: Values per command when a write sends many (Lua calls take a bounded number of arguments).

@@ -232,9 +232,10 @@ class SortedSetField(RedisField):
         **scores: Any,
     ) -> int | float | None:
         """ZADD members with their scores: `zadd({'a': 1.5})` or `zadd(a=1.5)` (or both)."""
-        return self._modify(
+        reply: int | float | None = self._modify(
             "zadd", {**(mapping or {}), **scores}, nx=nx, xx=xx, ch=ch, incr=incr, gt=gt, lt=lt
         )
+        return reply
 
     def zscan(
         self, match: str | None = None, count: int | None = None

@@ -159,7 +159,8 @@ class InstanceHashField(_SingleValueField):
                 f"{self.describe()}.hset({given}): takes one value, for this field only; "
                 "write several fields with the instance's hmset()"
             )
-        return self._modify("hset", args[0])
+        written: int = self._modify("hset", args[0])
+        return written
 
     def exists(self) -> bool:
         """Whether the field has a value in the instance's hash (HEXISTS)."""

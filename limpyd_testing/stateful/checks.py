@@ -123,7 +123,7 @@ class CheckRules(MachineCore):
                 keys[field.name] = mixed(lst.filter_keys(), held_keys(field), 3)
             return lst.filters(model, values=values, hash_keys=keys)
 
-        return self._cached(("filters", model), build)  # type: ignore[no-any-return]
+        return self._cached(("filters", model), build)
 
     def _probes(self) -> list[tuple[type[RedisModel], dict[str, Any]]]:
         """Filters on the fields written by the last step, with the values at stake: every

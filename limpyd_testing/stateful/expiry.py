@@ -165,11 +165,11 @@ class ExpiryRules(MachineCore):
                 self._recreate(model, raced[0], RedisModel._reap)
             return original(database, plans)
 
-        writes.rewrite_many = racing  # type: ignore[assignment]
+        writes.rewrite_many = racing
         try:
             reaped = model.reap_expired()
         finally:
-            writes.rewrite_many = original  # type: ignore[assignment]
+            writes.rewrite_many = original
         self._check_reaped(what, model, [pk for pk in due if pk not in raced], reaped)
 
     @precondition(lambda self: self._racing_models())

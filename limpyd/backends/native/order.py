@@ -100,7 +100,9 @@ def sort_by_keys(
     return ordered
 
 
-def _indices(n: int, start: Number | None, stop: Number | None, step: Number) -> tuple[Any, Any]:
+def _indices(
+    n: int, start: Number | None, stop: Number | None, step: Number
+) -> tuple[Number, Number]:
     """Python's `slice(start, stop, step).indices(n)` (start and stop only)."""
     if step == 0:
         raise ScriptFailure("limpyd: slice step cannot be zero")
@@ -151,7 +153,7 @@ def pick(items: list[bytes], piece: Slice) -> list[bytes]:
 def count_of(n: Number, piece: Slice) -> Number:
     """How many positions a slice of n items picks."""
     start, stop = _indices(n, *piece)  # type: ignore[arg-type]
-    step = piece[2]
+    step: Number = piece[2]
     span = stop - start if step > 0 else start - stop
     if span <= 0:
         return 0
