@@ -114,9 +114,9 @@ class MachineCore(RuleBasedStateMachine):
     def _check_relations(models: list[type[RedisModel]]) -> None:
         for model in models:
             for field in model._meta.data_fields:
-                if lst.is_related(field) and field.related_model not in models:  # type: ignore[attr-defined]
+                if lst.is_related(field) and field.related_model not in models:
                     raise ImplementationError(
-                        f"{field.describe()} points to {field.to!r}, which is not in "  # type: ignore[attr-defined]
+                        f"{field.describe()} points to {field.to!r}, which is not in "
                         "the machine's `models`: add it"
                     )
 
@@ -340,7 +340,7 @@ class MachineCore(RuleBasedStateMachine):
         states = self.oracle.expired[model][pk]
         for field in self._fields(model):
             kind = field_kind(field)
-            self._touch(model, field, states.get(field.name, EMPTY[kind]))  # type: ignore[index]
+            self._touch(model, field, states.get(field.name, EMPTY[kind]))
         self.oracle.reap(model, pk)
 
     # Expiry ------------------------------------------------------------------------------

@@ -258,7 +258,7 @@ class Oracle:
         (expired ones included: their data is still stored)."""
         for other in self.models:
             for field in other._meta.data_fields:
-                if not lst.is_related(field) or field.related_model is not model:  # type: ignore[attr-defined]
+                if not lst.is_related(field) or field.related_model is not model:
                     continue
                 kind = field_kind(field)
                 for states in [*self.data[other].values(), *self.expired[other].values()]:
@@ -273,7 +273,7 @@ class Oracle:
                         new = tuple(v for v in state if v != pk)
                     else:
                         new = {m: s for m, s in state.items() if m != pk}
-                    if is_empty(kind, new):  # type: ignore[arg-type]
+                    if is_empty(kind, new):
                         del states[field.name]
                     else:
                         states[field.name] = new

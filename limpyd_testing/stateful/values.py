@@ -32,7 +32,7 @@ _KINDS: tuple[tuple[type[RedisField], str], ...] = (
 )
 SINGLE = ("string", "hashfield")
 #: The state of a field without a value, per kind (states are never mutated in place).
-EMPTY: dict[str, Any] = {
+EMPTY: dict[str | None, Any] = {
     "string": None,
     "hashfield": None,
     "set": frozenset(),
@@ -110,7 +110,7 @@ def score_of(value: Any) -> float:
     return number
 
 
-def is_empty(kind: str, state: Any) -> bool:
+def is_empty(kind: str | None, state: Any) -> bool:
     return state is None if kind in SINGLE else not state
 
 
