@@ -137,7 +137,8 @@ class RedisDatabase:
         with self._lock:
             if key not in self._derived:
                 self._derived[key] = compute()
-            return self._derived[key]  # type: ignore[no-any-return]
+            value: T = self._derived[key]  # what `compute` gave for this key
+            return value
 
     @property
     def models(self) -> dict[str, type[RedisModel]]:

@@ -222,3 +222,22 @@ def test_a_user_module_type_checks_strictly(tmp_path: Path) -> None:
         if line.startswith("reveal_type(")
     }
     assert revealed == expected
+
+
+def test_every_type_ignore_says_why() -> None:
+    """Each `type: ignore` of the packages names its error code (mypy checks that, and that
+    it is still needed) and gives its reason: after it on its line, or in the comment line
+    above it."""
+    root = Path(__file__).resolve().parents[1]
+    unexplained = []
+    for path in sorted([*root.glob("limpyd/**/*.py"), *root.glob("limpyd_testing/**/*.py")]):
+        lines = path.read_text().splitlines()
+        for number, line in enumerate(lines, 1):
+            match = re.search(r"# type: ignore(\[[^\]]+\])?(.*)$", line)
+            if match is None:
+                continue
+            above = lines[number - 2].strip() if number > 1 else ""
+            explained = match[2].strip().startswith("#") or above.startswith("#")
+            if match[1] is None or not explained:
+                unexplained.append(f"{path.relative_to(root)}:{number}: {line.strip()}")
+    assert not unexplained, "\n".join(unexplained)

@@ -59,10 +59,12 @@ class _ScriptRouting:
 
     def determine_slot(self, *args: Any) -> Any:
         if str(args[0]).upper() not in _SCRIPT_CALLS:
+            # type-ignored: a mixin: the client or pipeline class it is mixed in has determine_slot
             return super().determine_slot(*args)  # type: ignore[misc]
         keys = args[3 : 3 + int(args[2])]
         if not keys:
             return random.randrange(REDIS_CLUSTER_HASH_SLOTS)
+        # type-ignored: a mixin: the client or pipeline class it is mixed in has keyslot
         keyslot = self.keyslot  # type: ignore[attr-defined]
         slots = {keyslot(key) for key in keys}
         if len(slots) > 1:
@@ -90,7 +92,7 @@ class LimpydClusterPipeline(_ScriptRouting, ClusterPipeline):
 
     def execute_command(self, *args: Any, **options: Any) -> Any:
         if str(args[0]).upper() != "FUNCTION LOAD":
-            # redis-py leaves this method unannotated
+            # type-ignored: redis-py leaves this method unannotated
             return super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
         try:
             reply: Any = self._limpyd_client.execute_command(*args, **options)
@@ -141,7 +143,7 @@ class LimpydClusterPipeline(_ScriptRouting, ClusterPipeline):
         return replies
 
     def reset(self) -> None:  # type: ignore[override]  # (redis-py types RESET the command)
-        # redis-py leaves this method unannotated
+        # type-ignored: redis-py leaves this method unannotated
         super().reset()  # type: ignore[no-untyped-call]
         self._limpyd_loads = []
 
@@ -188,7 +190,7 @@ class LimpydRedisCluster(_ScriptRouting, RedisCluster):
     def pipeline(self, transaction: Any = True, shard_hint: Any = None) -> LimpydClusterPipeline:
         """A pipeline; a MULTI/EXEC transaction unless `transaction=False`, as
         `Redis.pipeline()` (redis-py's cluster client defaults to none)."""
-        # redis-py leaves this method unannotated
+        # type-ignored: redis-py leaves this method unannotated
         pipeline = super().pipeline(transaction=transaction, shard_hint=shard_hint)  # type: ignore[no-untyped-call]
         pipeline.__class__ = LimpydClusterPipeline
         assert isinstance(pipeline, LimpydClusterPipeline)

@@ -340,7 +340,7 @@ def _limpyd_fake_connection_class() -> Any:
             return [_Command(self._fields(tuple(args))) for args in commands]
 
         def send_command(self, *args: Any, **kwargs: Any) -> None:
-            # redis-py leaves this method unannotated
+            # type-ignored: redis-py leaves this method unannotated
             self.send_packed_command(  # type: ignore[no-untyped-call]
                 self.pack_command(*args), check_health=kwargs.get("check_health", True)
             )

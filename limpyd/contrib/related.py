@@ -69,14 +69,17 @@ class RelatedFieldMixin(RedisField):
         """The model this field points to, None while it is not defined yet."""
         to = self.to
         if isinstance(to, type):
+            # type-ignored: a RedisModel subclass (checked in __init__); a RelatedModel on use
             return to  # type: ignore[return-value]
         if to == "self":
+            # type-ignored: the model declaring a related field is a RelatedModel (MetaRelatedModel)
             return self.model  # type: ignore[return-value]
         namespace, _, name = to.rpartition(":")
         database = self.model.database
         if database is None:
             return None
         found = database.get_model(name, namespace if ":" in to else self.model.namespace)
+        # type-ignored: a model the database hosts; related ones are RelatedModels
         return found  # type: ignore[return-value]
 
     def require_related_model(self) -> type[RelatedModel]:

@@ -39,6 +39,7 @@ def _getter(name: str) -> Any:
 
     method.__name__ = name
     method.__doc__ = f"Redis {name.upper()} on this field (redis-py arguments, without the key)."
+    # type-ignored: a marker on the function: generated methods may be replaced by subclasses
     method.generated = True  # type: ignore[attr-defined]
     return method
 
@@ -52,6 +53,7 @@ def _modifier(name: str) -> Any:
         f"Redis {name.upper()} on this field (redis-py arguments, without the key), "
         "indexes kept exact."
     )
+    # type-ignored: a marker on the function: generated methods may be replaced by subclasses
     method.generated = True  # type: ignore[attr-defined]
     return method
 
@@ -97,6 +99,7 @@ class RedisField:
         #: Accepted for compatibility; limpyd writes are lock-free (see the docs).
         self.lockable = bool(lockable)
         self.name = ""
+        # type-ignored: None until attach() gives the field its model (always, when declared on one)
         self.model: type[RedisModel] = None  # type: ignore[assignment]
         self._instance: RedisModel | None = None
         self.indexes: list[BaseIndex] = []

@@ -138,6 +138,7 @@ class MachineCore(RuleBasedStateMachine):
 
     def _pool(self, field: RedisField) -> list[str]:
         """The pks a related field can point to."""
+        # type-ignored: called for related fields only (see _texts)
         return self.oracle.pks(field.related_model)  # type: ignore[attr-defined]
 
     def _held(self, model: type[RedisModel], field: RedisField) -> list[str]:

@@ -243,6 +243,7 @@ class ModelStateMachine(CheckRules, ExpiryRules, BatchRules):
         old = self.oracle.state(model, pk, field)
         texts = self._texts(model, field)
         if kind == "hash":
+            # type-ignored: a hash field is not related: it has texts
             op = hash_op(data, old, texts, self._hash_keys(model, field))  # type: ignore[arg-type]
         elif kind in SINGLE:
             op = string_op(data, kind, old, texts, lst.is_related(field))
@@ -341,6 +342,7 @@ class ModelStateMachine(CheckRules, ExpiryRules, BatchRules):
         chosen = data.draw(
             st.lists(st.sampled_from(fields), min_size=1, unique=True), label="fields"
         )
+        # type-ignored: fields with texts only (filtered above)
         values = {f.name: data.draw(self._texts(model, f), label=f.name) for f in chosen}  # type: ignore[arg-type]
         instance = model.lazy_connect(pk)
         self._write(
