@@ -125,7 +125,7 @@ def test_an_undeclared_command_is_caught() -> None:
 
 
 #: A user's module: each `reveal_type` line ends with the type mypy must reveal (without
-#: "builtins.").
+#: "builtins."), a line mypy must refuse with `# error: [its code]`.
 USER_MODULE = """
 from __future__ import annotations
 
@@ -189,6 +189,11 @@ reveal_type(Person.lazy_connect(1))  # user.Person
 reveal_type(Person.collection(name="x"))  # limpyd.collection.CollectionManager
 ext = ExtendedCollectionManager
 reveal_type(Person.collection(manager=ext))  # limpyd.contrib.collection.ExtendedCollectionManager
+chained = Person.collection(manager=ext).filter(name="x").instances().sort(by="name")
+reveal_type(chained)  # limpyd.contrib.collection.ExtendedCollectionManager
+union = Person.collection().exclude(name="y") | Person.collection()
+reveal_type(union)  # limpyd.collection.CollectionManager
+p.name = "y"  # error: [assignment]
 with db.pipeline() as pipeline:
     p.tags.sadd("c")
     results = pipeline.execute()
@@ -208,14 +213,23 @@ def test_a_user_module_type_checks_strictly(tmp_path: Path) -> None:
         env={**os.environ, "MYPYPATH": str(root)}, check=False,
     )  # fmt: skip
     lines = [line for line in process.stdout.splitlines() if line.startswith("user.py:")]
-    errors = [line for line in lines if ": error:" in line]
-    assert not errors, "\n".join(errors)
+    source = textwrap.dedent(USER_MODULE).splitlines()
+    errors = {
+        int(m[1]): m[2]
+        for m in (re.match(r"user.py:(\d+): error: .*?(\[[a-z-]+\])?$", line) for line in lines)
+        if m
+    }
+    expected_errors = {
+        number: line.split("  # error: ")[1]
+        for number, line in enumerate(source, 1)
+        if "  # error: " in line
+    }
+    assert errors == expected_errors, "\n".join(lines)
     revealed = {
         int(m[1]): m[2].replace("builtins.", "")
         for m in (re.match(r".*?:(\d+): note: Revealed type is \"(.*)\"$", line) for line in lines)
         if m
     }
-    source = textwrap.dedent(USER_MODULE).splitlines()
     expected = {
         number: line.split("  # ")[1]
         for number, line in enumerate(source, 1)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import itertools
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, TypeVar, cast
 
 from redis.exceptions import DataError
 
@@ -141,7 +141,8 @@ class RedisField:
             instance._bound_fields[self.name] = bound
         return cast(_Field, bound)  # the copy of `self` stored above
 
-    def __set__(self, instance: RedisModel, value: Any) -> None:
+    def __set__(self, instance: RedisModel, value: NoReturn) -> None:
+        """Refused (AttributeError; a type error for type checkers, hence `NoReturn`)."""
         raise AttributeError(
             f"{self.describe()}: fields are not assigned; write with a command, "
             f"e.g. instance.{self.name}.set(value)"
