@@ -38,17 +38,41 @@ def _module_tree(module: str) -> ast.Module:
     return ast.parse(inspect.getsource(sys.modules[module]))
 
 
+def _checking_blocks(body: list[ast.stmt]) -> list[ast.stmt]:
+    """The statements of the `if TYPE_CHECKING:` blocks of `body`."""
+    return [
+        item
+        for block in body
+        if isinstance(block, ast.If) and ast.unparse(block.test) == "TYPE_CHECKING"
+        for item in block.body
+    ]
+
+
+def _shared(cls: type, name: str) -> ast.FunctionDef | None:
+    """A declaration several field classes share (`sort = declared_sort`): a function of an
+    `if TYPE_CHECKING:` block at the top of the module of a class of `cls`'s MRO."""
+    for klass in cls.__mro__:
+        if klass.__module__.startswith("limpyd."):
+            for item in _checking_blocks(_module_tree(klass.__module__).body):
+                if isinstance(item, ast.FunctionDef) and item.name == name:
+                    return item
+    return None
+
+
 def _declared(cls: type) -> dict[str, list[ast.FunctionDef]]:
     """The methods `cls` declares in its `if TYPE_CHECKING:` blocks, by name (overloads and
     their implementation together)."""
     declared: dict[str, list[ast.FunctionDef]] = {}
     for node in _module_tree(cls.__module__).body:
         if isinstance(node, ast.ClassDef) and node.name == cls.__name__:
-            for block in node.body:
-                if isinstance(block, ast.If) and ast.unparse(block.test) == "TYPE_CHECKING":
-                    for item in block.body:
-                        if isinstance(item, ast.FunctionDef):
-                            declared.setdefault(item.name, []).append(item)
+            for item in _checking_blocks(node.body):
+                if isinstance(item, ast.FunctionDef):
+                    declared.setdefault(item.name, []).append(item)
+                elif isinstance(item, ast.Assign) and isinstance(item.value, ast.Name):
+                    shared = _shared(cls, item.value.id)
+                    assert shared is not None, f"{cls.__name__}: {item.value.id} not found"
+                    for target in item.targets:
+                        declared.setdefault(ast.unparse(target), []).append(shared)
     return declared
 
 

@@ -356,3 +356,21 @@ def chunked(name: str, head: tuple[Any, ...], values: list[Any]) -> list[tuple[A
 def pairs(flat: list[str]) -> dict[str, str]:
     """{k1: v1, ...} from a flat [k1, v1, k2, v2, ...] state."""
     return dict(zip(flat[::2], flat[1::2], strict=True))
+
+
+if TYPE_CHECKING:
+
+    def declared_sort(
+        self: RedisField,
+        start: int | None = None,
+        num: int | None = None,
+        by: str | None = None,
+        get: list[str] | None = None,
+        desc: bool = False,
+        alpha: bool = False,
+        store: None = None,
+        groups: bool | None = False,
+    ) -> list[Any]:
+        """SORT of a list, set or sorted set field (`store` is refused: it would write a key
+        behind limpyd's back)."""
+        ...

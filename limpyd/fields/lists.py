@@ -6,6 +6,9 @@ from typing import TYPE_CHECKING, Any, overload
 
 from limpyd.fields.base import RedisField, chunked
 
+if TYPE_CHECKING:
+    from limpyd.fields.base import declared_sort
+
 __all__ = ["ListField"]
 
 
@@ -32,17 +35,9 @@ class ListField(RedisField):
         ) -> list[int]: ...
         def lpos(self, *args: Any, **kwargs: Any) -> Any: ...
         def lrange(self, start: int, end: int) -> list[str]: ...
-        def sort(
-            self,
-            start: int | None = None,
-            num: int | None = None,
-            by: str | None = None,
-            get: list[str] | None = None,
-            desc: bool = False,
-            alpha: bool = False,
-            store: None = None,
-            groups: bool | None = False,
-        ) -> list[Any]: ...
+
+        sort = declared_sort
+
         def linsert(self, where: str, refvalue: Any, value: Any) -> int: ...
         @overload
         def lpop(self, count: None = None) -> str | None: ...

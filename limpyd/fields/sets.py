@@ -10,6 +10,8 @@ from limpyd.fields.base import RedisField, chunked
 if TYPE_CHECKING:
     from typing import Literal
 
+    from limpyd.fields.base import declared_sort
+
 __all__ = ["SetField"]
 
 
@@ -31,17 +33,9 @@ class SetField(RedisField):
         @overload
         def srandmember(self, number: int) -> list[str]: ...
         def srandmember(self, *args: Any, **kwargs: Any) -> Any: ...
-        def sort(
-            self,
-            start: int | None = None,
-            num: int | None = None,
-            by: str | None = None,
-            get: list[str] | None = None,
-            desc: bool = False,
-            alpha: bool = False,
-            store: None = None,
-            groups: bool | None = False,
-        ) -> list[Any]: ...
+
+        sort = declared_sort
+
         def sadd(self, *values: Any) -> int: ...
         @overload
         def spop(self, count: None = None) -> str | None: ...

@@ -11,6 +11,8 @@ from limpyd.fields.numbers import double_error
 if TYPE_CHECKING:
     from typing import Literal
 
+    from limpyd.fields.base import declared_sort
+
     #: A score bound: a number, or its text ('(1.5' excludes it, '-inf', '+inf').
     _Bound = float | str
     #: What turns a score's text into the score a reply gives (redis-py's `score_cast_func`).
@@ -34,18 +36,8 @@ class SortedSetField(RedisField):
     )  # fmt: skip
 
     if TYPE_CHECKING:  # generated from `getters` and `modifiers` (RedisField.__init_subclass__)
+        sort = declared_sort
 
-        def sort(
-            self,
-            start: int | None = None,
-            num: int | None = None,
-            by: str | None = None,
-            get: list[str] | None = None,
-            desc: bool = False,
-            alpha: bool = False,
-            store: None = None,
-            groups: bool | None = False,
-        ) -> list[Any]: ...
         def zcard(self) -> int: ...
         def zcount(self, min: _Bound, max: _Bound) -> int: ...
         def zlexcount(self, min: str, max: str) -> int: ...
