@@ -206,7 +206,9 @@ reveal_type(p.scores.zrange(0, -1))  # list[str]
 reveal_type(p.scores.zrange(0, -1, withscores=True))  # list[tuple[str, float]]
 reveal_type(p.scores.zscore("a"))  # float | None
 reveal_type(p.group.instance())  # limpyd.model.RedisModel | None
-reveal_type(p.friends())  # limpyd.collection.CollectionManager
+reveal_type(p.friends())  # limpyd.contrib.collection.ExtendedCollectionManager
+g = Group(name="g")
+reveal_type(g.members())  # limpyd.contrib.collection.ExtendedCollectionManager
 reveal_type(Person.get(name="x"))  # user.Person
 reveal_type(Person.get_or_connect(name="x"))  # tuple[user.Person, bool]
 reveal_type(Person.lazy_connect(1))  # user.Person

@@ -28,7 +28,6 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 from limpyd.backends import Backend
-from limpyd.collection import CollectionManager
 from limpyd.contrib.collection import ExtendedCollectionManager
 from limpyd.exceptions import ImplementationError
 from limpyd.fields import InstanceHashField, ListField, SetField, SortedSetField, StringField
@@ -277,10 +276,10 @@ class FKInstanceHashField(_FKMixin, InstanceHashField):
 class _M2MMixin(RelatedFieldMixin):
     """Many-to-many fields are callable: the related instances as a collection."""
 
-    def __call__(self, **filters: Any) -> CollectionManager:
+    def __call__(self, **filters: Any) -> ExtendedCollectionManager:
         return self.collection(**filters)
 
-    def collection(self, **filters: Any) -> CollectionManager:
+    def collection(self, **filters: Any) -> ExtendedCollectionManager:
         """The related instances this field holds (an ExtendedCollectionManager)."""
         related = self.require_related_model()
         collection = related.collection(manager=ExtendedCollectionManager, **filters)
@@ -423,7 +422,7 @@ class RelatedModel(RedisModel, metaclass=MetaRelatedModel):
     def _check_backend(cls, backend: Backend) -> None:
         _check_cluster_groups(cls, backend)
 
-    def __getattr__(self, name: str) -> Any:
+    def __getattr__(self, name: str) -> _RelatedCollection:
         """Related collections: `instance.<related_name>(**filters)`."""
         if name.startswith("__"):
             raise AttributeError(name)
@@ -445,7 +444,7 @@ class _RelatedCollection:
         self.field = field
         self.instance = instance
 
-    def __call__(self, **filters: Any) -> CollectionManager:
+    def __call__(self, **filters: Any) -> ExtendedCollectionManager:
         return self.field.model.collection(
             manager=ExtendedCollectionManager,
             **{self.field.name: self.instance._require_pk()},
