@@ -205,7 +205,7 @@ reveal_type(p.scores.zadd({"a": 1.5}))  # int
 reveal_type(p.scores.zrange(0, -1))  # list[str]
 reveal_type(p.scores.zrange(0, -1, withscores=True))  # list[tuple[str, float]]
 reveal_type(p.scores.zscore("a"))  # float | None
-reveal_type(p.group.instance())  # limpyd.model.RedisModel | None
+reveal_type(p.group.instance())  # limpyd.contrib.related.RelatedModel | None
 reveal_type(p.friends())  # limpyd.contrib.collection.ExtendedCollectionManager
 g = Group(name="g")
 reveal_type(g.members())  # limpyd.contrib.collection.ExtendedCollectionManager

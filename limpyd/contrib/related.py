@@ -259,7 +259,7 @@ class _FKMixin(RelatedFieldMixin):
 
         def get(self) -> str | None: ...
 
-    def instance(self) -> RedisModel | None:
+    def instance(self) -> RelatedModel | None:
         """The related instance (None if the field is empty)."""
         pk = self.get()
         return None if pk is None else self.require_related_model()(pk)
