@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple, overload
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, overload
 
 from limpyd import protocol
 from limpyd.exceptions import (
@@ -72,6 +72,10 @@ class _Filter(NamedTuple):
     sources: list[list[Atom]] | None
 
 
+#: A collection class: chaining calls give a collection of the same class.
+_Collection = TypeVar("_Collection", bound="CollectionManager")
+
+
 class CollectionManager:
     """The pks (or, after `instances()`, the instances) of the matching instances."""
 
@@ -88,12 +92,12 @@ class CollectionManager:
         self._instances = False
         self._cache: list[Any] | None = None
 
-    def _derive(self) -> CollectionManager:
+    def _derive(self: _Collection) -> _Collection:
         """The collection a chaining call (`sort`, `instances`...) changes and returns: a
         copy here (ExtendedCollectionManager changes itself, as the manual shows)."""
         return self._clone()
 
-    def _clone(self) -> CollectionManager:
+    def _clone(self: _Collection) -> _Collection:
         clone = type(self).__new__(type(self))
         clone.__dict__.update(self.__dict__)
         clone._filters = list(self._filters)
@@ -104,7 +108,7 @@ class CollectionManager:
 
     # Building ---------------------------------------------------------------------------
 
-    def __call__(self, **filters: Any) -> CollectionManager:
+    def __call__(self: _Collection, **filters: Any) -> _Collection:
         """This collection with more filters (and-ed), each checked now."""
         return self._filtered(filters)
 
@@ -114,13 +118,13 @@ class CollectionManager:
             raise ImplementationError("Cannot filter a collection after slicing it")
         return [self._filter(key, value) for key, value in filters.items()]
 
-    def _filtered(self, filters: dict[str, Any]) -> CollectionManager:
+    def _filtered(self: _Collection, filters: dict[str, Any]) -> _Collection:
         given = self._given(filters)
         clone = self._derive()
         clone._filters += given
         return clone
 
-    def exclude(self, **filters: Any) -> CollectionManager:
+    def exclude(self: _Collection, **filters: Any) -> _Collection:
         """This collection without the instances matching all these filters (none: the
         same instances)."""
         given = self._given(filters)
@@ -129,9 +133,10 @@ class CollectionManager:
             clone._excludes.append(given)
         return clone
 
-    def _combine(self, operation: str, other: object) -> CollectionManager:
+    def _combine(self: _Collection, operation: str, other: object) -> _Collection:
         if not isinstance(other, CollectionManager):
-            return NotImplemented
+            # for the operators calling this; typeshed types NotImplemented as Any
+            return NotImplemented  # type: ignore[no-any-return]
         if other.model is not self.model:
             raise ImplementationError(
                 f"Cannot combine collections of {self.model.__name__} and {other.model.__name__}"
@@ -142,16 +147,16 @@ class CollectionManager:
         combined._base = (operation, [self._clone(), other._clone()])
         return combined
 
-    def __or__(self, other: object) -> CollectionManager:
+    def __or__(self: _Collection, other: object) -> _Collection:
         return self._combine(protocol.UNION, other)
 
-    def __and__(self, other: object) -> CollectionManager:
+    def __and__(self: _Collection, other: object) -> _Collection:
         return self._combine(protocol.INTERSECTION, other)
 
-    def __sub__(self, other: object) -> CollectionManager:
+    def __sub__(self: _Collection, other: object) -> _Collection:
         return self._combine(protocol.DIFFERENCE, other)
 
-    def __xor__(self, other: object) -> CollectionManager:
+    def __xor__(self: _Collection, other: object) -> _Collection:
         return self._combine(protocol.SYMMETRIC_DIFFERENCE, other)
 
     def _filter(self, key: str, value: Any) -> _Filter:
@@ -288,11 +293,11 @@ class CollectionManager:
         )
 
     def sort(
-        self,
+        self: _Collection,
         by: str | list[str] | tuple[str, ...] | None = None,
         alpha: bool | list[bool] | tuple[bool, ...] = False,
         desc: bool = False,
-    ) -> CollectionManager:
+    ) -> _Collection:
         """Sort by pk (default) or by a StringField / InstanceHashField (`-name` or `desc`:
         descending); numeric unless `alpha` (byte-wise). Ties are ordered by pk.
 
@@ -356,7 +361,9 @@ class CollectionManager:
             f"{field.describe()}: collections sort on the pk, a StringField or an InstanceHashField"
         )
 
-    def instances(self, lazy: bool = False, skip_exist_test: bool = False) -> CollectionManager:
+    def instances(
+        self: _Collection, lazy: bool = False, skip_exist_test: bool = False
+    ) -> _Collection:
         """Instances instead of pks. Their existence is part of the query itself, so there is
         no per-instance check to skip (`lazy` and `skip_exist_test` are accepted for
         compatibility)."""
@@ -364,7 +371,7 @@ class CollectionManager:
         clone._instances = True
         return clone
 
-    def primary_keys(self) -> CollectionManager:
+    def primary_keys(self: _Collection) -> _Collection:
         """Pks again after `instances()`."""
         clone = self._derive()
         clone._instances = False

@@ -43,7 +43,8 @@ def build(name: str, *args: Any, **kwargs: Any) -> Command:
     method = getattr(_recorder, name, None)
     if method is None:
         raise AttributeError(f"redis-py has no command {name!r}")
-    return method(*args, **kwargs)
+    command: Command = method(*args, **kwargs)  # _Recorder.execute_command's return
+    return command
 
 
 def parse(client: redis.Redis, command: Command, reply: Any) -> Any:

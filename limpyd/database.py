@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 __all__ = ["RedisDatabase"]
 
 T = TypeVar("T")
+#: A database class: `PipelineDatabase.from_url(...)` gives a PipelineDatabase.
+_Database = TypeVar("_Database", bound="RedisDatabase")
 
 DEFAULT_CONNECTION_SETTINGS: dict[str, Any] = {"host": "localhost", "port": 6379, "db": 0}
 
@@ -46,7 +48,7 @@ class RedisDatabase:
         self.connect(backend=backend, **redis_kwargs)
 
     @classmethod
-    def from_url(cls, url: str, **kwargs: Any) -> RedisDatabase:
+    def from_url(cls: type[_Database], url: str, **kwargs: Any) -> _Database:
         """A database for `redis://`, `rediss://`, `unix://`, `redis+cluster://HOST:PORT[,...]`,
         `rediss+cluster://` or `fakeredis://NAME[/DB]` URLs (see `backend_from_url`)."""
         return cls(backend=backend_from_url(url, **kwargs))
@@ -135,7 +137,8 @@ class RedisDatabase:
         with self._lock:
             if key not in self._derived:
                 self._derived[key] = compute()
-            return self._derived[key]  # type: ignore[no-any-return]
+            value: T = self._derived[key]  # what `compute` gave for this key
+            return value
 
     @property
     def models(self) -> dict[str, type[RedisModel]]:

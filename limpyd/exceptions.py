@@ -5,6 +5,8 @@ Every exception that names bad input carries the model, field and value concerne
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "ConflictError",
     "CreateManyError",
@@ -66,7 +68,7 @@ class CreateManyError(LimpydException):
     `instances`: one per row, the created instance or None where the row was refused.
     """
 
-    def __init__(self, message: str, errors: dict[int, Exception], instances: list) -> None:  # type: ignore[type-arg]
+    def __init__(self, message: str, errors: dict[int, Exception], instances: list[Any]) -> None:
         super().__init__(message)
         self.errors = errors
         self.instances = instances

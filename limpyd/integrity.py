@@ -107,7 +107,7 @@ class _Checker:
         related = [field for field in self.meta.data_fields if hasattr(field, "related_model")]
         done = 0
         task = f"{self.model.__name__}: instances checked"
-        total = int(self.client.scard(self.meta.collection_key))  # type: ignore[arg-type]
+        total = int(self.client.scard(self.meta.collection_key))
         self.progress(task, done, total)
         for batch in _batches(self.pks()):
             self.check_instances(batch, indexed, related)
@@ -199,7 +199,7 @@ class _Checker:
         for chunk in _batches(links):
             with self.client.pipeline(transaction=False) as pipeline:
                 for field, _, value in chunk:
-                    target = field.require_related_model()  # type: ignore[attr-defined]
+                    target = field.require_related_model()
                     pipeline.sismember(target._meta.collection_key, value)
                 found = pipeline.execute()
             for (field, pk, value), exists in zip(chunk, found, strict=True):

@@ -61,10 +61,10 @@ class ModelOptions(KeyLayout):
     def together_key(self, names: tuple[str, ...], states: dict[str, list[str]]) -> str | None:
         """The set holding the pk of the instance with these fields' values (None when one
         of them has no value: missing values never collide)."""
-        values = [states.get(name) for name in names]
-        if not all(values):
+        firsts = [state[0] for name in names if (state := states.get(name))]
+        if len(firsts) < len(names):
             return None
-        return self.combination_key(names, [v[0] for v in values])  # type: ignore[index]
+        return self.combination_key(names, firsts)
 
     @property
     def database(self) -> RedisDatabase:
@@ -243,7 +243,7 @@ def _cluster_group(model: type[RedisModel]) -> str:
     if group is None:
         return model.__name__.lower()
     if isinstance(group, MetaRedisModel):  # a model
-        return cast("type[RedisModel]", group)._meta.cluster_group
+        return group._meta.cluster_group
     if (
         type(group) is not str
         or not group

@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar, cast, overload
 
 from limpyd import writes
 from limpyd.backends import Backend
@@ -53,6 +53,11 @@ __all__ = [
     "SortedSetField",
     "StringField",
 ]
+
+#: A model class: `Model.get()` and its kin give instances of `Model`.
+_Model = TypeVar("_Model", bound="RedisModel")
+#: A collection manager class, as given to `Model.collection(manager=...)`.
+_Manager = TypeVar("_Manager", bound=CollectionManager)
 
 #: Expired instances deleted per batch by `reap_expired(progress=...)`.
 REAP_BATCH = 1000
@@ -117,8 +122,8 @@ class RedisModel(metaclass=MetaRedisModel):
 
     @classmethod
     def create_many(
-        cls, rows: Iterable[Mapping[str, Any]], batch_size: int = 500
-    ) -> list[RedisModel]:
+        cls: type[_Model], rows: Iterable[Mapping[str, Any]], batch_size: int = 500
+    ) -> list[_Model]:
         """Create one instance per row (the values `Model(**values)` takes), each atomically
         with its indexes and checks, in ceil(rows / batch_size) round trips. Rows that are
         refused write nothing; the others are created, then `CreateManyError` says which
@@ -137,7 +142,7 @@ class RedisModel(metaclass=MetaRedisModel):
         results: list[str | Exception] = [
             values if isinstance(values, Exception) else next(outcomes) for values in prepared
         ]
-        instances: list[RedisModel | None] = []
+        instances: list[_Model | None] = []
         errors: dict[int, Exception] = {}
         for position, result in enumerate(results):
             if isinstance(result, Exception):
@@ -154,7 +159,7 @@ class RedisModel(metaclass=MetaRedisModel):
                 errors,
                 instances,
             )
-        return instances  # type: ignore[return-value]
+        return cast("list[_Model]", instances)  # no row refused: no None among them
 
     @classmethod
     def _check_concrete(cls) -> ModelOptions:
@@ -206,7 +211,7 @@ class RedisModel(metaclass=MetaRedisModel):
             self._connected = True
 
     @classmethod
-    def _from_known_pk(cls, pk: str) -> RedisModel:
+    def _from_known_pk(cls: type[_Model], pk: str) -> _Model:
         """An instance whose pk is known to exist (no round trip)."""
         instance = cls.lazy_connect(pk)
         instance._connected = True
@@ -234,7 +239,7 @@ class RedisModel(metaclass=MetaRedisModel):
                 database._add_model(model)
 
     @classmethod
-    def get(cls, *args: Any, **filters: Any) -> RedisModel:
+    def get(cls: type[_Model], *args: Any, **filters: Any) -> _Model:
         """The instance with this pk, or the only one matching these filters.
 
         DoesNotExist if none, MultipleObjectsReturned (a ValueError) if several.
@@ -242,10 +247,11 @@ class RedisModel(metaclass=MetaRedisModel):
         cls._check_concrete()
         if cls._pk_or_filters("get", args, filters):
             return cls(args[0])
-        return cls.collection(**filters)._only()
+        collection: CollectionManager = cls.collection(**filters)
+        return cast(_Model, collection._only())  # an instance of `cls`
 
     @classmethod
-    def get_or_connect(cls, **filters: Any) -> tuple[RedisModel, bool]:
+    def get_or_connect(cls: type[_Model], **filters: Any) -> tuple[_Model, bool]:
         """`(instance, False)` for the instance matching these equality filters, or
         `(new instance created with them, True)`."""
         for _ in range(2):
@@ -265,7 +271,8 @@ class RedisModel(metaclass=MetaRedisModel):
         meta = cls._check_concrete()
         if cls._pk_or_filters("exists", args, filters):
             return bool(meta.pk_exists(meta.pk_field.text(args[0])))
-        return cls.collection(**filters)._any()
+        collection: CollectionManager = cls.collection(**filters)
+        return collection._any()
 
     @classmethod
     def _pk_or_filters(cls, method: str, args: tuple[Any, ...], filters: dict[str, Any]) -> bool:
@@ -280,7 +287,7 @@ class RedisModel(metaclass=MetaRedisModel):
         return bool(args)
 
     @classmethod
-    def lazy_connect(cls, pk: Any) -> RedisModel:
+    def lazy_connect(cls: type[_Model], pk: Any) -> _Model:
         """An instance with this pk, its existence checked only when first used."""
         meta = cls._check_concrete()
         instance = cls.__new__(cls)
@@ -294,6 +301,12 @@ class RedisModel(metaclass=MetaRedisModel):
         """Refuse, with an ImplementationError, a backend the model cannot run on (called when
         its database is pointed at a backend; RelatedModel checks its cluster groups)."""
 
+    @overload
+    @classmethod
+    def collection(cls, manager: None = None, **filters: Any) -> CollectionManager: ...
+    @overload
+    @classmethod
+    def collection(cls, manager: type[_Manager], **filters: Any) -> _Manager: ...
     @classmethod
     def collection(
         cls, manager: type[CollectionManager] | None = None, **filters: Any
@@ -306,7 +319,8 @@ class RedisModel(metaclass=MetaRedisModel):
     @classmethod
     def instances(cls, lazy: bool = False, **filters: Any) -> CollectionManager:
         """`collection(**filters).instances()`: the matching instances (as in redis-limpyd)."""
-        return cls.collection(**filters).instances(lazy=lazy)
+        collection: CollectionManager = cls.collection(**filters)
+        return collection.instances(lazy=lazy)
 
     @classmethod
     def scan_model_keys(cls) -> Iterator[str]:
@@ -399,7 +413,10 @@ class RedisModel(metaclass=MetaRedisModel):
         with meta.database.client.pipeline(transaction=False) as pipeline:
             pipeline.zscore(meta.expiry_key, self._require_pk())
             pipeline.time()
-            expires_at, (seconds, microseconds) = pipeline.execute()
+            replies: list[Any] = pipeline.execute()
+        expires_at: float | None = replies[0]
+        clock: tuple[int, int] = replies[1]  # TIME: seconds, microseconds
+        seconds, microseconds = clock
         if expires_at is None:
             return None
         return max(0.0, expires_at - (seconds + microseconds / 1e6))
@@ -416,7 +433,8 @@ class RedisModel(metaclass=MetaRedisModel):
         client = meta.database.client
         seconds, microseconds = client.time()
         now = seconds + microseconds / 1e6
-        due: list[str] = client.zrangebyscore(meta.expiry_key, "-inf", now)  # type: ignore[assignment]
+        # redis-py types replies for sync and async clients alike: this one is sync
+        due = cast("list[str]", client.zrangebyscore(meta.expiry_key, "-inf", now))
         if writes.before_reap is not None:
             writes.before_reap(cls, due)
         instances = [cls.lazy_connect(pk) for pk in due]
@@ -453,7 +471,10 @@ class RedisModel(metaclass=MetaRedisModel):
         fields = [meta.hash_field(name).name for name in names]
         self._require_names("hmget", fields, "hgetall() reads them all")
         self._ensure_exists()
-        return meta.database.connection.hmget(meta.hash_key(self._require_pk()), fields)
+        values: list[str | None] = meta.database.connection.hmget(
+            meta.hash_key(self._require_pk()), fields
+        )
+        return values
 
     def hmset(self, **values: Any) -> bool:
         """Set several InstanceHashFields at once, indexes kept exact (creates an unsaved
@@ -479,12 +500,13 @@ class RedisModel(metaclass=MetaRedisModel):
         fields = [meta.hash_field(name) for name in names]
         self._require_names("hdel", fields, "e.g. hdel('name')")
         pk = self._require_pk()
-        return writes.Rewrite(
+        deleted: int = writes.Rewrite(
             self,
             [(f, []) for f in fields],
             [],
             reply=("HDEL", meta.hash_key(pk), *(f.name for f in fields)),
         ).run()
+        return deleted
 
     def _require_names(self, command: str, fields: Any, hint: str) -> None:
         """Refuse `command` given no InstanceHashField, as Redis (and redis-limpyd) did."""
@@ -501,25 +523,29 @@ class RedisModel(metaclass=MetaRedisModel):
 
     def hgetall(self) -> dict[str, str]:
         """The InstanceHashFields that have a value, by name."""
-        return self._read_hash("hgetall")
+        reply: dict[str, str] = self._read_hash("hgetall")
+        return reply
 
     def hkeys(self) -> list[str]:
         """The names of the InstanceHashFields that have a value."""
-        return self._read_hash("hkeys")
+        reply: list[str] = self._read_hash("hkeys")
+        return reply
 
     def hvals(self) -> list[str]:
         """The values of the InstanceHashFields that have one."""
-        return self._read_hash("hvals")
+        reply: list[str] = self._read_hash("hvals")
+        return reply
 
     def hlen(self) -> int:
         """How many InstanceHashFields have a value."""
-        return self._read_hash("hlen")
+        reply: int = self._read_hash("hlen")
+        return reply
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} pk={self._pk!r}>"
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and self._pk is not None and self._pk == other._pk  # type: ignore[attr-defined]
+        return type(other) is type(self) and self._pk is not None and self._pk == other._pk
 
     def __hash__(self) -> int:
         return hash((type(self), self._pk))

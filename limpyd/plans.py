@@ -9,7 +9,7 @@ beforehand (guarded, recomputed on a conflict). `writes` runs the plans.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from limpyd.commands import Command
 from limpyd.fields.numbers import zadd_flags
@@ -147,9 +147,9 @@ def plan_member_changes(write: Write, field: RedisField, command: Command) -> No
 def new_value(command: Command) -> str | None:
     """The value a SET or an InstanceHashField's HSET writes unconditionally, else None."""
     if command.name == "SET" and not {"NX", "XX"} & {a.upper() for a in command.args[3:]}:
-        return command.args[2]
+        return cast(str, command.args[2])  # values are texts (RedisField.command)
     if command.name == "HSET" and len(command.args) == 4:
-        return command.args[3]
+        return cast(str, command.args[3])
     return None
 
 

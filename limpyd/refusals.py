@@ -22,7 +22,8 @@ same exception with the same message.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from redis.exceptions import ResponseError
 
@@ -128,7 +129,7 @@ def _stored_missing(model: type[RedisModel] | None, key: bytes) -> Exception:
     )
 
 
-_REFUSALS: dict[str, Any] = {
+_REFUSALS: dict[str, Callable[..., Exception]] = {
     "not_numeric": _not_numeric,
     "key_type": _key_type,
     "stored_missing": _stored_missing,

@@ -277,7 +277,8 @@ def read_states(database: RedisDatabase, wanted: list[tuple[RedisField, str]]) -
     for field, pk in wanted:
         key, sub = field.state_location(pk)
         args += [protocol.STATE, field.state_kind, Key(key), sub]
-    return READ(database.client, args, guard=wanted[0][0].model._meta.probe_key)
+    states: list[list[str]] = READ(database.client, args, guard=wanted[0][0].model._meta.probe_key)
+    return states
 
 
 def creation(model: type[RedisModel], values: dict[str, Any]) -> Callable[[], Write]:
@@ -327,7 +328,8 @@ def _create_alone(
         write = build()
         return CONFLICT if write.run(database) is CONFLICT else write.pk
 
-    return retry_on_conflict(database, attempt, f"creating a {model.__name__}")
+    pk: str = retry_on_conflict(database, attempt, f"creating a {model.__name__}")
+    return pk
 
 
 #: What refuses a row of `create_many` (the others are created).

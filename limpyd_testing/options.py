@@ -29,7 +29,7 @@ class _Setting:
 
     def value(self, config: pytest.Config) -> str | bool | None:
         """The setting from the command line, else the environment, else the ini file."""
-        cli = config.getoption(self.name)
+        cli: str | bool | None = config.getoption(self.name)
         if cli is not None:
             return cli
         env = os.environ.get(self.env, "").strip()

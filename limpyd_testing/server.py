@@ -167,7 +167,7 @@ class RedisServerExecutor:
         self.directory: Path | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
-        self._finalizer: weakref.finalize | None = None
+        self._finalizer: weakref.finalize[..., RedisServerExecutor] | None = None
 
     # Information --------------------------------------------------------------------------
 

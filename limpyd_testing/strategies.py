@@ -37,7 +37,7 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeGuard
 
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
@@ -56,6 +56,7 @@ from limpyd.indexes import NumberRangeIndex
 if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
 
+    from limpyd.contrib.related import RelatedFieldMixin
     from limpyd.fields.base import RedisField
     from limpyd.model import RedisModel
 
@@ -253,7 +254,7 @@ def filter_keys() -> SearchStrategy[str]:
     return texts().map(lambda key: re.sub("_{2,}", "_", key).rstrip("_"))
 
 
-def is_related(field: RedisField) -> bool:
+def is_related(field: RedisField) -> TypeGuard[RelatedFieldMixin]:
     """Whether `field` is a related field (its values are pks of another model)."""
     try:
         from limpyd.contrib.related import RelatedFieldMixin
@@ -352,7 +353,7 @@ def model_values(
         if not _known(field):
             return None
         if is_related(field):
-            target = field.related_model  # type: ignore[attr-defined]
+            target = field.related_model
             if target not in pools:
                 return None
             return field_values(field, pks=pools[target])

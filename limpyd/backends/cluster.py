@@ -30,12 +30,12 @@ from typing import Any, ClassVar
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from redis.cluster import (
-    REDIS_CLUSTER_HASH_SLOTS,
     ClusterNode,
     ClusterPipeline,
     RedisCluster,
     TransactionStrategy,
 )
+from redis.crc import REDIS_CLUSTER_HASH_SLOTS
 from redis.exceptions import CrossSlotTransactionError, RedisClusterException, RedisError
 
 from limpyd.backends.base import CLIENT_DEFAULTS, Backend, redact_url
@@ -59,10 +59,12 @@ class _ScriptRouting:
 
     def determine_slot(self, *args: Any) -> Any:
         if str(args[0]).upper() not in _SCRIPT_CALLS:
+            # type-ignored: a mixin: the client or pipeline class it is mixed in has determine_slot
             return super().determine_slot(*args)  # type: ignore[misc]
         keys = args[3 : 3 + int(args[2])]
         if not keys:
             return random.randrange(REDIS_CLUSTER_HASH_SLOTS)
+        # type-ignored: a mixin: the client or pipeline class it is mixed in has keyslot
         keyslot = self.keyslot  # type: ignore[attr-defined]
         slots = {keyslot(key) for key in keys}
         if len(slots) > 1:
@@ -90,7 +92,8 @@ class LimpydClusterPipeline(_ScriptRouting, ClusterPipeline):
 
     def execute_command(self, *args: Any, **options: Any) -> Any:
         if str(args[0]).upper() != "FUNCTION LOAD":
-            return super().execute_command(*args, **options)
+            # type-ignored: redis-py leaves this method unannotated
+            return super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
         try:
             reply: Any = self._limpyd_client.execute_command(*args, **options)
         except RedisError as error:  # a reply, as the pipeline would give it
@@ -140,7 +143,8 @@ class LimpydClusterPipeline(_ScriptRouting, ClusterPipeline):
         return replies
 
     def reset(self) -> None:  # type: ignore[override]  # (redis-py types RESET the command)
-        super().reset()
+        # type-ignored: redis-py leaves this method unannotated
+        super().reset()  # type: ignore[no-untyped-call]
         self._limpyd_loads = []
 
 
@@ -186,7 +190,8 @@ class LimpydRedisCluster(_ScriptRouting, RedisCluster):
     def pipeline(self, transaction: Any = True, shard_hint: Any = None) -> LimpydClusterPipeline:
         """A pipeline; a MULTI/EXEC transaction unless `transaction=False`, as
         `Redis.pipeline()` (redis-py's cluster client defaults to none)."""
-        pipeline = super().pipeline(transaction=transaction, shard_hint=shard_hint)
+        # type-ignored: redis-py leaves this method unannotated
+        pipeline = super().pipeline(transaction=transaction, shard_hint=shard_hint)  # type: ignore[no-untyped-call]
         pipeline.__class__ = LimpydClusterPipeline
         assert isinstance(pipeline, LimpydClusterPipeline)
         # redis-py's cluster pipeline encodes keys strictly, whatever the client's options

@@ -90,12 +90,13 @@ class FakeBackend(Backend):
             return server
 
     def client(self) -> redis.Redis:
-        return fakeredis_module().FakeRedis(
+        client: redis.Redis = fakeredis_module().FakeRedis(
             server=self.server,
             db=self.db,
             connection_class=_limpyd_fake_connection_class(),
             **self.client_kwargs,
         )
+        return client
 
     def describe(self) -> str:
         return f"fakeredis://{self.name}/{self.db}"
@@ -339,7 +340,8 @@ def _limpyd_fake_connection_class() -> Any:
             return [_Command(self._fields(tuple(args))) for args in commands]
 
         def send_command(self, *args: Any, **kwargs: Any) -> None:
-            self.send_packed_command(
+            # type-ignored: redis-py leaves this method unannotated
+            self.send_packed_command(  # type: ignore[no-untyped-call]
                 self.pack_command(*args), check_health=kwargs.get("check_health", True)
             )
 

@@ -45,15 +45,15 @@ class ExtendedCollectionManager(CollectionManager):
 
     def _clone(self) -> ExtendedCollectionManager:
         clone = super()._clone()
-        clone._intersections = list(self._intersections)  # type: ignore[attr-defined]
-        return clone  # type: ignore[return-value]
+        clone._intersections = list(self._intersections)
+        return clone
 
     # Building -------------------------------------------------------------------------
 
     def filter(self, **filters: Any) -> ExtendedCollectionManager:
         """Add filters (and-ed), checked now; values may be bound single-value fields, read
         at evaluation."""
-        return self._filtered(filters)  # type: ignore[return-value]
+        return self._filtered(filters)
 
     def intersect(self, *pks_sources: Any) -> ExtendedCollectionManager:
         """Keep only pks also in each source: a list/set/tuple of pks, the key of a Redis
@@ -86,6 +86,7 @@ class ExtendedCollectionManager(CollectionManager):
         self._intersections += added
         return self._derive()
 
+    # type-ignored: `by` also takes a field, `by_score` is added; `alpha` is one bool here
     def sort(  # type: ignore[override]
         self,
         by: str | RedisField | None = None,
@@ -111,7 +112,7 @@ class ExtendedCollectionManager(CollectionManager):
             return self._derive()
         if isinstance(by, RedisField):
             by = by.name
-        return super().sort(by=by, alpha=alpha, desc=desc)  # type: ignore[return-value]
+        return super().sort(by=by, alpha=alpha, desc=desc)
 
     def _value_names(self, names: tuple[str, ...]) -> list[str]:
         meta = self.model._meta
@@ -155,11 +156,11 @@ class ExtendedCollectionManager(CollectionManager):
         self, lazy: bool = False, skip_exist_test: bool = False
     ) -> ExtendedCollectionManager:
         self._values = None
-        return super().instances(lazy=lazy, skip_exist_test=skip_exist_test)  # type: ignore[return-value]
+        return super().instances(lazy=lazy, skip_exist_test=skip_exist_test)
 
     def primary_keys(self) -> ExtendedCollectionManager:
         self._values = None
-        return super().primary_keys()  # type: ignore[return-value]
+        return super().primary_keys()
 
     # Evaluating -----------------------------------------------------------------------
 

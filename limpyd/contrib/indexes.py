@@ -174,6 +174,7 @@ class MultiIndexes(BaseIndex, metaclass=_MultiIndexesType):
         for leaf in leaves:
             if leaf.handle_uniqueness:
                 if checking:
+                    # type-ignored: an index class's ClassVar, overridden on this instance only
                     leaf.handle_uniqueness = False  # type: ignore[misc]
                 checking = True
         return leaves
@@ -195,6 +196,7 @@ class _ComposedLeaf(BaseIndex):
         keys = [multi.key for multi in self.composition if multi.key]
         self.identity = KEY_SEPARATOR.join([*keys, self.identity])
         if not all(multi.handle_uniqueness for multi in self.composition):
+            # type-ignored: an index class's ClassVar, overridden on this instance only
             self.handle_uniqueness = False  # type: ignore[misc]
         self._outer_transforms = [
             transform.__get__(self, type(self)) if hasattr(transform, "__get__") else transform

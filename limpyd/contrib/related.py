@@ -28,7 +28,6 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 from limpyd.backends import Backend
-from limpyd.collection import CollectionManager
 from limpyd.contrib.collection import ExtendedCollectionManager
 from limpyd.exceptions import ImplementationError
 from limpyd.fields import InstanceHashField, ListField, SetField, SortedSetField, StringField
@@ -69,14 +68,17 @@ class RelatedFieldMixin(RedisField):
         """The model this field points to, None while it is not defined yet."""
         to = self.to
         if isinstance(to, type):
+            # type-ignored: a RedisModel subclass (checked in __init__); a RelatedModel on use
             return to  # type: ignore[return-value]
         if to == "self":
+            # type-ignored: the model declaring a related field is a RelatedModel (MetaRelatedModel)
             return self.model  # type: ignore[return-value]
         namespace, _, name = to.rpartition(":")
         database = self.model.database
         if database is None:
             return None
         found = database.get_model(name, namespace if ":" in to else self.model.namespace)
+        # type-ignored: a model the database hosts; related ones are RelatedModels
         return found  # type: ignore[return-value]
 
     def require_related_model(self) -> type[RelatedModel]:
@@ -257,7 +259,7 @@ class _FKMixin(RelatedFieldMixin):
 
         def get(self) -> str | None: ...
 
-    def instance(self) -> RedisModel | None:
+    def instance(self) -> RelatedModel | None:
         """The related instance (None if the field is empty)."""
         pk = self.get()
         return None if pk is None else self.require_related_model()(pk)
@@ -274,14 +276,14 @@ class FKInstanceHashField(_FKMixin, InstanceHashField):
 class _M2MMixin(RelatedFieldMixin):
     """Many-to-many fields are callable: the related instances as a collection."""
 
-    def __call__(self, **filters: Any) -> CollectionManager:
+    def __call__(self, **filters: Any) -> ExtendedCollectionManager:
         return self.collection(**filters)
 
-    def collection(self, **filters: Any) -> CollectionManager:
+    def collection(self, **filters: Any) -> ExtendedCollectionManager:
         """The related instances this field holds (an ExtendedCollectionManager)."""
         related = self.require_related_model()
         collection = related.collection(manager=ExtendedCollectionManager, **filters)
-        return cast(ExtendedCollectionManager, collection).intersect(self)
+        return collection.intersect(self)
 
 
 class M2MSetField(_M2MMixin, SetField):
@@ -420,7 +422,7 @@ class RelatedModel(RedisModel, metaclass=MetaRelatedModel):
     def _check_backend(cls, backend: Backend) -> None:
         _check_cluster_groups(cls, backend)
 
-    def __getattr__(self, name: str) -> Any:
+    def __getattr__(self, name: str) -> _RelatedCollection:
         """Related collections: `instance.<related_name>(**filters)`."""
         if name.startswith("__"):
             raise AttributeError(name)
@@ -442,7 +444,7 @@ class _RelatedCollection:
         self.field = field
         self.instance = instance
 
-    def __call__(self, **filters: Any) -> CollectionManager:
+    def __call__(self, **filters: Any) -> ExtendedCollectionManager:
         return self.field.model.collection(
             manager=ExtendedCollectionManager,
             **{self.field.name: self.instance._require_pk()},

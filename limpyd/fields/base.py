@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import itertools
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, TypeVar, cast
 
 from redis.exceptions import DataError
 
@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 
 __all__ = ["NO_DEFAULT", "RedisField"]
 
+#: A field type: `Model.field` and `instance.field` are of the declared field's type.
+_Field = TypeVar("_Field", bound="RedisField")
+
 #: The `default` of a field that has none.
 NO_DEFAULT: Any = type("NoDefault", (), {"__repr__": lambda self: "NO_DEFAULT"})()
 
@@ -36,6 +39,7 @@ def _getter(name: str) -> Any:
 
     method.__name__ = name
     method.__doc__ = f"Redis {name.upper()} on this field (redis-py arguments, without the key)."
+    # type-ignored: a marker on the function: generated methods may be replaced by subclasses
     method.generated = True  # type: ignore[attr-defined]
     return method
 
@@ -49,6 +53,7 @@ def _modifier(name: str) -> Any:
         f"Redis {name.upper()} on this field (redis-py arguments, without the key), "
         "indexes kept exact."
     )
+    # type-ignored: a marker on the function: generated methods may be replaced by subclasses
     method.generated = True  # type: ignore[attr-defined]
     return method
 
@@ -94,6 +99,7 @@ class RedisField:
         #: Accepted for compatibility; limpyd writes are lock-free (see the docs).
         self.lockable = bool(lockable)
         self.name = ""
+        # type-ignored: None until attach() gives the field its model (always, when declared on one)
         self.model: type[RedisModel] = None  # type: ignore[assignment]
         self._instance: RedisModel | None = None
         self.indexes: list[BaseIndex] = []
@@ -124,7 +130,8 @@ class RedisField:
     def __set_name__(self, owner: type, name: str) -> None:
         self.name = self.name or name
 
-    def __get__(self, instance: RedisModel | None, owner: type) -> Any:
+    def __get__(self: _Field, instance: RedisModel | None, owner: type) -> _Field:
+        """On the model, the field; on an instance, a copy bound to it (made once)."""
         if instance is None:
             return self
         bound = instance._bound_fields.get(self.name)
@@ -132,9 +139,10 @@ class RedisField:
             bound = copy.copy(self)
             bound._instance = instance
             instance._bound_fields[self.name] = bound
-        return bound
+        return cast(_Field, bound)  # the copy of `self` stored above
 
-    def __set__(self, instance: RedisModel, value: Any) -> None:
+    def __set__(self, instance: RedisModel, value: NoReturn) -> None:
+        """Refused (AttributeError; a type error for type checkers, hence `NoReturn`)."""
         raise AttributeError(
             f"{self.describe()}: fields are not assigned; write with a command, "
             f"e.g. instance.{self.name}.set(value)"
@@ -297,17 +305,20 @@ class RedisField:
     def expire(self, seconds: int) -> bool:
         """The field's value disappears in `seconds` (non-indexable fields only)."""
         self._check_expirable()
-        return self._read("expire", seconds)
+        reply: bool = self._read("expire", seconds)
+        return reply
 
     def ttl(self) -> int:
         """Seconds the value has left: -1 if it does not expire, -2 if there is none."""
         self._check_expirable()
-        return self._read("ttl")
+        reply: int = self._read("ttl")
+        return reply
 
     def persist(self) -> bool:
         """The value no longer expires; whether it had an expiry time."""
         self._check_expirable()
-        return self._read("persist")
+        reply: bool = self._read("persist")
+        return reply
 
     def clean_indexes(self, index_class: type[BaseIndex] | None = None) -> int:
         """Delete this field's index keys (of `index_class` only, if given): before removing
@@ -329,7 +340,8 @@ class RedisField:
 
         instance = self.bound_instance
         reply = self.clear_command(instance._require_pk())
-        return Rewrite(instance, [(self, [])], [], reply=reply).run()
+        deleted: int = Rewrite(instance, [(self, [])], [], reply=reply).run()
+        return deleted
 
 
 #: Values per command when a write sends many (Lua calls take a bounded number of arguments).
@@ -344,3 +356,21 @@ def chunked(name: str, head: tuple[Any, ...], values: list[Any]) -> list[tuple[A
 def pairs(flat: list[str]) -> dict[str, str]:
     """{k1: v1, ...} from a flat [k1, v1, k2, v2, ...] state."""
     return dict(zip(flat[::2], flat[1::2], strict=True))
+
+
+if TYPE_CHECKING:
+
+    def declared_sort(
+        self: RedisField,
+        start: int | None = None,
+        num: int | None = None,
+        by: str | None = None,
+        get: list[str] | None = None,
+        desc: bool = False,
+        alpha: bool = False,
+        store: None = None,
+        groups: bool | None = False,
+    ) -> list[Any]:
+        """SORT of a list, set or sorted set field (`store` is refused: it would write a key
+        behind limpyd's back)."""
+        ...

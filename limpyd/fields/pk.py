@@ -40,7 +40,7 @@ class PKField(StringField):
         pk = self.bound_instance._pk if value is None else self.text(value)
         return pk is not None and self.model._meta.pk_exists(pk)
 
-    def set(self, value: Any) -> bool:
+    def set(self, value: Any) -> bool:  # type: ignore[override]  # a pk takes no SET option
         """Give an unsaved instance its pk, which creates it. A pk cannot be changed."""
         instance = self.bound_instance
         if self.auto:

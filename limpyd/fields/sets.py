@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any, overload
 
 from limpyd.fields.base import RedisField, chunked
+
+if TYPE_CHECKING:
+    from typing import Literal
+
+    from limpyd.fields.base import declared_sort
 
 __all__ = ["SetField"]
 
@@ -16,6 +21,28 @@ class SetField(RedisField):
     state_kind = "set"
     getters = ("scard", "sismember", "smembers", "smismember", "srandmember", "sort")
     modifiers = ("sadd", "spop", "srem")
+
+    if TYPE_CHECKING:  # generated from `getters` and `modifiers` (RedisField.__init_subclass__)
+
+        def scard(self) -> int: ...
+        def sismember(self, value: Any) -> Literal[0, 1]: ...
+        def smembers(self) -> set[str]: ...
+        def smismember(self, values: Any, *args: Any) -> list[Literal[0, 1]]: ...
+        @overload
+        def srandmember(self, number: None = None) -> str | None: ...
+        @overload
+        def srandmember(self, number: int) -> list[str]: ...
+        def srandmember(self, *args: Any, **kwargs: Any) -> Any: ...
+
+        sort = declared_sort
+
+        def sadd(self, *values: Any) -> int: ...
+        @overload
+        def spop(self, count: None = None) -> str | None: ...
+        @overload
+        def spop(self, count: int) -> list[str]: ...
+        def spop(self, *args: Any, **kwargs: Any) -> Any: ...
+        def srem(self, *values: Any) -> int: ...
 
     def state_of(self, value: Any) -> list[str]:
         return list(dict.fromkeys(self.texts(value)))

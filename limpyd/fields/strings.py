@@ -3,11 +3,15 @@ the instance's hash, shared by all its InstanceHashFields)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, overload
 
 from limpyd import commands
 from limpyd.exceptions import ImplementationError
 from limpyd.fields.base import RedisField
+
+if TYPE_CHECKING:
+    from datetime import datetime, timedelta
+    from typing import Literal
 
 __all__ = ["InstanceHashField", "StringField"]
 
@@ -32,9 +36,62 @@ class StringField(_SingleValueField):
         "set", "setbit", "setnx", "setrange",
     )  # fmt: skip
 
-    if TYPE_CHECKING:  # generated from `getters` (see RedisField.__init_subclass__)
+    if TYPE_CHECKING:  # generated from `getters` and `modifiers` (RedisField.__init_subclass__)
 
+        def bitcount(
+            self, start: int | None = None, end: int | None = None, mode: str | None = None
+        ) -> int: ...
         def get(self) -> str | None: ...
+        def getbit(self, offset: int) -> int: ...
+        def getrange(self, start: int, end: int) -> str: ...
+        def strlen(self) -> int: ...
+        def append(self, value: Any) -> int: ...
+        def decr(self, amount: int = 1) -> int: ...
+        def decrby(self, amount: int = 1) -> int: ...
+        def getdel(self) -> str | None: ...
+        def getset(self, value: Any) -> str | None: ...
+        def incr(self, amount: int = 1) -> int: ...
+        def incrby(self, amount: int = 1) -> int: ...
+        def incrbyfloat(self, amount: float = 1.0) -> float: ...
+        @overload
+        def set(
+            self,
+            value: Any,
+            ex: int | timedelta | None = None,
+            px: int | timedelta | None = None,
+            nx: bool = False,
+            xx: bool = False,
+            keepttl: bool = False,
+            get: Literal[False] = False,
+            exat: int | datetime | None = None,
+            pxat: int | datetime | None = None,
+            ifeq: str | None = None,
+            ifne: str | None = None,
+            ifdeq: str | None = None,
+            ifdne: str | None = None,
+        ) -> bool | None: ...
+        @overload
+        def set(
+            self,
+            value: Any,
+            ex: int | timedelta | None = None,
+            px: int | timedelta | None = None,
+            nx: bool = False,
+            xx: bool = False,
+            keepttl: bool = False,
+            *,
+            get: Literal[True],
+            exat: int | datetime | None = None,
+            pxat: int | datetime | None = None,
+            ifeq: str | None = None,
+            ifne: str | None = None,
+            ifdeq: str | None = None,
+            ifdne: str | None = None,
+        ) -> str | None: ...
+        def set(self, *args: Any, **kwargs: Any) -> Any: ...
+        def setbit(self, offset: int, value: int) -> int: ...
+        def setnx(self, value: Any) -> bool: ...
+        def setrange(self, offset: int, value: Any) -> int: ...
 
     def command(self, name: str, pk: str, *args: Any, **kwargs: Any) -> commands.Command:
         """As for any field; a SET giving an indexed field an expiry is refused: Redis would
@@ -65,9 +122,12 @@ class InstanceHashField(_SingleValueField):
     getters = ("hget",)
     modifiers = ("hincrby", "hincrbyfloat", "hset", "hsetnx")
 
-    if TYPE_CHECKING:  # generated from `getters` (see RedisField.__init_subclass__)
+    if TYPE_CHECKING:  # generated from `getters` and `modifiers` (RedisField.__init_subclass__)
 
         def hget(self) -> str | None: ...
+        def hincrby(self, amount: int = 1) -> int: ...
+        def hincrbyfloat(self, amount: float = 1.0) -> float: ...
+        def hsetnx(self, value: Any) -> int: ...
 
     def key_for(self, pk: str) -> str:
         return self.model._meta.hash_key(pk)
@@ -99,7 +159,8 @@ class InstanceHashField(_SingleValueField):
                 f"{self.describe()}.hset({given}): takes one value, for this field only; "
                 "write several fields with the instance's hmset()"
             )
-        return self._modify("hset", args[0])
+        written: int = self._modify("hset", args[0])
+        return written
 
     def exists(self) -> bool:
         """Whether the field has a value in the instance's hash (HEXISTS)."""

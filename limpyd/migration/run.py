@@ -222,8 +222,10 @@ def _check_models(models: list[type[RedisModel]]) -> None:
         if model._meta.abstract:
             raise MigrationError(f"model {model.__name__} is abstract: give its concrete models")
     for f in (f for model in models for f in model._meta.data_fields if f.references):
+        # type-ignored: a field with `references` is a contrib.related field (not imported here)
         related = f.related_model  # type: ignore[attr-defined]
         if related not in models:
+            # type-ignored: a field with `references` is a contrib.related field (not imported here)
             target = f"{related.__module__}:{related.__name__}" if related else repr(f.to)  # type: ignore[attr-defined]
             raise MigrationError(
                 f"{f.describe()} points to {target}, which is not migrated with it: add it "

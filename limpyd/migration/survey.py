@@ -117,11 +117,13 @@ def _dangling(old: OldModel, instances: list[Instance]) -> list[str]:
     ]
     with old.client.pipeline(transaction=False) as pipeline:
         for _, f, value in references:
+            # type-ignored: a field with `references` is a contrib.related field (not imported here)
             related = f.require_related_model()  # type: ignore[attr-defined]
             pipeline.sismember(f"{old_prefix(related)}:collection", value)
         found = pipeline.execute()
     return [
         f"{old.model.__name__} {pk!r}: {f.describe()} points to {value!r}, an instance of "
+        # type-ignored: a field with `references` is a contrib.related field (not imported here)
         f"{f.require_related_model().__name__} that the old data does not hold"  # type: ignore[attr-defined]
         for (pk, f, value), exists in zip(references, found, strict=True)
         if not exists

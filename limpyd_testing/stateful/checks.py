@@ -123,7 +123,7 @@ class CheckRules(MachineCore):
                 keys[field.name] = mixed(lst.filter_keys(), held_keys(field), 3)
             return lst.filters(model, values=values, hash_keys=keys)
 
-        return self._cached(("filters", model), build)  # type: ignore[no-any-return]
+        return self._cached(("filters", model), build)
 
     def _probes(self) -> list[tuple[type[RedisModel], dict[str, Any]]]:
         """Filters on the fields written by the last step, with the values at stake: every
@@ -209,7 +209,7 @@ class CheckRules(MachineCore):
                 kind = field_kind(field)
                 if not lst.is_related(field) or kind is None:
                     continue
-                target = field.related_model  # type: ignore[attr-defined]
+                target = field.require_related_model()
                 alive = set(self.oracle.data[target])
                 pointing: dict[str, set[str]] = {pk: set() for pk in alive}
                 for pk, states in self.oracle.data[model].items():
@@ -224,10 +224,10 @@ class CheckRules(MachineCore):
                         f"expected {sorted(held & alive)!r}"
                     )
                 for pk, expected in pointing.items():
-                    related = getattr(target.lazy_connect(pk), field.related_name)  # type: ignore[attr-defined]
+                    related = getattr(target.lazy_connect(pk), field.related_name)
                     found = set(related())
                     assert found == expected, (
-                        f"{target.__name__}({pk!r}).{field.related_name}() is "  # type: ignore[attr-defined]
+                        f"{target.__name__}({pk!r}).{field.related_name}() is "
                         f"{sorted(found)!r}, expected {sorted(expected)!r}"
                     )
 
@@ -258,7 +258,7 @@ class CheckRules(MachineCore):
                     )
                 for field in others:
                     kind = field_kind(field)
-                    wanted: Any = states.get(field.name, EMPTY[kind])  # type: ignore[index]
+                    wanted: Any = states.get(field.name, EMPTY[kind])
                     if kind == "zset":  # in rank order
                         bound = getattr(instance, field.name)
                         stored, wanted = bound.zrange(0, -1, withscores=True), zorder(wanted)

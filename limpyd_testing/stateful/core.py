@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from hypothesis import note
 from hypothesis import settings as Settings
@@ -26,6 +26,9 @@ from limpyd_testing.stateful.config import MIN_DEFAULT_TTL, DatabaseFactory, con
 from limpyd_testing.stateful.drawing import mixed, running
 from limpyd_testing.stateful.oracle import KNOWN_INDEXES, Oracle, refused_state
 from limpyd_testing.stateful.values import EMPTY, field_kind, items_of, raw
+
+#: What a cached builder gives (a strategy).
+_Built = TypeVar("_Built")
 
 #: What a write refusing a bad value may raise (limpyd's ValueError, or the server's error).
 REFUSALS = (ValueError, RedisError)
@@ -111,9 +114,9 @@ class MachineCore(RuleBasedStateMachine):
     def _check_relations(models: list[type[RedisModel]]) -> None:
         for model in models:
             for field in model._meta.data_fields:
-                if lst.is_related(field) and field.related_model not in models:  # type: ignore[attr-defined]
+                if lst.is_related(field) and field.related_model not in models:
                     raise ImplementationError(
-                        f"{field.describe()} points to {field.to!r}, which is not in "  # type: ignore[attr-defined]
+                        f"{field.describe()} points to {field.to!r}, which is not in "
                         "the machine's `models`: add it"
                     )
 
@@ -135,6 +138,7 @@ class MachineCore(RuleBasedStateMachine):
 
     def _pool(self, field: RedisField) -> list[str]:
         """The pks a related field can point to."""
+        # type-ignored: called for related fields only (see _texts)
         return self.oracle.pks(field.related_model)  # type: ignore[attr-defined]
 
     def _held(self, model: type[RedisModel], field: RedisField) -> list[str]:
@@ -161,7 +165,7 @@ class MachineCore(RuleBasedStateMachine):
         return sorted(keys, key=raw)[:20]
 
     @classmethod
-    def _cached(cls, key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
+    def _cached(cls, key: tuple[Any, ...], build: Callable[[], _Built]) -> _Built:
         """A strategy built once per machine class (strategies are costly to build)."""
         cache = cls.__dict__.get("_strategy_cache")
         if cache is None:
@@ -169,7 +173,8 @@ class MachineCore(RuleBasedStateMachine):
             type.__setattr__(cls, "_strategy_cache", cache)
         if key not in cache:
             cache[key] = build()
-        return cache[key]
+        built: _Built = cache[key]  # what `build` gave for this key
+        return built
 
     def _texts(self, model: type[RedisModel], field: RedisField) -> st.SearchStrategy[str] | None:
         """Texts for `field`: its pool for a related field (None if empty), else new texts
@@ -336,14 +341,14 @@ class MachineCore(RuleBasedStateMachine):
         states = self.oracle.expired[model][pk]
         for field in self._fields(model):
             kind = field_kind(field)
-            self._touch(model, field, states.get(field.name, EMPTY[kind]))  # type: ignore[index]
+            self._touch(model, field, states.get(field.name, EMPTY[kind]))
         self.oracle.reap(model, pk)
 
     # Expiry ------------------------------------------------------------------------------
 
     def _server_now(self) -> float:
         seconds, microseconds = self.database.client.time()
-        return seconds + microseconds / 1e6  # type: ignore[no-any-return]
+        return seconds + microseconds / 1e6
 
     def _models_with_expired(self) -> list[type[RedisModel]]:
         return [m for m in self.oracle.models if self.oracle.expired[m]]

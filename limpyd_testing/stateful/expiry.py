@@ -140,7 +140,7 @@ class ExpiryRules(MachineCore):
         if model._meta.default_ttl is not None:
             self.oracle.expiring[model].add(pk)
         for field in self._fields(model):
-            self._touch(model, field, EMPTY[field_kind(field)])  # type: ignore[index]
+            self._touch(model, field, EMPTY[field_kind(field)])
         for field in adopt:
             self.oracle.put(model, pk, field, read_value(instance, field))
         self.stats["raced"] += 1
@@ -165,11 +165,11 @@ class ExpiryRules(MachineCore):
                 self._recreate(model, raced[0], RedisModel._reap)
             return original(database, plans)
 
-        writes.rewrite_many = racing  # type: ignore[assignment]
+        writes.rewrite_many = racing
         try:
             reaped = model.reap_expired()
         finally:
-            writes.rewrite_many = original  # type: ignore[assignment]
+            writes.rewrite_many = original
         self._check_reaped(what, model, [pk for pk in due if pk not in raced], reaped)
 
     @precondition(lambda self: self._racing_models())
@@ -218,7 +218,7 @@ class ExpiryRules(MachineCore):
             ("delete()", instance.delete, lambda: self._forget_live(model, pk))
         ]
         for field in self._fields(model):
-            empty = EMPTY[field_kind(field)]  # type: ignore[index]
+            empty = EMPTY[field_kind(field)]
             calls.append(
                 (
                     f"{field.name}.delete()",

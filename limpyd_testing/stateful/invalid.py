@@ -120,6 +120,7 @@ class InvalidInputRules(MachineCore):
         kind = field_kind(field)
         assert kind is not None
         if kind == "hash":
+            # type-ignored: a hash field is not related: it has texts
             return hash_op(data, old, texts, self._hash_keys(model, field))  # type: ignore[arg-type]
         if kind in SINGLE:
             return string_op(data, kind, old, texts, lst.is_related(field))
@@ -184,7 +185,9 @@ class InvalidInputRules(MachineCore):
         if not others:
             return
         other = data.draw(st.sampled_from(others), label="other")
+        # type-ignored: InstanceHashFields with texts only (filtered above, the field by the caller)
         value = data.draw(self._texts(model, field), label="value")  # type: ignore[arg-type]
+        # type-ignored: `others` holds fields with texts only (filtered above)
         other_value = data.draw(self._texts(model, other), label="other value")  # type: ignore[arg-type]
         had = sum(self.oracle.state(model, pk, f) is not None for f in (field, other))
         bound = getattr(model.lazy_connect(pk), field.name)

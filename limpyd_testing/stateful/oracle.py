@@ -75,13 +75,15 @@ def _compare(index: BaseIndex, operator: str, stored: str, wanted: str) -> bool:
             return bool(raw(stored[::-1]).endswith(b))
     else:
         a, b = stored, wanted
-    return {
-        "eq": a == b,
-        "gt": a > b,
-        "gte": a >= b,
-        "lt": a < b,
-        "lte": a <= b,
-    }[operator]
+    return bool(
+        {
+            "eq": a == b,
+            "gt": a > b,
+            "gte": a >= b,
+            "lt": a < b,
+            "lte": a <= b,
+        }[operator]
+    )
 
 
 def _same_unique(index: BaseIndex, a: str, b: str) -> bool:
@@ -256,7 +258,7 @@ class Oracle:
         (expired ones included: their data is still stored)."""
         for other in self.models:
             for field in other._meta.data_fields:
-                if not lst.is_related(field) or field.related_model is not model:  # type: ignore[attr-defined]
+                if not lst.is_related(field) or field.related_model is not model:
                     continue
                 kind = field_kind(field)
                 for states in [*self.data[other].values(), *self.expired[other].values()]:
@@ -271,7 +273,7 @@ class Oracle:
                         new = tuple(v for v in state if v != pk)
                     else:
                         new = {m: s for m, s in state.items() if m != pk}
-                    if is_empty(kind, new):  # type: ignore[arg-type]
+                    if is_empty(kind, new):
                         del states[field.name]
                     else:
                         states[field.name] = new
@@ -338,7 +340,7 @@ class Oracle:
             return all(self._matches(pk, states, inner, item) for item in value)
         kind = field_kind(field)
         if index == "isnull":
-            return (field.name not in states) == value
+            return bool((field.name not in states) == value)
         wanted = [text_of(v) for v in value] if suffix == "in" else [text_of(value)]
         if index is None:  # the pk
             return pk in wanted

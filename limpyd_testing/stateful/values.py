@@ -32,7 +32,7 @@ _KINDS: tuple[tuple[type[RedisField], str], ...] = (
 )
 SINGLE = ("string", "hashfield")
 #: The state of a field without a value, per kind (states are never mutated in place).
-EMPTY: dict[str, Any] = {
+EMPTY: dict[str | None, Any] = {
     "string": None,
     "hashfield": None,
     "set": frozenset(),
@@ -85,7 +85,10 @@ def text_of(value: Any) -> str:
     """What Redis stores for a value, as it gives it back (`strategies.stored_text`; an
     instance is its pk). TypeError or ValueError: a value limpyd must refuse."""
     if isinstance(value, RedisModel):
-        return value.pk.get()  # type: ignore[no-any-return]
+        pk = value.pk.get()
+        if pk is None:
+            raise ValueError(f"{value!r} is not saved: it has no pk to store")
+        return pk
     return lst.stored_text(value)
 
 
@@ -107,7 +110,7 @@ def score_of(value: Any) -> float:
     return number
 
 
-def is_empty(kind: str, state: Any) -> bool:
+def is_empty(kind: str | None, state: Any) -> bool:
     return state is None if kind in SINGLE else not state
 
 

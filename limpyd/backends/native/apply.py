@@ -13,7 +13,7 @@ equivalent here: each command runs whole, with the same effect and reply.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, cast
 
 from fakeredis._helpers import SimpleError
 
@@ -167,7 +167,7 @@ def _run(server: Server, args: list[Any]) -> Any:
 def _holds(server: Server, kind: bytes, key: bytes, sub: bytes, value: bytes) -> bool:
     """Whether the field of `kind` at key/sub holds `value` (as a member, or its value)."""
     if kind == b"set":
-        return server.call(b"SISMEMBER", key, value) == 1  # type: ignore[no-any-return]
+        return cast(int, server.call(b"SISMEMBER", key, value)) == 1
     if kind == b"zset":
         return server.call(b"ZSCORE", key, value) is not None
     state = server.read_state(kind, key, sub)
@@ -390,15 +390,15 @@ def _unlink_value(server: Server, kind: bytes, key: bytes, sub: bytes, pk: bytes
             call(b"HDEL", key, sub)
         return True
     if kind == b"set":
-        return call(b"SREM", key, pk) == 1  # type: ignore[no-any-return]
+        return cast(int, call(b"SREM", key, pk)) == 1
     if kind == b"list":
-        return call(b"LREM", key, 0, pk) > 0  # type: ignore[no-any-return]
-    return call(b"ZREM", key, pk) == 1  # type: ignore[no-any-return]
+        return cast(int, call(b"LREM", key, 0, pk)) > 0
+    return cast(int, call(b"ZREM", key, pk)) == 1
 
 
 def _pks_of_atom(server: Server, atom: bytes, key: bytes, a: Any, b: Any) -> list[bytes]:
     if atom == _SET_KEY:
-        return server.call(b"SMEMBERS", key)  # type: ignore[no-any-return]
+        return cast("list[bytes]", server.call(b"SMEMBERS", key))
     return [pk_of(member) for member in server.call(b"ZRANGEBYLEX", key, a, b)]
 
 

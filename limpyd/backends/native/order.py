@@ -100,13 +100,15 @@ def sort_by_keys(
     return ordered
 
 
-def _indices(n: int, start: Number | None, stop: Number | None, step: Number) -> tuple[Any, Any]:
+def _indices(
+    n: Number, start: Number | None, stop: Number | None, step: Number
+) -> tuple[Number, Number]:
     """Python's `slice(start, stop, step).indices(n)` (start and stop only)."""
     if step == 0:
         raise ScriptFailure("limpyd: slice step cannot be zero")
     lower, upper = (-1, n - 1) if step < 0 else (0, n)
 
-    def clamp(value: Number | None, default: int) -> Number:
+    def clamp(value: Number | None, default: Number) -> Number:
         if value is None:
             return default
         if value < 0:
@@ -150,8 +152,8 @@ def pick(items: list[bytes], piece: Slice) -> list[bytes]:
 
 def count_of(n: Number, piece: Slice) -> Number:
     """How many positions a slice of n items picks."""
-    start, stop = _indices(n, *piece)  # type: ignore[arg-type]
-    step = piece[2]
+    start, stop = _indices(n, *piece)
+    step: Number = piece[2]
     span = stop - start if step > 0 else start - stop
     if span <= 0:
         return 0

@@ -10,7 +10,7 @@ read (a dict, in their order, each once).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from limpyd import protocol
 from limpyd.backends.native.order import (
@@ -116,12 +116,12 @@ class _Query:
 
     def members(self, node: Node) -> list[bytes]:
         if isinstance(node, bytes):
-            return self.call(b"SMEMBERS", node)  # type: ignore[no-any-return]
+            return cast("list[bytes]", self.call(b"SMEMBERS", node))
         return list(node)
 
     def size(self, node: Node) -> int:
         if isinstance(node, bytes):
-            return self.call(b"SCARD", node)  # type: ignore[no-any-return]
+            return cast(int, self.call(b"SCARD", node))
         return len(node)
 
     def filter(self, items: list[bytes], node: Node, keep: bool) -> list[bytes]:
@@ -169,11 +169,11 @@ class _Query:
         """The members of any set, sorted set or list."""
         kind = self.call(b"TYPE", key)
         if kind == b"set":
-            return self.call(b"SMEMBERS", key)  # type: ignore[no-any-return]
+            return cast("list[bytes]", self.call(b"SMEMBERS", key))
         if kind == b"zset":
-            return self.call(b"ZRANGE", key, 0, -1)  # type: ignore[no-any-return]
+            return cast("list[bytes]", self.call(b"ZRANGE", key, 0, -1))
         if kind == b"list":
-            return self.call(b"LRANGE", key, 0, -1)  # type: ignore[no-any-return]
+            return cast("list[bytes]", self.call(b"LRANGE", key, 0, -1))
         if kind == b"none":
             return []
         raise refusal("key_type", key, kind)
@@ -245,7 +245,7 @@ class _Query:
         earliest = to_number(first[1])
         if earliest is not None and earliest > at:
             return []
-        return self.call(b"ZRANGEBYSCORE", key, b"-inf", at)  # type: ignore[no-any-return]
+        return cast("list[bytes]", self.call(b"ZRANGEBYSCORE", key, b"-inf", at))
 
     # order
 
@@ -404,7 +404,7 @@ def _plain_keys(nodes: list[Node]) -> list[bytes] | None:
     """The keys of `nodes` when they are all unread keys few enough for one command."""
     if len(nodes) > _CHUNK or any(type(node) is not bytes for node in nodes):
         return None
-    return nodes  # type: ignore[return-value]
+    return cast("list[bytes]", nodes)  # all bytes, checked above
 
 
 def _integral(number: float | None) -> Number | None:

@@ -30,6 +30,7 @@ def list_op(
     n = len(old)
     if name in ("rpush", "lpush", "rpushx", "lpushx"):
         values = tuple(
+            # type-ignored: texts is None only for a related field without pks: not drawn then
             data.draw(st.lists(texts, min_size=1, max_size=MAX_ITEMS), label="values")  # type: ignore[arg-type]
         )
         if name.endswith("x") and not old:
@@ -68,6 +69,7 @@ def list_op(
         return Op(name, (count, v), new=new, reply=len(positions))
     if name == "lset":
         index = data.draw(st.integers(-n - 1, n), label="index")
+        # type-ignored: texts is None only for a related field without pks: not drawn then
         v = data.draw(texts, label="value")  # type: ignore[arg-type]
         if not -n <= index < n:
             return Op(name, (index, v), error=ResponseError)
@@ -77,6 +79,7 @@ def list_op(
     assert name == "linsert", name
     where = data.draw(st.sampled_from(["BEFORE", "AFTER"]), label="where")
     pivot = data.draw(choices(old, texts), label="pivot")
+    # type-ignored: texts is None only for a related field without pks: not drawn then
     v = data.draw(texts, label="value")  # type: ignore[arg-type]
     if not old:
         return Op(name, (where, pivot, v), reply=0)

@@ -18,6 +18,7 @@ def set_op(
     names = when_empty(names, old, ["sadd", "spop"])
     name = data.draw(st.sampled_from(names), label="modifier")
     if name == "sadd":
+        # type-ignored: texts is None only for a related field without pks: not drawn then
         members = data.draw(st.lists(texts, min_size=1, max_size=MAX_ITEMS), label="members")  # type: ignore[arg-type]
         return Op(name, tuple(members), new=old | set(members), reply=len(set(members) - old))
     if name == "srem":

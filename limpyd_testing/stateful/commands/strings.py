@@ -35,6 +35,7 @@ def string_op(
     setter = "set" if kind == "string" else "hset"
 
     def value() -> str:
+        # type-ignored: texts is None only for a related field without pks: not drawn then
         return data.draw(texts, label="value")  # type: ignore[arg-type]
 
     if name in ("incr", "decr", "incrby", "decrby", "hincrby"):
