@@ -13,7 +13,12 @@ from hypothesis.stateful import initialize, invariant, precondition, rule
 from redis.exceptions import ResponseError
 
 from limpyd.contrib.collection import SORTED_SCORE
-from limpyd.exceptions import DoesNotExist, ImplementationError, MultipleObjectsReturned
+from limpyd.exceptions import (
+    DoesNotExist,
+    ImplementationError,
+    MultipleObjectsReturned,
+    RefusedValueError,
+)
 from limpyd.indexes import parse_number
 from limpyd_testing.snapshot import snapshot
 from properties.models import (
@@ -339,7 +344,7 @@ class Refused(Exception):
 def _number(text: str) -> float:
     """A value a numeric sort reads: a number, else the query fails."""
     if not NUMERIC_PK.fullmatch(text):
-        raise Refused(ResponseError)
+        raise Refused(RefusedValueError)
     return float(text)
 
 
@@ -395,7 +400,7 @@ class Oracle:
 
     def filtered(self, pks: set[str], given: dict[str, Any]) -> set[str]:
         """The pks matching `given`; Refused(ValueError) when a filter value of the
-        NumberRangeIndex is not a decimal number (refused when the query is evaluated)."""
+        NumberRangeIndex is not a decimal number (refused when the filter is given)."""
         for key, wanted in given.items():
             name, _, suffix = key.partition("__")
             if name == "num" and suffix != "isnull":
@@ -455,6 +460,10 @@ class Oracle:
     def evaluate(self, spec: dict[str, Any]) -> Any:
         """The result of `build(spec)`; raises Refused(error) for an expected error."""
         output = spec["output"]
+        # filter values are checked when given, before anything else
+        given = [spec["filters"], *spec["excludes"], *spec.get("combine", ("", {}, {}))[1:]]
+        for filters in given:
+            self.filtered(set(), filters)
         if spec["store"] and len(output) > 1 and SORTED_SCORE in output[1]:
             raise Refused(ImplementationError)  # scores are not stored: refused first
         pks = set(self.items)
@@ -484,14 +493,15 @@ class Oracle:
             return pk
         if kind == "instances":
             return ("instance", pk)
-        names = list(options[0]) or list(VALUE_NAMES)
+        # without names, every field, the pk under its own name (Item's is `id`)
+        names = list(options[0]) or ["id", *VALUE_NAMES[1:]]
         values = []
         for name in names:
             if name == SORTED_SCORE:
                 score = self.ranking.get(pk)
                 values.append(None if score is None else _score_text(score))
             else:
-                values.append(self.value(pk, name))
+                values.append(self.value(pk, "pk" if name == "id" else name))
         if kind == "values":
             return dict(zip(names, values, strict=True))
         return values[0] if options[1] else tuple(values)
@@ -537,7 +547,7 @@ class CollectionMachine(DatabaseMachine):
     semantics: default order by pk (numeric when every pk is a number, exact when every pk
     is an integer written canonically, else byte-wise);
     `alpha` sorts byte-wise on the UTF-8 bytes (missing values as ''), numeric ones on the
-    numbers (missing as 0; a value that is not a number fails the query with ResponseError);
+    numbers (missing as 0; a value that is not a number fails the query with RefusedValueError);
     ties by pk byte-wise, and `desc` reverses the whole order (ties included), except in
     multi-key sorts where ties stay by ascending pk; by_score on the score (missing as 0);
     Python's slices and indexes (IndexError out of range); TextRangeIndex byte-wise,
@@ -730,7 +740,9 @@ class CollectionMachine(DatabaseMachine):
             return
         assert found == expected, f"query gave {found!r}, expected {expected!r}"
         if spec["store"]:
-            self.stored[key] = self._stored_pks(spec)
+            # an empty result stores no key: from_stored then raises DoesNotExist, as for
+            # a key that is gone (docs/decisions.md, Coming from redis-limpyd)
+            self.stored[key] = self._stored_pks(spec) or None
 
     @rule(spec=queries(sorts=MULTI_SORTS))
     def query_sorted(self, spec: dict[str, Any]) -> None:

@@ -11,7 +11,7 @@ from limpyd import fields, model
 from limpyd.backends import FakeBackend
 from limpyd.contrib.collection import SORTED_SCORE, ExtendedCollectionManager
 from limpyd.database import RedisDatabase
-from limpyd.exceptions import ImplementationError, UniquenessError
+from limpyd.exceptions import DoesNotExist, ImplementationError, UniquenessError
 from properties.support import default_order
 
 
@@ -69,8 +69,10 @@ def test_unique_together_with_text_that_is_not_canonical(limpyd_database):
 
 def test_storing_an_empty_collection(limpyd_database):
     """Found by the collection machine: `store()` of a collection whose result is empty
-    writes no key (Redis has no empty list), so the stored collection it returns raises
-    DoesNotExist ("expired or was deleted") instead of being empty."""
+    writes no key (Redis has no empty list), so the stored collection it returns raised
+    DoesNotExist ("expired or was deleted") instead of being empty. It knows it is empty;
+    `from_stored` of its key, which does not exist, raises DoesNotExist (decisions: Coming
+    from redis-limpyd, Collections)."""
 
     class Item(model.RedisModel):
         database = limpyd_database
@@ -79,8 +81,9 @@ def test_storing_an_empty_collection(limpyd_database):
 
     Item(name="a")
     stored = Item.collection(name="b").store(ttl=None)
-    assert list(stored) == []
-    assert list(Item.collection().from_stored(stored.stored_key)) == []
+    assert list(stored) == [] and not limpyd_database.client.exists(stored.stored_key)
+    with pytest.raises(DoesNotExist, match="held an empty result"):
+        list(Item.collection().from_stored(stored.stored_key))
 
 
 def test_exclude_with_an_all_filter(limpyd_database):
