@@ -88,7 +88,7 @@ def test_every_example_runs_and_gives_what_it_says(path, limpyd_database_factory
     if not examples:
         pytest.skip(f"{path.name} has no python block")
     monkeypatch.setattr(
-        RedisDatabase, "from_url", classmethod(lambda cls, url, **kw: limpyd_database_factory())
+        RedisDatabase, "from_url", classmethod(lambda cls, url, **kw: limpyd_database_factory(cls=cls))
     )
     namespace: dict[str, Any] = {"__name__": "doc_example"}
     ran = 0
