@@ -151,7 +151,7 @@ class BaseIndex:
         if suffix == "in":
             return [atom for item in value for atom in self.atoms("eq", item, hkey)]
         # Filter values are compared as given: with a `transform`, the query passes the
-        # transformed value (manual 2.5.5.1).
+        # transformed value (chapter "Indexes and filters", configured indexes).
         return self._atoms(suffix or "eq", self.field.filter_text(value), hkey)
 
     def _atoms(self, suffix: str, value: str, hkey: str | None) -> list[Atom]:

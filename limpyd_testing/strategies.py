@@ -12,7 +12,7 @@
 - `texts()`: the text values are drawn from. Small, and awkward on purpose: empty, spaces,
   colons, glob characters (`* ? [ ] \\`), NUL, non-ASCII, numbers written in many ways, and
   non-UTF-8 bytes (as limpyd returns them: lone surrogates U+DC80..U+DCFF, see
-  `docs/decisions.md`). Every text is *canonical*: it is exactly what Redis gives back.
+  "Design decisions", Values). Every text is *canonical*: it is exactly what Redis gives back.
 - `scores()`: finite sorted-set scores, ties frequent.
 - `stored_text(value)`: the text Redis stores for a value as redis-py sends it.
 - `disguises(text)`: values limpyd must accept that are stored as `text` (bytes, str
@@ -128,7 +128,7 @@ def numbers() -> SearchStrategy[int | float]:
     )
 
 
-#: The texts a NumberRangeIndex takes (docs/decisions.md, Values).
+#: The texts a NumberRangeIndex takes ("Design decisions", Values).
 _DECIMAL = re.compile(r"[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|(?i:inf))")
 
 
@@ -304,7 +304,7 @@ def field_values(
     if is_related(field):
         items = _pool(pks, field)
     elif items is None:
-        # a NumberRangeIndex takes decimal numbers only (docs/decisions.md, Values)
+        # a NumberRangeIndex takes decimal numbers only ("Design decisions", Values)
         numeric = any(isinstance(index, NumberRangeIndex) for index in field.indexes)
         items = _number_texts().filter(_DECIMAL.fullmatch) if numeric else texts()
     if isinstance(field, StringField | InstanceHashField):

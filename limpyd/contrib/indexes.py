@@ -1,4 +1,5 @@
-"""Multi-indexes (manual 2.9): one index class on a field, many indexes behind it.
+"""Multi-indexes (chapter "Indexes and filters"): one index class on a field, many indexes
+behind it.
 
 `MultiIndexes.compose([IndexA, IndexB, ...], name=, key=, transform=)` makes a new index
 class. It is never instantiated itself: when a model is created, `expand` turns it into the
@@ -13,7 +14,8 @@ first:
 - Values: the leaf's `normalize` applies the transforms of that chain, outermost first,
   then the leaf's own `transform`. A transform returning None means "no entry for this
   value". Transforms take `(value)` or `(self, value)`; `self` is then the leaf. Filter values
-  are not transformed (as for any index, manual 2.5.5.1): filter with the transformed value.
+  are not transformed (as for any index, see "Indexes and filters"): filter with the
+  transformed value.
 - Storage: a leaf's identity (the part of its keys naming the index) is the leaf's own one
   (`key or default_key`, then `+prefix`), preceded by the `key` of every multi-index of the
   chain that has one, joined with '/': `compose([TextRangeIndex], key='a')` stores in
@@ -231,7 +233,7 @@ def _leaf_class(
     return type(index_class.__name__, (_ComposedLeaf, index_class), attrs)
 
 
-# The manual's date and time indexes (2.9.2). Values are 'YYYY-MM-DD HH:MM:SS' (the manual
+# redis-limpyd's date and time indexes. Values are 'YYYY-MM-DD HH:MM:SS' (the manual
 # writes 'YYYY-MM-SS', an evident typo), dates 'YYYY-MM-DD', times 'HH:MM:SS'. In the manual
 # the names 'DateIndex' and 'TimeIndex' are broken by the page layout ('DateIndex\n'): they
 # are written here without the line break.
