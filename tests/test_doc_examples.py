@@ -2,8 +2,8 @@
 its comments give checked: an example cannot go stale.
 
 The blocks of one file run in order in one namespace (a chapter builds on its earlier
-blocks). Every database an example makes (`RedisDatabase.from_url(...)`) is a new database
-on the test's backend. A comment on an expression's line is its result when it reads as a
+blocks). Every database an example makes (`RedisDatabase.from_url(...)`, or
+`PipelineDatabase.from_url(...)`) is a new database of that class on the test's backend. A comment on an expression's line is its result when it reads as a
 Python literal (`# ['1', '2']`; text after ` (` is a note: `# 0 (or: ...)`), or the exception
 it raises (`# UniquenessError: message`); any other comment is prose. A block that is not an
 example to run says so in an HTML comment right above it: `<!-- not run: why -->`.
@@ -88,7 +88,9 @@ def test_every_example_runs_and_gives_what_it_says(path, limpyd_database_factory
     if not examples:
         pytest.skip(f"{path.name} has no python block")
     monkeypatch.setattr(
-        RedisDatabase, "from_url", classmethod(lambda cls, url, **kw: limpyd_database_factory(cls=cls))
+        RedisDatabase,
+        "from_url",
+        classmethod(lambda cls, url, **kw: limpyd_database_factory(cls=cls)),
     )
     namespace: dict[str, Any] = {"__name__": "doc_example"}
     ran = 0
