@@ -3,10 +3,11 @@ its comments give checked: an example cannot go stale.
 
 The blocks of one file run in order in one namespace (a chapter builds on its earlier
 blocks). Every database an example makes (`RedisDatabase.from_url(...)`, or
-`PipelineDatabase.from_url(...)`) is a new database of that class on the test's backend. A comment on an expression's line is its result when it reads as a
-Python literal (`# ['1', '2']`; text after ` (` is a note: `# 0 (or: ...)`), or the exception
-it raises (`# UniquenessError: message`); any other comment is prose. A block that is not an
-example to run says so in an HTML comment right above it: `<!-- not run: why -->`.
+`PipelineDatabase.from_url(...)`) is a new database of that class on the test's backend. A
+comment on an expression's line is its result when it reads as a Python literal
+(`# ['1', '2']`; text after ` (` is a note: `# 0 (or: ...)`), or the exception it raises
+(`# UniquenessError: message`); any other comment is prose. A block that is not an example
+to run says so in an HTML comment right above it: `<!-- not run: why -->`.
 """
 
 from __future__ import annotations
