@@ -1,13 +1,13 @@
 """Hypothesis strategies for limpyd models: values fields accept, creation kwargs, filters.
 
-::
+```python
+from hypothesis import given
+from limpyd_testing import strategies as lst
 
-    from hypothesis import given
-    from limpyd_testing import strategies as lst
-
-    @given(lst.model_values(Person))
-    def test_create(values):
-        Person(**values)
+@given(lst.model_values(Person))
+def test_create(values):
+    Person(**values)
+```
 
 - `texts()`: the text values are drawn from. Small, and awkward on purpose: empty, spaces,
   colons, glob characters (`* ? [ ] \\`), NUL, non-ASCII, numbers written in many ways, and

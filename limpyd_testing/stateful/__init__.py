@@ -1,14 +1,14 @@
 """`ModelStateMachine`: property-test your own models against a pure-Python model of them.
 
-::
+```python
+from limpyd_testing.stateful import ModelStateMachine
 
-    from limpyd_testing.stateful import ModelStateMachine
+class PeopleMachine(ModelStateMachine):
+    models = [Person, Group]
 
-    class PeopleMachine(ModelStateMachine):
-        models = [Person, Group]
-
-    def test_people(limpyd_database_factory):           # on the plugin's backend(s)
-        PeopleMachine.run(database_factory=limpyd_database_factory)
+def test_people(limpyd_database_factory):           # on the plugin's backend(s)
+    PeopleMachine.run(database_factory=limpyd_database_factory)
+```
 
 Its rules, invariants and limits: the chapter "State machines" of the documentation.
 Modules: `values` (states and the texts Redis stores), `oracle` (what Redis should hold),
