@@ -1,41 +1,10 @@
-"""Multi-indexes (chapter "Indexes and filters"): one index class on a field, many indexes
-behind it.
+"""Multi-indexes and the date and time indexes built with them, and `EndsWithIndex`.
 
-`MultiIndexes.compose([IndexA, IndexB, ...], name=, key=, transform=)` makes a new index
-class. It is never instantiated itself: when a model is created, `expand` turns it into the
-*leaves* it is made of (every composed index, multi-indexes expanded recursively), and the
-field keeps these leaves as ordinary indexes. So filters, writes, uniqueness checks, the
-integrity checker and `clean_indexes`/`rebuild_indexes` see plain indexes.
-
-A leaf is an instance of a subclass of the composed index class (a `TextRangeIndex` leaf is
-still a `TextRangeIndex`) that knows the chain of multi-indexes it comes from, outermost
-first:
-
-- Values: the leaf's `normalize` applies the transforms of that chain, outermost first,
-  then the leaf's own `transform`. A transform returning None means "no entry for this
-  value". Transforms take `(value)` or `(self, value)`; `self` is then the leaf. Filter values
-  are not transformed (as for any index, see "Indexes and filters"): filter with the
-  transformed value.
-- Storage: a leaf's identity (the part of its keys naming the index) is the leaf's own one
-  (`key or default_key`, then `+prefix`), preceded by the `key` of every multi-index of the
-  chain that has one, joined with '/': `compose([TextRangeIndex], key='a')` stores in
-  `<model>:idx:<field>:a/text-range`. This is what `key` is for: two composed indexes of the
-  same class, not prefixed, get distinct keys. Two leaves of one field sharing an identity (so
-  a key) raise ImplementationError when the model is created.
-- Filters: a leaf keeps its own `prefix` and suffixes, so `field__<prefix>__<suffix>=value`
-  finds it; when several leaves answer a filter, the first one (in composition order) does.
-- Uniqueness: of the leaves a multi-index gives a field, only the first one that handles
-  uniqueness checks it (the full value, e.g. the full date+time of `DateTimeIndex`, not the
-  date alone); `configure(handle_uniqueness=False)` on a multi-index turns it off for all its
-  leaves.
-- `isinstance(leaf, SomeMultiIndexes)` is true for the leaves coming from it, so
-  `field.clean_indexes(index_class=DateIndexParts)` cleans only those leaves.
-
-`configure(...)` works on a multi-index class too (`name`, `key`, `transform`,
-`handle_uniqueness`; a multi-index has no prefix of its own). As for any index, configuring a
-`transform` on a class that already has one *replaces* it, it does not chain:
-`TimeRangeIndex.configure(prefix='time', transform=lambda v: v[11:])` only applies `v[11:]`.
-Transforms chain only through composition.
+`MultiIndexes.compose([IndexA, IndexB, ...], name=, key=, transform=)` makes an index class
+that is never instantiated: when a model is created, `expand` turns it into its *leaves*
+(subclasses of the composed classes knowing the chain of multi-indexes they come from),
+which the field keeps as ordinary indexes. How transforms, filters, storage names and
+uniqueness work for leaves: the chapter "Indexes and filters", Multi-indexes.
 """
 
 from __future__ import annotations
