@@ -7,7 +7,7 @@ that any value, with any character, maps to exactly one place:
 
 - `EqualIndex`: a set of pks per value, `<model>:idx:<field>:<identity>:<value>`.
 - `TextRangeIndex`: one sorted set, all scores 0, members `<escaped value>\\0\\0<pk>`,
-  queried with ZRANGEBYLEX (byte-wise, memcmp order, as the manual states).
+  queried with ZRANGEBYLEX (byte-wise, memcmp order, as in redis-limpyd).
 - `NumberRangeIndex`: one sorted set, score = the value as a double, members as for the text
   index so a multi-value field can hold several numbers. It only takes decimal numbers (see
   `parse_number`); unique, it also keeps a set of pks per exact number,

@@ -31,7 +31,7 @@ SORTED_SCORE = "sorted_score"
 
 
 class ExtendedCollectionManager(CollectionManager):
-    """A collection with the extras of the manual's Extended collection chapter."""
+    """A collection with the extras of redis-limpyd's extended collections."""
 
     def __init__(self, model: type[RedisModel]) -> None:
         super().__init__(model)
