@@ -51,7 +51,7 @@ class UnknownFieldError(ImplementationError):
 
 
 class MultipleObjectsReturned(LimpydException, ValueError):
-    """`get()` found several instances; a `ValueError`, as the manual documents."""
+    """`get()` found several instances; a `ValueError`, as in redis-limpyd."""
 
 
 class ConflictError(LimpydException):

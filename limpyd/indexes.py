@@ -7,7 +7,7 @@ that any value, with any character, maps to exactly one place:
 
 - `EqualIndex`: a set of pks per value, `<model>:idx:<field>:<identity>:<value>`.
 - `TextRangeIndex`: one sorted set, all scores 0, members `<escaped value>\\0\\0<pk>`,
-  queried with ZRANGEBYLEX (byte-wise, memcmp order, as the manual states).
+  queried with ZRANGEBYLEX (byte-wise, memcmp order, as in redis-limpyd).
 - `NumberRangeIndex`: one sorted set, score = the value as a double, members as for the text
   index so a multi-value field can hold several numbers. It only takes decimal numbers (see
   `parse_number`); unique, it also keeps a set of pks per exact number,
@@ -151,7 +151,7 @@ class BaseIndex:
         if suffix == "in":
             return [atom for item in value for atom in self.atoms("eq", item, hkey)]
         # Filter values are compared as given: with a `transform`, the query passes the
-        # transformed value (manual 2.5.5.1).
+        # transformed value (chapter "Indexes and filters", configured indexes).
         return self._atoms(suffix or "eq", self.field.filter_text(value), hkey)
 
     def _atoms(self, suffix: str, value: str, hkey: str | None) -> list[Atom]:

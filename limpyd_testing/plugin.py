@@ -1,59 +1,7 @@
 """The `limpyd` pytest plugin: run limpyd tests in memory, on a real Redis, on a Redis Cluster.
 
-Installed with limpyd (entry point `pytest11: limpyd`), nothing to enable. A test asks for a
-database with a fixture and runs on the backends the session selects::
-
-    def test_create(limpyd_database):
-        class Person(model.RedisModel):
-            database = limpyd_database
-            name = model.StringField(indexable=True)
-        ...
-
-Options
--------
-Each setting is a command-line option, an environment variable and an ini key (in
-`pytest.ini`, `[tool.pytest.ini_options]`...). Precedence: command line, then environment,
-then ini file, then the default.
-
-=========================  ========================  =======================  ==============
-command line               environment               ini key                  default
-=========================  ========================  =======================  ==============
---limpyd-backend=KIND      LIMPYD_BACKEND            limpyd_backend           fake
---limpyd-redis-url=URL     LIMPYD_REDIS_URL          limpyd_redis_url         (start a server)
---limpyd-cluster-url=URL   LIMPYD_CLUSTER_URL        limpyd_cluster_url       (start a cluster)
---limpyd-redis-server=P    LIMPYD_REDIS_SERVER       limpyd_redis_server      redis-server on PATH
---limpyd-require-redis     LIMPYD_REQUIRE_REDIS      limpyd_require_redis     false
---limpyd-flush-existing    LIMPYD_FLUSH_EXISTING     limpyd_flush_existing    false
-=========================  ========================  =======================  ==============
-
-- `KIND` is `fake` (in-memory fakeredis), `redis` (a real server), `cluster` (a Redis
-  Cluster), `both` (fake and redis: every test that uses the fixtures runs twice, with ids
-  `[fake]` and `[redis]`) or `all` (the three, `[cluster]` too).
-- Real backend without a URL: a throw-away `redis-server` (`limpyd_testing.server`) is started
-  on a free loopback port for the session (one per pytest-xdist worker) and stopped at its end.
-  Cluster backend without a URL: likewise a throw-away cluster of three primaries
-  (`limpyd_testing.cluster`), one per worker. A cluster has only db 0: a test asking the
-  factory for another db fails with a message saying so; a given cluster serves one worker.
-- With a URL: the session refuses to start when that db holds keys, unless
-  `--limpyd-flush-existing`: tests never destroy data they did not create. Under pytest-xdist,
-  worker `gwN` uses db `db + N`.
-- No server requested and none can be started (no `redis-server` found): the `[redis]` (and
-  `[cluster]`) tests are skipped with a reason, or, with `--limpyd-require-redis`, the session
-  fails with an error. A server, cluster or executable named by a setting that cannot be
-  used is always an error: the session stops before any test.
-- The boolean settings take `1/true/yes/on` or `0/false/no/off` in the environment and the ini
-  file; `--no-limpyd-require-redis` and `--no-limpyd-flush-existing` override them.
-- ini `limpyd_databases` (one `package.module:attribute` a line): the application's own
-  `RedisDatabase` objects, re-pointed to the test database for every test and put back after.
-
-Fixtures
---------
-`limpyd_backend` (`"fake"`, `"redis"` or `"cluster"`), `limpyd_database`, `limpyd_database_factory`,
-`limpyd_redis`, `limpyd_server` (session), `limpyd_commands`, `limpyd_redirect_databases`.
-
-Marker
-------
-`@pytest.mark.limpyd_backends("redis")` runs a test only on the backends named.
+Installed with limpyd (entry point `pytest11: limpyd`), nothing to enable. Its options,
+fixtures and marker: the chapter "Testing with limpyd_testing" of the documentation.
 """
 
 from __future__ import annotations

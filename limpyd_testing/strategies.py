@@ -1,18 +1,18 @@
 """Hypothesis strategies for limpyd models: values fields accept, creation kwargs, filters.
 
-::
+```python
+from hypothesis import given
+from limpyd_testing import strategies as lst
 
-    from hypothesis import given
-    from limpyd_testing import strategies as lst
-
-    @given(lst.model_values(Person))
-    def test_create(values):
-        Person(**values)
+@given(lst.model_values(Person))
+def test_create(values):
+    Person(**values)
+```
 
 - `texts()`: the text values are drawn from. Small, and awkward on purpose: empty, spaces,
   colons, glob characters (`* ? [ ] \\`), NUL, non-ASCII, numbers written in many ways, and
   non-UTF-8 bytes (as limpyd returns them: lone surrogates U+DC80..U+DCFF, see
-  `docs/decisions.md`). Every text is *canonical*: it is exactly what Redis gives back.
+  "Design decisions", Values). Every text is *canonical*: it is exactly what Redis gives back.
 - `scores()`: finite sorted-set scores, ties frequent.
 - `stored_text(value)`: the text Redis stores for a value as redis-py sends it.
 - `disguises(text)`: values limpyd must accept that are stored as `text` (bytes, str
@@ -129,7 +129,7 @@ def numbers() -> SearchStrategy[int | float]:
     )
 
 
-#: The texts a NumberRangeIndex takes (docs/decisions.md, Values).
+#: The texts a NumberRangeIndex takes ("Design decisions", Values).
 _DECIMAL = re.compile(r"[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|(?i:inf))")
 
 
@@ -305,7 +305,7 @@ def field_values(
     if is_related(field):
         items = _pool(pks, field)
     elif items is None:
-        # a NumberRangeIndex takes decimal numbers only (docs/decisions.md, Values)
+        # a NumberRangeIndex takes decimal numbers only ("Design decisions", Values)
         numeric = any(isinstance(index, NumberRangeIndex) for index in field.indexes)
         items = _number_texts().filter(_DECIMAL.fullmatch) if numeric else texts()
     if isinstance(field, StringField | InstanceHashField):

@@ -55,7 +55,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 #: What a mutant's copy of the repository holds.
-COPIED = ("limpyd", "limpyd_testing", "properties", "tests", "pyproject.toml", "README.md")
+COPIED = ("limpyd", "limpyd_testing", "properties", "tests", "docs", "pyproject.toml", "README.md")
 SUITES = ("properties", "tests")
 #: Tests that monkeypatch bugs of their own and assert a machine fails: not run here.
 BROKEN_BUILDS = "properties/test_broken_builds.py"

@@ -2,11 +2,14 @@
 its comments give checked: an example cannot go stale.
 
 The blocks of one file run in order in one namespace (a chapter builds on its earlier
-blocks). Every database an example makes (`RedisDatabase.from_url(...)`) is a new database
-on the test's backend. A comment on an expression's line is its result when it reads as a
-Python literal (`# ['1', '2']`; text after ` (` is a note: `# 0 (or: ...)`), or the exception
-it raises (`# UniquenessError: message`); any other comment is prose. A block that is not an
-example to run says so in an HTML comment right above it: `<!-- not run: why -->`.
+blocks). Every database an example makes (`RedisDatabase.from_url(...)`, or
+`PipelineDatabase.from_url(...)`) is a new database of that class on the test's backend. A
+comment on an expression's line is its result when it reads as a Python literal
+(`# ['1', '2']`; text after ` (` is a note: `# 0 (or: ...)`), or the exception it raises
+(`# UniquenessError: message`); any other comment is prose. A block that is not an example
+to run says so in an HTML comment right above it: `<!-- not run: why -->`; one that needs
+a real server, `<!-- real server: why -->`: it runs on the redis backend only (a standalone
+server, whose replies a cluster client may shape otherwise).
 """
 
 from __future__ import annotations
@@ -88,15 +91,21 @@ def run_block(code: str, namespace: dict[str, Any], where: str) -> int:
 
 
 @pytest.mark.parametrize("path", FILES, ids=[str(p.relative_to(ROOT)) for p in FILES])
-def test_every_example_runs_and_gives_what_it_says(path, limpyd_database_factory, monkeypatch):
+def test_every_example_runs_and_gives_what_it_says(
+    path, limpyd_database_factory, limpyd_backend, monkeypatch
+):
     examples = list(blocks(path))
     monkeypatch.setattr(
-        RedisDatabase, "from_url", classmethod(lambda cls, url, **kw: limpyd_database_factory())
+        RedisDatabase,
+        "from_url",
+        classmethod(lambda cls, url, **kw: limpyd_database_factory(cls=cls)),
     )
     namespace: dict[str, Any] = {"__name__": "doc_example"}
     ran = 0
     for line, mark, code in examples:
         if mark and mark.startswith("not run:"):
+            continue
+        if mark and mark.startswith("real server:") and limpyd_backend != "redis":
             continue
         run_block(code, namespace, f"{path.name}:{line}")
         ran += 1

@@ -12,7 +12,7 @@ from redis.retry import Retry
 __all__ = ["CLIENT_DEFAULTS", "Backend", "redact_url"]
 
 #: Options every client gets unless the caller overrides them: values come back as `str`
-#: (the manual's examples), bytes that are not UTF-8 survive the round trip, replies use
+#: (as in redis-limpyd), bytes that are not UTF-8 survive the round trip, replies use
 #: RESP2, whose shapes the ORM parses (redis-py 8 would otherwise negotiate RESP3), and
 #: commands are never sent twice.
 CLIENT_DEFAULTS: dict[str, Any] = {

@@ -4,7 +4,7 @@
 - `check [--repair]`: check indexes and relations (`limpyd.integrity`); exit status 1 when
   problems remain;
 - `migrate-from-redis-limpyd`: move data written by redis-limpyd to limpyd's layout
-  (`limpyd.migration`, docs/coming-from-redis-limpyd.md).
+  (`limpyd.migration`, chapter "Coming from redis-limpyd").
 
 Each prints the database it works on first. A mistake (a module that does not import, a bad
 URL, a server that does not answer, an in-memory URL that no other process can see) is one

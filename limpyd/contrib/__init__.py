@@ -1,2 +1,2 @@
-"""Optional extensions of limpyd's core (manual, Contrib): related fields, pipelines,
+"""Optional extensions of limpyd's core (redis-limpyd's contrib): related fields, pipelines,
 extended collections, multi-indexes."""

@@ -1,7 +1,7 @@
-"""`ExtendedCollectionManager` (manual 2.8): values, chained filters, intersections, sort by
-score, fields as arguments, and stored results.
+"""`ExtendedCollectionManager` (chapter "Collections"): values, chained filters,
+intersections, sort by score, fields as arguments, and stored results.
 
-As the manual shows, `filter`, `intersect`, `sort`, `instances`, `values`, `values_list` and
+As in redis-limpyd, `filter`, `intersect`, `sort`, `instances`, `values`, `values_list` and
 `primary_keys` change the collection itself and return it; slicing returns a new one. Every
 evaluation is still one script call: values come back with the pks, not one round trip per
 row.
@@ -31,7 +31,7 @@ SORTED_SCORE = "sorted_score"
 
 
 class ExtendedCollectionManager(CollectionManager):
-    """A collection with the extras of the manual's Extended collection chapter."""
+    """A collection with the extras of redis-limpyd's extended collections."""
 
     def __init__(self, model: type[RedisModel]) -> None:
         super().__init__(model)

@@ -1,4 +1,5 @@
-"""`PipelineDatabase`: a database whose field commands can go through a pipeline (manual 2.7).
+"""`PipelineDatabase`: a database whose field commands can go through a pipeline
+(chapter "Pipelines").
 
 Inside `with database.pipeline() as pipeline:` the field commands of the current thread
 (or of every thread, with `share_in_threads=True`) are queued in a redis-py pipeline and

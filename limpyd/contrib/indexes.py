@@ -1,39 +1,10 @@
-"""Multi-indexes (manual 2.9): one index class on a field, many indexes behind it.
+"""Multi-indexes and the date and time indexes built with them, and `EndsWithIndex`.
 
-`MultiIndexes.compose([IndexA, IndexB, ...], name=, key=, transform=)` makes a new index
-class. It is never instantiated itself: when a model is created, `expand` turns it into the
-*leaves* it is made of (every composed index, multi-indexes expanded recursively), and the
-field keeps these leaves as ordinary indexes. So filters, writes, uniqueness checks, the
-integrity checker and `clean_indexes`/`rebuild_indexes` see plain indexes.
-
-A leaf is an instance of a subclass of the composed index class (a `TextRangeIndex` leaf is
-still a `TextRangeIndex`) that knows the chain of multi-indexes it comes from, outermost
-first:
-
-- Values: the leaf's `normalize` applies the transforms of that chain, outermost first,
-  then the leaf's own `transform`. A transform returning None means "no entry for this
-  value". Transforms take `(value)` or `(self, value)`; `self` is then the leaf. Filter values
-  are not transformed (as for any index, manual 2.5.5.1): filter with the transformed value.
-- Storage: a leaf's identity (the part of its keys naming the index) is the leaf's own one
-  (`key or default_key`, then `+prefix`), preceded by the `key` of every multi-index of the
-  chain that has one, joined with '/': `compose([TextRangeIndex], key='a')` stores in
-  `<model>:idx:<field>:a/text-range`. This is what `key` is for: two composed indexes of the
-  same class, not prefixed, get distinct keys. Two leaves of one field sharing an identity (so
-  a key) raise ImplementationError when the model is created.
-- Filters: a leaf keeps its own `prefix` and suffixes, so `field__<prefix>__<suffix>=value`
-  finds it; when several leaves answer a filter, the first one (in composition order) does.
-- Uniqueness: of the leaves a multi-index gives a field, only the first one that handles
-  uniqueness checks it (the full value, e.g. the full date+time of `DateTimeIndex`, not the
-  date alone); `configure(handle_uniqueness=False)` on a multi-index turns it off for all its
-  leaves.
-- `isinstance(leaf, SomeMultiIndexes)` is true for the leaves coming from it, so
-  `field.clean_indexes(index_class=DateIndexParts)` cleans only those leaves.
-
-`configure(...)` works on a multi-index class too (`name`, `key`, `transform`,
-`handle_uniqueness`; a multi-index has no prefix of its own). As for any index, configuring a
-`transform` on a class that already has one *replaces* it, it does not chain:
-`TimeRangeIndex.configure(prefix='time', transform=lambda v: v[11:])` only applies `v[11:]`.
-Transforms chain only through composition.
+`MultiIndexes.compose([IndexA, IndexB, ...], name=, key=, transform=)` makes an index class
+that is never instantiated: when a model is created, `expand` turns it into its *leaves*
+(subclasses of the composed classes knowing the chain of multi-indexes they come from),
+which the field keeps as ordinary indexes. How transforms, filters, storage names and
+uniqueness work for leaves: the chapter "Indexes and filters", Multi-indexes.
 """
 
 from __future__ import annotations
@@ -233,7 +204,7 @@ def _leaf_class(
     return type(index_class.__name__, (_ComposedLeaf, index_class), attrs)
 
 
-# The manual's date and time indexes (2.9.2). Values are 'YYYY-MM-DD HH:MM:SS' (the manual
+# redis-limpyd's date and time indexes. Values are 'YYYY-MM-DD HH:MM:SS' (the manual
 # writes 'YYYY-MM-SS', an evident typo), dates 'YYYY-MM-DD', times 'HH:MM:SS'. In the manual
 # the names 'DateIndex' and 'TimeIndex' are broken by the page layout ('DateIndex\n'): they
 # are written here without the line break.

@@ -1,4 +1,5 @@
-"""Related fields (manual 2.6): foreign keys and many-to-many relations between models.
+"""Related fields (chapter "Related models and deletion"): foreign keys and many-to-many
+relations between models.
 
 A related field stores pks of another model (`to`) and is always indexed, so the other side
 of the relation is a collection: `person.owned_groups(**filters)`. Wherever a value is

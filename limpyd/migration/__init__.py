@@ -1,7 +1,7 @@
 """Migrate a database written by redis-limpyd (1.3.x or 2.x) to limpyd's key layout.
 
 `python -m limpyd migrate-from-redis-limpyd app.models:Person ... --url URL` (see
-`docs/coming-from-redis-limpyd.md`). redis-limpyd keeps a model's keys under
+the chapter "Coming from redis-limpyd"). redis-limpyd keeps a model's keys under
 `<namespace>:<model>` (`ns:person:collection`, `ns:person:max_pk`, `ns:person:<pk>:<field>`,
 `ns:person:<pk>:hash` for the InstanceHashFields, and its index keys
 `ns:person:<field>:...`); limpyd's layout is in `limpyd.keys`. Given the limpyd models

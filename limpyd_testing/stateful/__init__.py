@@ -1,18 +1,19 @@
 """`ModelStateMachine`: property-test your own models against a pure-Python model of them.
 
-::
+```python
+from limpyd_testing.stateful import ModelStateMachine
 
-    from limpyd_testing.stateful import ModelStateMachine
+class PeopleMachine(ModelStateMachine):
+    models = [Person, Group]
 
-    class PeopleMachine(ModelStateMachine):
-        models = [Person, Group]
+def test_people(limpyd_database_factory):           # on the plugin's backend(s)
+    PeopleMachine.run(database_factory=limpyd_database_factory)
+```
 
-    def test_people(limpyd_database_factory):           # on the plugin's backend(s)
-        PeopleMachine.run(database_factory=limpyd_database_factory)
-
-The manual: docs/testing/state-machines.md. Modules: `values` (states and the texts Redis
-stores), `oracle` (what Redis should hold), `commands` (the model of the Redis commands, by
-type), `core`/`checks`/`expiry`/`machine` (the machine and its rules), `config` (databases).
+Its rules, invariants and limits: the chapter "State machines" of the documentation.
+Modules: `values` (states and the texts Redis stores), `oracle` (what Redis should hold),
+`commands` (the model of the Redis commands, by type), `core`/`checks`/`expiry`/`machine`
+(the machine and its rules), `config` (databases).
 """
 
 from limpyd_testing.stateful.config import (

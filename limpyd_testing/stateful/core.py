@@ -96,7 +96,7 @@ class MachineCore(RuleBasedStateMachine):
         cls, database_factory: DatabaseFactory | None = None, *, settings: Settings | None = None
     ) -> None:
         """Run the machine as a test: each example on a fresh database from
-        `database_factory` (see docs/testing/state-machines.md). `settings` default to the class's
+        `database_factory` (see the chapter "State machines"). `settings` default to the class's
         (`@settings(...)` on it); the deadline is turned off (an example is many steps)."""
         chosen = settings if settings is not None else cls.TestCase.settings
         chosen = Settings(chosen, deadline=None)

@@ -1,5 +1,5 @@
 """`ModelStateMachine`: property-test your own models against a pure-Python model of them
-(the manual: docs/testing/state-machines.md)."""
+(the chapter "State machines" of the documentation)."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def _held_pks(model: type[RedisModel]) -> Callable[[MachineCore], list[str]]:
 
 
 class ModelStateMachine(CheckRules, ExpiryRules, BatchRules):
-    """A state machine over the instances of `models` (docs/testing/state-machines.md).
+    """A state machine over the instances of `models` (chapter "State machines").
 
     Class attributes a subclass sets: `models` (required), `database_factory`,
     `field_texts` ({"Model.field": strategy of texts}), `max_instances` (per model),

@@ -37,7 +37,7 @@ def index_text(index: BaseIndex, value: str) -> str | None:
     return None if normalized is None else lst.canonical(normalized)
 
 
-#: What a NumberRangeIndex holds and answers (docs/decisions.md, Values): a decimal number,
+#: What a NumberRangeIndex holds and answers ("Design decisions", Values): a decimal number,
 #: `[+-]digits[.digits][e[+-]digits]` (`5.` and `.5` too), or an infinity.
 _DECIMAL = re.compile(r"[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|(?i:inf))")
 
