@@ -94,7 +94,7 @@ class CollectionManager:
 
     def _derive(self: _Collection) -> _Collection:
         """The collection a chaining call (`sort`, `instances`...) changes and returns: a
-        copy here (ExtendedCollectionManager changes itself, as the manual shows)."""
+        copy here (ExtendedCollectionManager changes itself, as in redis-limpyd)."""
         return self._clone()
 
     def _clone(self: _Collection) -> _Collection:

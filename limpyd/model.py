@@ -64,11 +64,11 @@ REAP_BATCH = 1000
 
 
 class RedisModel(metaclass=MetaRedisModel):
-    """Base of all models. See the manual's Models chapter."""
+    """Base of all models. See the chapter "Models and fields"."""
 
     _meta: ClassVar[ModelOptions]
     pk: ClassVar[PKField]
-    #: The names of the model's InstanceHashFields (redis-limpyd's name, which the manual's
+    #: The names of the model's InstanceHashFields (redis-limpyd's name, which redis-limpyd's
     #: `hmget_dict` example reads).
     _hashable_fields: ClassVar[list[str]]
     #: The RedisDatabase hosting this model (mandatory to use a concrete model).
