@@ -84,6 +84,18 @@ def make_models(db: RedisDatabase) -> dict[str, Any]:
     return {"Person": Person, "Team": Team}
 
 
+#: CPython 3.11's parser is not safe across threads (`ast.literal_eval` from several threads
+#: at once can raise "SystemError: AST constructor recursion depth mismatch"): workers parse
+#: the messages they read one at a time.
+_PARSING = threading.Lock()
+
+
+def _literal(text: str) -> Any:
+    """`ast.literal_eval(text)`, one thread at a time."""
+    with _PARSING:
+        return ast.literal_eval(text)
+
+
 _UNIQUE_MESSAGE = re.compile(r"(\w+)\.(\w+): value (.*) is already held by instance (.*)", re.S)
 
 
@@ -94,7 +106,7 @@ def parse_uniqueness_error(message: str) -> tuple[str, str, str, str] | None:
         return None
     model, field_name, value, holder = match.groups()
     try:
-        return model, field_name, ast.literal_eval(value), ast.literal_eval(holder)
+        return model, field_name, _literal(value), _literal(holder)
     except (ValueError, SyntaxError):
         return None
 
@@ -109,7 +121,7 @@ def missing_reference(message: str) -> tuple[str, str] | None:
     if match is None:
         return None
     try:
-        return match.group(1), ast.literal_eval(match.group(2))
+        return match.group(1), _literal(match.group(2))
     except (ValueError, SyntaxError):
         return None
 
