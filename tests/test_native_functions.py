@@ -200,3 +200,70 @@ def test_native_and_lua_reads_agree(db):
     assert native == scripted
     assert native[-1][1][0] == "E"  # INCR of a text: the error, reported
     assert client.exists("{t}:tmp") == 0
+
+
+def _read_call(name, *keys_and_args):
+    """The arguments of an FCALL of the `read` function: a state per key given."""
+    keys = ["{t}:probe", *keys_and_args]
+    argv = [item for i in range(2, len(keys) + 1) for item in ("state", "string", i, "")]
+    return [name, len(keys), *keys, *argv]
+
+
+def test_a_direct_call_answers_as_one_sent_through_the_server(db):
+    """A client's FCALL runs on the fake server at once; a pipeline's goes through the
+    server's command table: the same replies, values and errors."""
+    client = db.connection
+    lua.SCRIPT.load(client)
+    client.set("{t}:a", "\xe9t\xe9")
+    client.set("{t}:b", "2")
+    read = lua.SCRIPT.function("read")
+    calls = [
+        _read_call(read, "{t}:a", "{t}:b", "{t}:missing"),
+        [read, 1, "{t}:probe", "state", "kind-of-nothing", 1, ""],  # a refusal of the function
+        [read, 1, "{t}:probe", "state"],  # malformed: the arguments end too soon
+        ["limpyd_no_such_function", 0],
+    ]
+    for call in calls:
+        with client.pipeline(transaction=False) as pipe:
+            pipe.fcall(*call)
+            (through_server,) = pipe.execute(raise_on_error=False)
+        try:
+            direct = client.fcall(*call)
+        except redis.ResponseError as error:
+            assert type(error) is type(through_server) and str(error) == str(through_server)
+        else:
+            assert direct == through_server
+    assert client.fcall(*calls[0]) == [["\xe9t\xe9"], ["2"], []]
+
+
+def test_a_direct_call_sees_the_server_clock_and_its_state(db):
+    """Keys expired since the last command are gone for a direct call too, and a server
+    that was disconnected refuses it as any command."""
+    client = db.connection
+    lua.SCRIPT.load(client)
+    read = lua.SCRIPT.function("read")
+    client.set("{t}:a", "soon", px=1)
+    time.sleep(0.01)
+    assert client.fcall(*_read_call(read, "{t}:a")) == [[]]
+    server = client.connection_pool.get_connection()._server
+    server.connected = False
+    try:
+        with pytest.raises(redis.ConnectionError):
+            client.fcall(*_read_call(read, "{t}:a"))
+    finally:
+        server.connected = True
+
+
+def test_a_direct_call_is_checked_against_the_users_acl(db):
+    client = db.connection
+    lua.SCRIPT.load(client)
+    client.acl_setuser("reader", enabled=True, passwords=["+pw"], commands=["+get"], keys=["*"])
+    backend = db.backend
+    other = FakeBackend(name=backend.name, db=backend.db, username="reader", password="pw").client()
+    try:
+        assert other.get("{t}:a") is None
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            other.fcall(*_read_call(lua.SCRIPT.function("read"), "{t}:a"))
+    finally:
+        other.close()
+        client.acl_deluser("reader")

@@ -26,6 +26,7 @@ import importlib
 import math
 import re
 import threading
+import time
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, cast
 
@@ -56,6 +57,8 @@ def fakeredis_module() -> Any:
 FAKE_EXTRA = "the fake backend needs fakeredis with Lua: pip install 'limpyd[fake]'"
 
 _fake_servers: dict[str, Any] = {}
+#: A client of each named server, to empty it (see `FakeBackend.empty_server`).
+_admin_clients: dict[str, Any] = {}
 _fake_servers_lock = threading.Lock()
 
 
@@ -90,7 +93,7 @@ class FakeBackend(Backend):
             return server
 
     def client(self) -> redis.Redis:
-        client: redis.Redis = fakeredis_module().FakeRedis(
+        client: redis.Redis = _limpyd_fake_client_class()(
             server=self.server,
             db=self.db,
             connection_class=_limpyd_fake_connection_class(),
@@ -113,23 +116,28 @@ class FakeBackend(Backend):
         """Forget the named in-memory server (its data goes with it)."""
         with _fake_servers_lock:
             _fake_servers.pop(name, None)
+            admin = _admin_clients.pop(name, None)
+        if admin is not None:
+            admin.close()
 
     @classmethod
     def empty_server(cls, name: str) -> None:
         """Empty every db of the named in-memory server (FLUSHALL: its function libraries
-        stay, as on Redis); one left disconnected is dropped instead."""
+        stay, as on Redis); one left disconnected is dropped instead. Its client is kept from
+        call to call: the test plugin empties the server after every test."""
         with _fake_servers_lock:
             server = _fake_servers.get(name)
+            admin = _admin_clients.get(name)
         if server is None:
             return
         if not server.connected:
             cls.drop_server(name)
             return
-        client = cls(name=name).client()
-        try:
-            client.flushall()
-        finally:
-            client.close()
+        if admin is None:
+            admin = cls(name=name).client()
+            with _fake_servers_lock:
+                admin = _admin_clients.setdefault(name, admin)
+        admin.flushall()
 
 
 def _redis_float_text(value: Decimal) -> bytes:
@@ -246,6 +254,86 @@ def _native_call(
     return run
 
 
+_client_class: Any = None
+
+#: What `_call_natively` answers for a call the fake server's own FCALL must run.
+_NOT_NATIVE = object()
+
+
+def _limpyd_fake_client_class() -> Any:
+    """A fakeredis client whose FCALL of a limpyd function runs on the fake server at once:
+    redis-py's connection pool, retries and packing, and fakeredis's parsing of the command
+    and queueing of its reply, cost more than most functions themselves. It does what the
+    fake server does for any command (the ACL check, the server's clock, its lock), and
+    everything else goes the usual way (pipelines, other commands, a call not native)."""
+    global _client_class
+    if _client_class is not None:
+        return _client_class
+
+    from fakeredis import FakeRedis
+
+    class LimpydFakeRedis(FakeRedis):
+        def execute_command(self, *args: Any, **options: Any) -> Any:
+            if args[0] in _FUNCTION_CALLS and len(args) >= 3 and not options:
+                reply = self._call_natively(args)
+                if reply is not _NOT_NATIVE:
+                    return reply
+            return super().execute_command(*args, **options)
+
+        def _call_natively(self, args: tuple[Any, ...]) -> Any:
+            from fakeredis import _msgs as msgs
+            from fakeredis._helpers import SimpleError
+
+            pool = self.connection_pool
+            connection = pool.get_connection()
+            try:
+                fields = connection._fields(args)
+                socket = connection.get_socket()
+                server = socket._server
+                if not server.connected or socket._killed:
+                    raise socket._connection_error_class(msgs.CONNECTION_ERROR_MSG)
+                with server.lock:
+                    native = _native_call(
+                        socket, fields[1], fields[2], tuple(fields[3:]), fields[0] == b"FCALL_RO"
+                    )
+                    if native is None:
+                        return _NOT_NATIVE
+                    try:
+                        server.acl.validate_command(
+                            socket._client_info.user, socket._client_info, fields
+                        )
+                        _housekeeping(server)
+                        result = native()
+                    except SimpleError as error:
+                        result = error
+                result = socket._decode_result(result)
+                if isinstance(result, Exception):
+                    raise result
+                return connection._decode(result)
+            finally:
+                pool.release(connection)
+
+    _client_class = LimpydFakeRedis
+    return _client_class
+
+
+#: The command names of a function call, as redis-py sends them.
+_FUNCTION_CALLS = frozenset(("FCALL", "FCALL_RO"))
+
+
+def _housekeeping(server: Any) -> None:
+    """What the fake server does before any command: forget the sockets closed since, and
+    set its clock (expiry is read against it)."""
+    closed = server.closed_sockets
+    while closed:
+        socket = closed.pop()()
+        if socket is not None:
+            socket._cleanup(server)
+    now = time.time()
+    for db in server.dbs.values():
+        db.time = now
+
+
 def _limpyd_fake_connection_class() -> Any:
     """A fakeredis connection whose server computes float increments like Redis."""
     global _connection_class
@@ -312,7 +400,14 @@ def _limpyd_fake_connection_class() -> Any:
 
     class LimpydFakeConnection(FakeRedisConnection):
         """Hands each command to its socket as a list of byte strings: the RESP text redis-py
-        would pack and fakeredis parse again (quadratic in a command's size) is skipped."""
+        would pack and fakeredis parse again (quadratic in a command's size) is skipped.
+        It sends no CLIENT SETINFO on connecting: the client library's name and version are
+        for a real server's CLIENT LIST, and here two commands more for every connection."""
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.driver_info = None  # redis-py >= 7 (before, lib_name and lib_version)
+            self.lib_name = self.lib_version = None
 
         def _fields(self, args: tuple[Any, ...]) -> list[bytes]:
             # as redis-py's packer: a command name of several words is several arguments
