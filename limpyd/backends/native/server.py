@@ -13,7 +13,7 @@ import time
 from typing import Any, cast
 
 from fakeredis import _msgs
-from fakeredis._command_args_parsing import Float
+from fakeredis._command_args_parsing import Float, Int
 from fakeredis._core._database import Item
 from fakeredis._helpers import SimpleError, SimpleString
 from fakeredis.model import ExpiringMembersSet, Hash, ZSet, is_write_command
@@ -45,9 +45,11 @@ class Server:
         read = _READS.get(name)
         if read is not None and len(fields) == read[1]:
             try:
-                return read[0](socket._db, *fields)
+                reply = read[0](socket._db, *fields)
             except SimpleError as error:
                 return error
+            if reply is not _TABLE:
+                return reply
         write = _WRITES.get(name)
         if write is not None and not self.read_only and write[1](len(fields)):
             server = socket._server
@@ -220,6 +222,27 @@ def _exists(db: Any, key: bytes) -> int:
     return int(db.get(key) is not None)
 
 
+def _sinter(db: Any, key: bytes, other: bytes) -> list[bytes]:
+    first = _value(db, key, ExpiringMembersSet)  # both checked, as Redis does
+    second = _value(db, other, ExpiringMembersSet)
+    if first is None or second is None:
+        return []
+    if len(second) < len(first):
+        first, second = second, first
+    return [member for member in first if member in second]
+
+
+#: What a fast read answers to leave a call to the command table.
+_TABLE = object()
+
+
+def _zrange(db: Any, key: bytes, start: bytes, stop: bytes, option: bytes) -> Any:
+    """ZRANGE of a missing key (as the expiry zsets mostly are): the table does the rest."""
+    if (start, stop, option) == (b"0", b"0", b"WITHSCORES") and db.get(key) is None:
+        return []
+    return _TABLE
+
+
 #: name -> (read, number of arguments), for the names native functions send.
 _READS: dict[bytes, tuple[Any, int]] = {
     b"GET": (_get, 1),
@@ -231,6 +254,8 @@ _READS: dict[bytes, tuple[Any, int]] = {
     b"SCARD": (_scard, 1),
     b"ZSCORE": (_zscore, 2),
     b"EXISTS": (_exists, 1),
+    b"SINTER": (_sinter, 2),
+    b"ZRANGE": (_zrange, 4),
 }
 
 
@@ -295,8 +320,35 @@ def _del(db: Any, *keys: bytes) -> int:
     return deleted
 
 
+def _set(db: Any, key: bytes, value: bytes) -> bytes:
+    db.notify_watch(key)
+    item = db.setdefault(key, Item(None))  # of any type: SET replaces it, and its expiry
+    item.value = value
+    item.expireat = None
+    return b"OK"
+
+
+def _incr(db: Any, key: bytes) -> int:
+    item = db.get(key)
+    current = b"0"
+    if item is not None:
+        if type(item.value) is not bytes:
+            raise SimpleError(_msgs.WRONGTYPE_MSG)
+        current = item.value
+    total = Int.decode(current) + 1
+    encoded = Int.encode(total)  # refuses an overflow
+    db.notify_watch(key)
+    if item is None:
+        db[key] = Item(encoded)
+    else:
+        item.value = encoded  # its expiry stays
+    return total
+
+
 #: name -> (write, whether it takes that many arguments).
 _WRITES: dict[bytes, tuple[Any, Any]] = {
+    b"SET": (_set, lambda n: n == 2),
+    b"INCR": (_incr, lambda n: n == 1),
     b"SADD": (_sadd, lambda n: n >= 2),
     b"SREM": (_srem, lambda n: n >= 2),
     b"HSET": (_hset, lambda n: n >= 3 and n % 2 == 1),
