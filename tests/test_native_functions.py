@@ -303,3 +303,42 @@ def test_a_direct_call_is_checked_against_the_users_acl(db):
     finally:
         other.close()
         client.acl_deluser("reader")
+
+
+def test_a_direct_calls_connection_is_one_per_thread_and_closes_with_the_client(db):
+    import threading
+
+    client = db.backend.client()
+    lua.SCRIPT.load(client)
+    client.set("{t}:a", "1")
+    call = _read_call(lua.SCRIPT.function("read"), "{t}:a")
+    replies = []
+
+    def run():
+        replies.append(client.fcall(*call))
+
+    threads = [threading.Thread(target=run) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert client.fcall(*call) == [["1"]]
+    assert replies == [[["1"]]] * 3
+    before = len(db.connection.client_list())
+    client.close()
+    assert len(db.connection.client_list()) < before
+
+
+def test_a_killed_direct_connection_fails_once_then_connects_again(db):
+    client = db.connection
+    lua.SCRIPT.load(client)
+    call = _read_call(lua.SCRIPT.function("read"), "{t}:a")
+    assert client.fcall(*call) == [[]]
+    killer = db.backend.client()
+    try:
+        assert killer.client_kill_filter(skipme=True) >= 1
+    finally:
+        killer.close()
+    with pytest.raises(redis.ConnectionError):
+        client.fcall(*call)
+    assert client.fcall(*call) == [[]]

@@ -27,6 +27,7 @@ import math
 import re
 import threading
 import time
+import weakref
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, cast
 
@@ -137,7 +138,10 @@ class FakeBackend(Backend):
             admin = cls(name=name).client()
             with _fake_servers_lock:
                 admin = _admin_clients.setdefault(name, admin)
-        admin.flushall()
+        try:
+            admin.flushall()
+        except redis.ConnectionError:  # its connection was killed (CLIENT KILL): a new one
+            admin.flushall()
 
 
 def _redis_float_text(value: Decimal) -> bytes:
@@ -282,40 +286,65 @@ def _limpyd_fake_client_class() -> Any:
             return super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
 
         def _call_natively(self, args: tuple[Any, ...]) -> Any:
-            from fakeredis import _msgs as msgs
             from fakeredis._helpers import SimpleError
 
-            pool = self.connection_pool
-            connection: Any = pool.get_connection()  # a LimpydFakeConnection
-            try:
-                fields = connection._fields(args)
-                socket = connection.get_socket()
-                server = socket._server
-                if not server.connected or socket._killed:
-                    raise socket._connection_error_class(msgs.CONNECTION_ERROR_MSG)
-                with server.lock:
-                    native = _native_call(
-                        socket, fields[1], fields[2], tuple(fields[3:]), fields[0] == b"FCALL_RO"
-                    )
-                    if native is None:
-                        return _NOT_NATIVE
-                    try:
-                        server.acl.validate_command(
-                            socket._client_info.user, socket._client_info, fields
-                        )
-                        _housekeeping(server)
-                        result = native()
-                    except SimpleError as error:
-                        result = error
-                result = socket._decode_result(result)
-                if isinstance(result, Exception):
-                    raise result
-                return connection._decode(result)
-            finally:
-                pool.release(connection)
+            connection = self._own_connection()
+            fields = connection._fields(args)
+            socket = connection.get_socket()
+            server = socket._server
+            if not server.connected or socket._killed:
+                connection.disconnect()  # as redis-py does: the next call connects again
+                raise socket._connection_error_class("Connection closed by the fake server")
+            with server.lock:
+                native = _native_call(
+                    socket, fields[1], fields[2], tuple(fields[3:]), fields[0] == b"FCALL_RO"
+                )
+                if native is None:
+                    return _NOT_NATIVE
+                try:
+                    user = socket._client_info.user
+                    server.acl.validate_command(user, socket._client_info, fields)
+                    _housekeeping(server)
+                    result = native()
+                except SimpleError as error:
+                    result = error
+            result = socket._decode_result(result)
+            if isinstance(result, Exception):
+                raise result
+            return connection._decode(result)
+
+        def _own_connection(self) -> Any:
+            """This thread's connection for direct calls, kept: taking one from the pool and
+            giving it back costs more than most calls. It is not the pool's (a thread that
+            ends takes it along); `close()` closes it with the pool's."""
+            direct = self.__dict__.get("_limpyd_direct")
+            if direct is None:
+                direct = self.__dict__.setdefault("_limpyd_direct", _DirectConnections())
+            connection = getattr(direct.local, "connection", None)
+            if connection is None:
+                pool = self.connection_pool
+                connection = pool.connection_class(**pool.connection_kwargs)
+                direct.local.connection = connection
+                direct.made.add(connection)
+            return connection
+
+        def close(self) -> None:
+            direct = self.__dict__.get("_limpyd_direct")
+            if direct is not None:
+                for connection in list(direct.made):
+                    connection.disconnect()
+            super().close()
 
     _client_class = LimpydFakeRedis
     return _client_class
+
+
+class _DirectConnections:
+    """A fake client's connections for direct calls: one per thread."""
+
+    def __init__(self) -> None:
+        self.local = threading.local()
+        self.made: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 #: The command names of a function call, as redis-py sends them.
