@@ -443,20 +443,22 @@ def _limpyd_fake_connection_class() -> Any:
             # as redis-py's packer: a command name of several words is several arguments
             first = args[0].encode() if isinstance(args[0], str) else args[0]
             fields = first.split() if b" " in first else [first]
-            encoder = self.encoder
-            encoding, errors = encoder.encoding, encoder.encoding_errors
-            for arg in args[1:]:
-                kind = type(arg)  # the common kinds first, encoded as redis-py's Encoder does
-                if kind is str:
-                    fields.append(arg.encode(encoding, errors))
-                elif kind is bytes:
-                    fields.append(arg)
-                elif kind is int:
-                    fields.append(b"%d" % arg)
-                else:
-                    value = encoder.encode(arg)
-                    fields.append(value if type(value) is bytes else bytes(value))
+            encoding, errors = self.encoder.encoding, self.encoder.encoding_errors
+            fields += [
+                arg.encode(encoding, errors) if type(arg) is str else self._field(arg)
+                for arg in args[1:]
+            ]
             return fields
+
+        def _field(self, arg: Any) -> bytes:
+            """An argument other than a str, encoded as redis-py's Encoder does."""
+            kind = type(arg)
+            if kind is bytes:
+                return cast(bytes, arg)
+            if kind is int:
+                return b"%d" % arg
+            value = self.encoder.encode(arg)
+            return value if type(value) is bytes else bytes(value)
 
         def pack_command(self, *args: Any) -> list[Any]:
             return [_Command(self._fields(args))]

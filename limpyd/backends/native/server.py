@@ -43,7 +43,9 @@ class Server:
         socket = self.socket
         fields = [_argument(arg) for arg in args]
         read = _READS.get(name)
-        if read is not None and len(fields) == read[1]:
+        if read is not None and (
+            len(fields) == read[1] if read[1] >= 0 else len(fields) >= -read[1]
+        ):
             try:
                 reply = read[0](socket._db, *fields)
             except SimpleError as error:
@@ -222,6 +224,21 @@ def _exists(db: Any, key: bytes) -> int:
     return int(db.get(key) is not None)
 
 
+def _hmget(db: Any, key: bytes, *fields: bytes) -> list[Any]:
+    value = _value(db, key, Hash)
+    if value is None:
+        return [None] * len(fields)
+    return [value.get(field) for field in fields]
+
+
+def _mget(db: Any, *keys: bytes) -> list[Any]:
+    values = []
+    for key in keys:
+        item = db.get(key)
+        values.append(item.value if item is not None and type(item.value) is bytes else None)
+    return values
+
+
 def _sinter(db: Any, key: bytes, other: bytes) -> list[bytes]:
     first = _value(db, key, ExpiringMembersSet)  # both checked, as Redis does
     second = _value(db, other, ExpiringMembersSet)
@@ -243,8 +260,10 @@ def _zrange(db: Any, key: bytes, start: bytes, stop: bytes, option: bytes) -> An
     return _TABLE
 
 
-#: name -> (read, number of arguments), for the names native functions send.
+#: name -> (read, number of arguments: -n for n or more), for the names native functions send.
 _READS: dict[bytes, tuple[Any, int]] = {
+    b"HMGET": (_hmget, -2),
+    b"MGET": (_mget, -1),
     b"GET": (_get, 1),
     b"HGET": (_hget, 2),
     b"HEXISTS": (_hexists, 2),
