@@ -29,6 +29,16 @@ READS = [
     (b"ZSCORE", [[b"z", b"m"], [b"z", b"x"], [b"z", b"inf"], [b"set", b"m"], [b"missing", b"m"]]),
     (b"EXISTS", [[b"s"], [b"set"], [b"missing"], [b"gone"]]),
     (
+        b"SMISMEMBER",
+        [
+            [b"set", b"a"],
+            [b"set", b"z", b"a", b"\xc3\xa9"],
+            [b"missing", b"a", b"b"],
+            [b"h", b"a"],
+            [b"gone", b"a"],
+        ],
+    ),
+    (
         b"HMGET",
         [
             [b"h", b"f"],
@@ -128,6 +138,8 @@ WRITES = [
         ],
     ),
     (b"DEL", [[b"s"], [b"set", b"set", b"missing", b"h"], [b"gone"], [b"z"]]),
+    (b"ZREM", [[b"z", b"m"], [b"z", b"x"], [b"missing", b"m"], [b"set", b"a"], [b"z", b"m", b"x"]]),
+    (b"ZREM", [[b"z2", b"a", b"x", b"b"], [b"z2", b"c"]]),
     (b"SET", [[b"s", b"new"], [b"h", b"x"], [b"missing", b""], [b"ttl", b"v"], [b"gone", b"1"]]),
     (b"INCR", [[b"n"], [b"n"], [b"missing"], [b"ttl2"], [b"s"], [b"h"], [b"max"], [b"gone"]]),
     (b"INCR", [[b"spaced"], [b"plus"], [b"-0"], [b"neg"]]),
@@ -165,6 +177,7 @@ def test_each_fast_write_does_what_the_command_table_does(name, calls):
         client.sadd("set", "a", "b", "\xe9")
         client.zadd("z", {"m": 1.5})
         client.set("gone", "soon", px=1)
+        client.zadd("z2", {"a": 1, "b": 2, "c": 3})
         client.set("ttl", "7", ex=100)
         client.set("ttl2", "7", ex=100)
         client.mset({"n": "41", "max": "9223372036854775807", "spaced": " 1", "plus": "+1"})

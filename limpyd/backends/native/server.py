@@ -224,6 +224,13 @@ def _exists(db: Any, key: bytes) -> int:
     return int(db.get(key) is not None)
 
 
+def _smismember(db: Any, key: bytes, *members: bytes) -> list[int]:
+    value = _value(db, key, ExpiringMembersSet)
+    if value is None:
+        return [0] * len(members)
+    return [int(member in value) for member in members]
+
+
 def _hmget(db: Any, key: bytes, *fields: bytes) -> list[Any]:
     value = _value(db, key, Hash)
     if value is None:
@@ -262,6 +269,7 @@ def _zrange(db: Any, key: bytes, start: bytes, stop: bytes, option: bytes) -> An
 
 #: name -> (read, number of arguments: -n for n or more), for the names native functions send.
 _READS: dict[bytes, tuple[Any, int]] = {
+    b"SMISMEMBER": (_smismember, -2),
     b"HMGET": (_hmget, -2),
     b"MGET": (_mget, -1),
     b"GET": (_get, 1),
@@ -321,6 +329,17 @@ def _srem(db: Any, key: bytes, *members: bytes) -> int:
     return removed
 
 
+def _zrem(db: Any, key: bytes, *members: bytes) -> int:
+    item, value = _writable(db, key, ZSet)
+    size = len(value)
+    for member in members:
+        value.discard(member)
+    removed = size - len(value)
+    if removed:
+        _written(db, key, item, value)
+    return removed
+
+
 def _hset(db: Any, key: bytes, *pairs: bytes) -> int:
     item, value = _writable(db, key, Hash)
     size = len(value)
@@ -370,6 +389,7 @@ _WRITES: dict[bytes, tuple[Any, Any]] = {
     b"INCR": (_incr, lambda n: n == 1),
     b"SADD": (_sadd, lambda n: n >= 2),
     b"SREM": (_srem, lambda n: n >= 2),
+    b"ZREM": (_zrem, lambda n: n >= 2),
     b"HSET": (_hset, lambda n: n >= 3 and n % 2 == 1),
     b"DEL": (_del, lambda n: n >= 1),
 }
