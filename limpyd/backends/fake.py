@@ -265,36 +265,41 @@ _NOT_NATIVE = object()
 
 
 def _limpyd_fake_client_class() -> Any:
-    """A fakeredis client whose FCALL of a limpyd function runs on the fake server at once:
-    redis-py's connection pool, retries and packing, and fakeredis's parsing of the command
-    and queueing of its reply, cost more than most functions themselves. It does what the
-    fake server does for any command (the ACL check, the server's clock, its lock), and
-    everything else goes the usual way (pipelines, other commands, a call not native)."""
+    """A fakeredis client that hands each command to the fake server at once, on a
+    connection of its own per thread: redis-py's pool, retries and packing, and fakeredis's
+    parsing, cost more than most commands. A command runs through the server's command
+    table as from any connection; an FCALL of a limpyd function runs natively (see
+    `native`), with what the server does for any command (the ACL check, its clock, its
+    lock). Pipelines, pub/sub and single-connection clients go redis-py's way."""
     global _client_class
     if _client_class is not None:
         return _client_class
 
     from fakeredis import FakeRedis
+    from fakeredis import _msgs as msgs
+    from fakeredis._helpers import SimpleError
 
     class LimpydFakeRedis(FakeRedis):
         def execute_command(self, *args: Any, **options: Any) -> Any:
+            if self.connection is not None:  # a single-connection client
+                # type-ignored: redis-py leaves this method unannotated
+                return super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
+            connection = self._own_connection()
+            socket = connection.get_socket()
+            if not socket._server.connected or socket._killed:
+                connection.disconnect()  # as redis-py does: the next call connects again
+                raise socket._connection_error_class(msgs.CONNECTION_ERROR_MSG)
+            fields = connection._fields(args)
             if args[0] in _FUNCTION_CALLS and len(args) >= 3 and not options:
-                reply = self._call_natively(args)
+                reply = self._call_natively(connection, socket, fields)
                 if reply is not _NOT_NATIVE:
                     return reply
+            socket._process_command(fields)
             # type-ignored: redis-py leaves this method unannotated
-            return super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
+            return self.parse_response(connection, args[0], **options)  # type: ignore[no-untyped-call]
 
-        def _call_natively(self, args: tuple[Any, ...]) -> Any:
-            from fakeredis._helpers import SimpleError
-
-            connection = self._own_connection()
-            fields = connection._fields(args)
-            socket = connection.get_socket()
+        def _call_natively(self, connection: Any, socket: Any, fields: list[bytes]) -> Any:
             server = socket._server
-            if not server.connected or socket._killed:
-                connection.disconnect()  # as redis-py does: the next call connects again
-                raise socket._connection_error_class("Connection closed by the fake server")
             with server.lock:
                 native = _native_call(
                     socket, fields[1], fields[2], tuple(fields[3:]), fields[0] == b"FCALL_RO"
