@@ -366,3 +366,36 @@ def test_a_killed_direct_connection_fails_once_then_connects_again(db):
     with pytest.raises(redis.ConnectionError):
         client.fcall(*call)
     assert client.fcall(*call) == [[]]
+
+
+def test_a_plain_clients_commands_answer_as_redis_pys_own_way(db):
+    """The fake client sends a plain client's commands straight to the server; a pipeline's go
+    redis-py's way: the same parsed replies (callbacks, undecoded DUMP) and errors."""
+    client = db.connection
+    client.set("s", "t\xe9xt")
+    client.hset("h", mapping={"f": "1", "g": "2"})
+    client.zadd("z", {"m": 1.5, "n": -2})
+    calls = [
+        ("get", ("s",), {}),
+        ("get", ("missing",), {}),
+        ("hgetall", ("h",), {}),
+        ("zrange", ("z", 0, -1), {"withscores": True}),
+        ("dump", ("s",), {}),
+        ("incr", ("s",), {}),  # not an integer
+        ("lpush", ("h", "x"), {}),  # WRONGTYPE
+        ("execute_command", ("NOSUCHCOMMAND",), {}),
+        ("set", ("k", "v"), {"nx": True, "get": True}),
+        ("exists", ("s", "h", "missing"), {}),
+    ]
+    for name, args, kwargs in calls:
+        with client.pipeline(transaction=False) as pipe:
+            getattr(pipe, name)(*args, **kwargs)
+            (expected,) = pipe.execute(raise_on_error=False)
+        client.delete("k")
+        try:
+            got = getattr(client, name)(*args, **kwargs)
+        except redis.ResponseError as error:
+            assert type(error) is type(expected) and str(error) == str(expected), name
+        else:
+            assert got == expected, name
+        client.delete("k")

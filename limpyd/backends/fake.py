@@ -14,10 +14,14 @@ here, once, each covered by a test that runs on both backends:
   limpyd's), Redis once; the fake server here keeps each text's compiled function.
 - Commands: a fakeredis client packs each command into RESP text that the fake server then
   parses back (quadratic in a command's size); the fake connection here hands the server
-  the command's byte strings, as encoded by redis-py.
+  the command's byte strings, as encoded by redis-py. A plain client's commands skip
+  redis-py's pool, retries and reply queue too: each goes to the server at once, on a
+  connection the client keeps per thread (see `_limpyd_fake_client_class`).
 - limpyd's functions: fakeredis runs Lua through lupa, every `redis.call` crossing into its
   Python command machinery (the fake was slower than a loopback Redis); the fake server
   here runs a loaded limpyd function natively (see `limpyd.backends.native`).
+- Connecting: no CLIENT SETINFO (two commands per connection, for a real server's CLIENT
+  LIST); the plugin's emptying of the server after each test reuses one client.
 """
 
 from __future__ import annotations
