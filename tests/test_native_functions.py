@@ -399,3 +399,27 @@ def test_a_plain_clients_commands_answer_as_redis_pys_own_way(db):
         else:
             assert got == expected, name
         client.delete("k")
+
+
+@pytest.mark.parametrize(
+    "name,calls",
+    [(name, calls) for name, calls in READS if name in (b"GET", b"HGET", b"ZSCORE", b"ZRANGE")],
+    ids=lambda value: value.decode() if isinstance(value, bytes) else "",
+)
+def test_a_reader_answers_as_call(fake, name, calls):
+    client = fake.client()
+    socket = _socket(client)
+    server = Server(socket, read_only=True)
+    read = server.reader(name)
+    for args in calls:
+        with socket._server.lock:
+            socket._db.time = time.time()
+            expected = server.pcall(name, *args)
+            try:
+                got = read(*args)
+            except Exception as error:  # compared with pcall's error
+                got = error
+        assert type(got) is type(expected), (name, args)
+        assert (str(got) if type(got).__name__ == "SimpleError" else got) == (
+            str(expected) if type(expected).__name__ == "SimpleError" else expected
+        ), (name, args)

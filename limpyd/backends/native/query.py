@@ -107,6 +107,8 @@ class _Query:
     def __init__(self, server: Server, keys: list[bytes], args: list[bytes]) -> None:
         self.call = server.call
         self.server = server
+        # the reads of a sort, one for each result: looked up once
+        self.get, self.hget, self.zscore = (server.reader(name) for name in _SORT_READS)
         self.r = Arguments(keys, args)
         self.collection = b""
         self.prefix = b""
@@ -297,11 +299,11 @@ class _Query:
         elif by is None:
             raise ScriptFailure("Lua redis lib command arguments must be strings or integers")
         elif kind == _BY_STRING:
-            value = self.call(b"GET", self.prefix + pk + by)
+            value = self.get(self.prefix + pk + by)
         elif kind == _BY_HASH:
-            value = self.call(b"HGET", self.prefix + pk + self.hash_suffix, by)
+            value = self.hget(self.prefix + pk + self.hash_suffix, by)
         else:
-            value = self.call(b"ZSCORE", by, pk)
+            value = self.zscore(by, pk)
         if alpha:
             return b"" if value is None else value
         if not value:
@@ -398,6 +400,10 @@ class _Query:
         if _HOLE in flat:
             del flat[flat.index(_HOLE) :]
         return flat
+
+
+#: The reads of a sort's values (see `_Query.sort_key`).
+_SORT_READS = (b"GET", b"HGET", b"ZSCORE")
 
 
 def _plain_keys(nodes: list[Node]) -> list[bytes] | None:
