@@ -3,6 +3,7 @@ started (`limpyd_testing.server`, `limpyd_testing.cluster`) or was given by URL.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +16,7 @@ from redis.retry import Retry
 
 from limpyd.backends import RedisClusterBackend
 from limpyd.backends.base import redact_url
+from limpyd.backends.fake import fakeredis_module
 from limpyd.database import RedisDatabase
 from limpyd_testing.cluster import RedisClusterExecutor
 from limpyd_testing.options import LimpydOptions
@@ -172,7 +174,11 @@ class SessionState:
         )
 
     def prepare(self) -> None:
-        """Start (or check) what the selected real backends need, in this process."""
+        """Start (or check) what the selected backends need, in this process: the fake
+        server's modules are loaded here, as the real server is started, before the tests."""
+        if "fake" in self.options.backends:
+            with contextlib.suppress(ImportError):  # each fake test says what to install
+                fakeredis_module()
         if self.redis_selected and "redis" not in self.unavailable:
             self.prepare_real()
         if self.cluster_selected and "cluster" not in self.unavailable:
