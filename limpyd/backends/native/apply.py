@@ -159,9 +159,9 @@ class _ValueEntries:
                 _run(server, template.filled(value, escaped))
 
 
-def _run(server: Server, args: list[Any]) -> Any:
+def _run(server: Server, args: list[bytes]) -> Any:
     """Run the command `args` (its name first), as `redis.call`."""
-    return server.call(args[0], *args[1:])
+    return server.run(args)
 
 
 def _holds(server: Server, kind: bytes, key: bytes, sub: bytes, value: bytes) -> bool:

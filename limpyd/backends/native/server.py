@@ -42,8 +42,18 @@ class Server:
 
     def pcall(self, name: bytes, *args: Any) -> Any:
         """Run a command; its reply, or its error as a `SimpleError` (as `redis.pcall`)."""
+        return self._pcall(name, [_argument(arg) for arg in args])
+
+    def run(self, command: list[bytes]) -> Any:
+        """`call` of a command whose name and arguments are all bytes (as the commands an
+        apply call sends are): nothing to convert."""
+        reply = self._pcall(command[0], command[1:])
+        if type(reply) is SimpleError:
+            raise reply
+        return reply
+
+    def _pcall(self, name: bytes, fields: list[bytes]) -> Any:
         socket = self.socket
-        fields = [_argument(arg) for arg in args]
         read = _READS.get(name)
         if read is not None and (
             len(fields) == read[1] if read[1] >= 0 else len(fields) >= -read[1]
@@ -314,9 +324,16 @@ def _writable(db: Any, key: bytes, kind: type) -> tuple[Any, Any]:
     return item, item.value
 
 
+def _signal(db: Any, key: bytes) -> None:
+    """Signal a write of `key` to the clients WATCHing it and those blocked on the db (as
+    fakeredis's `notify_watch`), when there are any."""
+    if db._watches.get(key) or db.condition._waiters or db._change_callbacks:
+        db.notify_watch(key)
+
+
 def _written(db: Any, key: bytes, item: Any, value: Any) -> None:
     """Store a modified value (dropping an emptied one) and signal its key's watchers."""
-    db.notify_watch(key)
+    _signal(db, key)
     if not value:
         db.pop(key, None)
     elif item is None:
@@ -365,14 +382,14 @@ def _del(db: Any, *keys: bytes) -> int:
     deleted = 0
     for key in dict.fromkeys(keys):
         if db.get(key) is not None:
-            db.notify_watch(key)
+            _signal(db, key)
             db.pop(key, None)
             deleted += 1
     return deleted
 
 
 def _set(db: Any, key: bytes, value: bytes) -> bytes:
-    db.notify_watch(key)
+    _signal(db, key)
     item = db.setdefault(key, Item(None))  # of any type: SET replaces it, and its expiry
     item.value = value
     item.expireat = None
@@ -388,7 +405,7 @@ def _incr(db: Any, key: bytes) -> int:
         current = item.value
     total = Int.decode(current) + 1
     encoded = Int.encode(total)  # refuses an overflow
-    db.notify_watch(key)
+    _signal(db, key)
     if item is None:
         db[key] = Item(encoded)
     else:
