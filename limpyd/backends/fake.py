@@ -454,18 +454,19 @@ def _limpyd_fake_connection_class() -> Any:
             fields = first.split() if b" " in first else [first]
             encoding, errors = self.encoder.encoding, self.encoder.encoding_errors
             fields += [
-                arg.encode(encoding, errors) if type(arg) is str else self._field(arg)
+                arg.encode(encoding, errors)
+                if type(arg) is str
+                else b"%d" % arg
+                if type(arg) is int
+                else self._field(arg)
                 for arg in args[1:]
             ]
             return fields
 
         def _field(self, arg: Any) -> bytes:
-            """An argument other than a str, encoded as redis-py's Encoder does."""
-            kind = type(arg)
-            if kind is bytes:
-                return cast(bytes, arg)
-            if kind is int:
-                return b"%d" % arg
+            """An argument other than a str or an int, encoded as redis-py's Encoder does."""
+            if type(arg) is bytes:
+                return arg
             value = self.encoder.encode(arg)
             return value if type(value) is bytes else bytes(value)
 
