@@ -7,7 +7,9 @@ and deletes instances of a model with 5 indexed fields, through the plugin's
 `limpyd_database` fixture), then runs it with `--limpyd-backend=fake` and with
 `--limpyd-backend=redis` (a server the plugin starts), in pytest processes of their own,
 alternating R times, and prints the fastest run of each (the target: the fake at least 2x
-faster). A measurement, not a test: the machine's load moves it.
+faster), whole processes, pytest's session, and the tests' own work (the sum of their call
+phases, without pytest's work around them). A measurement, not a test: the machine's load
+moves it.
 """
 
 from __future__ import annotations
@@ -19,6 +21,24 @@ from pathlib import Path
 from pytest_runs import pytest_times, report
 
 MODULE = "test_suite_speed_module.py"
+
+#: A plugin (loaded with -p) writing the sum of the tests' call phases to CALLS.
+PLUGIN = "suite_speed_calls"
+CALLS = "calls.txt"
+PLUGIN_TEXT = f"""
+total = 0.0
+
+
+def pytest_runtest_logreport(report):
+    global total
+    if report.when == "call":
+        total += report.duration
+
+
+def pytest_sessionfinish(session):
+    with open({CALLS!r}, "w") as out:
+        out.write(repr(total))
+"""
 
 TEMPLATE = """
 import pytest
@@ -64,16 +84,20 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="also write the result to this file")
     args = parser.parse_args()
     times: dict[str, list[tuple[float, float]]] = {"fake": [], "redis": []}
-    with tempfile.TemporaryDirectory() as folder:
-        (Path(folder) / MODULE).write_text(TEMPLATE.format(n=args.tests))
+    calls: dict[str, list[float]] = {"fake": [], "redis": []}
+    with tempfile.TemporaryDirectory() as name:
+        folder = Path(name)
+        (folder / MODULE).write_text(TEMPLATE.format(n=args.tests))
+        (folder / f"{PLUGIN}.py").write_text(PLUGIN_TEXT)
         for _ in range(args.rounds):  # alternated, so that a change of load hits both
             for backend in times:
-                times[backend].append(
-                    pytest_times(Path(folder), MODULE, f"--limpyd-backend={backend}")
-                )
+                options = ("-p", PLUGIN, f"--limpyd-backend={backend}")
+                times[backend].append(pytest_times(folder, MODULE, *options))
+                calls[backend].append(float((folder / CALLS).read_text()))
     fake, real = min(times["fake"]), min(times["redis"])
     fake_tests = min(t for _, t in times["fake"])
     real_tests = min(t for _, t in times["redis"])
+    fake_calls, real_calls = min(calls["fake"]), min(calls["redis"])
     lines = [
         f"{args.tests} tests (create 5, filter, update, sadd, get, delete; 5 indexed fields), "
         f"fastest of {args.rounds} runs: fake {fake[0]:.2f} s, real redis-server {real[0]:.2f} s "
@@ -83,6 +107,9 @@ def main() -> None:
         f"the tests alone (pytest's session time, without the interpreter's start-up): "
         f"fake {fake_tests:.2f} s, real {real_tests:.2f} s, fake / real "
         f"{fake_tests / real_tests:.2f}",
+        f"the tests' own work (their call phases, without pytest's work around them): "
+        f"fake {fake_calls:.2f} s, real {real_calls:.2f} s, fake / real "
+        f"{fake_calls / real_calls:.2f}",
     ]
     report("Test suite speed", lines, args.out)
 
