@@ -50,7 +50,7 @@ def test_the_readme_links_to_every_chapter():
     assert "](CHANGELOG.md)" in readme
     # the README keeps its short parts only: the chapters hold the rest
     headings = re.findall(r"^## (.*)$", readme, re.M)
-    assert headings == ["Documentation", "Quick start", "Two commands", "Testing"]
+    assert headings == ["Documentation", "Quick start", "Two commands", "Performance", "Testing"]
 
 
 def test_the_changelog_page_includes_the_changelog():
