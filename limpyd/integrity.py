@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from limpyd.keys import HASH_SUFFIX
+from limpyd.maintenance import SCAN_COUNT, rebuild_together, together_pattern
 from limpyd.maintenance import batches as _batches
-from limpyd.maintenance import rebuild_together, together_pattern
 from limpyd.text import glob_escape, member_pk
 from limpyd.writes import read_states
 
@@ -154,7 +154,7 @@ class _Checker:
         holders: dict[str, list[str]] = {}
         members = (
             (key, pk)
-            for key in self.client.scan_iter(match=together_pattern(self.model), count=BATCH)
+            for key in self.client.scan_iter(match=together_pattern(self.model), count=SCAN_COUNT)
             for pk in self.client.sscan_iter(key, count=BATCH)
         )
         for chunk in _batches(members):
@@ -212,7 +212,7 @@ class _Checker:
         for index in field.indexes:
             unique = field.unique and index.handle_uniqueness
             for pattern in index.scan_patterns():
-                for keys in _batches(self.client.scan_iter(match=pattern, count=BATCH)):
+                for keys in _batches(self.client.scan_iter(match=pattern, count=SCAN_COUNT)):
                     for key, member, score in self._members(keys):
                         yield unique, key, member, score
 
@@ -278,7 +278,7 @@ class _Checker:
         start = self.meta.instance_prefix
         suffixes = [self.meta.field_suffix(f.name) for f in self.meta.data_fields] + [HASH_SUFFIX]
         pattern = glob_escape(start) + "*"
-        for chunk in _batches(self.client.scan_iter(match=pattern, count=BATCH)):
+        for chunk in _batches(self.client.scan_iter(match=pattern, count=SCAN_COUNT)):
             candidates = {
                 key: [key[len(start) : -len(s)] for s in suffixes if key.endswith(s)]
                 for key in chunk

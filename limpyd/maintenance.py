@@ -24,6 +24,11 @@ __all__ = ["batches", "clean_indexes", "rebuild_indexes", "rebuild_together", "t
 #: Keys deleted, or instances indexed, per round trip.
 BATCH = 500
 
+#: Keys of the keyspace one SCAN step walks (its COUNT). A SCAN for a pattern walks the whole
+#: keyspace whatever it matches: keys / SCAN_COUNT round trips (fakeredis also sorts every
+#: key on each step), where one step of 10,000 keys is about a millisecond of a server's time.
+SCAN_COUNT = 10_000
+
 
 def _selected(field: RedisField, index_class: type[BaseIndex] | None) -> list[BaseIndex]:
     return [i for i in field.indexes if index_class is None or isinstance(i, index_class)]
@@ -32,7 +37,7 @@ def _selected(field: RedisField, index_class: type[BaseIndex] | None) -> list[Ba
 def _delete_matching(connection: Any, pattern: str) -> int:
     deleted = 0
     batch: list[str] = []
-    for key in connection.scan_iter(match=pattern, count=BATCH):
+    for key in connection.scan_iter(match=pattern, count=SCAN_COUNT):
         batch.append(key)
         if len(batch) >= BATCH:
             deleted += connection.delete(*batch)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 from limpyd.database import RedisDatabase
+from limpyd.maintenance import SCAN_COUNT
 
 __all__ = ["snapshot"]
 
@@ -28,7 +29,7 @@ _READS: dict[str, Any] = {
 def snapshot(database: RedisDatabase) -> dict[str, tuple[str, Any]]:
     """{key: (type, content)} for every key of `database`."""
     connection = database.client
-    keys = sorted(set(connection.scan_iter()))
+    keys = sorted(set(connection.scan_iter(count=SCAN_COUNT)))
     result: dict[str, tuple[str, Any]] = {}
     for start in range(0, len(keys), BATCH):
         batch = keys[start : start + BATCH]

@@ -10,8 +10,8 @@ import redis
 from limpyd.backends import backend_from_url
 from limpyd.database import RedisDatabase
 from limpyd.integrity import check
-from limpyd.maintenance import rebuild_indexes, rebuild_together
-from limpyd.migration.source import BATCH, SHOWN, MigrationError, OldModel, in_batches
+from limpyd.maintenance import SCAN_COUNT, rebuild_indexes, rebuild_together
+from limpyd.migration.source import SHOWN, MigrationError, OldModel, in_batches
 from limpyd.migration.survey import KINDS, Survey, survey
 from limpyd.text import glob_escape
 
@@ -148,7 +148,7 @@ class Migration:
         """Delete every old key of the model (all under its old prefix)."""
         pattern = glob_escape(result.old.prefix) + ":*"
         deleted = 0
-        for keys in in_batches(self.source.scan_iter(match=pattern, count=BATCH)):
+        for keys in in_batches(self.source.scan_iter(match=pattern, count=SCAN_COUNT)):
             deleted += self.source.delete(*keys)
         self.say(f"{result.model.__name__}: {deleted} keys of redis-limpyd deleted")
 

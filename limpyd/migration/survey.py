@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from limpyd.exceptions import ImplementationError
-from limpyd.migration.source import BATCH, SHOWN, Instance, OldModel, State, in_batches, old_prefix
+from limpyd.maintenance import SCAN_COUNT
+from limpyd.migration.source import SHOWN, Instance, OldModel, State, in_batches, old_prefix
 from limpyd.text import glob_escape
 
 if TYPE_CHECKING:
@@ -175,7 +176,7 @@ def _count_keys(old: OldModel, result: Survey) -> None:
     names = {f.name for f in old.keyed_fields} | ({"hash"} if old.hash_fields else set())
     counts = result.keys
     pattern = glob_escape(old.prefix) + ":*"
-    for keys in in_batches(client.scan_iter(match=pattern, count=BATCH)):
+    for keys in in_batches(client.scan_iter(match=pattern, count=SCAN_COUNT)):
         rests = [key[start:] for key in keys]
         splits = [rest.rpartition(":") for rest in rests]
         with client.pipeline(transaction=False) as pipeline:
