@@ -49,6 +49,7 @@ READS = [
         ],
     ),
     (b"MGET", [[b"s"], [b"s", b"h", b"missing", b"gone", b"set", b"s"], [b"missing"]]),
+    (b"TYPE", [[b"s"], [b"h"], [b"set"], [b"z"], [b"missing"], [b"gone"], [b"list"]]),
     (
         b"SINTER",
         [
@@ -84,6 +85,7 @@ def fake():
     raw.hset("h", mapping={"f": "v", "g": ""})
     raw.sadd("set", "a", "b", "\xe9")
     raw.sadd("set2", "b", "\xe9", "c", "d")
+    raw.rpush("list", "a", "b")
     raw.zadd("z", {"m": 1.5, "inf": float("inf"), "n": -0.0})
     time.sleep(0.01)
     yield backend
@@ -109,7 +111,7 @@ def test_each_fast_read_answers_as_the_command_table(fake, name, calls):
             socket._db.time = time.time()
             native = Server(socket, read_only=True).pcall(name, *args)
         try:
-            expected = bytes_client.execute_command(name.decode(), *args)
+            expected = _through_the_table(bytes_client, name.decode(), *args)
         except redis.ResponseError as error:  # redis-py drops the ERR of an error's text
             assert type(native).__name__ == "SimpleError"
             assert native.value.removeprefix("ERR ") == str(error)
@@ -121,6 +123,17 @@ def test_each_fast_read_answers_as_the_command_table(fake, name, calls):
         elif name == b"ZSCORE" and expected is not None:  # redis-py parses the score
             native = float(native)
         assert native == expected, (name, args)
+
+
+def _through_the_table(client, *command):
+    """`command`'s reply from the fake server's command table: in a transaction, whose
+    commands are run by the table itself (a plain command may be a fast read too)."""
+    with client.pipeline(transaction=True) as pipe:
+        pipe.execute_command(*command)
+        (reply,) = pipe.execute(raise_on_error=False)
+    if isinstance(reply, Exception):
+        raise reply
+    return reply
 
 
 #: Each fast write, with argument lists covering new, existing, emptied and wrong keys.
@@ -386,9 +399,13 @@ def test_a_plain_clients_commands_answer_as_redis_pys_own_way(db):
         ("execute_command", ("NOSUCHCOMMAND",), {}),
         ("set", ("k", "v"), {"nx": True, "get": True}),
         ("exists", ("s", "h", "missing"), {}),
+        ("exists", ("h",), {}),
+        ("type", ("z",), {}),
+        ("type", ("missing",), {}),
     ]
     for name, args, kwargs in calls:
-        with client.pipeline(transaction=False) as pipe:
+        # the fast reads' reference is the table's, in a transaction
+        with client.pipeline(transaction=name in ("get", "hgetall", "exists", "type")) as pipe:
             getattr(pipe, name)(*args, **kwargs)
             (expected,) = pipe.execute(raise_on_error=False)
         client.delete("k")
