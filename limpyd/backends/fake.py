@@ -16,7 +16,8 @@ here, once, each covered by a test that runs on both backends:
   parses back (quadratic in a command's size); the fake connection here hands the server
   the command's byte strings, as encoded by redis-py. A plain client's commands skip
   redis-py's pool, retries and reply queue too: each goes to the server at once, on a
-  connection the client keeps per thread (see `_limpyd_fake_client_class`).
+  connection the client keeps per thread (see `_limpyd_fake_client_class`), and the reads
+  limpyd sends most are answered from the server's data (`_client_read`).
 - limpyd's functions: fakeredis runs Lua through lupa, every `redis.call` crossing into its
   Python command machinery (the fake was slower than a loopback Redis); the fake server
   here runs a loaded limpyd function natively (see `limpyd.backends.native`).
