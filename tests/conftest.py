@@ -61,13 +61,21 @@ def consistent():
 
 
 @pytest.fixture(scope="session")
-def redis_executable(pytestconfig: pytest.Config, limpyd_server) -> str | None:
-    """The redis-server the session uses, for tests starting servers of their own
-    (`limpyd_server` skips when there is none)."""
+def redis_server_path(pytestconfig: pytest.Config) -> str:
+    """The redis-server executable, for tests starting servers of their own (the plugin's
+    executors, faults, replicas). A session on the fake backend alone starts no server: they
+    are skipped there and run in any session with a real backend (failed there, when a real
+    server is required, if no executable is found)."""
     options = get_options(pytestconfig)
-    if find_redis_server(options.redis_server) is None:
-        message = "this test starts its own redis-server, and none was found"
+    if not {"redis", "cluster"} & set(options.backends):
+        pytest.skip(
+            "limpyd: starts redis-server processes, which a session on the fake backend alone "
+            "never does (--limpyd-backend=redis|cluster|both|all runs it)"
+        )
+    path = find_redis_server(options.redis_server)
+    if path is None:
+        message = f"no redis-server executable found ({options.redis_server or 'PATH'})"
         if options.require_redis:
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
-    return options.redis_server
+    return path

@@ -73,6 +73,25 @@ READS = [
             [b"missing", b"0", b"0", b"BYLEX"],
         ],
     ),
+    (
+        b"SSCAN",
+        [
+            [b"set", b"0", b"COUNT", b"10"],
+            [b"set", b"0", b"count", b"3"],
+            [b"set", b"0", b"COUNT", b"2"],
+            [b"set", b"2", b"COUNT", b"10"],
+            [b"set", b"0", b"MATCH", b"a"],
+            [b"set", b"0", b"COUNT", b"0"],
+            [b"set", b"0", b"COUNT", b"-1"],
+            [b"set", b"0", b"COUNT", b"010"],
+            [b"set", b"0", b"COUNT", b"99999999999999999999"],
+            [b"set", b"00", b"COUNT", b"10"],
+            [b"h", b"0", b"COUNT", b"10"],
+            [b"missing", b"0", b"COUNT", b"10"],
+            [b"missing", b"0", b"COUNT", b"0"],
+            [b"gone", b"0", b"COUNT", b"10"],
+        ],
+    ),
 ]
 
 
@@ -122,6 +141,8 @@ def test_each_fast_read_answers_as_the_command_table(fake, name, calls):
             native = dict(zip(native[::2], native[1::2], strict=True))
         elif name == b"ZSCORE" and expected is not None:  # redis-py parses the score
             native = float(native)
+        elif name == b"SSCAN":  # and the cursor
+            native = (int(native[0]), native[1])
         assert native == expected, (name, args)
 
 
@@ -388,6 +409,7 @@ def test_a_plain_clients_commands_answer_as_redis_pys_own_way(db):
     client.set("s", "t\xe9xt")
     client.hset("h", mapping={"f": "1", "g": "2"})
     client.zadd("z", {"m": 1.5, "n": -2})
+    client.sadd("set", "b", "a", "\xe9", "c")
     calls = [
         ("get", ("s",), {}),
         ("get", ("missing",), {}),
@@ -402,10 +424,17 @@ def test_a_plain_clients_commands_answer_as_redis_pys_own_way(db):
         ("exists", ("h",), {}),
         ("type", ("z",), {}),
         ("type", ("missing",), {}),
+        ("sscan", ("set", 0), {"count": 10}),
+        ("sscan", ("set", 0), {"count": 4}),
+        ("sscan", ("set", 0), {"count": 3}),
+        ("sscan", ("set", 0), {"count": 10, "match": "?"}),
+        ("sscan", ("h", 0), {"count": 10}),
+        ("sscan", ("missing", 0), {"count": 10}),
     ]
+    fast = ("get", "hgetall", "exists", "type", "sscan")
     for name, args, kwargs in calls:
         # the fast reads' reference is the table's, in a transaction
-        with client.pipeline(transaction=name in ("get", "hgetall", "exists", "type")) as pipe:
+        with client.pipeline(transaction=name in fast) as pipe:
             getattr(pipe, name)(*args, **kwargs)
             (expected,) = pipe.execute(raise_on_error=False)
         client.delete("k")

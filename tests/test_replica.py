@@ -95,12 +95,12 @@ def fill(models: dict[str, Any]) -> None:
 
 
 @pytest.fixture(scope="module")
-def replicated(redis_executable: str | None) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+def replicated(redis_server_path: str) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
     """The models on a primary and on a read-only replica of it, both started here, the
     primary filled."""
-    with RedisServerExecutor(redis_executable) as primary:
+    with RedisServerExecutor(redis_server_path) as primary:
         follow = ("--replicaof", primary.host, str(primary.port))
-        with RedisServerExecutor(redis_executable, extra_args=follow) as replica:
+        with RedisServerExecutor(redis_server_path, extra_args=follow) as replica:
             on_primary = RedisDatabase.from_url(primary.url)
             on_replica = RedisDatabase.from_url(replica.url)
             deadline = time.monotonic() + 20

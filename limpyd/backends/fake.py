@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import importlib
 import math
+import queue
 import re
 import threading
 import time
@@ -195,6 +196,49 @@ class _Command:
 
     def __init__(self, fields: list[bytes]) -> None:
         self.fields = fields
+
+
+class _Responses(queue.Queue[Any]):
+    """A fake socket's replies, in order: `put` and a `get` that finds one take no lock (a
+    deque's append and popleft are atomic), where `queue.Queue` takes its lock and signals
+    its condition on each, which cost as much as a fast read. Only a reader waiting for a
+    reply still to come (a subscriber's `listen()`) takes the lock."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._waiting = 0
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        self.queue.append(item)
+        if self._waiting:
+            with self.not_empty:
+                self.not_empty.notify()
+
+    def get(self, block: bool = True, timeout: float | None = None) -> Any:
+        items = self.queue
+        try:
+            return items.popleft()
+        except IndexError:
+            if not block:
+                raise queue.Empty from None
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self.not_empty:
+            self._waiting += 1  # before looking again: any put from now on notifies
+            try:
+                while not items:
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        raise queue.Empty
+                    self.not_empty.wait(remaining)
+            finally:
+                self._waiting -= 1
+        return items.popleft()
+
+    def qsize(self) -> int:
+        return len(self.queue)
+
+    def empty(self) -> bool:
+        return not self.queue
 
 
 class _CompilingRuntime:
@@ -410,7 +454,21 @@ def _limpyd_fake_connection_class() -> Any:
     from fakeredis._socket import FakeSocket
     from fakeredis.model import Hash
 
+    from limpyd.backends.native.server import TABLE
+
     class LimpydFakeSocket(FakeSocket):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.responses = _Responses()
+
+        def put_response(self, msg: Any) -> None:
+            responses = self.responses  # None once closed (maybe by another thread)
+            if responses is not None:
+                responses.put(msg)
+                ready = self.response_ready  # for FakeSelector, which clears it
+                if not ready.is_set():
+                    ready.set()
+
         @command(fixed=(Key(bytes), bytes))
         def incrbyfloat(self, key: Any, amount: bytes) -> bytes:
             total = _checked_sum(
@@ -447,6 +505,9 @@ def _limpyd_fake_connection_class() -> Any:
                     result = read(self._db, *fields[1:])
             except SimpleError as error:
                 result = error
+            if result is TABLE:
+                super()._process_command(fields)
+                return
             self.put_response(self._decode_result(result))
 
         def sendall(self, data: Any) -> None:

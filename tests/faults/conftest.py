@@ -17,8 +17,8 @@ from .rig import Rig
 
 
 @pytest.fixture(scope="session")
-def fault_server(redis_executable: str | None) -> Iterator[RedisServerExecutor]:
-    with RedisServerExecutor(redis_executable) as server:
+def fault_server(redis_server_path: str) -> Iterator[RedisServerExecutor]:
+    with RedisServerExecutor(redis_server_path) as server:
         yield server
 
 

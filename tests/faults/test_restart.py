@@ -22,8 +22,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.mark.limpyd_backends("redis")
 @pytest.mark.parametrize("style", ["url", "kwargs"])
-def test_server_restart(limpyd_backend, redis_executable, style):
-    server = RedisServerExecutor(redis_executable).start()
+def test_server_restart(limpyd_backend, redis_server_path, style):
+    server = RedisServerExecutor(redis_server_path).start()
     restarted: RedisServerExecutor | None = None
     db: RedisDatabase | None = None
     try:
@@ -43,7 +43,7 @@ def test_server_restart(limpyd_backend, redis_executable, style):
         with pytest.raises(redis.ConnectionError):
             ann.log.rpush("y")  # no silent success while the server is down
 
-        restarted = RedisServerExecutor(redis_executable, port=server.port).start()
+        restarted = RedisServerExecutor(redis_server_path, port=server.port).start()
         # The next call reconnects (and loads the script into the new server).
         assert list(Account.collection(city="paris")) == []
         # The instances the Python objects stand for are gone: writing to them is refused,

@@ -6,9 +6,6 @@ import contextlib
 
 import pytest
 
-from limpyd_testing.plugin import get_options
-from limpyd_testing.server import find_redis_server
-
 # The `pytester` fixture comes from `pytest_plugins = ["pytester"]` in tests/conftest.py:
 # pytest accepts `pytest_plugins` only in the top-level conftest.
 
@@ -40,16 +37,3 @@ def bare_path(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPath
     empty = tmp_path_factory.mktemp("bare-path")
     monkeypatch.setenv("PATH", str(empty))
     return empty
-
-
-@pytest.fixture(scope="session")
-def redis_server_path(request: pytest.FixtureRequest) -> str:
-    """The redis-server the outer session would use: skipped, or failed if required, if none."""
-    options = get_options(request.config)
-    path = find_redis_server(options.redis_server)
-    if path is None:
-        message = f"no redis-server executable found ({options.redis_server or 'PATH'})"
-        if options.require_redis:
-            pytest.fail(message)
-        pytest.skip(message)
-    return path

@@ -40,6 +40,7 @@ def test_testing_chapter_module_runs_on_both_backends(pytester, redis_server_pat
         "--limpyd-backend=both",
         f"--limpyd-redis-server={redis_server_path}",
         "--limpyd-require-redis",
+        "--hypothesis-seed=0",  # the same draws every run: its state machine's cost varies 5x
         "-p",
         "no:cacheprovider",
     )

@@ -20,7 +20,7 @@ from fakeredis._core._database import Item
 from fakeredis._helpers import SimpleError, SimpleString
 from fakeredis.model import ExpiringMembersSet, Hash, ZSet, is_write_command
 
-__all__ = ["CLIENT_READS", "Arguments", "ScriptFailure", "Server", "pk_of", "refusal"]
+__all__ = ["CLIENT_READS", "TABLE", "Arguments", "ScriptFailure", "Server", "pk_of", "refusal"]
 
 
 class ScriptFailure(Exception):
@@ -62,7 +62,7 @@ class Server:
                 reply = read[0](socket._db, *fields)
             except SimpleError as error:
                 return error
-            if reply is not _TABLE:
+            if reply is not TABLE:
                 return reply
         write = _WRITES.get(name)
         if write is not None and not self.read_only and write[1](len(fields)):
@@ -288,18 +288,38 @@ def _sinter(db: Any, key: bytes, other: bytes) -> list[bytes]:
 
 
 #: What a fast read answers to leave a call to the command table.
-_TABLE = object()
+TABLE = object()
 
 
 def _zrange(db: Any, key: bytes, start: bytes, stop: bytes, option: bytes) -> Any:
     """ZRANGE of a missing key (as the expiry zsets mostly are): the table does the rest."""
     if (start, stop, option) == (b"0", b"0", b"WITHSCORES") and db.get(key) is None:
         return []
-    return _TABLE
+    return TABLE
+
+
+def _sscan(db: Any, key: bytes, cursor: bytes, option: bytes, count: bytes) -> Any:
+    """SSCAN's first call when its COUNT covers the whole set (as the integrity checks' index
+    sets mostly are): every member, sorted as the table's snapshot, and the end cursor. The
+    table does the rest (a later cursor, a smaller or invalid COUNT, MATCH)."""
+    if (
+        cursor != b"0"
+        or option.upper() != b"COUNT"
+        or not count.isdigit()
+        or count.startswith(b"0")  # refused by the table, as a zero
+        or len(count) > 18  # in range of a long long
+    ):
+        return TABLE
+    value = _value(db, key, ExpiringMembersSet)
+    if value is None:
+        return [b"0", []]
+    if int(count) < len(value):
+        return TABLE
+    return [b"0", sorted(value)]
 
 
 #: The fast reads that leave some calls to the table.
-_PARTIAL_READS = frozenset((_zrange,))
+_PARTIAL_READS = frozenset((_zrange, _sscan))
 
 #: name -> (read, number of arguments: -n for n or more), for the names native functions send.
 _READS: dict[bytes, tuple[Any, int]] = {
@@ -318,6 +338,7 @@ _READS: dict[bytes, tuple[Any, int]] = {
     b"SINTER": (_sinter, 2),
     b"TYPE": (_type, 1),
     b"ZRANGE": (_zrange, 4),
+    b"SSCAN": (_sscan, 4),
 }
 
 
