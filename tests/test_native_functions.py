@@ -402,10 +402,14 @@ def test_a_killed_direct_connection_fails_once_then_connects_again(db):
     assert client.fcall(*call) == [[]]
 
 
-def test_a_plain_clients_commands_answer_as_redis_pys_own_way(db):
+@pytest.mark.parametrize("protocol,server_type", [(2, "redis"), (3, "redis"), (2, "dragonfly")])
+def test_a_plain_clients_commands_answer_as_redis_pys_own_way(protocol, server_type):
     """The fake client sends a plain client's commands straight to the server; a pipeline's go
-    redis-py's way: the same parsed replies (callbacks, undecoded DUMP) and errors."""
-    client = db.connection
+    redis-py's way: the same parsed replies (callbacks, undecoded DUMP) and errors, in both
+    protocols (fast reads answer RESP2 only: RESP3 has maps, sets and doubles)."""
+    name = f"plain-{time.monotonic_ns()}"
+    backend = FakeBackend(name=name, protocol=protocol, server_type=server_type)
+    client = backend.client()
     client.set("s", "t\xe9xt")
     client.hset("h", mapping={"f": "1", "g": "2"})
     client.zadd("z", {"m": 1.5, "n": -2})
@@ -430,8 +434,13 @@ def test_a_plain_clients_commands_answer_as_redis_pys_own_way(db):
         ("sscan", ("set", 0), {"count": 10, "match": "?"}),
         ("sscan", ("h", 0), {"count": 10}),
         ("sscan", ("missing", 0), {"count": 10}),
+        ("smembers", ("set",), {}),
+        ("zscore", ("z", "m"), {}),
+        ("zscore", ("z", "n"), {}),
+        ("zscore", ("z", "x"), {}),
+        ("zscore", ("h", "x"), {}),
     ]
-    fast = ("get", "hgetall", "exists", "type", "sscan")
+    fast = ("get", "hgetall", "exists", "type", "sscan", "smembers", "zscore")
     for name, args, kwargs in calls:
         # the fast reads' reference is the table's, in a transaction
         with client.pipeline(transaction=name in fast) as pipe:
@@ -445,6 +454,8 @@ def test_a_plain_clients_commands_answer_as_redis_pys_own_way(db):
         else:
             assert got == expected, name
         client.delete("k")
+    client.close()
+    FakeBackend.drop_server(backend.name)
 
 
 @pytest.mark.parametrize(
@@ -469,3 +480,44 @@ def test_a_reader_answers_as_call(fake, name, calls):
         assert (str(got) if type(got).__name__ == "SimpleError" else got) == (
             str(expected) if type(expected).__name__ == "SimpleError" else expected
         ), (name, args)
+
+
+#: ZADD argument lists (after the key) whose scores the native apply checks without a probe
+#: when the table's parser accepts them all.
+ZADD_ARGS = [
+    [b"1", b"m"],
+    [b"1.5", b"m", b"-inf", b"n", b"+inf", b"o", b"inf", b"p", b"-0", b"q", b"1e-400", b"r"],
+    [b"NX", b"CH", b"2", b"m"],
+    [b"nan", b"m"],
+    [b"", b"m"],
+    [b" 1", b"m"],
+    [b"1 ", b"m"],
+    [b"1e999", b"m"],
+    [b"0x10", b"m"],
+    [b"abc", b"m"],
+    [b"1\x00", b"m"],
+    [b"1", b"m", b"nan", b"n"],
+    [b"1", b"m", b"2"],
+    [b"1"],
+    [b"XX"],
+    [],
+]
+
+
+@pytest.mark.parametrize("args", ZADD_ARGS, ids=repr)
+@pytest.mark.parametrize("probe", [b"probe", b"s"])
+def test_zadd_scores_are_checked_as_the_probe_does(fake, args, probe):
+    """`_zadd_error` answers as the ZADD XX on the probe key it skips when the scores parse."""
+    from limpyd.backends.native.apply import _zadd_error
+
+    client = fake.client()
+    socket = _socket(client)
+    server = Server(socket, read_only=False)
+    command = [b"ZADD", b"z", *args]
+    flags = [arg for arg in args if arg in (b"NX", b"XX", b"CH")]
+    with socket._server.lock:
+        socket._db.time = time.time()
+        error = _zadd_error(server, probe, command)
+        probed = server.pcall(b"ZADD", probe, b"XX", *args[len(flags) :])
+    assert error == (probed.value.encode() if type(probed).__name__ == "SimpleError" else None)
+    assert client.exists("probe") == 0

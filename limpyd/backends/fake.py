@@ -408,7 +408,8 @@ _FUNCTION_CALLS = frozenset(("FCALL", "FCALL_RO"))
 def _client_read(socket: Any, fields: list[bytes]) -> Any:
     """The fast read answering the command `fields` on `socket` (see `native.server`), or None
     for the command table: another command or arity, or a connection in MULTI, subscribed,
-    or with its replies turned off."""
+    with its replies turned off, or speaking RESP3 (maps, sets and doubles) or to a server
+    shaped as Dragonfly (its doubles are written otherwise)."""
     from limpyd.backends.native.server import CLIENT_READS
 
     if not fields:
@@ -418,11 +419,13 @@ def _client_read(socket: Any, fields: list[bytes]) -> Any:
         return None
     arity = len(fields) - 1
     if (arity != read[1] if read[1] >= 0 else arity < -read[1]) or (
-        socket._queueing
+        socket._resp_version != 2
+        or socket._queueing
         or socket._pubsub
         or socket._reply_off
         or socket._reply_skip
         or socket._reply_skip_next
+        or socket._server.server_type == "dragonfly"
     ):
         return None
     return read[0]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from typing import Any, cast
 
+from fakeredis._command_args_parsing import Float
 from fakeredis._helpers import SimpleError
 
 from limpyd import protocol
@@ -181,6 +182,16 @@ def _zadd_error(server: Server, probe_key: bytes | None, args: list[bytes]) -> b
         i += 1
     if probe_key is None:
         raise ScriptFailure("limpyd: a ZADD to check without a probe key")
+    scores = args[i::2]
+    if scores and len(args) % 2 == i % 2 and server.socket._db.get(probe_key) is None:
+        # the table's own parser: scores it accepts are accepted; any other case asks it
+        try:
+            for score in scores:
+                Float.decode(score)
+        except SimpleError:
+            pass
+        else:
+            return None
     reply = server.pcall(b"ZADD", probe_key, b"XX", *args[i:])
     if type(reply) is SimpleError:
         return reply.value.encode()

@@ -458,10 +458,10 @@ _WRITES: dict[bytes, tuple[Any, Any]] = {
 }
 
 
-#: The fast reads whose reply a client sees as a function does (no double, no status
-#: other than TYPE's): a fake connection's command answered from the server's data.
+#: The fast reads whose reply a RESP2 client sees as a function does (doubles as text, no
+#: status other than TYPE's): a fake connection's command answered from the server's data.
 CLIENT_READS: dict[bytes, tuple[Any, int]] = {
-    name: read for name, read in _READS.items() if name not in (b"ZSCORE", b"ZRANGE")
+    name: read for name, read in _READS.items() if name != b"ZRANGE"
 }
 
 
