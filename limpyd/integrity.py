@@ -99,6 +99,26 @@ class _Checker:
     def report(self, kind: str, field: RedisField | None, detail: str) -> None:
         self.problems.append(Problem(kind, self.model, field, detail))
 
+    def present(self, entries: list[Entry]) -> list[bool]:
+        """Whether each (key, member, score) is stored: as a set member (score None) or with
+        that score. One round trip, with one SMISMEMBER or ZMSCORE per key, not per entry."""
+        groups: dict[tuple[str, bool], list[int]] = {}
+        for position, (key, _, score) in enumerate(entries):
+            groups.setdefault((key, score is None), []).append(position)
+        with self.client.pipeline(transaction=False) as pipeline:
+            for (key, in_set), positions in groups.items():
+                members = [entries[position][1] for position in positions]
+                if in_set:
+                    pipeline.smismember(key, members)
+                else:
+                    pipeline.zmscore(key, members)
+            replies = pipeline.execute()
+        found = [False] * len(entries)
+        for ((_, in_set), positions), answers in zip(groups.items(), replies, strict=True):
+            for position, answer in zip(positions, answers, strict=True):
+                found[position] = bool(answer) if in_set else answer == entries[position][2]
+        return found
+
     def pks(self) -> Iterator[str]:
         return self.client.sscan_iter(self.meta.collection_key, count=BATCH)
 
@@ -141,10 +161,7 @@ class _Checker:
         if not self.meta.unique_together:
             return
         wanted = [(key, pk) for pk, keys in self.combinations(pks).items() for key in keys]
-        with self.client.pipeline(transaction=False) as pipeline:
-            for key, pk in wanted:
-                pipeline.sismember(key, pk)
-            found = pipeline.execute()
+        found = self.present([(key, pk, None) for key, pk in wanted])
         for (key, pk), present in zip(wanted, found, strict=True):
             if not present:
                 self.report("missing", None, f"combination of {pk!r} in {key!r}")
@@ -186,22 +203,17 @@ class _Checker:
                 if field in related:
                     links += [(field, pk, value) for _, value in field.items_of(state)]
         for chunk in _batches(expected):
-            with self.client.pipeline(transaction=False) as pipeline:
-                for _, (key, member, score) in chunk:
-                    if score is None:
-                        pipeline.sismember(key, member)
-                    else:
-                        pipeline.zscore(key, member)
-                found = pipeline.execute()
-            for (field, (key, member, score)), answer in zip(chunk, found, strict=True):
-                if (score is None and not answer) or (score is not None and answer != score):
+            found = self.present([entry for _, entry in chunk])
+            for (field, (key, member, _)), present in zip(chunk, found, strict=True):
+                if not present:
                     self.report("missing", field, f"index entry {member!r} in {key!r}")
         for chunk in _batches(links):
-            with self.client.pipeline(transaction=False) as pipeline:
-                for field, _, value in chunk:
-                    target = field.require_related_model()
-                    pipeline.sismember(target._meta.collection_key, value)
-                found = pipeline.execute()
+            found = self.present(
+                [
+                    (field.require_related_model()._meta.collection_key, value, None)
+                    for field, _, value in chunk
+                ]
+            )
             for (field, pk, value), exists in zip(chunk, found, strict=True):
                 if not exists:
                     self.report("dangling", field, f"instance {pk!r} points to missing {value!r}")
@@ -267,10 +279,7 @@ class _Checker:
                 self.report("unique", field, f"value of {value!r} held by {sorted(pks)!r}")
 
     def exist(self, pks: list[str]) -> set[str]:
-        with self.client.pipeline(transaction=False) as pipeline:
-            for pk in pks:
-                pipeline.sismember(self.meta.collection_key, pk)
-            found = pipeline.execute()
+        found = self.present([(self.meta.collection_key, pk, None) for pk in pks])
         return {pk for pk, present in zip(pks, found, strict=True) if present}
 
     def check_orphans(self) -> None:

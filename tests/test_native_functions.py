@@ -27,6 +27,16 @@ READS = [
     (b"SMEMBERS", [[b"set"], [b"z"], [b"missing"], [b"gone"]]),
     (b"SCARD", [[b"set"], [b"s"], [b"missing"]]),
     (b"ZSCORE", [[b"z", b"m"], [b"z", b"x"], [b"z", b"inf"], [b"set", b"m"], [b"missing", b"m"]]),
+    (
+        b"ZMSCORE",
+        [
+            [b"z", b"m"],
+            [b"z", b"x", b"inf", b"n", b"m", b"x"],
+            [b"missing", b"m", b"n"],
+            [b"set", b"m"],
+            [b"gone", b"m"],
+        ],
+    ),
     (b"EXISTS", [[b"s"], [b"set"], [b"missing"], [b"gone"]]),
     (
         b"SMISMEMBER",
@@ -92,6 +102,21 @@ READS = [
             [b"gone", b"0", b"COUNT", b"10"],
         ],
     ),
+    (
+        b"SCAN",
+        [
+            [b"0", b"MATCH", b"*", b"COUNT", b"100"],
+            [b"0", b"match", b"s*", b"count", b"6"],
+            [b"0", b"MATCH", b"*", b"COUNT", b"3"],
+            [b"0", b"MATCH", b"[a-", b"COUNT", b"100"],
+            [b"0", b"MATCH", b"\\*", b"COUNT", b"100"],
+            [b"0", b"MATCH", b"*", b"COUNT", b"0"],
+            [b"0", b"MATCH", b"*", b"COUNT", b"0100"],
+            [b"4", b"MATCH", b"*", b"COUNT", b"100"],
+            [b"0", b"TYPE", b"set", b"COUNT", b"100"],
+            [b"0", b"COUNT", b"100", b"MATCH", b"*"],
+        ],
+    ),
 ]
 
 
@@ -141,7 +166,9 @@ def test_each_fast_read_answers_as_the_command_table(fake, name, calls):
             native = dict(zip(native[::2], native[1::2], strict=True))
         elif name == b"ZSCORE" and expected is not None:  # redis-py parses the score
             native = float(native)
-        elif name == b"SSCAN":  # and the cursor
+        elif name == b"ZMSCORE":  # and the scores
+            native = [None if score is None else float(score) for score in native]
+        elif name in (b"SSCAN", b"SCAN"):  # and the cursor
             native = (int(native[0]), native[1])
         assert native == expected, (name, args)
 
@@ -435,14 +462,19 @@ def test_a_plain_clients_commands_answer_as_redis_pys_own_way(protocol, server_t
         ("sscan", ("h", 0), {"count": 10}),
         ("sscan", ("missing", 0), {"count": 10}),
         ("smembers", ("set",), {}),
+        ("scan", (0,), {"match": "s*", "count": 100}),
+        ("scan", (0,), {"match": "*", "count": 2}),
         ("zscore", ("z", "m"), {}),
         ("zscore", ("z", "n"), {}),
         ("zscore", ("z", "x"), {}),
         ("zscore", ("h", "x"), {}),
+        ("zmscore", ("z", ["m", "x", "n"]), {}),
+        ("zmscore", ("missing", ["m"]), {}),
+        ("smismember", ("set", ["a", "x"]), {}),
     ]
-    fast = ("get", "hgetall", "exists", "type", "sscan", "smembers", "zscore")
+    fast = ("get", "hgetall", "exists", "type", "sscan", "scan", "smembers", "smismember")
+    fast += ("zscore", "zmscore")  # the fast reads' reference is the table's, in a transaction
     for name, args, kwargs in calls:
-        # the fast reads' reference is the table's, in a transaction
         with client.pipeline(transaction=name in fast) as pipe:
             getattr(pipe, name)(*args, **kwargs)
             (expected,) = pipe.execute(raise_on_error=False)

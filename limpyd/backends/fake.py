@@ -576,6 +576,22 @@ def _limpyd_fake_connection_class() -> Any:
             value = self.encoder.encode(arg)
             return value if type(value) is bytes else bytes(value)
 
+        def _decode(self, response: Any) -> Any:
+            # fakeredis's, without its per-item isinstance and encoder calls for the replies
+            # most common here: a text, or a flat list of texts
+            encoder = self.encoder
+            if encoder.decode_responses:
+                kind = type(response)
+                if kind is bytes:
+                    return response.decode(encoder.encoding, encoder.encoding_errors)
+                if kind is list:
+                    encoding, errors = encoder.encoding, encoder.encoding_errors
+                    return [
+                        item.decode(encoding, errors) if type(item) is bytes else self._decode(item)
+                        for item in response
+                    ]
+            return super()._decode(response)
+
         def pack_command(self, *args: Any) -> list[Any]:
             return [_Command(self._fields(args))]
 

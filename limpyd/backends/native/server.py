@@ -17,7 +17,7 @@ from typing import Any, cast
 from fakeredis import _msgs
 from fakeredis._command_args_parsing import Float, Int
 from fakeredis._core._database import Item
-from fakeredis._helpers import SimpleError, SimpleString
+from fakeredis._helpers import SimpleError, SimpleString, compile_pattern
 from fakeredis.model import ExpiringMembersSet, Hash, ZSet, is_write_command
 
 __all__ = ["CLIENT_READS", "TABLE", "Arguments", "ScriptFailure", "Server", "pk_of", "refusal"]
@@ -240,6 +240,14 @@ def _zscore(db: Any, key: bytes, member: bytes) -> Any:
     return Float.encode(score, humanfriendly=False)
 
 
+def _zmscore(db: Any, key: bytes, *members: bytes) -> list[Any]:
+    value = _value(db, key, ZSet)
+    if value is None:
+        return [None] * len(members)
+    scores = [value.get(member) for member in members]
+    return [None if score is None else Float.encode(score, humanfriendly=False) for score in scores]
+
+
 def _exists(db: Any, key: bytes) -> int:
     return int(db.get(key) is not None)
 
@@ -298,28 +306,41 @@ def _zrange(db: Any, key: bytes, start: bytes, stop: bytes, option: bytes) -> An
     return TABLE
 
 
+def _first_whole_call(cursor: bytes, option: bytes, count: bytes, size: int) -> bool:
+    """Whether a SCAN-family call starts an iteration (cursor 0) with a valid COUNT of at
+    least `size`: the table's snapshot then fits in one reply, sorted, with the end cursor."""
+    return (
+        cursor == b"0"
+        and option.upper() == b"COUNT"
+        and count.isdigit()
+        and not count.startswith(b"0")  # refused by the table, as a zero
+        and len(count) <= 18  # in range of a long long
+        and int(count) >= size
+    )
+
+
 def _sscan(db: Any, key: bytes, cursor: bytes, option: bytes, count: bytes) -> Any:
     """SSCAN's first call when its COUNT covers the whole set (as the integrity checks' index
-    sets mostly are): every member, sorted as the table's snapshot, and the end cursor. The
-    table does the rest (a later cursor, a smaller or invalid COUNT, MATCH)."""
-    if (
-        cursor != b"0"
-        or option.upper() != b"COUNT"
-        or not count.isdigit()
-        or count.startswith(b"0")  # refused by the table, as a zero
-        or len(count) > 18  # in range of a long long
-    ):
-        return TABLE
+    sets mostly are): every member, sorted as the table's snapshot. The table does the rest
+    (a later cursor, a smaller or invalid COUNT, MATCH)."""
     value = _value(db, key, ExpiringMembersSet)
-    if value is None:
-        return [b"0", []]
-    if int(count) < len(value):
+    if not _first_whole_call(cursor, option, count, 0 if value is None else len(value)):
         return TABLE
-    return [b"0", sorted(value)]
+    return [b"0", [] if value is None else sorted(value)]
+
+
+def _scan(db: Any, cursor: bytes, match: bytes, pattern: bytes, option: bytes, count: bytes) -> Any:
+    """SCAN MATCH's first call when its COUNT covers the whole keyspace (the integrity checks'
+    and the index cleaners' on a test's data): the matching keys, sorted as the table's
+    snapshot. The table does the rest."""
+    if match.upper() != b"MATCH" or not _first_whole_call(cursor, option, count, len(db)):
+        return TABLE
+    regex = compile_pattern(pattern)
+    return [b"0", sorted(key for key in db if regex.match(key))]
 
 
 #: The fast reads that leave some calls to the table.
-_PARTIAL_READS = frozenset((_zrange, _sscan))
+_PARTIAL_READS = frozenset((_zrange, _sscan, _scan))
 
 #: name -> (read, number of arguments: -n for n or more), for the names native functions send.
 _READS: dict[bytes, tuple[Any, int]] = {
@@ -334,11 +355,13 @@ _READS: dict[bytes, tuple[Any, int]] = {
     b"SMEMBERS": (_smembers, 1),
     b"SCARD": (_scard, 1),
     b"ZSCORE": (_zscore, 2),
+    b"ZMSCORE": (_zmscore, -2),
     b"EXISTS": (_exists, 1),
     b"SINTER": (_sinter, 2),
     b"TYPE": (_type, 1),
     b"ZRANGE": (_zrange, 4),
     b"SSCAN": (_sscan, 4),
+    b"SCAN": (_scan, 5),
 }
 
 
