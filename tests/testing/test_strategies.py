@@ -185,8 +185,9 @@ def test_filters_use_every_suffix_of_every_index():
     seen = set()
 
     # Many filters per draw: Hypothesis does not draw one_of's branches evenly, and the
-    # rarest of these ~110 keys could be missed by small draws.
-    @settings(max_examples=1000, database=None, deadline=None)
+    # rarest of these ~110 keys could be missed by small draws. The same draws every run:
+    # random ones missed one key in a few hundred runs.
+    @settings(max_examples=1000, database=None, deadline=None, derandomize=True)
     @given(lst.filters(Everything, max_filters=20))
     def collect(filters):
         for key in filters:
