@@ -27,6 +27,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from redis.exceptions import ResponseError
+
 from limpyd.keys import HASH_SUFFIX
 from limpyd.maintenance import SCAN_COUNT, rebuild_together, together_pattern
 from limpyd.maintenance import batches as _batches
@@ -229,27 +231,40 @@ class _Checker:
                         yield unique, key, member, score
 
     def _members(self, keys: list[str]) -> Iterator[tuple[str, str, float | None]]:
-        """(key, member, score) of the sets and sorted sets among `keys`: their types and
-        first pages in two round trips, the rest of a big one page by page."""
-        with self.client.pipeline(transaction=False) as pipeline:
-            for key in keys:
-                pipeline.type(key)
-            kinds = pipeline.execute()
-        scanned = [(k, kind) for k, kind in zip(keys, kinds, strict=True) if kind in _SCANS]
-        with self.client.pipeline(transaction=False) as pipeline:
-            for key, kind in scanned:
-                getattr(pipeline, _SCANS[kind])(key, 0, count=BATCH)
-            pages = pipeline.execute()
-        for (key, kind), (cursor, page) in zip(scanned, pages, strict=True):
+        """(key, member, score) of the sets and sorted sets among `keys`: their first pages
+        in one round trip read as sets, those of another type in a second one read as
+        sorted sets (index keys are mostly sets), the rest of a big one page by page."""
+        pages = self._first_pages(keys, "sscan")
+        others = [key for key, page in zip(keys, pages, strict=True) if page is None]
+        pages += self._first_pages(others, "zscan")
+        found = [(key, "set") for key in keys] + [(key, "zset") for key in others]
+        for (key, kind), page in zip(found, pages, strict=True):
+            if page is None:
+                continue  # neither a set nor a sorted set
+            cursor, members = page
             scan = getattr(self.client, _SCANS[kind])
             while True:
                 if kind == "set":
-                    yield from ((key, member, None) for member in page)
+                    yield from ((key, member, None) for member in members)
                 else:
-                    yield from ((key, member, score) for member, score in page)
+                    yield from ((key, member, score) for member, score in members)
                 if not int(cursor):
                     break
-                cursor, page = scan(key, cursor, count=BATCH)
+                cursor, members = scan(key, cursor, count=BATCH)
+
+    def _first_pages(self, keys: list[str], scan: str) -> list[Any]:
+        """The first page (cursor, members) of each key read by `scan`, or None for a key of
+        another type."""
+        if not keys:
+            return []
+        with self.client.pipeline(transaction=False) as pipeline:
+            for key in keys:
+                getattr(pipeline, scan)(key, 0, count=BATCH)
+            pages = pipeline.execute(raise_on_error=False)
+        for page in pages:
+            if isinstance(page, ResponseError) and not str(page).startswith("WRONGTYPE"):
+                raise page
+        return [None if isinstance(page, ResponseError) else page for page in pages]
 
     def check_index_keys(self, field: RedisField) -> None:
         """Stale index entries, and unique values held several times, in `field`'s indexes."""
