@@ -69,9 +69,11 @@ class Server:
             server = socket._server
             if not server.subscribers and not server.psubscribers:  # no keyspace event to send
                 try:
-                    return write[0](socket._db, *fields)
+                    reply = write[0](socket._db, *fields)
                 except SimpleError as error:
                     return error
+                if reply is not TABLE:
+                    return reply
         try:
             func, sig = socket._name_to_func(name.decode().lower())
         except SimpleError as error:
@@ -426,6 +428,23 @@ def _zrem(db: Any, key: bytes, *members: bytes) -> int:
     return removed
 
 
+def _zadd(db: Any, key: bytes, *pairs: bytes) -> Any:
+    """ZADD without options (the index entries' form); the table does the rest, and refuses
+    a score (with its own parser's error)."""
+    try:
+        scores = [0.0 + Float.decode(score) for score in pairs[::2]]  # no -0, as Redis 7
+    except SimpleError:
+        return TABLE  # an option first, or an invalid score
+    item, value = _writable(db, key, ZSet)
+    size = len(value)
+    changed = False
+    for score, member in zip(scores, pairs[1::2], strict=True):
+        changed = value.add(member, score) or changed
+    if changed:
+        _written(db, key, item, value)
+    return len(value) - size
+
+
 def _hset(db: Any, key: bytes, *pairs: bytes) -> int:
     item, value = _writable(db, key, Hash)
     size = len(value)
@@ -476,6 +495,7 @@ _WRITES: dict[bytes, tuple[Any, Any]] = {
     b"SADD": (_sadd, lambda n: n >= 2),
     b"SREM": (_srem, lambda n: n >= 2),
     b"ZREM": (_zrem, lambda n: n >= 2),
+    b"ZADD": (_zadd, lambda n: n >= 3 and n % 2 == 1),
     b"HSET": (_hset, lambda n: n >= 3 and n % 2 == 1),
     b"DEL": (_del, lambda n: n >= 1),
 }
