@@ -53,7 +53,8 @@ def run(backend: str, workers: int) -> tuple[float, dict[str, float], str]:
         for case in ElementTree.parse(junit).iter("testcase"):
             if case.find("skipped") is None:
                 name = f"{case.get('classname')}::{case.get('name')}"
-                per_test[_same_test(name)] = float(case.get("time") or 0)
+                test = _same_test(name)
+                per_test[test] = per_test.get(test, 0.0) + float(case.get("time") or 0)
     return wall, per_test, summary
 
 

@@ -261,8 +261,10 @@ class _Checker:
             for key in keys:
                 getattr(pipeline, scan)(key, 0, count=BATCH)
             pages = pipeline.execute(raise_on_error=False)
-        for page in pages:
-            if isinstance(page, ResponseError) and not str(page).startswith("WRONGTYPE"):
+        for page in pages:  # a cluster pipeline returns its connection errors too
+            if isinstance(page, Exception) and not (
+                isinstance(page, ResponseError) and str(page).startswith("WRONGTYPE")
+            ):
                 raise page
         return [None if isinstance(page, ResponseError) else page for page in pages]
 

@@ -192,3 +192,41 @@ def test_unique_together_combinations_checked_and_repaired(seats, db, capsys, mo
     assert "Seat: missing: combination of '3'" in output
     assert "rebuilt the unique_together combinations of Seat" in output
     assert [p.kind for p in integrity.check(Seat)] == ["unique"]
+
+
+def test_an_error_read_with_the_index_keys_is_raised_not_taken_for_a_page(models):
+    """A cluster pipeline returns its connection errors among the replies (as it does with
+    `raise_on_error=False`): the checker raises them, and skips only keys of another type."""
+    import redis
+
+    from limpyd.integrity import _Checker
+
+    _, Item = models
+    checker = _Checker(Item, None)
+    key = Item.get(code="c0").color.key  # a hash: read as a set, then as a sorted set
+
+    class Pipeline:
+        def __init__(self, replies):
+            self.replies = replies
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def sscan(self, *args, **kwargs):
+            pass
+
+        zscan = sscan
+
+        def execute(self, raise_on_error=True):
+            return self.replies
+
+    wrong = redis.ResponseError("WRONGTYPE Operation against a key holding the wrong kind")
+    checker.client = types.SimpleNamespace(pipeline=lambda **_: Pipeline([wrong]))
+    assert list(checker._members([key])) == []
+    down = redis.ConnectionError("node down")
+    checker.client = types.SimpleNamespace(pipeline=lambda **_: Pipeline([down]))
+    with pytest.raises(redis.ConnectionError, match="node down"):
+        list(checker._members([key]))

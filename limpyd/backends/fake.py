@@ -408,8 +408,7 @@ _FUNCTION_CALLS = frozenset(("FCALL", "FCALL_RO"))
 def _client_read(socket: Any, fields: list[bytes]) -> Any:
     """The fast read answering the command `fields` on `socket` (see `native.server`), or None
     for the command table: another command or arity, or a connection in MULTI, subscribed,
-    with its replies turned off, or speaking RESP3 (maps, sets and doubles) or to a server
-    shaped as Dragonfly (its doubles are written otherwise)."""
+    with its replies turned off, or speaking RESP3 (maps, sets and doubles)."""
     from limpyd.backends.native.server import CLIENT_READS
 
     if not fields:
@@ -425,7 +424,6 @@ def _client_read(socket: Any, fields: list[bytes]) -> Any:
         or socket._reply_off
         or socket._reply_skip
         or socket._reply_skip_next
-        or socket._server.server_type == "dragonfly"
     ):
         return None
     return read[0]

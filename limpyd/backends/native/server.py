@@ -325,6 +325,8 @@ def _sscan(db: Any, key: bytes, cursor: bytes, option: bytes, count: bytes) -> A
     """SSCAN's first call when its COUNT covers the whole set (as the integrity checks' index
     sets mostly are): every member, sorted as the table's snapshot. The table does the rest
     (a later cursor, a smaller or invalid COUNT, MATCH)."""
+    if cursor != b"0":
+        return TABLE  # which checks the cursor before the key's type
     value = _value(db, key, ExpiringMembersSet)
     if not _first_whole_call(cursor, option, count, 0 if value is None else len(value)):
         return TABLE
