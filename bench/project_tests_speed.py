@@ -14,7 +14,6 @@ measurement, not a test: the machine's load moves it.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import subprocess
 import sys
@@ -23,7 +22,7 @@ import time
 from pathlib import Path
 from xml.etree import ElementTree
 
-from pytest_runs import report
+from pytest_runs import half_target, report, user_env
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,10 +39,9 @@ def run(backend: str, workers: int) -> tuple[float, dict[str, float], str]:
         junit = Path(folder) / "junit.xml"
         command = [sys.executable, "-m", "pytest", "tests", f"--limpyd-backend={backend}"]
         command += ["-n", str(workers), "-q", "-p", "no:cacheprovider", f"--junit-xml={junit}"]
-        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
         start = time.perf_counter()
         done = subprocess.run(
-            command, check=False, capture_output=True, cwd=ROOT, env=env, text=True
+            command, check=False, capture_output=True, cwd=ROOT, env=user_env(), text=True
         )
         wall = time.perf_counter() - start
         summary = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else done.stderr
@@ -82,8 +80,7 @@ def main() -> None:
         f"pytest tests -n {args.workers}, fastest of {args.rounds} alternated runs: "
         f"fake {fake_wall:.1f} s ({fake_summary}), real redis-server {real_wall:.1f} s "
         f"({real_summary})",
-        f"fake / real: {fake_wall / real_wall:.2f} (target: at most 0.5, "
-        f"{'met' if fake_wall <= real_wall / 2 else 'MISSED'})",
+        half_target(fake_wall, real_wall),
         f"the {len(both)} tests both sessions run (pytest's time of each, setup to teardown, "
         f"summed over the workers): fake {fake_both:.1f} s, real {real_both:.1f} s, "
         f"fake / real {fake_both / real_both:.2f}",

@@ -21,16 +21,28 @@ def pytest_seconds(folder: Path, module: str, *options: str) -> float:
 def pytest_times(folder: Path, module: str, *options: str) -> tuple[float, float]:
     """(process, session) seconds of a pytest run of `module` (in `folder`) with `options`:
     the whole process, and the session pytest reports (its tests, without the interpreter's
-    start-up and imports). As a user's runs, with Python's bytecode cache (this machine's
-    environment turns it off, which makes every process compile its imports again: 2-3 s,
-    the same for both)."""
+    start-up and imports), in `user_env()`."""
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *options, module]
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     start = time.perf_counter()
-    done = subprocess.run(command, check=True, capture_output=True, cwd=folder, env=env, text=True)
+    done = subprocess.run(
+        command, check=True, capture_output=True, cwd=folder, env=user_env(), text=True
+    )
     wall = time.perf_counter() - start
     found = re.findall(r" in ([0-9.]+)s", done.stdout)
     return wall, float(found[-1]) if found else wall
+
+
+def user_env() -> dict[str, str]:
+    """This environment as a user's runs see it: with Python's bytecode cache (this machine's
+    environment turns it off, which makes every process compile its imports again: 2-3 s,
+    the same for both backends)."""
+    return {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
+def half_target(fake: float, real: float) -> str:
+    """The fake-against-real line of issue part 12's targets: the fake at most half."""
+    verdict = "met" if fake <= real / 2 else "MISSED"
+    return f"fake / real: {fake / real:.2f} (target: at most 0.5, {verdict})"
 
 
 def report(title: str, lines: list[str], out: Path | None) -> None:

@@ -234,9 +234,9 @@ class _Checker:
         """(key, member, score) of the sets and sorted sets among `keys`: their first pages
         in one round trip read as sets, those of another type in a second one read as
         sorted sets (index keys are mostly sets), the rest of a big one page by page."""
-        pages = self._first_pages(keys, "sscan")
+        pages = self._first_pages(keys, "set")
         others = [key for key, page in zip(keys, pages, strict=True) if page is None]
-        pages += self._first_pages(others, "zscan")
+        pages += self._first_pages(others, "zset")
         found = [(key, "set") for key in keys] + [(key, "zset") for key in others]
         for (key, kind), page in zip(found, pages, strict=True):
             if page is None:
@@ -252,14 +252,14 @@ class _Checker:
                     break
                 cursor, members = scan(key, cursor, count=BATCH)
 
-    def _first_pages(self, keys: list[str], scan: str) -> list[Any]:
-        """The first page (cursor, members) of each key read by `scan`, or None for a key of
-        another type."""
+    def _first_pages(self, keys: list[str], kind: str) -> list[Any]:
+        """The first page (cursor, members) of each key read as a `kind` ("set" or "zset"),
+        or None for a key of another type."""
         if not keys:
             return []
         with self.client.pipeline(transaction=False) as pipeline:
             for key in keys:
-                getattr(pipeline, scan)(key, 0, count=BATCH)
+                getattr(pipeline, _SCANS[kind])(key, 0, count=BATCH)
             pages = pipeline.execute(raise_on_error=False)
         for page in pages:  # a cluster pipeline returns its connection errors too
             if isinstance(page, Exception) and not (

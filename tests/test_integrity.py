@@ -205,7 +205,11 @@ def test_an_error_read_with_the_index_keys_is_raised_not_taken_for_a_page(models
     checker = _Checker(Item, None)
     key = Item.get(code="c0").color.key  # a hash: read as a set, then as a sorted set
 
+    sent = []
+
     class Pipeline:
+        """Records the scans asked for and answers `replies` to each execution."""
+
         def __init__(self, replies):
             self.replies = replies
 
@@ -215,17 +219,20 @@ def test_an_error_read_with_the_index_keys_is_raised_not_taken_for_a_page(models
         def __exit__(self, *exc):
             return False
 
-        def sscan(self, *args, **kwargs):
-            pass
+        def sscan(self, key, cursor, count):
+            sent.append(("sscan", key, cursor))
 
-        zscan = sscan
+        def zscan(self, key, cursor, count):
+            sent.append(("zscan", key, cursor))
 
         def execute(self, raise_on_error=True):
+            assert raise_on_error is False
             return self.replies
 
     wrong = redis.ResponseError("WRONGTYPE Operation against a key holding the wrong kind")
     checker.client = types.SimpleNamespace(pipeline=lambda **_: Pipeline([wrong]))
     assert list(checker._members([key])) == []
+    assert sent == [("sscan", key, 0), ("zscan", key, 0)]
     down = redis.ConnectionError("node down")
     checker.client = types.SimpleNamespace(pipeline=lambda **_: Pipeline([down]))
     with pytest.raises(redis.ConnectionError, match="node down"):

@@ -15,11 +15,16 @@ from __future__ import annotations
 import re
 from typing import Any, cast
 
-from fakeredis._command_args_parsing import Float
 from fakeredis._helpers import SimpleError
 
 from limpyd import protocol
-from limpyd.backends.native.server import Arguments, ScriptFailure, Server, pk_of
+from limpyd.backends.native.server import (
+    Arguments,
+    ScriptFailure,
+    Server,
+    parsed_scores,
+    pk_of,
+)
 
 __all__ = ["apply"]
 
@@ -182,15 +187,10 @@ def _zadd_error(server: Server, probe_key: bytes | None, args: list[bytes]) -> b
         i += 1
     if probe_key is None:
         raise ScriptFailure("limpyd: a ZADD to check without a probe key")
-    scores = args[i::2]
-    if scores and len(args) % 2 == i % 2 and server.socket._db.get(probe_key) is None:
-        # the table's own parser: scores it accepts are accepted; any other case asks it
-        try:
-            for score in scores:
-                Float.decode(score)
-        except SimpleError:
-            pass
-        else:
+    texts = args[i::2]
+    if texts and len(args) % 2 == i % 2 and server.socket._db.get(probe_key) is None:
+        # scores the table's parser accepts are accepted; any other case asks the probe
+        if parsed_scores(texts) is not None:
             return None
     reply = server.pcall(b"ZADD", probe_key, b"XX", *args[i:])
     if type(reply) is SimpleError:

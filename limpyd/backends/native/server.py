@@ -20,7 +20,16 @@ from fakeredis._core._database import Item
 from fakeredis._helpers import SimpleError, SimpleString, compile_pattern
 from fakeredis.model import ExpiringMembersSet, Hash, ZSet, is_write_command
 
-__all__ = ["CLIENT_READS", "TABLE", "Arguments", "ScriptFailure", "Server", "pk_of", "refusal"]
+__all__ = [
+    "CLIENT_READS",
+    "TABLE",
+    "Arguments",
+    "ScriptFailure",
+    "Server",
+    "parsed_scores",
+    "pk_of",
+    "refusal",
+]
 
 
 class ScriptFailure(Exception):
@@ -430,12 +439,20 @@ def _zrem(db: Any, key: bytes, *members: bytes) -> int:
     return removed
 
 
+def parsed_scores(texts: Any) -> list[float] | None:
+    """The scores ZADD would store for these texts (the command table's own parser, no -0
+    as on Redis 7), or None when it refuses one."""
+    try:
+        return [0.0 + Float.decode(text) for text in texts]
+    except SimpleError:
+        return None
+
+
 def _zadd(db: Any, key: bytes, *pairs: bytes) -> Any:
     """ZADD without options (the index entries' form); the table does the rest, and refuses
     a score (with its own parser's error)."""
-    try:
-        scores = [0.0 + Float.decode(score) for score in pairs[::2]]  # no -0, as Redis 7
-    except SimpleError:
+    scores = parsed_scores(pairs[::2])
+    if scores is None:
         return TABLE  # an option first, or an invalid score
     item, value = _writable(db, key, ZSet)
     size = len(value)
