@@ -109,3 +109,51 @@ def test_the_plugin_without_the_fake_extra(pytester, without_fakeredis):
     )
     result.stdout.no_fnmatch_line("*Traceback*")
     result.stdout.no_fnmatch_line("*During handling*")
+
+
+def test_the_fake_backend_defers_numpy(tmp_path, monkeypatch):
+    """fakeredis imports numpy for its vector sets: the fake backend has it imported at its
+    first use, and the process's own `import numpy` gets numpy itself."""
+    stub = tmp_path / "stub" / "numpy"
+    stub.mkdir(parents=True)
+    (stub / "__init__.py").write_text("import sys\nsys.stderr.write('numpy imported\\n')\nX = 1\n")
+    folders = [str(stub.parent), str(ROOT), os.environ.get("PYTHONPATH")]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, folders)))
+    script = textwrap.dedent(
+        """
+        import sys, types
+        from limpyd.database import RedisDatabase
+
+        database = RedisDatabase.from_url("fakeredis://numpy-test")
+        database.client.set("a", "1")
+        assert database.client.get("a") == "1"
+        print("used", "numpy" in sys.modules)
+        import numpy
+        print("imported", type(numpy) is types.ModuleType, numpy.X)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["used", "False", "imported", "True", "1"]
+    assert done.stderr.count("numpy imported") == 1
+
+
+def test_fakeredis_vector_sets_work_with_numpy_deferred(tmp_path):
+    pytest.importorskip("numpy")
+    pytest.importorskip("jsonpath_ng")
+    script = textwrap.dedent(
+        """
+        import sys
+        from limpyd.database import RedisDatabase
+
+        client = RedisDatabase.from_url("fakeredis://vectors").client
+        assert "numpy" not in sys.modules
+        assert client.execute_command("VADD", "v", "VALUES", 2, 1.0, 2.0, "a") == 1
+        print(client.execute_command("VSIM", "v", "VALUES", 2, 1.0, 2.0), "numpy" in sys.modules)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["['a']", "True"]

@@ -21,6 +21,8 @@ here, once, each covered by a test that runs on both backends:
 - limpyd's functions: fakeredis runs Lua through lupa, every `redis.call` crossing into its
   Python command machinery (the fake was slower than a loopback Redis); the fake server
   here runs a loaded limpyd function natively (see `limpyd.backends.native`).
+- Importing: fakeredis imports numpy, when installed, for its vector sets only; it is
+  imported at its first use instead (half of fakeredis's import time, at every session).
 - Connecting: no CLIENT SETINFO (two commands per connection, for a real server's CLIENT
   LIST); the plugin's emptying of the server after each test reuses one client.
 """
@@ -28,11 +30,14 @@ here, once, each covered by a test that runs on both backends:
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import math
 import queue
 import re
+import sys
 import threading
 import time
+import types
 import weakref
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, cast
@@ -52,11 +57,39 @@ def fakeredis_module() -> Any:
     """The fakeredis package, or an ImportError saying what to install (it is an extra:
     production installs of limpyd have no in-memory server)."""
     try:
-        import fakeredis
+        fakeredis = sys.modules.get("fakeredis") or _import_fakeredis()
 
         importlib.import_module("lupa")  # FUNCTION LOAD compiles limpyd's library with it
     except ImportError as exc:
         raise ImportError(f"{FAKE_EXTRA} ({exc})") from None
+    return fakeredis
+
+
+class _DeferredNumpy(types.ModuleType):
+    """What fakeredis gets for `import numpy` while it is imported: numpy, imported at its
+    first use. fakeredis imports numpy (when installed) for its vector set commands only,
+    and it is half of fakeredis's import time, which every test session on this backend
+    pays. The process's own `import numpy` is untouched (see `_import_fakeredis`)."""
+
+    def __getattr__(self, name: str) -> Any:
+        if sys.modules.get("numpy") is self:  # another thread's import during fakeredis's
+            del sys.modules["numpy"]
+        return getattr(importlib.import_module("numpy"), name)
+
+
+def _import_fakeredis() -> Any:
+    """`import fakeredis`, numpy deferred (see `_DeferredNumpy`) unless already imported or
+    not installed."""
+    if "numpy" in sys.modules or importlib.util.find_spec("numpy") is None:
+        import fakeredis
+
+        return fakeredis
+    sys.modules["numpy"] = _DeferredNumpy("numpy")
+    try:
+        import fakeredis
+    finally:
+        if isinstance(sys.modules.get("numpy"), _DeferredNumpy):
+            del sys.modules["numpy"]
     return fakeredis
 
 
