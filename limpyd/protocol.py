@@ -147,21 +147,22 @@ def encode_command(command: tuple[Any, ...], token: str | None = None) -> list[A
     argument holding `token` (a new pk's placeholder) is sent as a hole (its index, then the
     pieces around the token), every other key is declared (its index)."""
     out: list[Any] = [len(command), *command]
-    holes: list[Any] = []
     keys: list[int] = []
     for index in command_keys(command):
         arg = command[index]
         if token is None or token not in arg:
             out[1 + index] = Key(arg)
             keys.append(index)
+    if token is None:
+        return [*out, 0, len(keys), *keys]
+    holes: list[Any] = []
     count = 0
-    if token is not None:
-        for index, arg in enumerate(command[1:], 1):
-            if isinstance(arg, str) and token in arg:
-                pieces = arg.split(token)
-                out[1 + index] = ""
-                holes += [index, len(pieces), *pieces]
-                count += 1
+    for index, arg in enumerate(command[1:], 1):
+        if isinstance(arg, str) and token in arg:
+            pieces = arg.split(token)
+            out[1 + index] = ""
+            holes += [index, len(pieces), *pieces]
+            count += 1
     return [*out, count, *holes, len(keys), *keys]
 
 

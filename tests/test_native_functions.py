@@ -328,6 +328,53 @@ def test_native_and_lua_reads_agree(db):
     assert client.exists("{t}:tmp") == 0
 
 
+def _outcome(call, *args):
+    """A call's reply, or its error's text."""
+    try:
+        return call(*args)
+    except redis.ResponseError as error:
+        return f"error: {error}"
+
+
+def test_native_and_lua_apply_read_malformed_arguments_alike(db):
+    """An apply call cut short anywhere, or with a text where a number belongs, fails (or
+    not) natively as in Lua, and a failed one writes nothing. (The messages may differ: Lua
+    reads a missing or malformed number as nil and fails where it uses it.)"""
+    from limpyd import protocol
+    from limpyd_testing.snapshot import snapshot
+
+    client = db.connection
+    token = "\x00tok\x00"
+    instructions = [
+        *(protocol.PROBE, protocol.Key("{t}:probe"), protocol.NEW_PK, protocol.Key("{t}:max")),
+        *(protocol.FREE, protocol.Key("{t}:coll"), "9", protocol.Key("{t}:exp")),
+        *(protocol.CALL, *protocol.encode_command(("HSET", f"{{t}}:obj:{token}", "f", "v"), token)),
+        *(protocol.CALL, *protocol.encode_command(("SADD", "{t}:coll", token), token)),
+    ]
+    keys, argv = protocol.split(instructions, "{t}:probe")
+    variants = [argv[:cut] for cut in range(1, len(argv) + 1)]
+    variants += [[*argv[:at], "x", *argv[at + 1 :]] for at in range(len(argv))]
+    lua.SCRIPT.load(client)
+    function = lua.SCRIPT.function("apply")
+    failures = set()
+    for args in variants:
+        native = _outcome(client.fcall, function, len(keys), *keys, *args)
+        native_data = snapshot(db)
+        client.flushdb()
+        scripted = _outcome(client.eval, lua.SCRIPT.text, len(keys), *keys, "apply", *args)
+        assert snapshot(db) == native_data, args
+        client.flushdb()
+        if isinstance(native, str):
+            assert isinstance(scripted, str), (args, scripted)
+            if native.startswith("error: limpyd:"):  # read before any write
+                assert native_data == {}, args
+            failures.add(native)
+        else:
+            assert native == scripted, args
+    assert "error: limpyd: arguments end too soon" in failures
+    assert "error: limpyd: b'x' is not a number" in failures
+
+
 def _read_call(name, *keys_and_args):
     """The arguments of an FCALL of the `read` function: a state per key given."""
     keys = ["{t}:probe", *keys_and_args]

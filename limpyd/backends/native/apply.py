@@ -22,6 +22,7 @@ from limpyd.backends.native.server import (
     Arguments,
     ScriptFailure,
     Server,
+    item_at,
     parsed_scores,
     pk_of,
 )
@@ -162,12 +163,7 @@ class _ValueEntries:
         for value in self.values:
             escaped = value.replace(self.escape_from, self.escape_to)
             for template in self.templates:
-                _run(server, template.filled(value, escaped))
-
-
-def _run(server: Server, args: list[bytes]) -> Any:
-    """Run the command `args` (its name first), as `redis.call`."""
-    return server.run(args)
+                server.run(template.filled(value, escaped))
 
 
 def _holds(server: Server, kind: bytes, key: bytes, sub: bytes, value: bytes) -> bool:
@@ -188,7 +184,7 @@ def _zadd_error(server: Server, probe_key: bytes | None, args: list[bytes]) -> b
     if probe_key is None:
         raise ScriptFailure("limpyd: a ZADD to check without a probe key")
     texts = args[i::2]
-    if texts and len(args) % 2 == i % 2 and server.socket._db.get(probe_key) is None:
+    if texts and len(args) % 2 == i % 2 and item_at(server.socket._db, probe_key) is None:
         # scores the table's parser accepts are accepted; any other case asks the probe
         if parsed_scores(texts) is not None:
             return None
@@ -326,7 +322,7 @@ def apply(server: Server, keys: list[bytes], args: list[bytes]) -> list[Any]:
     for i, w in enumerate(writes):
         op = w[0]
         if op in _CALLS:
-            res = _run(server, w[1].filled(filler))
+            res = server.run(w[1].filled(filler))
             if op == _CALL_FOR_REPLY:
                 reply = res
         elif op == _PER_MEMBER:
@@ -338,7 +334,7 @@ def apply(server: Server, keys: list[bytes], args: list[bytes]) -> list[Any]:
                     held = call(b"ZSCORE", key, member) is not None
                 if held == present:
                     for command in commands:
-                        _run(server, command.args)
+                        server.run(command.args)
         elif op == _VALUE_ENTRIES:
             if w[1].when == b"new":
                 w[1].read(server)
@@ -439,7 +435,7 @@ def _unlink_record(server: Server, record: bytes, pk: bytes) -> None:
         for op in ops:
             if not op:
                 raise ScriptFailure("limpyd: a link record's command without a name")
-            _run(server, [x[0] + holder + x[1] if type(x) is tuple else x for x in op])
+            server.run([x[0] + holder + x[1] if type(x) is tuple else x for x in op])
         for prefix, parts in groups:
             member = _group_member(server, prefix, parts, holder)
             if member is not None:

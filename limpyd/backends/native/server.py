@@ -26,6 +26,7 @@ __all__ = [
     "Arguments",
     "ScriptFailure",
     "Server",
+    "item_at",
     "parsed_scores",
     "pk_of",
     "refusal",
@@ -196,9 +197,19 @@ def _as_lua_sees(reply: Any) -> Any:
 # 15-35 µs a command. The other commands, and these with other arguments, go through it.
 
 
+def item_at(db: Any, key: bytes) -> Any:
+    """The item at `key`, None when missing or expired (an expired one is dropped): the
+    db's own `get`, without the two calls and the KeyError of its Mapping machinery."""
+    item = db._dict.get(key)
+    if item is not None and item.expireat is not None and item.expireat < db.time:
+        del db._dict[key]
+        return None
+    return item
+
+
 def _value(db: Any, key: bytes, kind: type) -> Any:
     """The value at `key` (None when missing or expired), which must be of `kind`."""
-    item = db.get(key)
+    item = item_at(db, key)
     if item is None:
         return None
     if type(item.value) is not kind:
@@ -260,7 +271,7 @@ def _zmscore(db: Any, key: bytes, *members: bytes) -> list[Any]:
 
 
 def _exists(db: Any, key: bytes) -> int:
-    return int(db.get(key) is not None)
+    return int(item_at(db, key) is not None)
 
 
 def _smismember(db: Any, key: bytes, *members: bytes) -> list[int]:
@@ -280,13 +291,13 @@ def _hmget(db: Any, key: bytes, *fields: bytes) -> list[Any]:
 def _mget(db: Any, *keys: bytes) -> list[Any]:
     values = []
     for key in keys:
-        item = db.get(key)
+        item = item_at(db, key)
         values.append(item.value if item is not None and type(item.value) is bytes else None)
     return values
 
 
 def _type(db: Any, key: bytes) -> bytes:
-    item = db.get(key)
+    item = item_at(db, key)
     if item is None:
         return b"none"
     if isinstance(item.value, bytes):
@@ -312,7 +323,7 @@ TABLE = object()
 
 def _zrange(db: Any, key: bytes, start: bytes, stop: bytes, option: bytes) -> Any:
     """ZRANGE of a missing key (as the expiry zsets mostly are): the table does the rest."""
-    if (start, stop, option) == (b"0", b"0", b"WITHSCORES") and db.get(key) is None:
+    if (start, stop, option) == (b"0", b"0", b"WITHSCORES") and item_at(db, key) is None:
         return []
     return TABLE
 
@@ -385,7 +396,7 @@ _READS: dict[bytes, tuple[Any, int]] = {
 
 def _writable(db: Any, key: bytes, kind: type) -> tuple[Any, Any]:
     """The item at `key` and its value of `kind` (a new empty one, and no item, if missing)."""
-    item = db.get(key)
+    item = item_at(db, key)
     if item is None:
         return None, kind()
     if type(item.value) is not kind:
@@ -475,7 +486,7 @@ def _hset(db: Any, key: bytes, *pairs: bytes) -> int:
 def _del(db: Any, *keys: bytes) -> int:
     deleted = 0
     for key in dict.fromkeys(keys):
-        if db.get(key) is not None:
+        if item_at(db, key) is not None:
             _signal(db, key)
             db.pop(key, None)
             deleted += 1
@@ -491,7 +502,7 @@ def _set(db: Any, key: bytes, value: bytes) -> bytes:
 
 
 def _incr(db: Any, key: bytes) -> int:
-    item = db.get(key)
+    item = item_at(db, key)
     current = b"0"
     if item is not None:
         if type(item.value) is not bytes:
@@ -557,7 +568,11 @@ class Arguments:
         return self.args[pos]
 
     def num(self) -> int:
-        text = self.next()
+        pos = self.pos
+        if pos >= len(self.args):
+            self.next()  # raises: the arguments end (num is next inlined, the commonest read)
+        self.pos = pos + 1
+        text = self.args[pos]
         try:
             return int(text)
         except ValueError:
