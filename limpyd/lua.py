@@ -27,7 +27,7 @@ from typing import Any
 import redis
 from redis.exceptions import NoPermissionError, NoScriptError, ReadOnlyError, ResponseError
 
-from limpyd.protocol import OPERATIONS, split
+from limpyd.protocol import KEY_TYPES, OPERATIONS, split
 from limpyd.refusals import translate
 
 __all__ = ["APPLY", "QUERY", "READ", "SCRIPT", "STORE", "LuaScript", "ScriptMode"]
@@ -63,7 +63,12 @@ def _with_operations(text: str) -> str:
 def _build_source() -> str:
     """The Lua function `build()`, returning each mode's function by name."""
     folder = resources.files("limpyd") / "scripts"
-    parts = ["local function build()", (folder / "common.lua").read_text()]
+    key_types = ", ".join(f"{name} = '{kind}'" for name, kind in KEY_TYPES.items())
+    parts = [
+        "local function build()",
+        f"local KEY_TYPES = {{{key_types}}}",  # see protocol.KEY_TYPES
+        (folder / "common.lua").read_text(),
+    ]
     for mode, files in MODES.items():
         body = "\n".join((folder / f"{name}.lua").read_text() for name in files)
         parts.append(f"local mode_{mode} = (function()\n{body}\nend)()\n")

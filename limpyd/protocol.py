@@ -29,6 +29,7 @@ from collections.abc import Iterable
 from typing import Any
 
 __all__ = [
+    "KEY_TYPES",
     "OPERATIONS",
     "Key",
     "command_keys",
@@ -92,6 +93,22 @@ BY_KEYS = "by_keys"  # n, n times: kind (BY_PK | BY_STRING | BY_HASH) by alpha d
 #: kind alpha desc by key: as kind (BY_STRING | BY_HASH) by, a field whose values an
 #: untransformed TextRangeIndex keeps at key (read in order for a window of the collection)
 BY_INDEXED = "by_indexed"
+
+#: The type each write command of `apply` needs at its key (its first argument): Redis
+#: refuses it on a key of another type (WRONGTYPE) only once the commands before it ran, so
+#: apply checks every key of a write against its commands before the first one. SET
+#: replaces a value of any type; DEL and UNLINK leave their keys empty.
+KEY_TYPES: dict[str, str] = {
+    name: kind
+    for kind, names in {
+        "string": "APPEND DECR DECRBY GETDEL GETSET INCR INCRBY INCRBYFLOAT SETBIT SETRANGE",
+        "hash": "HDEL HINCRBY HINCRBYFLOAT HMSET HSET HSETNX",
+        "set": "SADD SPOP SREM",
+        "zset": "ZADD ZINCRBY ZPOPMAX ZPOPMIN ZREM ZREMRANGEBYLEX ZREMRANGEBYRANK ZREMRANGEBYSCORE",
+        "list": "LINSERT LPOP LPUSH LPUSHX LREM LSET LTRIM RPOP RPUSH RPUSHX",
+    }.items()
+    for name in names.split()
+}
 
 #: Every operation, by the name the script knows it by.
 OPERATIONS: dict[str, str] = {

@@ -8,7 +8,13 @@ import pytest
 from limpyd import fields, model, writes
 from limpyd.contrib import related
 from limpyd.contrib.database import PipelineDatabase
-from limpyd.exceptions import DoesNotExist, ImplementationError, UniquenessError
+from limpyd.exceptions import (
+    DoesNotExist,
+    ImplementationError,
+    RefusedValueError,
+    UniquenessError,
+)
+from limpyd.indexes import NumberRangeIndex
 from limpyd_testing.snapshot import snapshot
 
 OLD_MARKER = "\x00limpyd-new-pk:"
@@ -403,3 +409,66 @@ def test_scripts_keep_to_the_keys_of_their_model(db, Player):
     assert {key for key in db.scan_keys() if not key.startswith(f"{prefix}:")} == set(mine)
     assert not db.client.exists(Player._meta.scratch_key, Player._meta.probe_key)
     assert player.ranks.zrange(0, -1, withscores=True) == [("b", 2.0), ("a", 4.0)]
+
+
+# 10. A key holding another type than a write's commands need (written by another client):
+# Redis would refuse the command only after the ones before it ran; the script refuses the
+# write before its first one.
+
+
+@pytest.fixture
+def Member(db):
+    class Member(model.RedisModel):
+        database = db
+        nick = fields.InstanceHashField(indexable=True, unique=True)
+        level = fields.StringField(indexable=True)
+        age = fields.StringField(indexable=True, indexes=[NumberRangeIndex])
+        tags = fields.SetField(indexable=True)
+        notes = fields.ListField()
+
+    return Member
+
+
+def _value_key(model_class, field, value):
+    return model_class.get_field(field).indexes[0].value_key(value, None)
+
+
+def _refused(db, key, write):
+    """`write()` is refused naming the key another client made a string, and changes nothing;
+    it applies once the key is gone."""
+    db.client.set(key, "not a set")
+    before = snapshot(db)
+    with pytest.raises(RefusedValueError, match=r"holds a string, not a \w+\b") as refusal:
+        write()
+    assert key in str(refusal.value)
+    assert snapshot(db) == before
+    db.client.delete(key)
+    write()
+
+
+def test_a_key_of_another_type_refuses_the_write_before_its_first_write(db, Member, consistent):
+    ann = Member(nick="ann", level="1", age="30", tags=["a"], notes=["n"])
+    # an index entry added after the field's own write (a static call)
+    _refused(db, _value_key(Member, "nick", "anna"), lambda: ann.nick.hset("anna"))
+    # the entry of the value before the write (a value entry removed)
+    _refused(db, _value_key(Member, "level", "1"), lambda: ann.level.set("2"))
+    # a member's entry (a per-member write)
+    _refused(db, _value_key(Member, "tags", "b"), lambda: ann.tags.sadd("b"))
+    # a range index (a sorted set)
+    age_key = Member.get_field("age").indexes[0].base_key()
+    _refused(db, age_key, lambda: ann.age.set("31"))
+    # the field's own key, and a creation's index entry
+    _refused(db, Member._meta.instance_key(ann.pk.get(), "notes"), lambda: ann.notes.rpush("m"))
+    counter = db.client.get(Member._meta.max_pk_key)
+    _refused(db, _value_key(Member, "level", "7"), lambda: Member(nick="bob", level="7"))
+    assert int(db.client.get(Member._meta.max_pk_key)) == int(counter) + 1  # taken once
+    consistent(Member)
+
+
+def test_a_creation_replaces_a_leftover_of_another_type_at_its_keys(db, Member, consistent):
+    """A creation deletes its pk's keys first: what they held, of any type, is no refusal."""
+    db.client.set(Member._meta.hash_key("1"), "junk")
+    db.client.hset(Member._meta.instance_key("1", "tags"), "x", "y")
+    ann = Member(nick="ann", tags=["a"])
+    assert ann.pk.get() == "1" and ann.tags.smembers() == {"a"}
+    consistent(Member)

@@ -233,3 +233,17 @@ def test_outputs(data):
     rows = query(data, everything, (protocol.BY_DEFAULT, False), ("values", 2, "pk", "S:name"))
     assert rows == ["1", "b", "2", "c", "3", "a", "10", "d"]  # flat, row after row
     assert len(query(data, everything, output=("any", 2))) == 2
+
+
+def test_every_field_modifier_has_the_key_type_apply_checks():
+    """A modifier missing from `protocol.KEY_TYPES` would go unchecked (see apply.lua's
+    wrong_type): every one is there, but SET and SETNX, which never refuse a key's type."""
+    from limpyd.fields.base import RedisField
+
+    classes, modifiers = [RedisField], set()
+    while classes:
+        cls = classes.pop()
+        classes += cls.__subclasses__()
+        modifiers.update(name.upper() for name in cls.modifiers)
+    assert {"SADD", "ZINCRBY", "HSET", "RPUSH", "INCR"} <= modifiers
+    assert modifiers - set(protocol.KEY_TYPES) == {"SET", "SETNX"}

@@ -3,7 +3,8 @@
 --   1. read every instruction (a malformed one fails here, before anything is written);
 --   2. run the checks, and probe every value Redis could refuse in a later write: ZADD
 --      scores (a ZADD XX on a key that never exists parses them and writes nothing), expiry
---      seconds (finite), the pk counter (an integer INCR can add one to);
+--      seconds (finite), the pk counter (an integer INCR can add one to), the type of every
+--      key the writes name (see wrong_type);
 --   3. run the writes.
 -- The only write left that Redis may refuse for its values is a non-indexed modifier (the
 -- reply of `Write.modify`): it is the write's first command (after, for a creation, the DEL
@@ -138,6 +139,52 @@ local function zadd_error(args)
     for j = i, #args do probe[#probe + 1] = args[j] end
     local res = call_many(probe, true)
     if type(res) == 'table' and res.err then return error_text(res) end
+    return nil
+end
+
+-- Redis refuses a command on a key of another type (WRONGTYPE) once the commands before it
+-- ran: every key the writes name must hold what their commands need (KEY_TYPES) or nothing,
+-- as the writes before it leave it. Keys found while writing (a value read after the write,
+-- the instances an unlink finds) are not known here. The refusal's text, or nil.
+local function type_refusal(key, held, want)
+    if held == 'none' or held == want then return nil end
+    return 'key ' .. key .. ' holds a ' .. held .. ', not a ' .. want
+end
+
+local function wrong_type(writes, new_pk)
+    local types = {}
+    local function check(args)
+        local name = string.upper(args[1])
+        if name == 'DEL' or name == 'UNLINK' then
+            for i = 2, #args do types[args[i]] = 'none' end
+        elseif name == 'SET' then
+            types[args[2]] = 'string'
+        elseif KEY_TYPES[name] then
+            local want, key = KEY_TYPES[name], args[2]
+            local refused = type_refusal(key, types[key] or redis.call('TYPE', key).ok, want)
+            if refused then return refused end
+            types[key] = want
+        end
+        return nil
+    end
+    for _, w in ipairs(writes) do
+        local err
+        if w[1] == OP.call or w[1] == OP.call_for_reply or w[1] == OP.expire then
+            err = check(filled(w[2], new_pk))
+        elseif w[1] == OP.per_member then
+            for _, item in ipairs(w[4]) do
+                for _, command in ipairs(item[2]) do err = err or check(command.args) end
+            end
+        elseif w[1] == OP.value_entries and w.when == 'old' then
+            for _, value in ipairs(w.values) do
+                local escaped = replace_plain(value, w.from, w.to)
+                for _, template in ipairs(w.templates) do
+                    err = err or check(filled(template, value, escaped))
+                end
+            end
+        end
+        if err then return err end
+    end
     return nil
 end
 
@@ -334,6 +381,8 @@ return function(keys, argv, skip)
             if not same_list(read_state(c[2], c[3], c[4]), c[5]) then return {'CONFLICT'} end
         else  -- OP.unique
             local id, how, key, a, b, allowed, expiry = c[2], c[3], c[4], c[5], c[6], c[7], c[8]
+            local refused = type_refusal(key, redis.call('TYPE', key).ok, how == 'set' and 'set' or 'zset')
+            if refused then return {'INVALID', refused} end
             local holders
             if how == 'set' then
                 holders = redis.call('SMEMBERS', key)
@@ -383,6 +432,8 @@ return function(keys, argv, skip)
             w.values = values_of(w.kind, w.key, w.sub)
         end
     end
+    local refused = wrong_type(writes, new_pk)
+    if refused then return {'INVALID', refused} end
 
     -- Phase 3: writes.
     local reply = false

@@ -2,7 +2,8 @@
 
 1. Read every instruction: a malformed one fails here, before anything is written.
 2. Run the checks, and probe what Redis could refuse in a later write: ZADD scores (a ZADD XX
-   on the probe key, which never exists), expiry seconds, the pk counter.
+   on the probe key, which never exists), expiry seconds, the pk counter, the type of every
+   key the writes name (`_wrong_type`).
 3. Run the writes; the counter is stored last.
 
 The reply is `[b"OK", reply, new_pk]` (None where Lua has `false`), or a refusal such as
@@ -23,6 +24,7 @@ from limpyd.backends.native.server import (
     ScriptFailure,
     Server,
     item_at,
+    key_type,
     parsed_scores,
     pk_of,
 )
@@ -46,6 +48,8 @@ _CALL_FOR_REPLY = protocol.CALL_FOR_REPLY.encode()
 _SET_KEY = protocol.SET_KEY.encode()
 
 _PRESENCE = (_EXISTS, _FREE, _REAPING)
+_KEY_TYPES = {name.encode(): kind.encode() for name, kind in protocol.KEY_TYPES.items()}
+_EMPTYING = frozenset((b"DEL", b"UNLINK"))
 _CALLS = (_CALL, _CALL_FOR_REPLY)
 
 #: The kinds of field states `Server.read_state` knows.
@@ -194,6 +198,52 @@ def _zadd_error(server: Server, probe_key: bytes | None, args: list[bytes]) -> b
     return None
 
 
+def _type_refusal(key: bytes, held: bytes, want: bytes) -> bytes | None:
+    if held in (b"none", want):
+        return None
+    return b"key " + key + b" holds a " + held + b", not a " + want
+
+
+def _wrong_type(server: Server, writes: list[tuple[Any, ...]], filler: bytes) -> bytes | None:
+    """Redis's refusal of a command on a key of another type (WRONGTYPE) comes once the
+    commands before it ran: every key the writes name must hold what their commands need
+    (`protocol.KEY_TYPES`) or nothing, as the writes before leave it (see apply.lua)."""
+    db = server.socket._db
+    types: dict[bytes, bytes] = {}
+
+    def check(args: list[bytes]) -> bytes | None:
+        name = args[0].upper()
+        if name in _EMPTYING:
+            types.update(dict.fromkeys(args[1:], b"none"))
+        elif name == b"SET":
+            types[args[1]] = b"string"
+        elif name in _KEY_TYPES:
+            want, key = _KEY_TYPES[name], args[1]
+            refused = _type_refusal(key, types.get(key) or key_type(db, key), want)
+            if refused is not None:
+                return refused
+            types[key] = want
+        return None
+
+    for w in writes:
+        op = w[0]
+        commands: list[list[bytes]] = []
+        if op in _CALLS or op == _EXPIRE:
+            commands = [w[1].filled(filler)]
+        elif op == _PER_MEMBER:
+            commands = [command.args for _, item in w[3] for command in item]
+        elif op == _VALUE_ENTRIES and w[1].when == b"old":
+            entries = w[1]
+            for value in entries.values:
+                escaped = value.replace(entries.escape_from, entries.escape_to)
+                commands += [template.filled(value, escaped) for template in entries.templates]
+        for command in commands:
+            refused = check(command)
+            if refused is not None:
+                return refused
+    return None
+
+
 def apply(server: Server, keys: list[bytes], args: list[bytes]) -> list[Any]:
     """Apply one write atomically (see the module's docstring and apply.lua)."""
     r = Arguments(keys, args)
@@ -272,6 +322,11 @@ def apply(server: Server, keys: list[bytes], args: list[bytes]) -> list[Any]:
                 return [b"CONFLICT"]
         else:  # unique
             id_, how, key, a, b, allowed, expiry = c[1:]
+            refused = _type_refusal(
+                key, key_type(server.socket._db, key), b"set" if how == b"set" else b"zset"
+            )
+            if refused is not None:
+                return [b"INVALID", refused]
             if how == b"set":
                 holders = call(b"SMEMBERS", key)
             elif how == b"lex":
@@ -315,10 +370,13 @@ def apply(server: Server, keys: list[bytes], args: list[bytes]) -> list[Any]:
     for w in writes:
         if w[0] == _VALUE_ENTRIES and w[1].when == b"old":
             w[1].read(server)
+    filler = b"" if new_pk is None else new_pk
+    refused = _wrong_type(server, writes, filler)
+    if refused is not None:
+        return [b"INVALID", refused]
 
     # Phase 3: writes.
     reply = None
-    filler = b"" if new_pk is None else new_pk
     for i, w in enumerate(writes):
         op = w[0]
         if op in _CALLS:

@@ -27,6 +27,7 @@ __all__ = [
     "ScriptFailure",
     "Server",
     "item_at",
+    "key_type",
     "parsed_scores",
     "pk_of",
     "refusal",
@@ -296,7 +297,8 @@ def _mget(db: Any, *keys: bytes) -> list[Any]:
     return values
 
 
-def _type(db: Any, key: bytes) -> bytes:
+def key_type(db: Any, key: bytes) -> bytes:
+    """TYPE: the type of the value at `key`, b"none" when there is none."""
     item = item_at(db, key)
     if item is None:
         return b"none"
@@ -382,7 +384,7 @@ _READS: dict[bytes, tuple[Any, int]] = {
     b"ZMSCORE": (_zmscore, -2),
     b"EXISTS": (_exists, 1),
     b"SINTER": (_sinter, 2),
-    b"TYPE": (_type, 1),
+    b"TYPE": (key_type, 1),
     b"ZRANGE": (_zrange, 4),
     b"SSCAN": (_sscan, 4),
     b"SCAN": (_scan, 5),
