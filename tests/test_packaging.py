@@ -138,6 +138,53 @@ def test_the_fake_backend_defers_numpy(tmp_path, monkeypatch):
     assert done.stderr.count("numpy imported") == 1
 
 
+def test_threads_meeting_the_deferred_import_get_numpy_and_a_whole_fakeredis(tmp_path, monkeypatch):
+    """While fakeredis is imported (slowed down here), another thread importing numpy gets
+    numpy itself, and another one asking for a fake server waits for the whole fakeredis."""
+    stubs = tmp_path / "stubs"
+    (stubs / "numpy").mkdir(parents=True)
+    (stubs / "numpy" / "__init__.py").write_text("X = 1\n")
+    (stubs / "probables.py").write_text("import time\ntime.sleep(1)\nraise ImportError\n")
+    folders = [str(stubs), str(ROOT), os.environ.get("PYTHONPATH")]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, folders)))
+    script = textwrap.dedent(
+        """
+        import sys, threading, time, types
+        from limpyd.backends import FakeBackend
+
+        out = {}
+
+        def server(name, delay):
+            time.sleep(delay)
+            try:
+                out[name] = type(FakeBackend(name=name).server).__name__
+            except Exception as error:
+                out[name] = repr(error)
+
+        def numpy_import():
+            time.sleep(0.3)
+            import numpy
+            out["numpy"] = (type(numpy) is types.ModuleType, sys.modules["numpy"] is numpy)
+
+        threads = [
+            threading.Thread(target=server, args=("a", 0)),
+            threading.Thread(target=server, args=("b", 0.3)),
+            threading.Thread(target=numpy_import),
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        print(sorted(out.items()))
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == (
+        "[('a', 'FakeServer'), ('b', 'FakeServer'), ('numpy', (True, True))]"
+    )
+
+
 def test_fakeredis_vector_sets_work_with_numpy_deferred(tmp_path):
     pytest.importorskip("numpy")
     pytest.importorskip("jsonpath_ng")

@@ -29,6 +29,7 @@ here, once, each covered by a test that runs on both backends:
 
 from __future__ import annotations
 
+import builtins
 import importlib
 import importlib.util
 import math
@@ -56,9 +57,11 @@ __all__ = ["FAKE_EXTRA", "FakeBackend", "fakeredis_module"]
 def fakeredis_module() -> Any:
     """The fakeredis package, or an ImportError saying what to install (it is an extra:
     production installs of limpyd have no in-memory server)."""
+    fakeredis = sys.modules.get("fakeredis")
+    if fakeredis is not None and not getattr(fakeredis.__spec__, "_initializing", False):
+        return fakeredis
     try:
-        fakeredis = sys.modules.get("fakeredis") or _import_fakeredis()
-
+        fakeredis = _import_fakeredis()
         importlib.import_module("lupa")  # FUNCTION LOAD compiles limpyd's library with it
     except ImportError as exc:
         raise ImportError(f"{FAKE_EXTRA} ({exc})") from None
@@ -66,31 +69,45 @@ def fakeredis_module() -> Any:
 
 
 class _DeferredNumpy(types.ModuleType):
-    """What fakeredis gets for `import numpy` while it is imported: numpy, imported at its
-    first use. fakeredis imports numpy (when installed) for its vector set commands only,
-    and it is half of fakeredis's import time, which every test session on this backend
-    pays. The process's own `import numpy` is untouched (see `_import_fakeredis`)."""
+    """What fakeredis's own modules get for `import numpy`: numpy, imported at its first use.
+    fakeredis imports numpy (when installed) for its vector set commands only, and it is
+    half of fakeredis's import time, which every test session on this backend pays. (A
+    broken numpy install then fails those commands, where fakeredis would not offer them.)"""
 
     def __getattr__(self, name: str) -> Any:
-        if sys.modules.get("numpy") is self:  # another thread's import during fakeredis's
-            del sys.modules["numpy"]
         return getattr(importlib.import_module("numpy"), name)
+
+    def __dir__(self) -> list[str]:
+        return dir(importlib.import_module("numpy"))
+
+
+_import_lock = threading.Lock()
 
 
 def _import_fakeredis() -> Any:
-    """`import fakeredis`, numpy deferred (see `_DeferredNumpy`) unless already imported or
-    not installed."""
-    if "numpy" in sys.modules or importlib.util.find_spec("numpy") is None:
-        import fakeredis
+    """`import fakeredis`, its `import numpy` answered by a `_DeferredNumpy` (unless numpy is
+    imported already, or missing). Only fakeredis's modules get it, and nothing else changes
+    in `sys.modules`: another thread importing numpy meanwhile gets numpy."""
+    with _import_lock:
+        numpy_missing = "numpy" not in sys.modules and importlib.util.find_spec("numpy") is None
+        if "fakeredis" in sys.modules or "numpy" in sys.modules or numpy_missing:
+            import fakeredis  # waits for another thread's import of it to end
 
+            return fakeredis
+        deferred = _DeferredNumpy("numpy")
+        importer = builtins.__import__
+
+        def deferring(name: str, globals: Any = None, *args: Any, **kwargs: Any) -> Any:
+            if name == "numpy" and str((globals or {}).get("__name__", "")).startswith("fakeredis"):
+                return deferred
+            return importer(name, globals, *args, **kwargs)
+
+        builtins.__import__ = deferring
+        try:
+            import fakeredis
+        finally:
+            builtins.__import__ = importer
         return fakeredis
-    sys.modules["numpy"] = _DeferredNumpy("numpy")
-    try:
-        import fakeredis
-    finally:
-        if isinstance(sys.modules.get("numpy"), _DeferredNumpy):
-            del sys.modules["numpy"]
-    return fakeredis
 
 
 #: What to install for this backend, when fakeredis (or its Lua runtime) is missing.
