@@ -465,6 +465,19 @@ def test_a_key_of_another_type_refuses_the_write_before_its_first_write(db, Memb
     consistent(Member)
 
 
+def test_only_the_commands_a_write_runs_are_checked(db, Member, consistent):
+    """Removing a member the set does not hold runs nothing on its index key: another
+    type there refuses nothing; removing one it holds is refused."""
+    ann = Member(nick="ann", tags=["a"])
+    db.client.set(_value_key(Member, "tags", "zzz"), "not a set")
+    assert ann.tags.srem("zzz") == 0
+    db.client.sadd(Member._meta.instance_key(ann.pk.get(), "tags"), "zzz")  # held, unindexed
+    before = snapshot(db)
+    with pytest.raises(RefusedValueError, match="holds a string, not a set"):
+        ann.tags.srem("zzz")
+    assert snapshot(db) == before
+
+
 def test_a_creation_replaces_a_leftover_of_another_type_at_its_keys(db, Member, consistent):
     """A creation deletes its pk's keys first: what they held, of any type, is no refusal."""
     db.client.set(Member._meta.hash_key("1"), "junk")

@@ -172,8 +172,11 @@ local function wrong_type(writes, new_pk)
         if w[1] == OP.call or w[1] == OP.call_for_reply or w[1] == OP.expire then
             err = check(filled(w[2], new_pk))
         elseif w[1] == OP.per_member then
+            err = type_refusal(w[2], types[w[2]] or redis.call('TYPE', w[2]).ok, w[5])
             for _, item in ipairs(w[4]) do
-                for _, command in ipairs(item[2]) do err = err or check(command.args) end
+                if not err and holds(w[5], w[2], '', item[1]) == w[3] then  -- as phase 3
+                    for _, command in ipairs(item[2]) do err = err or check(command.args) end
+                end
             end
         elseif w[1] == OP.value_entries and w.when == 'old' then
             for _, value in ipairs(w.values) do
@@ -447,13 +450,7 @@ return function(keys, argv, skip)
             end
         elseif op == OP.per_member then
             for _, item in ipairs(w[4]) do
-                local held
-                if w[5] == 'set' then
-                    held = redis.call('SISMEMBER', w[2], item[1]) == 1
-                else
-                    held = redis.call('ZSCORE', w[2], item[1]) ~= false
-                end
-                if held == w[3] then
+                if holds(w[5], w[2], '', item[1]) == w[3] then
                     for _, command in ipairs(item[2]) do call_many(command.args) end
                 end
             end

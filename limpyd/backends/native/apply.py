@@ -231,7 +231,16 @@ def _wrong_type(server: Server, writes: list[tuple[Any, ...]], filler: bytes) ->
         if op in _CALLS or op == _EXPIRE:
             commands = [w[1].filled(filler)]
         elif op == _PER_MEMBER:
-            commands = [command.args for _, item in w[3] for command in item]
+            _, key, present, items, kind = w
+            refused = _type_refusal(key, types.get(key) or key_type(db, key), kind)
+            if refused is not None:
+                return refused
+            commands = [  # those phase 3 runs
+                command.args
+                for member, member_commands in items
+                if _holds(server, kind, key, b"", member) == present
+                for command in member_commands
+            ]
         elif op == _VALUE_ENTRIES and w[1].when == b"old":
             entries = w[1]
             for value in entries.values:
@@ -386,11 +395,7 @@ def apply(server: Server, keys: list[bytes], args: list[bytes]) -> list[Any]:
         elif op == _PER_MEMBER:
             _, key, present, items, kind = w
             for member, commands in items:
-                if kind == b"set":
-                    held = call(b"SISMEMBER", key, member) == 1
-                else:
-                    held = call(b"ZSCORE", key, member) is not None
-                if held == present:
+                if _holds(server, kind, key, b"", member) == present:
                     for command in commands:
                         server.run(command.args)
         elif op == _VALUE_ENTRIES:
