@@ -465,18 +465,6 @@ def test_a_key_of_another_type_refuses_the_write_before_its_first_write(db, Memb
     consistent(Member)
 
 
-def test_the_entries_of_a_value_redis_computes_are_checked_too(db, Member, consistent):
-    """`append`, `incr`: the new value's index entry is known only once Redis made it; the
-    script makes it on a copy first, and checks its entry's key."""
-    ann = Member(nick="ann", level="1", age="5")
-    _refused(db, _value_key(Member, "level", "1x"), lambda: ann.level.append("x"))
-    _refused(db, _value_key(Member, "level", "1x2"), lambda: ann.level.append("2"))
-    _refused(db, Member.get_field("age").indexes[0].base_key(), lambda: ann.age.incr(3))
-    assert ann.level.get() == "1x2" and ann.age.get() == "8"
-    assert db.client.exists(Member._meta.probe_key) == 0
-    consistent(Member)
-
-
 def test_only_the_commands_a_write_runs_are_checked(db, Member, consistent):
     """Removing a member the set does not hold runs nothing on its index key: another
     type there refuses nothing; removing one it holds is refused."""

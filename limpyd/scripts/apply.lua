@@ -142,36 +142,10 @@ local function zadd_error(args)
     return nil
 end
 
--- The values of the field of a value_entries write once the calls before it (`upto`) ran:
--- those on its key run on a copy of the field in the probe key (which never exists, and is
--- deleted again); nil when one fails (it then fails in phase 3, as the write's first command).
-local function values_after(w, writes, upto, new_pk)
-    if not probe_key then error('limpyd: value entries to check without a probe key') end
-    redis.call('DEL', probe_key)
-    write_state(w.kind, probe_key, w.sub, read_state(w.kind, w.key, w.sub))
-    local failed = false
-    for j = 1, upto - 1 do
-        local c = writes[j]
-        if c[1] == OP.call or c[1] == OP.call_for_reply then
-            local args = {}
-            for k, x in ipairs(filled(c[2], new_pk)) do args[k] = x end
-            if args[2] == w.key and not failed then
-                args[2] = probe_key
-                local res = call_many(args, true)
-                failed = type(res) == 'table' and res.err ~= nil
-            end
-        end
-    end
-    local values = not failed and values_of(w.kind, probe_key, w.sub) or nil
-    redis.call('DEL', probe_key)
-    return values
-end
-
 -- Redis refuses a command on a key of another type (WRONGTYPE) once the commands before it
 -- ran: every key the writes name must hold what their commands need (KEY_TYPES) or nothing,
--- as the writes before it leave it (the index entries of a value the write makes are
--- checked for that value, found on a copy). Keys an unlink finds are not known here. The
--- refusal's text, or nil.
+-- as the writes before it leave it. Keys found while writing (a value read after the write,
+-- the instances an unlink finds) are not known here. The refusal's text, or nil.
 local function type_refusal(key, held, want)
     if held == 'none' or held == want then return nil end
     return 'key ' .. key .. ' holds a ' .. held .. ', not a ' .. want
@@ -193,7 +167,7 @@ local function wrong_type(writes, new_pk)
         end
         return nil
     end
-    for i, w in ipairs(writes) do
+    for _, w in ipairs(writes) do
         local err
         if w[1] == OP.call or w[1] == OP.call_for_reply or w[1] == OP.expire then
             err = check(filled(w[2], new_pk))
@@ -204,10 +178,8 @@ local function wrong_type(writes, new_pk)
                     for _, command in ipairs(item[2]) do err = err or check(command.args) end
                 end
             end
-        elseif w[1] == OP.value_entries then
-            local values = w.values
-            if w.when == 'new' then values = values_after(w, writes, i, new_pk) or {} end
-            for _, value in ipairs(values) do
+        elseif w[1] == OP.value_entries and w.when == 'old' then
+            for _, value in ipairs(w.values) do
                 local escaped = replace_plain(value, w.from, w.to)
                 for _, template in ipairs(w.templates) do
                     err = err or check(filled(template, value, escaped))

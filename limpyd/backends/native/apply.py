@@ -198,37 +198,13 @@ def _zadd_error(server: Server, probe_key: bytes | None, args: list[bytes]) -> b
     return None
 
 
-def _values_after(
-    server: Server, entries: _ValueEntries, calls: list[_Command], filler: bytes, probe: Any
-) -> list[bytes]:
-    """The values of the field of `entries` once `calls` ran: those on its key run on a copy
-    of the field in the probe key (deleted again); none when one fails (see apply.lua)."""
-    if probe is None:
-        raise ScriptFailure("limpyd: value entries to check without a probe key")
-    kind, key, sub = entries.kind, entries.key, entries.sub
-    server.call(b"DEL", probe)
-    server.write_state(kind, probe, sub, server.read_state(kind, key, sub))
-    values: list[bytes] = []
-    for command in calls:
-        args = command.filled(filler)
-        if args[1] == key and type(server.pcall(args[0], probe, *args[2:])) is SimpleError:
-            break
-    else:
-        state = server.read_state(kind, probe, sub)
-        values = state[::2] if kind == b"zset" else state
-    server.call(b"DEL", probe)
-    return values
-
-
 def _type_refusal(key: bytes, held: bytes, want: bytes) -> bytes | None:
     if held in (b"none", want):
         return None
     return b"key " + key + b" holds a " + held + b", not a " + want
 
 
-def _wrong_type(
-    server: Server, writes: list[tuple[Any, ...]], filler: bytes, probe_key: bytes | None
-) -> bytes | None:
+def _wrong_type(server: Server, writes: list[tuple[Any, ...]], filler: bytes) -> bytes | None:
     """Redis's refusal of a command on a key of another type (WRONGTYPE) comes once the
     commands before it ran: every key the writes name must hold what their commands need
     (`protocol.KEY_TYPES`) or nothing, as the writes before leave it (see apply.lua)."""
@@ -249,7 +225,7 @@ def _wrong_type(
             types[key] = want
         return None
 
-    for i, w in enumerate(writes):
+    for w in writes:
         op = w[0]
         commands: list[list[bytes]] = []
         if op in _CALLS or op == _EXPIRE:
@@ -265,13 +241,9 @@ def _wrong_type(
                 if _holds(server, kind, key, b"", member) == present
                 for command in member_commands
             ]
-        elif op == _VALUE_ENTRIES:
+        elif op == _VALUE_ENTRIES and w[1].when == b"old":
             entries = w[1]
-            values = entries.values
-            if entries.when == b"new":
-                calls = [c[1] for c in writes[:i] if c[0] in _CALLS]
-                values = _values_after(server, entries, calls, filler, probe_key)
-            for value in values:
+            for value in entries.values:
                 escaped = value.replace(entries.escape_from, entries.escape_to)
                 commands += [template.filled(value, escaped) for template in entries.templates]
         for command in commands:
@@ -408,7 +380,7 @@ def apply(server: Server, keys: list[bytes], args: list[bytes]) -> list[Any]:
         if w[0] == _VALUE_ENTRIES and w[1].when == b"old":
             w[1].read(server)
     filler = b"" if new_pk is None else new_pk
-    refused = _wrong_type(server, writes, filler, probe_key)
+    refused = _wrong_type(server, writes, filler)
     if refused is not None:
         return [b"INVALID", refused]
 
