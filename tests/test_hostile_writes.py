@@ -465,6 +465,43 @@ def test_a_key_of_another_type_refuses_the_write_before_its_first_write(db, Memb
     consistent(Member)
 
 
+class Text(str):
+    pass
+
+
+HOSTILE = [
+    "\x00x", "é", "1e3", " 1", "nan", "-inf", "", "*?[", OLD_MARKER + "1", "x" * 100_000, Text("t"),
+]  # fmt: skip
+OTHER_TYPES = {
+    "string": lambda client, key: client.set(key, "x"),
+    "hash": lambda client, key: client.hset(key, "f", "v"),
+    "list": lambda client, key: client.rpush(key, "x"),
+    "zset": lambda client, key: client.zadd(key, {"x": 1}),
+}
+
+
+def _dumps(db):
+    """Every key's DUMP and TTL: what a refused write must leave byte for byte."""
+    client = db.client
+    return {key: (client.dump(key), client.pttl(key)) for key in client.scan_iter()}
+
+
+@pytest.mark.parametrize("kind", list(OTHER_TYPES))
+@pytest.mark.parametrize("value", HOSTILE, ids=lambda v: repr(v)[:12])
+def test_any_value_at_a_key_of_any_other_type_is_refused_byte_for_byte(db, Member, kind, value):
+    ann = Member(nick="ann", level="1")
+    key = _value_key(Member, "level", value)
+    OTHER_TYPES[kind](db.client, key)
+    before = _dumps(db)
+    for write in (lambda: ann.level.set(value), lambda: Member(nick="bob", level=value)):
+        with pytest.raises(RefusedValueError, match=rf"Member: .*holds a {kind}, not a set"):
+            write()
+        assert _dumps(db) == before
+    db.client.delete(key)
+    ann.level.set(value)
+    assert ann.level.get() == value and Member.collection(level=value) == [ann.pk.get()]
+
+
 def test_only_the_commands_a_write_runs_are_checked(db, Member, consistent):
     """Removing a member the set does not hold runs nothing on its index key: another
     type there refuses nothing; removing one it holds is refused."""
