@@ -152,7 +152,8 @@ local function type_refusal(key, held, want)
 end
 
 local function wrong_type(writes, new_pk)
-    local types = {}
+    local types = {}  -- key -> its type as the writes before leave it
+    local function held(key) return types[key] or redis.call('TYPE', key).ok end
     local function check(args)
         local name = string.upper(args[1])
         if name == 'DEL' or name == 'UNLINK' then
@@ -161,7 +162,7 @@ local function wrong_type(writes, new_pk)
             types[args[2]] = 'string'
         elseif KEY_TYPES[name] then
             local want, key = KEY_TYPES[name], args[2]
-            local refused = type_refusal(key, types[key] or redis.call('TYPE', key).ok, want)
+            local refused = type_refusal(key, held(key), want)
             if refused then return refused end
             types[key] = want
         end
@@ -172,7 +173,7 @@ local function wrong_type(writes, new_pk)
         if w[1] == OP.call or w[1] == OP.call_for_reply or w[1] == OP.expire then
             err = check(filled(w[2], new_pk))
         elseif w[1] == OP.per_member then
-            err = type_refusal(w[2], types[w[2]] or redis.call('TYPE', w[2]).ok, w[5])
+            err = type_refusal(w[2], held(w[2]), w[5])
             for _, item in ipairs(w[4]) do
                 if not err and holds(w[5], w[2], '', item[1]) == w[3] then  -- as phase 3
                     for _, command in ipairs(item[2]) do err = err or check(command.args) end

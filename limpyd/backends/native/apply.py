@@ -209,7 +209,10 @@ def _wrong_type(server: Server, writes: list[tuple[Any, ...]], filler: bytes) ->
     commands before it ran: every key the writes name must hold what their commands need
     (`protocol.KEY_TYPES`) or nothing, as the writes before leave it (see apply.lua)."""
     db = server.socket._db
-    types: dict[bytes, bytes] = {}
+    types: dict[bytes, bytes] = {}  # key -> its type as the writes before leave it
+
+    def held(key: bytes) -> bytes:
+        return types.get(key) or key_type(db, key)
 
     def check(args: list[bytes]) -> bytes | None:
         name = args[0].upper()
@@ -219,7 +222,7 @@ def _wrong_type(server: Server, writes: list[tuple[Any, ...]], filler: bytes) ->
             types[args[1]] = b"string"
         elif name in _KEY_TYPES:
             want, key = _KEY_TYPES[name], args[1]
-            refused = _type_refusal(key, types.get(key) or key_type(db, key), want)
+            refused = _type_refusal(key, held(key), want)
             if refused is not None:
                 return refused
             types[key] = want
@@ -232,7 +235,7 @@ def _wrong_type(server: Server, writes: list[tuple[Any, ...]], filler: bytes) ->
             commands = [w[1].filled(filler)]
         elif op == _PER_MEMBER:
             _, key, present, items, kind = w
-            refused = _type_refusal(key, types.get(key) or key_type(db, key), kind)
+            refused = _type_refusal(key, held(key), kind)
             if refused is not None:
                 return refused
             commands = [  # those phase 3 runs
