@@ -35,6 +35,18 @@ def unchanged(db: RedisDatabase):
 
 
 @pytest.fixture
+def dumps(db: RedisDatabase):
+    """`dumps()`: every key's DUMP and expiry time, what a refused write must leave byte for
+    byte (where `snapshot` compares contents)."""
+
+    def read():
+        client = db.client
+        return {key: (client.dump(key), client.pexpiretime(key)) for key in client.scan_iter()}
+
+    return read
+
+
+@pytest.fixture
 def forget_code(db: RedisDatabase):
     """`forget_code()` makes the server forget limpyd's Lua code (its function library and
     script), as a server limpyd never talked to."""

@@ -11,6 +11,7 @@ import pytest
 from limpyd import lua, protocol
 from limpyd.exceptions import DoesNotExist
 from limpyd.protocol import Key, encode_command, encode_sort, encode_sources
+from limpyd.text import ESCAPE
 from limpyd_testing.snapshot import snapshot
 
 C, X, P = Key("{t}:collection"), Key("{t}:expiry"), Key("{t}:probe")
@@ -143,6 +144,53 @@ def test_unlink(db):
     assert apply(db, protocol.UNLINK, Key("{t}:relations:1"), "1")[0] == "OK"
     assert db.client.smembers("{t}:obj:5:friends") == {"2"}
     assert not db.client.exists("{t}:idx:friends:1") and not db.client.exists("{t}:relations:1")
+
+
+def entries(when, index="{t}:idx:"):
+    """Value entries of the string at {t}:v: its value's index entry removed ('old') or
+    added ('new'), \x01 standing for the value."""
+    template = ("SREM" if when == "old" else "SADD", index + "\x01", "5")
+    command = protocol.encode_template(template, "\x01", "\x02")
+    return [protocol.VALUE_ENTRIES, when, "string", Key("{t}:v"), "", *ESCAPE, 1, *command]
+
+
+def test_value_entries_of_a_computed_value_are_checked_after_its_modifier(db, dumps):
+    """'new' entries are known once the modifier ran: refused, the modifier is undone (the
+    value and its expiry time put back) and the 'old' entries stay."""
+    db.client.set("{t}:v", "1")
+    db.client.sadd("{t}:idx:1", "5")
+    incr = call("INCR", Key("{t}:v"), reply=True)
+    assert apply(db, *incr, *entries("old"), *entries("new")) == ["OK", 2, None]
+    assert db.client.smembers("{t}:idx:2") == {"5"} and not db.client.exists("{t}:idx:1")
+    db.client.pexpire("{t}:v", 10**7)
+    db.client.set("{t}:idx:3", "not a set")
+    before = dumps()
+    outcome = apply(db, *incr, *entries("old"), *entries("new"))
+    assert outcome == ["INVALID", "key {t}:idx:3 holds a string, not a set"]
+    assert dumps() == before
+    db.client.delete("{t}:v")  # no value before: the undo deletes it
+    assert apply(db, *incr, *entries("old"), *entries("new"))[0] == "OK"
+    db.client.delete("{t}:v")
+    db.client.set("{t}:idx:1", "not a set")
+    assert apply(db, *incr, *entries("old"), *entries("new"))[0] == "INVALID"
+    assert not db.client.exists("{t}:v")
+
+
+@pytest.mark.parametrize(
+    "before",
+    [
+        call("SADD", Key("{t}:other"), "x"),  # a write that is not the field's modifier
+        [*call("INCR", Key("{t}:v")), *call("INCR", Key("{t}:v"))],  # two
+        [*entries("old"), *entries("old", "{t}:other:")],  # old entries of another
+        [protocol.VALUE_ENTRIES, "old", "hashfield", *entries("old")[3:]],  # another field
+    ],
+    ids=["other write", "two modifiers", "twice old", "other field"],
+)
+def test_value_entries_of_a_computed_value_follow_only_its_modifier(db, before):
+    data = snapshot(db)
+    with pytest.raises(Exception, match="'new' value entries follow only"):
+        apply(db, *before, *entries("new"))
+    assert snapshot(db) == data
 
 
 def test_state_and_simulate(db):

@@ -5,7 +5,9 @@
 --      scores (a ZADD XX on a key that never exists parses them and writes nothing), expiry
 --      seconds (finite), the pk counter (an integer INCR can add one to), the type of every
 --      key the writes name (see wrong_type);
---   3. run the writes.
+--   3. run the writes. The one check left for this phase: the index entries of a value
+--      Redis computes ('new' value entries) are known once their field's modifier ran;
+--      refused, the modifier is undone (see pair_new_entries) and nothing else was written.
 -- The only write left that Redis may refuse for its values is a non-indexed modifier (the
 -- reply of `Write.modify`): it is the write's first command (after, for a creation, the DEL
 -- of its keys), so a refused one leaves no data behind, and the new pk is only taken from
@@ -144,15 +146,15 @@ end
 
 -- Redis refuses a command on a key of another type (WRONGTYPE) once the commands before it
 -- ran: every key the writes name must hold what their commands need (KEY_TYPES) or nothing,
--- as the writes before it leave it. Keys found while writing (a value read after the write,
--- the instances an unlink finds) are not known here. The refusal's text, or nil.
+-- as the writes before it leave it. A checker: check(args) gives the refusal's text or nil,
+-- and records what the command leaves; held(key) is the key's type as checked so far.
 local function type_refusal(key, held, want)
     if held == 'none' or held == want then return nil end
     return 'key ' .. key .. ' holds a ' .. held .. ', not a ' .. want
 end
 
-local function wrong_type(writes, new_pk)
-    local types = {}  -- key -> its type as the writes before leave it
+local function type_checker()
+    local types = {}  -- key -> its type as the commands checked before leave it
     local function held(key) return types[key] or redis.call('TYPE', key).ok end
     local function check(args)
         local name = string.upper(args[1])
@@ -168,6 +170,25 @@ local function wrong_type(writes, new_pk)
         end
         return nil
     end
+    return check, held
+end
+
+-- The refusal of the first command of value entries `w`, for `values`, by `check`.
+local function entries_refusal(w, values, check)
+    for _, value in ipairs(values) do
+        local escaped = replace_plain(value, w.from, w.to)
+        for _, template in ipairs(w.templates) do
+            local refused = check(filled(template, value, escaped))
+            if refused then return refused end
+        end
+    end
+    return nil
+end
+
+-- The writes checked before the first one. The entries of a value Redis computes ('new'
+-- value entries) are only known once their field's modifier ran: see phase 3.
+local function wrong_type(writes, new_pk)
+    local check, held = type_checker()
     for _, w in ipairs(writes) do
         local err
         if w[1] == OP.call or w[1] == OP.call_for_reply or w[1] == OP.expire then
@@ -180,16 +201,26 @@ local function wrong_type(writes, new_pk)
                 end
             end
         elseif w[1] == OP.value_entries and w.when == 'old' then
-            for _, value in ipairs(w.values) do
-                local escaped = replace_plain(value, w.from, w.to)
-                for _, template in ipairs(w.templates) do
-                    err = err or check(filled(template, value, escaped))
-                end
-            end
+            err = entries_refusal(w, w.values, check)
         end
         if err then return err end
     end
     return nil
+end
+
+-- Put back the value a 'new' value entries' field held before its modifier ran (phase 2
+-- read it, and a string's expiry time), when its entries are refused.
+local function restore(w)
+    local value = w.before[1]
+    if w.kind == 'hashfield' then
+        if value then redis.call('HSET', w.key, w.sub, value) else redis.call('HDEL', w.key, w.sub) end
+    elseif not value then
+        redis.call('DEL', w.key)
+    elseif w.expire_at > 0 then
+        redis.call('SET', w.key, value, 'PXAT', w.expire_at)
+    else
+        redis.call('SET', w.key, value)
+    end
 end
 
 -- The decimal text of n + 1 (n the text of a non-negative integer).
@@ -312,6 +343,28 @@ local function unlink_record(record, pk)
 end
 -- End of link records ---------------------------------------------------------------------
 
+-- 'new' value entries are checked once their field's modifier ran, and the modifier undone
+-- if they are refused: only that modifier (a call on the field's key) and the field's 'old'
+-- entries may come before them. The 'old' entries are removed once the 'new' are checked.
+local function pair_new_entries(w, writes)
+    local single = w.kind == 'string' or w.kind == 'hashfield'
+    local modifiers = 0
+    for _, p in ipairs(writes) do
+        if p[1] == OP.value_entries and p.when == 'old' and p.kind == w.kind and p.key == w.key
+            and p.sub == w.sub and not w.old then
+            w.old, p.deferred = p, true
+        elseif (p[1] == OP.call or p[1] == OP.call_for_reply) and modifiers == 0
+            and p[2].args[2] == w.key and (w.kind ~= 'hashfield' or p[2].args[3] == w.sub) then
+            modifiers = 1
+        else
+            single = false
+        end
+    end
+    if not single then
+        error("limpyd: 'new' value entries follow only their single-valued field's modifier and its 'old' entries")
+    end
+end
+
 return function(keys, argv, skip)
     r, probe_key = argv_reader(keys, argv, skip), nil
     -- Phase 1: read.
@@ -350,6 +403,7 @@ return function(keys, argv, skip)
             local w = {op, when = r.next(), kind = r.next(), key = r.key(), sub = r.next()}
             w.from, w.to, w.templates = r.next(), r.next(), {}
             for i = 1, r.num() do w.templates[i] = read_command(true) end
+            if w.when == 'new' then pair_new_entries(w, writes) end
             writes[#writes + 1] = w
         elseif op == OP.call or op == OP.call_for_reply then
             writes[#writes + 1] = {op, read_command()}
@@ -434,6 +488,9 @@ return function(keys, argv, skip)
     for _, w in ipairs(writes) do
         if w[1] == OP.value_entries and w.when == 'old' then
             w.values = values_of(w.kind, w.key, w.sub)
+        elseif w[1] == OP.value_entries then  -- what `restore` puts back
+            w.before = w.old and w.old.values or read_state(w.kind, w.key, w.sub)
+            if w.kind == 'string' then w.expire_at = redis.call('PEXPIRETIME', w.key) end
         end
     end
     local refused = wrong_type(writes, new_pk)
@@ -455,9 +512,17 @@ return function(keys, argv, skip)
                     for _, command in ipairs(item[2]) do call_many(command.args) end
                 end
             end
-        elseif op == OP.value_entries then
-            if w.when == 'new' then w.values = values_of(w.kind, w.key, w.sub) end
+        elseif op == OP.value_entries and w.when == 'new' then
+            w.values = values_of(w.kind, w.key, w.sub)
+            refused = entries_refusal(w, w.values, type_checker())
+            if refused then
+                restore(w)
+                return {'INVALID', refused}
+            end
+            if w.old then value_entries(w.old, w.old.values) end
             value_entries(w, w.values)
+        elseif op == OP.value_entries then
+            if not w.deferred then value_entries(w, w.values) end
         elseif op == OP.expire then
             local args = filled(w[2], new_pk)
             redis.call(args[1], args[2], now() + tonumber(w[3]), args[3])

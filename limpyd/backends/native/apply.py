@@ -4,7 +4,9 @@
 2. Run the checks, and probe what Redis could refuse in a later write: ZADD scores (a ZADD XX
    on the probe key, which never exists), expiry seconds, the pk counter, the type of every
    key the writes name (`_wrong_type`).
-3. Run the writes; the counter is stored last.
+3. Run the writes; the counter is stored last. The index entries of a value Redis computes
+   ('new' value entries) are checked here, once their field's modifier ran: refused, the
+   modifier is undone (`_ValueEntries.restore`), and nothing else was written.
 
 The reply is `[b"OK", reply, new_pk]` (None where Lua has `false`), or a refusal such as
 `[b"UNIQUE", id, holder]`. Lua's chunking of long commands (its `unpack` limit) has no
@@ -142,7 +144,10 @@ def _kind(kind: bytes) -> bytes:
 class _ValueEntries:
     """A `value_entries` write: the templates run for each value of a field."""
 
-    __slots__ = ("escape_from", "escape_to", "key", "kind", "sub", "templates", "values", "when")
+    __slots__ = (
+        "before", "deferred", "escape_from", "escape_to", "expire_at", "key", "kind", "old",
+        "sub", "templates", "values", "when",
+    )  # fmt: skip
 
     def __init__(self, r: Arguments) -> None:
         self.when = r.next()
@@ -157,17 +162,74 @@ class _ValueEntries:
         self.escape_to = r.next()
         self.templates = [_read_command(r, True) for _ in range(r.num())]
         self.values: list[bytes] = []
+        self.old: _ValueEntries | None = None  # a 'new' one's 'old' entries (see _pair)
+        self.deferred = False  # 'old' entries removed with their 'new' ones
+        self.before: list[bytes] = []  # a 'new' one's field before its modifier
+        self.expire_at = -1
 
     def read(self, server: Server) -> None:
         """The values of the field now: its members, items or single value."""
         state = server.read_state(self.kind, self.key, self.sub)
         self.values = state[::2] if self.kind == b"zset" else state
 
-    def run(self, server: Server) -> None:
+    def commands(self) -> list[list[bytes]]:
+        """The commands of the templates for each of the values."""
+        commands = []
         for value in self.values:
             escaped = value.replace(self.escape_from, self.escape_to)
-            for template in self.templates:
-                server.run(template.filled(value, escaped))
+            commands += [template.filled(value, escaped) for template in self.templates]
+        return commands
+
+    def run(self, server: Server) -> None:
+        for command in self.commands():
+            server.run(command)
+
+    def pair(self, writes: list[tuple[Any, ...]]) -> None:
+        """'new' entries are checked once their field's modifier ran, and the modifier undone
+        if they are refused (`restore`): only that modifier (a call on the field's key) and
+        the field's 'old' entries may come before them (see apply.lua)."""
+        single = self.kind in (b"string", b"hashfield")
+        modifiers = 0
+        for w in writes:
+            p = w[1]
+            if (
+                w[0] == _VALUE_ENTRIES
+                and p.when == b"old"
+                and self.old is None
+                and ((p.kind, p.key, p.sub) == (self.kind, self.key, self.sub))
+            ):
+                self.old, p.deferred = p, True
+            elif (
+                w[0] in _CALLS
+                and modifiers == 0
+                and p.args[1:2] == [self.key]
+                and (self.kind != b"hashfield" or p.args[2:3] == [self.sub])
+            ):
+                modifiers = 1
+            else:
+                single = False
+        if not single:
+            raise ScriptFailure(
+                "limpyd: 'new' value entries follow only their single-valued field's modifier "
+                "and its 'old' entries"
+            )
+
+    def restore(self, server: Server) -> None:
+        """Put back the value the field held before its modifier ran (and a string's
+        expiry time), as phase 2 read them."""
+        call, key = server.call, self.key
+        value = self.before[0] if self.before else None
+        if self.kind == b"hashfield":
+            if value is None:
+                call(b"HDEL", key, self.sub)
+            else:
+                call(b"HSET", key, self.sub, value)
+        elif value is None:
+            call(b"DEL", key)
+        elif self.expire_at > 0:
+            call(b"SET", key, value, b"PXAT", self.expire_at)
+        else:
+            call(b"SET", key, value)
 
 
 def _holds(server: Server, kind: bytes, key: bytes, sub: bytes, value: bytes) -> bool:
@@ -204,30 +266,48 @@ def _type_refusal(key: bytes, held: bytes, want: bytes) -> bytes | None:
     return b"key " + key + b" holds a " + held + b", not a " + want
 
 
-def _wrong_type(server: Server, writes: list[tuple[Any, ...]], filler: bytes) -> bytes | None:
+class _TypeCheck:
     """Redis's refusal of a command on a key of another type (WRONGTYPE) comes once the
-    commands before it ran: every key the writes name must hold what their commands need
-    (`protocol.KEY_TYPES`) or nothing, as the writes before leave it (see apply.lua)."""
-    db = server.socket._db
-    types: dict[bytes, bytes] = {}  # key -> its type as the writes before leave it
+    commands before it ran: each key a command names must hold what it needs
+    (`protocol.KEY_TYPES`) or nothing, as the commands checked before leave it (see
+    apply.lua's type_checker)."""
 
-    def held(key: bytes) -> bytes:
-        return types.get(key) or key_type(db, key)
+    __slots__ = ("db", "types")
 
-    def check(args: list[bytes]) -> bytes | None:
-        name = args[0].upper()
+    def __init__(self, server: Server) -> None:
+        self.db = server.socket._db
+        self.types: dict[bytes, bytes] = {}  # key -> its type as the commands before leave it
+
+    def held(self, key: bytes) -> bytes:
+        return self.types.get(key) or key_type(self.db, key)
+
+    def check(self, args: list[bytes]) -> bytes | None:
+        """The refusal of this command, or None (then what it leaves is recorded)."""
+        name, types = args[0].upper(), self.types
         if name in _EMPTYING:
             types.update(dict.fromkeys(args[1:], b"none"))
         elif name == b"SET":
             types[args[1]] = b"string"
         elif name in _KEY_TYPES:
             want, key = _KEY_TYPES[name], args[1]
-            refused = _type_refusal(key, held(key), want)
+            refused = _type_refusal(key, self.held(key), want)
             if refused is not None:
                 return refused
             types[key] = want
         return None
 
+    def first_refusal(self, commands: list[list[bytes]]) -> bytes | None:
+        for command in commands:
+            refused = self.check(command)
+            if refused is not None:
+                return refused
+        return None
+
+
+def _wrong_type(server: Server, writes: list[tuple[Any, ...]], filler: bytes) -> bytes | None:
+    """The refusal of the writes checked before the first one. The entries of a value Redis
+    computes ('new' value entries) are only known once their field's modifier ran."""
+    checker = _TypeCheck(server)
     for w in writes:
         op = w[0]
         commands: list[list[bytes]] = []
@@ -235,7 +315,7 @@ def _wrong_type(server: Server, writes: list[tuple[Any, ...]], filler: bytes) ->
             commands = [w[1].filled(filler)]
         elif op == _PER_MEMBER:
             _, key, present, items, kind = w
-            refused = _type_refusal(key, held(key), kind)
+            refused = _type_refusal(key, checker.held(key), kind)
             if refused is not None:
                 return refused
             commands = [  # those phase 3 runs
@@ -245,14 +325,10 @@ def _wrong_type(server: Server, writes: list[tuple[Any, ...]], filler: bytes) ->
                 for command in member_commands
             ]
         elif op == _VALUE_ENTRIES and w[1].when == b"old":
-            entries = w[1]
-            for value in entries.values:
-                escaped = value.replace(entries.escape_from, entries.escape_to)
-                commands += [template.filled(value, escaped) for template in entries.templates]
-        for command in commands:
-            refused = check(command)
-            if refused is not None:
-                return refused
+            commands = w[1].commands()
+        refused = checker.first_refusal(commands)
+        if refused is not None:
+            return refused
     return None
 
 
@@ -298,7 +374,10 @@ def apply(server: Server, keys: list[bytes], args: list[bytes]) -> list[Any]:
                 items.append((member, [_read_command(r) for _ in range(r.num())]))
             writes.append((op, key, present, items, kind))
         elif op == _VALUE_ENTRIES:
-            writes.append((op, _ValueEntries(r)))
+            entries = _ValueEntries(r)
+            if entries.when == b"new":
+                entries.pair(writes)
+            writes.append((op, entries))
         elif op in _CALLS:
             writes.append((op, _read_command(r)))
         else:
@@ -382,6 +461,14 @@ def apply(server: Server, keys: list[bytes], args: list[bytes]) -> list[Any]:
     for w in writes:
         if w[0] == _VALUE_ENTRIES and w[1].when == b"old":
             w[1].read(server)
+        elif w[0] == _VALUE_ENTRIES:  # what `restore` puts back
+            entries = w[1]
+            old = entries.old
+            entries.before = (
+                old.values if old else server.read_state(entries.kind, entries.key, entries.sub)
+            )
+            if entries.kind == b"string":
+                entries.expire_at = cast(int, call(b"PEXPIRETIME", entries.key))
     filler = b"" if new_pk is None else new_pk
     refused = _wrong_type(server, writes, filler)
     if refused is not None:
@@ -401,10 +488,19 @@ def apply(server: Server, keys: list[bytes], args: list[bytes]) -> list[Any]:
                 if _holds(server, kind, key, b"", member) == present:
                     for command in commands:
                         server.run(command.args)
+        elif op == _VALUE_ENTRIES and w[1].when == b"new":
+            entries = w[1]
+            entries.read(server)
+            refused = _TypeCheck(server).first_refusal(entries.commands())
+            if refused is not None:
+                entries.restore(server)
+                return [b"INVALID", refused]
+            if entries.old is not None:
+                entries.old.run(server)
+            entries.run(server)
         elif op == _VALUE_ENTRIES:
-            if w[1].when == b"new":
-                w[1].read(server)
-            w[1].run(server)
+            if not w[1].deferred:
+                w[1].run(server)
         elif op == _EXPIRE:
             command_args = w[1].filled(filler)
             name, key, pk = command_args[:3]
