@@ -27,7 +27,7 @@ from typing import Any
 import redis
 from redis.exceptions import NoPermissionError, NoScriptError, ReadOnlyError, ResponseError
 
-from limpyd.protocol import KEY_TYPES, OPERATIONS, split
+from limpyd.protocol import KEY_TYPES, OPERATIONS, STATE_TYPES, split
 from limpyd.refusals import translate
 
 __all__ = ["APPLY", "QUERY", "READ", "SCRIPT", "STORE", "LuaScript", "ScriptMode"]
@@ -60,13 +60,18 @@ def _with_operations(text: str) -> str:
     return _OPERATION.sub(code, text)
 
 
+def _lua_table(names: dict[str, str]) -> str:
+    """A Lua table of these names (identifiers) and texts."""
+    return "{" + ", ".join(f"{name} = '{text}'" for name, text in names.items()) + "}"
+
+
 def _build_source() -> str:
     """The Lua function `build()`, returning each mode's function by name."""
     folder = resources.files("limpyd") / "scripts"
-    key_types = ", ".join(f"{name} = '{kind}'" for name, kind in KEY_TYPES.items())
     parts = [
         "local function build()",
-        f"local KEY_TYPES = {{{key_types}}}",  # see protocol.KEY_TYPES
+        f"local KEY_TYPES = {_lua_table(KEY_TYPES)}",  # see protocol.KEY_TYPES
+        f"local STATE_TYPES = {_lua_table(STATE_TYPES)}",
         (folder / "common.lua").read_text(),
     ]
     for mode, files in MODES.items():

@@ -31,6 +31,7 @@ from typing import Any
 __all__ = [
     "KEY_TYPES",
     "OPERATIONS",
+    "STATE_TYPES",
     "Key",
     "command_keys",
     "encode_command",
@@ -109,6 +110,13 @@ KEY_TYPES: dict[str, str] = {
     }.items()
     for name in names.split()
 }
+
+#: The type of the key holding a field's state, by the state's kind (`read_state`): what
+#: apply checks before reading a key it only finds by reading (see `unlink`).
+STATE_TYPES = {
+    "string": "string", "hashfield": "hash", "hash": "hash", "set": "set", "list": "list",
+    "zset": "zset",
+}  # fmt: skip
 
 #: Every operation, by the name the script knows it by.
 OPERATIONS: dict[str, str] = {

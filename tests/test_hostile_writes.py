@@ -14,7 +14,7 @@ from limpyd.exceptions import (
     RefusedValueError,
     UniquenessError,
 )
-from limpyd.indexes import NumberRangeIndex
+from limpyd.indexes import EqualIndex, NumberRangeIndex, TextRangeIndex
 from limpyd_testing.snapshot import snapshot
 
 OLD_MARKER = "\x00limpyd-new-pk:"
@@ -559,3 +559,84 @@ def test_a_creation_replaces_a_leftover_of_another_type_at_its_keys(db, Member, 
     ann = Member(nick="ann", tags=["a"])
     assert ann.pk.get() == "1" and ann.tags.smembers() == {"a"}
     consistent(Member)
+
+
+# A deletion unlinks the instances pointing to it, found by reading its link records: the keys
+# they lead to are checked, by reading only, before the deletion's first write.
+
+
+@pytest.fixture
+def Linked(db):
+    class Team(related.RelatedModel):
+        cluster_group = "hostile_writes"
+        database = db
+        name = fields.PKField()
+
+    class Seat(related.RelatedModel):
+        cluster_group = "hostile_writes"
+        database = db
+        team = related.FKInstanceHashField(Team, indexes=[EqualIndex, TextRangeIndex])
+        teams = related.M2MSetField(Team, related_name="set_seats")
+        ranked = related.M2MListField(Team, related_name="listed")
+        row = fields.StringField()
+        unique_together = [("team", "row")]
+
+    return Team, Seat
+
+
+ANY_TYPE = {**OTHER_TYPES, "set": lambda client, key: client.sadd(key, "x")}
+UNLINKED_KEYS = {  # what a deletion of team t reads or writes, the type another client puts
+    "links": (lambda Team, Seat: Team._meta.links_key("t"), "list"),
+    "holders' index": (lambda Team, Seat: _value_key(Seat, "team", "t"), "string"),
+    "a holder's hash": (lambda Team, Seat: Seat._meta.hash_key("1"), "zset"),
+    "a holder's set": (lambda Team, Seat: Seat._meta.instance_key("1", "teams"), "hash"),
+    "a holder's list": (lambda Team, Seat: Seat._meta.instance_key("1", "ranked"), "string"),
+    "another index": (lambda Team, Seat: Seat.get_field("team").indexes[1].base_key(), "set"),
+    "a combination": (
+        lambda Team, Seat: Seat._meta.together_key(("team", "row"), {"team": ["t"], "row": ["7"]}),
+        "string",
+    ),
+    "a combination's partner": (lambda Team, Seat: Seat._meta.instance_key("1", "row"), "hash"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("where", list(UNLINKED_KEYS))
+def test_a_deletion_meeting_a_key_of_another_type_while_unlinking_is_refused(
+    db, Linked, consistent, dumps, where
+):
+    Team, Seat = Linked
+    team = Team(name="t")
+    Seat(team=team, teams=[team], ranked=[team, team], row="7")
+    make_key, kind = UNLINKED_KEYS[where]
+    key = str(make_key(Team, Seat))
+    held = db.client.dump(key)
+    db.client.delete(key)
+    ANY_TYPE[kind](db.client, key)
+    before = dumps()
+    with pytest.raises(RefusedValueError, match=rf"Team: .*holds a {kind}, not a ") as error:
+        team.delete()
+    assert key in str(error.value)
+    assert dumps() == before
+    db.client.restore(key, 0, held, replace=True)
+    team.delete()
+    assert Seat(1).teams.smembers() == set() and Seat(1).team.hget() is None
+    consistent(Team, Seat)
+
+
+def test_a_malformed_link_record_fails_the_deletion_before_its_first_write(db, Linked, dumps):
+    Team, Seat = Linked
+    team = Team(name="t")
+    Seat(team=team, row="7")
+    links = Team._meta.links_key("t")
+    odd_part = ["string", "", "", "", "set_key", "k", "0", "1", "p", "1", "R", "odd", "", "", ""]
+    records = {
+        "x": "a malformed link record",
+        "".join(f"{len(x)}:{x}" for x in ["hash", "", "", ""]): "a link record of kind hash",
+        "".join(f"{len(x)}:{x}" for x in odd_part): "unknown state kind odd",
+    }
+    for record, message in records.items():
+        db.client.hset(links, "hostile", record)
+        before = dumps()
+        with pytest.raises(Exception, match=message):
+            team.delete()
+        assert dumps() == before

@@ -185,29 +185,6 @@ local function entries_refusal(w, values, check)
     return nil
 end
 
--- The writes checked before the first one. The entries of a value Redis computes ('new'
--- value entries) are only known once their field's modifier ran: see phase 3.
-local function wrong_type(writes, new_pk)
-    local check, held = type_checker()
-    for _, w in ipairs(writes) do
-        local err
-        if w[1] == OP.call or w[1] == OP.call_for_reply or w[1] == OP.expire then
-            err = check(filled(w[2], new_pk))
-        elseif w[1] == OP.per_member then
-            err = type_refusal(w[2], held(w[2]), w[5])
-            for _, item in ipairs(w[4]) do
-                if not err and holds(w[5], w[2], '', item[1]) == w[3] then  -- as phase 3
-                    for _, command in ipairs(item[2]) do err = err or check(command.args) end
-                end
-            end
-        elseif w[1] == OP.value_entries and w.when == 'old' then
-            err = entries_refusal(w, w.values, check)
-        end
-        if err then return err end
-    end
-    return nil
-end
-
 -- Put back the value a 'new' value entries' field held before its modifier ran (phase 2
 -- read it, and a string's expiry time), when its entries are refused.
 local function restore(w)
@@ -243,7 +220,8 @@ local function decode_record(s)
     local out, i = {}, 1
     while i <= #s do
         local colon = string.find(s, ':', i, true)
-        local n = tonumber(string.sub(s, i, colon - 1))
+        local n = colon and tonumber(string.sub(s, i, colon - 1))
+        if not n or n < 0 or n ~= math.floor(n) then error('limpyd: a malformed link record') end
         out[#out + 1] = string.sub(s, colon + 1, colon + n)
         i = colon + n + 1
     end
@@ -274,6 +252,15 @@ local function text_length(s)
     return count
 end
 
+-- A field state's kind, checked (as read_state knows it).
+local function state_kind(kind)
+    if not STATE_TYPES[kind] then error('limpyd: unknown state kind ' .. tostring(kind)) end
+    return kind
+end
+
+-- The command unlink_value runs on a field of each kind.
+local UNLINKS = {string = 'DEL', hashfield = 'HDEL', set = 'SREM', list = 'LREM', zset = 'ZREM'}
+
 -- Remove `pk` from the value of `kind` at key/sub; whether it held it.
 local function unlink_value(kind, key, sub, pk)
     if kind == 'string' or kind == 'hashfield' then
@@ -295,53 +282,150 @@ local function pks_of_atom(kind, key, a, b)
     return pks
 end
 
-local function unlink_record(record, pk)
+-- A link record, read (see above): kind before after sub (where r's value is), atom key a b
+-- (what finds the holders), ops (the index entries), groups (unique_together).
+local function read_record(record)
     local d = decode_record(record)
-    local kind, before, after, sub = d.next(), d.next(), d.next(), d.next()
-    local atom, key, a, b = d.next(), d.next(), nil, nil
-    if atom ~= OP.set_key then a, b = d.next(), d.next() end
-    local ops = {}
+    local rec = {kind = d.next(), before = d.next(), after = d.next(), sub = d.next()}
+    if not UNLINKS[rec.kind] then error('limpyd: a link record of kind ' .. tostring(rec.kind)) end
+    rec.atom, rec.key = d.next(), d.next()
+    if rec.atom ~= OP.set_key then rec.a, rec.b = d.next(), d.next() end
+    rec.ops = {}
     for i = 1, d.num() do
         local op = {}
         for j = 1, d.num() do
             if d.next() == '=' then op[j] = d.next() else op[j] = {d.next(), d.next()} end
         end
-        ops[i] = op
+        rec.ops[i] = op
     end
-    local groups = {}
+    rec.groups = {}
     for i = 1, d.num() do
         local group = {prefix = d.next(), parts = {}}
         for j = 1, d.num() do
             if d.next() == 'V' then group.parts[j] = d.next()
-            else group.parts[j] = {d.next(), d.next(), d.next(), d.next()} end
+            else group.parts[j] = {state_kind(d.next()), d.next(), d.next(), d.next()} end
         end
-        groups[i] = group
+        rec.groups[i] = group
     end
-    for _, holder in ipairs(pks_of_atom(atom, key, a, b)) do
-        if unlink_value(kind, before .. holder .. after, sub, pk) then
-            for _, op in ipairs(ops) do
-                local args = {}
-                for j, x in ipairs(op) do
-                    if type(x) == 'table' then args[j] = x[1] .. holder .. x[2] else args[j] = x end
-                end
-                redis.call(unpack(args))
-            end
-            for _, group in ipairs(groups) do
-                local parts = {}
-                for j, part in ipairs(group.parts) do
-                    if type(part) == 'table' then
-                        local v = read_state(part[1], part[2] .. holder .. part[3], part[4])[1]
-                        if not v then parts = nil; break end
-                        part = text_length(v) .. ':' .. v
-                    end
-                    parts[j] = part
-                end
-                if parts then redis.call('SREM', group.prefix .. table.concat(parts), holder) end
+    return rec
+end
+
+-- The commands removing the index entries of `holder` (r in the record's ops).
+local function holder_ops(rec, holder)
+    local commands = {}
+    for i, op in ipairs(rec.ops) do
+        local args = {}
+        for j, x in ipairs(op) do
+            if type(x) == 'table' then args[j] = x[1] .. holder .. x[2] else args[j] = x end
+        end
+        commands[i] = args
+    end
+    return commands
+end
+
+-- The key of a unique_together group's combination for `holder`, or nil when one of its
+-- fields has no value.
+local function group_member(group, holder)
+    local parts = {}
+    for j, part in ipairs(group.parts) do
+        if type(part) == 'table' then
+            local v = read_state(part[1], part[2] .. holder .. part[3], part[4])[1]
+            if not v then return nil end
+            part = text_length(v) .. ':' .. v
+        end
+        parts[j] = part
+    end
+    return group.prefix .. table.concat(parts)
+end
+
+local function unlink_record(rec, pk)
+    for _, holder in ipairs(pks_of_atom(rec.atom, rec.key, rec.a, rec.b)) do
+        if unlink_value(rec.kind, rec.before .. holder .. rec.after, rec.sub, pk) then
+            for _, args in ipairs(holder_ops(rec, holder)) do redis.call(unpack(args)) end
+            for _, group in ipairs(rec.groups) do
+                local member = group_member(group, holder)
+                if member then redis.call('SREM', member, holder) end
             end
         end
     end
 end
+
+-- Whether the field of a record's holder at `key` holds `pk` (what unlink_value removes).
+local function holds_pk(rec, key, pk)
+    if rec.kind == 'list' then return redis.call('LPOS', key, pk) ~= false end
+    return holds(rec.kind, key, rec.sub, pk)
+end
+
+-- The refusal of the commands unlinking `pk` from `holder`, or nil (`check`, `held`: a
+-- type_checker).
+local function holder_refusal(rec, holder, pk, check, held)
+    local key = rec.before .. holder .. rec.after
+    local refused = type_refusal(key, held(key), STATE_TYPES[rec.kind])
+    if refused or held(key) == 'none' or not holds_pk(rec, key, pk) then return refused end
+    for _, args in ipairs({{UNLINKS[rec.kind], key}, unpack(holder_ops(rec, holder))}) do
+        refused = refused or check(args)
+    end
+    for _, group in ipairs(rec.groups) do
+        for _, part in ipairs(group.parts) do
+            if not refused and type(part) == 'table' then
+                local part_key = part[2] .. holder .. part[3]
+                refused = type_refusal(part_key, held(part_key), STATE_TYPES[part[1]])
+            end
+        end
+        if refused then return refused end
+        local member = group_member(group, holder)
+        if member then refused = check({'SREM', member}) end
+    end
+    return refused
+end
+
+-- The refusal of an unlink `w` for a key of another type, found by reading only (its
+-- records, their holders and values), as its commands would meet them after the writes
+-- checked before. Holders are found as the data is before the write: a holder the write's
+-- own commands unlink first is checked too. Keeps the records read, for phase 3.
+local function unlink_refusal(w, check, held)
+    local refused = type_refusal(w[2], held(w[2]), 'hash')
+    if refused then return refused end
+    w.records = {}
+    for i, record in ipairs(redis.call('HVALS', w[2])) do
+        local rec = read_record(record)
+        w.records[i] = rec
+        local atom_type = rec.atom == OP.set_key and 'set' or 'zset'
+        refused = type_refusal(rec.key, held(rec.key), atom_type)
+        if refused then return refused end
+        for _, holder in ipairs(pks_of_atom(rec.atom, rec.key, rec.a, rec.b)) do
+            refused = holder_refusal(rec, holder, w[3], check, held)
+            if refused then return refused end
+        end
+    end
+    return nil
+end
 -- End of link records ---------------------------------------------------------------------
+
+-- The writes checked before the first one. The entries of a value Redis computes ('new'
+-- value entries) are only known once their field's modifier ran: see phase 3.
+local function wrong_type(writes, new_pk)
+    local check, held = type_checker()
+    for _, w in ipairs(writes) do
+        local err
+        if w[1] == OP.call or w[1] == OP.call_for_reply or w[1] == OP.expire then
+            err = check(filled(w[2], new_pk))
+        elseif w[1] == OP.per_member then
+            err = type_refusal(w[2], held(w[2]), w[5])
+            for _, item in ipairs(w[4]) do
+                if not err and holds(w[5], w[2], '', item[1]) == w[3] then  -- as phase 3
+                    for _, command in ipairs(item[2]) do err = err or check(command.args) end
+                end
+            end
+        elseif w[1] == OP.value_entries and w.when == 'old' then
+            err = entries_refusal(w, w.values, check)
+        elseif w[1] == OP.unlink then
+            err = unlink_refusal(w, check, held)
+        end
+        if err then return err end
+    end
+    return nil
+end
 
 -- 'new' value entries are checked once their field's modifier ran, and the modifier undone
 -- if they are refused: only that modifier (a call on the field's key) and the field's 'old'
@@ -527,7 +611,7 @@ return function(keys, argv, skip)
             local args = filled(w[2], new_pk)
             redis.call(args[1], args[2], now() + tonumber(w[3]), args[3])
         else  -- OP.unlink
-            for _, record in ipairs(redis.call('HVALS', w[2])) do unlink_record(record, w[3]) end
+            for _, rec in ipairs(w.records) do unlink_record(rec, w[3]) end
             redis.call('DEL', w[2])
         end
     end

@@ -55,7 +55,8 @@ _EMPTYING = frozenset((b"DEL", b"UNLINK"))
 _CALLS = (_CALL, _CALL_FOR_REPLY)
 
 #: The kinds of field states `Server.read_state` knows.
-_KINDS = frozenset((b"string", b"hashfield", b"hash", b"set", b"list", b"zset"))
+_STATE_TYPES = {kind.encode(): name.encode() for kind, name in protocol.STATE_TYPES.items()}
+_KINDS = frozenset(_STATE_TYPES)
 _ZADD_FLAGS = frozenset((b"NX", b"XX", b"GT", b"LT", b"CH", b"INCR"))
 _MAX_COUNTER = b"9223372036854775807"
 _COUNTER = re.compile(rb"0|[1-9][0-9]*")
@@ -296,6 +297,10 @@ class _TypeCheck:
             types[key] = want
         return None
 
+    def require(self, want: bytes, key: bytes) -> bytes | None:
+        """The refusal of a key to read as a `want`, or None."""
+        return _type_refusal(key, self.held(key), want)
+
     def first_refusal(self, commands: list[list[bytes]]) -> bytes | None:
         for command in commands:
             refused = self.check(command)
@@ -326,6 +331,10 @@ def _wrong_type(server: Server, writes: list[tuple[Any, ...]], filler: bytes) ->
             ]
         elif op == _VALUE_ENTRIES and w[1].when == b"old":
             commands = w[1].commands()
+        elif op == _UNLINK:
+            refused = _unlink_refusal(server, w, checker)
+            if refused is not None:
+                return refused
         refused = checker.first_refusal(commands)
         if refused is not None:
             return refused
@@ -359,7 +368,7 @@ def apply(server: Server, keys: list[bytes], args: list[bytes]) -> list[Any]:
         elif op == _PROBE:
             probe_key = r.key()
         elif op == _UNLINK:
-            writes.append((op, r.key(), r.next()))
+            writes.append((op, r.key(), r.next(), []))  # its records, read in phase 2
         elif op == _EXPIRE:
             text = r.next()
             command = _read_command(r)
@@ -506,8 +515,8 @@ def apply(server: Server, keys: list[bytes], args: list[bytes]) -> list[Any]:
             name, key, pk = command_args[:3]
             call(name, key, server.now() + expiries[i], pk)
         else:  # unlink
-            for record in call(b"HVALS", w[1]):
-                _unlink_record(server, record, w[2])
+            for rec in w[3]:
+                rec.unlink(server, w[2])
             call(b"DEL", w[1])
     if counter is not None:
         call(b"INCR", counter)
@@ -565,43 +574,76 @@ def _unlink_value(server: Server, kind: bytes, key: bytes, sub: bytes, pk: bytes
     return cast(int, call(b"ZREM", key, pk)) == 1
 
 
-def _pks_of_atom(server: Server, atom: bytes, key: bytes, a: Any, b: Any) -> list[bytes]:
-    if atom == _SET_KEY:
-        return cast("list[bytes]", server.call(b"SMEMBERS", key))
-    return [pk_of(member) for member in server.call(b"ZRANGEBYLEX", key, a, b)]
+#: The command `_unlink_value` runs on a field of each kind.
+_UNLINKS = {
+    b"string": b"DEL",
+    b"hashfield": b"HDEL",
+    b"set": b"SREM",
+    b"list": b"LREM",
+    b"zset": b"ZREM",
+}
 
 
-def _unlink_record(server: Server, record: bytes, pk: bytes) -> None:
-    """Unlink `pk` from the instances a link record finds, with their index entries."""
-    d = _decode_record(record)
-    kind, before, after, sub = d.next(), d.next(), d.next(), d.next()
-    atom, key = d.next(), d.next()
-    a = b = None
-    if atom != _SET_KEY:
-        a, b = d.next(), d.next()
-    ops: list[list[Any]] = []
-    for _ in range(d.num()):
-        op: list[Any] = []
+class _Record:
+    """A link record, read: where r's value is (kind, before, after, sub), the atom finding
+    the holders (atom, key, a, b), the index entries (ops) and unique_together groups."""
+
+    __slots__ = ("a", "after", "atom", "b", "before", "groups", "key", "kind", "ops", "sub")
+
+    def __init__(self, record: bytes) -> None:
+        d = _decode_record(record)
+        self.kind, self.before, self.after, self.sub = d.next(), d.next(), d.next(), d.next()
+        if self.kind not in _UNLINKS:
+            raise ScriptFailure(f"limpyd: a link record of kind {_text(self.kind)}")
+        self.atom, self.key = d.next(), d.next()
+        self.a = self.b = None
+        if self.atom != _SET_KEY:
+            self.a, self.b = d.next(), d.next()
+        self.ops: list[list[Any]] = []
         for _ in range(d.num()):
-            op.append(d.next() if d.next() == b"=" else (d.next(), d.next()))
-        ops.append(op)
-    groups: list[tuple[bytes, list[Any]]] = []
-    for _ in range(d.num()):
-        prefix, parts = d.next(), []
+            op: list[Any] = []
+            for _ in range(d.num()):
+                op.append(d.next() if d.next() == b"=" else (d.next(), d.next()))
+            self.ops.append(op)
+        self.groups: list[tuple[bytes, list[Any]]] = []
         for _ in range(d.num()):
-            parts.append(d.next() if d.next() == b"V" else (d.next(), d.next(), d.next(), d.next()))
-        groups.append((prefix, parts))
-    for holder in _pks_of_atom(server, atom, key, a, b):
-        if not _unlink_value(server, kind, before + holder + after, sub, pk):
-            continue
-        for op in ops:
+            prefix = d.next()
+            parts: list[Any] = []
+            for _ in range(d.num()):
+                if d.next() == b"V":
+                    parts.append(d.next())
+                else:
+                    parts.append((_kind(d.next()), d.next(), d.next(), d.next()))
+            self.groups.append((prefix, parts))
+
+    def holders(self, server: Server) -> list[bytes]:
+        """The instances holding the deleted pk, as the atom finds them."""
+        if self.atom == _SET_KEY:
+            return cast("list[bytes]", server.call(b"SMEMBERS", self.key))
+        return [pk_of(m) for m in server.call(b"ZRANGEBYLEX", self.key, self.a, self.b)]
+
+    def holder_ops(self, holder: bytes) -> list[list[bytes]]:
+        """The commands removing `holder`'s index entries."""
+        commands = []
+        for op in self.ops:
             if not op:
                 raise ScriptFailure("limpyd: a link record's command without a name")
-            server.run([x[0] + holder + x[1] if type(x) is tuple else x for x in op])
-        for prefix, parts in groups:
-            member = _group_member(server, prefix, parts, holder)
-            if member is not None:
-                server.call(b"SREM", member, holder)
+            commands.append([x[0] + holder + x[1] if type(x) is tuple else x for x in op])
+        return commands
+
+    def unlink(self, server: Server, pk: bytes) -> None:
+        """Unlink `pk` from the instances this record finds, with their index entries."""
+        for holder in self.holders(server):
+            if not _unlink_value(
+                server, self.kind, self.before + holder + self.after, self.sub, pk
+            ):
+                continue
+            for command in self.holder_ops(holder):
+                server.run(command)
+            for prefix, parts in self.groups:
+                member = _group_member(server, prefix, parts, holder)
+                if member is not None:
+                    server.call(b"SREM", member, holder)
 
 
 def _group_member(server: Server, prefix: bytes, parts: list[Any], holder: bytes) -> bytes | None:
@@ -616,3 +658,54 @@ def _group_member(server: Server, prefix: bytes, parts: list[Any], holder: bytes
             part = b"%d:%s" % (_text_length(value), value)
         texts.append(part)
     return prefix + b"".join(texts)
+
+
+def _unlink_refusal(server: Server, w: tuple[Any, ...], checker: _TypeCheck) -> bytes | None:
+    """The refusal of an unlink for a key of another type, found by reading only (its
+    records, their holders and values), as its commands would meet them after the writes
+    checked before. Holders are found as the data is before the write: a holder the write's
+    own commands unlink first is checked too (see apply.lua)."""
+    _, links, pk, records = w
+    refused = checker.require(b"hash", links)
+    if refused:
+        return refused
+    for record in server.call(b"HVALS", links):
+        rec = _Record(record)
+        records.append(rec)
+        refused = checker.require(b"set" if rec.atom == _SET_KEY else b"zset", rec.key)
+        if refused:
+            return refused
+        for holder in rec.holders(server):
+            refused = _holder_refusal(server, rec, holder, pk, checker)
+            if refused:
+                return refused
+    return None
+
+
+def _holder_refusal(
+    server: Server, rec: _Record, holder: bytes, pk: bytes, checker: _TypeCheck
+) -> bytes | None:
+    """The refusal of the commands unlinking `pk` from `holder`, or None."""
+    key = rec.before + holder + rec.after
+    refused = checker.require(_STATE_TYPES[rec.kind], key)
+    if refused or checker.held(key) == b"none" or not _holds_pk(server, rec, key, pk):
+        return refused
+    refused = checker.first_refusal([[_UNLINKS[rec.kind], key], *rec.holder_ops(holder)])
+    for prefix, parts in rec.groups:
+        for part in parts:
+            if refused is None and type(part) is tuple:
+                refused = checker.require(_STATE_TYPES[part[0]], part[1] + holder + part[2])
+        if refused:
+            return refused
+        member = _group_member(server, prefix, parts, holder)
+        if member is not None:
+            refused = checker.check([b"SREM", member])
+    return refused
+
+
+def _holds_pk(server: Server, rec: _Record, key: bytes, pk: bytes) -> bool:
+    """Whether the field of a record's holder at `key` holds `pk` (what `_unlink_value`
+    removes)."""
+    if rec.kind == b"list":
+        return server.call(b"LPOS", key, pk) is not None
+    return _holds(server, rec.kind, key, rec.sub, pk)
