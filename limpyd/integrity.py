@@ -8,7 +8,9 @@ ORM writes with. It reports:
 - `stale`: an index entry no instance's value implies;
 - `unique`: a unique value held by several instances;
 - `orphan`: a key of an instance that is not in the model's collection;
-- `dangling`: a related field holding the pk of a missing instance.
+- `dangling`: a related field holding the pk of a missing instance;
+- `type`: a key where limpyd keeps a set or a sorted set holding another type (its entries
+  are then reported `missing` too).
 
 The combinations of `unique_together` groups (`<model>:idx:__together__:...` sets) are checked
 the same way (`missing`, `stale`, `unique`: held by several instances), reported without a
@@ -85,6 +87,17 @@ def _expected(field: RedisField, pk: str, state: list[str]) -> set[Entry]:
     }
 
 
+def _tolerating_wrong_types(replies: list[Any]) -> list[Any]:
+    """A pipeline's replies, None for a key of another type than the command reads; any
+    other error raised (a cluster pipeline returns its connection errors too)."""
+    for reply in replies:
+        if isinstance(reply, Exception) and not (
+            isinstance(reply, ResponseError) and str(reply).startswith("WRONGTYPE")
+        ):
+            raise reply
+    return [None if isinstance(reply, ResponseError) else reply for reply in replies]
+
+
 class _Checker:
     """The checks of one model, reporting through `report`."""
 
@@ -97,9 +110,16 @@ class _Checker:
         self.client = self.database.client
         self.progress = progress or (lambda task, done, total: None)
         self.problems: list[Problem] = []
+        self.mistyped: set[str] = set()
 
     def report(self, kind: str, field: RedisField | None, detail: str) -> None:
         self.problems.append(Problem(kind, self.model, field, detail))
+
+    def wrong_type(self, key: str, field: RedisField | None, wanted: str) -> None:
+        """Report, once, a key holding another type than limpyd keeps there."""
+        if key not in self.mistyped:
+            self.mistyped.add(key)
+            self.report("type", field, f"key {key!r} is not {wanted}")
 
     def present(self, entries: list[Entry]) -> list[bool]:
         """Whether each (key, member, score) is stored: as a set member (score None) or with
@@ -114,9 +134,12 @@ class _Checker:
                     pipeline.smismember(key, members)
                 else:
                     pipeline.zmscore(key, members)
-            replies = pipeline.execute()
+            replies = _tolerating_wrong_types(pipeline.execute(raise_on_error=False))
         found = [False] * len(entries)
-        for ((_, in_set), positions), answers in zip(groups.items(), replies, strict=True):
+        for ((key, in_set), positions), answers in zip(groups.items(), replies, strict=True):
+            if answers is None:  # none of them is there
+                self.wrong_type(key, None, "a set" if in_set else "a sorted set")
+                continue
             for position, answer in zip(positions, answers, strict=True):
                 found[position] = bool(answer) if in_set else answer == entries[position][2]
         return found
@@ -227,10 +250,12 @@ class _Checker:
             unique = field.unique and index.handle_uniqueness
             for pattern in index.scan_patterns():
                 for keys in _batches(self.client.scan_iter(match=pattern, count=SCAN_COUNT)):
-                    for key, member, score in self._members(keys):
+                    for key, member, score in self._members(keys, field):
                         yield unique, key, member, score
 
-    def _members(self, keys: list[str]) -> Iterator[tuple[str, str, float | None]]:
+    def _members(
+        self, keys: list[str], field: RedisField
+    ) -> Iterator[tuple[str, str, float | None]]:
         """(key, member, score) of the sets and sorted sets among `keys`: their first pages
         in one round trip read as sets, those of another type in a second one read as
         sorted sets (index keys are mostly sets), the rest of a big one page by page."""
@@ -240,7 +265,9 @@ class _Checker:
         found = [(key, "set") for key in keys] + [(key, "zset") for key in others]
         for (key, kind), page in zip(found, pages, strict=True):
             if page is None:
-                continue  # neither a set nor a sorted set
+                if kind == "zset":  # neither a set nor a sorted set
+                    self.wrong_type(key, field, "a set or a sorted set")
+                continue
             cursor, members = page
             scan = getattr(self.client, _SCANS[kind])
             while True:
@@ -260,13 +287,7 @@ class _Checker:
         with self.client.pipeline(transaction=False) as pipeline:
             for key in keys:
                 getattr(pipeline, _SCANS[kind])(key, 0, count=BATCH)
-            pages = pipeline.execute(raise_on_error=False)
-        for page in pages:  # a cluster pipeline returns its connection errors too
-            if isinstance(page, Exception) and not (
-                isinstance(page, ResponseError) and str(page).startswith("WRONGTYPE")
-            ):
-                raise page
-        return [None if isinstance(page, ResponseError) else page for page in pages]
+            return _tolerating_wrong_types(pipeline.execute(raise_on_error=False))
 
     def check_index_keys(self, field: RedisField) -> None:
         """Stale index entries, and unique values held several times, in `field`'s indexes."""

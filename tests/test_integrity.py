@@ -103,6 +103,38 @@ def test_repair_rebuilds_broken_indexes(models, db):
     assert integrity.check(Item) == []
 
 
+@pytest.mark.parametrize("kind", ["string", "hash", "list"])
+def test_a_key_of_another_type_is_reported_and_repaired(models, db, kind):
+    """Another client put another type where an index set, or the related model's
+    collection, belongs: reported (the key once, each entry it should hold), not a crash."""
+    Owner, Item = models
+    write = {
+        "string": lambda key: db.client.set(key, "x"),
+        "hash": lambda key: db.client.hset(key, "f", "v"),
+        "list": lambda key: db.client.rpush(key, "x"),
+    }[kind]
+    index_key = ":{integrity}:item:idx:color:equal:red"
+    db.client.delete(index_key)
+    write(index_key)
+    problems = integrity.check(Item)
+    assert sorted((p.kind, p.field and p.field.name) for p in problems) == [
+        *[("missing", "color")] * 3,
+        ("type", None),
+    ]
+    assert index_key in str(next(p for p in problems if p.kind == "type"))
+    with pytest.raises(integrity.IntegrityError, match=r"Item: type: key .* is not a set"):
+        integrity.assert_consistent(Item)
+    integrity.repair(problems)
+    assert integrity.check(Item) == []
+    collection = Owner._meta.collection_key
+    db.client.delete(collection)
+    write(collection)
+    assert {(p.kind, p.field and p.field.name) for p in integrity.check(Item)} == {
+        ("type", None),
+        ("dangling", "owner"),
+    }
+
+
 def main(argv):
     """The command line in this process, which shares the test's in-memory server."""
     return cli_main(argv, in_process_servers=True)
@@ -231,9 +263,11 @@ def test_an_error_read_with_the_index_keys_is_raised_not_taken_for_a_page(models
 
     wrong = redis.ResponseError("WRONGTYPE Operation against a key holding the wrong kind")
     checker.client = types.SimpleNamespace(pipeline=lambda **_: Pipeline([wrong]))
-    assert list(checker._members([key])) == []
+    color = Item.get_field("color")
+    assert list(checker._members([key], color)) == []
     assert sent == [("sscan", key, 0), ("zscan", key, 0)]
+    assert [(p.kind, p.field) for p in checker.problems] == [("type", color)]
     down = redis.ConnectionError("node down")
     checker.client = types.SimpleNamespace(pipeline=lambda **_: Pipeline([down]))
     with pytest.raises(redis.ConnectionError, match="node down"):
-        list(checker._members([key]))
+        list(checker._members([key], color))
