@@ -24,7 +24,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from limpyd import protocol
 from limpyd.exceptions import ImplementationError
-from limpyd.text import encode_member, escape_value, glob_escape, lex_prefix_end, to_text
+from limpyd.text import (
+    NUMBER,
+    encode_member,
+    escape_value,
+    glob_escape,
+    lex_prefix_end,
+    to_text,
+)
 
 if TYPE_CHECKING:
     from limpyd.fields.base import RedisField
@@ -319,10 +326,8 @@ class NumberRangeIndex(_SortedSetIndex):
         return [(protocol.SCORE_RANGE, self.base_key(hkey), low, high)]
 
 
-#: The numbers a NumberRangeIndex takes: an optional sign, ASCII digits with an optional
-#: fraction (`5.` and `.5` too), an optional exponent; or an infinity. Not NaN, spaces, `_`,
-#: hexadecimal or other scripts' digits, which `float()` or Redis take differently.
-_NUMBER = re.compile(r"[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|[iI][nN][fF])")
+#: The numbers a NumberRangeIndex takes (see text.NUMBER).
+_NUMBER = re.compile(NUMBER)
 
 
 def parse_number(text: str) -> tuple[str, str] | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "NUMBER",
     "SEPARATOR",
     "encode_member",
     "escape_value",
@@ -17,6 +18,12 @@ __all__ = [
     "member_pk",
     "to_text",
 ]
+
+#: A number as limpyd reads one (a NumberRangeIndex's values, a numeric sort's): an optional
+#: sign, ASCII digits with an optional fraction (`5.` and `.5` too), an optional exponent; or
+#: an infinity. Not NaN, spaces, `_`, hexadecimal or other scripts' digits, which `float()`,
+#: Lua or Redis take differently. (order.lua's `is_number` reads the same.)
+NUMBER = r"[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|[iI][nN][fF])"
 
 #: Ends the escaped value in a range-index member; the primary key follows it.
 SEPARATOR = "\x00\x00"

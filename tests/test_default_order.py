@@ -1,8 +1,8 @@
 """The default order of a collection is computed in two places: the query script sorts
 when it must pick a slice, and `collection.default_order` sorts a whole result in Python
 (cheaper). Both must give the same order for any pks: canonical integers of any length,
-decimal numbers (ties byte-wise), and anything else byte-wise, NUL and non-UTF-8 bytes
-included."""
+numbers (decimals and infinities, ties byte-wise), and anything else byte-wise, NUL and
+non-UTF-8 bytes included."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ NUMBER_LIKE = [
     "0", "-0", "00", "7", "-7", "+7", "10", "9" * 30, "-" + "9" * 30, "1e3", "1E3", "1000",
     ".5", "5.", "0.5", "-.5", "1e400", "-1e400", "1_0", " 1", "1 ", "0x10", "inf", "nan",
     "-", "--1", "1-2", "1\n2", "1" * 15, "1" * 16, "-" + "9" * 15, "-" + "9" * 16, "0\n",
+    "-INF", "+Inf", "infinity", "-nan",
 ]  # fmt: skip
 #: Integers a double cannot tell apart, whose text order is not their order.
 HUGE_NEGATIVES = ["-" + "9" * 20 + "0", "-" + "9" * 20 + "1", "-1"]

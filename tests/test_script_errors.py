@@ -105,6 +105,22 @@ def test_sorting_numerically_on_text_names_model_field_and_value(
     assert list(Person.collection().sort(by=by, alpha=True))  # as the message says
 
 
+def test_a_numeric_sort_takes_the_numbers_a_number_range_index_takes(Person, unchanged):
+    """Decimals and infinities (as Redis's SORT and a NumberRangeIndex take them) sort as
+    numbers; what only Lua's or C's reading takes is refused."""
+    values = ["3", "inf", "-INF", "1e3", ".5", "-2.", "+7"]
+    for value in values:
+        Person(name=value, nick=value)
+    for by in ("name", "-nick"):
+        found = [Person(pk).name.get() for pk in Person.collection().sort(by=by)]
+        assert found == sorted(values, key=float, reverse=by.startswith("-"))
+    for text in ["infinity", "nan", " 1", "0x10", "1_0"]:
+        odd = Person(name=text)
+        with unchanged(), pytest.raises(RefusedValueError, match=f"value {text!r}"):
+            list(Person.collection().sort(by="name"))
+        odd.delete()
+
+
 def test_sorting_numerically_on_text_pks(Named):
     Named(code="10")
     Named(code="abc")

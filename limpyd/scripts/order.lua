@@ -14,10 +14,13 @@ local function memcmp_lt(a, b)
 end
 local function native_lt(a, b) return a < b end
 
--- Whether a pk is written as a decimal number: [+-] digits [. digits] [e [+-] digits]
--- (no spaces, hexadecimal, inf or nan, which Lua's tonumber would take).
-local function is_decimal(s)
-    if string.find(s, '^[+-]?%d+$') then return true end
+-- Whether a text is written as a number (limpyd/text.py's NUMBER): [+-] digits [. digits]
+-- [e [+-] digits], or [+-]inf (no spaces, hexadecimal, infinity or nan, which Lua's
+-- tonumber would take).
+local function is_number(s)
+    if string.find(s, '^[+-]?%d+$') or string.find(string.lower(s), '^[+-]?inf$') then
+        return true
+    end
     local sign = string.sub(s, 1, 1)
     if sign == '+' or sign == '-' then s = string.sub(s, 2) end
     local mantissa, exponent = string.match(s, '^([0-9.]+)(.*)$')

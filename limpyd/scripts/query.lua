@@ -323,7 +323,7 @@ local function run()
     elseif pk_order then
         alpha = false
         for _, pk in ipairs(items) do
-            if not is_decimal(pk) then alpha = true; break end
+            if not is_number(pk) then alpha = true; break end
             numeric_pks[pk] = tonumber(pk)
         end
     end
@@ -347,7 +347,7 @@ local function run()
             if not value or value == '' then return 0 end
             if kind == OP.by_score or kind == OP.by_list then return tonumber(value) end
             if kind == OP.by_pk and numeric_pks[pk] then return numeric_pks[pk] end
-            if not is_decimal(value) then
+            if not is_number(value) then
                 refuse('not_numeric', kind, field or '', pk, value)
             end
             return tonumber(value)

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from limpyd.backends.native.server import ScriptFailure
+from limpyd.text import NUMBER
 
 __all__ = [
     "Number",
@@ -22,7 +23,7 @@ __all__ = [
     "canonical_integers",
     "count_of",
     "integer_order",
-    "is_decimal",
+    "is_number",
     "pick",
     "sort_by_keys",
     "to_number",
@@ -33,6 +34,7 @@ Number = int | float
 Slice = tuple[Number | None, Number | None, Number]
 
 _DECIMAL = re.compile(rb"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_NUMBER = re.compile(NUMBER.encode())
 _CANONICAL = re.compile(rb"0|-?[1-9][0-9]*")
 _HEXADECIMAL = re.compile(
     rb"[+-]?0[xX](?:[0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)(?:[pP][+-]?[0-9]+)?"
@@ -59,10 +61,10 @@ def to_number(text: bytes | None) -> float | None:
     return None
 
 
-def is_decimal(text: bytes) -> bool:
-    """Whether `text` is written as a decimal number (order.lua's `is_decimal`): sign,
-    digits with at most one dot, exponent; no space, hexadecimal, inf or nan."""
-    return _DECIMAL.fullmatch(text) is not None
+def is_number(text: bytes) -> bool:
+    """Whether `text` is written as a number (`limpyd.text.NUMBER`, order.lua's `is_number`):
+    a decimal or an infinity; no space, hexadecimal or nan."""
+    return _NUMBER.fullmatch(text) is not None
 
 
 def canonical_integers(pks: Iterable[bytes]) -> bool:
