@@ -4,6 +4,7 @@ entries and references."""
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 import pytest
 
@@ -167,6 +168,32 @@ def test_field_expiry(db):
     for field in (cache.indexed, cache.inner, cache.pk):
         with pytest.raises(ImplementationError, match="expire"):
             field.expire(10)
+    assert cache.value.expire(timedelta(minutes=2)) is True and cache.value.ttl() > 100
+    assert cache.value.expire("50") is True and cache.value.ttl() <= 50
+
+
+class Seconds(int):
+    pass
+
+
+@pytest.mark.parametrize(
+    "seconds",
+    ["abc", 1.5, 2.0, float("nan"), float("inf"), 10**30, -(10**30), "", " 5", "05", "-0",
+     "1e3", True, None, b"5", [5]],
+    ids=repr,
+)  # fmt: skip
+def test_a_field_expiry_is_a_whole_number_checked_before_anything_is_sent(db, seconds):
+    class Cache(model.RedisModel):
+        database = db
+        value = fields.StringField()
+
+    cache = Cache(value="v")
+    cache.value.expire(Seconds(100))
+    before = db.client.pexpiretime(cache.value.key)
+    with pytest.raises(ValueError, match=r"^Cache\.value\.expire: invalid value"):
+        cache.value.expire(seconds)
+    assert db.client.pexpiretime(cache.value.key) == before
+    assert cache.value.expire(-1) is True and cache.value.get() is None  # Redis: gone now
 
 
 def test_sadd_of_a_held_reference_to_an_expired_instance(models, db):

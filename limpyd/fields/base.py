@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import copy
 import itertools
+import re
 from collections.abc import Iterable, Iterator
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, TypeVar, cast
 
 from redis.exceptions import DataError
@@ -56,6 +58,12 @@ def _modifier(name: str) -> Any:
     # type-ignored: a marker on the function: generated methods may be replaced by subclasses
     method.generated = True  # type: ignore[attr-defined]
     return method
+
+
+#: The seconds EXPIRE takes: Redis refuses what overflows its clock in milliseconds (a
+#: margin of 2**32 s for the time added to it).
+_MAX_EXPIRE = (2**63 - 1) // 1000 - 2**32
+_INTEGER = re.compile(r"0|-?[1-9][0-9]*")  # as Redis reads one: no sign but -, no leading 0
 
 
 class RedisField:
@@ -302,11 +310,26 @@ class RedisField:
                 "instance instead"
             )
 
-    def expire(self, seconds: int) -> bool:
-        """The field's value disappears in `seconds` (non-indexable fields only)."""
+    def expire(self, seconds: int | timedelta) -> bool:
+        """The field's value disappears in `seconds`, a whole number (an int, its text, or a
+        timedelta as redis-py takes it), checked before anything is sent (non-indexable
+        fields only)."""
         self._check_expirable()
-        reply: bool = self._read("expire", seconds)
+        reply: bool = self._read("expire", self._whole_seconds(seconds))
         return reply
+
+    def _whole_seconds(self, seconds: Any) -> int:
+        number = int(seconds.total_seconds()) if isinstance(seconds, timedelta) else None
+        if isinstance(seconds, int) and not isinstance(seconds, bool):
+            number = int(seconds)
+        elif isinstance(seconds, str) and _INTEGER.fullmatch(seconds):
+            number = int(seconds)
+        if number is None or abs(number) > _MAX_EXPIRE:
+            raise ValueError(
+                f"{self.describe()}.expire: invalid value {seconds!r}: a whole number of "
+                f"seconds is expected (an int or a timedelta, at most {_MAX_EXPIRE} either way)"
+            )
+        return number
 
     def ttl(self) -> int:
         """Seconds the value has left: -1 if it does not expire, -2 if there is none."""
