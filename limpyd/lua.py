@@ -27,7 +27,7 @@ from typing import Any
 import redis
 from redis.exceptions import NoPermissionError, NoScriptError, ReadOnlyError, ResponseError
 
-from limpyd.protocol import KEY_TYPES, OPERATIONS, STATE_TYPES, split
+from limpyd.protocol import INDEX_COMMANDS, KEY_TYPES, OPERATIONS, STATE_TYPES, split
 from limpyd.refusals import translate
 
 __all__ = ["APPLY", "QUERY", "READ", "SCRIPT", "STORE", "LuaScript", "ScriptMode"]
@@ -60,9 +60,9 @@ def _with_operations(text: str) -> str:
     return _OPERATION.sub(code, text)
 
 
-def _lua_table(names: dict[str, str]) -> str:
-    """A Lua table of these names (identifiers) and texts."""
-    return "{" + ", ".join(f"{name} = '{text}'" for name, text in names.items()) + "}"
+def _lua_table(names: dict[str, str] | dict[str, int]) -> str:
+    """A Lua table of these names (identifiers) and texts or numbers."""
+    return "{" + ", ".join(f"{name} = {value!r}" for name, value in names.items()) + "}"
 
 
 def _build_source() -> str:
@@ -72,6 +72,7 @@ def _build_source() -> str:
         "local function build()",
         f"local KEY_TYPES = {_lua_table(KEY_TYPES)}",  # see protocol.KEY_TYPES
         f"local STATE_TYPES = {_lua_table(STATE_TYPES)}",
+        f"local INDEX_COMMANDS = {_lua_table(INDEX_COMMANDS)}",
         (folder / "common.lua").read_text(),
     ]
     for mode, files in MODES.items():

@@ -29,6 +29,7 @@ from collections.abc import Iterable
 from typing import Any
 
 __all__ = [
+    "INDEX_COMMANDS",
     "KEY_TYPES",
     "OPERATIONS",
     "STATE_TYPES",
@@ -54,7 +55,9 @@ UNIQUE = "unique"  # id how key a b pk expiry: no other instance holds a value
 # apply: settings and writes
 PROBE = "probe"  # key: where ZADD scores are probed
 NEW_PK = "new_pk"  # counter: the instance gets the counter's next value as pk
-UNLINK = "unlink"  # links pk: unlink a deleted instance from those pointing to it
+#: links pk: unlink a deleted instance from those pointing to it (as the link records in
+#: `links`, read before the first write, say)
+UNLINK = "unlink"
 EXPIRE = "expire"  # seconds command: ZADD expiry (now + seconds) pk
 PER_MEMBER = "per_member"  # kind key present n, n times member k commands(k)
 CALL = "call"  # command: a write
@@ -110,6 +113,12 @@ KEY_TYPES: dict[str, str] = {
     }.items()
     for name in names.split()
 }
+
+#: The commands of index entries (`indexes.py`), with their fewest arguments (name and key
+#: included; ZADD takes score-member pairs): the only ones apply runs that it finds by
+#: reading (the templates of 'new' value entries, the ops of link records), so a malformed
+#: one fails the call before its first write.
+INDEX_COMMANDS = {"SADD": 3, "SREM": 3, "ZADD": 4, "ZREM": 3}
 
 #: The type of the key holding a field's state, by the state's kind (`read_state`): what
 #: apply checks before reading a key it only finds by reading (see `unlink`).

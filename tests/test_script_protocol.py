@@ -193,6 +193,42 @@ def test_value_entries_of_a_computed_value_follow_only_its_modifier(db, before):
     assert snapshot(db) == data
 
 
+def _new_entries(*template, when="new", escape=ESCAPE):
+    command = protocol.encode_template(template, "\x01", "\x02")
+    return [protocol.VALUE_ENTRIES, when, "string", Key("{t}:v"), "", *escape, 1, *command]
+
+
+@pytest.mark.parametrize(
+    ("entries", "message"),
+    [
+        (_new_entries("GET", "{t}:idx:\x01"), "not an index entry's command"),
+        (_new_entries("SADD", "{t}:idx:\x01"), "not an index entry's command"),
+        (_new_entries("ZADD", "{t}:idx", "\x01"), "not an index entry's command"),
+        (_new_entries("SADD", "{t}:idx:\x01", "5", escape=("", "x")), "escaping an empty text"),
+        (_new_entries("SADD", "{t}:idx:\x01", "5", when="later"), "unknown time"),
+    ],
+    ids=["not an index write", "no member", "no score", "empty escape", "unknown time"],
+)
+def test_value_entries_are_read_whole_before_the_first_write(db, entries, message):
+    db.client.set("{t}:v", "1")
+    data = snapshot(db)
+    with pytest.raises(Exception, match=message):
+        apply(db, *call("INCR", Key("{t}:v"), reply=True), *entries)
+    assert snapshot(db) == data
+
+
+def test_a_computed_score_redis_refuses_undoes_the_modifier(db, dumps):
+    db.client.set("{t}:v", "1")
+    before = dumps()
+    append = call("APPEND", Key("{t}:v"), "x", reply=True)
+    outcome = apply(db, *append, *_new_entries("ZADD", "{t}:z", "\x01", "m"))
+    assert outcome[0] == "INVALID" and "not a valid float" in outcome[1]
+    assert dumps() == before
+    db.client.set("{t}:v", "1")
+    assert apply(db, *call("INCR", Key("{t}:v")), *_new_entries("ZADD", "{t}:z", "\x01", "m"))
+    assert db.client.zscore("{t}:z", "m") == 2.0
+
+
 def test_state_and_simulate(db):
     key, scratch = Key("{t}:list"), Key("{t}:scratch")
     db.client.rpush(key, "a")

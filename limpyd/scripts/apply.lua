@@ -39,7 +39,8 @@
 --                                     stored in the counter after every other write
 --   unlink links pk                   unlink the instance `pk` (being deleted) from the
 --                                     instances pointing to it, as the link records in the
---                                     hash `links` say (see below), then DEL links
+--                                     hash `links` say (see below; read before the first
+--                                     write), then DEL links
 --   expire seconds command            the command `ZADD key pk` with (now + seconds) as
 --                                     score: the instance expires then
 --   per_member kind key present n, n times: member k commands(k)
@@ -153,6 +154,14 @@ local function type_refusal(key, held, want)
     return 'key ' .. key .. ' holds a ' .. held .. ', not a ' .. want
 end
 
+-- Whether `args` is an index entry's command (INDEX_COMMANDS): its name, a key, members
+-- (ZADD: score-member pairs).
+local function is_index_command(args)
+    local fewest = INDEX_COMMANDS[string.upper(args[1])]
+    if not fewest or #args < fewest then return false end
+    return string.upper(args[1]) ~= 'ZADD' or #args % 2 == 0
+end
+
 local function type_checker()
     local types = {}  -- key -> its type as the commands checked before leave it
     local function held(key) return types[key] or redis.call('TYPE', key).ok end
@@ -162,7 +171,7 @@ local function type_checker()
             for i = 2, #args do types[args[i]] = 'none' end
         elseif name == 'SET' then
             types[args[2]] = 'string'
-        elseif KEY_TYPES[name] then
+        elseif KEY_TYPES[name] and args[2] then  -- without a key, Redis refuses it alone
             local want, key = KEY_TYPES[name], args[2]
             local refused = type_refusal(key, held(key), want)
             if refused then return refused end
@@ -178,25 +187,29 @@ local function entries_refusal(w, values, check)
     for _, value in ipairs(values) do
         local escaped = replace_plain(value, w.from, w.to)
         for _, template in ipairs(w.templates) do
-            local refused = check(filled(template, value, escaped))
+            local args = filled(template, value, escaped)
+            local refused = check(args)
+            if not refused and w.when == 'new' and string.upper(args[1]) == 'ZADD' then
+                refused = zadd_error(args)  -- 'old' entries only remove
+            end
             if refused then return refused end
         end
     end
     return nil
 end
 
--- Put back the value a 'new' value entries' field held before its modifier ran (phase 2
--- read it, and a string's expiry time), when its entries are refused.
+-- Put the key of a 'new' value entries' field back as it was before its modifier ran, as
+-- phase 2 read it: a string's value and expiry time; a hash whole (DUMP), so that the
+-- expiry times of its fields and its encoding are as they were too.
 local function restore(w)
-    local value = w.before[1]
-    if w.kind == 'hashfield' then
-        if value then redis.call('HSET', w.key, w.sub, value) else redis.call('HDEL', w.key, w.sub) end
-    elseif not value then
+    if w.kind == 'hashfield' and w.dump then
+        redis.call('RESTORE', w.key, math.max(w.expire_at, 0), w.dump, 'REPLACE', 'ABSTTL')
+    elseif w.kind == 'hashfield' or not w.before[1] then
         redis.call('DEL', w.key)
     elseif w.expire_at > 0 then
-        redis.call('SET', w.key, value, 'PXAT', w.expire_at)
+        redis.call('SET', w.key, w.before[1], 'PXAT', w.expire_at)
     else
-        redis.call('SET', w.key, value)
+        redis.call('SET', w.key, w.before[1])
     end
 end
 
@@ -216,16 +229,31 @@ end
 -- unique_together groups (n, then each: key prefix, nfields, then each field 'V' encoded
 -- text | 'R' kind key-before key-after hash-field: r's value, encoded).
 
+local MALFORMED_RECORD = 'limpyd: a malformed link record'
+
+-- A reader of a record's strings (next, num), failing the call at its end or on a count
+-- that is not digits (see the native `_RecordReader`).
 local function decode_record(s)
     local out, i = {}, 1
     while i <= #s do
         local colon = string.find(s, ':', i, true)
-        local n = colon and tonumber(string.sub(s, i, colon - 1))
-        if not n or n < 0 or n ~= math.floor(n) then error('limpyd: a malformed link record') end
-        out[#out + 1] = string.sub(s, colon + 1, colon + n)
-        i = colon + n + 1
+        local length = colon and string.match(string.sub(s, i, colon - 1), '^%d+$')
+        if not length or colon + tonumber(length) > #s then error(MALFORMED_RECORD) end
+        out[#out + 1] = string.sub(s, colon + 1, colon + tonumber(length))
+        i = colon + tonumber(length) + 1
     end
-    return argv_reader({}, out, 0)  -- a record declares no key
+    local pos, d = 0, {}
+    function d.next()
+        pos = pos + 1
+        if pos > #out then error(MALFORMED_RECORD) end
+        return out[pos]
+    end
+    function d.num()
+        local n = string.match(d.next(), '^%d+$')
+        if not n then error(MALFORMED_RECORD) end
+        return tonumber(n)
+    end
+    return d
 end
 
 -- The length Python gives the text of these bytes: utf-8 where valid, one character per
@@ -296,6 +324,7 @@ local function read_record(record)
         for j = 1, d.num() do
             if d.next() == '=' then op[j] = d.next() else op[j] = {d.next(), d.next()} end
         end
+        if type(op[1]) ~= 'string' or not is_index_command(op) then error(MALFORMED_RECORD) end
         rec.ops[i] = op
     end
     rec.groups = {}
@@ -324,12 +353,16 @@ local function holder_ops(rec, holder)
 end
 
 -- The key of a unique_together group's combination for `holder`, or nil when one of its
--- fields has no value.
-local function group_member(group, holder)
+-- fields has no value (the fields after it are not read); and the refusal of `refused(kind,
+-- key)` for a key read on the way, which stops there.
+local function group_member(group, holder, refused)
     local parts = {}
     for j, part in ipairs(group.parts) do
         if type(part) == 'table' then
-            local v = read_state(part[1], part[2] .. holder .. part[3], part[4])[1]
+            local key = part[2] .. holder .. part[3]
+            local err = refused and refused(part[1], key)
+            if err then return nil, err end
+            local v = read_state(part[1], key, part[4])[1]
             if not v then return nil end
             part = text_length(v) .. ':' .. v
         end
@@ -365,15 +398,11 @@ local function holder_refusal(rec, holder, pk, check, held)
     for _, args in ipairs({{UNLINKS[rec.kind], key}, unpack(holder_ops(rec, holder))}) do
         refused = refused or check(args)
     end
+    local function key_refused(kind, k) return type_refusal(k, held(k), STATE_TYPES[kind]) end
     for _, group in ipairs(rec.groups) do
-        for _, part in ipairs(group.parts) do
-            if not refused and type(part) == 'table' then
-                local part_key = part[2] .. holder .. part[3]
-                refused = type_refusal(part_key, held(part_key), STATE_TYPES[part[1]])
-            end
-        end
-        if refused then return refused end
-        local member = group_member(group, holder)
+        if refused then break end
+        local member
+        member, refused = group_member(group, holder, key_refused)
         if member then refused = check({'SREM', member}) end
     end
     return refused
@@ -381,8 +410,8 @@ end
 
 -- The refusal of an unlink `w` for a key of another type, found by reading only (its
 -- records, their holders and values), as its commands would meet them after the writes
--- checked before. Holders are found as the data is before the write: a holder the write's
--- own commands unlink first is checked too. Keeps the records read, for phase 3.
+-- checked before. Holders are found as the data is before the write (one whose key the
+-- write's own commands empty first is skipped). Keeps the records read, for phase 3.
 local function unlink_refusal(w, check, held)
     local refused = type_refusal(w[2], held(w[2]), 'hash')
     if refused then return refused end
@@ -447,6 +476,11 @@ local function pair_new_entries(w, writes)
     if not single then
         error("limpyd: 'new' value entries follow only their single-valued field's modifier and its 'old' entries")
     end
+    for _, template in ipairs(w.templates) do
+        if not is_index_command(template.args) then
+            error("limpyd: 'new' value entries whose template is not an index entry's command")
+        end
+    end
 end
 
 return function(keys, argv, skip)
@@ -485,7 +519,11 @@ return function(keys, argv, skip)
             writes[#writes + 1] = {op, key, present, items, kind}
         elseif op == OP.value_entries then
             local w = {op, when = r.next(), kind = r.next(), key = r.key(), sub = r.next()}
+            if w.when ~= 'old' and w.when ~= 'new' then
+                error('limpyd: value entries of an unknown time ' .. tostring(w.when))
+            end
             w.from, w.to, w.templates = r.next(), r.next(), {}
+            if w.from == '' then error('limpyd: value entries escaping an empty text') end
             for i = 1, r.num() do w.templates[i] = read_command(true) end
             if w.when == 'new' then pair_new_entries(w, writes) end
             writes[#writes + 1] = w
@@ -573,8 +611,12 @@ return function(keys, argv, skip)
         if w[1] == OP.value_entries and w.when == 'old' then
             w.values = values_of(w.kind, w.key, w.sub)
         elseif w[1] == OP.value_entries then  -- what `restore` puts back
-            w.before = w.old and w.old.values or read_state(w.kind, w.key, w.sub)
-            if w.kind == 'string' then w.expire_at = redis.call('PEXPIRETIME', w.key) end
+            w.expire_at = redis.call('PEXPIRETIME', w.key)
+            if w.kind == 'hashfield' then
+                w.dump = redis.call('DUMP', w.key)
+            else
+                w.before = w.old and w.old.values or read_state(w.kind, w.key, w.sub)
+            end
         end
     end
     local refused = wrong_type(writes, new_pk)

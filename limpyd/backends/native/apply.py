@@ -29,6 +29,8 @@ from limpyd.backends.native.server import (
     key_type,
     parsed_scores,
     pk_of,
+    put_back,
+    snapshot,
 )
 
 __all__ = ["apply"]
@@ -146,8 +148,8 @@ class _ValueEntries:
     """A `value_entries` write: the templates run for each value of a field."""
 
     __slots__ = (
-        "before", "deferred", "escape_from", "escape_to", "expire_at", "key", "kind", "old",
-        "sub", "templates", "values", "when",
+        "deferred", "escape_from", "escape_to", "key", "kind", "old", "saved", "sub",
+        "templates", "values", "when",
     )  # fmt: skip
 
     def __init__(self, r: Arguments) -> None:
@@ -165,8 +167,7 @@ class _ValueEntries:
         self.values: list[bytes] = []
         self.old: _ValueEntries | None = None  # a 'new' one's 'old' entries (see _pair)
         self.deferred = False  # 'old' entries removed with their 'new' ones
-        self.before: list[bytes] = []  # a 'new' one's field before its modifier
-        self.expire_at = -1
+        self.saved: Any = None  # a 'new' one's field key before its modifier (`restore`)
 
     def read(self, server: Server) -> None:
         """The values of the field now: its members, items or single value."""
@@ -214,23 +215,15 @@ class _ValueEntries:
                 "limpyd: 'new' value entries follow only their single-valued field's modifier "
                 "and its 'old' entries"
             )
+        if not all(_is_index_command(template.args) for template in self.templates):
+            raise ScriptFailure(
+                "limpyd: 'new' value entries whose template is not an index entry's command"
+            )
 
     def restore(self, server: Server) -> None:
-        """Put back the value the field held before its modifier ran (and a string's
-        expiry time), as phase 2 read them."""
-        call, key = server.call, self.key
-        value = self.before[0] if self.before else None
-        if self.kind == b"hashfield":
-            if value is None:
-                call(b"HDEL", key, self.sub)
-            else:
-                call(b"HSET", key, self.sub, value)
-        elif value is None:
-            call(b"DEL", key)
-        elif self.expire_at > 0:
-            call(b"SET", key, value, b"PXAT", self.expire_at)
-        else:
-            call(b"SET", key, value)
+        """Put the field's key back as it was before its modifier ran (value and expiry
+        times, as phase 2 saved it: see apply.lua's `restore`)."""
+        put_back(server.socket._db, self.key, self.saved)
 
 
 def _holds(server: Server, kind: bytes, key: bytes, sub: bytes, value: bytes) -> bool:
@@ -267,6 +260,19 @@ def _type_refusal(key: bytes, held: bytes, want: bytes) -> bytes | None:
     return b"key " + key + b" holds a " + held + b", not a " + want
 
 
+_INDEX_COMMANDS = {name.encode(): fewest for name, fewest in protocol.INDEX_COMMANDS.items()}
+
+
+def _is_index_command(args: list[Any]) -> bool:
+    """Whether `args` is an index entry's command (`protocol.INDEX_COMMANDS`): its name, a
+    key, members (ZADD: score-member pairs)."""
+    name = args[0].upper()
+    fewest = _INDEX_COMMANDS.get(name)
+    if fewest is None or len(args) < fewest:
+        return False
+    return name != b"ZADD" or len(args) % 2 == 0
+
+
 class _TypeCheck:
     """Redis's refusal of a command on a key of another type (WRONGTYPE) comes once the
     commands before it ran: each key a command names must hold what it needs
@@ -289,7 +295,7 @@ class _TypeCheck:
             types.update(dict.fromkeys(args[1:], b"none"))
         elif name == b"SET":
             types[args[1]] = b"string"
-        elif name in _KEY_TYPES:
+        elif name in _KEY_TYPES and len(args) > 1:  # without a key, Redis refuses it alone
             want, key = _KEY_TYPES[name], args[1]
             refused = _type_refusal(key, self.held(key), want)
             if refused is not None:
@@ -471,13 +477,7 @@ def apply(server: Server, keys: list[bytes], args: list[bytes]) -> list[Any]:
         if w[0] == _VALUE_ENTRIES and w[1].when == b"old":
             w[1].read(server)
         elif w[0] == _VALUE_ENTRIES:  # what `restore` puts back
-            entries = w[1]
-            old = entries.old
-            entries.before = (
-                old.values if old else server.read_state(entries.kind, entries.key, entries.sub)
-            )
-            if entries.kind == b"string":
-                entries.expire_at = cast(int, call(b"PEXPIRETIME", entries.key))
+            w[1].saved = snapshot(server.socket._db, w[1].key)
     filler = b"" if new_pk is None else new_pk
     refused = _wrong_type(server, writes, filler)
     if refused is not None:
@@ -500,7 +500,13 @@ def apply(server: Server, keys: list[bytes], args: list[bytes]) -> list[Any]:
         elif op == _VALUE_ENTRIES and w[1].when == b"new":
             entries = w[1]
             entries.read(server)
-            refused = _TypeCheck(server).first_refusal(entries.commands())
+            checker, refused = _TypeCheck(server), None
+            for command in entries.commands():  # as apply.lua's entries_refusal
+                refused = checker.check(command)
+                if refused is None and command[0].upper() == b"ZADD":  # 'old' ones only remove
+                    refused = _zadd_error(server, probe_key, command)
+                if refused is not None:
+                    break
             if refused is not None:
                 entries.restore(server)
                 return [b"INVALID", refused]
@@ -526,19 +532,40 @@ def apply(server: Server, keys: list[bytes], args: list[bytes]) -> list[Any]:
 # Link records (op unlink, written by contrib.related's `link_record`): see apply.lua.
 
 
-def _decode_record(record: bytes) -> Arguments:
-    """A cursor over a record's strings, each `<byte length>:<bytes>` (it declares no key)."""
-    out = []
-    i, size = 0, len(record)
-    while i < size:
-        colon = record.find(b":", i)
-        n = None if colon < 0 else _tonumber(record[i:colon])
-        if n is None or n < 0 or n != int(n):
-            raise ScriptFailure("limpyd: a malformed link record")
-        end = colon + 1 + int(n)
-        out.append(record[colon + 1 : end])
-        i = end
-    return Arguments([], out)
+_MALFORMED_RECORD = "limpyd: a malformed link record"
+_LENGTH = re.compile(rb"[0-9]+")
+
+
+class _RecordReader:
+    """A cursor over a record's strings, each `<byte length>:<bytes>`: `next()`, `num()`,
+    failing the call at its end or on a count that is not digits (as apply.lua's)."""
+
+    __slots__ = ("pos", "strings")
+
+    def __init__(self, record: bytes) -> None:
+        self.strings: list[bytes] = []
+        self.pos = i = 0
+        while i < len(record):
+            colon = record.find(b":", i)
+            if colon < 0 or not _LENGTH.fullmatch(record, i, colon):
+                raise ScriptFailure(_MALFORMED_RECORD)
+            end = colon + 1 + int(record[i:colon])
+            if end > len(record):
+                raise ScriptFailure(_MALFORMED_RECORD)
+            self.strings.append(record[colon + 1 : end])
+            i = end
+
+    def next(self) -> bytes:
+        if self.pos >= len(self.strings):
+            raise ScriptFailure(_MALFORMED_RECORD)
+        self.pos += 1
+        return self.strings[self.pos - 1]
+
+    def num(self) -> int:
+        text = self.next()
+        if not _LENGTH.fullmatch(text):
+            raise ScriptFailure(_MALFORMED_RECORD)
+        return int(text)
 
 
 def _text_length(value: bytes) -> int:
@@ -591,7 +618,7 @@ class _Record:
     __slots__ = ("a", "after", "atom", "b", "before", "groups", "key", "kind", "ops", "sub")
 
     def __init__(self, record: bytes) -> None:
-        d = _decode_record(record)
+        d = _RecordReader(record)
         self.kind, self.before, self.after, self.sub = d.next(), d.next(), d.next(), d.next()
         if self.kind not in _UNLINKS:
             raise ScriptFailure(f"limpyd: a link record of kind {_text(self.kind)}")
@@ -604,6 +631,8 @@ class _Record:
             op: list[Any] = []
             for _ in range(d.num()):
                 op.append(d.next() if d.next() == b"=" else (d.next(), d.next()))
+            if not op or type(op[0]) is not bytes or not _is_index_command(op):
+                raise ScriptFailure(_MALFORMED_RECORD)
             self.ops.append(op)
         self.groups: list[tuple[bytes, list[Any]]] = []
         for _ in range(d.num()):
@@ -624,12 +653,7 @@ class _Record:
 
     def holder_ops(self, holder: bytes) -> list[list[bytes]]:
         """The commands removing `holder`'s index entries."""
-        commands = []
-        for op in self.ops:
-            if not op:
-                raise ScriptFailure("limpyd: a link record's command without a name")
-            commands.append([x[0] + holder + x[1] if type(x) is tuple else x for x in op])
-        return commands
+        return [[x[0] + holder + x[1] if type(x) is tuple else x for x in op] for op in self.ops]
 
     def unlink(self, server: Server, pk: bytes) -> None:
         """Unlink `pk` from the instances this record finds, with their index entries."""
@@ -641,30 +665,41 @@ class _Record:
             for command in self.holder_ops(holder):
                 server.run(command)
             for prefix, parts in self.groups:
-                member = _group_member(server, prefix, parts, holder)
+                member, _ = _group_member(server, prefix, parts, holder)
                 if member is not None:
                     server.call(b"SREM", member, holder)
 
 
-def _group_member(server: Server, prefix: bytes, parts: list[Any], holder: bytes) -> bytes | None:
+def _group_member(
+    server: Server,
+    prefix: bytes,
+    parts: list[Any],
+    holder: bytes,
+    checker: _TypeCheck | None = None,
+) -> tuple[bytes | None, bytes | None]:
     """The key of a unique_together group's combination for `holder` (None when one of its
-    fields has no value)."""
+    fields has no value: the fields after it are not read), and the refusal of a `checker`
+    for a key read on the way (which stops there)."""
     texts = []
     for part in parts:
         if type(part) is tuple:
-            value = _first(server, part[0], part[1] + holder + part[2], part[3])
+            key = part[1] + holder + part[2]
+            refused = None if checker is None else checker.require(_STATE_TYPES[part[0]], key)
+            if refused is not None:
+                return None, refused
+            value = _first(server, part[0], key, part[3])
             if value is None:
-                return None
+                return None, None
             part = b"%d:%s" % (_text_length(value), value)
         texts.append(part)
-    return prefix + b"".join(texts)
+    return prefix + b"".join(texts), None
 
 
 def _unlink_refusal(server: Server, w: tuple[Any, ...], checker: _TypeCheck) -> bytes | None:
     """The refusal of an unlink for a key of another type, found by reading only (its
     records, their holders and values), as its commands would meet them after the writes
-    checked before. Holders are found as the data is before the write: a holder the write's
-    own commands unlink first is checked too (see apply.lua)."""
+    checked before. Holders are found as the data is before the write (one whose key the
+    write's own commands empty first is skipped; see apply.lua)."""
     _, links, pk, records = w
     refused = checker.require(b"hash", links)
     if refused:
@@ -692,12 +727,9 @@ def _holder_refusal(
         return refused
     refused = checker.first_refusal([[_UNLINKS[rec.kind], key], *rec.holder_ops(holder)])
     for prefix, parts in rec.groups:
-        for part in parts:
-            if refused is None and type(part) is tuple:
-                refused = checker.require(_STATE_TYPES[part[0]], part[1] + holder + part[2])
         if refused:
-            return refused
-        member = _group_member(server, prefix, parts, holder)
+            break
+        member, refused = _group_member(server, prefix, parts, holder, checker)
         if member is not None:
             refused = checker.check([b"SREM", member])
     return refused

@@ -9,6 +9,7 @@ would see, with status replies as their text (`res.ok`) and doubles as their tex
 
 from __future__ import annotations
 
+import copy
 import functools
 import time
 from collections.abc import Callable
@@ -30,7 +31,9 @@ __all__ = [
     "key_type",
     "parsed_scores",
     "pk_of",
+    "put_back",
     "refusal",
+    "snapshot",
 ]
 
 
@@ -206,6 +209,27 @@ def item_at(db: Any, key: bytes) -> Any:
         del db._dict[key]
         return None
     return item
+
+
+def snapshot(db: Any, key: bytes) -> Any:
+    """A copy of the item at `key` (its value and expiry time, whatever its type), for
+    `put_back`; None when missing."""
+    item = item_at(db, key)
+    if item is None:
+        return None
+    saved = Item(copy.deepcopy(item.value))
+    saved.expireat = item.expireat
+    return saved
+
+
+def put_back(db: Any, key: bytes, saved: Any) -> None:
+    """Make the key hold what `snapshot` copied, exactly (as DUMP and RESTORE ... ABSTTL
+    would), and signal its watchers."""
+    _signal(db, key)
+    if saved is None:
+        db.pop(key, None)
+    else:
+        db[key] = saved
 
 
 def _value(db: Any, key: bytes, kind: type) -> Any:
