@@ -33,7 +33,11 @@ from limpyd.refusals import translate
 __all__ = ["APPLY", "QUERY", "READ", "SCRIPT", "STORE", "LuaScript", "ScriptMode"]
 
 #: Each mode of the code, and the files (in limpyd/scripts) its function is made of.
-MODES = {"read": ("read",), "apply": ("apply",), "query": ("order", "query")}
+MODES = {
+    "read": ("read",),
+    "apply": ("keytypes", "links", "apply"),
+    "query": ("order", "query"),
+}
 
 #: The functions of the library: name -> (mode, whether it may write).
 FUNCTIONS = {"read": ("read", True), "apply": ("apply", True), "query": ("query", False)}

@@ -30,7 +30,7 @@ def test_the_operations_are_named_once_and_all_known_to_the_script():
     codes = list(protocol.OPERATIONS.values())
     assert len(codes) == len(set(codes)) > 30
     folder = resources.files("limpyd") / "scripts"
-    names = ("apply.lua", "read.lua", "order.lua", "query.lua")
+    names = ("keytypes.lua", "links.lua", "apply.lua", "read.lua", "order.lua", "query.lua")
     text = "".join((folder / name).read_text() for name in names)
     used = set(re.findall(r"\bOP\.(\w+)", text))
     assert used == set(protocol.OPERATIONS)

@@ -16,11 +16,19 @@ equivalent here: each command runs whole, with the same effect and reply.
 from __future__ import annotations
 
 import re
-from typing import Any, cast
+from typing import Any
 
 from fakeredis._helpers import SimpleError
 
 from limpyd import protocol
+from limpyd.backends.native.keytypes import (
+    TypeCheck,
+    holds,
+    is_index_command,
+    state_kind,
+    type_refusal,
+)
+from limpyd.backends.native.links import unlink_refusal
 from limpyd.backends.native.server import (
     Arguments,
     ScriptFailure,
@@ -56,9 +64,6 @@ _KEY_TYPES = {name.encode(): kind.encode() for name, kind in protocol.KEY_TYPES.
 _EMPTYING = frozenset((b"DEL", b"UNLINK"))
 _CALLS = (_CALL, _CALL_FOR_REPLY)
 
-#: The kinds of field states `Server.read_state` knows.
-_STATE_TYPES = {kind.encode(): name.encode() for kind, name in protocol.STATE_TYPES.items()}
-_KINDS = frozenset(_STATE_TYPES)
 _ZADD_FLAGS = frozenset((b"NX", b"XX", b"GT", b"LT", b"CH", b"INCR"))
 _MAX_COUNTER = b"9223372036854775807"
 _COUNTER = re.compile(rb"0|[1-9][0-9]*")
@@ -138,12 +143,6 @@ def _read_command(r: Arguments, templated: bool = False) -> _Command:
     return _Command(args, holes)
 
 
-def _kind(kind: bytes) -> bytes:
-    if kind not in _KINDS:
-        raise ScriptFailure(f"limpyd: unknown state kind {_text(kind)}")
-    return kind
-
-
 class _ValueEntries:
     """A `value_entries` write: the templates run for each value of a field."""
 
@@ -156,7 +155,7 @@ class _ValueEntries:
         self.when = r.next()
         if self.when not in (b"old", b"new"):
             raise ScriptFailure(f"limpyd: value entries of an unknown time {_text(self.when)}")
-        self.kind = _kind(r.next())
+        self.kind = state_kind(r.next())
         self.key = r.key()
         self.sub = r.next()
         self.escape_from = r.next()
@@ -215,7 +214,7 @@ class _ValueEntries:
                 "limpyd: 'new' value entries follow only their single-valued field's modifier "
                 "and its 'old' entries"
             )
-        if not all(_is_index_command(template.args) for template in self.templates):
+        if not all(is_index_command(template.args) for template in self.templates):
             raise ScriptFailure(
                 "limpyd: 'new' value entries whose template is not an index entry's command"
             )
@@ -224,16 +223,6 @@ class _ValueEntries:
         """Put the field's key back as it was before its modifier ran (value and expiry
         times, as phase 2 saved it: see apply.lua's `restore`)."""
         put_back(server.socket._db, self.key, self.saved)
-
-
-def _holds(server: Server, kind: bytes, key: bytes, sub: bytes, value: bytes) -> bool:
-    """Whether the field of `kind` at key/sub holds `value` (as a member, or its value)."""
-    if kind == b"set":
-        return cast(int, server.call(b"SISMEMBER", key, value)) == 1
-    if kind == b"zset":
-        return server.call(b"ZSCORE", key, value) is not None
-    state = server.read_state(kind, key, sub)
-    return bool(state) and state[0] == value
 
 
 def _zadd_error(server: Server, probe_key: bytes | None, args: list[bytes]) -> bytes | None:
@@ -254,71 +243,10 @@ def _zadd_error(server: Server, probe_key: bytes | None, args: list[bytes]) -> b
     return None
 
 
-def _type_refusal(key: bytes, held: bytes, want: bytes) -> bytes | None:
-    if held in (b"none", want):
-        return None
-    return b"key " + key + b" holds a " + held + b", not a " + want
-
-
-_INDEX_COMMANDS = {name.encode(): fewest for name, fewest in protocol.INDEX_COMMANDS.items()}
-
-
-def _is_index_command(args: list[Any]) -> bool:
-    """Whether `args` is an index entry's command (`protocol.INDEX_COMMANDS`): its name, a
-    key, members (ZADD: score-member pairs)."""
-    name = args[0].upper()
-    fewest = _INDEX_COMMANDS.get(name)
-    if fewest is None or len(args) < fewest:
-        return False
-    return name != b"ZADD" or len(args) % 2 == 0
-
-
-class _TypeCheck:
-    """Redis's refusal of a command on a key of another type (WRONGTYPE) comes once the
-    commands before it ran: each key a command names must hold what it needs
-    (`protocol.KEY_TYPES`) or nothing, as the commands checked before leave it (see
-    apply.lua's type_checker)."""
-
-    __slots__ = ("db", "types")
-
-    def __init__(self, server: Server) -> None:
-        self.db = server.socket._db
-        self.types: dict[bytes, bytes] = {}  # key -> its type as the commands before leave it
-
-    def held(self, key: bytes) -> bytes:
-        return self.types.get(key) or key_type(self.db, key)
-
-    def check(self, args: list[bytes]) -> bytes | None:
-        """The refusal of this command, or None (then what it leaves is recorded)."""
-        name, types = args[0].upper(), self.types
-        if name in _EMPTYING:
-            types.update(dict.fromkeys(args[1:], b"none"))
-        elif name == b"SET":
-            types[args[1]] = b"string"
-        elif name in _KEY_TYPES and len(args) > 1:  # without a key, Redis refuses it alone
-            want, key = _KEY_TYPES[name], args[1]
-            refused = _type_refusal(key, self.held(key), want)
-            if refused is not None:
-                return refused
-            types[key] = want
-        return None
-
-    def require(self, want: bytes, key: bytes) -> bytes | None:
-        """The refusal of a key to read as a `want`, or None."""
-        return _type_refusal(key, self.held(key), want)
-
-    def first_refusal(self, commands: list[list[bytes]]) -> bytes | None:
-        for command in commands:
-            refused = self.check(command)
-            if refused is not None:
-                return refused
-        return None
-
-
 def _wrong_type(server: Server, writes: list[tuple[Any, ...]], filler: bytes) -> bytes | None:
     """The refusal of the writes checked before the first one. The entries of a value Redis
     computes ('new' value entries) are only known once their field's modifier ran."""
-    checker = _TypeCheck(server)
+    checker = TypeCheck(server)
     for w in writes:
         op = w[0]
         commands: list[list[bytes]] = []
@@ -326,19 +254,19 @@ def _wrong_type(server: Server, writes: list[tuple[Any, ...]], filler: bytes) ->
             commands = [w[1].filled(filler)]
         elif op == _PER_MEMBER:
             _, key, present, items, kind = w
-            refused = _type_refusal(key, checker.held(key), kind)
+            refused = type_refusal(key, checker.held(key), kind)
             if refused is not None:
                 return refused
             commands = [  # those phase 3 runs
                 command.args
                 for member, member_commands in items
-                if _holds(server, kind, key, b"", member) == present
+                if holds(server, kind, key, b"", member) == present
                 for command in member_commands
             ]
         elif op == _VALUE_ENTRIES and w[1].when == b"old":
             commands = w[1].commands()
         elif op == _UNLINK:
-            refused = _unlink_refusal(server, w, checker)
+            refused = unlink_refusal(server, w, checker)
             if refused is not None:
                 return refused
         refused = checker.first_refusal(commands)
@@ -362,10 +290,10 @@ def apply(server: Server, keys: list[bytes], args: list[bytes]) -> list[Any]:
         elif op == _REFERENCE:
             check: tuple[Any, ...] = (op, r.next(), r.key(), r.next(), r.key(), r.next())
             if check[5] != b"":
-                check = (*check[:5], _kind(check[5]), r.key(), r.next())
+                check = (*check[:5], state_kind(check[5]), r.key(), r.next())
             checks.append(check)
         elif op == _GUARD:
-            kind, key, sub = _kind(r.next()), r.key(), r.next()
+            kind, key, sub = state_kind(r.next()), r.key(), r.next()
             checks.append((op, kind, key, sub, r.list(r.num())))
         elif op == _UNIQUE:
             checks.append((op, r.next(), r.next(), r.key(), r.next(), r.next(), r.next(), r.key()))
@@ -421,14 +349,14 @@ def apply(server: Server, keys: list[bytes], args: list[bytes]) -> list[Any]:
         elif op == _REFERENCE:
             id_, collection, pk, expiry = c[1], c[2], c[3], c[4]
             gone = call(b"SISMEMBER", collection, pk) == 0 or server.expired(expiry, pk)
-            if gone and not (c[5] != b"" and _holds(server, c[5], c[6], c[7], pk)):
+            if gone and not (c[5] != b"" and holds(server, c[5], c[6], c[7], pk)):
                 return [b"DANGLING", id_]
         elif op == _GUARD:
             if server.read_state(c[1], c[2], c[3]) != c[4]:
                 return [b"CONFLICT"]
         else:  # unique
             id_, how, key, a, b, allowed, expiry = c[1:]
-            refused = _type_refusal(
+            refused = type_refusal(
                 key, key_type(server.socket._db, key), b"set" if how == b"set" else b"zset"
             )
             if refused is not None:
@@ -494,13 +422,13 @@ def apply(server: Server, keys: list[bytes], args: list[bytes]) -> list[Any]:
         elif op == _PER_MEMBER:
             _, key, present, items, kind = w
             for member, commands in items:
-                if _holds(server, kind, key, b"", member) == present:
+                if holds(server, kind, key, b"", member) == present:
                     for command in commands:
                         server.run(command.args)
         elif op == _VALUE_ENTRIES and w[1].when == b"new":
             entries = w[1]
             entries.read(server)
-            checker, refused = _TypeCheck(server), None
+            checker, refused = TypeCheck(server), None
             for command in entries.commands():  # as apply.lua's entries_refusal
                 refused = checker.check(command)
                 if refused is None and command[0].upper() == b"ZADD":  # 'old' ones only remove
@@ -527,217 +455,3 @@ def apply(server: Server, keys: list[bytes], args: list[bytes]) -> list[Any]:
     if counter is not None:
         call(b"INCR", counter)
     return [b"OK", reply, new_pk]
-
-
-# Link records (op unlink, written by contrib.related's `link_record`): see apply.lua.
-
-
-_MALFORMED_RECORD = "limpyd: a malformed link record"
-_LENGTH = re.compile(rb"[0-9]+")
-
-
-class _RecordReader:
-    """A cursor over a record's strings, each `<byte length>:<bytes>`: `next()`, `num()`,
-    failing the call at its end or on a count that is not digits (as apply.lua's)."""
-
-    __slots__ = ("pos", "strings")
-
-    def __init__(self, record: bytes) -> None:
-        self.strings: list[bytes] = []
-        self.pos = i = 0
-        while i < len(record):
-            colon = record.find(b":", i)
-            if colon < 0 or not _LENGTH.fullmatch(record, i, colon):
-                raise ScriptFailure(_MALFORMED_RECORD)
-            end = colon + 1 + int(record[i:colon])
-            if end > len(record):
-                raise ScriptFailure(_MALFORMED_RECORD)
-            self.strings.append(record[colon + 1 : end])
-            i = end
-
-    def next(self) -> bytes:
-        if self.pos >= len(self.strings):
-            raise ScriptFailure(_MALFORMED_RECORD)
-        self.pos += 1
-        return self.strings[self.pos - 1]
-
-    def num(self) -> int:
-        text = self.next()
-        if not _LENGTH.fullmatch(text):
-            raise ScriptFailure(_MALFORMED_RECORD)
-        return int(text)
-
-
-def _text_length(value: bytes) -> int:
-    """The length Python gives the text of these bytes: utf-8 where valid, one character per
-    other byte (surrogateescape), as in the keys of unique_together combinations."""
-    return len(value.decode("utf-8", "surrogateescape"))
-
-
-def _first(server: Server, kind: bytes, key: bytes, sub: bytes) -> bytes | None:
-    """The first string of the state of a field (None when it has none, as for a kind no
-    state has)."""
-    if kind not in _KINDS:
-        return None
-    state = server.read_state(kind, key, sub)
-    return state[0] if state else None
-
-
-def _unlink_value(server: Server, kind: bytes, key: bytes, sub: bytes, pk: bytes) -> bool:
-    """Remove `pk` from the value of `kind` at key/sub; whether it held it."""
-    call = server.call
-    if kind in (b"string", b"hashfield"):
-        if _first(server, kind, key, sub) != pk:
-            return False
-        if kind == b"string":
-            call(b"DEL", key)
-        else:
-            call(b"HDEL", key, sub)
-        return True
-    if kind == b"set":
-        return cast(int, call(b"SREM", key, pk)) == 1
-    if kind == b"list":
-        return cast(int, call(b"LREM", key, 0, pk)) > 0
-    return cast(int, call(b"ZREM", key, pk)) == 1
-
-
-#: The command `_unlink_value` runs on a field of each kind.
-_UNLINKS = {
-    b"string": b"DEL",
-    b"hashfield": b"HDEL",
-    b"set": b"SREM",
-    b"list": b"LREM",
-    b"zset": b"ZREM",
-}
-
-
-class _Record:
-    """A link record, read: where r's value is (kind, before, after, sub), the atom finding
-    the holders (atom, key, a, b), the index entries (ops) and unique_together groups."""
-
-    __slots__ = ("a", "after", "atom", "b", "before", "groups", "key", "kind", "ops", "sub")
-
-    def __init__(self, record: bytes) -> None:
-        d = _RecordReader(record)
-        self.kind, self.before, self.after, self.sub = d.next(), d.next(), d.next(), d.next()
-        if self.kind not in _UNLINKS:
-            raise ScriptFailure(f"limpyd: a link record of kind {_text(self.kind)}")
-        self.atom, self.key = d.next(), d.next()
-        self.a = self.b = None
-        if self.atom != _SET_KEY:
-            self.a, self.b = d.next(), d.next()
-        self.ops: list[list[Any]] = []
-        for _ in range(d.num()):
-            op: list[Any] = []
-            for _ in range(d.num()):
-                op.append(d.next() if d.next() == b"=" else (d.next(), d.next()))
-            if not op or type(op[0]) is not bytes or not _is_index_command(op):
-                raise ScriptFailure(_MALFORMED_RECORD)
-            self.ops.append(op)
-        self.groups: list[tuple[bytes, list[Any]]] = []
-        for _ in range(d.num()):
-            prefix = d.next()
-            parts: list[Any] = []
-            for _ in range(d.num()):
-                if d.next() == b"V":
-                    parts.append(d.next())
-                else:
-                    parts.append((_kind(d.next()), d.next(), d.next(), d.next()))
-            self.groups.append((prefix, parts))
-
-    def holders(self, server: Server) -> list[bytes]:
-        """The instances holding the deleted pk, as the atom finds them."""
-        if self.atom == _SET_KEY:
-            return cast("list[bytes]", server.call(b"SMEMBERS", self.key))
-        return [pk_of(m) for m in server.call(b"ZRANGEBYLEX", self.key, self.a, self.b)]
-
-    def holder_ops(self, holder: bytes) -> list[list[bytes]]:
-        """The commands removing `holder`'s index entries."""
-        return [[x[0] + holder + x[1] if type(x) is tuple else x for x in op] for op in self.ops]
-
-    def unlink(self, server: Server, pk: bytes) -> None:
-        """Unlink `pk` from the instances this record finds, with their index entries."""
-        for holder in self.holders(server):
-            if not _unlink_value(
-                server, self.kind, self.before + holder + self.after, self.sub, pk
-            ):
-                continue
-            for command in self.holder_ops(holder):
-                server.run(command)
-            for prefix, parts in self.groups:
-                member, _ = _group_member(server, prefix, parts, holder)
-                if member is not None:
-                    server.call(b"SREM", member, holder)
-
-
-def _group_member(
-    server: Server,
-    prefix: bytes,
-    parts: list[Any],
-    holder: bytes,
-    checker: _TypeCheck | None = None,
-) -> tuple[bytes | None, bytes | None]:
-    """The key of a unique_together group's combination for `holder` (None when one of its
-    fields has no value: the fields after it are not read), and the refusal of a `checker`
-    for a key read on the way (which stops there)."""
-    texts = []
-    for part in parts:
-        if type(part) is tuple:
-            key = part[1] + holder + part[2]
-            refused = None if checker is None else checker.require(_STATE_TYPES[part[0]], key)
-            if refused is not None:
-                return None, refused
-            value = _first(server, part[0], key, part[3])
-            if value is None:
-                return None, None
-            part = b"%d:%s" % (_text_length(value), value)
-        texts.append(part)
-    return prefix + b"".join(texts), None
-
-
-def _unlink_refusal(server: Server, w: tuple[Any, ...], checker: _TypeCheck) -> bytes | None:
-    """The refusal of an unlink for a key of another type, found by reading only (its
-    records, their holders and values), as its commands would meet them after the writes
-    checked before. Holders are found as the data is before the write (one whose key the
-    write's own commands empty first is skipped; see apply.lua)."""
-    _, links, pk, records = w
-    refused = checker.require(b"hash", links)
-    if refused:
-        return refused
-    for record in server.call(b"HVALS", links):
-        rec = _Record(record)
-        records.append(rec)
-        refused = checker.require(b"set" if rec.atom == _SET_KEY else b"zset", rec.key)
-        if refused:
-            return refused
-        for holder in rec.holders(server):
-            refused = _holder_refusal(server, rec, holder, pk, checker)
-            if refused:
-                return refused
-    return None
-
-
-def _holder_refusal(
-    server: Server, rec: _Record, holder: bytes, pk: bytes, checker: _TypeCheck
-) -> bytes | None:
-    """The refusal of the commands unlinking `pk` from `holder`, or None."""
-    key = rec.before + holder + rec.after
-    refused = checker.require(_STATE_TYPES[rec.kind], key)
-    if refused or checker.held(key) == b"none" or not _holds_pk(server, rec, key, pk):
-        return refused
-    refused = checker.first_refusal([[_UNLINKS[rec.kind], key], *rec.holder_ops(holder)])
-    for prefix, parts in rec.groups:
-        if refused:
-            break
-        member, refused = _group_member(server, prefix, parts, holder, checker)
-        if member is not None:
-            refused = checker.check([b"SREM", member])
-    return refused
-
-
-def _holds_pk(server: Server, rec: _Record, key: bytes, pk: bytes) -> bool:
-    """Whether the field of a record's holder at `key` holds `pk` (what `_unlink_value`
-    removes)."""
-    if rec.kind == b"list":
-        return server.call(b"LPOS", key, pk) is not None
-    return _holds(server, rec.kind, key, rec.sub, pk)
