@@ -229,6 +229,8 @@ class ExtendedCollectionManager(CollectionManager):
                 f"{SORTED_SCORE} cannot be read back from a stored collection (only pks are "
                 "stored): store the collection before asking for values(..., SORTED_SCORE)"
             )
+        if key is not None:
+            _refuse_a_model_key(self.model, key)
         key = key or self.model._meta.stored_key(uuid.uuid4().hex)
         count = self._query(["store", Key(key), "" if ttl is None else int(ttl)])
         stored = type(self)(self.model)._stored(key, empty=not count)
@@ -247,6 +249,20 @@ class ExtendedCollectionManager(CollectionManager):
         self._intersections.append((protocol.PK_LIST, 0) if empty else (protocol.STORED_LIST, key))
         self._sort = (protocol.BY_LIST, False, False, key)
         return self._derive()
+
+
+def _refuse_a_model_key(model: type[RedisModel], key: str) -> None:
+    """`store()` replaces what `key` holds: not the data or indexes of a model of the
+    database (it would break that model), but a key of the user's or a stored one."""
+    for other in model._meta.database.models.values():
+        meta = other._meta
+        if key.startswith(meta.prefix + ":") and not key.startswith(meta.stored_key("")):
+            raise ValueError(
+                f"{model.__name__}.collection().store(key={key!r}): the key is one of model "
+                f"{other.__name__}'s (its data and indexes), which storing would replace; store "
+                f"under a key of your own or under {meta.stored_key('<name>')!r}; nothing was "
+                "written"
+            )
 
 
 def _bound_value_field(value: Any) -> bool:

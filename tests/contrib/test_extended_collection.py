@@ -156,6 +156,32 @@ def test_store_and_from_stored(Person, db):
     assert not [k for k in db.scan_keys() if "__limpyd" in k]
 
 
+def test_store_refuses_a_key_of_a_model(Person, db, unchanged):
+    """Storing over the collection, an index, an instance's data or another model's keys
+    would break that model: refused before anything is sent. Its stored keys are fine."""
+
+    class Other(model.RedisModel):
+        database = db
+        name = fields.StringField(indexable=True)
+
+    Other(name="o")
+    meta = Person._meta
+    keys = [
+        meta.collection_key,
+        Person.get_field("city").indexes[0].value_key("Paris", None),
+        meta.hash_key("1"),
+        meta.prefix + ":anything",
+        Other._meta.collection_key,
+    ]
+    collection = Person.collection(city="New York")
+    for key in keys:
+        with unchanged(), pytest.raises(ValueError, match=r"^Person.*store\(key=.*nothing was"):
+            collection.store(key=key, ttl=None)
+    stored = collection.store(key=meta.stored_key("mine"), ttl=None)
+    assert stored.primary_keys() == ["1", "3", "4"]
+    assert list(Person.collection(city="Paris")) == ["2"]
+
+
 @pytest.mark.parametrize("space", ["", "ar->row"])
 def test_values_read_by_the_server_match_the_instances(db, space):
     """values() of a stored set (one filter) reads the rows with one SORT_RO whose GET
