@@ -33,7 +33,6 @@ from limpyd.indexes import TextRangeIndex, intersect_ranges
 from limpyd.keys import HASH_SUFFIX
 from limpyd.lua import QUERY, STORE
 from limpyd.protocol import Key
-from limpyd.text import NUMBER
 
 if TYPE_CHECKING:
     from limpyd.fields.base import RedisField
@@ -562,21 +561,21 @@ class CollectionManager:
 #: The default order, sorted by the client when the whole result is asked for.
 _PK_SORTS = frozenset({protocol.BY_DEFAULT, protocol.BY_AUTO_PK})
 #: What the query script takes for a number in the default order (see query.lua).
-_NUMBER = re.compile(NUMBER)
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _CANONICAL_INTEGER = re.compile(r"0|-?[1-9][0-9]*")
 
 
 def default_order(pks: list[str], desc: bool = False) -> list[str]:
     """`pks` in the default order, as the query script gives it: numeric when every pk is
-    a canonical integer (exact at any length) or a number (`limpyd.text.NUMBER`, ties
-    byte-wise), else byte-wise."""
+    a canonical integer (exact at any length) or a decimal number (ties byte-wise), else
+    byte-wise."""
 
     def as_bytes(pk: str) -> bytes:
         return pk.encode("utf-8", "surrogateescape")
 
     if all(_CANONICAL_INTEGER.fullmatch(pk) for pk in pks):
         return sorted(pks, key=int, reverse=desc)
-    if all(_NUMBER.fullmatch(pk) for pk in pks):
+    if all(_DECIMAL.fullmatch(pk) for pk in pks):
         return sorted(pks, key=lambda pk: (float(pk), as_bytes(pk)), reverse=desc)
     return sorted(pks, key=as_bytes, reverse=desc)
 

@@ -19,7 +19,8 @@ __all__ = [
     "to_text",
 ]
 
-#: A number as limpyd reads one (a NumberRangeIndex's values, a numeric sort's): an optional
+#: A number as limpyd reads one (a NumberRangeIndex's values, a numeric sort's; a pk in the
+#: default order must be a decimal, without the infinities): an optional
 #: sign, ASCII digits with an optional fraction (`5.` and `.5` too), an optional exponent; or
 #: an infinity. Not NaN, spaces, `_`, hexadecimal or other scripts' digits, which `float()`,
 #: Lua or Redis take differently. (order.lua's `is_number` reads the same.)

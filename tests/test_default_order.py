@@ -1,7 +1,7 @@
 """The default order of a collection is computed in two places: the query script sorts
 when it must pick a slice, and `collection.default_order` sorts a whole result in Python
 (cheaper). Both must give the same order for any pks: canonical integers of any length,
-numbers (decimals and infinities, ties byte-wise), and anything else byte-wise, NUL and
+decimal numbers (ties byte-wise; not infinities), and anything else byte-wise, NUL and
 non-UTF-8 bytes included."""
 
 from __future__ import annotations

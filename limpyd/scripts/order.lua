@@ -14,19 +14,21 @@ local function memcmp_lt(a, b)
 end
 local function native_lt(a, b) return a < b end
 
--- Whether a text is written as a number (limpyd/text.py's NUMBER): [+-] digits [. digits]
--- [e [+-] digits], or [+-]inf (no spaces, hexadecimal, infinity or nan, which Lua's
--- tonumber would take).
-local function is_number(s)
-    if string.find(s, '^[+-]?%d+$') or string.find(string.lower(s), '^[+-]?inf$') then
-        return true
-    end
+-- Whether a pk is written as a decimal number: [+-] digits [. digits] [e [+-] digits]
+-- (no spaces, hexadecimal, inf or nan, which Lua's tonumber would take).
+local function is_decimal(s)
+    if string.find(s, '^[+-]?%d+$') then return true end
     local sign = string.sub(s, 1, 1)
     if sign == '+' or sign == '-' then s = string.sub(s, 2) end
     local mantissa, exponent = string.match(s, '^([0-9.]+)(.*)$')
     if not mantissa or not string.find(mantissa, '%d') then return false end
     if select(2, string.gsub(mantissa, '%.', '')) > 1 then return false end
     return exponent == '' or string.match(exponent, '^[eE][+-]?[0-9]+$') ~= nil
+end
+-- Whether a value is a number for a numeric sort (limpyd/text.py's NUMBER, as a
+-- NumberRangeIndex takes it): a decimal, or [+-]inf.
+local function is_number(s)
+    return is_decimal(s) or string.find(string.lower(s), '^[+-]?inf$') ~= nil
 end
 -- Whether every pk is a canonical integer ('0', or no leading zero, no sign but '-').
 local function canonical_integers(pks)

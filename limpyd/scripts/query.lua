@@ -323,7 +323,7 @@ local function run()
     elseif pk_order then
         alpha = false
         for _, pk in ipairs(items) do
-            if not is_number(pk) then alpha = true; break end
+            if not is_decimal(pk) then alpha = true; break end
             numeric_pks[pk] = tonumber(pk)
         end
     end

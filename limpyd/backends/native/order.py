@@ -23,6 +23,7 @@ __all__ = [
     "canonical_integers",
     "count_of",
     "integer_order",
+    "is_decimal",
     "is_number",
     "pick",
     "sort_by_keys",
@@ -59,6 +60,12 @@ def to_number(text: bytes | None) -> float | None:
     if _HEXADECIMAL.fullmatch(text):
         return float.fromhex(text.decode())
     return None
+
+
+def is_decimal(text: bytes) -> bool:
+    """Whether a pk is written as a decimal number (order.lua's `is_decimal`): sign, digits
+    with at most one dot, exponent; no space, hexadecimal, inf or nan."""
+    return _DECIMAL.fullmatch(text) is not None
 
 
 def is_number(text: bytes) -> bool:

@@ -19,6 +19,7 @@ from limpyd.backends.native.order import (
     canonical_integers,
     count_of,
     integer_order,
+    is_decimal,
     is_number,
     pick,
     sort_by_keys,
@@ -259,7 +260,7 @@ class _Query:
         if (sort.pk_order or (sort.kind == _BY_PK and not alpha)) and canonical_integers(items):
             return integer_order(items, sort.desc)
         if sort.pk_order:
-            alpha = not all(is_number(pk) for pk in items)
+            alpha = not all(is_decimal(pk) for pk in items)
             if not alpha:
                 numeric_pks = {pk: float(pk) for pk in items}
             kind, by, _, desc = sort_keys[0]
