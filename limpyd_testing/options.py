@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 import pytest
+import redis
 
 from limpyd.backends.cluster import parse_cluster_url
 
@@ -35,10 +35,14 @@ class _Setting:
         env = os.environ.get(self.env, "").strip()
         if env:
             return self._parse(env, f"environment variable {self.env}")
-        ini = str(config.getini(self.name) or "").strip()
-        if ini:
-            return self._parse(ini, f"ini key {self.name}")
-        return None
+        try:
+            ini = config.getini(self.name)
+        except ValueError as exc:  # pytest's reading of a boolean's text
+            raise pytest.UsageError(f"limpyd: ini key {self.name}: {exc}") from None
+        if isinstance(ini, bool):  # a boolean setting: a TOML boolean, or its text read
+            return ini
+        text = str(ini or "").strip()
+        return self._parse(text, f"ini key {self.name}") if text else None
 
     def _parse(self, text: str, where: str) -> str | bool:
         if not self.boolean:
@@ -98,6 +102,15 @@ SETTINGS = {
 }
 
 
+def _redis_url(url: str) -> bool:
+    """Whether redis-py reads `url` (its scheme, its port a number...)."""
+    try:
+        redis.connection.parse_url(url)
+    except ValueError:
+        return False
+    return True
+
+
 @dataclass(frozen=True)
 class LimpydOptions:
     """The plugin's settings for this session, resolved from CLI, environment and ini."""
@@ -123,9 +136,10 @@ class LimpydOptions:
                 "(--limpyd-backend, LIMPYD_BACKEND, ini limpyd_backend)"
             )
         url = values["limpyd_redis_url"]
-        if url and urlsplit(str(url)).scheme not in ("redis", "rediss", "unix"):
+        if url and not _redis_url(str(url)):
             raise pytest.UsageError(
-                f"limpyd: --limpyd-redis-url {url!r} is not a redis://, rediss:// or unix:// URL"
+                f"limpyd: --limpyd-redis-url {url!r} is not a redis://, rediss:// or unix:// URL "
+                "redis-py reads (its port a number)"
             )
         cluster_url = values["limpyd_cluster_url"]
         if cluster_url:

@@ -64,7 +64,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
             group.addoption(
                 setting.flag, dest=setting.name, default=None, metavar=metavar, help=help_text
             )
-        parser.addini(setting.name, help_text, type="string", default="")
+        if setting.boolean:  # pytest reads its text (1/0, true/false, yes/no, on/off)
+            parser.addini(setting.name, help_text, type="bool", default=False)
+        else:
+            parser.addini(setting.name, help_text, type="string", default="")
     parser.addini(
         "limpyd_databases",
         "application RedisDatabase objects (module:attribute, one a line) re-pointed to the "

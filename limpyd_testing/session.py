@@ -12,6 +12,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import pytest
 import redis
 from redis.backoff import NoBackoff
+from redis.exceptions import RedisClusterException
 from redis.retry import Retry
 
 from limpyd.backends import RedisClusterBackend
@@ -321,7 +322,7 @@ class SessionState:
         """Refuse a given cluster that holds keys (or flush it if allowed)."""
         try:
             size = int(self.cluster_admin().dbsize(target_nodes="primaries"))  # summed
-        except (redis.RedisError, OSError) as exc:
+        except (redis.RedisError, RedisClusterException, OSError) as exc:
             url = redact_url(self.cluster_url or "")
             self.fail_or_skip(
                 f"cannot use the cluster at {url}: {exc}", ("cluster",), _NAMED_CLUSTER

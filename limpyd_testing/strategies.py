@@ -52,6 +52,7 @@ from limpyd.fields import (
     StringField,
 )
 from limpyd.indexes import NumberRangeIndex
+from limpyd.text import NUMBER
 
 if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
@@ -130,7 +131,7 @@ def numbers() -> SearchStrategy[int | float]:
 
 
 #: The texts a NumberRangeIndex takes ("Design decisions", Values).
-_DECIMAL = re.compile(r"[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|(?i:inf))")
+_DECIMAL = re.compile(NUMBER)
 
 
 def _number_texts() -> SearchStrategy[str]:
@@ -390,8 +391,8 @@ def model_values(
 
 
 def _filter_value(index: Any, values: SearchStrategy[str]) -> SearchStrategy[Any]:
-    if isinstance(index, NumberRangeIndex):
-        return st.one_of(numbers(), _number_texts(), values)
+    if isinstance(index, NumberRangeIndex):  # it refuses any other value
+        return st.one_of(numbers(), _number_texts().filter(_DECIMAL.fullmatch))
     return values
 
 

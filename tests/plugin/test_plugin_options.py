@@ -200,6 +200,26 @@ def test_boolean_precedence_cli_env_ini(pytester, monkeypatch, bare_path):
     pytester.runpytest(*args, "--no-limpyd-require-redis").assert_outcomes(skipped=1)
 
 
+@pytest.mark.parametrize(("value", "required"), [("true", True), ("false", False)])
+def test_a_boolean_setting_of_a_native_toml_table(pytester, bare_path, value, required):
+    """pytest 9's `[tool.pytest]` table holds real booleans."""
+    pytester.makepyfile("def test_x(limpyd_backend): pass")
+    pytester.makepyprojecttoml(f"[tool.pytest]\nlimpyd_require_redis = {value}\n")
+    result = pytester.runpytest("--limpyd-backend=redis")
+    if required:
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+    else:
+        result.assert_outcomes(skipped=1)
+
+
+def test_a_boolean_setting_read_from_an_ini_text(pytester):
+    pytester.makepyfile("def test_x(): pass")
+    pytester.makeini("[pytest]\nlimpyd_flush_existing = maybe\n")
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*ini key limpyd_flush_existing*'maybe'*"])
+
+
 @pytest.mark.parametrize(
     ("args", "env", "message"),
     [
@@ -211,6 +231,12 @@ def test_boolean_precedence_cli_env_ini(pytester, monkeypatch, bare_path):
         ([], {"LIMPYD_BACKEND": "sometimes"}, "*unknown backend 'sometimes'*"),
         ([], {"LIMPYD_REQUIRE_REDIS": "maybe"}, "*LIMPYD_REQUIRE_REDIS='maybe' is not a boolean*"),
         (["--limpyd-redis-url=http://x"], {}, "*'http://x' is not a redis://*"),
+        (["--limpyd-redis-url=redis://127.0.0.1:abc"], {}, "*:abc' is not a redis://*port*"),
+        (
+            ["--limpyd-backend=cluster", "--limpyd-cluster-url=redis+cluster://127.0.0.1:1"],
+            {},
+            "*cannot use the cluster at redis+cluster://127.0.0.1:1*",
+        ),
     ],
 )
 def test_bad_values_are_usage_errors(pytester, monkeypatch, args, env, message):

@@ -219,13 +219,8 @@ def test_filters_evaluate_and_answer_like_the_oracle(db):
 
     @FAST
     @given(lst.filters(Everything, values=values, hash_keys=st.sampled_from(["k", "", "x"])))
-    def check(filters):
-        try:
-            expected = oracle.query(Everything, filters)
-        except ValueError:  # a filter value a NumberRangeIndex refuses
-            with pytest.raises(ValueError):
-                list(Everything.collection(**filters))
-            return
+    def check(filters):  # every value drawn is one the index takes: no ValueError
+        expected = oracle.query(Everything, filters)
         found = list(Everything.collection(**filters))
         assert expected is not None
         assert found == expected, filters
