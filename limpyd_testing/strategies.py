@@ -392,7 +392,8 @@ def model_values(
 
 def _filter_value(index: Any, values: SearchStrategy[str]) -> SearchStrategy[Any]:
     if isinstance(index, NumberRangeIndex):  # it refuses any other value
-        return st.one_of(numbers(), _number_texts().filter(_DECIMAL.fullmatch))
+        number_texts = _number_texts().filter(_DECIMAL.fullmatch)
+        return st.one_of(numbers(), number_texts, values.filter(_DECIMAL.fullmatch))
     return values
 
 
