@@ -333,7 +333,7 @@ class CollectionManager:
         which keeps its values in the byte-wise order, ties by pk, of an alpha sort."""
         field = self.model._meta.field(by.removeprefix("-"))
         for index in field.indexes:
-            if isinstance(index, TextRangeIndex) and index.untransformed:
+            if isinstance(index, TextRangeIndex) and index.stores_text:
                 return Key(index.base_key())
         return None
 

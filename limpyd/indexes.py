@@ -53,6 +53,18 @@ Entry = tuple[Op, Op]
 Atom = tuple[str, ...]
 
 
+def _normalizes_as_is(cls: type) -> bool:
+    """Whether the `normalize` of an index class is BaseIndex's, or only adds what its
+    `untransformed` accounts for before calling the next one (`normalize_adds_transforms`)."""
+    for klass in cls.__mro__:
+        if "normalize" in vars(klass):
+            if klass is BaseIndex:
+                return True
+            if not vars(klass).get("normalize_adds_transforms", False):
+                return False
+    return True
+
+
 class BaseIndex:
     """An index of one field. Subclasses define the storage; `configure` derives variants."""
 
@@ -75,6 +87,13 @@ class BaseIndex:
     def untransformed(self) -> bool:
         """Whether the index stores a field value's text as it is (no transform)."""
         return self.transform is None
+
+    @property
+    def stores_text(self) -> bool:
+        """Whether the index's entries hold a value's text itself: untransformed, and no
+        `normalize` of a subclass changing it (a reversed or lowercased text keeps neither
+        the order of the values nor their text, which a script would look for)."""
+        return self.untransformed and _normalizes_as_is(type(self))
 
     @property
     def separable(self) -> bool:

@@ -160,7 +160,7 @@ def value_templates(
     with the token in its place (`removals_only`: no additions, which some indexes cannot
     template); None when an entry is not the value's text as it is or escaped (a reversed
     or transformed value)."""
-    if not all(index.untransformed for index in field.indexes):
+    if not all(index.stores_text for index in field.indexes):
         return None
     token = placeholder()
     escaped = escape_value(token)

@@ -6,6 +6,7 @@ import pytest
 
 from limpyd import fields, model
 from limpyd.exceptions import DoesNotExist, ImplementationError, UniquenessError
+from limpyd.indexes import EqualIndex
 
 
 @pytest.fixture
@@ -370,3 +371,30 @@ def test_unsaved_instance_created_by_first_write(Thing, unchanged, consistent):
     with pytest.raises(DoesNotExist):
         Thing().name.get()
     consistent(Thing)
+
+
+class _LoweredEqual(EqualIndex):
+    """A hand-written index class storing the values lowered."""
+
+    def normalize(self, value: str) -> str | None:
+        normalized = super().normalize(value)
+        return None if normalized is None else normalized.lower()
+
+
+@pytest.mark.parametrize("field_class", [fields.StringField, fields.InstanceHashField])
+def test_an_index_class_normalizing_values_keeps_its_entries_exact(db, consistent, field_class):
+    """Its entries are not the values' texts: a write finds them by the index, not by the
+    value's text (which left stale entries behind)."""
+
+    class Tag(model.RedisModel):
+        database = db
+        name = field_class(indexes=[_LoweredEqual])
+
+    tag = Tag(name="Python")
+    setter = tag.name.set if field_class is fields.StringField else tag.name.hset
+    setter("Redis")
+    assert Tag.collection(name="python") == [] and Tag.collection(name="redis") == ["1"]
+    consistent(Tag)
+    tag.delete()
+    assert Tag.collection(name="redis") == []
+    consistent(Tag)

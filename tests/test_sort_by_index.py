@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from limpyd import fields, model
+from limpyd.contrib.indexes import EndsWithIndex
 from limpyd.indexes import TextRangeIndex
 
 texts = st.one_of(
@@ -175,3 +176,30 @@ def test_a_long_window_read_by_redis_sort_is_the_sorted_window(
     expected = sorted(column, key=lambda pk: (as_bytes(column[pk] or ""), pk), reverse=desc)
     found = Entry.collection(kind="k").sort(by=by, alpha=True, desc=desc)
     assert list(found[start:stop]) == expected[start:stop]
+
+
+class _Lowered(TextRangeIndex):
+    """A hand-written index class whose entries are not the values' texts."""
+
+    def normalize(self, value: str) -> str | None:
+        normalized = super().normalize(value)
+        return None if normalized is None else normalized.lower()
+
+
+@pytest.mark.parametrize("index", [EndsWithIndex, _Lowered], ids=["endswith", "lowered"])
+def test_an_index_not_keeping_the_text_does_not_give_the_sort_order(db, index):
+    """Only an index whose entries are the values' texts orders an alpha sort (a reversed
+    or lowered entry is another order): the others sort by the values themselves."""
+
+    class Word(model.RedisModel):
+        database = db
+        name = fields.StringField(indexes=[index])
+
+    for name in ["az", "by", "cx", "B", "C"]:
+        Word(name=name)
+    names = ["B", "C", "az", "by", "cx"]  # byte order
+    ordered = Word.collection().sort(by="name", alpha=True)
+    assert [Word(pk).name.get() for pk in ordered] == names
+    assert [Word(pk).name.get() for pk in ordered[1:3]] == names[1:3]
+    reverse = Word.collection().sort(by="-name", alpha=True)
+    assert [Word(pk).name.get() for pk in reverse[0:2]] == names[::-1][0:2]

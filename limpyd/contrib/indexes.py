@@ -161,6 +161,8 @@ class _ComposedLeaf(BaseIndex):
 
     #: The multi-indexes this leaf comes from, outermost first.
     composition: ClassVar[tuple[type[MultiIndexes], ...]] = ()
+    #: Its `normalize` adds the multi-indexes' transforms (see `untransformed`).
+    normalize_adds_transforms: ClassVar[bool] = True
 
     def __init__(self, field: RedisField) -> None:
         super().__init__(field)
