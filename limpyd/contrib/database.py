@@ -12,6 +12,7 @@ connection; `DoesNotExist`), and indexed writes, creations and deletions raise
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -30,6 +31,7 @@ class PipelineDatabase(RedisDatabase):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._shared_pipeline: Pipeline | None = None
+        self._pipeline_lock = threading.Lock()  # opening one: checked and set at once
         super().__init__(*args, **kwargs)
 
     def _current_pipeline(self) -> Pipeline | None:
@@ -48,18 +50,25 @@ class PipelineDatabase(RedisDatabase):
     def pipeline(
         self, transaction: bool = True, share_in_threads: bool = False
     ) -> Iterator[Pipeline]:
-        """A redis-py pipeline that field commands use while the block runs."""
-        if self.pipelined:
-            raise RuntimeError(f"{self!r}: a pipeline is already open")
-        with self.client.pipeline(transaction=transaction) as pipeline:
+        """A redis-py pipeline that field commands use while the block runs (those of this
+        thread, or of every thread with `share_in_threads`); its end ends only it."""
+        with self._pipeline_lock:
+            if self.pipelined:
+                raise RuntimeError(f"{self!r}: a pipeline is already open")
+            pipeline = self.client.pipeline(transaction=transaction)
             if share_in_threads:
                 self._shared_pipeline = pipeline
             else:
                 self._local.pipeline = pipeline
-            try:
+        try:
+            with pipeline:
                 yield pipeline
-            finally:
-                self._shared_pipeline = None
+        finally:
+            if share_in_threads:
+                with self._pipeline_lock:
+                    if self._shared_pipeline is pipeline:
+                        self._shared_pipeline = None
+            else:
                 self._local.pipeline = None
 
     def transaction(

@@ -124,3 +124,32 @@ def test_pipeline_is_per_thread_unless_shared(Person, main_database):
         thread.join()
         assert pipeline.execute() == ["Jean Dupond"]
     assert len(seen) == 2 and seen[1] is pipeline  # queued, not answered
+
+
+def test_a_pipeline_ending_ends_only_itself(Person, main_database):
+    """Another thread's own pipeline ending leaves a shared one open: its commands stay
+    queued, and an indexed write stays refused."""
+    person = Person(1)
+    opened, close = threading.Event(), threading.Event()
+
+    def other_thread():
+        with main_database.pipeline() as own:
+            opened.set()
+            close.wait()
+            own.execute()
+
+    thread = threading.Thread(target=other_thread)
+    thread.start()
+    opened.wait()
+    with main_database.pipeline(share_in_threads=True) as shared:
+        person.nick.hset("a")
+        close.set()
+        thread.join()
+        assert main_database.pipelined
+        assert person.name.set("Jean") is shared  # queued
+        with pytest.raises(ImplementationError):
+            person.city.set("Lyon")
+        assert main_database.client.get(person.name.key) == "Jean Dupond"
+        assert shared.execute() == [1, True]
+    assert not main_database.pipelined
+    assert person.name.get() == "Jean" and person.nick.hget() == "a"
