@@ -33,13 +33,20 @@ class InMemory(model.RedisModel):
     database = model.RedisDatabase.from_url("fakeredis://app")
     namespace = "cli"
     name = fields.StringField()
+
+class Base(model.RedisModel):
+    abstract = True
+    namespace = "cli"
 """
 
 
 @pytest.fixture
 def app(tmp_path, db):
-    """A models module on disk, its Visit model on the test's database."""
+    """A models module on disk, its Visit model on the test's database (and two modules
+    that fail to import)."""
     (tmp_path / "cliapp.py").write_text(textwrap.dedent(APP))
+    (tmp_path / "badapp.py").write_text('raise RuntimeError("boom")\n')
+    (tmp_path / "syntaxapp.py").write_text("def (\n")
     sys.path.insert(0, str(tmp_path))
     try:
         import cliapp
@@ -102,9 +109,16 @@ def test_reap_and_check_print_their_target_first(app, db):
         (["cliapp:Visit", "--url", "fakeredis://app"], "in-memory server private to this"),
         (["cliapp:InMemory"], "fakeredis://app/0 is an in-memory server private to this"),
         (["cliapp:Visit"], "error: Visit has no database: give --url"),
+        (["badapp:Visit"], "error: cannot import 'badapp:Visit': RuntimeError: boom"),
+        (["syntaxapp:Visit"], "error: cannot import 'syntaxapp:Visit': SyntaxError"),
+        ([":Visit"], "error: cannot import ':Visit': ValueError"),
+        (["cliapp:Base"], "error: 'cliapp:Base' is an abstract model: it has no instances"),
     ],
-    ids=["module", "model", "db", "scheme", "unreachable", "db-range", "fake-url", "fake", "none"],
-)
+    ids=[
+        "module", "model", "db", "scheme", "unreachable", "db-range", "fake-url", "fake", "none",
+        "raising", "syntax", "no-module", "abstract",
+    ],
+)  # fmt: skip
 @pytest.mark.parametrize("command", ["reap", "check"])
 def test_mistakes_are_one_line(app, limpyd_server, command, args, text):
     server = limpyd_server.url.rsplit("/", 1)[0]

@@ -98,12 +98,17 @@ def load_models(paths: Sequence[str]) -> list[type[RedisModel]]:
     models = []
     for path in paths:
         try:
-            models.append(import_model(path))
-        except ImportError as error:
-            raise CommandError(f"cannot import {path!r}: {error}") from None
+            model = import_model(path)
         except SystemExit as error:
             raise CommandError(str(error.code)) from None
-    return models
+        except ImportError as error:
+            raise CommandError(f"cannot import {path!r}: {error}") from None
+        except Exception as error:  # the module's own code failed: whatever it raised
+            raise CommandError(f"cannot import {path!r}: {type(error).__name__}: {error}") from None
+        if model._meta.abstract:
+            raise CommandError(f"{path!r} is an abstract model: it has no instances")
+        models.append(model)
+    return list(dict.fromkeys(models))  # a model named twice is checked once
 
 
 def open_database(
