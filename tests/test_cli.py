@@ -112,7 +112,7 @@ def test_reap_and_check_print_their_target_first(app, db):
         (["badapp:Visit"], "error: cannot import 'badapp:Visit': RuntimeError: boom"),
         (["syntaxapp:Visit"], "error: cannot import 'syntaxapp:Visit': SyntaxError"),
         ([":Visit"], "error: cannot import ':Visit': ValueError"),
-        (["cliapp:Base"], "error: 'cliapp:Base' is an abstract model: it has no instances"),
+        (["cliapp:Base"], "error: model Base is abstract: give its concrete models"),
     ],
     ids=[
         "module", "model", "db", "scheme", "unreachable", "db-range", "fake-url", "fake", "none",

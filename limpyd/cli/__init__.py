@@ -106,7 +106,7 @@ def load_models(paths: Sequence[str]) -> list[type[RedisModel]]:
         except Exception as error:  # the module's own code failed: whatever it raised
             raise CommandError(f"cannot import {path!r}: {type(error).__name__}: {error}") from None
         if model._meta.abstract:
-            raise CommandError(f"{path!r} is an abstract model: it has no instances")
+            raise CommandError(f"model {model.__name__} is abstract: give its concrete models")
         models.append(model)
     return list(dict.fromkeys(models))  # a model named twice is checked once
 
