@@ -153,3 +153,19 @@ def test_a_pipeline_ending_ends_only_itself(Person, main_database):
         assert shared.execute() == [1, True]
     assert not main_database.pipelined
     assert person.name.get() == "Jean" and person.nick.hget() == "a"
+
+
+def test_a_scan_is_refused_in_a_pipeline(main_database):
+    class Bag(model.RedisModel):
+        database = main_database
+        items = fields.SetField()
+        props = fields.HashField()
+        ranks = fields.SortedSetField()
+
+    bag = Bag(items=["a"], props={"k": "v"}, ranks={"r": 1})
+    with main_database.pipeline() as pipeline:
+        for scan in (bag.items.sscan, bag.props.hscan, bag.ranks.zscan):
+            with pytest.raises(ImplementationError, match=r"^Bag\.\w+\.\w+scan: a scan"):
+                scan()
+        assert pipeline.execute() == []  # nothing queued
+    assert list(bag.items.sscan()) == ["a"]
