@@ -384,6 +384,7 @@ class RedisModel(metaclass=MetaRedisModel):
         """The instance disappears `seconds` from now: from that moment no read returns
         it, and it is deleted (index entries and references included) by the next write
         that meets it or by `reap_expired()`."""
+        self._refuse_expiry_in_pipeline("expire")
         write = writes.Write(type(self), self._require_pk())
         write.expire_in(_finite(self, "expire", seconds))
         writes.retry_on_conflict(
@@ -393,6 +394,7 @@ class RedisModel(metaclass=MetaRedisModel):
 
     def expireat(self, timestamp: int | float) -> bool:
         """As `expire()`, at this Unix time (the server's clock)."""
+        self._refuse_expiry_in_pipeline("expireat")
         meta = type(self)._meta
         write = writes.Write(type(self), self._require_pk())
         write.call("ZADD", meta.expiry_key, _finite(self, "expireat", timestamp), self._pk)
@@ -401,6 +403,7 @@ class RedisModel(metaclass=MetaRedisModel):
 
     def persist(self) -> bool:
         """The instance no longer expires; whether it had an expiry time."""
+        self._refuse_expiry_in_pipeline("persist")
         meta = type(self)._meta
         write = writes.Write(type(self), self._require_pk())
         write.call_for_reply("ZREM", meta.expiry_key, self._pk)
@@ -408,6 +411,7 @@ class RedisModel(metaclass=MetaRedisModel):
 
     def ttl(self) -> float | None:
         """Seconds the instance has left, None if it does not expire."""
+        self._refuse_expiry_in_pipeline("ttl")
         meta = type(self)._meta
         self._ensure_exists()
         with meta.database.client.pipeline(transaction=False) as pipeline:
@@ -420,6 +424,16 @@ class RedisModel(metaclass=MetaRedisModel):
         if expires_at is None:
             return None
         return max(0.0, expires_at - (seconds + microseconds / 1e6))
+
+    def _refuse_expiry_in_pipeline(self, what: str) -> None:
+        """An instance's expiry is checked and computed by the server as it runs (its
+        existence, its clock): it cannot wait in a pipeline, whose replies come later."""
+        if type(self)._meta.database.pipelined:
+            raise ImplementationError(
+                f"{self!r}.{what}: an instance's expiry cannot be set or read in a pipeline "
+                "(the server checks the instance and reads its clock at once); do it outside "
+                "the pipeline; nothing was sent"
+            )
 
     @classmethod
     def reap_expired(cls, progress: Callable[[str, int, int], None] | None = None) -> int:

@@ -169,3 +169,21 @@ def test_a_scan_is_refused_in_a_pipeline(main_database):
                 scan()
         assert pipeline.execute() == []  # nothing queued
     assert list(bag.items.sscan()) == ["a"]
+
+
+def test_an_instance_expiry_is_refused_in_a_pipeline(Person, main_database, unchanged):
+    person = Person(1)
+    with unchanged():
+        with main_database.pipeline() as pipeline:
+            person.name.get()
+            for what, call in [
+                ("expire", lambda: person.expire(10)),
+                ("expireat", lambda: person.expireat(2_000_000_000)),
+                ("persist", person.persist),
+                ("ttl", person.ttl),
+            ]:
+                with pytest.raises(ImplementationError, match=rf"Person.*\.{what}: .*nothing was"):
+                    call()
+            assert pipeline.execute() == ["Jean Dupond"]  # only the read was queued
+    assert person.ttl() is None
+    assert person.expire(100) and 0 < person.ttl() <= 100
