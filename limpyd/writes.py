@@ -25,6 +25,7 @@ from limpyd.exceptions import (
     RefusedValueError,
     UniquenessError,
 )
+from limpyd.fields.base import chunked
 from limpyd.lua import APPLY, READ, SCRIPT, is_missing
 from limpyd.plans import State
 from limpyd.protocol import Key, placeholder
@@ -299,15 +300,36 @@ def creation(model: type[RedisModel], values: dict[str, Any]) -> Callable[[], Wr
 
     def build() -> Write:
         write = Write(model, pk, creating=True, new=new)
-        for name, state in states.items():
-            field = meta.fields[name]
-            for command in field.transition(pk, [], state):
-                write.call(*command)
+        fields = [(meta.fields[name], state) for name, state in states.items()]
+        for command in _one_hset_per_hash(
+            [command for field, state in fields for command in field.transition(pk, [], state)]
+        ):
+            write.call(*command)
+        for field, state in fields:
             plans.plan_index_changes(write, field, [], state)
         plans.plan_together(write, {}, states)
         return write
 
     return build
+
+
+def _one_hset_per_hash(commands: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """`commands` with the HSETs of each hash (a new instance's InstanceHashFields) made
+    one, where the first was: fewer commands for the script to check and run."""
+    pairs: dict[str, list[Any]] = {}
+    merged: list[Any] = []  # commands, and hash keys standing for their HSETs
+    for command in commands:
+        if command[0] != "HSET":
+            merged.append(command)
+            continue
+        if command[1] not in pairs:
+            pairs[command[1]] = []
+            merged.append(command[1])
+        pairs[command[1]] += command[2:]
+    out: list[tuple[Any, ...]] = []
+    for item in merged:
+        out += [item] if type(item) is tuple else chunked("HSET", (item,), pairs[item])
+    return out
 
 
 def create(instance: RedisModel, values: dict[str, Any]) -> str:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from limpyd import fields, model
+from limpyd import fields, model, writes
+from limpyd.fields.base import CHUNK
 
 
 @pytest.fixture
@@ -54,6 +55,34 @@ def test_create_with_every_field(Item, limpyd_commands, temperature, loading_rou
     with limpyd_commands() as counted:
         Item(**VALUES)
     assert counted.round_trips == _cost(1, temperature, loading_round_trips), counted.names
+
+
+def test_a_creation_sets_each_hash_with_one_command(Item, db):
+    # the script checks and runs fewer commands: the InstanceHashFields' values go in one HSET
+    write = writes.creation(Item, VALUES)()
+    assert write.commands.count("HSET") == 1
+    i = write.commands.index("HSET")
+    assert write.commands[i - 1 : i + 8] == [8, "HSET", "", "name", "n", "color", "c", "size", "s"]
+    pk = Item(**VALUES).pk.get()
+    assert Item(pk).hmget("name", "color", "size") == ["n", "c", "s"]
+
+
+def test_a_creation_of_many_hash_fields_chunks_its_hset(db):
+    names = [f"f{i}" for i in range(CHUNK // 2 + 3)]  # more pairs than a command carries
+    Wide = type(
+        "Wide",
+        (model.RedisModel,),
+        {
+            "database": db,
+            **{name: fields.InstanceHashField(indexable=name == "f0") for name in names},
+        },
+    )
+    values = {name: f"v{name}" for name in names}
+    write = writes.creation(Wide, values)()
+    assert write.commands.count("HSET") == 2
+    instance = Wide(**values)
+    assert instance.hmget(*names) == [values[name] for name in names]
+    assert Wide.collection(f0="vf0") == [instance.pk.get()]
 
 
 def test_update_of_an_indexed_field(
