@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from importlib import metadata
 
 import pytest
 import redis
@@ -261,3 +262,42 @@ def test_use_database_moves_registration(limpyd_database_factory):
     assert Child.database is second and first.get_model("child") is None
     assert second.get_model("child") is Child
     assert Own.database is first
+
+
+@pytest.mark.limpyd_backends("redis", "cluster")
+def test_a_client_looks_redis_py_up_once(db, monkeypatch):
+    # redis-py would read its version from the packages' metadata for every connection
+    backend, versions = db.backend, []
+    backend.client().ping()  # the one lookup of the process, if not done yet
+    original = metadata.version
+    monkeypatch.setattr(metadata, "version", lambda name: versions.append(name) or original(name))
+    clients = [backend.client() for _ in range(3)]
+    for client in clients:
+        client.ping()
+    assert versions == []
+    pytest.importorskip("redis.driver_info")  # redis-py < 7: a lib_version option
+    identities = [_identity_of(client) for client in clients]
+    assert {(info.name, info.lib_version) for info in identities} == {
+        ("redis-py", original("redis"))
+    }
+    assert len({id(info) for info in identities}) == 3  # each client its own, changeable one
+
+
+@pytest.mark.limpyd_backends("redis", "cluster")
+def test_a_given_client_identity_is_kept(db):
+    backend = db.backend
+    options = "cluster_kwargs" if backend.kind == "cluster" else "redis_kwargs"
+    mine = pytest.importorskip("redis.driver_info").DriverInfo(name="my-app", lib_version="1")
+    setattr(backend, options, {**getattr(backend, options), "driver_info": mine})
+    client = backend.client()
+    client.ping()
+    assert _identity_of(client) is mine
+    setattr(backend, options, {**getattr(backend, options), "driver_info": None})
+    assert _identity_of(backend.client()) is None  # None: no CLIENT SETINFO, as redis-py
+
+
+def _identity_of(client):
+    """The DriverInfo a client's connections send (a cluster's: its first node's)."""
+    if hasattr(client, "get_nodes"):
+        client = client.get_nodes()[0].redis_connection
+    return client.connection_pool.connection_kwargs["driver_info"]

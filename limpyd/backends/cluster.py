@@ -38,7 +38,7 @@ from redis.cluster import (
 from redis.crc import REDIS_CLUSTER_HASH_SLOTS
 from redis.exceptions import CrossSlotTransactionError, RedisClusterException, RedisError
 
-from limpyd.backends.base import CLIENT_DEFAULTS, Backend, redact_url
+from limpyd.backends.base import CLIENT_DEFAULTS, Backend, client_options, redact_url
 
 __all__ = ["CrossSlotError", "LimpydRedisCluster", "RedisClusterBackend", "parse_cluster_url"]
 
@@ -282,7 +282,7 @@ class RedisClusterBackend(Backend):
     def client(self) -> Any:
         return LimpydRedisCluster(
             startup_nodes=[ClusterNode(host, port) for host, port in self.startup_nodes],
-            **self.cluster_kwargs,
+            **client_options(self.cluster_kwargs),
         )
 
     def describe(self) -> str:

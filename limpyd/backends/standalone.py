@@ -6,7 +6,7 @@ from typing import Any
 
 import redis
 
-from limpyd.backends.base import CLIENT_DEFAULTS, Backend, redact_url
+from limpyd.backends.base import CLIENT_DEFAULTS, Backend, client_options, redact_url
 from limpyd.backends.urls import redis_url_db
 
 __all__ = ["RedisBackend"]
@@ -24,9 +24,10 @@ class RedisBackend(Backend):
         self.redis_kwargs = {**CLIENT_DEFAULTS, **redis_kwargs}
 
     def client(self) -> redis.Redis:
+        options = client_options(self.redis_kwargs)
         if self.url is not None:
-            return redis.Redis.from_url(self.url, **self.redis_kwargs)
-        return redis.Redis(**self.redis_kwargs)
+            return redis.Redis.from_url(self.url, **options)
+        return redis.Redis(**options)
 
     def describe(self) -> str:
         if self.url is not None:
