@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -163,6 +163,13 @@ def _name(args: tuple[Any, ...]) -> str:
 def count_client_commands(client: redis.Redis) -> Iterator[CommandCount]:
     """Count the round trips and commands sent through one redis-py client."""
     counter = CommandCount()
+    with _feeding(counter, client):
+        yield counter
+
+
+@contextmanager
+def _feeding(counter: CommandCount, client: Any) -> Iterator[None]:
+    """Feed `counter` with what `client` sends inside the block."""
     with _instrumented_lock:
         entry = _instrumented.get(id(client))
         if entry is None or entry.client is not client:
@@ -170,7 +177,7 @@ def count_client_commands(client: redis.Redis) -> Iterator[CommandCount]:
             entry.install()
         entry.counters.append(counter)
     try:
-        yield counter
+        yield
     finally:
         with _instrumented_lock:
             entry.counters.remove(counter)
@@ -180,17 +187,25 @@ def count_client_commands(client: redis.Redis) -> Iterator[CommandCount]:
 
 
 @contextmanager
-def count_commands(database: RedisDatabase) -> Iterator[CommandCount]:
-    """Count the round trips and commands a `RedisDatabase` sends inside the block.
+def count_commands(database: RedisDatabase, *more: RedisDatabase) -> Iterator[CommandCount]:
+    """Count the round trips and commands `RedisDatabase`s send inside the block (those of
+    `database` and of `more`, in one count).
 
     Same on every backend; see the module's documentation for what counts as what.
     """
-    # `client` is the database's redis-py client; `connection` may be a pipeline of it
-    # (PipelineDatabase) opened before the counter started: it is counted too.
-    client = getattr(database, "client", None) or database.connection
-    with count_client_commands(client) as counter:
-        connection = database.connection
-        if connection is not client and hasattr(connection, "command_stack"):
-            with _instrumented_lock:
-                _instrumented[id(client)].instrument_pipeline(connection)
+    counter = CommandCount()
+    clients: set[int] = set()
+    with ExitStack() as stack:
+        for each in (database, *more):
+            # `client` is the database's redis-py client; `connection` may be a pipeline of
+            # it (PipelineDatabase) opened before the counter started: it is counted too.
+            client = getattr(each, "client", None) or each.connection
+            if id(client) in clients:  # databases sharing a client: counted once
+                continue
+            clients.add(id(client))
+            stack.enter_context(_feeding(counter, client))
+            connection = each.connection
+            if connection is not client and hasattr(connection, "command_stack"):
+                with _instrumented_lock:
+                    _instrumented[id(client)].instrument_pipeline(connection)
         yield counter

@@ -321,17 +321,29 @@ def limpyd_redis(limpyd_database: RedisDatabase) -> redis.Redis:
 
 @pytest.fixture
 def limpyd_commands(
-    limpyd_database: RedisDatabase,
+    request: pytest.FixtureRequest, limpyd_database: RedisDatabase
 ) -> Callable[..., AbstractContextManager[CommandCount]]:
     """Count round trips and commands: `with limpyd_commands() as counted: ...`.
 
-    Counts on `limpyd_database`, or on the database given: `limpyd_commands(other)`.
+    Counts on `limpyd_database` and the `limpyd_databases` of the ini file (re-pointed for
+    the test, each with a client of its own), or on the databases given:
+    `limpyd_commands(other, ...)`.
     """
 
-    def counter(database: RedisDatabase | None = None) -> AbstractContextManager[CommandCount]:
-        return count_commands(database if database is not None else limpyd_database)
+    def counter(*databases: RedisDatabase) -> AbstractContextManager[CommandCount]:
+        if not databases:
+            databases = (limpyd_database, *_redirected(request))
+        return count_commands(*databases)
 
     return counter
+
+
+def _redirected(request: pytest.FixtureRequest) -> list[RedisDatabase]:
+    """The `limpyd_databases` re-pointed for this test (none if they are not)."""
+    if "limpyd_redirect_databases" not in request.fixturenames:
+        return []
+    databases: list[RedisDatabase] = request.getfixturevalue("limpyd_redirect_databases")
+    return databases
 
 
 @pytest.fixture

@@ -152,6 +152,19 @@ def test_counters_of_two_databases_are_separate(
     assert (first.round_trips, second.round_trips) == (1, 2)
 
 
+def test_one_count_of_several_databases(limpyd_database, limpyd_database_factory):
+    other = limpyd_database_factory()
+    with count_commands(limpyd_database, other, limpyd_database) as counted:  # each once
+        limpyd_database.connection.set("{t}a", "1")
+        other.connection.get("{t}a")
+        with other.connection.pipeline() as pipe:
+            pipe.get("{t}a").get("{t}a").execute()
+    assert (counted.round_trips, counted.commands) == (3, 4)
+    assert counted.names == ["SET", "GET", "GET", "GET"]
+    other.connection.get("{t}a")  # the counter stopped, on both clients
+    assert counted.round_trips == 3
+
+
 def test_count_commands_from_threads(limpyd_database):
     with count_commands(limpyd_database) as counted:
         threads = [

@@ -177,6 +177,18 @@ APP_TESTS = """
 
     def test_explicit(limpyd_redirect_databases):
         assert limpyd_redirect_databases == [app.database, app.Holder.other]
+
+    def test_counted(limpyd_commands, limpyd_database):
+        # the application's databases have clients of their own: counted too
+        with limpyd_commands() as counted:
+            app.database.connection.set("a", "1")
+            app.Holder.other.connection.get("a")
+            limpyd_database.connection.get("a")
+        assert (counted.round_trips, counted.names) == (3, ["SET", "GET", "GET"])
+        with limpyd_commands(app.Holder.other) as alone:
+            app.database.connection.get("a")
+            app.Holder.other.connection.get("a")
+        assert alone.names == ["GET"]
 """
 
 APP_CONFTEST = """
@@ -196,7 +208,7 @@ def test_limpyd_databases_are_redirected_and_put_back(pytester, redis_server_pat
     result = pytester.runpytest(
         "-v", "--limpyd-backend=both", f"--limpyd-redis-server={redis_server_path}"
     )
-    result.assert_outcomes(passed=6)
+    result.assert_outcomes(passed=8)
     result.stdout.fnmatch_lines(["*::test_fresh_again[[]redis[]] PASSED*"])
     after = (pytester.path / "after.txt").read_text()
     assert after == "fakeredis://app-own-server/0 fakeredis://app-other-server/0"
