@@ -172,7 +172,8 @@ class ExtendedCollectionManager(CollectionManager):
         return _bound_value_field(value) or (isinstance(value, RedisModel) and value._pk is None)
 
     def _read(self, value: Any) -> Any:
-        return value.get() if _bound_value_field(value) else value
+        # at once, as the collection itself runs (in a pipeline too)
+        return value.get_now() if _bound_value_field(value) else value
 
     def _sources(self) -> list[list[Atom]]:
         return super()._sources() + [[atom] for atom in self._intersections]

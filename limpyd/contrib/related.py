@@ -129,12 +129,7 @@ class RelatedFieldMixin(RedisField):
         related, theirs = self.related_model, field.related_model
         if related is not None and theirs is not None and not issubclass(theirs, related):
             raise refuse(f"it points to a {theirs.__name__}, a {related.__name__} is expected")
-        if field.model._meta.database.pipelined:
-            raise ImplementationError(
-                f"{self.describe()}: the value of {field!r} cannot be read inside a pipeline; "
-                "pass the pk it holds"
-            )
-        pk = field.get()
+        pk = field.get_now()  # at once, in a pipeline too
         if pk is None:
             raise refuse("it is empty (it points to no instance)")
         return pk
@@ -258,11 +253,12 @@ class _FKMixin(RelatedFieldMixin):
 
     if TYPE_CHECKING:  # from StringField or InstanceHashField
 
-        def get(self) -> str | None: ...
+        def get_now(self) -> str | None: ...
 
     def instance(self) -> RelatedModel | None:
-        """The related instance (None if the field is empty)."""
-        pk = self.get()
+        """The related instance (None if the field is empty); read at once, in a pipeline
+        too (the instance needs its pk now)."""
+        pk = self.get_now()
         return None if pk is None else self.require_related_model()(pk)
 
 

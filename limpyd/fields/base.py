@@ -236,7 +236,8 @@ class RedisField:
 
     # Commands ------------------------------------------------------------------------------
 
-    def _read(self, name: str, *args: Any, **kwargs: Any) -> Any:
+    def _read(self, name: str, *args: Any, at_once: bool = False, **kwargs: Any) -> Any:
+        """The read `name` of this field's value (queued in a pipeline, unless `at_once`)."""
         if kwargs.get("store") is not None:
             raise ImplementationError(
                 f"{self.describe()}.{name}(store=...) would write a key behind limpyd's back "
@@ -244,7 +245,8 @@ class RedisField:
             )
         instance = self.bound_instance
         instance._ensure_exists()
-        connection = self.model._meta.database.connection
+        database = self.model._meta.database
+        connection = database.client if at_once else database.connection
         try:
             return getattr(connection, name)(
                 *self.key_args(instance._require_pk()), *args, **kwargs

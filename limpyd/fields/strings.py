@@ -22,8 +22,17 @@ _EXPIRY_OPTIONS = frozenset({"EX", "PX", "EXAT", "PXAT"})
 class _SingleValueField(RedisField):
     """A field holding at most one string."""
 
+    #: The command reading the value.
+    value_getter: ClassVar[str] = "get"
+
     def state_of(self, value: Any) -> list[str]:
         return [self.text(value)]
+
+    def get_now(self) -> str | None:
+        """The value, read at once even inside a pipeline: for what needs the answer before
+        the pipeline's (a filter by this field's value, a foreign key's instance)."""
+        value: str | None = self._read(self.value_getter, at_once=True)
+        return value
 
 
 class StringField(_SingleValueField):
@@ -121,6 +130,7 @@ class InstanceHashField(_SingleValueField):
     state_kind = "hashfield"
     getters = ("hget",)
     modifiers = ("hincrby", "hincrbyfloat", "hset", "hsetnx")
+    value_getter = "hget"
 
     if TYPE_CHECKING:  # generated from `getters` and `modifiers` (RedisField.__init_subclass__)
 

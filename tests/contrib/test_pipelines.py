@@ -8,7 +8,9 @@ import threading
 import pytest
 
 from limpyd import fields, model
+from limpyd.contrib.collection import ExtendedCollectionManager
 from limpyd.contrib.database import PipelineDatabase
+from limpyd.contrib.related import FKInstanceHashField, FKStringField, RelatedModel
 from limpyd.exceptions import ImplementationError
 
 
@@ -187,3 +189,32 @@ def test_an_instance_expiry_is_refused_in_a_pipeline(Person, main_database, unch
             assert pipeline.execute() == ["Jean Dupond"]  # only the read was queued
     assert person.ttl() is None
     assert person.expire(100) and 0 < person.ttl() <= 100
+
+
+def test_reads_that_need_their_answer_run_at_once(main_database):
+    # a filter by a bound field's value, a foreign key's instance, a foreign key standing
+    # for its pk: read at once (as collections run), nothing left queued
+    class Member(RelatedModel):
+        database = main_database
+        cluster_group = "club"
+        name = fields.InstanceHashField(indexable=True)
+
+    class Team(RelatedModel):
+        database = main_database
+        cluster_group = "club"
+        owner = FKInstanceHashField(Member, related_name="owned")
+        coach = FKStringField(Member, related_name="coached")
+
+    ann, bob = Member(name="ann"), Member(name="bob")
+    team = Team(owner=ann, coach=bob)
+    other = Team(owner=bob)
+    extended = Member.collection(manager=ExtendedCollectionManager)
+    with main_database.pipeline() as pipeline:
+        ann.name.get()
+        assert list(extended.filter(name=bob.name)) == [bob.pk.get()]
+        assert team.owner.instance() == ann and team.coach.instance() == bob
+        with pytest.raises(ImplementationError, match=r"Team\.owner"):
+            other.owner.hset(team.coach)  # the pk read at once, the indexed write refused
+        assert pipeline.execute() == ["ann"]  # only the queued read
+    other.owner.hset(team.coach)
+    assert other.owner.get() == bob.pk.get()
