@@ -538,9 +538,9 @@ class Rewrite:
         model, database = self.model, self.model._meta.database
         if database.pipelined:
             if self.indexed or self.found or self.last:
-                _refuse_in_pipeline(
-                    database, f"{model.__name__}: writing indexable fields or deleting"
-                )
+                named = ", ".join(field.describe() for field, _ in [*self.indexed, *self.found])
+                what = f"deleting a {model.__name__}" if self.last else f"writing {named}"
+                _refuse_in_pipeline(database, what)
             self.instance._ensure_exists()
             for command in [*self.commands, *([self.reply] if self.reply else [])]:
                 database.connection.execute_command(*command)

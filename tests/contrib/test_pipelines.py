@@ -66,7 +66,9 @@ def test_indexed_writes_are_refused_before_sending(Person, main_database, unchan
             person.name.set("queued")
             with pytest.raises(ImplementationError, match=r"Person\.city"):
                 person.city.set("Lyon")
-            with pytest.raises(ImplementationError):
+            with pytest.raises(ImplementationError, match=r"^writing Person\.city cannot"):
+                person.city.delete()
+            with pytest.raises(ImplementationError, match=r"^deleting a Person cannot"):
                 person.delete()
             with pytest.raises(ImplementationError):
                 Person(name="new")
@@ -218,3 +220,25 @@ def test_reads_that_need_their_answer_run_at_once(main_database):
         assert pipeline.execute() == ["ann"]  # only the queued read
     other.owner.hset(team.coach)
     assert other.owner.get() == bob.pk.get()
+
+
+def test_index_maintenance_is_refused_in_a_pipeline(Person, main_database, unchanged):
+    from limpyd import integrity, maintenance
+
+    city = Person.get_field("city")
+    main_database.client.delete(*main_database.client.keys("*:idx:city:*"))
+    problems = integrity.check(Person)
+    assert problems  # the missing entries a repair would write
+    with unchanged():
+        with main_database.pipeline() as pipeline:
+            for what, call in [
+                ("clean_indexes", city.clean_indexes),
+                ("rebuild_indexes", city.rebuild_indexes),
+                ("rebuilding unique_together", lambda: maintenance.rebuild_together(Person)),
+                ("repairing", lambda: integrity.repair(problems)),
+            ]:
+                with pytest.raises(ImplementationError, match=f"{what}.*nothing was sent"):
+                    call()
+            assert pipeline.execute() == []
+    integrity.repair(problems)
+    assert integrity.check(Person) == []
