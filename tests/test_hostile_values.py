@@ -391,3 +391,56 @@ def test_a_pkfield_given_none_is_a_wrong_value(db, unchanged):
     with unchanged(), pytest.raises(ImplementationError, match="needed"):
         Keyed(name="a")
     assert Auto(pk=None, name="b").pk.get() == "1"
+
+
+# Numbers Redis reads, which the two backends must read alike ---------------------------------
+
+
+@pytest.fixture
+def Meter(db):
+    class Meter(model.RedisModel):
+        database = db
+        level = fields.StringField()
+        gauge = fields.InstanceHashField(indexable=True, indexes=[NumberRangeIndex])
+        board = fields.SortedSetField()
+        ranked = fields.SortedSetField(indexable=True)
+
+    return Meter
+
+
+HEXADECIMAL = ["0x10", "0X.8", "0x1p3", "-0x1P-2"]
+
+
+@pytest.mark.parametrize("text", HEXADECIMAL)
+def test_hexadecimal_numbers_are_refused_on_every_backend(Meter, unchanged, text):
+    # Redis reads them (strtod), fakeredis does not: refused before anything is sent
+    meter = Meter(level="1", gauge="1", board={"a": 1}, ranked={"a": 1})
+    calls = {
+        "creation": lambda: Meter(board={"x": text}),
+        "zadd": lambda: meter.board.zadd({"x": text}),
+        "indexed zadd": lambda: meter.ranked.zadd({"x": text}),
+        "zincrby": lambda: meter.board.zincrby(text, "a"),
+        "zremrangebyscore": lambda: meter.board.zremrangebyscore(text, "+inf"),
+        "incrbyfloat": lambda: meter.level.incrbyfloat(text),
+        "hincrbyfloat": lambda: meter.gauge.hincrbyfloat(text),
+    }
+    with unchanged():
+        for call in calls.values():
+            with pytest.raises(ValueError, match=rf"Meter\.\w+.*{re.escape(text)}.*hexadecimal"):
+                call()  # each of `calls`, by what it does
+
+
+@pytest.mark.parametrize(
+    "amount, why",
+    [("1e400", "too large"), ("-1e5000", "too large"), ("1e-5000", "too small"),
+     ("inf", "not a finite"), ("nan", "not a finite")],
+)  # fmt: skip
+def test_float_increments_a_double_cannot_hold_are_refused(Meter, unchanged, amount, why):
+    # Redis reads INCRBYFLOAT amounts as long doubles (1e400 taken, 1e5000 refused bare)
+    meter = Meter(level="1", gauge="1")
+    with unchanged():
+        for call in (meter.level.incrbyfloat, meter.gauge.hincrbyfloat):
+            with pytest.raises(ValueError, match=rf"Meter\.\w+\.h?incrbyfloat: .*{why}"):
+                call(amount)
+    assert meter.level.incrbyfloat("1e300") == 1e300
+    assert meter.gauge.hincrbyfloat("-0.5") == 0.5

@@ -1,8 +1,10 @@
 """What Redis accepts where it parses a number, checked before anything is sent.
 
 Redis refuses a bad number with an error, and a script that fails after a write is not rolled
-back: every value Redis parses is checked here first, exactly as Redis parses it, so the error
-is a ValueError naming the model, the field and the value.
+back: every value Redis parses is checked here first, as Redis parses it, so the error is a
+ValueError naming the model, the field and the value. Two things Redis takes are refused, so
+that both backends answer alike (fakeredis reads neither): hexadecimal numbers, and
+INCRBYFLOAT amounts a double cannot hold (Redis reads them as long doubles).
 """
 
 from __future__ import annotations
@@ -13,14 +15,15 @@ from typing import Any
 
 __all__ = ["check_numbers", "double_error"]
 
-# strtod's syntax (decimal, hexadecimal, infinity), without the leading spaces it skips:
-# Redis refuses those, and trailing characters.
+# strtod's syntax (decimal, infinity), without the leading spaces it skips: Redis refuses
+# those, and trailing characters. Its hexadecimal form is recognised to be refused.
 _DOUBLE = re.compile(
     r"[+-]?(?:(?P<inf>inf(?:inity)?)"
     r"|(?P<dec>(?:\d+\.?\d*|\.\d+))(?:e[+-]?\d+)?"
-    r"|0x(?P<hex>[0-9a-f]+\.?[0-9a-f]*|\.[0-9a-f]+)(?:p[+-]?\d+)?)",
+    r"|(?P<hex>0x(?:[0-9a-f]+\.?[0-9a-f]*|\.[0-9a-f]+)(?:p[+-]?\d+)?))",
     re.IGNORECASE,
 )
+_HEXADECIMAL = "hexadecimal, which the in-memory backend does not read: write it in decimal"
 _INTEGER = re.compile(r"0|-?[1-9][0-9]*")
 _INT64 = range(-(2**63), 2**63)
 
@@ -33,16 +36,14 @@ def double_error(text: str) -> str | None:
     match = _DOUBLE.fullmatch(text)
     if match is None:
         return "not a number"
+    if match["hex"]:
+        return _HEXADECIMAL
     if match["inf"]:
         return None
-    try:
-        value = float.fromhex(text) if match["hex"] else float(text)
-    except OverflowError:
-        return "too large for a double"
+    value = float(text)
     if value in (float("inf"), float("-inf")):
         return "too large for a double"
-    digits = match["hex"] or match["dec"]
-    if value == 0 and digits.strip("0.") != "":
+    if value == 0 and match["dec"].strip("0.") != "":
         return "too small for a double (it would round to 0)"
     return None
 
@@ -72,14 +73,15 @@ def _increment_error(text: str) -> str | None:
     match = _DOUBLE.fullmatch(text)
     if match is None or match["inf"]:
         return "not a finite number"
-    return None
+    return double_error(text)
 
 
 def _score_bound_error(text: str) -> str | None:
     bound = text[1:] if text.startswith("(") else text
-    if _DOUBLE.fullmatch(bound) is None:
+    match = _DOUBLE.fullmatch(bound)
+    if match is None:
         return "not a score bound (a number, '(' before it to exclude it)"
-    return None
+    return _HEXADECIMAL if match["hex"] else None
 
 
 def _lex_bound_error(text: str) -> str | None:

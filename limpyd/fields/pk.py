@@ -34,6 +34,10 @@ class PKField(StringField):
         """The primary key (None for an instance not saved yet). No round trip."""
         return self.bound_instance._pk
 
+    def get_now(self) -> str | None:
+        """As `get()`: no round trip, in a pipeline too."""
+        return self.get()
+
     def exists(self, value: Any = None) -> bool:
         """Whether an instance has the pk `value` (by default, this instance's pk), as
         redis-limpyd's `pk.exists()`."""
