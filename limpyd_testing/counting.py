@@ -22,10 +22,14 @@ started (after a `database.connect(...)`) is not counted.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from redis.exceptions import CrossSlotTransactionError, DataError
+
+from limpyd.backends.cluster import CrossSlotError
 
 if TYPE_CHECKING:
     import redis
@@ -68,6 +72,8 @@ class _Instrumented:
     def __init__(self, client: Any) -> None:
         self.client = client
         self.counters: list[CommandCount] = []
+        #: The client's own attributes the wrappers shadow (a user's patch), put back after.
+        self.shadowed: dict[str, Any] = {}
 
     def record(self, names: list[str]) -> None:
         for counter in list(self.counters):
@@ -75,12 +81,16 @@ class _Instrumented:
 
     def install(self) -> None:
         client = self.client
+        self.shadowed = {
+            name: client.__dict__[name] for name in _WRAPPED if name in client.__dict__
+        }
         execute_command = client.execute_command
         make_pipeline = client.pipeline
 
         def counted_execute_command(*args: Any, **options: Any) -> Any:
-            self.record([_name(args)])
-            return execute_command(*args, **options)
+            return _sent(
+                lambda: execute_command(*args, **options), lambda: self.record([_name(args)])
+            )
 
         def counted_pipeline(*args: Any, **kwargs: Any) -> Any:
             return self.instrument_pipeline(make_pipeline(*args, **kwargs))
@@ -89,9 +99,10 @@ class _Instrumented:
         client.pipeline = counted_pipeline
 
     def uninstall(self) -> None:
-        # The wrappers are instance attributes shadowing the class's methods.
-        for name in ("execute_command", "pipeline"):
+        # The wrappers are instance attributes shadowing the class's methods (or a patch).
+        for name in _WRAPPED:
             self.client.__dict__.pop(name, None)
+        self.client.__dict__.update(self.shadowed)
 
     def instrument_pipeline(self, pipe: Any) -> Any:
         if pipe.__dict__.get("_limpyd_counted"):
@@ -107,17 +118,15 @@ class _Instrumented:
             queued = _queued(pipe)
             sends = bool(queued or getattr(pipe, "watching", False))
             names = [_name(command) for command in queued]
-            try:
-                return execute(*args, **kwargs)
-            finally:
-                # Recorded after: scripts are loaded (immediate commands) before it is sent.
-                if sends:
-                    _record(client, names)
+            # Recorded after: scripts are loaded (immediate commands) before it is sent.
+            return _sent(lambda: execute(*args, **kwargs), lambda: _record(client, names), sends)
 
         def counted_immediate(*args: Any, **options: Any) -> Any:
-            _record(client, [_name(args)])
-            # type-ignored: redis-py's pipeline method, saved before it is wrapped
-            return immediate(*args, **options)  # type: ignore[misc]
+            return _sent(
+                # type-ignored: redis-py's pipeline method, saved before it is wrapped
+                lambda: immediate(*args, **options),  # type: ignore[misc]
+                lambda: _record(client, [_name(args)]),
+            )
 
         def counted_reset() -> None:
             # A pipeline dropped while watching keys sends UNWATCH by itself.
@@ -130,6 +139,26 @@ class _Instrumented:
             pipe.immediate_execute_command = counted_immediate
         pipe.reset = counted_reset
         return pipe
+
+
+#: What the client refuses before sending anything: not an exchange with the server.
+_NOT_SENT = (DataError, CrossSlotError, CrossSlotTransactionError)
+
+#: The client's methods the counters wrap.
+_WRAPPED = ("execute_command", "pipeline")
+
+
+def _sent(call: Callable[[], Any], record: Callable[[], None], sends: bool = True) -> Any:
+    """`call()`, then `record()` (if it `sends`), unless the client refused it before
+    sending anything; an error the server answered was sent."""
+    try:
+        return call()
+    except _NOT_SENT:
+        sends = False
+        raise
+    finally:
+        if sends:
+            record()
 
 
 def _queued(pipe: Any) -> list[tuple[Any, ...]]:
@@ -193,6 +222,14 @@ def count_commands(database: RedisDatabase, *more: RedisDatabase) -> Iterator[Co
 
     Same on every backend; see the module's documentation for what counts as what.
     """
+    from limpyd.database import RedisDatabase
+
+    for each in (database, *more):
+        if not isinstance(each, RedisDatabase):
+            raise TypeError(
+                f"count_commands() counts RedisDatabase objects, not {each!r} (for a redis-py "
+                "client: count_client_commands)"
+            )
     counter = CommandCount()
     clients: set[int] = set()
     with ExitStack() as stack:

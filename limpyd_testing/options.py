@@ -10,6 +10,7 @@ import pytest
 import redis
 
 from limpyd.backends.cluster import parse_cluster_url
+from limpyd.backends.urls import redis_url_db
 
 __all__ = ["BACKENDS", "SETTINGS", "LimpydOptions"]
 
@@ -103,10 +104,12 @@ SETTINGS = {
 
 
 def _redis_url(url: str) -> bool:
-    """Whether redis-py reads `url` (its scheme, its port a number...)."""
+    """Whether redis-py reads `url` (its scheme, its port a number, options its connections
+    take) and its db is a number."""
     try:
-        redis.connection.parse_url(url)
-    except ValueError:
+        redis_url_db(url)  # a db that is a number, as RedisBackend requires
+        redis.ConnectionPool.from_url(url).make_connection()  # no socket yet: options only
+    except (ValueError, TypeError):
         return False
     return True
 
@@ -139,7 +142,7 @@ class LimpydOptions:
         if url and not _redis_url(str(url)):
             raise pytest.UsageError(
                 f"limpyd: --limpyd-redis-url {url!r} is not a redis://, rediss:// or unix:// URL "
-                "redis-py reads (its port a number)"
+                "redis-py reads (its port a number, options its connections take, a db number)"
             )
         cluster_url = values["limpyd_cluster_url"]
         if cluster_url:

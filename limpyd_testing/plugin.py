@@ -18,6 +18,7 @@ import redis
 from limpyd.backends import Backend, FakeBackend, RedisBackend, RedisClusterBackend
 from limpyd.backends.fake import fakeredis_module
 from limpyd.database import RedisDatabase
+from limpyd.exceptions import ImplementationError
 from limpyd_testing.counting import CommandCount, count_commands
 from limpyd_testing.options import BACKENDS, SETTINGS, LimpydOptions
 from limpyd_testing.server import find_redis_server
@@ -84,6 +85,8 @@ def pytest_configure(config: pytest.Config) -> None:
         "limpyd_backends(*kinds): run this test only on these limpyd backends (fake, redis, "
         "cluster)",
     )
+    if config.getoption("help", False):  # the help must show, whatever the settings
+        return
     options = LimpydOptions.from_config(config)
     state = SessionState(config, options)
     config.stash[_STATE] = state
@@ -181,6 +184,12 @@ def limpyd_backend(request: pytest.FixtureRequest) -> str:
     it)."""
     state = _state(request.config)
     kind = str(getattr(request, "param", None) or state.options.backends[0])
+    if kind not in BACKENDS:  # a test's own parametrize
+        pytest.fail(
+            f"limpyd: unknown backend {kind!r} for limpyd_backend: use 'fake', 'redis' or "
+            "'cluster'",
+            pytrace=False,
+        )
     if kind in state.errors:
         pytest.fail(state.errors[kind], pytrace=False)
     if kind in state.unavailable:
@@ -240,6 +249,11 @@ class DatabaseFactory:
 
     def backend(self, db: int | None = None) -> Backend:
         """A new backend object on this test's server, db `db` (the default one if None)."""
+        if db is not None and (type(db) is not int or db < 0):
+            pytest.fail(
+                f"limpyd: limpyd_database_factory(db={db!r}): a db is a number >= 0",
+                pytrace=False,
+            )
         if self.kind == "fake":
             return FakeBackend(name=self.fake_name, db=db or 0)
         if self.kind == "cluster":
@@ -252,7 +266,13 @@ class DatabaseFactory:
                 self._state.check_empty(number)
             except pytest.UsageError as exc:
                 pytest.fail(str(exc), pytrace=False)
-            self._state.admin(number).flushdb()
+            try:
+                self._state.admin(number).flushdb()
+            except redis.ResponseError as error:  # beyond the server's `databases`
+                pytest.fail(
+                    f"limpyd: limpyd_database_factory(db={db!r}): the server refuses it ({error})",
+                    pytrace=False,
+                )
             self._used_dbs.add(number)
         return RedisBackend(url=self._state.url_for(number))
 
@@ -273,7 +293,16 @@ class DatabaseFactory:
     def __call__(
         self, cls: type[RedisDatabase] = RedisDatabase, *, db: int | None = None, **kwargs: Any
     ) -> RedisDatabase:
-        database = cls(backend=self.backend(db), **kwargs)
+        try:
+            database = cls(backend=self.backend(db), **kwargs)
+        except ImplementationError as error:
+            if not kwargs:
+                raise
+            pytest.fail(
+                f"limpyd: limpyd_database_factory(**{kwargs!r}): {cls.__name__} refuses them "
+                f"beside the test's backend ({error})",
+                pytrace=False,
+            )
         self._databases.append(database)
         return database
 

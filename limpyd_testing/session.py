@@ -17,7 +17,9 @@ from redis.retry import Retry
 
 from limpyd.backends import RedisClusterBackend
 from limpyd.backends.base import redact_url
+from limpyd.backends.cluster import CLUSTER_SCHEMES
 from limpyd.backends.fake import fakeredis_module
+from limpyd.backends.urls import redis_url_db
 from limpyd.database import RedisDatabase
 from limpyd_testing.cluster import RedisClusterExecutor
 from limpyd_testing.options import LimpydOptions
@@ -66,13 +68,9 @@ def _url_with_db(url: str, db: int) -> str:
 
 
 def _url_db(url: str) -> int:
-    """The db number a Redis URL names (0 when it names none)."""
-    parts = urlsplit(url)
-    for key, value in parse_qsl(parts.query):
-        if key == "db":
-            return int(value)
-    path = parts.path.strip("/")
-    return int(path) if parts.scheme != "unix" and path.isdigit() else 0
+    """The db number a Redis URL names (0 when it names none, and for a cluster's: checked
+    by the options)."""
+    return 0 if urlsplit(url).scheme in CLUSTER_SCHEMES else redis_url_db(url)
 
 
 def _worker_index(config: pytest.Config) -> int:

@@ -213,3 +213,42 @@ def test_pipeline_database_pipeline_opened_while_counting(limpyd_database_factor
             pipe.execute()
         database.client.get("{t}a")
     assert (counted.round_trips, counted.names) == (2, ["SET", "GET"])
+
+
+def test_what_the_client_refuses_before_sending_is_not_counted(
+    limpyd_redis, limpyd_commands, limpyd_backend
+):
+    from redis.exceptions import DataError
+
+    with limpyd_commands() as counted:
+        with pytest.raises(DataError):  # redis-py refuses to encode None
+            limpyd_redis.set("{t}a", None)
+        pipe = limpyd_redis.pipeline(transaction=False)
+        pipe.set("{t}a", None)
+        with pytest.raises(DataError):
+            pipe.execute()
+        limpyd_redis.get("{t}a")
+    assert (counted.round_trips, counted.names) == (1, ["GET"])
+
+
+def test_a_counter_puts_back_a_patch_it_found(limpyd_redis, limpyd_commands, monkeypatch):
+    seen = []
+    original = limpyd_redis.execute_command
+
+    def spy(*args, **options):
+        seen.append(args[0])
+        return original(*args, **options)
+
+    monkeypatch.setattr(limpyd_redis, "execute_command", spy)
+    with limpyd_commands() as counted:
+        limpyd_redis.set("{t}a", 1)
+    limpyd_redis.get("{t}a")
+    assert seen == ["SET", "GET"] and counted.names == ["SET"]
+
+
+def test_count_commands_takes_databases_only(limpyd_redis, limpyd_commands):
+    with pytest.raises(TypeError, match=r"RedisDatabase objects.*count_client_commands"):
+        with limpyd_commands(limpyd_redis):
+            pass  # never reached: refused on entering
+    limpyd_redis.set("{t}a", 1)
+    assert "execute_command" not in limpyd_redis.__dict__  # nothing left installed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 
@@ -231,3 +232,35 @@ def test_without_limpyd_databases_plain_tests_are_not_parametrized(pytester, bar
     pytester.makepyfile("def test_plain(): pass")
     result = pytester.runpytest("-v", "--limpyd-backend=both")
     result.stdout.fnmatch_lines(["*::test_plain PASSED*"])
+
+
+def test_a_test_choosing_an_unknown_backend_fails_naming_it(pytester):
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.parametrize("limpyd_backend", ["fakee"], indirect=True)
+        def test_typo(limpyd_backend, limpyd_database):
+            pass
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*unknown backend 'fakee' for limpyd_backend*"])
+
+
+@pytest.mark.parametrize("db", ["x", -1, 1.5, True, "1"])
+def test_a_factory_db_that_is_not_a_number_fails_naming_it(limpyd_database_factory, db):
+    with pytest.raises(pytest.fail.Exception, match=rf"factory\(db={re.escape(repr(db))}\)"):
+        limpyd_database_factory(db=db)
+
+
+@pytest.mark.limpyd_backends("redis")
+def test_a_factory_db_the_server_refuses_fails_naming_it(limpyd_database_factory):
+    with pytest.raises(pytest.fail.Exception, match=r"factory\(db=99\): the server refuses"):
+        limpyd_database_factory(db=99)
+
+
+def test_factory_options_the_database_refuses_fail_naming_them(limpyd_database_factory):
+    with pytest.raises(pytest.fail.Exception, match=r"decode_responses.*RedisDatabase refuses"):
+        limpyd_database_factory(decode_responses=False)

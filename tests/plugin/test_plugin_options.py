@@ -232,6 +232,9 @@ def test_a_boolean_setting_read_from_an_ini_text(pytester):
         ([], {"LIMPYD_REQUIRE_REDIS": "maybe"}, "*LIMPYD_REQUIRE_REDIS='maybe' is not a boolean*"),
         (["--limpyd-redis-url=http://x"], {}, "*'http://x' is not a redis://*"),
         (["--limpyd-redis-url=redis://127.0.0.1:abc"], {}, "*:abc' is not a redis://*port*"),
+        (["--limpyd-redis-url=redis://127.0.0.1:1/0?foo=bar"], {}, "*foo=bar' is not*options*"),
+        ([], {"LIMPYD_REDIS_URL": "redis://127.0.0.1:1/-1"}, "*/-1' is not a redis://*db*"),
+        (["--limpyd-redis-url=redis://127.0.0.1:1/%35"], {}, "*/%35' is not a redis://*db*"),
         (
             ["--limpyd-backend=cluster", "--limpyd-cluster-url=redis+cluster://127.0.0.1:1"],
             {},
@@ -321,3 +324,12 @@ def test_options_are_documented_in_help(pytester):
         ]
     )
     result.stdout.fnmatch_lines(["*limpyd_databases*"])
+
+
+def test_help_shows_even_with_a_bad_setting(pytester, monkeypatch):
+    # the page that says how to fix a setting must not be refused by it
+    monkeypatch.setenv("LIMPYD_BACKEND", "bogus")
+    result = pytester.runpytest("--help")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["*--limpyd-backend=KIND*"])
+    assert pytester.runpytest().ret == pytest.ExitCode.USAGE_ERROR  # a run still refuses it
