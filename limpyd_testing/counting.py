@@ -110,13 +110,18 @@ class _Instrumented:
         pipe._limpyd_counted = True
         client = self.client
         execute = pipe.execute
-        immediate = getattr(pipe, "immediate_execute_command", None)
+        # what sends WATCH and the commands run while watching: a cluster transaction's own
+        holder = _watch_state(pipe)
+        immediate_name = (
+            "immediate_execute_command" if holder is pipe else "_immediate_execute_command"
+        )
+        immediate = getattr(holder, immediate_name, None)
         reset = pipe.reset
 
         def counted_execute(*args: Any, **kwargs: Any) -> Any:
             # redis-py sends nothing for an empty pipeline that watches nothing.
             queued = _queued(pipe)
-            sends = bool(queued or getattr(pipe, "watching", False))
+            sends = bool(queued or _watching(pipe))
             names = [_name(command) for command in queued]
             # Recorded after: scripts are loaded (immediate commands) before it is sent.
             return _sent(lambda: execute(*args, **kwargs), lambda: _record(client, names), sends)
@@ -130,15 +135,30 @@ class _Instrumented:
 
         def counted_reset() -> None:
             # A pipeline dropped while watching keys sends UNWATCH by itself.
-            if getattr(pipe, "watching", False) and getattr(pipe, "connection", None):
+            if _watching(pipe) and (
+                getattr(holder, "connection", None)
+                or getattr(holder, "_transaction_connection", None)
+            ):
                 _record(client, ["UNWATCH"])
             reset()
 
         pipe.execute = counted_execute
         if immediate is not None:
-            pipe.immediate_execute_command = counted_immediate
+            setattr(holder, immediate_name, counted_immediate)
         pipe.reset = counted_reset
         return pipe
+
+
+def _watch_state(pipe: Any) -> Any:
+    """What holds a pipeline's WATCH state: itself, or a cluster transaction's strategy
+    (redis-py's cluster pipeline sends WATCH and the commands run while watching there)."""
+    strategy = getattr(pipe, "_execution_strategy", None)
+    return strategy if hasattr(strategy, "_immediate_execute_command") else pipe
+
+
+def _watching(pipe: Any) -> bool:
+    holder = _watch_state(pipe)
+    return bool(getattr(holder, "watching", False) or getattr(holder, "_watching", False))
 
 
 #: What the client refuses before sending anything: not an exchange with the server.

@@ -10,8 +10,8 @@ from redis.exceptions import NoScriptError
 
 from limpyd_testing.counting import count_commands
 
-#: redis-py's cluster client sends WATCH and scripts of a pipeline its own way (inside
-#: EXEC's exchange; no script in a pipeline): what these count is a single server's protocol.
+#: redis-py's cluster client sends the scripts of a pipeline its own way (no script in a
+#: pipeline): what these count is a single server's protocol.
 _SINGLE_SERVER = pytest.mark.limpyd_backends("fake", "redis")
 
 
@@ -43,7 +43,6 @@ def test_plain_pipeline_and_empty_pipeline(limpyd_redis, limpyd_commands):
     assert (counted.round_trips, counted.commands) == (1, 2)
 
 
-@_SINGLE_SERVER
 def test_watch_multi_exec(limpyd_redis, limpyd_commands):
     limpyd_redis.set("{t}a", "1")
     with limpyd_commands() as counted:
@@ -59,7 +58,6 @@ def test_watch_multi_exec(limpyd_redis, limpyd_commands):
     assert limpyd_redis.get("{t}a") == "2"
 
 
-@_SINGLE_SERVER
 def test_transaction_helper(limpyd_redis, limpyd_commands):
     def change(pipe):
         current = pipe.get("{t}a")
@@ -74,7 +72,6 @@ def test_transaction_helper(limpyd_redis, limpyd_commands):
     assert limpyd_redis.get("{t}a") == "x!"
 
 
-@_SINGLE_SERVER
 def test_pipeline_dropped_while_watching_sends_unwatch(limpyd_redis, limpyd_commands):
     with limpyd_commands() as counted:
         with limpyd_redis.pipeline() as pipe:
