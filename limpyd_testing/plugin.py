@@ -298,9 +298,10 @@ class DatabaseFactory:
         except ImplementationError as error:
             if not kwargs:
                 raise
+            named = ", ".join(f"{name}=..." for name in kwargs)  # values unshown: passwords
             pytest.fail(
-                f"limpyd: limpyd_database_factory(**{kwargs!r}): {cls.__name__} refuses them "
-                f"beside the test's backend ({error})",
+                f"limpyd: limpyd_database_factory({named}): {cls.__name__} refuses them beside "
+                f"the test's backend ({error})",
                 pytrace=False,
             )
         self._databases.append(database)

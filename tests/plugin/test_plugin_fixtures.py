@@ -264,3 +264,6 @@ def test_a_factory_db_the_server_refuses_fails_naming_it(limpyd_database_factory
 def test_factory_options_the_database_refuses_fail_naming_them(limpyd_database_factory):
     with pytest.raises(pytest.fail.Exception, match=r"decode_responses.*RedisDatabase refuses"):
         limpyd_database_factory(decode_responses=False)
+    with pytest.raises(pytest.fail.Exception, match=r"\(password=\.\.\.\)") as failed:
+        limpyd_database_factory(password="s3cret")
+    assert "s3cret" not in str(failed.value)
