@@ -27,7 +27,14 @@ from typing import Any
 import redis
 from redis.exceptions import NoPermissionError, NoScriptError, ReadOnlyError, ResponseError
 
-from limpyd.protocol import INDEX_COMMANDS, KEY_TYPES, OPERATIONS, STATE_TYPES, split
+from limpyd.protocol import (
+    INDEX_COMMANDS,
+    KEY_TYPES,
+    OPERATIONS,
+    STATE_TYPES,
+    STORE_TTL_DIGITS,
+    split,
+)
 from limpyd.refusals import translate
 
 __all__ = ["APPLY", "QUERY", "READ", "SCRIPT", "STORE", "LuaScript", "ScriptMode"]
@@ -77,6 +84,7 @@ def _build_source() -> str:
         f"local KEY_TYPES = {_lua_table(KEY_TYPES)}",  # see protocol.KEY_TYPES
         f"local STATE_TYPES = {_lua_table(STATE_TYPES)}",
         f"local INDEX_COMMANDS = {_lua_table(INDEX_COMMANDS)}",
+        f"local STORE_TTL_DIGITS = {STORE_TTL_DIGITS}",
         (folder / "common.lua").read_text(),
     ]
     for mode, files in MODES.items():

@@ -127,6 +127,10 @@ STATE_TYPES = {
     "zset": "zset",
 }  # fmt: skip
 
+#: A stored collection's ttl ('store' output): a whole number of seconds of at most this many
+#: digits (EXPIRE takes it, in milliseconds too), checked before the key is written.
+STORE_TTL_DIGITS = 15
+
 #: Every operation, by the name the script knows it by.
 OPERATIONS: dict[str, str] = {
     name.lower(): value

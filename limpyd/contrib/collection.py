@@ -10,13 +10,14 @@ row.
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from limpyd import protocol
 from limpyd.collection import Atom, CollectionManager
 from limpyd.exceptions import ImplementationError, InvalidQueryError
 from limpyd.fields import InstanceHashField, ListField, SetField, SortedSetField, StringField
-from limpyd.fields.base import RedisField
+from limpyd.fields.base import RedisField, whole_seconds
 from limpyd.protocol import Key
 
 if TYPE_CHECKING:
@@ -26,6 +27,7 @@ __all__ = ["DEFAULT_STORE_TTL", "SORTED_SCORE", "ExtendedCollectionManager"]
 
 #: Seconds a stored collection lives by default.
 DEFAULT_STORE_TTL = 60
+_MAX_STORE_TTL = 10**protocol.STORE_TTL_DIGITS - 1
 #: The name of the `by_score` score in `values()` / `values_list()`.
 SORTED_SCORE = "sorted_score"
 
@@ -220,7 +222,7 @@ class ExtendedCollectionManager(CollectionManager):
     # Storing --------------------------------------------------------------------------
 
     def store(
-        self, key: str | None = None, ttl: int | None = DEFAULT_STORE_TTL
+        self, key: str | None = None, ttl: int | timedelta | None = DEFAULT_STORE_TTL
     ) -> ExtendedCollectionManager:
         """Run the collection and keep its pks, in order, in a Redis list (`key`, random by
         default) expiring after `ttl` seconds (None: never). A new collection reads them,
@@ -232,8 +234,15 @@ class ExtendedCollectionManager(CollectionManager):
             )
         if key is not None:
             _refuse_a_model_key(self.model, key)
+        seconds = None if ttl is None else whole_seconds(ttl)
+        if ttl is not None and (seconds is None or not 1 <= seconds <= _MAX_STORE_TTL):
+            raise ValueError(
+                f"{self.model.__name__}.collection().store(ttl={ttl!r}): a whole number of "
+                f"seconds from 1 to {_MAX_STORE_TTL} is expected (an int, its text or a "
+                "timedelta), or None (the key never expires); nothing was written"
+            )
         key = key or self.model._meta.stored_key(uuid.uuid4().hex)
-        count = self._query(["store", Key(key), "" if ttl is None else int(ttl)])
+        count = self._query(["store", Key(key), "" if seconds is None else seconds])
         stored = type(self)(self.model)._stored(key, empty=not count)
         stored._instances, stored._values = self._instances, self._values
         return stored

@@ -326,11 +326,7 @@ class RedisField:
         return reply
 
     def _whole_seconds(self, seconds: Any) -> int:
-        number = int(seconds.total_seconds()) if isinstance(seconds, timedelta) else None
-        if isinstance(seconds, int) and not isinstance(seconds, bool):
-            number = int(seconds)
-        elif isinstance(seconds, str) and _INTEGER.fullmatch(seconds):
-            number = int(seconds)
+        number = whole_seconds(seconds)
         if number is None or abs(number) > _MAX_EXPIRE:
             raise ValueError(
                 f"{self.describe()}.expire: invalid value {seconds!r}: a whole number of "
@@ -376,6 +372,18 @@ class RedisField:
 
 #: Values per command when a write sends many (Lua calls take a bounded number of arguments).
 CHUNK = 1000
+
+
+def whole_seconds(seconds: Any) -> int | None:
+    """`seconds` as a whole number (an int, its text as Redis reads one, or a timedelta as
+    redis-py takes it: its whole seconds), None for anything else (a float, a bool...)."""
+    if isinstance(seconds, timedelta):
+        return int(seconds.total_seconds())
+    if isinstance(seconds, int) and not isinstance(seconds, bool):
+        return int(seconds)
+    if isinstance(seconds, str) and _INTEGER.fullmatch(seconds):
+        return int(seconds)
+    return None
 
 
 def chunked(name: str, head: tuple[Any, ...], values: list[Any]) -> list[tuple[Any, ...]]:

@@ -242,7 +242,13 @@ local function run()
     local output = r.next()
     local specs, store_key, store_ttl, wanted = {}, nil, nil, nil
     if output == 'values' then specs = r.list(r.num()) end
-    if output == 'store' then store_key, store_ttl = r.key(), r.next() end
+    if output == 'store' then
+        store_key, store_ttl = r.key(), r.next()
+        if store_ttl ~= '' and not (store_ttl:match('^[1-9][0-9]*$') and #store_ttl <= STORE_TTL_DIGITS) then
+            error('limpyd: a stored collection\'s ttl is a whole number of seconds of at most '
+                .. STORE_TTL_DIGITS .. ' digits, not ' .. store_ttl)
+        end
+    end
     if output == 'any' then wanted = r.num() end
 
     -- A count needs neither the members nor their order.

@@ -10,6 +10,7 @@ read (a dict, in their order, each once).
 
 from __future__ import annotations
 
+import re
 from typing import Any, cast
 
 from limpyd import protocol
@@ -31,6 +32,8 @@ __all__ = ["query"]
 
 Node = bytes | dict[bytes, None]
 
+#: A stored collection's ttl, as query.lua checks it.
+_STORE_TTL = re.compile(rb"[1-9][0-9]{0,%d}" % (protocol.STORE_TTL_DIGITS - 1))
 _COLLECTION = protocol.COLLECTION.encode()
 _ATOMS = protocol.ATOMS.encode()
 _INTERSECTION = protocol.INTERSECTION.encode()
@@ -342,6 +345,11 @@ class _Query:
             specs = r.list(r.num())
         if output == b"store":
             store_key, store_ttl = r.key(), r.next()
+            if store_ttl != b"" and not _STORE_TTL.fullmatch(store_ttl):
+                raise ScriptFailure(
+                    "limpyd: a stored collection's ttl is a whole number of seconds of at most "
+                    f"{protocol.STORE_TTL_DIGITS} digits, not {store_ttl.decode(errors='replace')}"
+                )
         if output == b"any":
             wanted = r.num()
 
