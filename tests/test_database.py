@@ -294,6 +294,9 @@ def test_a_given_client_identity_is_kept(db):
     assert _identity_of(client) is mine
     setattr(backend, options, {**getattr(backend, options), "driver_info": None})
     assert _identity_of(backend.client()) is None  # None: no CLIENT SETINFO, as redis-py
+    if backend.kind == "redis":  # the URL's own options too
+        named = RedisBackend(url=f"{backend.url}?lib_name=my-app").client()
+        assert named.connection_pool.make_connection().driver_info.name == "my-app"
 
 
 def _identity_of(client):

@@ -411,6 +411,20 @@ def Meter(db):
 HEXADECIMAL = ["0x10", "0X.8", "0x1p3", "-0x1P-2"]
 
 
+@pytest.mark.parametrize("text", ["\u0663", "1\u0663", "\uff11.5"])  # Arabic-Indic, fullwidth
+def test_numbers_with_digits_redis_does_not_read_are_refused(Meter, unchanged, text):
+    # Python's float() reads any Unicode digit; Redis only 0-9
+    meter = Meter(level="1", board={"a": 1})
+    with unchanged():
+        for call in (
+            lambda: meter.board.zadd({"x": text}),
+            lambda: meter.level.incrbyfloat(text),
+            lambda: meter.board.zcount(text, 5),
+        ):
+            with pytest.raises(ValueError, match=r"Meter\.(board|level)"):
+                call()
+
+
 @pytest.mark.parametrize("text", HEXADECIMAL)
 def test_hexadecimal_numbers_are_refused_on_every_backend(Meter, unchanged, text):
     # Redis reads them (strtod), fakeredis does not: refused before anything is sent
@@ -421,6 +435,9 @@ def test_hexadecimal_numbers_are_refused_on_every_backend(Meter, unchanged, text
         "indexed zadd": lambda: meter.ranked.zadd({"x": text}),
         "zincrby": lambda: meter.board.zincrby(text, "a"),
         "zremrangebyscore": lambda: meter.board.zremrangebyscore(text, "+inf"),
+        "zcount": lambda: meter.board.zcount(text, "+inf"),
+        "zrangebyscore": lambda: meter.board.zrangebyscore(min="-inf", max=text),
+        "zrevrangebyscore": lambda: meter.board.zrevrangebyscore(f"({text}", "-inf"),
         "incrbyfloat": lambda: meter.level.incrbyfloat(text),
         "hincrbyfloat": lambda: meter.gauge.hincrbyfloat(text),
     }

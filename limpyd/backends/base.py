@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from importlib import metadata
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import redis
 from redis.backoff import NoBackoff
@@ -30,12 +30,14 @@ CLIENT_DEFAULTS: dict[str, Any] = {
 _IDENTITY_OPTIONS = ("driver_info", "lib_name", "lib_version")
 
 
-def client_options(options: dict[str, Any]) -> dict[str, Any]:
-    """`options` for a new real-server client, with redis-py's name and version looked up
-    once per process: redis-py looks its version up in the installed packages' metadata for
-    every connection it makes otherwise (about half a millisecond, as much as a command),
-    and four times for a cluster's client. Options that say it themselves are kept."""
-    if any(name in options for name in _IDENTITY_OPTIONS):
+def client_options(options: dict[str, Any], url: str | None = None) -> dict[str, Any]:
+    """`options` for a new real-server client (of `url`), with redis-py's name and version
+    looked up once per process: redis-py looks its version up in the installed packages'
+    metadata for every connection it makes otherwise (about half a millisecond, as much as a
+    command), and four times for a cluster's client. Options (or URL options) that say it
+    themselves are kept."""
+    given = {*options, *(name for name, _ in parse_qsl(urlsplit(url).query))} if url else options
+    if any(name in given for name in _IDENTITY_OPTIONS):
         return options
     return {**options, **_identity()}
 

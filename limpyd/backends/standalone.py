@@ -24,7 +24,7 @@ class RedisBackend(Backend):
         self.redis_kwargs = {**CLIENT_DEFAULTS, **redis_kwargs}
 
     def client(self) -> redis.Redis:
-        options = client_options(self.redis_kwargs)
+        options = client_options(self.redis_kwargs, self.url)
         if self.url is not None:
             return redis.Redis.from_url(self.url, **options)
         return redis.Redis(**options)

@@ -19,7 +19,7 @@ from redis.exceptions import DataError
 
 from limpyd import commands
 from limpyd.exceptions import DoesNotExist, ImplementationError
-from limpyd.fields.numbers import check_numbers
+from limpyd.fields.numbers import check_numbers, score_bound_error
 from limpyd.indexes import BaseIndex, EqualIndex, check_distinct
 from limpyd.text import ValueTypeError, to_text
 
@@ -243,6 +243,9 @@ class RedisField:
                 f"{self.describe()}.{name}(store=...) would write a key behind limpyd's back "
                 "(and its indexes); read, then write with a command"
             )
+        if name in _SCORE_READS:  # as writes' numbers: both backends must read them alike
+            bounds = [*args[:2], *(kwargs[k] for k in _BOUNDS if k in kwargs)]
+            self._check_score_bounds(name, bounds)
         instance = self.bound_instance
         instance._ensure_exists()
         database = self.model._meta.database
@@ -253,6 +256,12 @@ class RedisField:
             )
         except (DataError, AttributeError) as error:  # redis-py's checks of arguments
             raise ValueError(f"{self.describe()}.{name}: {error}") from None
+
+    def _check_score_bounds(self, name: str, bounds: list[Any]) -> None:
+        for bound in bounds:
+            refused = score_bound_error(self.text(bound))
+            if refused is not None:
+                raise ValueError(f"{self.describe()}.{name}: invalid value {bound!r}: {refused}")
 
     def exists(self) -> bool:
         """Whether the field has a value (its key exists), as redis-limpyd's `exists()`:
@@ -372,6 +381,11 @@ class RedisField:
 
 #: Values per command when a write sends many (Lua calls take a bounded number of arguments).
 CHUNK = 1000
+
+
+#: Reads whose first two arguments (or `min` and `max`) are score bounds.
+_SCORE_READS = frozenset({"zcount", "zrangebyscore", "zrevrangebyscore"})
+_BOUNDS = ("min", "max")
 
 
 def whole_seconds(seconds: Any) -> int | None:

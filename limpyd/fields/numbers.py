@@ -13,14 +13,14 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["check_numbers", "double_error"]
+__all__ = ["check_numbers", "double_error", "score_bound_error"]
 
 # strtod's syntax (decimal, infinity), without the leading spaces it skips: Redis refuses
 # those, and trailing characters. Its hexadecimal form is recognised to be refused.
 _DOUBLE = re.compile(
     r"[+-]?(?:(?P<inf>inf(?:inity)?)"
-    r"|(?P<dec>(?:\d+\.?\d*|\.\d+))(?:e[+-]?\d+)?"
-    r"|(?P<hex>0x(?:[0-9a-f]+\.?[0-9a-f]*|\.[0-9a-f]+)(?:p[+-]?\d+)?))",
+    r"|(?P<dec>(?:[0-9]+\.?[0-9]*|\.[0-9]+))(?:e[+-]?[0-9]+)?"
+    r"|(?P<hex>0x(?:[0-9a-f]+\.?[0-9a-f]*|\.[0-9a-f]+)(?:p[+-]?[0-9]+)?))",
     re.IGNORECASE,
 )
 _HEXADECIMAL = "hexadecimal, which the in-memory backend does not read: write it in decimal"
@@ -76,7 +76,8 @@ def _increment_error(text: str) -> str | None:
     return double_error(text)
 
 
-def _score_bound_error(text: str) -> str | None:
+def score_bound_error(text: str) -> str | None:
+    """Why Redis refuses `text` as a score bound (ZCOUNT, ZRANGEBYSCORE...), or None."""
     bound = text[1:] if text.startswith("(") else text
     match = _DOUBLE.fullmatch(bound)
     if match is None:
@@ -111,7 +112,7 @@ _ARGUMENTS: dict[str, tuple[tuple[int, _Check], ...]] = {
     "ZPOPMIN": ((2, _count_error),),
     "ZINCRBY": ((2, double_error),),
     "ZREMRANGEBYRANK": ((2, _integer_error), (3, _integer_error)),
-    "ZREMRANGEBYSCORE": ((2, _score_bound_error), (3, _score_bound_error)),
+    "ZREMRANGEBYSCORE": ((2, score_bound_error), (3, score_bound_error)),
     "ZREMRANGEBYLEX": ((2, _lex_bound_error), (3, _lex_bound_error)),
 }
 _ZADD_FLAGS = frozenset({"NX", "XX", "GT", "LT", "CH", "INCR"})
