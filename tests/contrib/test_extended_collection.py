@@ -218,7 +218,25 @@ def test_values_read_by_the_server_match_the_instances(db, space):
 
 @pytest.mark.parametrize(
     "ttl",
-    [0, -1, 0.5, 60.0, float("nan"), float("inf"), "abc", "0x5", " 5", True, 10**15, 2**63],
+    [
+        0,
+        -1,
+        0.5,
+        60.0,
+        float("nan"),
+        float("inf"),
+        "abc",
+        "0x5",
+        " 5",
+        "",
+        "060",
+        "\u0665",
+        b"60",
+        ["60"],
+        True,
+        10**15,
+        2**63,
+    ],
 )
 def test_store_refuses_a_ttl_that_is_not_whole_seconds(Person, db, unchanged, ttl):
     # a ttl of 0 or less deleted the stored key at once (int(0.5) is 0), one too big made

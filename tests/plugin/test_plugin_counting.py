@@ -245,7 +245,6 @@ def test_a_counter_puts_back_a_patch_it_found(limpyd_redis, limpyd_commands, mon
 
 def test_count_commands_takes_databases_only(limpyd_redis, limpyd_commands):
     with pytest.raises(TypeError, match=r"RedisDatabase objects.*count_client_commands"):
-        with limpyd_commands(limpyd_redis):
-            pass  # never reached: refused on entering
+        limpyd_commands(limpyd_redis).__enter__()  # refused on entering
     limpyd_redis.set("{t}a", 1)
     assert "execute_command" not in limpyd_redis.__dict__  # nothing left installed

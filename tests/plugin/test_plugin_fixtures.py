@@ -241,7 +241,7 @@ def test_a_test_choosing_an_unknown_backend_fails_naming_it(pytester):
 
         @pytest.mark.parametrize("limpyd_backend", ["fakee"], indirect=True)
         def test_typo(limpyd_backend, limpyd_database):
-            pass
+            raise AssertionError("not reached: the fixture fails first")
         """
     )
     result = pytester.runpytest()
