@@ -32,10 +32,10 @@ from typing import TYPE_CHECKING, Any
 from redis.exceptions import ResponseError
 
 from limpyd.keys import HASH_SUFFIX
-from limpyd.maintenance import SCAN_COUNT, rebuild_together, refuse_in_pipeline, together_pattern
+from limpyd.maintenance import IN_BATCHES, SCAN_COUNT, rebuild_together, together_pattern
 from limpyd.maintenance import batches as _batches
 from limpyd.text import glob_escape, member_pk
-from limpyd.writes import read_states
+from limpyd.writes import read_states, refuse_in_pipeline
 
 if TYPE_CHECKING:
     from limpyd.fields.base import RedisField
@@ -361,7 +361,7 @@ def repair(problems: Iterable[Problem]) -> list[RedisField | type[RedisModel]]:
     fields = list(dict.fromkeys(p.field for p in broken if p.field is not None))
     models = list(dict.fromkeys(p.model for p in broken if p.field is None))
     for model in dict.fromkeys([*(field.model for field in fields), *models]):
-        refuse_in_pipeline(model._meta.database, f"{model.__name__}: repairing indexes")
+        refuse_in_pipeline(model._meta.database, f"{model.__name__}: repairing indexes", IN_BATCHES)
     for field in fields:
         field.rebuild_indexes()
     for model in models:

@@ -11,9 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from limpyd.exceptions import ImplementationError
 from limpyd.text import glob_escape
-from limpyd.writes import read_states
+from limpyd.writes import read_states, refuse_in_pipeline
 
 if TYPE_CHECKING:
     from limpyd.fields.base import RedisField
@@ -21,11 +20,11 @@ if TYPE_CHECKING:
     from limpyd.model import RedisModel
 
 __all__ = [
+    "IN_BATCHES",
     "batches",
     "clean_indexes",
     "rebuild_indexes",
     "rebuild_together",
-    "refuse_in_pipeline",
     "together_pattern",
 ]
 
@@ -70,20 +69,14 @@ def _pk_batches(model: type[RedisModel]) -> Iterator[list[str]]:
     return batches(meta.database.client.sscan_iter(meta.collection_key, count=BATCH))
 
 
-def refuse_in_pipeline(database: Any, what: str) -> None:
-    """Maintenance walks and rewrites keys at once, in round trips of its own: inside a
-    pipeline it would run before the commands queued there."""
-    if database.pipelined:
-        raise ImplementationError(
-            f"{what} cannot be done in a pipeline (it reads and writes at once, batch by "
-            "batch); do it outside the pipeline; nothing was sent"
-        )
+#: Why maintenance cannot run in a pipeline: it would run before the commands queued there.
+IN_BATCHES = "it reads and writes at once, batch by batch"
 
 
 def clean_indexes(field: RedisField, index_class: type[BaseIndex] | None = None) -> int:
     """Delete the keys of `field`'s indexes (only those of `index_class` if given); how many."""
     database = field.model._meta.database
-    refuse_in_pipeline(database, f"{field.describe()}.clean_indexes()")
+    refuse_in_pipeline(database, f"{field.describe()}.clean_indexes()", IN_BATCHES)
     connection = database.client
     return sum(
         _delete_matching(connection, pattern)
@@ -94,7 +87,9 @@ def clean_indexes(field: RedisField, index_class: type[BaseIndex] | None = None)
 
 def rebuild_indexes(field: RedisField, index_class: type[BaseIndex] | None = None) -> int:
     """Clean, then index again the values every instance holds; how many instances."""
-    refuse_in_pipeline(field.model._meta.database, f"{field.describe()}.rebuild_indexes()")
+    refuse_in_pipeline(
+        field.model._meta.database, f"{field.describe()}.rebuild_indexes()", IN_BATCHES
+    )
     indexes = _selected(field, index_class)
     clean_indexes(field, index_class)
     return sum(_index_batch(field, indexes, pks) for pks in _pk_batches(field.model))
@@ -110,7 +105,7 @@ def rebuild_together(model: type[RedisModel]) -> int:
     """Delete, then write again from every instance's values, the combinations of `model`'s
     `unique_together` groups; how many instances."""
     meta = model._meta
-    refuse_in_pipeline(meta.database, f"{model.__name__}: rebuilding unique_together")
+    refuse_in_pipeline(meta.database, f"{model.__name__}: rebuilding unique_together", IN_BATCHES)
     connection = meta.database.client
     _delete_matching(connection, together_pattern(model))
     names = sorted({name for group in meta.unique_together for name in group})

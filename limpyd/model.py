@@ -426,14 +426,11 @@ class RedisModel(metaclass=MetaRedisModel):
         return max(0.0, expires_at - (seconds + microseconds / 1e6))
 
     def _refuse_expiry_in_pipeline(self, what: str) -> None:
-        """An instance's expiry is checked and computed by the server as it runs (its
-        existence, its clock): it cannot wait in a pipeline, whose replies come later."""
-        if type(self)._meta.database.pipelined:
-            raise ImplementationError(
-                f"{self!r}.{what}: an instance's expiry cannot be set or read in a pipeline "
-                "(the server checks the instance and reads its clock at once); do it outside "
-                "the pipeline; nothing was sent"
-            )
+        writes.refuse_in_pipeline(
+            type(self)._meta.database,
+            f"{self!r}.{what}: setting or reading an instance's expiry",
+            "the server checks the instance and reads its clock as it runs",
+        )
 
     @classmethod
     def reap_expired(cls, progress: Callable[[str, int, int], None] | None = None) -> int:

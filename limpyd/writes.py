@@ -244,11 +244,17 @@ class Write:
         raise DoesNotExist(f"{self.model.__name__}: no instance with pk {self.pk!r}")
 
 
-def _refuse_in_pipeline(database: RedisDatabase, what: str) -> None:
+#: Why most of limpyd's writes cannot wait in a pipeline.
+_ATOMIC = "it reads the current data and updates indexes atomically"
+
+
+def refuse_in_pipeline(database: RedisDatabase, what: str, why: str = _ATOMIC) -> None:
+    """Refuse `what` while `database` queues commands in a pipeline: it needs answers (or
+    runs round trips of its own) now, `why`; nothing is queued or sent."""
     if database.pipelined:
         raise ImplementationError(
-            f"{what} cannot be done in a pipeline: it reads the current data and updates "
-            "indexes atomically (do it outside the pipeline); nothing was sent"
+            f"{what} cannot be done in a pipeline: {why} (do it outside the pipeline); "
+            "nothing was sent"
         )
 
 
@@ -339,7 +345,7 @@ def create(instance: RedisModel, values: dict[str, Any]) -> str:
     """
     model = type(instance)
     database = model._meta.database
-    _refuse_in_pipeline(database, f"creating a {model.__name__} instance")
+    refuse_in_pipeline(database, f"creating a {model.__name__} instance")
     return _create_alone(database, creation(model, values), model)
 
 
@@ -366,7 +372,7 @@ def create_many(
     (a refused row writes nothing). A row whose script met a concurrent change or an
     expired holder to reap is created again alone, with the usual retries."""
     database = model._meta.database
-    _refuse_in_pipeline(database, f"creating {model.__name__} instances")
+    refuse_in_pipeline(database, f"creating {model.__name__} instances")
     results: list[str | Exception] = []
     for start in range(0, len(rows), batch_size):
         planned: list[tuple[int, Callable[[], Write], Write]] = []
@@ -433,7 +439,7 @@ def modify(field: RedisField, build: Callable[[str], Command]) -> Any:
     pk = placeholder() if creating else instance._require_pk()
     if database.pipelined:
         if creating or field.indexes:
-            _refuse_in_pipeline(
+            refuse_in_pipeline(
                 database, f"{field.describe()}: writing an indexable field or creating an instance"
             )
         command = build(pk)
@@ -540,7 +546,7 @@ class Rewrite:
             if self.indexed or self.found or self.last:
                 named = ", ".join(field.describe() for field, _ in [*self.indexed, *self.found])
                 what = f"deleting a {model.__name__}" if self.last else f"writing {named}"
-                _refuse_in_pipeline(database, what)
+                refuse_in_pipeline(database, what)
             self.instance._ensure_exists()
             for command in [*self.commands, *([self.reply] if self.reply else [])]:
                 database.connection.execute_command(*command)

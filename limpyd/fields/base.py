@@ -280,11 +280,13 @@ class RedisField:
     def _scan(self, name: str, match: str | None, count: int | None) -> Iterator[Any]:
         """An iterator over `name`'s results (hscan, sscan, zscan) hiding the cursor. Its
         first page is read here, so redis-py's argument errors are raised by the call."""
-        if self.model._meta.database.pipelined:
-            raise ImplementationError(
-                f"{self.describe()}.{name}: a scan reads its pages one after the other, which "
-                "a pipeline cannot queue (scan outside it); nothing was queued"
-            )
+        from limpyd.writes import refuse_in_pipeline
+
+        refuse_in_pipeline(
+            self.model._meta.database,
+            f"{self.describe()}.{name}: a scan",
+            "it reads its pages one after the other",
+        )
         pages = self._read(f"{name}_iter", match=match, count=count)
         try:
             first = next(pages)
