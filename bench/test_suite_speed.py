@@ -8,8 +8,10 @@ and deletes instances of a model with 5 indexed fields, through the plugin's
 `--limpyd-backend=redis` (a server the plugin starts), in pytest processes of their own,
 alternating R times, and prints the fastest run of each (the target: the fake at least 2x
 faster), whole processes, pytest's session, and the tests' own work (the sum of their call
-phases, without pytest's work around them). A measurement, not a test: the machine's load
-moves it.
+phases, without pytest's work around them). It also runs the same module with empty test
+bodies (the fixtures, pytest and the interpreter alone, on each backend): the time left to
+the fake's operations by the target, against the time they take. A measurement, not a
+test: the machine's load moves it.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from pathlib import Path
 from pytest_runs import half_target, pytest_times, report
 
 MODULE = "test_suite_speed_module.py"
+#: The same tests with empty bodies: what is not the operations' work.
+FLOOR = "test_suite_speed_floor.py"
 
 #: A plugin (loaded with -p) writing the sum of the tests' call phases to CALLS.
 PLUGIN = "suite_speed_calls"
@@ -76,6 +80,13 @@ def test_a_small_story(Person, i):
     assert len(Person.collection(tags="a")) == 4
 """
 
+#: A test that only gets its fixtures (replacing `test_a_small_story` in FLOOR).
+EMPTY_TEST = """
+@pytest.mark.parametrize("i", range({n}))
+def test_a_small_story(Person, i):
+    assert Person.database is not None
+"""
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -83,21 +94,27 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="runs of each kind (default 3)")
     parser.add_argument("--out", type=Path, help="also write the result to this file")
     args = parser.parse_args()
-    times: dict[str, list[tuple[float, float]]] = {"fake": [], "redis": []}
-    calls: dict[str, list[float]] = {"fake": [], "redis": []}
+    runs = [(module, backend) for module in (MODULE, FLOOR) for backend in ("fake", "redis")]
+    times: dict[tuple[str, str], list[tuple[float, float]]] = {run: [] for run in runs}
+    calls: dict[tuple[str, str], list[float]] = {run: [] for run in runs}
     with tempfile.TemporaryDirectory() as name:
         folder = Path(name)
-        (folder / MODULE).write_text(TEMPLATE.format(n=args.tests))
+        story = TEMPLATE.format(n=args.tests)
+        (folder / MODULE).write_text(story)
+        empty = story[: story.index("\n@pytest.mark.parametrize")] + EMPTY_TEST.format(n=args.tests)
+        (folder / FLOOR).write_text(empty)
         (folder / f"{PLUGIN}.py").write_text(PLUGIN_TEXT)
-        for _ in range(args.rounds):  # alternated, so that a change of load hits both
-            for backend in times:
+        for _ in range(args.rounds):  # alternated, so that a change of load hits all
+            for module, backend in runs:
                 options = ("-p", PLUGIN, f"--limpyd-backend={backend}")
-                times[backend].append(pytest_times(folder, MODULE, *options))
-                calls[backend].append(float((folder / CALLS).read_text()))
-    fake, real = min(times["fake"]), min(times["redis"])
-    fake_tests = min(t for _, t in times["fake"])
-    real_tests = min(t for _, t in times["redis"])
-    fake_calls, real_calls = min(calls["fake"]), min(calls["redis"])
+                times[module, backend].append(pytest_times(folder, module, *options))
+                calls[module, backend].append(float((folder / CALLS).read_text()))
+    fake, real = min(times[MODULE, "fake"]), min(times[MODULE, "redis"])
+    fake_tests = min(t for _, t in times[MODULE, "fake"])
+    real_tests = min(t for _, t in times[MODULE, "redis"])
+    fake_calls, real_calls = min(calls[MODULE, "fake"]), min(calls[MODULE, "redis"])
+    fake_floor, real_floor = min(times[FLOOR, "fake"])[0], min(times[FLOOR, "redis"])[0]
+    per_test = 1000 / args.tests
     lines = [
         f"{args.tests} tests (create 5, filter, update, sadd, get, delete; 5 indexed fields), "
         f"fastest of {args.rounds} runs: fake {fake[0]:.2f} s, real redis-server {real[0]:.2f} s "
@@ -109,6 +126,12 @@ def main() -> None:
         f"the tests' own work (their call phases, without pytest's work around them): "
         f"fake {fake_calls:.2f} s, real {real_calls:.2f} s, fake / real "
         f"{fake_calls / real_calls:.2f}",
+        f"the same tests with empty bodies (interpreter, pytest, plugins, fixtures): fake "
+        f"{fake_floor:.2f} s ({fake_floor / real[0]:.2f} of the real run), real "
+        f"{real_floor:.2f} s; the target leaves the fake's operations "
+        f"{(real[0] / 2 - fake_floor) * per_test:.2f} ms per test, they take "
+        f"{(fake[0] - fake_floor) * per_test:.2f} ms (on the real server "
+        f"{(real[0] - real_floor) * per_test:.2f} ms)",
     ]
     report("Test suite speed", lines, args.out)
 
