@@ -257,7 +257,7 @@ class CollectionManager:
 
         if not isinstance(value, RedisModel):
             return field.text(value)
-        if not isinstance(value, self.model):
+        if type(value) is not self.model:  # a subclass's instances have other keys
             raise InvalidQueryError(
                 f"{field.describe()}: invalid value {value!r} (a {type(value).__name__}): "
                 f"a {self.model.__name__} or its pk is expected"

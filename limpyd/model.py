@@ -229,14 +229,34 @@ class RedisModel(metaclass=MetaRedisModel):
             )
         owner = _database_owner(cls)
         affected = [cls, *(s for s in _subclasses(cls) if _database_owner(s) is owner)]
-        for model in affected:
-            old = model.database
-            if isinstance(old, RedisDatabase) and old is not database:
+        leaving = [(m, m.database) for m in affected if m.database is not database]
+        own = cls.__dict__.get("database", _NOT_OWN)
+        for model, old in leaving:
+            if isinstance(old, RedisDatabase):
                 old._remove_model(model)
         cls.database = database
-        for model in affected:
-            if not model._meta.abstract:
-                database._add_model(model)
+        try:
+            for model in affected:
+                if not model._meta.abstract:
+                    database._add_model(model)
+            cls._check_moved(database)
+        except BaseException:  # a refused move leaves every model where it was
+            for model, _ in leaving:
+                database._remove_model(model)
+            if own is _NOT_OWN:
+                del cls.database
+            else:
+                cls.database = own
+            for model, old in leaving:
+                if isinstance(old, RedisDatabase) and not model._meta.abstract:
+                    old._add_model(model)
+            raise
+
+    @classmethod
+    def _check_moved(cls, database: RedisDatabase) -> None:
+        """Refuse, with an ImplementationError, the move of this model (and the subclasses
+        following it) to `database`, once there: `use_database` then moves them back
+        (RelatedModel checks its relations)."""
 
     @classmethod
     def get(cls: type[_Model], *args: Any, **filters: Any) -> _Model:
@@ -582,6 +602,10 @@ def import_model(path: str) -> type[RedisModel]:
     if not (isinstance(found, type) and issubclass(found, RedisModel)):
         raise SystemExit(f"{path!r} is not a limpyd model (expected package.module:Model)")
     return found
+
+
+#: `use_database` on a model that inherited its database (no attribute of its own).
+_NOT_OWN = object()
 
 
 def _database_owner(model: type[RedisModel]) -> type | None:

@@ -404,6 +404,7 @@ def Meter(db):
         gauge = fields.InstanceHashField(indexable=True, indexes=[NumberRangeIndex])
         board = fields.SortedSetField()
         ranked = fields.SortedSetField(indexable=True)
+        queue = fields.ListField(indexable=True)
 
     return Meter
 
@@ -438,6 +439,12 @@ def test_hexadecimal_numbers_are_refused_on_every_backend(Meter, unchanged, text
         "zcount": lambda: meter.board.zcount(text, "+inf"),
         "zrangebyscore": lambda: meter.board.zrangebyscore(min="-inf", max=text),
         "zrevrangebyscore": lambda: meter.board.zrevrangebyscore(f"({text}", "-inf"),
+        "zrange byscore": lambda: meter.board.zrange(text, "+inf", byscore=True),
+        "zrange byscore desc": lambda: meter.board.zrange(
+            "+inf", f"({text}", byscore=True, desc=True
+        ),
+        "zrange byscore by name": lambda: meter.board.zrange(start="-inf", end=text, byscore=True),
+        "zrange byscore by place": lambda: meter.board.zrange(text, 5, False, False, float, True),
         "incrbyfloat": lambda: meter.level.incrbyfloat(text),
         "hincrbyfloat": lambda: meter.gauge.hincrbyfloat(text),
     }
@@ -445,6 +452,24 @@ def test_hexadecimal_numbers_are_refused_on_every_backend(Meter, unchanged, text
         for call in calls.values():
             with pytest.raises(ValueError, match=rf"Meter\.\w+.*{re.escape(text)}.*hexadecimal"):
                 call()  # each of `calls`, by what it does
+
+
+def test_zrange_bounds_are_ranks_unless_byscore(Meter):
+    meter = Meter(board={"a": 1, "b": 2, "c": 16})
+    assert meter.board.zrange(0, 1) == ["a", "b"]
+    assert meter.board.zrange("(1", "16", byscore=True) == ["b", "c"]
+    assert meter.board.zrange("(16", "-inf", byscore=True, desc=True) == ["b", "a"]
+
+
+@pytest.mark.parametrize("where", ["behind", "", "BEFORE ", 0, None, b"\xff"])
+def test_linsert_takes_before_or_after(Meter, unchanged, where):
+    meter = Meter(queue=["a"])
+    with unchanged():
+        with pytest.raises(ValueError, match=r"Meter\.queue(\.linsert)?: invalid value"):
+            meter.queue.linsert(where, "a", "x")
+    assert meter.queue.linsert("before", "a", "x") == 2
+    assert meter.queue.linsert("AFTER", "a", "y") == 3
+    assert meter.queue.lrange(0, -1) == ["x", "a", "y"]
 
 
 @pytest.mark.parametrize(

@@ -113,6 +113,11 @@ class ExtendedCollectionManager(CollectionManager):
             self._sort = (protocol.BY_SCORE, alpha, desc, by_score)
             return self._derive()
         if isinstance(by, RedisField):
+            if not issubclass(self.model, by.model):
+                raise InvalidQueryError(
+                    f"{self.model.__name__} collection: sort(by={by.describe()}): a field of "
+                    f"{self.model.__name__} is expected"
+                )
             by = by.name
         return super().sort(by=by, alpha=alpha, desc=desc)
 
@@ -261,9 +266,15 @@ class ExtendedCollectionManager(CollectionManager):
         return self._derive()
 
 
-def _refuse_a_model_key(model: type[RedisModel], key: str) -> None:
-    """`store()` replaces what `key` holds: not the data or indexes of a model of the
-    database (it would break that model), but a key of the user's or a stored one."""
+def _refuse_a_model_key(model: type[RedisModel], key: Any) -> None:
+    """`store()` replaces what `key` holds: a non-empty text, not the data or indexes of a
+    model of the database (it would break that model), but a key of the user's or a stored
+    one."""
+    if not isinstance(key, str) or not key:
+        raise ValueError(
+            f"{model.__name__}.collection().store(key={key!r}): a key is a non-empty str (or "
+            "None for a new random one); nothing was written"
+        )
     for other in model._meta.database.models.values():
         meta = other._meta
         if key.startswith(meta.prefix + ":") and not key.startswith(meta.stored_key("")):

@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 from limpyd.backends import Backend
 from limpyd.contrib.collection import ExtendedCollectionManager
-from limpyd.exceptions import ImplementationError
+from limpyd.database import RedisDatabase
+from limpyd.exceptions import ImplementationError, InvalidQueryError
 from limpyd.fields import InstanceHashField, ListField, SetField, SortedSetField, StringField
 from limpyd.fields.base import RedisField
 from limpyd.indexes import EqualIndex, TextRangeIndex
@@ -57,6 +58,8 @@ class RelatedFieldMixin(RedisField):
         super().__init__(**options)
         if not (isinstance(to, str) or (isinstance(to, type) and issubclass(to, RedisModel))):
             raise ImplementationError(f"Related field: `to` must be a model or a name, not {to!r}")
+        if isinstance(to, type) and (problem := _target_problem(to)):
+            raise ImplementationError(f"Related field: invalid `to` {to.__name__}: {problem}")
         if related_name is not None and not isinstance(related_name, str):
             raise ImplementationError(f"Related field: invalid related_name {related_name!r}")
         self.to = to
@@ -88,6 +91,13 @@ class RelatedFieldMixin(RedisField):
             raise ImplementationError(
                 f"{self.describe()}: the related model {self.to!r} is not defined"
             )
+        _check_target(self, model)
+        if model.database is not self.model.database:  # one of them was moved alone
+            raise ImplementationError(
+                f"{self.describe()}: the related model {model.__name__} must use the same "
+                f"database ({model.__name__} uses {model.database!r}, {self.model.__name__} "
+                f"{self.model.database!r}): move them together"
+            )
         return model
 
     @property
@@ -104,7 +114,7 @@ class RelatedFieldMixin(RedisField):
         took them), or the text of the value."""
         if isinstance(value, RedisModel):
             related = self.related_model
-            if related is not None and not isinstance(value, related):
+            if related is not None and type(value) is not related:  # a subclass has other keys
                 raise ValueError(
                     f"{self.describe()}: invalid value {value!r}: a {related.__name__} is expected"
                 )
@@ -127,7 +137,7 @@ class RelatedFieldMixin(RedisField):
         if field._instance is None:
             raise refuse(f"a field bound to an instance is expected (instance.{field.name})")
         related, theirs = self.related_model, field.related_model
-        if related is not None and theirs is not None and not issubclass(theirs, related):
+        if related is not None and theirs is not None and theirs is not related:
             raise refuse(f"it points to a {theirs.__name__}, a {related.__name__} is expected")
         pk = field.get_now()  # at once, in a pipeline too
         if pk is None:
@@ -207,14 +217,12 @@ class RelatedFieldMixin(RedisField):
     def _finder(self, pk: str) -> list[str]:
         """The query atom finding the instances holding `pk`: through an index whose
         equality entries are exact (an EqualIndex or a TextRangeIndex)."""
-        for index in self.indexes:
-            if isinstance(index, EqualIndex | TextRangeIndex) and "eq" in index.handled_suffixes:
-                normalized = index.normalize(pk)
-                if normalized is not None:
-                    return list(index._atoms("eq", normalized, None)[0])
+        for index in _finding_indexes(self):
+            normalized = index.normalize(pk)
+            if normalized is not None:
+                return list(index._atoms("eq", normalized, None)[0])
         raise ImplementationError(
-            f"{self.describe()}: no index finds the instances holding {pk!r}: a related field "
-            "needs an EqualIndex or a TextRangeIndex keeping its values"
+            f"{self.describe()}: no index finds the instances holding {pk!r}: {_FINDER_NEEDED}"
         )
 
     def _together_parts(self, pk: str) -> list[str]:
@@ -235,6 +243,40 @@ class RelatedFieldMixin(RedisField):
                     location, sub = field.state_location(_R)
                     parts += ["R", field.state_kind, *_template(location), sub]
         return parts
+
+
+def _finding_indexes(field: RelatedFieldMixin) -> list[Any]:
+    """The indexes of `field` whose equality entries are exact: those a deletion finds the
+    instances pointing to it through."""
+    return [
+        index
+        for index in field.indexes
+        if isinstance(index, EqualIndex | TextRangeIndex) and "eq" in index.handled_suffixes
+    ]
+
+
+_FINDER_NEEDED = "a related field needs an EqualIndex or a TextRangeIndex keeping its values"
+
+
+def _target_problem(target: type[RedisModel]) -> str | None:
+    """Why `target` cannot be pointed to, if it cannot: only a concrete RelatedModel unlinks
+    the fields pointing to an instance it deletes."""
+    if not issubclass(target, RelatedModel):
+        return (
+            "a related field points to a RelatedModel (deleting a plain model's instance "
+            "would not unlink the fields pointing to it)"
+        )
+    if target._meta.abstract:
+        return "an abstract model has no instances to point to"
+    return None
+
+
+def _check_target(field: RelatedFieldMixin, target: type[RedisModel]) -> None:
+    problem = _target_problem(target)
+    if problem is not None:
+        raise ImplementationError(
+            f"{field.describe()}: invalid related model {target.__name__}: {problem}"
+        )
 
 
 #: Stands for the referencing instance's pk in link records (see `_template`).
@@ -320,6 +362,7 @@ def _check_relations(model: type[RedisModel]) -> None:
             target = field.related_model
             if target is None:
                 continue
+            _check_target(field, target)
             if target.database is not None and target.database is not model.database:
                 raise ImplementationError(
                     f"{field.describe()}: the related model {target.__name__} must use the "
@@ -394,6 +437,8 @@ class MetaRelatedModel(MetaRedisModel):
             for field in cls._meta.fields.values():
                 if isinstance(field, RelatedFieldMixin):
                     _check_related_name(field)
+                    if not _finding_indexes(field):
+                        raise ImplementationError(f"{field.describe()}: {_FINDER_NEEDED}")
             if database is not None:
                 _check_relations(cls)
         except ImplementationError:
@@ -409,8 +454,7 @@ class RelatedModel(RedisModel, metaclass=MetaRelatedModel):
     abstract = True
 
     @classmethod
-    def use_database(cls, database: Any) -> None:
-        super().use_database(database)
+    def _check_moved(cls, database: RedisDatabase) -> None:
         for model in [cls, *_subclasses(cls)]:
             if not model._meta.abstract and model.database is database:
                 _check_relations(model)
@@ -442,6 +486,11 @@ class _RelatedCollection:
         self.instance = instance
 
     def __call__(self, **filters: Any) -> ExtendedCollectionManager:
+        if self.field.name in filters:
+            raise InvalidQueryError(
+                f"{self!r}: it filters on {self.field.describe()} itself; filter on other "
+                f"fields (got {self.field.name}={filters[self.field.name]!r})"
+            )
         return self.field.model.collection(
             manager=ExtendedCollectionManager,
             **{self.field.name: self.instance._require_pk()},

@@ -243,7 +243,8 @@ class RedisField:
                 f"{self.describe()}.{name}(store=...) would write a key behind limpyd's back "
                 "(and its indexes); read, then write with a command"
             )
-        if name in _SCORE_READS:  # as writes' numbers: both backends must read them alike
+        if name in _SCORE_READS or (name == "zrange" and _by_score(args, kwargs)):
+            # as writes' numbers: both backends must read them alike
             bounds = [*args[:2], *(kwargs[k] for k in _BOUNDS if k in kwargs)]
             self._check_score_bounds(name, bounds)
         instance = self.bound_instance
@@ -385,9 +386,19 @@ class RedisField:
 CHUNK = 1000
 
 
-#: Reads whose first two arguments (or `min` and `max`) are score bounds.
+#: Reads whose first two arguments (or `min` and `max`) are score bounds; zrange's
+#: (`start` and `end`) are with `byscore`.
 _SCORE_READS = frozenset({"zcount", "zrangebyscore", "zrevrangebyscore"})
-_BOUNDS = ("min", "max")
+_BOUNDS = ("min", "max", "start", "end")
+#: Where redis-py's zrange (the key aside) takes `byscore` among positional arguments.
+_ZRANGE_BYSCORE = 5
+
+
+def _by_score(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    """Whether a zrange call's bounds are scores."""
+    if len(args) > _ZRANGE_BYSCORE:
+        return bool(args[_ZRANGE_BYSCORE])
+    return bool(kwargs.get("byscore"))
 
 
 def whole_seconds(seconds: Any) -> int | None:

@@ -60,6 +60,14 @@ def _count_error(text: str) -> str | None:
     return None
 
 
+def _where_error(text: str) -> str | None:
+    """LINSERT's place, the one word it takes that is not a number (checked here with its
+    numbers, so that its command is refused before anything is sent too)."""
+    if text.upper() not in ("BEFORE", "AFTER"):
+        return "not a place (BEFORE or AFTER)"
+    return None
+
+
 def _offset_error(limit: int) -> Callable[[str], str | None]:
     def error(text: str) -> str | None:
         if _integer_error(text) is not None or not 0 <= int(text) < limit:
@@ -103,6 +111,7 @@ _ARGUMENTS: dict[str, tuple[tuple[int, _Check], ...]] = {
     "SETBIT": ((2, _offset_error(2**32)),),
     "SETRANGE": ((2, _offset_error(512 * 1024 * 1024)),),
     "LSET": ((2, _integer_error),),
+    "LINSERT": ((2, _where_error),),
     "LTRIM": ((2, _integer_error), (3, _integer_error)),
     "LREM": ((2, _integer_error),),
     "LPOP": ((2, _count_error),),

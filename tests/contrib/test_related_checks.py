@@ -1,0 +1,206 @@
+"""What related fields refuse, before anything is written: values of another model (a
+subclass included: its instances have keys of their own), targets that could not unlink
+the fields pointing to them, and moves that would split a relation across databases."""
+
+from __future__ import annotations
+
+import pytest
+
+from limpyd import fields, model
+from limpyd.contrib import related
+from limpyd.contrib.collection import ExtendedCollectionManager
+from limpyd.contrib.related import FKInstanceHashField, FKStringField, M2MSetField
+from limpyd.exceptions import ImplementationError, InvalidQueryError
+from limpyd.indexes import NumberRangeIndex
+
+
+@pytest.fixture
+def people(db):
+    class Person(related.RelatedModel):
+        cluster_group = "related"
+        database = db
+        collection_manager = ExtendedCollectionManager
+        name = fields.InstanceHashField(indexable=True)
+
+    class Employee(Person):  # concrete: keys of its own
+        pass
+
+    class Group(related.RelatedModel):
+        cluster_group = "related"
+        database = db
+        collection_manager = ExtendedCollectionManager
+        name = fields.InstanceHashField(indexable=True)
+        owner = FKInstanceHashField(Person, related_name="owned")
+        members = M2MSetField(Person, related_name="membership")
+
+    class Team(related.RelatedModel):
+        cluster_group = "related"
+        database = db
+        lead = FKStringField(Employee, related_name="led")
+
+    return Person, Employee, Group, Team
+
+
+def test_an_instance_of_a_subclass_is_not_one_of_the_target(people, unchanged, consistent):
+    Person, Employee, Group, Team = people
+    Person(name="p")  # pk 1, as the employee's
+    employee = Employee(name="e")
+    group = Group(name="g")
+    team = Team(lead=employee)
+    with unchanged():
+        with pytest.raises(ValueError, match=r"Group\.owner: invalid value <Employee .*a Person"):
+            Group(name="h", owner=employee)
+        with pytest.raises(ValueError, match=r"Group\.owner: .*<Employee"):
+            group.owner.hset(employee)
+        with pytest.raises(ValueError, match=r"Group\.members: .*<Employee"):
+            group.members.sadd(employee)
+        with pytest.raises(ValueError, match=r"Group\.owner: .*points to a Employee, a Person"):
+            group.owner.hset(team.lead)  # a bound FK to the subclass
+    assert group.owner.hget() is None and group.members.smembers() == set()
+    consistent(Person, Employee, Group, Team)
+
+
+def test_a_collection_takes_instances_of_its_own_model_only(people):
+    Person, Employee, _, _ = people
+    person, employee = Person(name="p"), Employee(name="e")
+    assert Person.collection(pk=person) == [person.pk.get()]
+    with pytest.raises(InvalidQueryError, match=r"<Employee .*a Person or its pk"):
+        list(Person.collection(pk=employee))
+    with pytest.raises(InvalidQueryError, match="a Person or its pk"):
+        list(Person.collection(pk__in=[person, employee]))
+    with pytest.raises(InvalidQueryError, match="a Person or its pk"):
+        list(Person.collection().intersect([employee]))
+
+
+def test_a_plain_model_cannot_be_pointed_to(db):
+    class Plain(model.RedisModel):
+        cluster_group = "related"
+        database = db
+        name = fields.StringField()
+
+    with pytest.raises(ImplementationError, match=r"invalid `to` Plain: .*a RelatedModel"):
+        FKStringField(Plain)
+
+    class Abstract(related.RelatedModel):
+        abstract = True
+
+    with pytest.raises(ImplementationError, match="invalid `to` Abstract: an abstract model"):
+        M2MSetField(Abstract)
+
+
+def test_a_plain_model_named_later_is_refused_when_used(db, unchanged):
+    class Group(related.RelatedModel):
+        cluster_group = "related"
+        database = db
+        owner = FKStringField("Plain")
+
+    class Plain(model.RedisModel):  # resolved by name: known once defined
+        cluster_group = "related"
+        database = db
+        name = fields.StringField()
+
+    plain = Plain(name="p")
+    with unchanged():
+        with pytest.raises(ImplementationError, match=r"Group\.owner: invalid related model Plain"):
+            Group(owner=plain.pk.get())
+
+
+def test_a_related_field_needs_an_index_finding_its_holders(db):
+    class Person(related.RelatedModel):
+        cluster_group = "related"
+        database = db
+
+    with pytest.raises(ImplementationError, match=r"Group\.rank: a related field needs an Equal"):
+
+        class Group(related.RelatedModel):
+            cluster_group = "related"
+            database = db
+            rank = FKStringField(Person, indexes=[NumberRangeIndex])
+
+    assert db.get_model("group") is None
+
+
+def test_models_of_a_relation_moved_apart_refuse_to_link(db, limpyd_database_factory, unchanged):
+    other = limpyd_database_factory()
+
+    class Base(related.RelatedModel):
+        abstract = True
+        cluster_group = "related"
+        database = db
+
+    class Person(Base):
+        name = fields.StringField(indexable=True)
+
+    class Group(Base):
+        owner = FKStringField(Person, related_name="owned")
+
+    group = Group(owner=Person(name="p"))
+    Person.use_database(other)  # alone (the next step may be moving Group)
+    moved = Person(name="q")
+    with unchanged():
+        with pytest.raises(ImplementationError, match=r"Group\.owner: the related model Person"):
+            Group(owner=moved)
+        with pytest.raises(ImplementationError, match="must use the same database"):
+            group.owner.instance()
+    Group.use_database(other)  # the relation is whole again
+    assert db.get_model("group") is None and other.get_model("group") is Group
+    linked = Group(owner=moved)
+    moved.delete()
+    assert linked.owner.get() is None
+
+
+def test_a_refused_move_of_a_model_with_its_own_database(db, limpyd_database_factory):
+    other = limpyd_database_factory()
+
+    class Person(related.RelatedModel):
+        cluster_group = "related"
+        database = db
+        name = fields.StringField()
+
+    class Group(related.RelatedModel):
+        cluster_group = "related"
+        database = db
+        owner = FKStringField(Person, related_name="owned")
+
+    with pytest.raises(ImplementationError, match="must use the same database"):
+        Group.use_database(other)
+    assert Group.__dict__["database"] is db and db.get_model("group") is Group
+    assert other.get_model("group") is None
+    assert Group(owner=Person(name="p")).owner.get() == "1"
+
+
+def test_store_takes_a_key_of_text(people, unchanged):
+    _, _, Group, _ = people
+    Group(name="g")
+    with unchanged():
+        for key in (b"mykey", "", 1, ["a"]):
+            with pytest.raises(ValueError, match=r"Group.collection\(\).store\(key=.*non-empty"):
+                Group.collection().store(key=key)
+
+
+def test_sort_by_a_field_of_another_model_is_refused(db, people):
+    Person, _, Group, _ = people
+    Group(name="b"), Group(name="a")
+    with pytest.raises(InvalidQueryError, match=r"sort\(by=Person.name\): a field of Group"):
+        Group.collection().sort(by=Person.get_field("name"), alpha=True)
+
+    class Base(related.RelatedModel):
+        abstract = True
+        collection_manager = ExtendedCollectionManager
+        title = fields.StringField()
+
+    class Book(Base):
+        cluster_group = "related"
+        database = db
+
+    Book(title="b"), Book(title="a")
+    assert Book.collection().sort(by=Base.get_field("title"), alpha=True) == ["2", "1"]
+
+
+def test_a_related_collection_filters_on_other_fields(people):
+    Person, _, Group, _ = people
+    person = Person(name="p")
+    Group(name="g", owner=person), Group(name="h", owner=person)
+    assert person.owned(name="h") == ["2"]
+    with pytest.raises(InvalidQueryError, match=r"owned of .*filters on Group\.owner itself"):
+        person.owned(owner=person)
