@@ -231,6 +231,7 @@ class RedisModel(metaclass=MetaRedisModel):
         affected = [cls, *(s for s in _subclasses(cls) if _database_owner(s) is owner)]
         leaving = [(m, m.database) for m in affected if m.database is not database]
         own = cls.__dict__.get("database", _NOT_OWN)
+        hosted = [database.get_model(m.__name__, m.namespace) for m, _ in leaving]
         for model, old in leaving:
             if isinstance(old, RedisDatabase):
                 old._remove_model(model)
@@ -241,8 +242,10 @@ class RedisModel(metaclass=MetaRedisModel):
                     database._add_model(model)
             cls._check_moved(database)
         except BaseException:  # a refused move leaves every model where it was
-            for model, _ in leaving:
+            for (model, _), previous in zip(leaving, hosted, strict=True):
                 database._remove_model(model)
+                if previous is not None and previous is not model:  # a definition it replaced
+                    database._add_model(previous)
             if own is _NOT_OWN:
                 del cls.database
             else:

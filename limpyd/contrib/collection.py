@@ -255,6 +255,7 @@ class ExtendedCollectionManager(CollectionManager):
     def from_stored(self, key: str) -> ExtendedCollectionManager:
         """A collection of the pks stored in `key` by `store()`, in their stored order
         (DoesNotExist at evaluation if the key expired; an empty result stores no key)."""
+        _check_key_text(self.model, "from_stored", key)
         return self._stored(key, empty=False)
 
     def _stored(self, key: str, empty: bool) -> ExtendedCollectionManager:
@@ -266,15 +267,21 @@ class ExtendedCollectionManager(CollectionManager):
         return self._derive()
 
 
+def _check_key_text(model: type[RedisModel], method: str, key: Any) -> None:
+    """A stored collection's key is a non-empty str (what `store` writes and reads)."""
+    if not isinstance(key, str) or not key:
+        also = "or None for a new random one; nothing was written" if method == "store" else ""
+        raise ValueError(
+            f"{model.__name__}.collection().{method}(key={key!r}): a key is a non-empty str "
+            f"{also}".rstrip()
+        )
+
+
 def _refuse_a_model_key(model: type[RedisModel], key: Any) -> None:
     """`store()` replaces what `key` holds: a non-empty text, not the data or indexes of a
     model of the database (it would break that model), but a key of the user's or a stored
     one."""
-    if not isinstance(key, str) or not key:
-        raise ValueError(
-            f"{model.__name__}.collection().store(key={key!r}): a key is a non-empty str (or "
-            "None for a new random one); nothing was written"
-        )
+    _check_key_text(model, "store", key)
     for other in model._meta.database.models.values():
         meta = other._meta
         if key.startswith(meta.prefix + ":") and not key.startswith(meta.stored_key("")):

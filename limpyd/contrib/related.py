@@ -486,11 +486,13 @@ class _RelatedCollection:
         self.instance = instance
 
     def __call__(self, **filters: Any) -> ExtendedCollectionManager:
-        if self.field.name in filters:
-            raise InvalidQueryError(
-                f"{self!r}: it filters on {self.field.describe()} itself; filter on other "
-                f"fields (got {self.field.name}={filters[self.field.name]!r})"
-            )
+        name = self.field.name
+        for key, value in filters.items():
+            if key == name or key.startswith(f"{name}__"):
+                raise InvalidQueryError(
+                    f"{self!r}: it filters on {self.field.describe()} itself; filter on other "
+                    f"fields (got {key}={value!r})"
+                )
         return self.field.model.collection(
             manager=ExtendedCollectionManager,
             **{self.field.name: self.instance._require_pk()},

@@ -45,22 +45,23 @@ _MISSING: Any = object()
 def use_database(models: list[type[RedisModel]], database: RedisDatabase) -> Callable[[], None]:
     """Point `models` at `database` with `use_database`; the function that puts them back.
 
-    Related models check, when moved, that the models they point to use the same database:
-    each model is moved once (some checks may fail while the others are not moved yet),
-    then again, when all are, for the checks to pass."""
+    A related model refuses to move (and stays) while a model it points to is not there
+    yet: the refused ones are moved again, as long as a round moves some."""
     saved = [(model, model.__dict__.get("database", _MISSING), model.database) for model in models]
 
     def move(target: Callable[[type[RedisModel]], RedisDatabase | None]) -> None:
-        for attempt in range(2):
-            for model in models:
-                destination = target(model)
-                if destination is None:
-                    continue
+        pending = [(model, to) for model in models if (to := target(model)) is not None]
+        while pending:
+            refused, errors = [], []
+            for model, to in pending:
                 try:
-                    model.use_database(destination)
-                except ImplementationError:
-                    if attempt:
-                        raise
+                    model.use_database(to)
+                except ImplementationError as error:
+                    refused.append((model, to))
+                    errors.append(error)
+            if len(refused) == len(pending):
+                raise errors[0]
+            pending = refused
 
     def restore() -> None:
         previous = {model: old for model, _, old in saved}

@@ -204,3 +204,76 @@ def test_a_related_collection_filters_on_other_fields(people):
     assert person.owned(name="h") == ["2"]
     with pytest.raises(InvalidQueryError, match=r"owned of .*filters on Group\.owner itself"):
         person.owned(owner=person)
+
+
+def test_the_machines_move_a_chain_of_relations_in_any_order(db, limpyd_database_factory):
+    from limpyd_testing.stateful.config import use_database
+
+    other = limpyd_database_factory()
+
+    class C(related.RelatedModel):
+        cluster_group = "related"
+        database = db
+        name = fields.StringField(indexable=True)
+
+    class B(related.RelatedModel):
+        cluster_group = "related"
+        database = db
+        c = FKStringField(C)
+
+    class A(related.RelatedModel):
+        cluster_group = "related"
+        database = db
+        b = FKStringField(B)
+
+    restore = use_database([A, B, C], other)  # A refuses until B is there, B until C is
+    assert [m.database for m in (A, B, C)] == [other] * 3
+    restore()
+    assert [m.database for m in (A, B, C)] == [db] * 3 and db.get_model("a") is A
+
+
+def test_a_refused_move_puts_back_the_definition_it_replaced(db, limpyd_database_factory):
+    other = limpyd_database_factory()
+
+    def person(database):
+        class Person(related.RelatedModel):
+            cluster_group = "related"
+            namespace = "redefined"
+
+        Person.use_database(database)
+        return Person
+
+    def group(database, target):
+        class Group(related.RelatedModel):  # the same definition each time (module, name)
+            cluster_group = "related"
+            namespace = "redefined"
+            database = None
+            owner = FKStringField(target, related_name="groups")
+
+        Group.use_database(database)
+        return Group
+
+    here = group(db, person(db))
+    there = group(other, person(other))
+    with pytest.raises(ImplementationError, match="must use the same database"):
+        there.use_database(db)
+    assert db.get_model("group", "redefined") is here
+    assert there.database is other and other.get_model("group", "redefined") is there
+
+
+def test_a_related_collection_refuses_lookups_on_its_relation(people):
+    Person = people[0]
+    person, other = Person(name="p"), Person(name="q")
+    for lookup in ({"owner__eq": other}, {"owner__in": [person, other]}):
+        with pytest.raises(InvalidQueryError, match=r"filters on Group\.owner itself"):
+            person.owned(**lookup)
+
+
+def test_from_stored_takes_a_key_of_text(people):
+    _, _, Group, _ = people
+    Group(name="g")
+    key = Group.collection().store(key="mine:{related}").stored_key  # its slot on a cluster
+    assert Group.collection().from_stored(key) == ["1"]
+    for wrong in (b"mine", "", None, 1):
+        with pytest.raises(ValueError, match=r"from_stored\(key=.*a key is a non-empty str"):
+            Group.collection().from_stored(wrong)
