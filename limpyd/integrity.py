@@ -10,14 +10,17 @@ ORM writes with. It reports:
 - `orphan`: a key of an instance that is not in the model's collection;
 - `dangling`: a related field holding the pk of a missing instance;
 - `type`: a key where limpyd keeps a set or a sorted set holding another type (its entries
-  are then reported `missing` too).
+  are then reported `missing` too);
+- `invalid`: a value an index of its field refuses (written by another client): it implies
+  no entry (those stored for it are reported `stale`), and no rebuild can index it.
 
 The combinations of `unique_together` groups (`<model>:idx:__together__:...` sets) are checked
 the same way (`missing`, `stale`, `unique`: held by several instances), reported without a
 field.
 
-`repair(problems)` rebuilds the indexes of the fields with index problems, and the
-combinations of the models with combination problems.
+`repair(problems)` rebuilds the indexes of the fields with index problems (not of a field
+holding an `invalid` value: fix the value first), and the combinations of the models with
+combination problems.
 
 Production code and operators use it (`python -m limpyd check`); tests through
 `limpyd_testing.integrity` (`assert_consistent`).
@@ -78,15 +81,6 @@ def _entry(command: tuple[Any, ...]) -> Entry:
     return command[1], command[3], float(command[2])
 
 
-def _expected(field: RedisField, pk: str, state: list[str]) -> set[Entry]:
-    return {
-        _entry(add)
-        for hkey, value in field.items_of(state)
-        for index in field.indexes
-        for add, _ in index.entries(value, pk, hkey)
-    }
-
-
 def _tolerating_wrong_types(replies: list[Any]) -> list[Any]:
     """A pipeline's replies, None for a key of another type than the command reads; any
     other error raised (a cluster pipeline returns its connection errors too)."""
@@ -111,6 +105,7 @@ class _Checker:
         self.progress = progress or (lambda task, done, total: None)
         self.problems: list[Problem] = []
         self.mistyped: set[str] = set()
+        self.refused: set[tuple[str, str]] = set()
 
     def report(self, kind: str, field: RedisField | None, detail: str) -> None:
         self.problems.append(Problem(kind, self.model, field, detail))
@@ -120,6 +115,23 @@ class _Checker:
         if key not in self.mistyped:
             self.mistyped.add(key)
             self.report("type", field, f"key {key!r} is not {wanted}")
+
+    def expected(self, field: RedisField, pk: str, state: list[str]) -> set[Entry]:
+        """The index entries `pk`'s value of `field` implies; a value its indexes refuse
+        (written by another client) is reported `invalid`, once, and implies none."""
+        entries: set[Entry] = set()
+        for hkey, value in field.items_of(state):
+            try:
+                entries |= {
+                    _entry(add)
+                    for index in field.indexes
+                    for add, _ in index.entries(value, pk, hkey)
+                }
+            except ValueError as error:
+                if (field.name, pk) not in self.refused:
+                    self.refused.add((field.name, pk))
+                    self.report("invalid", field, f"instance {pk!r}: {error}")
+        return entries
 
     def present(self, entries: list[Entry]) -> list[bool]:
         """Whether each (key, member, score) is stored: as a set member (score None) or with
@@ -224,7 +236,7 @@ class _Checker:
             for field in fields:
                 state = next(states)
                 if field.indexes:
-                    expected += [(field, entry) for entry in _expected(field, pk, state)]
+                    expected += [(field, entry) for entry in self.expected(field, pk, state)]
                 if field in related:
                     links += [(field, pk, value) for _, value in field.items_of(state)]
         for chunk in _batches(expected):
@@ -303,7 +315,7 @@ class _Checker:
             states = read_states(self.database, [(field, pk) for pk in distinct])
             exists = self.exist(distinct)
             implied.update(
-                (pk, _expected(field, pk, state) if pk in exists else set())
+                (pk, self.expected(field, pk, state) if pk in exists else set())
                 for pk, state in zip(distinct, states, strict=True)
             )
             for (unique, key, member, score), pk in zip(chunk, owners, strict=True):
@@ -354,11 +366,20 @@ def assert_consistent(*models: type[RedisModel]) -> None:
 
 
 def repair(problems: Iterable[Problem]) -> list[RedisField | type[RedisModel]]:
-    """Rebuild the indexes of every field with missing, stale or unique problems, and the
-    `unique_together` combinations of every model with such problems; the fields and models
-    rebuilt. (Orphan keys and dangling relations are reported, not changed.)"""
+    """Rebuild the indexes of every field with missing, stale, unique or type problems (not
+    of one holding an invalid value: no rebuild can index it), and the `unique_together`
+    combinations of every model with such problems; the fields and models rebuilt. (Orphan
+    keys, dangling relations and invalid values are reported, not changed.)"""
+    problems = list(problems)
     broken = [p for p in problems if p.kind in ("missing", "stale", "unique")]
-    fields = list(dict.fromkeys(p.field for p in broken if p.field is not None))
+    invalid = {p.field for p in problems if p.kind == "invalid"}
+    fields = list(
+        dict.fromkeys(
+            p.field
+            for p in [*broken, *(p for p in problems if p.kind == "type")]
+            if p.field is not None and p.field not in invalid
+        )
+    )
     models = list(dict.fromkeys(p.model for p in broken if p.field is None))
     for model in dict.fromkeys([*(field.model for field in fields), *models]):
         refuse_in_pipeline(model._meta.database, f"{model.__name__}: repairing indexes", IN_BATCHES)

@@ -86,11 +86,15 @@ def clean_indexes(field: RedisField, index_class: type[BaseIndex] | None = None)
 
 
 def rebuild_indexes(field: RedisField, index_class: type[BaseIndex] | None = None) -> int:
-    """Clean, then index again the values every instance holds; how many instances."""
+    """Clean, then index again the values every instance holds; how many instances. Every
+    value is checked first: one an index refuses (written by another client) raises a
+    ValueError naming it, with the indexes left as they were."""
     refuse_in_pipeline(
         field.model._meta.database, f"{field.describe()}.rebuild_indexes()", IN_BATCHES
     )
     indexes = _selected(field, index_class)
+    for pks in _pk_batches(field.model):
+        _index_commands(field, indexes, pks)
     clean_indexes(field, index_class)
     return sum(_index_batch(field, indexes, pks) for pks in _pk_batches(field.model))
 
@@ -127,18 +131,30 @@ def rebuild_together(model: type[RedisModel]) -> int:
 
 
 def _index_batch(field: RedisField, indexes: list[BaseIndex], pks: list[str]) -> int:
-    database = field.model._meta.database
-    states = read_states(database, [(field, pk) for pk in pks])
-    # a related field's link records describe its indexes: written again with them
-    link_commands = getattr(field, "link_commands", None)
-    with database.client.pipeline(transaction=False) as pipeline:
-        for pk, state in zip(pks, states, strict=True):
-            items = field.items_of(state)
-            for hkey, value in items:
-                for index in indexes:
-                    for add, _ in index.entries(value, pk, hkey):
-                        pipeline.execute_command(*add)
-            for command in link_commands([v for _, v in items]) if link_commands else []:
-                pipeline.execute_command(*command)
+    with field.model._meta.database.client.pipeline(transaction=False) as pipeline:
+        for command in _index_commands(field, indexes, pks):
+            pipeline.execute_command(*command)
         pipeline.execute()
     return len(pks)
+
+
+def _index_commands(field: RedisField, indexes: list[BaseIndex], pks: list[str]) -> list[Any]:
+    """The commands indexing the values these instances hold (a related field's link
+    records with them: they describe its indexes); a ValueError names a refused value."""
+    states = read_states(field.model._meta.database, [(field, pk) for pk in pks])
+    link_commands = getattr(field, "link_commands", None)
+    commands: list[Any] = []
+    for pk, state in zip(pks, states, strict=True):
+        items = field.items_of(state)
+        try:
+            for hkey, value in items:
+                for index in indexes:
+                    commands += [add for add, _ in index.entries(value, pk, hkey)]
+        except ValueError as error:
+            raise ValueError(
+                f"{field.describe()}.rebuild_indexes(): instance {pk!r}: {error}; the indexes "
+                "were left as they were"
+            ) from None
+        if link_commands:
+            commands += link_commands([v for _, v in items])
+    return commands

@@ -23,6 +23,7 @@ pytestmark = pytest.mark.limpyd_backends("redis")
 
 APP = """
 from limpyd import fields, model
+from limpyd.contrib import related
 
 class Visit(model.RedisModel):
     database = None  # given with --url
@@ -37,6 +38,16 @@ class InMemory(model.RedisModel):
 class Base(model.RedisModel):
     abstract = True
     namespace = "cli"
+
+class Team(related.RelatedModel):
+    database = None
+    namespace = "cli"
+    name = fields.StringField(indexable=True)
+
+class Member(related.RelatedModel):
+    database = None
+    namespace = "cli"
+    team = related.FKStringField("Team")
 """
 
 
@@ -113,19 +124,37 @@ def test_reap_and_check_print_their_target_first(app, db):
         (["syntaxapp:Visit"], "error: cannot import 'syntaxapp:Visit': SyntaxError"),
         ([":Visit"], "error: cannot import ':Visit': ValueError"),
         (["cliapp:Base"], "error: model Base is abstract: give its concrete models"),
+        (["cliapp:Visit", "--url", "{server}/0?nosuch=1"], "unexpected keyword argument 'nosuch'"),
+        (["cliapp:Visit", "--url", "redis+cluster://{hostport}"], "Cluster mode is not enabled"),
     ],
     ids=[
         "module", "model", "db", "scheme", "unreachable", "db-range", "fake-url", "fake", "none",
-        "raising", "syntax", "no-module", "abstract",
+        "raising", "syntax", "no-module", "abstract", "url-option", "not-a-cluster",
     ],
 )  # fmt: skip
 @pytest.mark.parametrize("command", ["reap", "check"])
 def test_mistakes_are_one_line(app, limpyd_server, command, args, text):
     server = limpyd_server.url.rsplit("/", 1)[0]
-    args = [a.format(closed=free_port(), server=server) for a in args]
+    hostport = server.split("//", 1)[1]
+    args = [a.format(closed=free_port(), server=server, hostport=hostport) for a in args]
     done = limpyd(app, command, *args)
     one_line_error(done, text)
     assert "s3cret" not in done.stderr
+
+
+@pytest.mark.parametrize("command", ["reap", "check"])
+def test_a_related_model_named_without_its_target_is_one_line(app, db, command):
+    app.Team.use_database(db)
+    app.Member.use_database(db)
+    app.Member(team=app.Team(name="core"))
+    app.Member(1).expireat(1)  # something to reap
+    url = db.backend.describe()
+    done = limpyd(app, command, "cliapp:Member", "--url", url)  # Team stays unresolved
+    assert done.returncode == 2, done
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert "Member.team: the related model 'Team' is not defined" in done.stderr
+    done = limpyd(app, command, "cliapp:Member", "cliapp:Team", "--url", url)
+    assert done.returncode == 0, done.stderr
 
 
 def test_migrate_refuses_in_memory_urls(app):

@@ -103,6 +103,41 @@ def test_repair_rebuilds_broken_indexes(models, db):
     assert integrity.check(Item) == []
 
 
+def test_an_index_key_of_another_type_no_value_implies_is_repaired(models, db):
+    _, Item = models
+    junk = ":{integrity}:item:idx:color:equal:zzz"  # no instance is 'zzz'
+    db.client.set(junk, "x")
+    problems = integrity.check(Item)
+    assert [(p.kind, p.field.name) for p in problems] == [("type", "color")]
+    assert [f.name for f in integrity.repair(problems)] == ["color"]
+    assert integrity.check(Item) == [] and not db.client.exists(junk)
+
+
+def test_a_value_its_index_refuses_is_reported_and_not_rebuilt(models, db):
+    _, Item = models
+    db.client.hset(Item(2).size.key, "size", "big")  # written by another client
+    db.client.srem(":{integrity}:item:idx:color:equal:red", "1")  # and a missing entry
+    problems = integrity.check(Item)
+    assert sorted((p.kind, p.field.name) for p in problems) == [
+        ("invalid", "size"),
+        ("missing", "color"),
+        ("stale", "size"),  # the entry of its former value
+    ]
+    invalid = next(p for p in problems if p.kind == "invalid")
+    assert "instance '2': Item.size: invalid value 'big'" in str(invalid)
+    range_index = ":{integrity}:item:idx:size:number-range"
+    before = db.client.zrange(range_index, 0, -1, withscores=True)
+    assert [f.name for f in integrity.repair(problems)] == ["color"]  # size: fix the value
+    assert db.client.zrange(range_index, 0, -1, withscores=True) == before
+    with pytest.raises(ValueError, match=r"Item\.size\.rebuild_indexes\(\): instance '2': .*'big'"):
+        Item.get_field("size").rebuild_indexes()
+    assert db.client.zrange(range_index, 0, -1, withscores=True) == before  # left as it was
+    assert sorted(Item.collection(size__gte=0)) == ["1", "2", "3"]
+    db.client.hset(Item(2).size.key, "size", "5")  # fixed as it was broken: behind limpyd
+    assert [f.name for f in integrity.repair(integrity.check(Item))] == ["size"]
+    assert integrity.check(Item) == []
+
+
 @pytest.mark.parametrize("kind", ["string", "hash", "list"])
 def test_a_key_of_another_type_is_reported_and_repaired(models, db, kind):
     """Another client put another type where an index set, or the related model's

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from redis.connection import parse_url
+from redis.connection import ConnectionPool, parse_url
 
 from limpyd.backends.base import redact_url
 
@@ -33,10 +33,12 @@ def _db(url: str, path: str, query: str) -> int:
 def redis_url_db(url: str) -> int:
     """Check a `redis://`, `rediss://` or `unix://` URL as redis-py will read it; its db.
 
-    redis-py reads a db path that is not a number as db 0: here it is an error."""
+    redis-py reads a db path that is not a number as db 0, and takes options its
+    connections refuse at their first use: here both are errors."""
     try:
         parse_url(url)
-    except ValueError as exc:
+        ConnectionPool.from_url(url).make_connection()  # no socket yet: its options only
+    except (ValueError, TypeError) as exc:
         raise ValueError(f"Invalid database URL {redact_url(url)!r}: {exc}") from None
     parts = urlsplit(url)
     return _db(url, "" if parts.scheme == "unix" else parts.path, parts.query)

@@ -19,11 +19,13 @@ import sys
 from collections.abc import Callable, Sequence
 
 import redis
+from redis.exceptions import RedisClusterException
 
 from limpyd.backends import backend_from_url
 from limpyd.backends.base import redact_url
 from limpyd.cli.progress import Counter, progress_bars
 from limpyd.database import RedisDatabase
+from limpyd.exceptions import ImplementationError
 from limpyd.model import RedisModel, import_model
 
 __all__ = ["CommandError", "main"]
@@ -48,8 +50,11 @@ def main(argv: Sequence[str] | None = None, *, in_process_servers: bool = False)
     except CommandError as error:
         print(f"python -m limpyd {options.command}: error: {error}", file=sys.stderr)
         return 2
-    except redis.RedisError as error:
+    except (redis.RedisError, RedisClusterException) as error:
         print(f"python -m limpyd {options.command}: Redis error: {error}", file=sys.stderr)
+        return 2
+    except ImplementationError as error:  # the models' declarations
+        print(f"python -m limpyd {options.command}: error: {error}", file=sys.stderr)
         return 2
 
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import redis
 
 from limpyd.backends import backend_from_url
+from limpyd.backends.base import redact_url
 from limpyd.database import RedisDatabase
 from limpyd.integrity import check
 from limpyd.maintenance import SCAN_COUNT, rebuild_indexes, rebuild_together
@@ -185,7 +186,7 @@ def migrate(
         try:
             client.ping()
         except redis.RedisError as error:
-            shown = url if where == "source" else target
+            shown = redact_url(url if where == "source" else target)
             raise MigrationError(f"cannot reach the {where} Redis at {shown}: {error}") from None
     migration = Migration(models, source, say)
     surveys = migration.survey()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -87,7 +88,11 @@ def survey(old: OldModel) -> Survey:
             result.errors.add(line)
         for instance in instances:
             result.instances += 1
-            if instance.pk.isdigit() and old.model._meta.pk_field.auto:
+            refused = _pk_refusal(old.model, instance.pk)
+            if refused is not None:
+                result.errors.add(refused)
+                continue
+            if old.model._meta.pk_field.auto:
                 # the counter must be past every pk, whatever max_pk said
                 result.max_pk = max(result.max_pk or 0, int(instance.pk))
             for what, key in instance.undeclared:
@@ -164,9 +169,26 @@ def _conflict(model: type[RedisModel], what: tuple[Any, ...], holders: dict[str,
     return f"{where} is unique, but instances {held} hold values its index takes as one: {shown}"
 
 
+#: The pks an AutoPKField gives (its counter's values), the only ones its model can hold.
+_AUTO_PK = re.compile(r"[1-9][0-9]*")
+
+
+def _pk_refusal(model: type[RedisModel], pk: str) -> str | None:
+    """Why `model` cannot hold an instance of pk `pk`, if it cannot."""
+    pk_field = model._meta.pk_field
+    if pk_field.auto and not _AUTO_PK.fullmatch(pk):
+        return (
+            f"{model.__name__} {pk!r}: not a pk its {type(pk_field).__name__} gives (1, 2, "
+            "3...): declare the PKField the old model had"
+        )
+    if not pk:
+        return f"{model.__name__}: an instance of pk '' (a pk cannot be empty)"
+    return None
+
+
 def _pk_order(pk: str) -> tuple[int, str]:
     """Numbers in their order, then texts."""
-    return (int(pk), "") if pk.isdigit() else (1 << 62, pk)
+    return (int(pk), "") if pk.isascii() and pk.isdigit() else (1 << 62, pk)
 
 
 def _count_keys(old: OldModel, result: Survey) -> None:

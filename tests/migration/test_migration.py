@@ -174,9 +174,25 @@ def test_delete_source_removes_only_the_old_keys(app: Any, db: Any) -> None:
             "Person '1': Person.friends points to '9', an instance of Person that the old data "
             "does not hold",
         ),
+        (
+            lambda c: (c.sadd("mig:person:collection", "abc"), c.set("mig:person:abc:age", "1")),
+            "Person 'abc': not a pk its AutoPKField gives (1, 2, 3...): declare the PKField",
+        ),
+        (
+            lambda c: c.sadd("mig:person:collection", "\u00b2"),  # str.isdigit() says yes
+            "Person '\u00b2': not a pk its AutoPKField gives",
+        ),
+        (lambda c: c.sadd("mig:person:collection", "01"), "Person '01': not a pk its AutoPK"),
+        (
+            lambda c: (c.sadd("mig:tag:collection", ""), c.set("mig:tag::label", "x")),
+            "Tag: an instance of pk '' (a pk cannot be empty)",
+        ),
     ],
-    ids=["invalid-number", "unique", "unique-together", "wrong-type", "dangling"],
-)
+    ids=[
+        "invalid-number", "unique", "unique-together", "wrong-type", "dangling", "text-pk",
+        "digit-pk", "padded-pk", "empty-pk",
+    ],
+)  # fmt: skip
 def test_what_limpyd_would_refuse_stops_it_before_any_write(
     app: Any, db: Any, change: Any, message: str
 ) -> None:
@@ -224,9 +240,24 @@ def test_undeclared_fields_are_reported_not_migrated(app: Any, db: Any) -> None:
         ),
         ([*PATHS, "--url", "http://x"], "error: Unsupported database URL 'http://x'"),
         ([*PATHS, "--url", "redis://127.0.0.1:1/0"], "error: cannot reach the source Redis at "),
+        (
+            [*PATHS, "--url", "redis://u:s3cret@127.0.0.1:1/0"],
+            "cannot reach the source Redis at redis://u:***@127.0.0.1:1/0",
+        ),
+        ([*PATHS, "--url", "redis://127.0.0.1:1/0?nosuch=1"], "unexpected keyword argument"),
         (PATHS, "error: no data written by redis-limpyd found (no key 'mig:group:collection', "),
     ],
-    ids=["no-module", "not-a-model", "abstract", "related", "url", "unreachable", "no-data"],
+    ids=[
+        "no-module",
+        "not-a-model",
+        "abstract",
+        "related",
+        "url",
+        "unreachable",
+        "password",
+        "option",
+        "no-data",
+    ],
 )
 def test_clear_one_line_errors(
     app: Any, db: Any, capsys: Any, arguments: list[str], message: str
@@ -236,6 +267,7 @@ def test_clear_one_line_errors(
     assert main(["migrate-from-redis-limpyd", *arguments]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1, err
+    assert "s3cret" not in err
     assert snapshot(db) == {}
 
 
