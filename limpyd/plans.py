@@ -47,7 +47,7 @@ def plan_index_changes(write: Write, field: RedisField, old: State, new: State) 
     field.plan_references(
         write, [value for item in new_items if item not in known for value in item[1:]]
     )
-    before = index_entries(field, write.pk, old_items)
+    before = index_entries(field, write.pk, old_items, held=True)
     after = index_entries(field, write.pk, new_items)
     for add, remove in before.items():
         if add not in after:
@@ -89,14 +89,20 @@ def plan_together(write: Write, old: dict[str, State], new: dict[str, State]) ->
 
 
 def index_entries(
-    field: RedisField, pk: str, items: list[tuple[str | None, str]]
+    field: RedisField, pk: str, items: list[tuple[str | None, str]], held: bool = False
 ) -> dict[Any, Any]:
-    return {
-        add: remove
-        for index in field.indexes
-        for hkey, value in items
-        for add, remove in index.entries(value, pk, hkey)
-    }
+    """{add: remove} of the index entries of these values; `held`: values stored already,
+    of which one an index refuses (written by another client) has none, as limpyd never
+    indexed it (else a ValueError names it)."""
+    entries: dict[Any, Any] = {}
+    for index in field.indexes:
+        for hkey, value in items:
+            try:
+                entries.update(index.entries(value, pk, hkey))
+            except ValueError:
+                if not held:
+                    raise
+    return entries
 
 
 def touched_members(command: Command) -> tuple[bool, list[str]]:
@@ -137,7 +143,7 @@ def plan_member_changes(write: Write, field: RedisField, command: Command) -> No
     plans = {
         member: [
             remove if removing else add
-            for add, remove in index_entries(field, write.pk, [(None, member)]).items()
+            for add, remove in index_entries(field, write.pk, [(None, member)], removing).items()
         ]
         for member in members
     }

@@ -133,9 +133,30 @@ def test_a_value_its_index_refuses_is_reported_and_not_rebuilt(models, db):
         Item.get_field("size").rebuild_indexes()
     assert db.client.zrange(range_index, 0, -1, withscores=True) == before  # left as it was
     assert sorted(Item.collection(size__gte=0)) == ["1", "2", "3"]
-    db.client.hset(Item(2).size.key, "size", "5")  # fixed as it was broken: behind limpyd
-    assert [f.name for f in integrity.repair(integrity.check(Item))] == ["size"]
+    assert Item(2).size.hset(5) == 0  # limpyd overwrites it (it never indexed it)
+    assert sorted(Item.collection(size__gte=5)) == ["2"]
+    assert [f.name for f in integrity.repair(integrity.check(Item))] == ["size"]  # the stale
     assert integrity.check(Item) == []
+
+
+def test_values_an_index_refuses_can_be_replaced_and_removed(db):
+    class Gauge(model.RedisModel):
+        database = db
+        level = fields.StringField(indexes=[NumberRangeIndex])
+        marks = fields.SetField(indexes=[NumberRangeIndex])
+
+    gauge = Gauge(level=1, marks=[1, 2])
+    db.client.set(gauge.level.key, "high")  # written by another client
+    db.client.sadd(gauge.marks.key, "nan")
+    assert {p.kind for p in integrity.check(Gauge)} == {"invalid", "stale"}
+    assert gauge.marks.srem("nan") == 1  # limpyd never indexed them: nothing to remove
+    assert gauge.level.set(5) is True
+    assert gauge.marks.sadd(3) == 1
+    with pytest.raises(ValueError, match=r"Gauge\.marks: invalid value 'nan'"):
+        gauge.marks.sadd("nan")  # a new value is checked as ever
+    assert [(p.kind, p.field.name) for p in integrity.check(Gauge)] == [("stale", "level")]
+    assert list(Gauge.collection(level__gte=5)) == ["1"]
+    assert list(Gauge.collection(marks__gte=3)) == ["1"]
 
 
 @pytest.mark.parametrize("kind", ["string", "hash", "list"])
