@@ -11,8 +11,12 @@ ORM writes with. It reports:
 - `dangling`: a related field holding the pk of a missing instance;
 - `type`: a key where limpyd keeps a set or a sorted set holding another type (its entries
   are then reported `missing` too);
-- `invalid`: a value an index of its field refuses (written by another client): it implies
-  no entry (those stored for it are reported `stale`), and no rebuild can index it.
+- `invalid`: a value an index of its field refuses, or a data key of another type than its
+  field keeps (written by another client): it implies no entry (those stored for it are
+  reported `stale`), and no rebuild can index it.
+
+A model's collection of another type than a set is reported (`type`), and nothing else is
+checked for that model until it is fixed.
 
 The combinations of `unique_together` groups (`<model>:idx:__together__:...` sets) are checked
 the same way (`missing`, `stale`, `unique`: held by several instances), reported without a
@@ -92,6 +96,17 @@ def _tolerating_wrong_types(replies: list[Any]) -> list[Any]:
     return [None if isinstance(reply, ResponseError) else reply for reply in replies]
 
 
+#: The Redis type of the key each kind of field keeps its value in.
+_DATA_TYPES = {
+    "string": "string",
+    "hashfield": "hash",
+    "hash": "hash",
+    "set": "set",
+    "list": "list",
+    "zset": "zset",
+}
+
+
 class _Checker:
     """The checks of one model, reporting through `report`."""
 
@@ -115,6 +130,32 @@ class _Checker:
         if key not in self.mistyped:
             self.mistyped.add(key)
             self.report("type", field, f"key {key!r} is not {wanted}")
+
+    def states(self, wanted: list[tuple[RedisField, str]]) -> list[list[str]]:
+        """The states of these (field, pk) pairs, in one round trip; a data key of another
+        type than its field keeps (written by another client) is reported `invalid`, once,
+        and read as empty."""
+        try:
+            return read_states(self.database, wanted)
+        except ResponseError as error:
+            if "WRONGTYPE" not in str(error):
+                raise
+        keys = [field.state_location(pk)[0] for field, pk in wanted]
+        with self.client.pipeline(transaction=False) as pipeline:
+            for key in keys:
+                pipeline.type(key)
+            found = pipeline.execute()
+        readable = []
+        for (field, pk), key, kind in zip(wanted, keys, found, strict=True):
+            held = _DATA_TYPES[field.state_kind]
+            if kind not in ("none", held):
+                if (field.name, pk) not in self.refused:  # each field its key holds
+                    self.refused.add((field.name, pk))
+                    self.report("invalid", field, f"instance {pk!r}: key {key!r} is not a {held}")
+            else:
+                readable.append((field, pk))
+        states = iter(read_states(self.database, readable))
+        return [next(states) if pair in readable else [] for pair in wanted]
 
     def expected(self, field: RedisField, pk: str, state: list[str]) -> set[Entry]:
         """The index entries `pk`'s value of `field` implies; a value its indexes refuse
@@ -164,6 +205,10 @@ class _Checker:
         related = [field for field in self.meta.data_fields if hasattr(field, "related_model")]
         done = 0
         task = f"{self.model.__name__}: instances checked"
+        kind = self.client.type(self.meta.collection_key)
+        if kind not in ("set", "none"):
+            self.wrong_type(self.meta.collection_key, None, "a set")
+            return self.problems  # no instances to check: fix the collection first
         total = int(self.client.scard(self.meta.collection_key))
         self.progress(task, done, total)
         for batch in _batches(self.pks()):
@@ -183,9 +228,7 @@ class _Checker:
         """The combination keys each of these instances' values implies, by pk."""
         meta = self.meta
         names = sorted({name for group in meta.unique_together for name in group})
-        states = iter(
-            read_states(self.database, [(meta.fields[n], pk) for pk in pks for n in names])
-        )
+        states = iter(self.states([(meta.fields[n], pk) for pk in pks for n in names]))
         implied: dict[str, set[str]] = {}
         for pk in pks:
             values = {name: next(states) for name in names}
@@ -229,7 +272,7 @@ class _Checker:
     ) -> None:
         """Missing index entries, and dangling relations, of these instances."""
         fields = list(dict.fromkeys(indexed + related))
-        states = iter(read_states(self.database, [(f, pk) for pk in pks for f in fields]))
+        states = iter(self.states([(f, pk) for pk in pks for f in fields]))
         expected: list[tuple[RedisField, Entry]] = []
         links: list[tuple[RedisField, str, str]] = []
         for pk in pks:
@@ -312,7 +355,7 @@ class _Checker:
                 member if score is None else member_pk(member) for _, _, member, score in chunk
             ]
             distinct = [pk for pk in dict.fromkeys(owners) if pk not in implied]
-            states = read_states(self.database, [(field, pk) for pk in distinct])
+            states = self.states([(field, pk) for pk in distinct])
             exists = self.exist(distinct)
             implied.update(
                 (pk, self.expected(field, pk, state) if pk in exists else set())

@@ -327,3 +327,38 @@ def test_an_error_read_with_the_index_keys_is_raised_not_taken_for_a_page(models
     checker.client = types.SimpleNamespace(pipeline=lambda **_: Pipeline([down]))
     with pytest.raises(redis.ConnectionError, match="node down"):
         list(checker._members([key], color))
+
+
+@pytest.mark.parametrize(
+    ("field", "write"),
+    [
+        ("code", lambda client, key: client.sadd(key, "x")),
+        ("color", lambda client, key: client.rpush(key, "x")),
+        ("tags", lambda client, key: client.set(key, "x")),
+    ],
+)
+def test_a_data_key_of_another_type_is_reported_not_a_crash(models, db, field, write):
+    _, Item = models
+    key = Item.get_field(field).state_location("2")[0]  # another client's write there
+    db.client.delete(key)
+    write(db.client, key)
+    problems = integrity.check(Item)
+    invalid = [p for p in problems if p.kind == "invalid"]
+    sharing = [f.name for f in Item._meta.data_fields if f.state_location("2")[0] == key]
+    assert sorted((p.field.name, key in p.detail) for p in invalid) == [
+        (name, True)
+        for name in sorted(sharing)  # the instance hash: each of its fields
+    ]
+    assert {p.kind for p in problems} <= {"invalid", "stale", "missing"}
+    assert field not in [f.name for f in integrity.repair(problems)]
+    assert [p.kind for p in integrity.check(Item) if p.field.name == field][:1] == ["invalid"]
+
+
+def test_a_collection_of_another_type_is_reported_alone(models, db):
+    _, Item = models
+    db.client.delete(Item._meta.collection_key)
+    db.client.set(Item._meta.collection_key, "x")
+    problems = integrity.check(Item)
+    assert [(p.kind, p.field) for p in problems] == [("type", None)]
+    assert Item._meta.collection_key in problems[0].detail
+    assert integrity.repair(problems) == []

@@ -64,14 +64,22 @@ class Survey:
 
     @property
     def found(self) -> bool:
-        """Whether redis-limpyd left anything of the model."""
-        return bool(self.instances or self.max_pk is not None or any(self.keys.values()))
+        """Whether redis-limpyd left anything of the model (a key of it an error names too)."""
+        return bool(
+            self.instances or self.max_pk is not None or any(self.keys.values()) or self.errors
+        )
 
 
 def survey(old: OldModel) -> Survey:
     """Read (never write) a model's old keys and values."""
     result = Survey(old)
     client = old.client
+    kinds = dict(zip((old.collection_key, old.max_pk_key), _types(client, old), strict=True))
+    for key, wanted in ((old.collection_key, "set"), (old.max_pk_key, "string")):
+        if kinds[key] not in (wanted, "none"):
+            result.errors.add(f"{key!r} is a {kinds[key]}, not a {wanted}")
+    if result.errors:
+        return result  # nothing else can be read
     raw_max = client.get(old.max_pk_key)
     if raw_max is not None:
         try:
@@ -109,6 +117,13 @@ def survey(old: OldModel) -> Survey:
         if len(held) > 1:
             result.errors.add(_conflict(old.model, what, held))
     return result
+
+
+def _types(client: Any, old: OldModel) -> list[str]:
+    with client.pipeline(transaction=False) as pipeline:
+        pipeline.type(old.collection_key)
+        pipeline.type(old.max_pk_key)
+        return list(pipeline.execute())
 
 
 def _dangling(old: OldModel, instances: list[Instance]) -> list[str]:

@@ -187,10 +187,18 @@ def test_delete_source_removes_only_the_old_keys(app: Any, db: Any) -> None:
             lambda c: (c.sadd("mig:tag:collection", ""), c.set("mig:tag::label", "x")),
             "Tag: an instance of pk '' (a pk cannot be empty)",
         ),
+        (
+            lambda c: (c.delete("mig:person:collection"), c.set("mig:person:collection", "1")),
+            "'mig:person:collection' is a string, not a set",
+        ),
+        (
+            lambda c: (c.delete("mig:person:max_pk"), c.rpush("mig:person:max_pk", "7")),
+            "'mig:person:max_pk' is a list, not a string",
+        ),
     ],
     ids=[
         "invalid-number", "unique", "unique-together", "wrong-type", "dangling", "text-pk",
-        "digit-pk", "padded-pk", "empty-pk",
+        "digit-pk", "padded-pk", "empty-pk", "collection-type", "counter-type",
     ],
 )  # fmt: skip
 def test_what_limpyd_would_refuse_stops_it_before_any_write(
