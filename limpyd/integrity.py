@@ -162,16 +162,13 @@ class _Checker:
         (written by another client) is reported `invalid`, once, and implies none."""
         entries: set[Entry] = set()
         for hkey, value in field.items_of(state):
-            try:
-                entries |= {
-                    _entry(add)
-                    for index in field.indexes
-                    for add, _ in index.entries(value, pk, hkey)
-                }
-            except ValueError as error:
-                if (field.name, pk) not in self.refused:
-                    self.refused.add((field.name, pk))
-                    self.report("invalid", field, f"instance {pk!r}: {error}")
+            for index in field.indexes:  # another index may take what one refuses
+                try:
+                    entries |= {_entry(add) for add, _ in index.entries(value, pk, hkey)}
+                except ValueError as error:
+                    if (field.name, pk) not in self.refused:
+                        self.refused.add((field.name, pk))
+                        self.report("invalid", field, f"instance {pk!r}: {error}")
         return entries
 
     def present(self, entries: list[Entry]) -> list[bool]:
@@ -252,7 +249,7 @@ class _Checker:
         members = (
             (key, pk)
             for key in self.client.scan_iter(match=together_pattern(self.model), count=SCAN_COUNT)
-            for pk in self.client.sscan_iter(key, count=BATCH)
+            for pk in self.set_members(key)
         )
         for chunk in _batches(members):
             distinct = list(dict.fromkeys(pk for _, pk in chunk))
@@ -266,6 +263,13 @@ class _Checker:
         for key, pks in holders.items():
             if len(pks) > 1:
                 self.report("unique", None, f"combination {key!r} held by {sorted(pks)!r}")
+
+    def set_members(self, key: str) -> Iterator[str]:
+        """The members of the set `key`; none, reported `type` once, if it holds another type."""
+        if self.client.type(key) != "set":
+            self.wrong_type(key, None, "a set")
+            return iter(())
+        return iter(self.client.sscan_iter(key, count=BATCH))
 
     def check_instances(
         self, pks: list[str], indexed: list[RedisField], related: list[RedisField]

@@ -48,7 +48,10 @@ def plan_index_changes(write: Write, field: RedisField, old: State, new: State) 
         write, [value for item in new_items if item not in known for value in item[1:]]
     )
     before = index_entries(field, write.pk, old_items, held=True)
-    after = index_entries(field, write.pk, new_items)
+    after = {
+        **index_entries(field, write.pk, [i for i in new_items if i in known], held=True),
+        **index_entries(field, write.pk, [i for i in new_items if i not in known]),
+    }
     for add, remove in before.items():
         if add not in after:
             write.call(*remove)

@@ -82,6 +82,23 @@ def test_passwords_never_show():
     with pytest.raises(ValueError) as raised:
         backend_from_url("http://user:s3cret@example.org")
     assert "s3cret" not in str(raised.value)
+    for url in ("redis://127.0.0.1:1/2?password=s3cret", "unix:///tmp/x.sock?db=1&password=s3cret"):
+        database = RedisDatabase.from_url(url)
+        assert "s3cret" not in database.backend.describe() and "password=***" in repr(database)
+        with pytest.raises(ValueError) as raised:
+            RedisDatabase.from_url(f"{url}&nosuch=1")
+        assert "s3cret" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("query", "why"),
+    [("nosuch=1", "unexpected keyword argument 'nosuch'"), ("protocol=4", "protocol must be"),
+     ("socket_timeout=abc", "Invalid value for 'socket_timeout'")],
+)  # fmt: skip
+def test_url_options_a_connection_refuses_are_refused_at_once(query, why):
+    with pytest.raises(ValueError, match=rf"Invalid database URL .*{why}"):
+        RedisDatabase.from_url(f"redis://127.0.0.1:1/0?{query}")
+    assert RedisDatabase.from_url("redis://127.0.0.1:1/0?socket_timeout=2&protocol=3")
 
 
 def test_default_settings_are_the_manuals():

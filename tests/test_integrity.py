@@ -11,7 +11,7 @@ import pytest
 from limpyd import fields, model
 from limpyd.cli import main as cli_main
 from limpyd.contrib import related
-from limpyd.indexes import NumberRangeIndex, TextRangeIndex
+from limpyd.indexes import EqualIndex, NumberRangeIndex, TextRangeIndex
 from limpyd_testing import integrity
 
 
@@ -362,3 +362,48 @@ def test_a_collection_of_another_type_is_reported_alone(models, db):
     assert [(p.kind, p.field) for p in problems] == [("type", None)]
     assert Item._meta.collection_key in problems[0].detail
     assert integrity.repair(problems) == []
+
+
+def test_an_index_refusing_a_value_leaves_the_others_entries_expected(db):
+    class Meter(model.RedisModel):
+        database = db
+        v = fields.StringField(indexable=True)
+
+    Meter(v="abc"), Meter(v="7")
+
+    class Meter(model.RedisModel):  # redefined: an index added later
+        database = db
+        v = fields.StringField(indexes=[EqualIndex, NumberRangeIndex])
+
+    problems = integrity.check(Meter)
+    assert sorted((p.kind, p.field.name) for p in problems) == [("invalid", "v"), ("missing", "v")]
+    assert "number-range" in next(p.detail for p in problems if p.kind == "missing")  # '7's
+    assert list(Meter.collection(v="abc")) == ["1"]  # its equal entry is not stale
+
+
+def test_held_values_an_index_refuses_do_not_block_the_others(db):
+    class Sheet(model.RedisModel):
+        database = db
+        cells = fields.HashField(indexes=[NumberRangeIndex])
+        row = fields.ListField(indexes=[NumberRangeIndex])
+
+    sheet = Sheet(cells={"a": 1, "b": 2}, row=[1, 2])
+    db.client.hset(sheet.cells.key, "a", "junk")  # another client's writes
+    db.client.rpush(sheet.row.key, "junk")
+    assert sheet.cells.hset("b", 3) == 0
+    assert sheet.row.rpush(5) == 4
+    with pytest.raises(ValueError, match=r"Sheet\.cells: invalid value 'nan'"):
+        sheet.cells.hset("c", "nan")
+    assert sorted(Sheet.collection(cells__b__gte=3)) == ["1"]
+    assert sorted(Sheet.collection(row__gte=5)) == ["1"]
+
+
+def test_a_combination_key_of_another_type_is_reported_and_repaired(seats, db):
+    Seat = seats
+    key = combination(Seat, "a", "1")
+    db.client.delete(key)
+    db.client.set(key, "x")
+    problems = integrity.check(Seat)
+    assert ("type", None) in [(p.kind, p.field) for p in problems]
+    integrity.repair(problems)
+    assert integrity.check(Seat) == []

@@ -92,10 +92,17 @@ class Backend:
 
 
 def redact_url(url: str) -> str:
-    """`url` with its password, if any, replaced by `***` (for headers and messages)."""
+    """`url` with its passwords, if any (`user:password@` and `?password=`), replaced by
+    `***` (for headers and messages)."""
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = f"{parts.username}:" if parts.username else ":"
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{user}***@{host}"))
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    if any(name == "password" for name, _ in query):
+        shown = "&".join(
+            f"{name}=***" if name == "password" else f"{name}={value}" for name, value in query
+        )
+        parts = parts._replace(query=shown)
+    if parts.password is not None:
+        user = f"{parts.username}:" if parts.username else ":"
+        host = parts.netloc.rpartition("@")[2]
+        parts = parts._replace(netloc=f"{user}***@{host}")
+    return urlunsplit(parts)

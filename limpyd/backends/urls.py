@@ -6,6 +6,7 @@ from __future__ import annotations
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from redis.connection import ConnectionPool, parse_url
+from redis.exceptions import RedisError
 
 from limpyd.backends.base import redact_url
 
@@ -38,7 +39,7 @@ def redis_url_db(url: str) -> int:
     try:
         parse_url(url)
         ConnectionPool.from_url(url).make_connection()  # no socket yet: its options only
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, RedisError) as exc:  # `?protocol=4`: a ConnectionError
         raise ValueError(f"Invalid database URL {redact_url(url)!r}: {exc}") from None
     parts = urlsplit(url)
     return _db(url, "" if parts.scheme == "unix" else parts.path, parts.query)
