@@ -203,11 +203,21 @@ def _default_ttl(cls: type[RedisModel], declared: Any) -> float | None:
     if declared is not None and (
         isinstance(declared, bool)
         or not isinstance(declared, int | float)
-        or not math.isfinite(declared)
-        or declared <= 0
+        or not _positive_finite(declared)
     ):
-        raise ImplementationError(f"Model {cls.__name__}: ttl must be a positive number of seconds")
+        huge = isinstance(declared, int) and declared.bit_length() > 64
+        shown = f"an int of {declared.bit_length()} bits" if huge else repr(declared)[:40]
+        raise ImplementationError(
+            f"Model {cls.__name__}: ttl must be a positive, finite number of seconds (got {shown})"
+        )
     return declared
+
+
+def _positive_finite(number: float) -> bool:
+    try:
+        return math.isfinite(number) and number > 0
+    except OverflowError:  # an int no float holds
+        return False
 
 
 def _with_together_indexes(

@@ -129,6 +129,29 @@ def test_cluster_urls():
 
 
 @pytest.mark.limpyd_backends("cluster")
+def test_a_transaction_watching_keys_of_several_slots_is_refused(limpyd_database_factory):
+    from limpyd.contrib.database import PipelineDatabase
+
+    db = limpyd_database_factory(PipelineDatabase)
+
+    class Left(model.RedisModel):
+        database = db
+        x = fields.StringField()
+
+    class Right(model.RedisModel):
+        database = db
+        x = fields.StringField()
+
+    left, right = Left(x="a"), Right(x="b")
+    for watched in ((left.x, right.x), (left.x.key, "elsewhere")):
+        with pytest.raises(CrossSlotError, match=r"2 hash slots .*cluster_group"):
+            db.transaction(lambda pipeline: pipeline.multi(), *watched)
+    assert left.x.get() == "a"
+    assert db.transaction(lambda pipeline: (pipeline.multi(), left.x.set("c")), left.x) == [True]
+    assert left.x.get() == "c"
+
+
+@pytest.mark.limpyd_backends("cluster")
 def test_a_query_across_slots_is_refused_before_anything_is_sent(db):
     class Person(model.RedisModel):
         database = db

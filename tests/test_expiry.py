@@ -97,11 +97,10 @@ def test_persist_and_default_ttl(db, consistent):
     Session(token="a")  # the expired holder is reaped: its unique value is free
     assert Session.collection(token="a") == ["2"]
     consistent(Session)
-    with pytest.raises(ImplementationError, match="ttl"):
-
-        class Bad(model.RedisModel):
-            database = db
-            ttl = "soon"
+    for wrong, shown in [("soon", "'soon'"), (10**400, "an int of 1329 bits"), (0, "0"),
+                         (float("nan"), "nan"), (True, "True")]:  # fmt: skip
+        with pytest.raises(ImplementationError, match=rf"Model Bad: ttl .*\(got {shown}\)"):
+            type("Bad", (model.RedisModel,), {"database": db, "ttl": wrong, "__module__": "m"})
 
 
 def test_expired_pk_can_be_created_again(db):

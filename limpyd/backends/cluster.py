@@ -101,6 +101,15 @@ class LimpydClusterPipeline(_ScriptRouting, ClusterPipeline):
         self._limpyd_loads.append((len(self) + len(self._limpyd_loads), reply))
         return self
 
+    def watch(self, *names: Any) -> Any:
+        """WATCH these keys; refused (CrossSlotError, nothing sent) if they are in several
+        hash slots: a cluster transaction runs on one."""
+        slots = {self.keyslot(name) for name in names}
+        if len(slots) > 1:
+            raise CrossSlotError(_cross_slot_message(names, self.keyslot))
+        # type-ignored: redis-py leaves this method unannotated
+        return super().watch(*names)  # type: ignore[no-untyped-call]
+
     def time(self, **options: Any) -> Any:
         """TIME, on the node of the first command queued (whose scripts read that clock):
         redis-py refuses TIME in a cluster pipeline, having no node to send it to."""
