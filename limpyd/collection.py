@@ -181,6 +181,11 @@ class CollectionManager:
         error naming the model, the field and the filter if no index of a field answers it."""
         meta = self.model._meta
         name, *parts = key.split("__")
+        if name not in meta.fields:  # a field named with a trailing '_': `class___eq`
+            for known in meta.fields:
+                if known.endswith("_") and key.startswith(f"{known}__"):
+                    name, parts = known, key[len(known) + 2 :].split("__")
+                    break
         try:
             field = meta.field(name)
         except UnknownFieldError:

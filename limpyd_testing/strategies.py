@@ -69,6 +69,7 @@ __all__ = [
     "filters",
     "is_related",
     "model_values",
+    "number_texts",
     "numbers",
     "risky_values",
     "scores",
@@ -140,6 +141,12 @@ def _number_texts() -> SearchStrategy[str]:
         st.integers(-20, 20).map(str),
         st.floats(allow_nan=False).map(repr),
     )
+
+
+def number_texts() -> SearchStrategy[str]:
+    """Texts of decimal numbers, those a NumberRangeIndex takes: `'-0'`, `'1e3'`, `'.5'`,
+    `'inf'`... (ties likely)."""
+    return _number_texts().filter(_DECIMAL.fullmatch)
 
 
 def texts(*, allow_empty: bool = True, max_pieces: int = 3) -> SearchStrategy[str]:
@@ -307,8 +314,13 @@ def field_values(
         items = _pool(pks, field)
     elif items is None:
         # a NumberRangeIndex takes decimal numbers only ("Design decisions", Values)
-        numeric = any(isinstance(index, NumberRangeIndex) for index in field.indexes)
-        items = _number_texts().filter(_DECIMAL.fullmatch) if numeric else texts()
+        numeric = [index for index in field.indexes if isinstance(index, NumberRangeIndex)]
+        if any(not index.untransformed for index in numeric):
+            raise InvalidArgument(
+                f"{field.describe()}: its {type(numeric[0]).__name__} reads values through a "
+                "transform (a date or time index...): give the texts it takes with items="
+            )
+        items = number_texts() if numeric else texts()
     if isinstance(field, StringField | InstanceHashField):
         return items
     if isinstance(field, SetField | ListField):
@@ -381,6 +393,11 @@ def model_values(
     pk_field = meta.pk_field
     if not pk_field.auto:
         required[pk_field.name] = field_values(pk_field, items=items.get(pk_field.name))
+    if pk_field.auto and not required and not optional:
+        raise InvalidArgument(
+            f"{model.__name__}: no field to give a value (an AutoPKField model is created by "
+            "its first value; a related field needs pks= for its related model)"
+        )
     base = st.fixed_dictionaries(required, optional=optional)
     if pk_field.auto and not required and optional:
         names = sorted(optional)
@@ -392,8 +409,7 @@ def model_values(
 
 def _filter_value(index: Any, values: SearchStrategy[str]) -> SearchStrategy[Any]:
     if isinstance(index, NumberRangeIndex):  # it refuses any other value
-        number_texts = _number_texts().filter(_DECIMAL.fullmatch)
-        return st.one_of(numbers(), number_texts, values.filter(_DECIMAL.fullmatch))
+        return st.one_of(numbers(), number_texts(), values.filter(_DECIMAL.fullmatch))
     return values
 
 
@@ -457,14 +473,19 @@ def filters(
     for field in meta.data_fields:
         texts_ = per_field(values, field.name, texts())
         multi = isinstance(field, SetField | ListField | SortedSetField)
+        answered: set[tuple[str | None, str | None]] = set()
         for index in field.indexes:
+            # a filter goes to the first index of its prefix handling its suffix, as the
+            # collection reads it: the others' are not drawn
+            suffixes = [s for s in index.handled_suffixes if (index.prefix, s) not in answered]
+            answered.update((index.prefix, s) for s in suffixes)
             name = st.just(field.name)
             if isinstance(field, HashField):
                 keys = per_field(hash_keys, field.name, filter_keys())
                 name = keys.map(_prepend(f"{field.name}__"))
             if index.prefix:
                 name = name.map(_append(f"__{index.prefix}"))
-            add(name, index.handled_suffixes, _filter_value(index, texts_), multi)
+            add(name, suffixes, _filter_value(index, texts_), multi)
         if field.indexes and isinstance(field, StringField | InstanceHashField):
             options.append(st.tuples(st.just(f"{field.name}__isnull"), st.booleans()))
     add(st.just("pk"), (None, "eq", "in"), per_field(values, "pk", texts()))

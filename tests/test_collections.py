@@ -8,7 +8,12 @@ import pytest
 
 from limpyd import fields, model
 from limpyd.collection import CollectionManager
-from limpyd.exceptions import DoesNotExist, ImplementationError, RefusedValueError
+from limpyd.exceptions import (
+    DoesNotExist,
+    ImplementationError,
+    RefusedValueError,
+    UnknownFieldError,
+)
 from limpyd.indexes import EqualIndex, NumberRangeIndex, TextRangeIndex
 
 
@@ -341,3 +346,19 @@ def test_default_order_by_pk(db, pks, expected):
     alpha = "x" in pks  # sort() by pk is numeric unless told otherwise
     assert list(Thing.collection(name="x").sort(desc=True, alpha=alpha)) == expected[::-1]
     assert list(Thing.collection(name="x")[1:3]) == expected[1:3]
+
+
+def test_fields_named_with_a_trailing_underscore_take_suffixes(db):
+    class Kind(model.RedisModel):
+        database = db
+        class_ = fields.StringField(indexes=[EqualIndex, NumberRangeIndex])
+        props_ = fields.HashField(indexable=True)
+
+    Kind(class_="5", props_={"a": "x", "_b": "y"}), Kind(class_="7")
+    assert Kind.collection(class___eq="5") == ["1"]  # `class_` + `__eq`
+    assert Kind.collection(class___gt=5) == ["2"]
+    assert sorted(Kind.collection(class___in=["5", "7"])) == ["1", "2"]
+    assert Kind.collection(props___a="x") == ["1"]
+    assert Kind.collection(props____b="y") == ["1"]  # the hash key `_b`
+    with pytest.raises(UnknownFieldError, match="has no field 'clas'"):
+        Kind.collection(clas___eq="5")

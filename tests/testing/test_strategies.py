@@ -246,3 +246,63 @@ def test_wrong_values_have_no_text_and_risky_ones_are_sent_as_redis_py_sends_the
     assert lst.stored_text(level) == repr(level) == "<Level.HIGH: 5>"
     assert lst.stored_text(Enum("S", {"A": "a"}, type=str).A) == "a"
     assert lst.stored_text(b"\xff") == "\udcff" and lst.stored_text(2**64) == str(2**64)
+
+
+def test_filters_draw_what_the_answering_index_takes(db):
+    class Shadowed(related.RelatedModel):
+        cluster_group = "strategies"
+        database = db
+        v = fields.StringField(indexes=[EqualIndex, NumberRangeIndex, TextRangeIndex])
+
+    Shadowed(v="1"), Shadowed(v="-2.5")
+
+    @FAST
+    @given(lst.filters(Shadowed, values=st.one_of(lst.texts(), st.sampled_from(["1", "-2.5"]))))
+    def check(filters):  # `v__gt` goes to the NumberRangeIndex: never free text for it
+        list(Shadowed.collection(**filters))
+
+    check()
+
+
+def test_values_of_a_transformed_number_index_need_items(db):
+    from limpyd.contrib.indexes import DateTimeIndex
+
+    class Dated(related.RelatedModel):
+        cluster_group = "strategies"
+        database = db
+        when = fields.StringField(indexes=[DateTimeIndex])
+
+    field = Dated.get_field("when")
+    with pytest.raises(InvalidArgument, match=r"Dated\.when: .*transform.*items="):
+        lst.field_values(field)
+    dates = st.just("2024-01-02 03:04:05")
+    assert find(lst.field_values(field, items=dates), lambda value: True) == "2024-01-02 03:04:05"
+
+
+def test_model_values_with_nothing_to_give_is_an_error(db):
+    class Target(related.RelatedModel):
+        cluster_group = "strategies"
+        database = db
+        x = fields.StringField()
+
+    class Holder(related.RelatedModel):
+        cluster_group = "strategies"
+        database = db
+        owner = related.FKStringField(Target, related_name="holders")
+
+    with pytest.raises(InvalidArgument, match=r"Holder: no field to give a value"):
+        lst.model_values(Holder)
+    values = find(lst.model_values(Holder, pks={Target: ["1"]}), lambda values: True)
+    assert values == {"owner": "1"}
+
+
+def test_number_texts_are_what_a_number_range_index_takes():
+    Everything, _ = _models(None)
+    (index,) = Everything.get_field("number").indexes
+
+    @FAST
+    @given(lst.number_texts())
+    def check(text):
+        assert index.normalize(text) is not None
+
+    check()
