@@ -393,8 +393,8 @@ def model_values(
     pk_field = meta.pk_field
     if not pk_field.auto:
         required[pk_field.name] = field_values(pk_field, items=items.get(pk_field.name))
-    if pk_field.auto and not required and not optional:
-        raise InvalidArgument(
+    if pk_field.auto and not required and not optional and meta.data_fields:
+        raise InvalidArgument(  # (a model without data fields only has `{}` to take)
             f"{model.__name__}: no field to give a value (an AutoPKField model is created by "
             "its first value; a related field needs pks= for its related model)"
         )

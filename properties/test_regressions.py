@@ -160,3 +160,28 @@ def test_fake_float_increments_known_difference(start, amount, fake_result):
         assert outcome[1] == fake_result[1] or fake_result[0] == "error"
     finally:
         FakeBackend.drop_server(name)
+
+
+@pytest.mark.parametrize(
+    "values, fake_result",
+    [
+        (["1_000", "2"], ("ok", ["2", "1_000"])),  # Redis: an error (strtod stops at '_')
+        (["0x10", "2"], ("error", "One or more scores can't be converted into double")),
+        (["10", "-2.5", "1e1"], ("ok", ["-2.5", "10", "1e1"])),  # both: ties by the value
+    ],
+)
+def test_fake_numeric_sort_known_difference(values, fake_result):
+    """Found by the parity machine, documented as a known difference (docs/decisions.md): a
+    numeric SORT reads values with strtod on Redis (hexadecimal taken, '1_000' refused) and
+    with Python's float on the fake (the reverse); they agree on plain decimals."""
+    name = f"limpyd-regression-{uuid.uuid4().hex}"
+    client = RedisDatabase(backend=FakeBackend(name=name)).client
+    try:
+        client.rpush("k", *values)
+        try:
+            outcome = ("ok", client.sort("k"))
+        except ResponseError as error:
+            outcome = ("error", str(error))
+        assert outcome == fake_result
+    finally:
+        FakeBackend.drop_server(name)
