@@ -85,13 +85,16 @@ def _entry(command: tuple[Any, ...]) -> Entry:
     return command[1], command[3], float(command[2])
 
 
+def _wrong_type(error: Exception) -> bool:
+    """Whether `error` is Redis's refusal of a key holding another type."""
+    return isinstance(error, ResponseError) and "WRONGTYPE" in str(error)
+
+
 def _tolerating_wrong_types(replies: list[Any]) -> list[Any]:
     """A pipeline's replies, None for a key of another type than the command reads; any
     other error raised (a cluster pipeline returns its connection errors too)."""
     for reply in replies:
-        if isinstance(reply, Exception) and not (
-            isinstance(reply, ResponseError) and str(reply).startswith("WRONGTYPE")
-        ):
+        if isinstance(reply, Exception) and not _wrong_type(reply):
             raise reply
     return [None if isinstance(reply, ResponseError) else reply for reply in replies]
 
@@ -138,7 +141,7 @@ class _Checker:
         try:
             return read_states(self.database, wanted)
         except ResponseError as error:
-            if "WRONGTYPE" not in str(error):
+            if not _wrong_type(error):
                 raise
         keys = [field.state_location(pk)[0] for field, pk in wanted]
         with self.client.pipeline(transaction=False) as pipeline:
@@ -154,8 +157,8 @@ class _Checker:
                     self.report("invalid", field, f"instance {pk!r}: key {key!r} is not a {held}")
             else:
                 readable.append((field, pk))
-        states = iter(read_states(self.database, readable))
-        return [next(states) if pair in readable else [] for pair in wanted]
+        states, read = iter(read_states(self.database, readable)), set(readable)
+        return [next(states) if pair in read else [] for pair in wanted]
 
     def expected(self, field: RedisField, pk: str, state: list[str]) -> set[Entry]:
         """The index entries `pk`'s value of `field` implies; a value its indexes refuse
@@ -202,11 +205,13 @@ class _Checker:
         related = [field for field in self.meta.data_fields if hasattr(field, "related_model")]
         done = 0
         task = f"{self.model.__name__}: instances checked"
-        kind = self.client.type(self.meta.collection_key)
-        if kind not in ("set", "none"):
+        try:
+            total = int(self.client.scard(self.meta.collection_key))
+        except ResponseError as error:
+            if not _wrong_type(error):
+                raise
             self.wrong_type(self.meta.collection_key, None, "a set")
             return self.problems  # no instances to check: fix the collection first
-        total = int(self.client.scard(self.meta.collection_key))
         self.progress(task, done, total)
         for batch in _batches(self.pks()):
             self.check_instances(batch, indexed, related)
@@ -265,11 +270,14 @@ class _Checker:
                 self.report("unique", None, f"combination {key!r} held by {sorted(pks)!r}")
 
     def set_members(self, key: str) -> Iterator[str]:
-        """The members of the set `key`; none, reported `type` once, if it holds another type."""
-        if self.client.type(key) != "set":
+        """The members of the set `key`; none, reported `type` once, if it holds another type
+        (found by the SSCAN itself: no round trip more)."""
+        try:
+            yield from self.client.sscan_iter(key, count=BATCH)
+        except ResponseError as error:
+            if not _wrong_type(error):
+                raise
             self.wrong_type(key, None, "a set")
-            return iter(())
-        return iter(self.client.sscan_iter(key, count=BATCH))
 
     def check_instances(
         self, pks: list[str], indexed: list[RedisField], related: list[RedisField]

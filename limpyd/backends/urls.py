@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from redis.connection import ConnectionPool, parse_url
+from redis.connection import ConnectionPool
 from redis.exceptions import RedisError
 
 from limpyd.backends.base import redact_url
@@ -36,9 +36,8 @@ def redis_url_db(url: str) -> int:
 
     redis-py reads a db path that is not a number as db 0, and takes options its
     connections refuse at their first use: here both are errors."""
-    try:
-        parse_url(url)
-        ConnectionPool.from_url(url).make_connection()  # no socket yet: its options only
+    try:  # redis-py's own reading of the URL (parse_url), then its options
+        ConnectionPool.from_url(url).make_connection()  # no socket yet
     except (ValueError, TypeError, RedisError) as exc:  # `?protocol=4`: a ConnectionError
         raise ValueError(f"Invalid database URL {redact_url(url)!r}: {exc}") from None
     parts = urlsplit(url)

@@ -47,14 +47,11 @@ def main(argv: Sequence[str] | None = None, *, in_process_servers: bool = False)
         with progress_bars() as count:
             status: int = options.run(options, count)
             return status
-    except CommandError as error:
+    except (CommandError, ImplementationError) as error:  # usage, models' declarations
         print(f"python -m limpyd {options.command}: error: {error}", file=sys.stderr)
         return 2
     except (redis.RedisError, RedisClusterException) as error:
         print(f"python -m limpyd {options.command}: Redis error: {error}", file=sys.stderr)
-        return 2
-    except ImplementationError as error:  # the models' declarations
-        print(f"python -m limpyd {options.command}: error: {error}", file=sys.stderr)
         return 2
 
 

@@ -270,10 +270,9 @@ class ExtendedCollectionManager(CollectionManager):
 def _check_key_text(model: type[RedisModel], method: str, key: Any) -> None:
     """A stored collection's key is a non-empty str (what `store` writes and reads)."""
     if not isinstance(key, str) or not key:
-        also = "or None for a new random one; nothing was written" if method == "store" else ""
         raise ValueError(
             f"{model.__name__}.collection().{method}(key={key!r}): a key is a non-empty str "
-            f"{also}".rstrip()
+            "(store() takes None for a new random one); nothing was written"
         )
 
 

@@ -22,8 +22,8 @@ def people(db):
         collection_manager = ExtendedCollectionManager
         name = fields.InstanceHashField(indexable=True)
 
-    class Employee(Person):  # concrete: keys of its own
-        pass
+    class Employee(Person):
+        """A concrete subclass: keys of its own."""
 
     class Group(related.RelatedModel):
         cluster_group = "related"
