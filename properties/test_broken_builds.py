@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RULE_MARKER, precondition, rule
 
 from limpyd import lua, plans, writes
-from limpyd.backends import fake as fake_backend
+from limpyd.backends import fake_connection
 from limpyd.collection import CollectionManager
 from limpyd.contrib import related
 from limpyd.fields import base as fields_base
@@ -235,7 +235,7 @@ def test_collections_catch_a_slice_off_by_one(monkeypatch):
 @pytest.mark.limpyd_backends("redis")
 def test_backend_parity_catches_a_fake_difference(monkeypatch, limpyd_database_factory):
     """The fake server prints INCRBYFLOAT results as Python floats ('2.0', not '2')."""
-    monkeypatch.setattr(fake_backend, "_redis_float_text", lambda v: repr(float(v)).encode())
+    monkeypatch.setattr(fake_connection, "_redis_float_text", lambda v: repr(float(v)).encode())
     machine = narrowed(BackendParityMachine, "create", "counter_command")
     with pytest.raises(AssertionError):
         machine.run(limpyd_database_factory, settings=hunting())

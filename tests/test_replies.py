@@ -1,6 +1,6 @@
 """Replies reach the connection waiting for them, in order, whoever sends them: on the fake
-backend a socket's replies are held without a lock (`_Responses` in limpyd/backends/fake.py),
-so these run on every backend and must agree."""
+backend a socket's replies are held without a lock (`_Responses` in
+limpyd/backends/fake_connection.py), so these run on every backend and must agree."""
 
 from __future__ import annotations
 

@@ -569,34 +569,35 @@ class Arguments:
     string, `num()` the next number, `key()` the key the next argument declares (its
     1-based position in `keys`), `list(n)` n strings."""
 
-    __slots__ = ("args", "keys", "pos")
+    __slots__ = ("args", "keys", "pos", "size")
 
     def __init__(self, keys: list[bytes], args: list[bytes]) -> None:
         self.keys = keys
         self.args = args
         self.pos = 0
+        self.size = len(args)
 
     def declared(self, position: Any) -> bytes:
         try:
             index = int(position)
         except (TypeError, ValueError):
             index = 0
-        if not 1 <= index <= len(self.keys):
+        if not 0 < index <= len(self.keys):
             shown = "nil" if position is None else bytes(position).decode(errors="replace")
             raise ScriptFailure(f"limpyd: no declared key at {shown}")  # as tostring() shows it
         return self.keys[index - 1]
 
     def next(self) -> bytes:
         pos = self.pos
-        self.pos = pos + 1
-        if pos >= len(self.args):
+        if pos >= self.size:
             raise ScriptFailure("limpyd: arguments end too soon")
+        self.pos = pos + 1
         return self.args[pos]
 
     def num(self) -> int:
         pos = self.pos
-        if pos >= len(self.args):
-            self.next()  # raises: the arguments end (num is next inlined, the commonest read)
+        if pos >= self.size:
+            raise ScriptFailure("limpyd: arguments end too soon")
         self.pos = pos + 1
         text = self.args[pos]
         try:
@@ -609,13 +610,14 @@ class Arguments:
 
     def list(self, n: int) -> list[bytes]:
         pos = self.pos
-        if pos + n > len(self.args):
+        end = pos + n
+        if end > self.size:
             raise ScriptFailure("limpyd: arguments end too soon")
-        self.pos = pos + n
-        return self.args[pos : pos + n]
+        self.pos = end
+        return self.args[pos:end]
 
     def done(self) -> bool:
-        return self.pos >= len(self.args)
+        return self.pos >= self.size
 
 
 def pk_of(member: bytes) -> bytes:
