@@ -114,9 +114,16 @@ class CollectionManager:
 
     def _given(self, filters: dict[str, Any]) -> list[_Filter]:
         """The filters given to add, checked (before the collection changes)."""
-        if self._slices:
-            raise ImplementationError("Cannot filter a collection after slicing it")
+        self._refuse_sliced("filter")
         return [self._filter(key, value) for key, value in filters.items()]
+
+    def _refuse_sliced(self, what: str) -> None:
+        """A sliced collection is a window of its rows: filtering, intersecting or sorting
+        it again would choose other rows, not refine these."""
+        if self._slices:
+            raise ImplementationError(
+                f"{self.model.__name__} collection: cannot {what} a collection after slicing it"
+            )
 
     def _filtered(self: _Collection, filters: dict[str, Any]) -> _Collection:
         given = self._given(filters)
@@ -308,6 +315,7 @@ class CollectionManager:
 
         `by` may be a list of names, each with its own `-`; `alpha` then a bool for all or a
         list of bools, one per name."""
+        self._refuse_sliced("sort")
         clone = self._derive()
         if isinstance(by, list | tuple):
             alphas = list(alpha) if isinstance(alpha, list | tuple) else [alpha] * len(by)
@@ -352,6 +360,12 @@ class CollectionManager:
     def _sort_key(self, by: str | None) -> tuple[str, str, bool]:
         """(kind, what names the value, descending) of one sort key (see query.lua);
         `-name` is descending."""
+        if by is not None and (not isinstance(by, str) or by in ("", "-")):
+            raise InvalidQueryError(
+                f"{self.model.__name__} collection: sort(by={by!r}): the name of a field is "
+                "expected, '-' before it to sort descending"
+            )
+        by = None if by is None else str(by)
         reverse = bool(by and by.startswith("-"))
         name = by[1:] if by and reverse else by
         meta = self.model._meta

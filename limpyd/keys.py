@@ -25,10 +25,25 @@ The scripts build instance keys from `instance_prefix` and a field's suffix (see
 
 from __future__ import annotations
 
-__all__ = ["HASH_SUFFIX", "KeyLayout"]
+import re
+
+__all__ = ["HASH_SUFFIX", "KeyLayout", "is_model_key"]
 
 #: The suffix of an instance's InstanceHashFields hash, after its pk.
 HASH_SUFFIX = ":_hash"
+
+
+#: A key of some model's data or indexes, whatever its namespace, group and name (a stored
+#: collection's is not one).
+_MODEL_KEY = re.compile(
+    r"[^{}]*:\{[^{}]*\}:[^:]+:(?:collection|max_pk|expiry|scratch|probe|(?:obj|idx|relations):.*)",
+    re.DOTALL,
+)
+
+
+def is_model_key(key: str) -> bool:
+    """Whether `key` has the layout of a model's key (of any database of any process)."""
+    return _MODEL_KEY.fullmatch(key) is not None
 
 
 class KeyLayout:

@@ -120,6 +120,17 @@ def _key_type(model: type[RedisModel] | None, key: bytes, kind: bytes) -> Except
     )
 
 
+def _sort_key_type(
+    model: type[RedisModel] | None, key: bytes, kind: bytes, want: bytes
+) -> Exception:
+    """A sort by the scores or positions in a key holding another type."""
+    wanted = "sorted set" if want == b"zset" else "list"
+    return RefusedValueError(
+        f"{_model_name(model)} collection: cannot sort by the {wanted} at key "
+        f"{key.decode(errors='replace')!r}: it holds a {kind.decode(errors='replace')}"
+    )
+
+
 def _stored_missing(model: type[RedisModel] | None, key: bytes) -> Exception:
     """A stored collection whose key is gone."""
     return DoesNotExist(
@@ -132,5 +143,6 @@ def _stored_missing(model: type[RedisModel] | None, key: bytes) -> Exception:
 _REFUSALS: dict[str, Callable[..., Exception]] = {
     "not_numeric": _not_numeric,
     "key_type": _key_type,
+    "sort_key_type": _sort_key_type,
     "stored_missing": _stored_missing,
 }

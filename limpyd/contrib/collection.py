@@ -18,6 +18,7 @@ from limpyd.collection import Atom, CollectionManager
 from limpyd.exceptions import ImplementationError, InvalidQueryError
 from limpyd.fields import InstanceHashField, ListField, SetField, SortedSetField, StringField
 from limpyd.fields.base import RedisField, whole_seconds
+from limpyd.keys import is_model_key
 from limpyd.protocol import Key
 
 if TYPE_CHECKING:
@@ -62,6 +63,7 @@ class ExtendedCollectionManager(CollectionManager):
         set, sorted set or list, or a bound SetField, ListField or SortedSetField; a
         ValueError (InvalidQueryError) for anything else, and at evaluation for a key
         holding another type."""
+        self._refuse_sliced("intersect")
         added: list[Atom] = []
         for source in pks_sources:
             if isinstance(source, RedisField):
@@ -88,16 +90,18 @@ class ExtendedCollectionManager(CollectionManager):
         self._intersections += added
         return self._derive()
 
-    # type-ignored: `by` also takes a field, `by_score` is added; `alpha` is one bool here
+    # type-ignored: `by` also takes fields, `by_score` is added
     def sort(  # type: ignore[override]
         self,
-        by: str | RedisField | None = None,
-        alpha: bool = False,
+        by: str | RedisField | list[str | RedisField] | None = None,
+        alpha: bool | list[bool] = False,
         desc: bool = False,
         by_score: str | SortedSetField | None = None,
     ) -> ExtendedCollectionManager:
-        """Sort as the base collection does (`by` may be a field), or `by_score`: by the
-        scores in a sorted set (a key or a bound SortedSetField)."""
+        """Sort as the base collection does (`by` may be a field, or a list of names and
+        fields), or `by_score`: by the scores in a sorted set (a key or a bound
+        SortedSetField)."""
+        self._refuse_sliced("sort")
         if by_score is not None:
             if by is not None:
                 raise InvalidQueryError(
@@ -112,14 +116,20 @@ class ExtendedCollectionManager(CollectionManager):
                 by_score = by_score.key
             self._sort = (protocol.BY_SCORE, alpha, desc, by_score)
             return self._derive()
-        if isinstance(by, RedisField):
-            if not issubclass(self.model, by.model):
-                raise InvalidQueryError(
-                    f"{self.model.__name__} collection: sort(by={by.describe()}): a field of "
-                    f"{self.model.__name__} is expected"
-                )
-            by = by.name
-        return super().sort(by=by, alpha=alpha, desc=desc)
+        if isinstance(by, list | tuple):
+            by = [self._sort_name(one) for one in by]
+        return super().sort(by=self._sort_name(by), alpha=alpha, desc=desc)
+
+    def _sort_name(self, by: Any) -> Any:
+        """The name of a field `sort(by=...)` was given (one of the model or of a parent)."""
+        if not isinstance(by, RedisField):
+            return by
+        if not issubclass(self.model, by.model):
+            raise InvalidQueryError(
+                f"{self.model.__name__} collection: sort(by={by.describe()}): a field of "
+                f"{self.model.__name__} is expected"
+            )
+        return by.name
 
     def _value_names(self, names: tuple[str, ...]) -> list[str]:
         meta = self.model._meta
@@ -193,8 +203,9 @@ class ExtendedCollectionManager(CollectionManager):
         for name in self._values[1]:
             if name == SORTED_SCORE:
                 if self._sort[0] != protocol.BY_SCORE:
-                    raise ImplementationError(
-                        f"{SORTED_SCORE} needs a collection sorted with sort(by_score=...)"
+                    raise InvalidQueryError(
+                        f"{self.model.__name__} collection: values(..., {SORTED_SCORE}) needs "
+                        "a collection sorted with sort(by_score=...)"
                     )
                 specs.append("score")
             elif meta.field(name) is meta.pk_field:
@@ -290,6 +301,13 @@ def _refuse_a_model_key(model: type[RedisModel], key: Any) -> None:
                 f"under a key of your own or under {meta.stored_key('<name>')!r}; nothing was "
                 "written"
             )
+    if is_model_key(key):
+        raise ValueError(
+            f"{model.__name__}.collection().store(key={key!r}): the key has the layout of a "
+            "model's data or indexes (of another database?), which storing would replace; "
+            f"store under a key of your own or under {model._meta.stored_key('<name>')!r}; "
+            "nothing was written"
+        )
 
 
 def _bound_value_field(value: Any) -> bool:

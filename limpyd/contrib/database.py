@@ -21,6 +21,7 @@ from redis.client import Pipeline
 from redis.exceptions import WatchError
 
 from limpyd.database import RedisDatabase
+from limpyd.exceptions import ImplementationError
 from limpyd.fields.base import RedisField
 
 __all__ = ["PipelineDatabase"]
@@ -81,7 +82,7 @@ class PipelineDatabase(RedisDatabase):
         """Run `func(pipeline)` in a MULTI/EXEC transaction watching these keys or bound
         fields, again from the start whenever one of them changed; the transaction's results
         (or `func`'s return value with `value_from_callable`)."""
-        keys = [watch.key if isinstance(watch, RedisField) else watch for watch in watches]
+        keys = [self._watched_key(watch) for watch in watches]
         with self.pipeline(transaction=True, share_in_threads=share_in_threads) as pipeline:
             while True:
                 try:
@@ -92,3 +93,17 @@ class PipelineDatabase(RedisDatabase):
                     return value if value_from_callable else results
                 except WatchError:
                     pipeline.reset()
+
+    def _watched_key(self, watch: str | RedisField) -> str:
+        """The key of a watched field, which must be one of this database's: WATCH goes to
+        this database's connection, and another database's commands are not part of the
+        transaction (sent at once, they would make it fail and run again forever)."""
+        if not isinstance(watch, RedisField):
+            return watch
+        database = watch.model._meta.database
+        if database is not self:
+            raise ImplementationError(
+                f"{watch.describe()}: watched in a transaction of {self!r}, but its model uses "
+                f"{database!r}: watch fields of models of this database; nothing was sent"
+            )
+        return watch.key

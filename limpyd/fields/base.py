@@ -270,13 +270,18 @@ class RedisField:
         return self._exists("exists")
 
     def _exists(self, name: str, *args: Any) -> bool:
-        """The reply of the read `name` as a bool, False if the instance does not exist (in
-        a pipeline, the read is queued)."""
+        """The reply of the read `name` as a bool, False if the instance does not exist. In
+        a pipeline the read is queued, for a missing instance too: on the model's probe key,
+        which never exists, so that the pipeline's results keep one per call."""
+        database = self.model._meta.database
         try:
             found = self._read(name, *args)
         except DoesNotExist:
-            return False
-        return found if self.model._meta.database.pipelined else bool(found)
+            if not database.pipelined:
+                return False
+            probe = (self.model._meta.probe_key, *self.key_args("")[1:])  # the key replaced
+            found = getattr(database.connection, name)(*probe, *args)
+        return found if database.pipelined else bool(found)
 
     def _scan(self, name: str, match: str | None, count: int | None) -> Iterator[Any]:
         """An iterator over `name`'s results (hscan, sscan, zscan) hiding the cursor. Its

@@ -230,6 +230,10 @@ local function run()
         by = r.next()
     elseif sort_kind == OP.by_score or sort_kind == OP.by_list then
         by = r.key()
+        local want = sort_kind == OP.by_score and 'zset' or 'list'
+        local t = redis.call('TYPE', by)
+        t = t.ok or t
+        if t ~= want and t ~= 'none' then refuse('sort_key_type', by, t, want) end
     end
     if text_index then text_index = r.key() end
 

@@ -12,7 +12,8 @@ from limpyd.contrib.collection import (
     SORTED_SCORE,
     ExtendedCollectionManager,
 )
-from limpyd.exceptions import DoesNotExist, ImplementationError
+from limpyd.database import RedisDatabase
+from limpyd.exceptions import DoesNotExist, ImplementationError, InvalidQueryError
 
 
 @pytest.fixture
@@ -180,6 +181,88 @@ def test_store_refuses_a_key_of_a_model(Person, db, unchanged):
     stored = collection.store(key=meta.stored_key("mine"), ttl=None)
     assert stored.primary_keys() == ["1", "3", "4"]
     assert list(Person.collection(city="Paris")) == ["2"]
+
+
+def test_store_refuses_a_key_of_a_model_of_another_database(Person, db, unchanged):
+    """A model of another database object on the same server: its keys have the layout of
+    a model's, which is enough to refuse them."""
+    elsewhere = RedisDatabase(backend=db.backend)
+
+    class Remote(model.RedisModel):
+        database = elsewhere
+        namespace = "far"
+        name = fields.StringField(indexable=True)
+
+    Remote(name="r")
+    collection = Person.collection(city="New York")
+    remote = Remote._meta
+    for key in [remote.collection_key, remote.instance_key("1", "name"), remote.max_pk_key]:
+        with unchanged(), pytest.raises(ValueError, match=r"^Person.*layout of a model"):
+            collection.store(key=key, ttl=None)
+    assert list(Remote.collection(name="r")) == ["1"]
+    mine = f"{Person._meta.hash_tag}:far:{{x}}:collection-ish"  # a key of the user's
+    assert collection.store(key=mine, ttl=None).primary_keys() == ["1", "3", "4"]
+
+
+def test_a_sliced_collection_is_not_sorted_or_intersected_again(Person):
+    """A slice is a window of the rows: sorting or intersecting it again would pick other
+    rows (the first ones of the new order), so it is refused, as filtering it is."""
+    window = Person.collection().sort(by="birth_year")[:2]
+    assert window == ["3", "1"]
+    for again in (
+        lambda: window.sort(by="-birth_year"),
+        lambda: window.sort(by_score=Person(4).friends),
+        lambda: window.intersect(["1", "2"]),
+        lambda: window.filter(city="Paris"),
+    ):
+        with pytest.raises(ImplementationError, match=r"^Person collection: cannot .* after slic"):
+            again()
+    assert window == ["3", "1"]  # unchanged by the refusals
+    assert Person.collection().sort(by="-birth_year")[:2] == ["2", "4"]
+
+
+@pytest.mark.parametrize("by", [5, b"city", "", "-", ["city", 3]])
+def test_sort_by_something_else_than_a_name_is_refused(Person, by):
+    with pytest.raises(InvalidQueryError, match=r"^Person collection: sort\(by="):
+        Person.collection().sort(by=by)
+
+
+def test_sort_by_a_list_of_fields_and_names(Person):
+    fields_given = [Person.get_field("lastname"), "firstname"]
+    assert Person.collection().sort(by=fields_given, alpha=True) == ["2", "4", "3", "1"]
+    with pytest.raises(InvalidQueryError, match="a field of Person is expected"):
+        Person.collection().sort(by=[_Stranger.name])
+
+
+class _Stranger(model.RedisModel):
+    database = RedisDatabase()
+    name = fields.StringField()
+
+
+@pytest.mark.parametrize(
+    ("command", "kind"), [("hset", "hash"), ("sadd", "set"), ("rpush", "list")]
+)
+def test_sort_by_score_of_a_key_of_another_type_is_refused_by_name(Person, db, command, kind):
+    key = f"{Person._meta.hash_tag}:scores"
+    getattr(db.client, command)(key, *(["f", "1"] if command == "hset" else ["1"]))
+    with pytest.raises(ValueError, match=rf"^Person collection: .*sorted set at key .*a {kind}$"):
+        list(Person.collection().sort(by_score=key))
+    db.client.delete(key)
+    db.client.zadd(key, {"2": 1, "1": 2})
+    assert Person.collection().intersect(key).sort(by_score=key) == ["2", "1"]
+
+
+def test_from_stored_of_a_key_of_another_type_is_refused_by_name(Person, db):
+    key = f"{Person._meta.hash_tag}:not-stored"
+    db.client.sadd(key, "1", "2")
+    with pytest.raises(ValueError, match=r"^Person collection: .*list at key .*: it holds a set$"):
+        list(Person.collection().from_stored(key))
+    assert db.client.smembers(key) == {"1", "2"}
+
+
+def test_sorted_score_without_a_score_sort_names_the_model(Person):
+    with pytest.raises(InvalidQueryError, match=f"^Person collection: values.*{SORTED_SCORE}"):
+        list(Person.collection().values("lastname", SORTED_SCORE))
 
 
 @pytest.mark.parametrize("space", ["", "ar->row"])

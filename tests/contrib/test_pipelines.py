@@ -11,6 +11,7 @@ from limpyd import fields, model
 from limpyd.contrib.collection import ExtendedCollectionManager
 from limpyd.contrib.database import PipelineDatabase
 from limpyd.contrib.related import FKInstanceHashField, FKStringField, RelatedModel
+from limpyd.database import RedisDatabase
 from limpyd.exceptions import ImplementationError
 
 
@@ -242,3 +243,41 @@ def test_index_maintenance_is_refused_in_a_pipeline(Person, main_database, uncha
             assert pipeline.execute() == []
     integrity.repair(problems)
     assert integrity.check(Person) == []
+
+
+def test_exists_is_queued_for_a_missing_instance_too(Person, main_database):
+    """Each call in a pipeline gives one result, in order: `exists()` of an instance that
+    does not exist (or is not saved) queues a read answering no, as outside a pipeline."""
+    people = [Person.lazy_connect(pk) for pk in ("1", "99", "2")] + [Person()]
+    with main_database.pipeline() as pipeline:
+        for person in people:
+            person.name.exists()
+            person.nick.hexists()
+        results = pipeline.execute()
+    assert results == [1, False, 0, False, 1, False, 0, False]
+    assert [person.name.exists() for person in people] == [True, False, True, False]
+
+
+def test_transaction_refuses_a_field_of_another_database(Person, main_database, unchanged):
+    """WATCH goes to this database's connection and another database's commands are not
+    part of the transaction: such a field is refused before anything is sent."""
+    elsewhere = RedisDatabase(backend=main_database.backend)
+
+    class Counter(model.RedisModel):
+        database = elsewhere
+        hits = fields.StringField()
+
+    counter = Counter(hits=1)
+    runs = []
+
+    def bump(pipeline):
+        runs.append(1)
+        pipeline.multi()
+        counter.hits.set(2)
+
+    with (
+        unchanged(),
+        pytest.raises(ImplementationError, match=r"^Counter.hits: watched .* its model uses"),
+    ):
+        main_database.transaction(bump, counter.hits)
+    assert runs == [] and counter.hits.get() == "1"

@@ -335,6 +335,12 @@ class _Query:
         if gone:
             base = self.difference(base, [dict.fromkeys(gone)])
         sort = _Sort(r)
+        if sort.kind == _BY_SCORE or sort.kind == _BY_LIST:
+            assert sort.by is not None
+            want = b"zset" if sort.kind == _BY_SCORE else b"list"
+            held = call(b"TYPE", sort.by)
+            if held != want and held != b"none":
+                raise refusal("sort_key_type", sort.by, held, want)
         slices: list[Slice] = []
         for _ in range(r.num()):
             start, stop, step = (_integral(to_number(text)) for text in r.list(3))
