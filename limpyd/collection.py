@@ -1,9 +1,11 @@
 """Collections: lazy queries on a model's instances, evaluated by one script call.
 
 `Model.collection(**filters)` ands the filters (each one a set of pks, a union when a filter
-matches several index entries), always intersected with the model's collection so only
-existing instances come back. Sorting, slicing and the output happen in the same call: a
-collection costs one round trip per evaluation, whatever its size.
+matches several index entries), within the model's collection: only existing instances come
+back (a filter read from indexes alone is not intersected with it again, as limpyd keeps
+index entries for existing instances only; one written by another client is what
+`limpyd.integrity.check` reports as stale). Sorting, slicing and the output happen in the
+same call: a collection costs one round trip per evaluation, whatever its size.
 
 A collection object is evaluated once, when its data is first needed (iterating, `len`,
 `repr`...), and keeps that result, as Django's querysets do; chaining (`sort`, slicing,
@@ -172,7 +174,12 @@ class CollectionManager:
         if isinstance(value, Iterator):  # read once, so that it can be evaluated again
             value = tuple(value)
         target = self._target(key, value)
-        sources = None if self._deferred(value) else self._filter_sources(target, value)
+        try:
+            sources = None if self._deferred(value) else self._filter_sources(target, value)
+        except InvalidQueryError:
+            raise
+        except ValueError as error:  # a value the field or its index refuses
+            raise InvalidQueryError(f"{error} (filter {key}={value!r})") from None
         return _Filter(key, value, target, sources)
 
     def _deferred(self, value: Any) -> bool:

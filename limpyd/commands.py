@@ -11,7 +11,7 @@ from typing import Any
 
 import redis
 
-__all__ = ["Command", "build", "parse"]
+__all__ = ["Command", "arity_error", "build", "parse"]
 
 
 class Command:
@@ -45,6 +45,27 @@ def build(name: str, *args: Any, **kwargs: Any) -> Command:
         raise AttributeError(f"redis-py has no command {name!r}")
     command: Command = method(*args, **kwargs)  # _Recorder.execute_command's return
     return command
+
+
+#: The fewest arguments (name and key included) of the field commands taking a variable
+#: number of values, and whether those come in pairs: Redis refuses fewer, and from a
+#: script with a message of its own ("Wrong number of args calling Redis command").
+_FEWEST: dict[str, tuple[int, bool]] = {
+    **dict.fromkeys(("SADD", "SREM", "LPUSH", "RPUSH", "LPUSHX", "RPUSHX"), (3, False)),
+    **dict.fromkeys(("HDEL", "ZREM", "SMISMEMBER", "HMGET", "ZMSCORE"), (3, False)),
+    **dict.fromkeys(("HSET", "HMSET"), (4, True)),
+}
+
+
+def arity_error(command: Command) -> str | None:
+    """Why Redis would refuse `command` for its number of values, or None."""
+    fewest, pairs = _FEWEST.get(command.name, (0, False))
+    count = len(command.args)
+    if count < fewest:
+        return "no value given"
+    if pairs and count % 2:
+        return "its values come in field/value pairs, and the last one has no value"
+    return None
 
 
 def parse(client: redis.Redis, command: Command, reply: Any) -> Any:

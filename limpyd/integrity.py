@@ -39,7 +39,13 @@ from typing import TYPE_CHECKING, Any
 from redis.exceptions import ResponseError
 
 from limpyd.keys import HASH_SUFFIX
-from limpyd.maintenance import IN_BATCHES, SCAN_COUNT, rebuild_together, together_pattern
+from limpyd.maintenance import (
+    IN_BATCHES,
+    SCAN_COUNT,
+    rebuild_indexes,
+    rebuild_together,
+    together_pattern,
+)
 from limpyd.maintenance import batches as _batches
 from limpyd.text import glob_escape, member_pk
 from limpyd.writes import read_states, refuse_in_pipeline
@@ -366,7 +372,7 @@ class _Checker:
             owners = [
                 member if score is None else member_pk(member) for _, _, member, score in chunk
             ]
-            distinct = [pk for pk in dict.fromkeys(owners) if pk not in implied]
+            distinct = [pk for pk in dict.fromkeys(owners) if pk is not None and pk not in implied]
             states = self.states([(field, pk) for pk in distinct])
             exists = self.exist(distinct)
             implied.update(
@@ -374,7 +380,7 @@ class _Checker:
                 for pk, state in zip(distinct, states, strict=True)
             )
             for (unique, key, member, score), pk in zip(chunk, owners, strict=True):
-                if (key, member, score) not in implied[pk]:
+                if pk is None or (key, member, score) not in implied[pk]:
                     self.report("stale", field, f"index entry {member!r} in {key!r}")
                 elif unique:
                     value = key if score is None else (key, member[: -len(pk)])
@@ -438,8 +444,8 @@ def repair(problems: Iterable[Problem]) -> list[RedisField | type[RedisModel]]:
     models = list(dict.fromkeys(p.model for p in broken if p.field is None))
     for model in dict.fromkeys([*(field.model for field in fields), *models]):
         refuse_in_pipeline(model._meta.database, f"{model.__name__}: repairing indexes", IN_BATCHES)
-    for field in fields:
-        field.rebuild_indexes()
+    for field in fields:  # a unique value held twice is indexed so: still reported
+        rebuild_indexes(field, allow_duplicates=True)
     for model in models:
-        rebuild_together(model)
+        rebuild_together(model, allow_duplicates=True)
     return [*fields, *models]

@@ -85,16 +85,21 @@ def clean_indexes(field: RedisField, index_class: type[BaseIndex] | None = None)
     )
 
 
-def rebuild_indexes(field: RedisField, index_class: type[BaseIndex] | None = None) -> int:
+def rebuild_indexes(
+    field: RedisField, index_class: type[BaseIndex] | None = None, *, allow_duplicates: bool = False
+) -> int:
     """Clean, then index again the values every instance holds; how many instances. Every
-    value is checked first: one an index refuses (written by another client) raises a
-    ValueError naming it, with the indexes left as they were."""
+    value is checked first: one an index refuses (written by another client), or a unique
+    value several instances hold, raises a ValueError naming it, with the indexes left as
+    they were. `allow_duplicates`: index a unique value held several times as it is (what
+    `integrity.repair` does: the checker keeps reporting it, as no rebuild can fix it)."""
     refuse_in_pipeline(
         field.model._meta.database, f"{field.describe()}.rebuild_indexes()", IN_BATCHES
     )
     indexes = _selected(field, index_class)
+    holders: dict[Any, str] | None = None if allow_duplicates else {}
     for pks in _pk_batches(field.model):
-        _index_commands(field, indexes, pks)
+        _index_commands(field, indexes, pks, holders)
     clean_indexes(field, index_class)
     return sum(_index_batch(field, indexes, pks) for pks in _pk_batches(field.model))
 
@@ -105,29 +110,55 @@ def together_pattern(model: type[RedisModel]) -> str:
     return glob_escape(meta.index_key("__together__", "")) + "*"
 
 
-def rebuild_together(model: type[RedisModel]) -> int:
+def rebuild_together(model: type[RedisModel], *, allow_duplicates: bool = False) -> int:
     """Delete, then write again from every instance's values, the combinations of `model`'s
-    `unique_together` groups; how many instances."""
+    `unique_together` groups; how many instances. A combination several instances hold
+    raises a ValueError naming them first, the combinations left as they were (unless
+    `allow_duplicates`, as for `rebuild_indexes`)."""
     meta = model._meta
     refuse_in_pipeline(meta.database, f"{model.__name__}: rebuilding unique_together", IN_BATCHES)
+    if not allow_duplicates:
+        _refuse_duplicate_combinations(model)
     connection = meta.database.client
     _delete_matching(connection, together_pattern(model))
-    names = sorted({name for group in meta.unique_together for name in group})
     count = 0
     for pks in _pk_batches(model):
-        states = iter(
-            read_states(meta.database, [(meta.fields[n], pk) for pk in pks for n in names])
-        )
         with connection.pipeline(transaction=False) as pipeline:
-            for pk in pks:
-                values = {name: next(states) for name in names}
-                for group in meta.unique_together:
-                    key = meta.together_key(group, values)
-                    if key is not None:
-                        pipeline.sadd(key, pk)
+            for pk, key in _combinations(model, pks):
+                pipeline.sadd(key, pk)
             pipeline.execute()
         count += len(pks)
     return count
+
+
+def _refuse_duplicate_combinations(model: type[RedisModel]) -> None:
+    """A ValueError naming two instances holding the same values of a `unique_together`
+    group, if any do."""
+    holders: dict[str, str] = {}
+    for pks in _pk_batches(model):
+        for pk, key in _combinations(model, pks):
+            holder = holders.setdefault(key, pk)
+            if holder != pk:
+                raise ValueError(
+                    f"{model.__name__}: rebuilding unique_together: instances {holder!r} and "
+                    f"{pk!r} hold the same values of a unique_together group (its key "
+                    f"{key!r}); the combinations were left as they were"
+                )
+
+
+def _combinations(model: type[RedisModel], pks: list[str]) -> list[tuple[str, str]]:
+    """(pk, combination key) of each `unique_together` group these instances fill."""
+    meta = model._meta
+    names = sorted({name for group in meta.unique_together for name in group})
+    states = iter(read_states(meta.database, [(meta.fields[n], pk) for pk in pks for n in names]))
+    found = []
+    for pk in pks:
+        values = {name: next(states) for name in names}
+        for group in meta.unique_together:
+            key = meta.together_key(group, values)
+            if key is not None:
+                found.append((pk, key))
+    return found
 
 
 def _index_batch(field: RedisField, indexes: list[BaseIndex], pks: list[str]) -> int:
@@ -138,9 +169,16 @@ def _index_batch(field: RedisField, indexes: list[BaseIndex], pks: list[str]) ->
     return len(pks)
 
 
-def _index_commands(field: RedisField, indexes: list[BaseIndex], pks: list[str]) -> list[Any]:
+def _index_commands(
+    field: RedisField,
+    indexes: list[BaseIndex],
+    pks: list[str],
+    holders: dict[Any, str] | None = None,
+) -> list[Any]:
     """The commands indexing the values these instances hold (a related field's link
-    records with them: they describe its indexes); a ValueError names a refused value."""
+    records with them: they describe its indexes); a ValueError names a refused value, or
+    a unique one another instance holds (`holders`: the instance of each unique check
+    met so far, when checking)."""
     states = read_states(field.model._meta.database, [(field, pk) for pk in pks])
     link_commands = getattr(field, "link_commands", None)
     commands: list[Any] = []
@@ -150,6 +188,8 @@ def _index_commands(field: RedisField, indexes: list[BaseIndex], pks: list[str])
             for hkey, value in items:
                 for index in indexes:
                     commands += [add for add, _ in index.entries(value, pk, hkey)]
+                    if holders is not None and index.handle_uniqueness and field.unique:
+                        _claim(holders, index.unique_check(value, pk, hkey), pk, value)
         except ValueError as error:
             raise ValueError(
                 f"{field.describe()}.rebuild_indexes(): instance {pk!r}: {error}; the indexes "
@@ -158,3 +198,16 @@ def _index_commands(field: RedisField, indexes: list[BaseIndex], pks: list[str])
         if link_commands:
             commands += link_commands([v for _, v in items])
     return commands
+
+
+def _claim(holders: dict[Any, str], check: Any, pk: str, value: Any) -> None:
+    """Record that instance `pk` holds a unique value (its uniqueness `check`); a ValueError
+    if another instance holds it too."""
+    if check is None:
+        return
+    holder = holders.setdefault(check, pk)
+    if holder != pk:
+        raise ValueError(
+            f"value {value!r} is unique, and instance {holder!r} holds it too (make one of "
+            "them hold another value first)"
+        )

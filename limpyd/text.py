@@ -95,14 +95,15 @@ def escape_value(value: str) -> str:
     return value.replace("\x00", _ESCAPED_NUL)
 
 
-def member_pk(member: str) -> str:
-    """The primary key stored in a range-index member."""
-    index = 0
-    while True:
-        index = member.index("\x00", index)
+def member_pk(member: str) -> str | None:
+    """The primary key stored in a range-index member (None for a member of another shape,
+    which limpyd never writes)."""
+    index = member.find("\x00")
+    while 0 <= index < len(member) - 1:
         if member[index + 1] == "\x00":
             return member[index + 2 :]
-        index += 2
+        index = member.find("\x00", index + 2)
+    return None
 
 
 def lex_prefix_end(prefix: str) -> str | None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from limpyd.backends.base import redact_url
 from limpyd.backends.cluster import parse_cluster_url
 from limpyd.backends.urls import redis_url_db
 
@@ -37,7 +38,8 @@ class _Setting:
             return self._parse(env, f"environment variable {self.env}")
         try:
             ini = config.getini(self.name)
-        except ValueError as exc:  # pytest's reading of a boolean's text
+        except (ValueError, TypeError) as exc:  # pytest's reading of a boolean's text, or
+            # of a `[tool.pytest]` TOML value of another type
             raise pytest.UsageError(f"limpyd: ini key {self.name}: {exc}") from None
         if isinstance(ini, bool):  # a boolean setting: a TOML boolean, or its text read
             return ini
@@ -112,6 +114,14 @@ def _redis_url(url: str) -> bool:
     return True
 
 
+def _shown(url: str) -> str:
+    """`url` for a message: its passwords hidden."""
+    try:
+        return repr(redact_url(url))
+    except ValueError:  # not even a URL urllib splits: nothing of it is shown
+        return "given"
+
+
 @dataclass(frozen=True)
 class LimpydOptions:
     """The plugin's settings for this session, resolved from CLI, environment and ini."""
@@ -139,8 +149,9 @@ class LimpydOptions:
         url = values["limpyd_redis_url"]
         if url and not _redis_url(str(url)):
             raise pytest.UsageError(
-                f"limpyd: --limpyd-redis-url {url!r} is not a redis://, rediss:// or unix:// URL "
-                "redis-py reads (its port a number, options its connections take, a db number)"
+                f"limpyd: the Redis URL {_shown(str(url))} is not a redis://, rediss:// or unix:// "
+                "URL redis-py reads (its port a number but 0, options its connections take, a db "
+                "number; --limpyd-redis-url, LIMPYD_REDIS_URL, ini limpyd_redis_url)"
             )
         cluster_url = values["limpyd_cluster_url"]
         if cluster_url:
@@ -155,5 +166,14 @@ class LimpydOptions:
             redis_server=str(values["limpyd_redis_server"] or "") or None,
             require_redis=bool(values["limpyd_require_redis"]),
             flush_existing=bool(values["limpyd_flush_existing"]),
-            databases=tuple(line.strip() for line in config.getini("limpyd_databases") if line),
+            databases=_databases(config),
         )
+
+
+def _databases(config: pytest.Config) -> tuple[str, ...]:
+    """The `limpyd_databases` ini key: `module:attribute` lines."""
+    try:
+        lines = config.getini("limpyd_databases")
+    except (ValueError, TypeError) as exc:  # a `[tool.pytest]` TOML value of another type
+        raise pytest.UsageError(f"limpyd: ini key limpyd_databases: {exc}") from None
+    return tuple(line.strip() for line in lines if line)

@@ -362,3 +362,27 @@ def test_fields_named_with_a_trailing_underscore_take_suffixes(db):
     assert Kind.collection(props____b="y") == ["1"]  # the hash key `_b`
     with pytest.raises(UnknownFieldError, match="has no field 'clas'"):
         Kind.collection(clas___eq="5")
+
+
+def test_rebuilding_a_unique_index_refuses_a_value_held_twice(db, unchanged):
+    """Made unique over data where two instances share a value: the rebuild raises a
+    ValueError naming both, the indexes as they were (it wrote both in the unique index)."""
+
+    class Account(model.RedisModel):
+        database = db
+        namespace = "r"
+        email = fields.InstanceHashField()
+
+    for email in ("ann@x.org", "bob@x.org", "ann@x.org"):
+        Account(email=email)
+
+    class Account(model.RedisModel):  # type: ignore[no-redef]
+        database = db
+        namespace = "r"
+        email = fields.InstanceHashField(unique=True)
+
+    with unchanged(), pytest.raises(ValueError, match=r"instance '3'.*'ann@x\.org'.*'1' holds"):
+        Account.get_field("email").rebuild_indexes()
+    Account(3).email.hset("cat@x.org")  # no index yet: nothing to refuse it
+    assert Account.get_field("email").rebuild_indexes() == 3
+    assert Account.get(email="ann@x.org").pk.get() == "1"

@@ -10,7 +10,7 @@ import re
 import pytest
 
 from limpyd import fields, model
-from limpyd.exceptions import ImplementationError, UniquenessError
+from limpyd.exceptions import ImplementationError, InvalidQueryError, UniquenessError
 from limpyd.indexes import NumberRangeIndex, parse_number
 from limpyd.text import to_text
 
@@ -295,6 +295,20 @@ def test_equal_numbers_collide_in_a_unique_number_index(Item, unchanged, first, 
     assert Item.collection(number=second) == [pk]
 
 
+@pytest.mark.parametrize(
+    "filters",
+    [{"number__gt": "abc"}, {"number__in": [1, "x"]}, {"number": None}, {"steps__lte": math.nan},
+     {"number__lt": b"\xff"}, {"sizes__a": object()}],
+)  # fmt: skip
+def test_a_filter_value_refused_is_an_invalid_query_naming_the_filter(Item, filters):
+    """As redis-limpyd's code catches: an InvalidQueryError (a ValueError) naming the model,
+    the field and the filter, raised when the collection is built."""
+    (key,) = filters
+    field = key.split("__")[0]
+    with pytest.raises(InvalidQueryError, match=rf"^Item\.{field}: .*\(filter {key}="):
+        Item.collection(**filters)
+
+
 def test_a_number_index_holds_numbers_only(db, Item, unchanged, consistent):
     item = Item(number="1", steps=[1, 2], sizes={"a": "1"})
     refusals = [
@@ -486,3 +500,32 @@ def test_float_increments_a_double_cannot_hold_are_refused(Meter, unchanged, amo
                 call(amount)
     assert meter.level.incrbyfloat("1e300") == 1e300
     assert meter.gauge.hincrbyfloat("-0.5") == 0.5
+
+
+def test_a_command_without_its_values_names_the_field(db, unchanged):
+    """Redis refuses SADD/SREM/RPUSH/HDEL/HSET without values, and from a script with a
+    message of its own ("Wrong number of args calling Redis command from script"), unlike
+    the fake: a ValueError naming the field, before anything is sent."""
+
+    class Box(model.RedisModel):
+        database = db
+        tags = fields.SetField(indexable=True)
+        history = fields.ListField()
+        links = fields.HashField()
+        plain = fields.SetField()
+
+    box = Box(tags=["a"], history=["x"], links={"k": "v"}, plain=["p"])
+    calls = [
+        ("tags", lambda: box.tags.sadd()),
+        ("tags", lambda: box.tags.srem()),
+        ("plain", lambda: box.plain.sadd()),
+        ("history", lambda: box.history.rpush()),
+        ("history", lambda: box.history.lpush()),
+        ("links", lambda: box.links.hdel()),
+        ("links", lambda: box.links.hset(items=["a"])),
+        ("links", lambda: box.links.hset(items=["a", "1", "b"])),
+    ]
+    for name, call in calls:
+        with unchanged(), pytest.raises(ValueError, match=rf"^Box\.{name}\.\w+: (no value|its)"):
+            call()
+    assert box.links.hset(items=["a", "1"]) == 1

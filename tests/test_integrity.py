@@ -407,3 +407,29 @@ def test_a_combination_key_of_another_type_is_reported_and_repaired(seats, db):
     assert ("type", None) in [(p.kind, p.field) for p in problems]
     integrity.repair(problems)
     assert integrity.check(Seat) == []
+
+
+def test_malformed_and_foreign_index_entries_are_reported_stale(db):
+    """Entries another client wrote: a range-index member without the value/pk separator
+    (the checker stopped with a bare ValueError), a pk that does not exist. `repair` removes
+    them."""
+
+    class Named(model.RedisModel):
+        database = db
+        name = fields.StringField(indexes=[TextRangeIndex])
+        city = fields.StringField(indexable=True)
+
+    Named(name="ana", city="Paris")
+    range_key = Named.get_field("name").indexes[0].base_key()
+    equal_key = Named.get_field("city").indexes[0].value_key("Paris", None)
+    db.client.zadd(range_key, {"garbage": 0, "ends-in-nul\x00": 0})
+    db.client.sadd(equal_key, "99")
+    problems = integrity.check(Named)
+    assert sorted((p.kind, p.field.name) for p in problems) == [
+        ("stale", "city"), ("stale", "name"), ("stale", "name")
+    ]  # fmt: skip
+    details = " ".join(p.detail for p in problems)
+    assert "'garbage'" in details and "'ends-in-nul" in details and "'99'" in details
+    integrity.repair(problems)
+    assert integrity.check(Named) == []
+    assert Named.collection(city="Paris") == ["1"] and Named.collection(name__gte="") == ["1"]

@@ -80,3 +80,30 @@ def test_declaration_errors(db):
             unique_together = [("a", "tags")]
             a = fields.StringField()
             tags = fields.SetField()
+
+
+def test_rebuilding_refuses_a_combination_held_twice(db, unchanged):
+    """Made unique_together over data where two instances share the values: the rebuild
+    raises a ValueError naming both, the combinations as they were."""
+    from limpyd.maintenance import rebuild_together
+
+    class Seat(model.RedisModel):
+        database = db
+        row = fields.InstanceHashField()
+        number = fields.InstanceHashField()
+
+    for row, number in (("a", "1"), ("a", "2"), ("a", "1")):
+        Seat(row=row, number=number)
+
+    class Seat(model.RedisModel):  # type: ignore[no-redef]
+        database = db
+        unique_together = [("row", "number")]
+        row = fields.InstanceHashField()
+        number = fields.InstanceHashField()
+
+    with unchanged(), pytest.raises(ValueError, match=r"^Seat: .*instances '1' and '3' hold"):
+        rebuild_together(Seat)
+    Seat(3).number.hset("3")
+    assert rebuild_together(Seat) == 3
+    with pytest.raises(UniquenessError):
+        Seat(row="a", number="2")

@@ -41,6 +41,11 @@ def redis_url_db(url: str) -> int:
     except (ValueError, TypeError, RedisError) as exc:  # `?protocol=4`: a ConnectionError
         raise ValueError(f"Invalid database URL {redact_url(url)!r}: {exc}") from None
     parts = urlsplit(url)
+    if parts.scheme != "unix" and parts.port == 0:
+        raise ValueError(
+            f"Invalid database URL {redact_url(url)!r}: port 0 (redis-py would connect to the "
+            "default port, 6379, instead)"
+        )
     return _db(url, "" if parts.scheme == "unix" else parts.path, parts.query)
 
 

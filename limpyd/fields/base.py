@@ -315,6 +315,9 @@ class RedisField:
             command = commands.build(name, *key_args, *args, **kwargs)
         except (DataError, AttributeError) as error:  # redis-py's checks of arguments
             raise ValueError(f"{self.describe()}.{name}: {error}") from None
+        refused_arity = commands.arity_error(command)
+        if refused_arity is not None:
+            raise ValueError(f"{self.describe()}.{name}: {refused_arity}")
         head = 1 + len(key_args)
         command.args = (*command.args[:head], *map(self.text, command.args[head:]))
         refused = check_numbers(command.name, command.args, self.text)

@@ -212,6 +212,20 @@ def test_a_boolean_setting_of_a_native_toml_table(pytester, bare_path, value, re
         result.assert_outcomes(skipped=1)
 
 
+@pytest.mark.parametrize(
+    "line",
+    ['limpyd_flush_existing = "yes"', "limpyd_require_redis = 1", 'limpyd_databases = "a:b"'],
+)
+def test_a_toml_value_of_another_type_is_a_usage_error(pytester, line):
+    """pytest 9's `[tool.pytest]` table types its values: another type was an INTERNALERROR
+    (pytest's TypeError)."""
+    pytester.makepyfile("def test_x(): pass")
+    pytester.makepyprojecttoml(f"[tool.pytest]\n{line}\n")
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: limpyd: ini key {line.split()[0]}: *"])
+
+
 def test_a_boolean_setting_read_from_an_ini_text(pytester):
     pytester.makepyfile("def test_x(): pass")
     pytester.makeini("[pytest]\nlimpyd_flush_existing = maybe\n")
@@ -235,6 +249,19 @@ def test_a_boolean_setting_read_from_an_ini_text(pytester):
         (["--limpyd-redis-url=redis://127.0.0.1:1/0?foo=bar"], {}, "*foo=bar' is not*options*"),
         ([], {"LIMPYD_REDIS_URL": "redis://127.0.0.1:1/-1"}, "*/-1' is not a redis://*db*"),
         (["--limpyd-redis-url=redis://127.0.0.1:1/%35"], {}, "*/%35' is not a redis://*db*"),
+        # port 0: redis-py would connect to 6379 (maybe a developer's server) instead
+        (["--limpyd-redis-url=redis://127.0.0.1:0/0"], {}, "*:0/0' is not a redis://*but 0*"),
+        # a password is never shown, even in a URL refused
+        (
+            ["--limpyd-redis-url=redis://admin:hunter2@127.0.0.1:-1/0"],
+            {},
+            "*'redis://admin:[*][*][*]@127.0.0.1:-1/0' is not*",
+        ),
+        (
+            [],
+            {"LIMPYD_REDIS_URL": "redis://:hunter2@x:1/db"},
+            "*'redis://:[*][*][*]@x:1/db' is not*",
+        ),
         (
             ["--limpyd-backend=cluster", "--limpyd-cluster-url=redis+cluster://127.0.0.1:1"],
             {},
@@ -249,6 +276,7 @@ def test_bad_values_are_usage_errors(pytester, monkeypatch, args, env, message):
     result = pytester.runpytest(*args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([message])
+    assert "hunter2" not in result.stderr.str() + result.stdout.str()
 
 
 def test_missing_server_skips_with_a_reason(pytester, bare_path):
