@@ -179,7 +179,7 @@ class CollectionManager:
         except InvalidQueryError:
             raise
         except ValueError as error:  # a value the field or its index refuses
-            raise InvalidQueryError(f"{error} (filter {key}={value!r})") from None
+            raise InvalidQueryError(f"{error} (filter {key})") from None  # the value shown in it
         return _Filter(key, value, target, sources)
 
     def _deferred(self, value: Any) -> bool:

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import ResponseError
 
+from limpyd.exceptions import RefusedValueError
 from limpyd.keys import HASH_SUFFIX
 from limpyd.maintenance import (
     IN_BATCHES,
@@ -146,9 +147,8 @@ class _Checker:
         and read as empty."""
         try:
             return read_states(self.database, wanted)
-        except ResponseError as error:
-            if not _wrong_type(error):
-                raise
+        except RefusedValueError:  # a key of another type (see common.lua's read_state)
+            pass
         keys = [field.state_location(pk)[0] for field, pk in wanted]
         with self.client.pipeline(transaction=False) as pipeline:
             for key in keys:

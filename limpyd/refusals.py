@@ -131,6 +131,15 @@ def _sort_key_type(
     )
 
 
+def _state_type(model: type[RedisModel] | None, key: bytes, kind: bytes, want: bytes) -> Exception:
+    """A field's key holding another type than the field keeps (written by another client)."""
+    return RefusedValueError(
+        f"{_model_name(model)}: the key {key.decode(errors='replace')!r} holds a "
+        f"{kind.decode(errors='replace')}, not the {want.decode(errors='replace')} its field "
+        "keeps (another client wrote it: see limpyd.integrity); nothing was written"
+    )
+
+
 def _stored_missing(model: type[RedisModel] | None, key: bytes) -> Exception:
     """A stored collection whose key is gone."""
     return DoesNotExist(
@@ -144,5 +153,6 @@ _REFUSALS: dict[str, Callable[..., Exception]] = {
     "not_numeric": _not_numeric,
     "key_type": _key_type,
     "sort_key_type": _sort_key_type,
+    "state_type": _state_type,
     "stored_missing": _stored_missing,
 }

@@ -201,7 +201,7 @@ class Write:
         """Apply the write; its reply, or CONFLICT (SKIPPED for a reap that did not apply).
         Raises DoesNotExist / UniquenessError, or ValueError for a value Redis refused."""
         guard = self.model._meta.probe_key
-        return self.result(APPLY(database.client, self.arguments(), guard=guard))
+        return self.result(APPLY(database.client, self.arguments(), guard=guard, model=self.model))
 
     def result(self, outcome: list[Any]) -> Any:
         """What `run` gives for the apply script's `outcome`."""
@@ -284,7 +284,8 @@ def read_states(database: RedisDatabase, wanted: list[tuple[RedisField, str]]) -
     for field, pk in wanted:
         key, sub = field.state_location(pk)
         args += [protocol.STATE, field.state_kind, Key(key), sub]
-    states: list[list[str]] = READ(database.client, args, guard=wanted[0][0].model._meta.probe_key)
+    model = wanted[0][0].model
+    states: list[list[str]] = READ(database.client, args, guard=model._meta.probe_key, model=model)
     return states
 
 
@@ -482,7 +483,7 @@ def modify(field: RedisField, build: Callable[[str], Command]) -> Any:
 
         def attempt() -> Any:
             (old, outcome, new), *partner_states = READ(
-                connection, simulate, guard=model._meta.probe_key
+                connection, simulate, guard=model._meta.probe_key, model=model
             )
             if outcome[0] == "E":  # Redis refused the command
                 raise translate(ResponseError(outcome[1]), model)

@@ -115,6 +115,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     state.controller = session.config.pluginmanager.has_plugin("dsession")
     if not state.controller:
         state.prepare()
+        if state.options.databases:
+            state.guard_databases()
         return
     workers = xdist_workers(session.config)
     if state.redis_selected and "redis" not in state.unavailable and state.options.redis_url:

@@ -16,7 +16,7 @@ from redis.exceptions import RedisClusterException
 from redis.retry import Retry
 
 from limpyd.backends import RedisClusterBackend
-from limpyd.backends.base import redact_url
+from limpyd.backends.base import Backend, redact_url
 from limpyd.backends.cluster import CLUSTER_SCHEMES
 from limpyd.backends.fake import fakeredis_module
 from limpyd.backends.urls import redis_url_db
@@ -129,6 +129,8 @@ class SessionState:
         self._admin: dict[int, redis.Redis] = {}
         self._checked_dbs: set[int] = set()
         self._databases: list[RedisDatabase] | None = None
+        #: The backends the `limpyd_databases` had before the session (see `guard_databases`).
+        self._own_backends: list[Backend] = []
 
     @property
     def redis_selected(self) -> bool:
@@ -336,6 +338,10 @@ class SessionState:
         self.cluster_admin().flushdb(target_nodes="primaries")
 
     def close(self) -> None:
+        if self._own_backends:  # the guarded databases get their own backends back
+            for database, backend in zip(self._databases or [], self._own_backends, strict=True):
+                database.connect(backend=backend)
+            self._own_backends = []
         for client in self._admin.values():
             client.close()
         self._admin.clear()
@@ -350,6 +356,15 @@ class SessionState:
             self.cluster_executor = None
 
     # Application databases ------------------------------------------------------------------
+
+    def guard_databases(self) -> None:
+        """Point the `limpyd_databases` at a backend refusing every use for the session (each
+        test re-points them at its own database): outside a test, a fixture of a wider scope
+        or an import would reach the application's configured server."""
+        databases = self.application_databases()
+        self._own_backends = [database.backend for database in databases]
+        for database in databases:
+            database.connect(backend=_OutsideTests())
 
     def application_databases(self) -> list[RedisDatabase]:
         """The `RedisDatabase` objects named by the ini key `limpyd_databases`."""
@@ -405,3 +420,18 @@ class SessionState:
         if self.cluster_url is not None:
             return f"cluster at {self.cluster_url} (throw-away, 3 primaries)"
         return "one throw-away 3-primary cluster per worker"
+
+
+class _OutsideTests(Backend):
+    """Where the `limpyd_databases` point between tests: nowhere, with a message."""
+
+    def client(self) -> redis.Redis:
+        raise RuntimeError(
+            "limpyd: a database of the ini key limpyd_databases was used outside a test (in "
+            "a fixture of a module, class or session scope, or at import): it points at the "
+            "test's database during each test only (use limpyd_database_factory in such "
+            "fixtures, or make them function-scoped)"
+        )
+
+    def describe(self) -> str:
+        return "no server outside a test (limpyd_databases)"

@@ -305,7 +305,7 @@ def test_a_filter_value_refused_is_an_invalid_query_naming_the_filter(Item, filt
     the field and the filter, raised when the collection is built."""
     (key,) = filters
     field = key.split("__")[0]
-    with pytest.raises(InvalidQueryError, match=rf"^Item\.{field}: .*\(filter {key}="):
+    with pytest.raises(InvalidQueryError, match=rf"^Item\.{field}: .*\(filter {key}\)$"):
         Item.collection(**filters)
 
 
@@ -529,3 +529,32 @@ def test_a_command_without_its_values_names_the_field(db, unchanged):
         with unchanged(), pytest.raises(ValueError, match=rf"^Box\.{name}\.\w+: (no value|its)"):
             call()
     assert box.links.hset(items=["a", "1"]) == 1
+
+
+def test_a_field_key_of_another_type_is_refused_by_name(db, unchanged):
+    """Another client replaced a field's key by a list: a write reading its value (set,
+    delete) is a RefusedValueError naming the model and the key, nothing written, on every
+    backend (a bare WRONGTYPE, or a script error on Redis); the integrity checker reports
+    it, and once the key is put right the instance can be deleted."""
+    from limpyd.exceptions import RefusedValueError
+    from limpyd.integrity import check
+
+    class Doc(model.RedisModel):
+        database = db
+        title = fields.StringField(indexable=True)
+        nick = fields.InstanceHashField(indexable=True)
+        tags = fields.SetField(indexable=True)
+
+    doc = Doc(title="a", nick="n", tags=["x"])
+    key = Doc._meta.instance_key(doc.pk.get(), "title")
+    db.client.delete(key)
+    db.client.rpush(key, "junk")
+    pattern = rf"^Doc: the key '{re.escape(key)}' holds a list, not the string .*nothing was"
+    for call in (lambda: doc.title.set("b"), doc.delete, lambda: doc.title.getset("c")):
+        with unchanged(), pytest.raises(RefusedValueError, match=pattern):
+            call()
+    assert sorted(p.kind for p in check(Doc)) == ["invalid", "stale"]  # its "a" entry too
+    db.client.delete(key)
+    db.client.set(key, "a")
+    doc.delete()
+    assert Doc.collection() == [] and db.client.keys("*doc*") == [Doc._meta.max_pk_key]

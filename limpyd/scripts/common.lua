@@ -55,10 +55,28 @@ local function sorted_pairs(flat)
     return out
 end
 
+-- Refuse the call for what it was given or found (read by limpyd/refusals.py):
+-- 'limpyd: refused <code>', then each text as 'x' and its bytes in hex (any byte survives
+-- the error reply). Raised at level 0: no position of the code is added to it.
+local function refuse(code, ...)
+    local parts = {'limpyd: refused', code}
+    for _, text in ipairs({...}) do
+        parts[#parts + 1] = 'x' .. string.gsub(text, '.', function(c)
+            return string.format('%02x', string.byte(c))
+        end)
+    end
+    error(table.concat(parts, ' '), 0)
+end
+
 -- The state of a field as a flat list of strings, equal for equal contents:
 -- string/hashfield: {} when missing, {value} otherwise; hash: sorted pairs;
 -- set: sorted members; list: items; zset: member, score pairs in rank order.
 local function read_state(kind, key, sub)
+    local held = redis.call('TYPE', key)
+    held = held.ok or held
+    if held ~= 'none' and STATE_TYPES[kind] and held ~= STATE_TYPES[kind] then
+        refuse('state_type', key, held, STATE_TYPES[kind])  -- written by another client
+    end
     if kind == 'string' then
         local v = redis.call('GET', key)
         if v then return {v} end
@@ -130,19 +148,6 @@ local function argv_reader(keys, argv, skip)
     end
     function r.done() return pos >= #argv end
     return r
-end
-
--- Refuse the call for what it was given or found (read by limpyd/refusals.py):
--- 'limpyd: refused <code>', then each text as 'x' and its bytes in hex (any byte survives
--- the error reply). Raised at level 0: no position of the code is added to it.
-local function refuse(code, ...)
-    local parts = {'limpyd: refused', code}
-    for _, text in ipairs({...}) do
-        parts[#parts + 1] = 'x' .. string.gsub(text, '.', function(c)
-            return string.format('%02x', string.byte(c))
-        end)
-    end
-    error(table.concat(parts, ' '), 0)
 end
 
 local function error_text(err)

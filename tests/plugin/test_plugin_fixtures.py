@@ -193,7 +193,10 @@ APP_TESTS = """
 """
 
 APP_CONFTEST = """
-    def pytest_sessionfinish(session):
+    import pytest
+
+    @pytest.hookimpl(trylast=True)  # once the plugin put their own backends back
+    def pytest_unconfigure(config):
         import app
 
         with open("after.txt", "w") as out:
@@ -224,8 +227,41 @@ def test_limpyd_databases_entry_must_be_a_database(pytester):
     pytester.makeini("[pytest]\nlimpyd_databases = app:database\n")
     pytester.syspathinsert()
     result = pytester.runpytest()
-    result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["*limpyd_databases entry 'app:database' is 'not a database'*"])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR  # before any test
+    result.stderr.fnmatch_lines(["*limpyd_databases entry 'app:database' is 'not a database'*"])
+
+
+def test_limpyd_databases_refuse_any_use_outside_a_test(pytester):
+    """Between tests (a module-scoped fixture, an import) the application's databases point
+    nowhere: they reached the application's configured server."""
+    pytester.makepyfile(
+        app=APP_MODULE,
+        test_app="""
+        import pytest
+        import app
+
+        @pytest.fixture(scope="module")
+        def seeded():
+            app.database.connection.set("seed", "1")
+
+        def test_seeded(seeded):
+            pass
+
+        def test_inside():
+            app.database.connection.set("inside", "1")
+        """,
+    )
+    pytester.makeconftest(APP_CONFTEST)
+    pytester.makeini("[pytest]\nlimpyd_databases =\n    app:database\n    app:Holder.other\n")
+    pytester.syspathinsert()
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*used outside a test (in a fixture of a module, class*"])
+    after = (pytester.path / "after.txt").read_text()
+    assert after == "fakeredis://app-own-server/0 fakeredis://app-other-server/0"
+    assert FakeBackend(name="app-own-server").client().dbsize() == 0
+    FakeBackend.drop_server("app-own-server")
+    FakeBackend.drop_server("app-other-server")
 
 
 def test_without_limpyd_databases_plain_tests_are_not_parametrized(pytester, bare_path):

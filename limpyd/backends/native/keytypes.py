@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 from limpyd import protocol
-from limpyd.backends.native.server import ScriptFailure, Server, key_type
+from limpyd.backends.native.server import STATE_TYPES, ScriptFailure, Server, key_type
 
 __all__ = [
     "KINDS",
@@ -21,8 +21,6 @@ __all__ = [
 
 _KEY_TYPES = {name.encode(): kind.encode() for name, kind in protocol.KEY_TYPES.items()}
 _EMPTYING = frozenset((b"DEL", b"UNLINK"))
-#: The type of the key of each kind of field state `Server.read_state` knows.
-STATE_TYPES = {kind.encode(): name.encode() for kind, name in protocol.STATE_TYPES.items()}
 KINDS = frozenset(STATE_TYPES)
 
 

@@ -21,8 +21,11 @@ from fakeredis._core._database import Item
 from fakeredis._helpers import SimpleError, SimpleString, compile_pattern
 from fakeredis.model import ExpiringMembersSet, Hash, ZSet, is_write_command
 
+from limpyd import protocol
+
 __all__ = [
     "CLIENT_READS",
+    "STATE_TYPES",
     "TABLE",
     "Arguments",
     "ScriptFailure",
@@ -35,6 +38,10 @@ __all__ = [
     "refusal",
     "snapshot",
 ]
+
+
+#: The type of the key holding each kind of field state.
+STATE_TYPES = {kind.encode(): name.encode() for kind, name in protocol.STATE_TYPES.items()}
 
 
 class ScriptFailure(Exception):
@@ -114,7 +121,13 @@ class Server:
     # common.lua's helpers, over this server
 
     def read_state(self, kind: bytes, key: bytes, sub: bytes) -> list[bytes]:
-        """A field's state as a flat list, equal for equal contents (see common.lua)."""
+        """A field's state as a flat list, equal for equal contents (see common.lua); a key
+        of another type than the field keeps (written by another client) is refused."""
+        want = STATE_TYPES.get(kind)
+        if want is not None:
+            held = key_type(self.socket._db, key)
+            if held != want and held != b"none":
+                raise refusal("state_type", key, held, want)
         call = self.call
         if kind == b"string":
             value = call(b"GET", key)
