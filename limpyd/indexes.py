@@ -149,9 +149,17 @@ class BaseIndex:
         return self.field.model._meta.index_key(self.field.name, self.identity, hkey)
 
     def entries(self, value: str, pk: str, hkey: str | None = None) -> list[Entry]:
-        """The index entries an instance holding `value` has."""
+        """The index entries an instance holding `value` has (a ValueError for a value
+        the index refuses names the value given, when the index transforms it)."""
         normalized = self.normalize(value)
-        return [] if normalized is None else self._entries(normalized, pk, hkey)
+        if normalized is None:
+            return []
+        try:
+            return self._entries(normalized, pk, hkey)
+        except ValueError as error:
+            if normalized == value:
+                raise
+            raise ValueError(f"{error} (from the value {value!r}, transformed)") from None
 
     def removals(self, value: str, pk: str, hkey: str | None = None) -> list[Op]:
         """The commands removing the entries an instance holding `value` has (what a

@@ -70,7 +70,8 @@ def plan_unique(write: Write, field: RedisField, hkey: str | None, value: str) -
     for index in field.indexes:
         check = index.unique_check(value, write.pk, hkey) if index.handle_uniqueness else None
         if check is not None:
-            write.unique(field.describe(), value, check)
+            kept = index.normalize(value)
+            write.unique(field.describe(), value, check, None if kept == value else kept)
 
 
 def plan_together(write: Write, old: dict[str, State], new: dict[str, State]) -> None:

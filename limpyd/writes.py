@@ -95,7 +95,7 @@ class Write:
             check = protocol.REAPING if reaping else protocol.FREE if creating else protocol.EXISTS
             self.checks += [check, Key(meta.collection_key), pk, Key(meta.expiry_key)]
         self.commands: list[Any] = []
-        self._unique: list[tuple[str, Any]] = []
+        self._unique: list[tuple[str, str]] = []  # (what, its value shown) of each check
         self._references: list[tuple[str, type[RedisModel], str]] = []
 
     def guard(self, kind: str, key: str, sub: str, state: list[str]) -> None:
@@ -104,8 +104,11 @@ class Write:
         if self.token is None:
             self.checks += [protocol.GUARD, kind, Key(key), sub, len(state), *state]
 
-    def unique(self, what: str, value: Any, check: tuple[str, str, str, str]) -> None:
-        """Fail with UniquenessError if another instance holds `value` (see apply.lua)."""
+    def unique(
+        self, what: str, value: Any, check: tuple[str, str, str, str], kept: str | None = None
+    ) -> None:
+        """Fail with UniquenessError if another instance holds `value` (see apply.lua);
+        `kept`: the value as the index checking it keeps it, when it transforms it."""
         how, key, low, high = check
         expiry = Key(self.model._meta.expiry_key)
         self.checks += [
@@ -118,7 +121,8 @@ class Write:
             self.pk,
             expiry,
         ]
-        self._unique.append((what, value))
+        shown = repr(value) if kept is None else f"{value!r} (kept as {kept!r} by its unique index)"
+        self._unique.append((what, shown))
 
     def require_instance(
         self, what: str, model: type[RedisModel], pk: str, held: RedisField | None = None
@@ -232,9 +236,9 @@ class Write:
             self.model._reap_expired_pk(outcome[1])
             return CONFLICT
         if status == "UNIQUE":
-            what, value = self._unique[int(outcome[1])]
+            what, shown = self._unique[int(outcome[1])]
             raise UniquenessError(
-                f"{what}: value {value!r} is already held by instance {outcome[2]!r}"
+                f"{what}: value {shown} is already held by instance {outcome[2]!r}"
             )
         if status == "PKEXISTS":
             raise UniquenessError(

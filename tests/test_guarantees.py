@@ -130,8 +130,8 @@ class _AfterRead:
         self._busy = False
         monkeypatch.setattr(writes, "READ", self)
 
-    def __call__(self, client: Any, args: list[Any], *, guard: str) -> Any:
-        result = self.original(client, args, guard=guard)
+    def __call__(self, client: Any, args: list[Any], *, guard: str, model: Any = None) -> Any:
+        result = self.original(client, args, guard=guard, model=model)
         if not self._busy:
             self.reads += 1
             if self.should_fire():

@@ -4,6 +4,8 @@ and index maintenance, each checked against the integrity checker."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 
 from limpyd import fields, model
@@ -757,3 +759,26 @@ def test_the_manual_definitions_give_the_ready_indexes(db):
     for name in names:
         assert manual[name].__name__ == name
         assert shape(manual[name]) == shape(getattr(contrib, name)), name
+
+
+def test_a_unique_datetime_collides_within_its_second_and_says_so(db, unchanged):
+    """The first uniqueness-handling leaf keeps 'YYYY-MM-DD HH:MM:SS': the error shows the
+    value given and the text that collided (it showed the value as if instance 1 held it)."""
+    class Event(model.RedisModel):
+        database = db
+        at = fields.InstanceHashField(indexes=[DateTimeIndex], unique=True)
+
+    Event(at=str(datetime(2026, 1, 5, 10, 11, 12, 100000)))
+    later = str(datetime(2026, 1, 5, 10, 11, 12, 900000))
+    kept = "kept as '2026-01-05 10:11:12' by its unique index"
+    with (
+        unchanged(),
+        pytest.raises(UniquenessError, match=rf"^Event\.at: value '{later}' \({kept}\)"),
+    ):
+        Event(at=later)
+    with (
+        unchanged(),
+        pytest.raises(ValueError, match=r"'1-' for its MonthIndex.*'2026-1-5 10:11:1"),
+    ):
+        Event(at="2026-1-5 10:11:12")
+    assert Event(at="2026-01-05 10:11:13").pk.get() == "2"
