@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from limpyd.indexes import BaseIndex
     from limpyd.model import RedisModel
 
-__all__ = ["CollectionManager"]
+__all__ = ["CollectionManager", "filter_parts"]
 
 #: A query atom: (operation, arguments...), see query.lua.
 Atom = tuple[Any, ...]
@@ -76,6 +76,18 @@ class _Filter(NamedTuple):
 
 #: A collection class: chaining calls give a collection of the same class.
 _Collection = TypeVar("_Collection", bound="CollectionManager")
+
+
+def filter_parts(fields: Iterable[str], key: str) -> tuple[str, list[str]]:
+    """(field name, the parts after it) of the filter `key`: `name__hkey__suffix`. A field
+    named with a trailing `_` is read first: `class___eq` is `class_` and `eq`, even beside a
+    field `class` (whose hash key `_eq` it would otherwise name)."""
+    for known in sorted((f for f in fields if f.endswith("_")), key=len, reverse=True):
+        if key == known or key.startswith(f"{known}__"):
+            rest = key[len(known) + 2 :]
+            return known, rest.split("__") if rest else []
+    name, *parts = key.split("__")
+    return name, parts
 
 
 class CollectionManager:
@@ -194,12 +206,7 @@ class CollectionManager:
         """What the filter `field[__hkey][__prefix][__suffix][__all]=value` names; an
         error naming the model, the field and the filter if no index of a field answers it."""
         meta = self.model._meta
-        name, *parts = key.split("__")
-        if name not in meta.fields:  # a field named with a trailing '_': `class___eq`
-            for known in meta.fields:
-                if known.endswith("_") and key.startswith(f"{known}__"):
-                    name, parts = known, key[len(known) + 2 :].split("__")
-                    break
+        name, parts = filter_parts(meta.fields, key)
         try:
             field = meta.field(name)
         except UnknownFieldError:

@@ -26,6 +26,7 @@ from limpyd import protocol
 from limpyd.exceptions import ImplementationError
 from limpyd.text import (
     NUMBER,
+    ValueTypeError,
     encode_member,
     escape_value,
     glob_escape,
@@ -138,11 +139,22 @@ class BaseIndex:
 
     def normalize(self, value: str) -> str | None:
         """The text this index stores for a field value (transformed), None to skip it."""
-        if self.transform is not None:
-            value = self.transform(value)
-            if value is None:
-                return None
-        return to_text(value)
+        if self.transform is None:
+            return to_text(value)
+        return self.transformed_text(self.transform(value), value)
+
+    def transformed_text(self, transformed: Any, value: str) -> str | None:
+        """The text of what a transform gave for `value` (None: skip it); a ValueError
+        naming the field, the index and the value for a result with no text."""
+        if transformed is None:
+            return None
+        try:
+            return to_text(transformed)
+        except ValueTypeError as error:
+            raise ValueError(
+                f"{self.field.describe()}: the transform of its {type(self).__name__} gave "
+                f"{error}, for the value {value!r}"
+            ) from None
 
     def base_key(self, hkey: str | None = None) -> str:
         """The key of this index, per hash key for HashField."""
@@ -200,14 +212,15 @@ class BaseIndex:
 
 
 def _as_method(transform: Callable[..., Any] | None) -> Any:
-    """Transforms take `(value)` or `(self, value)`; both are stored as methods."""
+    """Transforms take `(value)` or `(self, value)`; both are stored as methods. Parameters
+    with a default are not counted: `(value, n=2)` takes the value alone."""
     if transform is None:
         return None
     try:
         parameters = [
             p
             for p in inspect.signature(transform).parameters.values()
-            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
         ]
     except (TypeError, ValueError):
         parameters = []

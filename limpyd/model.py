@@ -84,6 +84,10 @@ class RedisModel(metaclass=MetaRedisModel):
     #: one hash slot. A name, or a model (its group); None: the model itself. Inherited.
     #: Models one call ties together (related fields) must share it on a cluster.
     cluster_group: ClassVar[str | type[RedisModel] | None] = None
+    #: What `__init__` sets on each instance: no related collection may take these names.
+    _instance_attributes: ClassVar[frozenset[str]] = frozenset(
+        {"_pk", "_connected", "_bound_fields"}
+    )
 
     def __init__(self, *args: Any, **values: Any) -> None:
         """`Model(pk)` loads an instance (DoesNotExist if absent); `Model(**values)` creates

@@ -11,11 +11,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pytest
 import redis
-from redis.backoff import NoBackoff
 from redis.exceptions import RedisClusterException
-from redis.retry import Retry
 
-from limpyd.backends import RedisClusterBackend
+from limpyd.backends import RedisBackend, RedisClusterBackend
 from limpyd.backends.base import Backend, redact_url
 from limpyd.backends.cluster import CLUSTER_SCHEMES
 from limpyd.backends.fake import fakeredis_module
@@ -82,10 +80,10 @@ def _worker_index(config: pytest.Config) -> int:
 
 
 def _checking_client(url: str) -> redis.Redis:
-    """A client that gives up at once: an unreachable server is reported, not waited for."""
-    return redis.Redis.from_url(
-        url, socket_timeout=5, socket_connect_timeout=5, retry=Retry(NoBackoff(), 0)
-    )
+    """A client connecting as the tests' do (their backend's options: a URL they cannot use
+    is refused here), and giving up at once: an unreachable server is reported, not waited
+    for."""
+    return RedisBackend(url=url, socket_timeout=5, socket_connect_timeout=5).client()
 
 
 def _refusal(url: str, size: int) -> str:

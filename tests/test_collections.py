@@ -364,6 +364,26 @@ def test_fields_named_with_a_trailing_underscore_take_suffixes(db):
         Kind.collection(clas___eq="5")
 
 
+def test_a_trailing_underscore_field_beside_its_plain_name(db):
+    """`attrs___eq` is `attrs_` + `eq` (as documented), even when a field `attrs` exists:
+    it was read as the hash key `_eq` of `attrs`, and `name_` could not be filtered."""
+
+    class Both(model.RedisModel):
+        database = db
+        attrs = fields.HashField(indexable=True)
+        attrs_ = fields.InstanceHashField(indexable=True)
+        name = fields.StringField(indexable=True)
+        name_ = fields.StringField(indexes=[EqualIndex, TextRangeIndex])
+
+    Both(attrs={"_eq": "x", "k": "v"}, attrs_="x", name="y", name_="y")
+    Both(attrs={"_eq": "x"}, attrs_="z", name="z", name_="z")
+    assert Both.collection(attrs___eq="x") == ["1"]
+    assert Both.collection(attrs_="x") == ["1"] and Both.collection(attrs__k="v") == ["1"]
+    assert Both.collection(name___eq="y") == ["1"]
+    assert Both.collection(name___gt="y") == ["2"]
+    assert Both.collection(name="z") == ["2"]
+
+
 def test_rebuilding_a_unique_index_refuses_a_value_held_twice(db, unchanged):
     """Made unique over data where two instances share a value: the rebuild raises a
     ValueError naming both, the indexes as they were (it wrote both in the unique index)."""

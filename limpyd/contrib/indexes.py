@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from limpyd.exceptions import ImplementationError
 from limpyd.indexes import BaseIndex, NumberRangeIndex, TextRangeIndex
-from limpyd.text import to_text
 
 if TYPE_CHECKING:
     from limpyd.fields.base import RedisField
@@ -185,12 +184,13 @@ class _ComposedLeaf(BaseIndex):
 
     def normalize(self, value: str) -> str | None:
         """The value through the multi-indexes' transforms, then the leaf's own."""
+        text = value
         for transform in self._outer_transforms:
-            value = transform(value)
-            if value is None:
+            transformed = self.transformed_text(transform(text), value)
+            if transformed is None:
                 return None
-            value = to_text(value)
-        return super().normalize(value)
+            text = transformed
+        return super().normalize(text)
 
     def __repr__(self) -> str:
         path = ".".join([multi.__name__ for multi in self.composition] + [type(self).__name__])

@@ -29,6 +29,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 from limpyd.backends import Backend
+from limpyd.collection import filter_parts
 from limpyd.contrib.collection import ExtendedCollectionManager
 from limpyd.database import RedisDatabase
 from limpyd.exceptions import ImplementationError, InvalidQueryError
@@ -419,7 +420,7 @@ def _check_related_names(target: type[RedisModel]) -> None:
                 f"{field.describe()} and {seen[name].describe()} both want the related "
                 f"collection {name!r} on {target.__name__}: give one a related_name"
             )
-        if hasattr(target, name):
+        if hasattr(target, name) or name in target._instance_attributes:
             raise ImplementationError(
                 f"{field.describe()}: the related name {name!r} is already an attribute of "
                 f"{target.__name__}"
@@ -486,9 +487,9 @@ class _RelatedCollection:
         self.instance = instance
 
     def __call__(self, **filters: Any) -> ExtendedCollectionManager:
-        name = self.field.name
+        model = self.field.model
         for key, value in filters.items():
-            if key == name or key.startswith(f"{name}__"):
+            if filter_parts(model._meta.fields, key)[0] == self.field.name:
                 raise InvalidQueryError(
                     f"{self!r}: it filters on {self.field.describe()} itself; filter on other "
                     f"fields (got {key}={value!r})"

@@ -764,6 +764,7 @@ def test_the_manual_definitions_give_the_ready_indexes(db):
 def test_a_unique_datetime_collides_within_its_second_and_says_so(db, unchanged):
     """The first uniqueness-handling leaf keeps 'YYYY-MM-DD HH:MM:SS': the error shows the
     value given and the text that collided (it showed the value as if instance 1 held it)."""
+
     class Event(model.RedisModel):
         database = db
         at = fields.InstanceHashField(indexes=[DateTimeIndex], unique=True)
@@ -782,3 +783,33 @@ def test_a_unique_datetime_collides_within_its_second_and_says_so(db, unchanged)
     ):
         Event(at="2026-1-5 10:11:12")
     assert Event(at="2026-01-05 10:11:13").pk.get() == "2"
+
+
+def test_a_transform_giving_no_text_is_refused_by_name(db, unchanged):
+    """A transform returning a bool (or anything to_text refuses): a ValueError naming the
+    field, the index and the value (a bare ValueTypeError named nothing); nothing written."""
+    Initial = EqualIndex.configure(transform=lambda value: value.startswith("A"), name="Initial")
+    Parts = MultiIndexes.compose([EqualIndex], transform=lambda value: [value], name="Parts")
+
+    class Word(model.RedisModel):
+        database = db
+        text = fields.InstanceHashField(indexes=[Initial])
+        other = fields.InstanceHashField(indexes=[Parts])
+
+    for values, where in [({"text": "Abc"}, "Word.text.*Initial"), ({"other": "x"}, "Word.other")]:
+        with unchanged(), pytest.raises(ValueError, match=rf"^{where}.*gave .*for the value"):
+            Word(**values)
+
+
+def test_a_transform_with_a_defaulted_parameter_takes_the_value_alone(db):
+    """`(value, n=2)` is a one-value transform, not a method `(self, value)`."""
+
+    def first(value, n=2):
+        return value[:n]
+
+    class Word(model.RedisModel):
+        database = db
+        text = fields.InstanceHashField(indexes=[EqualIndex.configure(transform=first)])
+
+    Word(text="abc")
+    assert Word.collection(text="ab") == ["1"]

@@ -277,3 +277,41 @@ def test_from_stored_takes_a_key_of_text(people):
     for wrong in (b"mine", "", None, 1):
         with pytest.raises(ValueError, match=r"from_stored\(key=.*a key is a non-empty str"):
             Group.collection().from_stored(wrong)
+
+
+def test_a_related_collection_filters_on_a_field_named_as_its_own_with_an_underscore(db):
+    """`owner___eq` names `owner_`, not the relation `owner`: it was refused as a filter on
+    the relation itself."""
+
+    class Boss(related.RelatedModel):
+        cluster_group = "related"
+        database = db
+        name = fields.InstanceHashField(indexable=True)
+
+    class Desk(related.RelatedModel):
+        cluster_group = "related"
+        database = db
+        owner = FKInstanceHashField(Boss, related_name="desks")
+        owner_ = fields.InstanceHashField(indexable=True)
+
+    boss = Boss(name="b")
+    Desk(owner=boss, owner_="z"), Desk(owner=boss, owner_="y")
+    assert boss.desks(owner___eq="z") == ["1"]
+    with pytest.raises(InvalidQueryError, match=r"it filters on Desk\.owner itself"):
+        boss.desks(owner__eq=boss)
+
+
+@pytest.mark.parametrize("name", ["_pk", "_connected", "_bound_fields"])
+def test_a_related_name_taken_by_each_instance_is_refused(db, name):
+    """Set by `__init__` on every instance, these names hid the related collection."""
+
+    class Host(related.RelatedModel):
+        cluster_group = "related"
+        database = db
+
+    with pytest.raises(ImplementationError, match=f"related name '{name}' is already an attr"):
+
+        class Guest(related.RelatedModel):
+            cluster_group = "related"
+            database = db
+            host = FKStringField(Host, related_name=name)

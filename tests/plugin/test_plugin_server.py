@@ -267,6 +267,17 @@ def test_given_url_with_keys_is_refused(pytester, scratch_server):
     assert client.get("precious") == b"data"
 
 
+def test_given_url_the_tests_cannot_use_stops_the_session(pytester, scratch_server):
+    """A password for a server that has none: the tests' clients refuse it, so the check
+    before the session does too (a plain client accepted it, and every test failed)."""
+    url = scratch_server.url.replace("redis://", "redis://:hunter2@")
+    pytester.makepyfile("def test_x(limpyd_database): pass")
+    result = pytester.runpytest("--limpyd-backend=redis", f"--limpyd-redis-url={url}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: limpyd: cannot use Redis at redis://:[*][*][*]@*"])
+    assert "hunter2" not in result.stderr.str() + result.stdout.str()
+
+
 def test_given_url_with_keys_and_flush_existing(pytester, scratch_server):
     client = redis.Redis.from_url(scratch_server.url.replace("/0", "/5"))
     client.set("stale", "data")
