@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -148,25 +148,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         if "limpyd_backend" in names:
             return  # the test chose its backends itself
     state = _state(metafunc.config)
-    allowed = set(BACKENDS)
-    for mark in metafunc.definition.iter_markers("limpyd_backends"):
-        unknown = set(mark.args) - set(BACKENDS)
-        if unknown or not mark.args:
-            pytest.fail(
-                f"limpyd_backends marker of {metafunc.definition.nodeid}: "
-                f"{sorted(unknown) or 'no backend'} given, use 'fake', 'redis' and/or 'cluster'",
-                pytrace=False,
-            )
-        allowed &= set(mark.args)
+    allowed = _allowed_backends(metafunc.definition)
     selected = [kind for kind in BACKENDS if kind in state.options.backends]
     kinds = [kind for kind in selected if kind in allowed]
     params = []
     if not kinds:
+        reason = _elsewhere(allowed, selected)
         for kind in (kind for kind in BACKENDS if kind in allowed):
-            reason = (
-                f"limpyd: runs only on {', '.join(sorted(allowed))}; this session runs "
-                f"{', '.join(selected)} (--limpyd-backend)"
-            )
             params.append(pytest.param(kind, id=kind, marks=pytest.mark.skip(reason=reason)))
     for kind in kinds:
         if kind in state.unavailable:
@@ -177,6 +165,42 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("limpyd_backend", params, indirect=True)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test using no backend but naming its backends (`limpyd_backends`) runs only if
+    the session runs one of them."""
+    running = _state(config).options.backends
+    for item in items:
+        if "limpyd_backend" in getattr(item, "fixturenames", ()):
+            continue  # parametrized by its backends (pytest_generate_tests)
+        if item.get_closest_marker("limpyd_backends") is None:
+            continue
+        allowed = _allowed_backends(item)
+        if not allowed & set(running):
+            item.add_marker(pytest.mark.skip(reason=_elsewhere(allowed, running)))
+
+
+def _allowed_backends(node: pytest.Item) -> set[str]:
+    """The backends the test's `limpyd_backends` markers allow (all without one)."""
+    allowed = set(BACKENDS)
+    for mark in node.iter_markers("limpyd_backends"):
+        unknown = set(mark.args) - set(BACKENDS)
+        if unknown or not mark.args:
+            pytest.fail(
+                f"limpyd_backends marker of {node.nodeid}: "
+                f"{sorted(unknown) or 'no backend'} given, use 'fake', 'redis' and/or 'cluster'",
+                pytrace=False,
+            )
+        allowed &= set(mark.args)
+    return allowed
+
+
+def _elsewhere(allowed: set[str], selected: Iterable[str]) -> str:
+    return (
+        f"limpyd: runs only on {', '.join(sorted(allowed))}; this session runs "
+        f"{', '.join(selected)} (--limpyd-backend)"
+    )
+
+
 # Fixtures -------------------------------------------------------------------------------------
 
 
@@ -185,7 +209,12 @@ def limpyd_backend(request: pytest.FixtureRequest) -> str:
     """The backend kind of this test: "fake", "redis" or "cluster" (tests are parametrized by
     it)."""
     state = _state(request.config)
-    kind = str(getattr(request, "param", None) or state.options.backends[0])
+    return _usable(state, str(getattr(request, "param", None) or state.options.backends[0]))
+
+
+def _usable(state: SessionState, kind: str) -> str:
+    """`kind`, a backend this test can run on; else the test fails or is skipped, saying
+    why (checked again by the factory: a test's own direct parametrize skips the fixture)."""
     if kind not in BACKENDS:  # a test's own parametrize
         pytest.fail(
             f"limpyd: unknown backend {kind!r} for limpyd_backend: use 'fake', 'redis' or "
@@ -332,7 +361,8 @@ def limpyd_database_factory(
     request: pytest.FixtureRequest, limpyd_backend: str
 ) -> Iterator[DatabaseFactory]:
     """Make more databases on this test's backend and server (e.g. two sharing data)."""
-    factory = DatabaseFactory(_state(request.config), limpyd_backend)
+    state = _state(request.config)
+    factory = DatabaseFactory(state, _usable(state, limpyd_backend))
     try:
         yield factory
     finally:

@@ -303,3 +303,39 @@ def test_factory_options_the_database_refuses_fail_naming_them(limpyd_database_f
     with pytest.raises(pytest.fail.Exception, match=r"\(password=\.\.\.\)") as failed:
         limpyd_database_factory(password="s3cret")
     assert "s3cret" not in str(failed.value)
+
+
+def test_a_backend_chosen_by_the_test_itself_is_checked(pytester):
+    """A direct parametrize of `limpyd_backend` skips its fixture: the factory checks the
+    kind (it was a bare AssertionError); a test using no backend but marked with backends
+    this session does not run is skipped (it ran)."""
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.parametrize("limpyd_backend", ["redis"])
+        def test_direct(limpyd_database):
+            pass
+
+        @pytest.mark.parametrize("limpyd_backend", ["bogus"])
+        def test_bogus(limpyd_database):
+            pass
+
+        @pytest.mark.limpyd_backends("redis")
+        def test_plain_marked():
+            raise AssertionError("not on this session's backends")
+
+        @pytest.mark.limpyd_backends("fake", "redis")
+        def test_plain_fake():
+            pass
+        """
+    )
+    result = pytester.runpytest("-rs", "--limpyd-backend=fake")
+    result.assert_outcomes(passed=1, skipped=2, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*unknown backend 'bogus' for limpyd_backend*",
+            "SKIPPED*no real Redis server in this process",
+            "SKIPPED*runs only on redis; this session runs fake*",
+        ]
+    )
