@@ -143,8 +143,8 @@ class LuaScript:
     ) -> Any:
         """Call the library's `function` (a key of `FUNCTIONS`) on `client` with `args` (its
         `Key`s declared in KEYS after the slot `guard`, see `protocol`), made for `model`
-        (which an error names; see `refusals`). A pipeline only queues the call: its caller
-        loads the library when a reply says it `is_missing`."""
+        (which an error names; see `refusals`). A pipeline only queues the call (a batch of
+        calls in one pipeline: `call_many`)."""
         try:
             return self._call(client, function, args, guard)
         except ResponseError as error:
@@ -174,16 +174,67 @@ class LuaScript:
         self.evaluating.add(client)
         return self._evaluate(client, writes, keys, [mode, *argv])
 
+    def call_many(
+        self, client: redis.Redis, function: str, calls: list[tuple[list[Any], str]]
+    ) -> list[Any]:
+        """Call the library's `function` once per (args, guard) of `calls`, in pipelines (not
+        transactions): the replies, errors included, in order. Only the calls the server
+        answered it does not know the code are sent again, after FUNCTION LOAD (or as a
+        script where the load is refused, as `__call__` does): a call that ran never runs
+        twice, whoever loads the code meanwhile."""
+        mode, writes = FUNCTIONS[function]
+        prepared = [split(args, guard) for args, guard in calls]
+        replies: list[Any] = [None] * len(prepared)
+        pending = list(range(len(prepared)))
+        # call (FCALL), load (FUNCTION LOAD and FCALL), evaluate (EVALSHA), text (EVAL)
+        step = "evaluate" if client in self.evaluating else "call"
+        while pending:
+            with client.pipeline(transaction=False) as pipeline:
+                if step == "load":
+                    self.load(pipeline)
+                for i in pending:
+                    keys, argv = prepared[i]
+                    if step in ("call", "load"):
+                        _fcall(pipeline, writes)(self.function(function), len(keys), *keys, *argv)
+                    else:
+                        self._script(pipeline, step == "text", writes, keys, [mode, *argv])
+                results = pipeline.execute(raise_on_error=False)
+            if step == "load":
+                loaded = results.pop(0)
+                if isinstance(loaded, _REFUSED_LOADS):
+                    self.evaluating.add(client)
+                elif isinstance(loaded, Exception):
+                    raise loaded  # the library does not load: a bug, never hidden by the fallback
+            for i, reply in zip(pending, results, strict=True):
+                replies[i] = reply
+            pending = [i for i in pending if is_missing(replies[i])]
+            if step == "call":
+                step = "load"
+            elif step == "load" and client in self.evaluating:
+                step = "evaluate"
+            elif step == "evaluate":
+                step = "text"
+            else:
+                break  # loaded, or sent whole, and still unknown: answered as the server said
+        return replies
+
     def _evaluate(self, client: redis.Redis, writes: bool, keys: list[str], argv: list[Any]) -> Any:
         """Run the code as an EVAL script (EVALSHA, then EVAL), read-only unless `writes`."""
-        if writes:
-            evalsha, eval_ = client.evalsha, client.eval
-        else:
-            evalsha, eval_ = client.evalsha_ro, client.eval_ro
         try:
-            return evalsha(self.sha, len(keys), *keys, *argv)
+            return self._script(client, False, writes, keys, argv)
         except NoScriptError:
-            return eval_(self.text, len(keys), *keys, *argv)
+            return self._script(client, True, writes, keys, argv)
+
+    def _script(
+        self, target: Any, text: bool, writes: bool, keys: list[str], argv: list[Any]
+    ) -> Any:
+        """EVAL (`text`) or EVALSHA of the code on `target` (a client or a pipeline),
+        read-only unless `writes`."""
+        if text:
+            method = target.eval if writes else target.eval_ro
+            return method(self.text, len(keys), *keys, *argv)
+        method = target.evalsha if writes else target.evalsha_ro
+        return method(self.sha, len(keys), *keys, *argv)
 
     def __repr__(self) -> str:
         return f"<LuaScript {self.name}>"
@@ -206,6 +257,11 @@ class ScriptMode:
         self, client: redis.Redis, args: list[Any], *, guard: str, model: Any = None
     ) -> Any:
         return self.script(client, self.function, args, guard, model)
+
+    def many(self, client: redis.Redis, calls: list[tuple[list[Any], str]]) -> list[Any]:
+        """The replies (errors included) of one call per (args, guard) of `calls`, sent in
+        pipelines (see `LuaScript.call_many`)."""
+        return self.script.call_many(client, self.function, calls)
 
 
 SCRIPT = LuaScript(_build_source())

@@ -437,16 +437,20 @@ class RedisModel(metaclass=MetaRedisModel):
         return bool(write.run(meta.database))
 
     def ttl(self) -> float | None:
-        """Seconds the instance has left, None if it does not expire."""
+        """Seconds the instance has left (0 once its time passed), None if it does not
+        expire; DoesNotExist if it is gone (deleted, or reaped), as for `expire()`."""
         self._refuse_expiry_in_pipeline("ttl")
         meta = type(self)._meta
-        self._ensure_exists()
+        pk = self._require_pk()
         with meta.database.client.pipeline(transaction=False) as pipeline:
-            pipeline.zscore(meta.expiry_key, self._require_pk())
+            pipeline.sismember(meta.collection_key, pk)
+            pipeline.zscore(meta.expiry_key, pk)
             pipeline.time()
             replies: list[Any] = pipeline.execute()
-        expires_at: float | None = replies[0]
-        clock: tuple[int, int] = replies[1]  # TIME: seconds, microseconds
+        if not replies[0]:
+            raise DoesNotExist(f"{type(self).__name__}: no instance with pk {pk!r}")
+        expires_at: float | None = replies[1]
+        clock: tuple[int, int] = replies[2]  # TIME: seconds, microseconds
         seconds, microseconds = clock
         if expires_at is None:
             return None
@@ -468,6 +472,7 @@ class RedisModel(metaclass=MetaRedisModel):
         With `progress(task, done, total)`, they are deleted by batches of `REAP_BATCH`
         (a few round trips each), `progress` called after each."""
         meta = cls._check_concrete()
+        writes.refuse_in_pipeline(meta.database, f"{cls.__name__}.reap_expired: reaping")
         client = meta.database.client
         seconds, microseconds = client.time()
         now = seconds + microseconds / 1e6

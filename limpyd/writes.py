@@ -26,7 +26,7 @@ from limpyd.exceptions import (
     UniquenessError,
 )
 from limpyd.fields.base import chunked
-from limpyd.lua import APPLY, READ, SCRIPT, is_missing
+from limpyd.lua import APPLY, READ
 from limpyd.plans import State
 from limpyd.protocol import Key, placeholder
 from limpyd.refusals import clean, translate
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CONFLICT",
+    "REAPED",
     "Rewrite",
     "Write",
     "create",
@@ -52,6 +53,11 @@ __all__ = [
 
 #: What an attempt returns when a concurrent write made it stale.
 CONFLICT: Any = type("Conflict", (), {"__repr__": lambda self: "CONFLICT"})()
+
+#: What an attempt returns when it reaped an expired instance in its way (holding a unique
+#: value, or the pk being created): tried again at once, not a conflict (each reap removes
+#: one of the expired instances there are).
+REAPED: Any = type("Reaped", (), {"__repr__": lambda self: "REAPED"})()
 
 T = TypeVar("T")
 
@@ -228,13 +234,13 @@ class Write:
             # its pk is free: a creation is tried again).
             self.model._reap_expired_pk(self.pk)
             if self.creating:
-                return CONFLICT
+                return REAPED
         if status == "DANGLING":
             what, model, pk = self._references[int(outcome[1])]
             raise DoesNotExist(f"{what}: no {model.__name__} instance with pk {pk!r} to refer to")
         if status == "REAP":
             self.model._reap_expired_pk(outcome[1])
-            return CONFLICT
+            return REAPED
         if status == "UNIQUE":
             what, shown = self._unique[int(outcome[1])]
             raise UniquenessError(
@@ -262,13 +268,23 @@ def refuse_in_pipeline(database: RedisDatabase, what: str, why: str = _ATOMIC) -
         )
 
 
+def _again(result: Any) -> bool:
+    """Whether an attempt's `result` asks for another one (CONFLICT or REAPED)."""
+    return result is CONFLICT or result is REAPED
+
+
 def retry_on_conflict(database: RedisDatabase, attempt: Callable[[], T], what: str) -> T:
-    """Run `attempt` until it does not return CONFLICT, a bounded number of times."""
+    """Run `attempt` until it returns neither CONFLICT (a bounded number of times, with
+    backoff) nor REAPED (at once)."""
     delay = database.retry_backoff
-    for _ in range(database.max_write_attempts):
+    conflicts = 0
+    while conflicts < database.max_write_attempts:
         result = attempt()
+        if result is REAPED:
+            continue
         if result is not CONFLICT:
             return result
+        conflicts += 1
         time.sleep(random.uniform(0, delay))
         delay = min(delay * 2, database.retry_backoff_max)
     raise ConflictError(
@@ -359,14 +375,15 @@ def _create_alone(
 ) -> str:
     def attempt() -> Any:
         write = build()
-        return CONFLICT if write.run(database) is CONFLICT else write.pk
+        result = write.run(database)
+        return result if _again(result) else write.pk
 
     pk: str = retry_on_conflict(database, attempt, f"creating a {model.__name__}")
     return pk
 
 
 #: What refuses a row of `create_many` (the others are created).
-_REFUSALS = (UniquenessError, DoesNotExist, ValueError, ImplementationError)
+_REFUSALS = (UniquenessError, DoesNotExist, ValueError, ImplementationError, ConflictError)
 
 
 def create_many(
@@ -393,7 +410,7 @@ def create_many(
         ):
             try:
                 done = CONFLICT if isinstance(outcome, Exception) else write.result(outcome)
-                if done is CONFLICT:
+                if _again(done):
                     results[position] = _create_alone(database, build, model)
                 else:
                     results[position] = write.pk
@@ -403,26 +420,10 @@ def create_many(
 
 
 def _apply_all(database: RedisDatabase, writes: list[Write]) -> list[Any]:
-    """The apply function's outcome for each write, in one pipeline (led by FUNCTION LOAD
-    in a second one if the server does not know limpyd's code)."""
-    if not writes:
-        return []
-    load = False
-    while True:
-        with database.client.pipeline(transaction=False) as pipeline:
-            if load:
-                SCRIPT.load(pipeline)
-            for write in writes:
-                APPLY(pipeline, write.arguments(), guard=write.model._meta.probe_key)
-            replies = pipeline.execute(raise_on_error=False)
-        outcomes = replies[load:]
-        if not any(is_missing(o) for o in outcomes):
-            return outcomes
-        if load:
-            if isinstance(replies[0], Exception):
-                raise replies[0]  # why the server did not load the code (a read-only replica)
-            return outcomes
-        load = True
+    """The apply function's outcome for each write, in one pipeline (the calls the server
+    did not know the code for sent again once it is loaded: see `LuaScript.call_many`)."""
+    calls = [(write.arguments(), write.model._meta.probe_key) for write in writes]
+    return APPLY.many(database.client, calls) if calls else []
 
 
 def modify(field: RedisField, build: Callable[[str], Command]) -> Any:
@@ -467,8 +468,8 @@ def modify(field: RedisField, build: Callable[[str], Command]) -> Any:
                 plans.plan_value_changes(write, field, None if value is None else [value])
             if read_back is not None:
                 write.call_for_reply(*read_back)
-            reply = write.run(database)  # CONFLICT: a unique value's holder was reaped
-            return CONFLICT if reply is CONFLICT else (write.pk, reply)
+            reply = write.run(database)
+            return reply if _again(reply) else (write.pk, reply)
 
         pk, reply = retry_on_conflict(
             database, attempt_blind, f"{field.describe()}.{command.name.lower()}"
@@ -500,8 +501,9 @@ def modify(field: RedisField, build: Callable[[str], Command]) -> Any:
             plans.plan_index_changes(write, field, old, new)
             others = {p.name: s for p, s in zip(partners, partner_states, strict=True)}
             plans.plan_together(write, {**others, field.name: old}, {**others, field.name: new})
-            if write.run(database) is CONFLICT:
-                return CONFLICT
+            result = write.run(database)
+            if _again(result):
+                return result
             if plans.counter_read_back(command) is not None:
                 return write.pk, plans.counter_value(field, command, new)
             return write.pk, outcome[1]

@@ -111,3 +111,54 @@ def test_a_cold_server_and_empty_input(
         with pytest.raises(ValueError, match="batch_size"):
             Person.create_many([{"name": "c"}], batch_size=bad)
     assert len(Person.collection()) == 2
+
+
+def test_a_row_that_keeps_conflicting_is_reported_with_the_others_created(
+    Person, db, monkeypatch, consistent
+):
+    """A ConflictError of one row (made stale at every attempt) is that row's error: the
+    others are created and CreateManyError lists it (the whole call raised ConflictError,
+    saying nothing was written, with row 0 written and row 2 never tried)."""
+    from limpyd import protocol, writes
+    from limpyd.exceptions import ConflictError
+    from limpyd.protocol import Key
+
+    original = writes.Write.arguments
+    guarded = Key(f"{Person._meta.prefix}:guarded")  # a state that never is ["never"]
+
+    def arguments(self):
+        args = original(self)
+        if "blocked" in args:
+            return [*args[:2], protocol.GUARD, "string", guarded, "", 1, "never", *args[2:]]
+        return args
+
+    monkeypatch.setattr(writes.Write, "arguments", arguments)
+    db.max_write_attempts, db.retry_backoff, db.retry_backoff_max = 2, 0.001, 0.001
+    with pytest.raises(CreateManyError) as caught:
+        Person.create_many([{"name": "first"}, {"name": "blocked"}, {"name": "last"}])
+    assert list(caught.value.errors) == [1]
+    assert isinstance(caught.value.errors[1], ConflictError)
+    assert [None if i is None else i.name.hget() for i in caught.value.instances] == [
+        "first", None, "last"
+    ]  # fmt: skip
+    assert sorted(Person.collection()) == ["1", "2"]
+    consistent(Person)
+
+
+def test_many_expired_holders_of_unique_values_are_reaped_without_conflict(db, consistent):
+    """60 expired instances each holding one of a write's unique values: each is reaped as
+    the write meets it, and the write succeeds (it gave up after 50 attempts, as if made
+    stale by concurrent writes, with no other client)."""
+
+    class Team(model.RedisModel):
+        database = db
+        members = fields.SetField(unique=True)
+
+    teams = [Team(members=[f"m{i}"]) for i in range(60)]
+    seconds, micro = db.client.time()
+    for team in teams:
+        team.expireat(seconds + micro / 1e6 - 1)
+    db.max_write_attempts, db.retry_backoff, db.retry_backoff_max = 10, 0.001, 0.001
+    team = Team(members=[f"m{i}" for i in range(60)])
+    assert team.pk.get() == "61" and Team.collection() == ["61"]
+    consistent(Team)

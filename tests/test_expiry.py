@@ -205,3 +205,27 @@ def test_sadd_of_a_held_reference_to_an_expired_instance(models, db):
     assert group.members.sadd(ann) == 0
     with pytest.raises(DoesNotExist):
         Group(members=[bob]).members.sadd(ann)
+
+
+def test_ttl_of_an_instance_gone_is_does_not_exist(db, limpyd_commands):
+    """Deleted through another object, or reaped: ttl() raised nothing and answered None
+    ("does not expire"), where expire() and persist() raise DoesNotExist. One round trip."""
+
+    class Session(model.RedisModel):
+        database = db
+        ttl = 3600
+        name = fields.InstanceHashField()
+
+    kept, deleted, reaped = Session(name="a"), Session(name="b"), Session(name="c")
+    with limpyd_commands() as counted:
+        assert 3500 < kept.ttl() <= 3600
+    assert counted.round_trips == 1
+    Session(deleted.pk.get()).delete()
+    reaped.expireat(server_now(db) - 1)
+    assert reaped.ttl() == 0.0  # its time passed, not reaped yet
+    Session.reap_expired()
+    for gone in (deleted, reaped):
+        with pytest.raises(DoesNotExist, match=rf"^Session: no instance with pk '{gone.pk.get()}'"):
+            gone.ttl()
+    kept.persist()
+    assert kept.ttl() is None

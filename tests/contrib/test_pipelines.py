@@ -186,6 +186,7 @@ def test_an_instance_expiry_is_refused_in_a_pipeline(Person, main_database, unch
                 ("expireat", lambda: person.expireat(2_000_000_000)),
                 ("persist", person.persist),
                 ("ttl", person.ttl),
+                ("reap_expired", Person.reap_expired),
             ]:
                 with pytest.raises(ImplementationError, match=rf"Person.*\.{what}: .*nothing was"):
                     call()
