@@ -277,7 +277,7 @@ def _client_read(socket: Any, fields: list[bytes]) -> Any:
     """The fast read answering the command `fields` on `socket` (see `native.server`), or None
     for the command table: another command or arity, or a connection in MULTI, subscribed,
     with its replies turned off, or speaking RESP3 (maps, sets and doubles)."""
-    from limpyd.backends.native.server import CLIENT_READS
+    from limpyd.backends.native.commands import CLIENT_READS
 
     if not fields:
         return None
@@ -323,7 +323,7 @@ def connection_class() -> Any:
     from fakeredis._socket import FakeSocket
     from fakeredis.model import Hash
 
-    from limpyd.backends.native.server import TABLE
+    from limpyd.backends.native.commands import TABLE
 
     class LimpydFakeSocket(FakeSocket):
         def __init__(self, *args: Any, **kwargs: Any) -> None:

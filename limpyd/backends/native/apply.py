@@ -21,6 +21,7 @@ from typing import Any
 from fakeredis._helpers import SimpleError
 
 from limpyd import protocol
+from limpyd.backends.native.commands import item_at, key_type, parsed_scores, put_back, snapshot
 from limpyd.backends.native.keytypes import (
     TypeCheck,
     holds,
@@ -29,17 +30,7 @@ from limpyd.backends.native.keytypes import (
     type_refusal,
 )
 from limpyd.backends.native.links import unlink_refusal
-from limpyd.backends.native.server import (
-    Arguments,
-    ScriptFailure,
-    Server,
-    item_at,
-    key_type,
-    parsed_scores,
-    pk_of,
-    put_back,
-    snapshot,
-)
+from limpyd.backends.native.server import Arguments, ScriptFailure, Server, pk_of
 
 __all__ = ["apply"]
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 from typing import Any, cast
 
 from limpyd import protocol
-from limpyd.backends.native.server import STATE_TYPES, ScriptFailure, Server, key_type
+from limpyd.backends.native.commands import key_type
+from limpyd.backends.native.server import STATE_TYPES, ScriptFailure, Server
 
 __all__ = [
     "KINDS",
