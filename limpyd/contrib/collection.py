@@ -14,10 +14,11 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from limpyd import protocol
-from limpyd.collection import Atom, CollectionManager
+from limpyd.collection import CollectionManager
 from limpyd.exceptions import ImplementationError, InvalidQueryError
 from limpyd.fields import InstanceHashField, ListField, SetField, SortedSetField, StringField
 from limpyd.fields.base import RedisField, whole_seconds
+from limpyd.filters import Atom
 from limpyd.keys import is_model_key
 from limpyd.protocol import Key
 

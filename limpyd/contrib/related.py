@@ -29,12 +29,12 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 from limpyd.backends import Backend
-from limpyd.collection import filter_parts
 from limpyd.contrib.collection import ExtendedCollectionManager
 from limpyd.database import RedisDatabase
 from limpyd.exceptions import ImplementationError, InvalidQueryError
 from limpyd.fields import InstanceHashField, ListField, SetField, SortedSetField, StringField
 from limpyd.fields.base import RedisField
+from limpyd.filters import filter_parts
 from limpyd.indexes import EqualIndex, TextRangeIndex
 from limpyd.model import MetaRedisModel, RedisModel, _subclasses
 from limpyd.writes import Write
