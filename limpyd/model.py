@@ -9,11 +9,10 @@ read asks Redis.
 from __future__ import annotations
 
 import importlib
-import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, ClassVar, TypeVar, cast, overload
 
-from limpyd import writes
+from limpyd import expiry, writes
 from limpyd.backends import Backend
 from limpyd.collection import CollectionManager
 from limpyd.database import RedisDatabase
@@ -58,9 +57,6 @@ __all__ = [
 _Model = TypeVar("_Model", bound="RedisModel")
 #: A collection manager class, as given to `Model.collection(manager=...)`.
 _Manager = TypeVar("_Manager", bound=CollectionManager)
-
-#: Expired instances deleted per batch by `reap_expired(progress=...)`.
-REAP_BATCH = 1000
 
 
 class RedisModel(metaclass=MetaRedisModel):
@@ -387,81 +383,38 @@ class RedisModel(metaclass=MetaRedisModel):
         }
 
     def _reap_plan(self) -> writes.Rewrite:
-        """The write deleting this instance whose time has passed (as `delete()`,
-        references included): what `_reap` and `reap_expired` run. It checks, in its
-        script, that the instance is still expired: one re-created (or given more time)
-        since it was found expired is left alone."""
-        return writes.Rewrite(self, **self._deletion(), reaping=True)
+        """The write deleting this instance whose time has passed (see `expiry`)."""
+        return expiry.reap_plan(self)
 
     def _reap(self) -> bool:
         """Delete this instance if its time has passed; whether it did."""
-        self._connected = False
-        return self._reap_plan().run() is not writes.SKIPPED
+        return expiry.reap(self)
 
     @classmethod
     def _reap_expired_pk(cls, pk: str) -> None:
         """Reap the instance `pk` a write found expired (see `writes.before_reap`)."""
-        if writes.before_reap is not None:
-            writes.before_reap(cls, [pk])
-        cls.lazy_connect(pk)._reap()
+        expiry.reap_pk(cls, pk)
 
-    # Expiry -------------------------------------------------------------------------------
+    # Expiry (see `limpyd.expiry`) ------------------------------------------------------------
 
     def expire(self, seconds: int | float) -> bool:
         """The instance disappears `seconds` from now: from that moment no read returns
         it, and it is deleted (index entries and references included) by the next write
         that meets it or by `reap_expired()`."""
-        self._refuse_expiry_in_pipeline("expire")
-        write = writes.Write(type(self), self._require_pk())
-        write.expire_in(_finite(self, "expire", seconds))
-        writes.retry_on_conflict(
-            type(self)._meta.database, lambda: write.run(type(self)._meta.database), "expire"
-        )
-        return True
+        return expiry.expire(self, seconds)
 
     def expireat(self, timestamp: int | float) -> bool:
         """As `expire()`, at this Unix time (the server's clock)."""
-        self._refuse_expiry_in_pipeline("expireat")
-        meta = type(self)._meta
-        write = writes.Write(type(self), self._require_pk())
-        write.call("ZADD", meta.expiry_key, _finite(self, "expireat", timestamp), self._pk)
-        write.run(meta.database)
-        return True
+        return expiry.expireat(self, timestamp)
 
     def persist(self) -> bool:
         """The instance no longer expires; whether it had an expiry time."""
-        self._refuse_expiry_in_pipeline("persist")
-        meta = type(self)._meta
-        write = writes.Write(type(self), self._require_pk())
-        write.call_for_reply("ZREM", meta.expiry_key, self._pk)
-        return bool(write.run(meta.database))
+        return expiry.persist(self)
 
     def ttl(self) -> float | None:
         """Seconds the instance has left (0 once its time passed), None if it does not
         expire; DoesNotExist if it is gone (deleted, or reaped), as for `expire()`."""
-        self._refuse_expiry_in_pipeline("ttl")
-        meta = type(self)._meta
-        pk = self._require_pk()
-        with meta.database.client.pipeline(transaction=False) as pipeline:
-            pipeline.sismember(meta.collection_key, pk)
-            pipeline.zscore(meta.expiry_key, pk)
-            pipeline.time()
-            replies: list[Any] = pipeline.execute()
-        if not replies[0]:
-            raise DoesNotExist(f"{type(self).__name__}: no instance with pk {pk!r}")
-        expires_at: float | None = replies[1]
-        clock: tuple[int, int] = replies[2]  # TIME: seconds, microseconds
-        seconds, microseconds = clock
-        if expires_at is None:
-            return None
-        return max(0.0, expires_at - (seconds + microseconds / 1e6))
-
-    def _refuse_expiry_in_pipeline(self, what: str) -> None:
-        writes.refuse_in_pipeline(
-            type(self)._meta.database,
-            f"{self!r}.{what}: setting or reading an instance's expiry",
-            "the server checks the instance and reads its clock as it runs",
-        )
+        return expiry.ttl(self)
 
     @classmethod
     def reap_expired(cls, progress: Callable[[str, int, int], None] | None = None) -> int:
@@ -469,29 +422,9 @@ class RedisModel(metaclass=MetaRedisModel):
         included); how many. At most four round trips for any number of them, plus two for each
         one a concurrent write got in the way of (it is then deleted alone).
 
-        With `progress(task, done, total)`, they are deleted by batches of `REAP_BATCH`
-        (a few round trips each), `progress` called after each."""
-        meta = cls._check_concrete()
-        writes.refuse_in_pipeline(meta.database, f"{cls.__name__}.reap_expired: reaping")
-        client = meta.database.client
-        seconds, microseconds = client.time()
-        now = seconds + microseconds / 1e6
-        # redis-py types replies for sync and async clients alike: this one is sync
-        due = cast("list[str]", client.zrangebyscore(meta.expiry_key, "-inf", now))
-        if writes.before_reap is not None:
-            writes.before_reap(cls, due)
-        instances = [cls.lazy_connect(pk) for pk in due]
-        size = REAP_BATCH if progress is not None else max(len(instances), 1)
-        reaped = 0
-        for start in range(0, len(instances), size):
-            batch = instances[start : start + size]
-            applied = writes.rewrite_many(meta.database, [i._reap_plan() for i in batch])
-            # One the batch did not apply runs alone, with the usual retries and errors; it
-            # is skipped if it is no longer expired, or gone (its expiry time is then dropped).
-            reaped += sum(done or i._reap() for i, done in zip(batch, applied, strict=True))
-            if progress is not None:
-                progress(f"{cls.__name__}: expired instances", start + len(batch), len(due))
-        return reaped
+        With `progress(task, done, total)`, they are deleted by batches of
+        `expiry.REAP_BATCH` (a few round trips each), `progress` called after each."""
+        return expiry.reap_expired(cls, progress)
 
     def _prepare_delete(self, write: writes.Write) -> None:
         """Add to the deleting write what else it must change (see contrib.related)."""
@@ -592,19 +525,6 @@ class RedisModel(metaclass=MetaRedisModel):
 
     def __hash__(self) -> int:
         return hash((type(self), self._pk))
-
-
-def _finite(instance: RedisModel, what: str, value: Any) -> float:
-    """`value` as a finite float; ValueError naming the instance otherwise."""
-    try:
-        number = None if isinstance(value, bool) else float(value)
-    except (TypeError, ValueError, OverflowError):
-        number = None
-    if number is None or not math.isfinite(number):
-        raise ValueError(
-            f"{instance!r}.{what}: invalid value {value!r}: a finite number is expected"
-        )
-    return number
 
 
 def import_model(path: str) -> type[RedisModel]:
