@@ -199,15 +199,14 @@ class LuaScript:
                     else:
                         self._script(pipeline, step == "text", writes, keys, [mode, *argv])
                 results = pipeline.execute(raise_on_error=False)
-            if step == "load":
-                loaded = results.pop(0)
-                if isinstance(loaded, _REFUSED_LOADS):
-                    self.evaluating.add(client)
-                elif isinstance(loaded, Exception):
-                    raise loaded  # the library does not load: a bug, never hidden by the fallback
+            loaded = results.pop(0) if step == "load" else None
             for i, reply in zip(pending, results, strict=True):
                 replies[i] = reply
             pending = [i for i in pending if is_missing(replies[i])]
+            if isinstance(loaded, _REFUSED_LOADS):
+                self.evaluating.add(client)
+            elif isinstance(loaded, Exception) and pending:
+                raise loaded  # the library does not load: a bug, never hidden by the fallback
             if step == "call":
                 step = "load"
             elif step == "load" and client in self.evaluating:

@@ -115,14 +115,20 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     state.controller = session.config.pluginmanager.has_plugin("dsession")
     if not state.controller:
         state.prepare()
-        if state.options.databases:
-            state.guard_databases()
         return
     workers = xdist_workers(session.config)
     if state.redis_selected and "redis" not in state.unavailable and state.options.redis_url:
         state.check_url_for_workers(workers)
     if state.cluster_selected and state.options.cluster_url:
         state.check_cluster_for_workers(workers)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Once the tests are collected (the application's modules importable as the tests
+    import them), point the `limpyd_databases` nowhere until a test re-points them."""
+    state = _state(session.config)
+    if state.options.databases and not state.controller:
+        state.guard_databases()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

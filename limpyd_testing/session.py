@@ -374,9 +374,14 @@ class SessionState:
                     raise pytest.UsageError(
                         f"limpyd: limpyd_databases entry {name!r} is not module:attribute"
                     )
-                target: Any = importlib.import_module(module_name)
-                for part in attribute.split("."):
-                    target = getattr(target, part)
+                try:
+                    target: Any = importlib.import_module(module_name)
+                    for part in attribute.split("."):
+                        target = getattr(target, part)
+                except (ImportError, AttributeError) as exc:
+                    raise pytest.UsageError(
+                        f"limpyd: limpyd_databases entry {name!r}: {type(exc).__name__}: {exc}"
+                    ) from None
                 if not isinstance(target, RedisDatabase):
                     raise pytest.UsageError(
                         f"limpyd: limpyd_databases entry {name!r} is {target!r}, "
@@ -426,9 +431,9 @@ class _OutsideTests(Backend):
     def client(self) -> redis.Redis:
         raise RuntimeError(
             "limpyd: a database of the ini key limpyd_databases was used outside a test (in "
-            "a fixture of a module, class or session scope, or at import): it points at the "
-            "test's database during each test only (use limpyd_database_factory in such "
-            "fixtures, or make them function-scoped)"
+            "a fixture of a module, class or session scope): it points at the test's "
+            "database during each test only, which is emptied after it; make such fixtures "
+            "function-scoped, as limpyd's are"
         )
 
     def describe(self) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 
 import pytest
 
@@ -339,3 +340,29 @@ def test_a_backend_chosen_by_the_test_itself_is_checked(pytester):
             "SKIPPED*runs only on redis; this session runs fake*",
         ]
     )
+
+
+def test_limpyd_databases_are_imported_once_the_tests_are_collected(pytester):
+    """Run as `pytest` (not `python -m pytest`), a project's root reaches sys.path while
+    its tests are collected: the application's module was imported before (at the session's
+    start) and the session stopped with an INTERNALERROR. A module that cannot be imported
+    is a usage error."""
+    pytester.mkpydir("myapp")
+    (pytester.path / "myapp" / "db.py").write_text(
+        "from limpyd.backends import FakeBackend\n"
+        "from limpyd.database import RedisDatabase\n"
+        "database = RedisDatabase(backend=FakeBackend(name='myapp-own'))\n"
+    )
+    pytester.mkpydir("tests")
+    (pytester.path / "tests" / "test_a.py").write_text(
+        "import myapp.db\n\ndef test_a():\n    myapp.db.database.connection.set('k', '1')\n"
+    )
+    pytester.makeini("[pytest]\nlimpyd_databases = myapp.db:database\n")
+    executable = shutil.which("pytest")
+    assert executable is not None
+    result = pytester.run(executable, "-q", "-p", "no:cacheprovider")
+    assert result.ret == 0, result.outlines
+    pytester.makeini("[pytest]\nlimpyd_databases = myapp.nowhere:database\n")
+    result = pytester.run(executable, "-q", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*limpyd_databases entry 'myapp.nowhere:database': *Error*"])
