@@ -154,9 +154,13 @@ def plan_member_changes(write: Write, field: RedisField, command: Command) -> No
     write.call_per_member(field.state_kind, command.args[1], removing, plans)
 
 
+#: SET's options making it conditional: whether it writes is known once it ran.
+_SET_CONDITIONS = frozenset({"NX", "XX", "IFEQ", "IFNE", "IFDEQ", "IFDNE"})
+
+
 def new_value(command: Command) -> str | None:
     """The value a SET or an InstanceHashField's HSET writes unconditionally, else None."""
-    if command.name == "SET" and not {"NX", "XX"} & {a.upper() for a in command.args[3:]}:
+    if command.name == "SET" and not _SET_CONDITIONS & {a.upper() for a in command.args[3:]}:
         return cast(str, command.args[2])  # values are texts (RedisField.command)
     if command.name == "HSET" and len(command.args) == 4:
         return cast(str, command.args[3])

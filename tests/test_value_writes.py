@@ -147,3 +147,25 @@ def test_a_unique_number_is_read_before_it_is_deleted(db, consistent, limpyd_com
     assert counted.round_trips == 4, counted.names
     consistent(Code)
     assert Code(code="1000").code.get() == "1000"
+
+
+@pytest.mark.parametrize("condition", [{"ifeq": "a"}, {"ifeq": "zz"}, {"ifne": "b"}, {"nx": True}])
+def test_a_conditional_set_of_an_indexed_field_keeps_its_index_exact(db, consistent, condition):
+    """SET IFEQ/IFNE (Redis 8.4) writes only if the value matches: its index entries cannot
+    be planned from the new value alone, as for NX/XX. Where the server refuses the option
+    (Redis before 8.4, fakeredis) nothing is written; where it runs, the index follows."""
+
+    class Doc(model.RedisModel):
+        database = db
+        title = fields.StringField(indexable=True, unique=True)
+
+    doc = Doc(title="a")
+    try:
+        written = doc.title.set("b", **condition)
+    except ResponseError:  # an option this server does not know
+        written = None
+    value = doc.title.get()
+    assert value == ("b" if written else "a")
+    assert Doc.collection(title=value) == ["1"]
+    assert Doc.collection(title="a" if value == "b" else "b") == []
+    consistent(Doc)
