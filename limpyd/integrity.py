@@ -13,7 +13,12 @@ ORM writes with. It reports:
   are then reported `missing` too);
 - `invalid`: a value an index of its field refuses, or a data key of another type than its
   field keeps (written by another client): it implies no entry (those stored for it are
-  reported `stale`), and no rebuild can index it.
+  reported `stale`), and no rebuild can index it;
+- `counter`: an AutoPKField model's pk counter behind one of its pks (set back by another
+  client: the next creations are refused until it is set to the largest pk).
+
+A model's expiry sorted set or pk counter of another type is reported (`type`), not
+repaired.
 
 A model's collection of another type than a set is reported (`type`), and nothing else is
 checked for that model until it is fixed.
@@ -219,16 +224,46 @@ class _Checker:
             self.wrong_type(self.meta.collection_key, None, "a set")
             return self.problems  # no instances to check: fix the collection first
         self.progress(task, done, total)
+        counter = self.check_model_keys()
+        largest = 0
         for batch in _batches(self.pks()):
             self.check_instances(batch, indexed, related)
             self.check_combinations(batch)
+            largest = max([largest, *(int(pk) for pk in batch if pk.isascii() and pk.isdigit())])
             done += len(batch)
             self.progress(task, done, max(total, done))
+        if self.meta.pk_field.auto and counter is not None and largest > counter:
+            self.report(
+                "counter",
+                None,
+                f"{self.meta.max_pk_key!r} holds {counter}, behind the instance {largest}: "
+                f"creations are refused until it holds {largest}",
+            )
         for field in indexed:
             self.check_index_keys(field)
         self.check_combination_keys()
         self.check_orphans()
         return self.problems
+
+    def check_model_keys(self) -> int | None:
+        """The types of the model's expiry sorted set and pk counter; the counter's value
+        (0 if it has none, None if it holds no number)."""
+        meta = self.meta
+        with self.client.pipeline(transaction=False) as pipeline:
+            pipeline.type(meta.expiry_key)
+            pipeline.type(meta.max_pk_key)
+            pipeline.get(meta.max_pk_key)
+            expiry, kind, value = pipeline.execute(raise_on_error=False)
+        if expiry not in ("zset", "none"):
+            self.wrong_type(meta.expiry_key, None, "a sorted set")
+        if kind not in ("string", "none"):
+            self.wrong_type(meta.max_pk_key, None, "a string")
+            return None
+        if value is None:
+            return 0
+        return (
+            int(value) if isinstance(value, str) and value.isascii() and value.isdigit() else None
+        )
 
     # unique_together ----------------------------------------------------------------------
 

@@ -54,7 +54,9 @@ REFERENCE = "reference"
 UNIQUE = "unique"  # id how key a b pk expiry: no other instance holds a value
 # apply: settings and writes
 PROBE = "probe"  # key: where ZADD scores are probed
-NEW_PK = "new_pk"  # counter: the instance gets the counter's next value as pk
+#: counter collection: the instance gets the counter's next value as pk (refused if the
+#: collection holds it: a counter set back)
+NEW_PK = "new_pk"
 #: links pk: unlink a deleted instance from those pointing to it (as the link records in
 #: `links`, read before the first write, say)
 UNLINK = "unlink"

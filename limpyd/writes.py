@@ -195,7 +195,9 @@ class Write:
         probe = [protocol.PROBE, Key(meta.probe_key)]
         if not self.creating:
             return [*probe, *self.checks, *self.commands]
-        first: list[Any] = [protocol.NEW_PK, Key(meta.max_pk_key)] if self.token is not None else []
+        first: list[Any] = []
+        if self.token is not None:
+            first = [protocol.NEW_PK, Key(meta.max_pk_key), Key(meta.collection_key)]
         keys = sorted({field.key_for(self.pk) for field in meta.data_fields})
         if keys:
             first += [protocol.CALL, *protocol.encode_command(("DEL", *keys), self.token)]

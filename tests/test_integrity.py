@@ -433,3 +433,35 @@ def test_malformed_and_foreign_index_entries_are_reported_stale(db):
     integrity.repair(problems)
     assert integrity.check(Named) == []
     assert Named.collection(city="Paris") == ["1"] and Named.collection(name__gte="") == ["1"]
+
+
+def test_a_counter_set_back_and_model_keys_of_another_type(db, unchanged):
+    """Another client set the pk counter back: the checker reports it, and a creation is
+    refused naming the counter (it got the pk of an existing instance and overwrote it). An
+    expiry sorted set or a counter of another type is reported too (they were not)."""
+    from limpyd.exceptions import RefusedValueError
+
+    class Ticket(model.RedisModel):
+        database = db
+        name = fields.InstanceHashField(indexable=True)
+
+    for name in ("a", "b", "c"):
+        Ticket(name=name)
+    meta = Ticket._meta
+    db.client.set(meta.max_pk_key, "1")
+    assert [(p.kind, str(p)) for p in integrity.check(Ticket)] == [
+        ("counter", f"Ticket: counter: {meta.max_pk_key!r} holds 1, behind the instance 3: "
+         "creations are refused until it holds 3")
+    ]  # fmt: skip
+    with unchanged(), pytest.raises(RefusedValueError, match=r"^Ticket: .*holds 1, behind the"):
+        Ticket(name="d")
+    assert Ticket(2).name.hget() == "b"
+    db.client.set(meta.max_pk_key, "3")
+    assert Ticket(name="d").pk.get() == "4" and integrity.check(Ticket) == []
+    db.client.delete(meta.max_pk_key, meta.expiry_key)
+    db.client.sadd(meta.max_pk_key, "9")
+    db.client.set(meta.expiry_key, "x")
+    assert sorted(str(p) for p in integrity.check(Ticket)) == [
+        f"Ticket: type: key {meta.expiry_key!r} is not a sorted set",
+        f"Ticket: type: key {meta.max_pk_key!r} is not a string",
+    ]

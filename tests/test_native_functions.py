@@ -347,6 +347,7 @@ def test_native_and_lua_apply_read_malformed_arguments_alike(db):
     token = "\x00tok\x00"
     instructions = [
         *(protocol.PROBE, protocol.Key("{t}:probe"), protocol.NEW_PK, protocol.Key("{t}:max")),
+        protocol.Key("{t}:coll"),
         *(protocol.FREE, protocol.Key("{t}:coll"), "9", protocol.Key("{t}:exp")),
         *(protocol.CALL, *protocol.encode_command(("HSET", f"{{t}}:obj:{token}", "f", "v"), token)),
         *(protocol.CALL, *protocol.encode_command(("SADD", "{t}:coll", token), token)),

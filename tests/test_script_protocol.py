@@ -101,10 +101,23 @@ def test_new_pk_fills_its_holes(db):
     counter = Key("{t}:max_pk")
     add = encode_command(("SADD", C, token), token)
     field = encode_command(("SET", f"{{t}}:obj:{token}:name", "ann"), token)
-    outcome = apply(db, protocol.NEW_PK, counter, protocol.CALL, *add, protocol.CALL, *field)
+    outcome = apply(db, protocol.NEW_PK, counter, C, protocol.CALL, *add, protocol.CALL, *field)
     assert outcome == ["OK", None, "1"]
     assert db.client.smembers(C) == {"1"} and db.client.get("{t}:obj:1:name") == "ann"
     assert db.client.get("{t}:max_pk") == "1"
+
+
+def test_new_pk_refuses_a_counter_behind_the_collection(db):
+    """A counter set back by another client would give a pk an instance holds (which a
+    creation's first command deletes): the write is refused, nothing written."""
+    token = "\x00token\x00"
+    db.client.sadd(C, "1", "2")
+    db.client.set("{t}:max_pk", "1")
+    before = snapshot(db)
+    add = encode_command(("SADD", C, token), token)
+    outcome = apply(db, protocol.NEW_PK, Key("{t}:max_pk"), C, protocol.CALL, *add)
+    assert outcome == ["INVALID", "the pk counter {t}:max_pk holds 1, behind the instance 2"]
+    assert snapshot(db) == before
 
 
 def test_expire_and_call_for_reply(db):

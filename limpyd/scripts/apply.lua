@@ -35,8 +35,9 @@
 --        how: 'set' (SMEMBERS key), 'lex' (ZRANGEBYLEX key a b), 'score' (ZRANGEBYSCORE key a b)
 --   probe key                         where ZADD scores are probed (ZADD XX on a key under
 --                                     the model's prefix that never exists: nothing written)
---   new_pk counter                    the instance gets a new pk: the counter's value + 1,
---                                     stored in the counter after every other write
+--   new_pk counter collection         the instance gets a new pk: the counter's value + 1,
+--                                     stored in the counter after every other write (one
+--                                     the collection holds already refuses the write)
 --   unlink links pk                   unlink the instance `pk` (being deleted) from the
 --                                     instances pointing to it, as the link records in the
 --                                     hash `links` say (see below; read before the first
@@ -234,7 +235,7 @@ end
 return function(keys, argv, skip)
     r, probe_key = argv_reader(keys, argv, skip), nil
     -- Phase 1: read.
-    local checks, writes, counter = {}, {}, nil
+    local checks, writes, counter, pks = {}, {}, nil, nil
     while not r.done() do
         local op = r.next()
         if op == OP.exists or op == OP.free or op == OP.reaping then
@@ -249,7 +250,7 @@ return function(keys, argv, skip)
         elseif op == OP.unique then
             checks[#checks + 1] = {op, r.next(), r.next(), r.key(), r.next(), r.next(), r.next(), r.key()}
         elseif op == OP.new_pk then
-            counter = r.key()
+            counter, pks = r.key(), r.key()
         elseif op == OP.probe then
             probe_key = r.key()
         elseif op == OP.unlink then
@@ -336,6 +337,9 @@ return function(keys, argv, skip)
             return {'INVALID', 'the pk counter ' .. counter .. ' holds ' .. n}
         end
         new_pk = successor(n)
+        if redis.call('SISMEMBER', pks, new_pk) == 1 then  -- a counter set back by a client
+            return {'INVALID', 'the pk counter ' .. counter .. ' holds ' .. n .. ', behind the instance ' .. new_pk}
+        end
     end
     for _, w in ipairs(writes) do
         if (w[1] == OP.call or w[1] == OP.call_for_reply or w[1] == OP.expire) and #w[2].holes > 0 and not new_pk then

@@ -271,6 +271,7 @@ def apply(server: Server, keys: list[bytes], args: list[bytes]) -> list[Any]:
     r = Arguments(keys, args)
     probe_key: bytes | None = None
     counter: bytes | None = None
+    pks = b""  # the collection a new pk must not be in
     checks: list[tuple[Any, ...]] = []
     writes: list[tuple[Any, ...]] = []
     # Phase 1: read.
@@ -289,7 +290,7 @@ def apply(server: Server, keys: list[bytes], args: list[bytes]) -> list[Any]:
         elif op == _UNIQUE:
             checks.append((op, r.next(), r.next(), r.key(), r.next(), r.next(), r.next(), r.key()))
         elif op == _NEW_PK:
-            counter = r.key()
+            counter, pks = r.key(), r.key()
         elif op == _PROBE:
             probe_key = r.key()
         elif op == _UNLINK:
@@ -375,6 +376,11 @@ def apply(server: Server, keys: list[bytes], args: list[bytes]) -> list[Any]:
         ):
             return [b"INVALID", b"the pk counter " + counter + b" holds " + n]
         new_pk = b"%d" % (int(n) + 1)
+        if call(b"SISMEMBER", pks, new_pk) == 1:  # a counter set back by another client
+            return [
+                b"INVALID",
+                b"the pk counter " + counter + b" holds " + n + b", behind the instance " + new_pk,
+            ]
     expiries: dict[int, float] = {}
     for i, w in enumerate(writes):
         op = w[0]
