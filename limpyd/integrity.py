@@ -464,7 +464,8 @@ def assert_consistent(*models: type[RedisModel]) -> None:
 def repair(problems: Iterable[Problem]) -> list[RedisField | type[RedisModel]]:
     """Rebuild the indexes of every field with missing, stale, unique or type problems (not
     of one holding an invalid value: no rebuild can index it), and the `unique_together`
-    combinations of every model with such problems; the fields and models rebuilt. (Orphan
+    combinations of every model with such problems (not if one of their fields holds an
+    invalid value); the fields and models rebuilt. (Orphan
     keys, dangling relations and invalid values are reported, not changed.)"""
     problems = list(problems)
     broken = [p for p in problems if p.kind in ("missing", "stale", "unique")]
@@ -476,7 +477,12 @@ def repair(problems: Iterable[Problem]) -> list[RedisField | type[RedisModel]]:
             if p.field is not None and p.field not in invalid
         )
     )
-    models = list(dict.fromkeys(p.model for p in broken if p.field is None))
+    models = [  # not those whose unique_together fields hold an invalid value (unreadable)
+        model
+        for model in dict.fromkeys(p.model for p in broken if p.field is None)
+        if not {model._meta.fields[n] for group in model._meta.unique_together for n in group}
+        & invalid
+    ]
     for model in dict.fromkeys([*(field.model for field in fields), *models]):
         refuse_in_pipeline(model._meta.database, f"{model.__name__}: repairing indexes", IN_BATCHES)
     for field in fields:  # a unique value held twice is indexed so: still reported

@@ -465,3 +465,19 @@ def test_a_counter_set_back_and_model_keys_of_another_type(db, unchanged):
         f"Ticket: type: key {meta.expiry_key!r} is not a sorted set",
         f"Ticket: type: key {meta.max_pk_key!r} is not a string",
     ]
+
+
+def test_repair_leaves_the_combinations_of_a_field_holding_another_type(seats, db):
+    """A unique_together field whose key another client made a list: repair skips the
+    model's combinations (it stopped with a RefusedValueError reading that field), and the
+    checker keeps reporting the key and the combination."""
+    key = seats._meta.instance_key("1", "row")
+    db.client.delete(key)
+    db.client.rpush(key, "a")
+    problems = integrity.check(seats)
+    assert {p.kind for p in problems} == {"invalid", "stale"}
+    assert integrity.repair(problems) == []
+    assert sorted(map(str, integrity.check(seats))) == sorted(map(str, problems))
+    db.client.delete(key)
+    db.client.set(key, "a")
+    assert integrity.check(seats) == []

@@ -97,7 +97,9 @@ class Migration:
         )
 
     def copy(self, result: Survey) -> None:
-        """Write every instance as limpyd creates it (its keys deleted first)."""
+        """Write every instance as limpyd creates it (its keys deleted first, and the expiry
+        time of a limpyd instance of the same pk with them: migrated instances do not
+        expire)."""
         model, old = result.model, result.old
         meta = model._meta
         client = meta.database.client
@@ -112,6 +114,7 @@ class Migration:
                     for name, state in instance.states.items():
                         for command in meta.fields[name].transition(pk, [], state):
                             pipeline.execute_command(*command)
+                    pipeline.zrem(meta.expiry_key, pk)
                     pipeline.sadd(meta.collection_key, pk)
                 pipeline.execute()
             done += len(pks)

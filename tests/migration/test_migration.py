@@ -306,3 +306,15 @@ def test_the_counter_goes_past_every_pk(app: Any, db: Any) -> None:
     assert run(app, db) == 0
     assert app.Person(name="Carol").pk.get() == "3"
     assert app.Group(name="staff").pk.get() == "2"
+
+
+def test_an_instance_overwritten_leaves_no_expiry_behind(app: Any, db: Any) -> None:
+    """A limpyd instance of the same pk, set to expire, was overwritten by the old data but
+    kept its expiry time: the migrated instance was reaped later (its source deleted)."""
+    app.Person(name="Zed", email="z@x")  # pk 1 in limpyd's layout, expiring
+    app.Person(1).expire(3600)
+    write_old(db.client)
+    assert run(app, db) == 0
+    assert app.Person(1).ttl() is None
+    assert app.Person.reap_expired() == 0
+    assert_migrated(app)
