@@ -285,6 +285,11 @@ def _check_namespace(cls: type[RedisModel]) -> None:
 
 def _check_field(model: str, name: str, field: RedisField) -> None:
     """Refuse a field's name, or a declaration redis-limpyd refused too, naming both."""
+    if not name.isidentifier():  # possible through type(): its keys could collide
+        raise ImplementationError(
+            f"{model}.{name!r}: a field name is a Python identifier (no ':', space...): an "
+            "instance's keys end with it, and another instance's could end the same"
+        )
     if name.startswith("_"):
         raise ImplementationError(f"{model}.{name}: field names cannot start with '_'")
     if name == "pk" and not isinstance(field, PKField):

@@ -521,9 +521,17 @@ class RedisModel(metaclass=MetaRedisModel):
         return f"<{type(self).__name__} pk={self._pk!r}>"
 
     def __eq__(self, other: object) -> bool:
+        """The same instance: the same model and pk (an unsaved one is equal to itself
+        only)."""
+        if self is other:
+            return True
         return type(other) is type(self) and self._pk is not None and self._pk == other._pk
 
     def __hash__(self) -> int:
+        """By model and pk; an unsaved instance has no hash (its pk, its identity, comes with
+        its first write: a set or dict holding it would lose it), as Django's."""
+        if self._pk is None:
+            raise TypeError(f"an unsaved {type(self).__name__} instance is unhashable")
         return hash((type(self), self._pk))
 
 

@@ -6,8 +6,10 @@ from __future__ import annotations
 import pytest
 
 from limpyd import fields, model
+from limpyd.backends import FakeBackend
 from limpyd.contrib import related
 from limpyd.contrib.collection import ExtendedCollectionManager
+from limpyd.database import RedisDatabase
 from limpyd.exceptions import CreateManyError, ImplementationError, UniquenessError
 from limpyd.indexes import TextRangeIndex
 
@@ -347,3 +349,33 @@ def test_hashable_fields_list_the_instance_hash_fields(db):
     assert Poll._hashable_fields == ["title", "author", "question"]
     post = Post(title="t", author="a")
     assert post.hmget(*post._hashable_fields) == ["t", "a"]
+
+
+class PickledCard(model.RedisModel):
+    """At module level: pickle finds a class by its name."""
+
+    database = RedisDatabase(backend=FakeBackend(name="pickled-cards"))
+    name = fields.InstanceHashField()
+    tags = fields.SetField()
+
+
+def test_instances_equality_hash_and_pickling(db):
+    """An unsaved instance equals itself only and has no hash (it changed at its first write:
+    a set holding it lost it); an instance whose fields were read pickles (NO_DEFAULT, held by
+    its bound fields, did not)."""
+    import pickle
+
+    from limpyd.fields.base import NO_DEFAULT
+
+    PickledCard.use_database(db)
+    unsaved = PickledCard()
+    assert unsaved == unsaved and unsaved != PickledCard()
+    with pytest.raises(TypeError, match="unsaved PickledCard instance is unhashable"):
+        hash(unsaved)
+    unsaved.name.hset("x")  # created by its first write
+    card = PickledCard(name="a")
+    assert card.tags.smembers() == set() and card.name.hget() == "a"
+    again = pickle.loads(pickle.dumps(card))
+    assert again == card and hash(again) == hash(card) and again.name.hget() == "a"
+    assert {card, PickledCard(card.pk.get()), unsaved} == {card, unsaved}
+    assert pickle.loads(pickle.dumps(NO_DEFAULT)) is NO_DEFAULT

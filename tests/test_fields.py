@@ -214,3 +214,13 @@ def test_get_exists_and_lazy_connect(db):
     assert list(Person.collection(name="x")) == []
     with pytest.raises(AttributeError, match="set"):
         ghost.name = "x"
+
+
+@pytest.mark.parametrize("name", ["a:b", "", "x y", "é-1", "1st"])
+def test_a_field_name_that_is_not_an_identifier_is_refused(db, name):
+    """Only type() can give such a name: `a:b` of pk 1 and `b` of pk `1:a` had the same key,
+    each instance overwriting the other's value."""
+    attrs = {"database": db, name: fields.StringField(), "b": fields.StringField()}
+    with pytest.raises(ImplementationError, match=r"^Odd\.'.*': a field name is a Python id"):
+        type("Odd", (model.RedisModel,), attrs)
+    assert "odd" not in str(list(db.models))

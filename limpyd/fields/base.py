@@ -31,8 +31,19 @@ __all__ = ["NO_DEFAULT", "RedisField"]
 #: A field type: `Model.field` and `instance.field` are of the declared field's type.
 _Field = TypeVar("_Field", bound="RedisField")
 
+
 #: The `default` of a field that has none.
-NO_DEFAULT: Any = type("NoDefault", (), {"__repr__": lambda self: "NO_DEFAULT"})()
+class _NoDefault:
+    """The `default` of a field given none (None is a value): one object, pickled by name."""
+
+    def __repr__(self) -> str:
+        return "NO_DEFAULT"
+
+    def __reduce__(self) -> str:
+        return "NO_DEFAULT"
+
+
+NO_DEFAULT: Any = _NoDefault()
 
 
 def _getter(name: str) -> Any:
