@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import math
+import weakref
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from limpyd.collection import CollectionManager
@@ -117,46 +118,70 @@ class MetaRedisModel(type):
             default_ttl = _ABSENT
         attrs.setdefault("abstract", False)
         cls = cast("type[RedisModel]", super().__new__(mcs, name, bases, attrs))
-        _check_namespace(cls)
-
-        parents = [b.__dict__["_meta"] for b in cls.__mro__[1:] if "_meta" in b.__dict__]
-        inherited: dict[str, RedisField] = {}
-        origins: dict[str, str] = {}  # the model that declared each inherited field
-        for meta in reversed(parents):
-            for key, field in meta.declared.items():
-                if inherited.get(key) is not field:
-                    inherited[key], origins[key] = field, meta.model.__name__
-        pk_name, pk_declared = _pk_of(name, inherited, origins, declared)
-        # the pk first, as redis-limpyd listed it (values_list() without names)
-        all_declared = {pk_name: pk_declared, **inherited, **declared}
-        for field_name, field in all_declared.items():
-            _check_field(name, field_name, field)
-        all_declared = _with_together_indexes(cls, all_declared)
-
-        fields = {k: f.attach(cls, k) for k, f in all_declared.items()}
-        for field_name, field in fields.items():
-            setattr(cls, field_name, field)
-        pk_field = cast(PKField, fields[pk_name])
-        cls.pk = pk_field
-        # the pk limpyd adds is not declared: a subclass may still declare one
-        if pk_name not in inherited and pk_name not in declared:
-            del all_declared[pk_name]
-        cls._meta = ModelOptions(cls, all_declared, fields, pk_field, attrs["abstract"])
-        cls._hashable_fields = list(cls._meta.hash_fields)
-        cls._meta.default_ttl = _default_ttl(cls, default_ttl)
-        database = cls.__dict__.get("database", cls.database)
-        if database is not None and not isinstance(database, RedisDatabase):
-            raise ImplementationError(
-                f"Model {name}: `database` must be a RedisDatabase, not {database!r}"
-            )
-        if database is not None and not cls._meta.abstract:
-            database._add_model(cls)
-        if MetaRedisModel.root is None:
-            MetaRedisModel.root = cls
+        try:
+            _declare(cls, attrs, declared, default_ttl)
+        except BaseException:
+            REFUSED.add(cls)  # it may live on until collected: never a model's subclass
+            raise
         return cls
 
 
+def _declare(
+    cls: type[RedisModel], attrs: dict[str, Any], declared: dict[str, RedisField], ttl: Any
+) -> None:
+    """Build the model `cls` (its fields, pk, `_meta`) from its own `declared` fields and its
+    parents', check it, and register it in its database."""
+    name = cls.__name__
+    _check_namespace(cls)
+
+    parents = [b.__dict__["_meta"] for b in cls.__mro__[1:] if "_meta" in b.__dict__]
+    for base in cls.__mro__[1:]:  # a mixin's fields would be silently left out
+        mixed = [k for k, v in vars(base).items() if isinstance(v, RedisField)]
+        if mixed and "_meta" not in base.__dict__:
+            raise ImplementationError(
+                f"{name}.{mixed[0]}: declared on {base.__name__}, which is not a model: "
+                "declare shared fields on an abstract model (abstract = True) instead"
+            )
+    inherited: dict[str, RedisField] = {}
+    origins: dict[str, str] = {}  # the model that declared each inherited field
+    for meta in reversed(parents):
+        for key, field in meta.declared.items():
+            if inherited.get(key) is not field:
+                inherited[key], origins[key] = field, meta.model.__name__
+    pk_name, pk_declared = _pk_of(name, inherited, origins, declared)
+    # the pk first, as redis-limpyd listed it (values_list() without names)
+    all_declared = {pk_name: pk_declared, **inherited, **declared}
+    for field_name, field in all_declared.items():
+        _check_field(name, field_name, field)
+    all_declared = _with_together_indexes(cls, all_declared)
+
+    fields = {k: f.attach(cls, k) for k, f in all_declared.items()}
+    for field_name, field in fields.items():
+        setattr(cls, field_name, field)
+    pk_field = cast(PKField, fields[pk_name])
+    cls.pk = pk_field
+    # the pk limpyd adds is not declared: a subclass may still declare one
+    if pk_name not in inherited and pk_name not in declared:
+        del all_declared[pk_name]
+    cls._meta = ModelOptions(cls, all_declared, fields, pk_field, attrs["abstract"])
+    cls._hashable_fields = list(cls._meta.hash_fields)
+    cls._meta.default_ttl = _default_ttl(cls, ttl)
+    database = cls.__dict__.get("database", cls.database)
+    if database is not None and not isinstance(database, RedisDatabase):
+        raise ImplementationError(
+            f"Model {name}: `database` must be a RedisDatabase, not {database!r}"
+        )
+    if database is not None and not cls._meta.abstract:
+        database._add_model(cls)
+    if MetaRedisModel.root is None:
+        MetaRedisModel.root = cls
+
+
 _ABSENT: Any = object()
+
+#: The classes whose declaration was refused: a refused class may live on, among its
+#: parents' `__subclasses__()`, until it is garbage-collected.
+REFUSED: weakref.WeakSet[type] = weakref.WeakSet()
 
 
 def _pk_of(

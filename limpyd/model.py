@@ -34,7 +34,7 @@ from limpyd.fields import (
     StringField,
 )
 from limpyd.fields.base import NO_DEFAULT
-from limpyd.meta import MetaRedisModel, ModelOptions
+from limpyd.meta import REFUSED, MetaRedisModel, ModelOptions
 from limpyd.text import glob_escape
 
 __all__ = [
@@ -554,6 +554,8 @@ def _database_owner(model: type[RedisModel]) -> type | None:
 
 
 def _subclasses(model: type[RedisModel]) -> Iterator[type[RedisModel]]:
+    """The models declared from `model`, at any depth (not those refused: see REFUSED)."""
     for sub in model.__subclasses__():
-        yield sub
-        yield from _subclasses(sub)
+        if sub not in REFUSED:
+            yield sub
+            yield from _subclasses(sub)

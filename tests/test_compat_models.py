@@ -379,3 +379,40 @@ def test_instances_equality_hash_and_pickling(db):
     assert again == card and hash(again) == hash(card) and again.name.hget() == "a"
     assert {card, PickledCard(card.pk.get()), unsaved} == {card, unsaved}
     assert pickle.loads(pickle.dumps(NO_DEFAULT)) is NO_DEFAULT
+
+
+def test_a_refused_declaration_leaves_no_trace(db, limpyd_database_factory):
+    """A class the metaclass refused lives on among its parent's subclasses until it is
+    garbage-collected: use_database() moved it too (registering it in the new database)."""
+    import gc
+
+    gc.disable()  # the refused class stays among Base.__subclasses__() meanwhile
+    try:
+
+        class Base(model.RedisModel):
+            database = db
+            name = fields.StringField()
+
+        with pytest.raises(ImplementationError, match="ttl"):
+
+            class Thing(Base):
+                ttl = -1
+
+        other = limpyd_database_factory()
+        Base.use_database(other)
+        assert list(other.models.values()) == [Base]
+    finally:
+        gc.enable()
+
+
+def test_fields_of_a_mixin_are_refused(db):
+    """A mixin is not a model: its fields were silently left out (an AttributeError later)."""
+
+    class Stamped:
+        created = fields.InstanceHashField()
+
+    with pytest.raises(ImplementationError, match=r"^Doc\.created: declared on Stamped, which"):
+
+        class Doc(Stamped, model.RedisModel):
+            database = db
+            title = fields.InstanceHashField()

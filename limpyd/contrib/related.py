@@ -36,6 +36,7 @@ from limpyd.fields import InstanceHashField, ListField, SetField, SortedSetField
 from limpyd.fields.base import RedisField
 from limpyd.filters import filter_parts
 from limpyd.indexes import EqualIndex, TextRangeIndex
+from limpyd.meta import REFUSED
 from limpyd.model import MetaRedisModel, RedisModel, _subclasses
 from limpyd.writes import Write
 
@@ -445,6 +446,7 @@ class MetaRelatedModel(MetaRedisModel):
         except ImplementationError:
             if database is not None:
                 database._remove_model(cls)
+            REFUSED.add(cls)
             raise
         return cls
 
