@@ -221,21 +221,24 @@ class RedisModel(metaclass=MetaRedisModel):
 
     @classmethod
     def use_database(cls, database: RedisDatabase) -> None:
-        """Host this model, and its subclasses that have no database of their own, in
-        `database`."""
+        """Host this model, and its subclasses that have no other database (inherited, or
+        naming the same one, as redis-limpyd moved them), in `database`."""
         if not isinstance(database, RedisDatabase):
             raise ImplementationError(
                 f"{cls.__name__}.use_database(): {database!r} is not a RedisDatabase"
             )
-        owner = _database_owner(cls)
-        affected = [cls, *(s for s in _subclasses(cls) if _database_owner(s) is owner)]
+        before = cls.database
+        affected = [cls, *(s for s in _subclasses(cls) if s.database is before)]
         leaving = [(m, m.database) for m in affected if m.database is not database]
-        own = cls.__dict__.get("database", _NOT_OWN)
+        # the classes whose own `database` attribute is set (the others inherit it)
+        owners = {m: m.__dict__.get("database", _NOT_OWN) for m in affected}
+        owners = {m: own for m, own in owners.items() if m is cls or own is not _NOT_OWN}
         hosted = [database.get_model(m.__name__, m.namespace) for m, _ in leaving]
         for model, old in leaving:
             if isinstance(old, RedisDatabase):
                 old._remove_model(model)
-        cls.database = database
+        for model in owners:
+            model.database = database
         try:
             for model in affected:
                 if not model._meta.abstract:
@@ -246,10 +249,11 @@ class RedisModel(metaclass=MetaRedisModel):
                 database._remove_model(model)
                 if previous is not None and previous is not model:  # a definition it replaced
                     database._add_model(previous)
-            if own is _NOT_OWN:
-                del cls.database
-            else:
-                cls.database = own
+            for model, own in owners.items():
+                if own is _NOT_OWN:
+                    del model.database
+                else:
+                    model.database = own
             for model, old in leaving:
                 if isinstance(old, RedisDatabase) and not model._meta.abstract:
                     old._add_model(model)
@@ -546,11 +550,6 @@ def import_model(path: str) -> type[RedisModel]:
 
 #: `use_database` on a model that inherited its database (no attribute of its own).
 _NOT_OWN = object()
-
-
-def _database_owner(model: type[RedisModel]) -> type | None:
-    """The class in `model`'s MRO that defines the database it uses."""
-    return next((c for c in model.__mro__ if "database" in c.__dict__), None)
 
 
 def _subclasses(model: type[RedisModel]) -> Iterator[type[RedisModel]]:

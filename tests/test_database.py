@@ -272,13 +272,32 @@ def test_use_database_moves_registration(limpyd_database_factory):
         name = fields.StringField()
 
     class Own(Base):
+        """Naming the same database: not "another database defined" (manual), it moves."""
+
         database = first
+
+    class OwnChild(Own):
+        tag = fields.StringField()
+
+    third = limpyd_database_factory(db=3)
+
+    class Elsewhere(Base):
+        database = third
 
     assert first.get_model("child") is Child
     Base.use_database(second)
     assert Child.database is second and first.get_model("child") is None
     assert second.get_model("child") is Child
-    assert Own.database is first
+    assert Own.database is OwnChild.database is second
+    assert second.get_model("ownchild") is OwnChild and first.get_model("ownchild") is None
+    assert Elsewhere.database is third and third.get_model("elsewhere") is Elsewhere
+    # a refused move puts every attribute back, an own one included
+    clash = limpyd_database_factory(db=4)
+
+    type("OwnChild", (model.RedisModel,), {"database": clash})  # another model of that name
+    with pytest.raises(ImplementationError, match=r"OwnChild"):
+        Base.use_database(clash)
+    assert Own.__dict__["database"] is second and Child.database is second
 
 
 @pytest.mark.limpyd_backends("redis", "cluster")
