@@ -79,7 +79,9 @@ def _cross_slot_message(keys: tuple[Any, ...], keyslot: Any) -> str:
     examples = ", ".join(repr(key) for key in list(by_slot.values())[:4])
     return (
         f"one call would touch keys of {len(by_slot)} hash slots of the cluster (e.g. "
-        f"{examples}): the models a call involves must share a cluster_group"
+        f"{examples}): the models a call involves must share a cluster_group, and a key of "
+        "your own a call names (intersect, store, from_stored, sort by_score) must carry "
+        "their hash tag, as in f'{Model._meta.hash_tag}:my-key'"
     )
 
 

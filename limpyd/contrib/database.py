@@ -23,6 +23,7 @@ from redis.exceptions import WatchError
 from limpyd.database import RedisDatabase
 from limpyd.exceptions import ImplementationError
 from limpyd.fields.base import RedisField
+from limpyd.writes import CONFLICT, retry_on_conflict
 
 __all__ = ["PipelineDatabase"]
 
@@ -80,19 +81,24 @@ class PipelineDatabase(RedisDatabase):
         value_from_callable: bool = False,
     ) -> Any:
         """Run `func(pipeline)` in a MULTI/EXEC transaction watching these keys or bound
-        fields, again from the start whenever one of them changed; the transaction's results
-        (or `func`'s return value with `value_from_callable`)."""
+        fields, again from the start whenever one of them changed (with the backoff and the
+        bound of limpyd's own writes: `max_write_attempts`, then ConflictError); the
+        transaction's results (or `func`'s return value with `value_from_callable`)."""
         keys = [self._watched_key(watch) for watch in watches]
         with self.pipeline(transaction=True, share_in_threads=share_in_threads) as pipeline:
-            while True:
+
+            def attempt() -> Any:
                 try:
                     if keys:
                         pipeline.watch(*keys)
                     value = func(pipeline)
                     results = pipeline.execute()
-                    return value if value_from_callable else results
-                except WatchError:
+                except WatchError:  # a watched key changed (on a cluster: its slot moved)
                     pipeline.reset()
+                    return CONFLICT
+                return value if value_from_callable else results
+
+            return retry_on_conflict(self, attempt, "transaction")
 
     def _watched_key(self, watch: str | RedisField) -> str:
         """The key of a watched field, which must be one of this database's: WATCH goes to

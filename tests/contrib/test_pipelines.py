@@ -282,3 +282,30 @@ def test_transaction_refuses_a_field_of_another_database(Person, main_database, 
     ):
         main_database.transaction(bump, counter.hits)
     assert runs == [] and counter.hits.get() == "1"
+
+
+def test_a_transaction_always_made_stale_gives_up(main_database, limpyd_database_factory):
+    """Retried at once and forever (a cluster's slot being moved makes every attempt a
+    WatchError: 100% CPU while it lasts): now with limpyd's backoff and bound."""
+    from limpyd.exceptions import ConflictError
+
+    class Page(model.RedisModel):
+        database = main_database
+        hits = fields.StringField()
+
+    page = Page(hits=0)
+    other = limpyd_database_factory()
+    main_database.max_write_attempts = 4
+    main_database.retry_backoff = main_database.retry_backoff_max = 0.001
+    runs = []
+
+    def bump(pipeline):
+        runs.append(1)
+        current = int(page.hits.get())
+        other.client.set(page.hits.key, "100")  # another client, every time
+        pipeline.multi()
+        page.hits.set(current + 1)
+
+    with pytest.raises(ConflictError, match=r"^transaction: gave up after 4 attempts"):
+        main_database.transaction(bump, page.hits)
+    assert len(runs) == 4 and page.hits.get() == "100"
