@@ -292,11 +292,8 @@ class _Checker:
     def check_combination_keys(self) -> None:
         """Stored combinations no instance holds, and combinations held several times."""
         holders: dict[str, list[str]] = {}
-        members = (
-            (key, pk)
-            for key in self.client.scan_iter(match=together_pattern(self.model), count=SCAN_COUNT)
-            for pk in self.set_members(key)
-        )
+        scanned = self.client.scan_iter(match=together_pattern(self.model), count=SCAN_COUNT)
+        members = (pair for keys in _batches(scanned) for pair in self.set_members(keys))
         for chunk in _batches(members):
             distinct = list(dict.fromkeys(pk for _, pk in chunk))
             exists = self.exist(distinct)
@@ -310,15 +307,20 @@ class _Checker:
             if len(pks) > 1:
                 self.report("unique", None, f"combination {key!r} held by {sorted(pks)!r}")
 
-    def set_members(self, key: str) -> Iterator[str]:
-        """The members of the set `key`; none, reported `type` once, if it holds another type
-        (found by the SSCAN itself: no round trip more)."""
-        try:
-            yield from self.client.sscan_iter(key, count=BATCH)
-        except ResponseError as error:
-            if not _wrong_type(error):
-                raise
-            self.wrong_type(key, None, "a set")
+    def set_members(self, keys: list[str]) -> Iterator[tuple[str, str]]:
+        """(key, member) of the sets among `keys`: their first pages in one round trip, the
+        rest of a big one page by page; a key of another type is reported `type` (found by
+        its SSCAN: no round trip more)."""
+        for key, page in zip(keys, self._first_pages(keys, "set"), strict=True):
+            if page is None:
+                self.wrong_type(key, None, "a set")
+                continue
+            cursor, members = page
+            while True:
+                yield from ((key, member) for member in members)
+                if not int(cursor):
+                    break
+                cursor, members = self.client.sscan(key, cursor, count=BATCH)
 
     def check_instances(
         self, pks: list[str], indexed: list[RedisField], related: list[RedisField]

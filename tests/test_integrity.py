@@ -481,3 +481,19 @@ def test_repair_leaves_the_combinations_of_a_field_holding_another_type(seats, d
     db.client.delete(key)
     db.client.set(key, "a")
     assert integrity.check(seats) == []
+
+
+def test_checking_combinations_costs_round_trips_per_batch_not_per_instance(
+    seats, db, limpyd_commands
+):
+    """One SSCAN per combination key (one per instance) made the check of a unique_together
+    model cost a round trip per instance: their first pages are read by batches."""
+
+    def cost() -> int:
+        with limpyd_commands() as counted:
+            assert integrity.check(seats) == []
+        return counted.round_trips
+
+    few = cost()
+    seats.create_many([{"row": "r", "number": str(n)} for n in range(10, 400)])
+    assert cost() <= few + 6, (few, cost())
