@@ -8,7 +8,8 @@ ORM writes with. It reports:
 - `stale`: an index entry no instance's value implies;
 - `unique`: a unique value held by several instances;
 - `orphan`: a key of an instance that is not in the model's collection;
-- `dangling`: a related field holding the pk of a missing instance;
+- `dangling`: a related field holding the pk of a missing instance (and `missing`, for the
+  field, a link record the instance it points to lacks: deleting it would not unlink);
 - `type`: a key where limpyd keeps a set or a sorted set holding another type (its entries
   are then reported `missing` too);
 - `invalid`: a value an index of its field refuses, or a data key of another type than its
@@ -325,7 +326,8 @@ class _Checker:
     def check_instances(
         self, pks: list[str], indexed: list[RedisField], related: list[RedisField]
     ) -> None:
-        """Missing index entries, and dangling relations, of these instances."""
+        """Missing index entries and link records, and dangling relations, of these
+        instances."""
         fields = list(dict.fromkeys(indexed + related))
         states = iter(self.states([(f, pk) for pk in pks for f in fields]))
         expected: list[tuple[RedisField, Entry]] = []
@@ -349,9 +351,32 @@ class _Checker:
                     for field, _, value in chunk
                 ]
             )
+            pointing = []
             for (field, pk, value), exists in zip(chunk, found, strict=True):
                 if not exists:
                     self.report("dangling", field, f"instance {pk!r} points to missing {value!r}")
+                else:
+                    pointing.append((field, pk, value))
+            self.check_link_records(pointing)
+
+    def check_link_records(self, links: list[tuple[Any, str, str]]) -> None:
+        """The link record each (related field, pk, value it points to) needs in the target's
+        links hash: what deleting the target unlinks it with (reported `missing`; a links
+        key of another type `type`)."""
+        keys = [field.require_related_model()._meta.links_key(value) for field, _, value in links]
+        with self.client.pipeline(transaction=False) as pipeline:
+            for (field, _, _), key in zip(links, keys, strict=True):
+                pipeline.hget(key, field.link_id)
+            replies = pipeline.execute(raise_on_error=False)
+        for (field, pk, value), key, reply in zip(links, keys, replies, strict=True):
+            if isinstance(reply, Exception):
+                if not _wrong_type(reply):
+                    raise reply
+                self.wrong_type(key, None, "a hash")
+            elif reply != field.link_record(value):
+                self.report(
+                    "missing", field, f"link record of {pk!r} pointing to {value!r} in {key!r}"
+                )
 
     def index_members(self, field: RedisField) -> Iterator[tuple[bool, str, str, float | None]]:
         """(whether the index checks uniqueness, key, member, score) of every entry stored in

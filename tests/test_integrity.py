@@ -497,3 +497,25 @@ def test_checking_combinations_costs_round_trips_per_batch_not_per_instance(
     few = cost()
     seats.create_many([{"row": "r", "number": str(n)} for n in range(10, 400)])
     assert cost() <= few + 6, (few, cost())
+
+
+def test_link_records_are_checked_and_repaired(models, db):
+    """A link record another client deleted (deleting the owner would then leave its items
+    pointing to it) or a links hash of another type: neither was reported."""
+    Owner, Item = models
+    links = Owner._meta.links_key("1")
+    db.client.delete(links)
+    problems = integrity.check(Owner, Item)
+    assert {(p.kind, p.field.name) for p in problems} == {("missing", "owner")}
+    assert len(problems) == 3 and all(links in p.detail for p in problems)
+    assert integrity.repair(problems) == [Item.get_field("owner")]
+    assert integrity.check(Owner, Item) == []
+    db.client.delete(links)
+    db.client.set(links, "x")
+    assert [str(p) for p in integrity.check(Owner, Item)] == [
+        f"Item: type: key {links!r} is not a hash"
+    ]
+    db.client.delete(links)
+    integrity.repair(integrity.check(Owner, Item))
+    Owner(1).delete()
+    assert Item(1).owner.get() is None and integrity.check(Owner, Item) == []
