@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from limpyd.exceptions import ImplementationError
-from limpyd.maintenance import SCAN_COUNT
+from limpyd.maintenance import SCAN_COUNT, batches
 from limpyd.migration.source import SHOWN, Instance, OldModel, State, in_batches, old_prefix
-from limpyd.text import glob_escape
+from limpyd.text import glob_escape, member_pk
 
 if TYPE_CHECKING:
     from limpyd.fields.base import RedisField
@@ -90,12 +90,14 @@ def survey(old: OldModel) -> Survey:
     #: who holds each unique value (or combination): {what: {pk: the value as held}}
     holders: dict[Any, dict[str, str]] = {}
     meta = old.model._meta
+    migrated: set[str] = set()  # the pks the copy writes (a limpyd instance of one is replaced)
     for pks in in_batches(old.pks()):
         instances = old.states(pks)
         for line in _dangling(old, instances):
             result.errors.add(line)
         for instance in instances:
             result.instances += 1
+            migrated.add(instance.pk)
             refused = _pk_refusal(old.model, instance.pk)
             if refused is not None:
                 result.errors.add(refused)
@@ -116,7 +118,58 @@ def survey(old: OldModel) -> Survey:
     for what, held in holders.items():
         if len(held) > 1:
             result.errors.add(_conflict(old.model, what, held))
+    for line in _held_already(old.model, holders, migrated):
+        result.errors.add(line)
     return result
+
+
+def _held_already(
+    model: type[RedisModel], holders: dict[Any, dict[str, str]], migrated: set[str]
+) -> list[str]:
+    """The unique values (and combinations) old instances hold that a limpyd instance the
+    copy keeps (of another pk) holds already: the copy would give them to two instances."""
+    meta = model._meta
+    client = meta.database.client
+    lines = []
+    for batch in batches(holders):
+        with client.pipeline(transaction=False) as pipeline:
+            for what in batch:
+                if what[0] == "together":
+                    names, values = what[1], what[2]
+                    state = {n: [v] for n, v in zip(names, values, strict=True)}
+                    # a combination is noted only when its key exists (see `survey`)
+                    pipeline.smembers(cast(str, meta.together_key(names, state)))
+                    continue
+                how, key, low, high = what[2]
+                if how == "set":
+                    pipeline.smembers(key)
+                elif how == "lex":
+                    pipeline.zrangebylex(key, low, high)
+                else:
+                    pipeline.zrangebyscore(key, low, high)
+            replies = pipeline.execute(raise_on_error=False)
+        for what, reply in zip(batch, replies, strict=True):
+            if isinstance(reply, Exception):
+                lines.append(f"{model.__name__}: cannot read limpyd's index of {what!r}: {reply}")
+                continue
+            ranged = what[0] != "together" and what[2][0] != "set"
+            found = {member_pk(m) if ranged else m for m in reply} - {None}
+            kept = sorted(str(pk) for pk in found - migrated)
+            if kept:
+                old = ", ".join(repr(pk) for pk in sorted(holders[what], key=_pk_order))
+                lines.append(
+                    f"{_unique_where(model, what)}: old instance(s) {old} hold a value that "
+                    f"limpyd's instance(s) {', '.join(map(repr, kept))} (not migrated over) "
+                    "hold already"
+                )
+    return lines
+
+
+def _unique_where(model: type[RedisModel], what: tuple[Any, ...]) -> str:
+    """The unique field (or unique_together group) a holders' entry is about."""
+    if what[0] == "together":
+        return f"{model.__name__}: unique_together ({', '.join(what[1])})"
+    return f"{model.__name__}.{what[0]}" + (f"[{what[1]!r}]" if what[1] is not None else "")
 
 
 def _types(client: Any, old: OldModel) -> list[str]:
