@@ -39,6 +39,8 @@ class ModelOptions(KeyLayout):
         self.model = model
         #: The fields as declared (unattached), for subclasses to inherit.
         self.declared = declared
+        #: The names of the fields this model declares itself (not inherited).
+        self.own: frozenset[str] = frozenset()
         #: Every field by name, the pk field included, each attached to this model.
         self.fields = fields
         self.pk_field = pk_field
@@ -142,12 +144,24 @@ def _declare(
                 f"{name}.{mixed[0]}: declared on {base.__name__}, which is not a model: "
                 "declare shared fields on an abstract model (abstract = True) instead"
             )
+    # each inherited field is the one of the first class in the MRO that declares it (as
+    # Python finds attributes), in the order the root's fields come first
+    winners: dict[str, tuple[RedisField, str]] = {}
+    for meta in parents:
+        for key in meta.own:
+            winners.setdefault(key, (meta.declared[key], meta.model.__name__))
     inherited: dict[str, RedisField] = {}
     origins: dict[str, str] = {}  # the model that declared each inherited field
     for meta in reversed(parents):
-        for key, field in meta.declared.items():
-            if inherited.get(key) is not field:
-                inherited[key], origins[key] = field, meta.model.__name__
+        for key in meta.declared:
+            if key in winners and key not in inherited:
+                inherited[key], origins[key] = winners[key]
+    hidden = [k for k in inherited if k not in declared and k in attrs]
+    if hidden:
+        raise ImplementationError(
+            f"{name}.{hidden[0]}: hides the field {hidden[0]!r} of {origins[hidden[0]]} with "
+            f"{attrs[hidden[0]]!r}; declare a field to replace it, or use another name"
+        )
     pk_name, pk_declared = _pk_of(name, inherited, origins, declared)
     # the pk first, as redis-limpyd listed it (values_list() without names)
     all_declared = {pk_name: pk_declared, **inherited, **declared}
@@ -164,6 +178,7 @@ def _declare(
     if pk_name not in inherited and pk_name not in declared:
         del all_declared[pk_name]
     cls._meta = ModelOptions(cls, all_declared, fields, pk_field, attrs["abstract"])
+    cls._meta.own = frozenset(declared)
     cls._hashable_fields = list(cls._meta.hash_fields)
     cls._meta.default_ttl = _default_ttl(cls, ttl)
     database = cls.__dict__.get("database", cls.database)

@@ -416,3 +416,40 @@ def test_fields_of_a_mixin_are_refused(db):
         class Doc(Stamped, model.RedisModel):
             database = db
             title = fields.InstanceHashField()
+
+
+def test_inherited_fields_follow_pythons_lookup_order(db):
+    """In a diamond, the field of the first class in the MRO that declares it wins (A only
+    inherits Base.x, B overrides it: C(A, B) has B's), as Python finds attributes; the
+    order of the fields stays the root's first."""
+
+    class Base(model.RedisModel):
+        abstract = True
+        x = fields.StringField()
+        y = fields.StringField()
+
+    class A(Base):
+        abstract = True
+
+    class B(Base):
+        abstract = True
+        x = fields.SetField()
+
+    class C(A, B):
+        database = db
+
+    assert isinstance(C.get_field("x"), fields.SetField)
+    assert list(C._meta.fields) == ["pk", "x", "y"]
+    assert C(x=["a", "b"]).x.smembers() == {"a", "b"}
+
+
+@pytest.mark.parametrize("attribute", [None, 5, lambda self: None])
+def test_an_attribute_hiding_an_inherited_field_is_refused(db, attribute):
+    """It was silently replaced by the field."""
+
+    class Base(model.RedisModel):
+        abstract = True
+        x = fields.StringField()
+
+    with pytest.raises(ImplementationError, match=r"^Article\.x: hides the field 'x' of Base"):
+        type("Article", (Base,), {"database": db, "x": attribute})
