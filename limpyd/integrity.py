@@ -1,7 +1,8 @@
 """The integrity checker: do a model's indexes and relations hold exactly what its data implies?
 
 `check(*models)` walks the data with SSCAN/SCAN in batches (memory bounded by the batch size,
-whatever the database size) and recomputes index entries with the same index classes the
+whatever the database size, but for the values of unique fields and combinations, kept to
+find those held twice) and recomputes index entries with the same index classes the
 ORM writes with. It reports:
 
 - `missing`: an index entry an instance's value implies is not there;
@@ -65,6 +66,8 @@ __all__ = ["IntegrityError", "Problem", "assert_consistent", "check", "repair"]
 
 #: Instances, keys or index members handled per round trip.
 BATCH = 500
+#: Owners whose implied index entries the stale-entry check keeps between batches.
+IMPLIED_KEPT = 4 * BATCH
 
 Entry = tuple[str, str, "float | None"]
 
@@ -427,10 +430,12 @@ class _Checker:
     def check_index_keys(self, field: RedisField) -> None:
         """Stale index entries, and unique values held several times, in `field`'s indexes."""
         holders: dict[tuple[str, str], set[str]] = {}
-        # the entries each owner's value implies, computed once per owner: a field of many
-        # values (a set of thousands of members) has its entries in many chunks
+        # the entries each owner's value implies, computed once per owner while kept: a field
+        # of many values (a set of thousands of members) has its entries in many chunks
         implied: dict[str, set[Entry]] = {}
         for chunk in _batches(self.index_members(field)):
+            if len(implied) > IMPLIED_KEPT:  # memory bounded: an owner met again is read again
+                implied.clear()
             owners = [
                 member if score is None else member_pk(member) for _, _, member, score in chunk
             ]

@@ -519,3 +519,27 @@ def test_link_records_are_checked_and_repaired(models, db):
     integrity.repair(integrity.check(Owner, Item))
     Owner(1).delete()
     assert Item(1).owner.get() is None and integrity.check(Owner, Item) == []
+
+
+def test_the_stale_entry_check_forgets_owners_and_stays_right(db, monkeypatch):
+    """The implied entries of the owners met are kept up to IMPLIED_KEPT (they were kept for
+    the whole walk: memory grew with the data); forgotten, an owner met again is read
+    again, with the same answers."""
+    from limpyd import integrity as checker
+
+    monkeypatch.setattr(checker, "IMPLIED_KEPT", 0)
+
+    class Bag(model.RedisModel):
+        database = db
+        tags = fields.SetField(indexable=True)
+
+    for n in range(3):
+        Bag(tags=[f"t{n}-{i}" for i in range(400)] + ["shared"])
+    assert integrity.check(Bag) == []
+    index = Bag.get_field("tags").indexes[0]
+    db.client.sadd(index.value_key("shared", None), "9")
+    db.client.srem(index.value_key("t1-7", None), "2")
+    assert sorted(str(p) for p in integrity.check(Bag)) == [
+        f"Bag.tags: missing: index entry '2' in {index.value_key('t1-7', None)!r}",
+        f"Bag.tags: stale: index entry '9' in {index.value_key('shared', None)!r}",
+    ]
