@@ -39,6 +39,7 @@ Production code and operators use it (`python -m limpyd check`); tests through
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -154,10 +155,8 @@ class _Checker:
         """The states of these (field, pk) pairs, in one round trip; a data key of another
         type than its field keeps (written by another client) is reported `invalid`, once,
         and read as empty."""
-        try:
+        with contextlib.suppress(RefusedValueError):  # a key of another type (read_state)
             return read_states(self.database, wanted)
-        except RefusedValueError:  # a key of another type (see common.lua's read_state)
-            pass
         keys = [field.state_location(pk)[0] for field, pk in wanted]
         with self.client.pipeline(transaction=False) as pipeline:
             for key in keys:

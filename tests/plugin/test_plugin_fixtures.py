@@ -246,7 +246,7 @@ def test_limpyd_databases_refuse_any_use_outside_a_test(pytester):
             app.database.connection.set("seed", "1")
 
         def test_seeded(seeded):
-            pass
+            'Never runs: its module-scoped fixture errors.'
 
         def test_inside():
             app.database.connection.set("inside", "1")
@@ -316,11 +316,11 @@ def test_a_backend_chosen_by_the_test_itself_is_checked(pytester):
 
         @pytest.mark.parametrize("limpyd_backend", ["redis"])
         def test_direct(limpyd_database):
-            pass
+            'Skipped: no real server in this session.'
 
         @pytest.mark.parametrize("limpyd_backend", ["bogus"])
         def test_bogus(limpyd_database):
-            pass
+            'Errors at setup: no such backend.'
 
         @pytest.mark.limpyd_backends("redis")
         def test_plain_marked():
@@ -328,7 +328,7 @@ def test_a_backend_chosen_by_the_test_itself_is_checked(pytester):
 
         @pytest.mark.limpyd_backends("fake", "redis")
         def test_plain_fake():
-            pass
+            'Runs: the session runs one of its backends.'
         """
     )
     result = pytester.runpytest("-rs", "--limpyd-backend=fake")
