@@ -80,7 +80,14 @@ class BaseIndex:
     #: Whether every entry names the text it stems from, so no two texts share one.
     distinct_entries: ClassVar[bool] = False
 
-    def __init__(self, field: RedisField) -> None:
+    def __init__(self, field: RedisField | None = None, **options: Any) -> None:
+        if field is None or options:  # the manual's `EqualIndex(key=..., transform=...)`
+            named = ", ".join(f"{name}=..." for name in options)
+            raise ImplementationError(
+                f"{type(self).__name__}({named}): an index class is configured with "
+                f"{type(self).__name__}.configure({named}), which gives a new class; a field "
+                "makes the instances of the classes it is given"
+            )
         self.field = field
         self.identity = (self.key or self.default_key) + (f"+{self.prefix}" if self.prefix else "")
 
@@ -141,11 +148,21 @@ class BaseIndex:
         """The text this index stores for a field value (transformed), None to skip it."""
         if self.transform is None:
             return to_text(value)
-        return self.transformed_text(self.transform(value), value)
+        return self.transformed_text(self.transform, value, value)
 
-    def transformed_text(self, transformed: Any, value: str) -> str | None:
-        """The text of what a transform gave for `value` (None: skip it); a ValueError
-        naming the field, the index and the value for a result with no text."""
+    def transformed_text(
+        self, transform: Callable[[str], Any], text: str, value: str
+    ) -> str | None:
+        """The text `transform` gives for `text` (None: skip it), `value` being the field's
+        value; a ValueError naming the field, the index and the value when the transform
+        refuses it (raises ValueError) or gives a result with no text."""
+        try:
+            transformed = transform(text)
+        except ValueError as error:
+            raise ValueError(
+                f"{self.field.describe()}: invalid value {value!r} for its "
+                f"{type(self).__name__}: {error}"
+            ) from None
         if transformed is None:
             return None
         try:

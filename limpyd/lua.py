@@ -169,9 +169,11 @@ class LuaScript:
             if isinstance(reply, Exception):
                 raise reply
             return reply
-        if not isinstance(loaded, _REFUSED_LOADS):
+        if isinstance(loaded, _REFUSED_LOADS):
+            self.evaluating.add(client)
+        elif isinstance(loaded, Exception):
             raise loaded  # the library does not load: a bug, never hidden by the fallback
-        self.evaluating.add(client)
+        # else loaded, and flushed (FUNCTION FLUSH) before the call: this call as a script
         return self._evaluate(client, writes, keys, [mode, *argv])
 
     def call_many(

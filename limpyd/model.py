@@ -127,20 +127,32 @@ class RedisModel(metaclass=MetaRedisModel):
         """Create one instance per row (the values `Model(**values)` takes), each atomically
         with its indexes and checks, in ceil(rows / batch_size) round trips. Rows that are
         refused write nothing; the others are created, then `CreateManyError` says which
-        rows were refused and why (by position), and holds the created instances."""
+        rows were refused and why (by position), and holds the created instances. A row
+        without values nor defaults gives an unsaved instance, as `Model()` does."""
         cls._check_concrete()
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"{cls.__name__}.create_many: invalid batch_size {batch_size!r}")
+        if isinstance(rows, str | bytes | Mapping) or not isinstance(rows, Iterable):
+            raise ValueError(
+                f"{cls.__name__}.create_many: rows are an iterable of mappings (field name: "
+                f"value), not {type(rows).__name__} {rows!r:.100}"
+            )
         prepared: list[dict[str, Any] | Exception] = []
         for row in rows:
             try:
+                if not isinstance(row, Mapping):
+                    raise ValueError(
+                        f"{cls.__name__}: a row is a mapping (field name: value), not "
+                        f"{type(row).__name__} {row!r:.100}"
+                    )
                 prepared.append(cls._creation_values(dict(row)))
             except (ValueError, ImplementationError) as error:
                 prepared.append(error)
-        sendable = [values for values in prepared if not isinstance(values, Exception)]
+        sendable = [values for values in prepared if isinstance(values, dict) and values]
         outcomes = iter(writes.create_many(cls, sendable, batch_size))
-        results: list[str | Exception] = [
-            values if isinstance(values, Exception) else next(outcomes) for values in prepared
+        results: list[str | Exception | None] = [
+            values if isinstance(values, Exception) else next(outcomes) if values else None
+            for values in prepared
         ]
         instances: list[_Model | None] = []
         errors: dict[int, Exception] = {}
@@ -148,6 +160,8 @@ class RedisModel(metaclass=MetaRedisModel):
             if isinstance(result, Exception):
                 errors[position] = result
                 instances.append(None)
+            elif result is None:  # no values: nothing to write
+                instances.append(cls())
             else:
                 instances.append(cls._from_known_pk(result))
         if errors:

@@ -14,6 +14,8 @@ def test_create(values):
   non-UTF-8 bytes (as limpyd returns them: lone surrogates U+DC80..U+DCFF, see
   "Design decisions", Values). Every text is *canonical*: it is exactly what Redis gives back.
 - `scores()`: finite sorted-set scores, ties frequent.
+- `date_texts()`, `time_texts()`, `datetime_texts()`: dates and times as `str()` writes
+  them, what the date and time indexes of `limpyd.contrib.indexes` take (and all they take).
 - `stored_text(value)`: the text Redis stores for a value as redis-py sends it.
 - `disguises(text)`: values limpyd must accept that are stored as `text` (bytes, str
   subclasses and str Enum members, ints, floats); `wrong_values()`: values it must refuse;
@@ -63,6 +65,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "canonical",
+    "date_texts",
+    "datetime_texts",
     "disguises",
     "field_values",
     "filter_keys",
@@ -75,6 +79,7 @@ __all__ = [
     "scores",
     "stored_text",
     "texts",
+    "time_texts",
     "wrong_values",
 ]
 
@@ -171,6 +176,61 @@ def scores() -> SearchStrategy[float]:
         st.sampled_from([0.5, -0.5, 0.25, 1e-300, -1e300, 2.0**53]),
         st.floats(allow_nan=False, allow_infinity=False),
     )
+
+
+#: What `str()` of a datetime or a time ends with: mostly no UTC offset.
+_OFFSETS = st.sampled_from(["", "", "", "+00:00", "-05:30", "+14:00"])
+
+
+def date_texts() -> SearchStrategy[str]:
+    """Dates as `str(date)` writes them: 'YYYY-MM-DD', years 1 to 9999, leap days."""
+    return st.dates().map(str)
+
+
+def time_texts() -> SearchStrategy[str]:
+    """Times as `str(time)` writes them: 'HH:MM:SS', a fraction of second, a UTC offset."""
+    return st.builds(lambda time, offset: f"{time}{offset}", st.times(), _OFFSETS)
+
+
+def datetime_texts() -> SearchStrategy[str]:
+    """Dates and times as `str(datetime)` writes them: 'YYYY-MM-DD HH:MM:SS', a fraction of
+    second, a UTC offset."""
+    return st.builds(lambda moment, offset: f"{moment}{offset}", st.datetimes(), _OFFSETS)
+
+
+#: A text of each kind the date and time indexes take, and the strategy of that kind.
+_CALENDAR = (
+    ("2024-02-29 23:59:59", datetime_texts),
+    ("2024-02-29", date_texts),
+    ("23:59:59", time_texts),
+)
+
+
+def _takes(field: RedisField, text: str) -> bool:
+    """Whether every index of `field` takes `text` (a transform or the index may refuse it)."""
+    hkey = "k" if isinstance(field, HashField) else None
+    try:
+        for index in field.indexes:
+            index.entries(text, "1", hkey)
+    except ValueError:
+        return False
+    return True
+
+
+def _items(field: RedisField) -> SearchStrategy[str]:
+    """The texts `field` draws: dates and times where its indexes take only those, decimal
+    numbers for a NumberRangeIndex, `texts()` otherwise."""
+    taken = [kind() for sample, kind in _CALENDAR if _takes(field, sample)]
+    if taken and len(taken) < len(_CALENDAR):
+        return st.one_of(taken)
+    # a NumberRangeIndex takes decimal numbers only ("Design decisions", Values)
+    numeric = [index for index in field.indexes if isinstance(index, NumberRangeIndex)]
+    if any(not index.untransformed for index in numeric):
+        raise InvalidArgument(
+            f"{field.describe()}: its {type(numeric[0]).__name__} reads values through a "
+            "transform: give the texts it takes with items="
+        )
+    return number_texts() if numeric else texts()
 
 
 def stored_text(value: Any) -> str:
@@ -301,8 +361,8 @@ def field_values(
     member to finite score for SortedSetField.
 
     `items`: the strategy of each text (default `texts()`, number texts for a field with a
-    NumberRangeIndex), e.g. dates for a field indexed
-    by a date index; `keys`: the strategy of HashField keys (default `texts()`). Related
+    NumberRangeIndex, dates and times for one whose indexes take only those: the date and
+    time indexes); `keys`: the strategy of HashField keys (default `texts()`). Related
     fields draw their pks from `pks` (required for them): a strategy or an iterable.
     AutoPKField takes no value: InvalidArgument.
     """
@@ -313,14 +373,7 @@ def field_values(
     if is_related(field):
         items = _pool(pks, field)
     elif items is None:
-        # a NumberRangeIndex takes decimal numbers only ("Design decisions", Values)
-        numeric = [index for index in field.indexes if isinstance(index, NumberRangeIndex)]
-        if any(not index.untransformed for index in numeric):
-            raise InvalidArgument(
-                f"{field.describe()}: its {type(numeric[0]).__name__} reads values through a "
-                "transform (a date or time index...): give the texts it takes with items="
-            )
-        items = number_texts() if numeric else texts()
+        items = _items(field)
     if isinstance(field, StringField | InstanceHashField):
         return items
     if isinstance(field, SetField | ListField):

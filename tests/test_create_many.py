@@ -82,6 +82,47 @@ def test_hostile_rows_change_nothing(Person, unchanged):
     assert created[0].name.hget() == "bytes" and Person.collection(city="Rome") == ["2"]
 
 
+def test_rows_that_are_no_mappings_are_refused_by_position(Person, unchanged):
+    """A row that is a list, None, a string...: refused by position, naming the model and
+    the row (a list gave dict()'s message, None a bare TypeError); the other rows created.
+    Rows that are a string or one mapping (a common slip) are refused whole."""
+    Person(name="held")
+    rows = [["name", "x"], None, "name", {"name": "ok"}, 5, [("name", "y")]]
+    with pytest.raises(CreateManyError) as caught:
+        Person.create_many(rows)
+    assert sorted(caught.value.errors) == [0, 1, 2, 4, 5]
+    assert all(
+        isinstance(e, ValueError) and str(e).startswith("Person: a row is a mapping")
+        for e in caught.value.errors.values()
+    )
+    assert "not NoneType None" in str(caught.value.errors[1])
+    assert [i and i.name.hget() for i in caught.value.instances] == [
+        None, None, None, "ok", None, None,
+    ]  # fmt: skip
+    for whole in ("ab", b"ab", {"name": "z"}, 5, None):
+        with unchanged(), pytest.raises(ValueError, match=r"^Person\.create_many: rows are"):
+            Person.create_many(whole)
+
+
+def test_a_row_without_values_is_an_unsaved_instance_as_model_gives(db, limpyd_commands):
+    """`Model()` without values nor defaults has no pk and writes nothing: so does such a row
+    of create_many (it created an instance holding nothing, in the collection)."""
+
+    class Tag(model.RedisModel):
+        database = db
+        name = fields.StringField(indexable=True)
+
+    assert Tag().pk.get() is None
+    with limpyd_commands() as counted:
+        assert [t.pk.get() for t in Tag.create_many([{}, {}])] == [None, None]
+    assert counted.round_trips == 0
+    created = Tag.create_many([{}, {"name": "a"}, {}])
+    assert [t.pk.get() for t in created] == [None, "1", None]
+    assert Tag.collection() == ["1"]
+    created[0].name.set("b")  # its first write creates it
+    assert sorted(Tag.collection(), key=int) == ["1", "2"]
+
+
 def test_pk_rows_and_expired_holders(db, consistent):
     class Code(model.RedisModel):
         database = db

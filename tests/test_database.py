@@ -101,6 +101,24 @@ def test_url_options_a_connection_refuses_are_refused_at_once(query, why):
     assert RedisDatabase.from_url("redis://127.0.0.1:1/0?socket_timeout=2&protocol=3")
 
 
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: RedisDatabase(host="127.0.0.1", port=1, decode_responses=False),
+        lambda: RedisDatabase.from_url("redis://127.0.0.1:1/0", decode_responses=0),
+        lambda: RedisDatabase(backend=FakeBackend(decode_responses=False)),
+        lambda: RedisDatabase.from_url("fakeredis://off", decode_responses=False),
+        lambda: RedisDatabase.from_url("redis+cluster://127.0.0.1:1", decode_responses=None),
+    ],
+)
+def test_replies_as_bytes_are_refused_by_name(make):
+    """redis-py's `decode_responses=False` (a connection option the manual lets through):
+    refused when the database is made; it was taken, then a creation was written and
+    reported as a DoesNotExist naming limpyd's internal marker."""
+    with pytest.raises(ImplementationError, match=r"need decode_responses=True.*not decode_"):
+        make()
+
+
 def test_default_settings_are_the_manuals():
     database = RedisDatabase()
     assert database.backend.describe() == "redis://localhost:6379/0"

@@ -6,7 +6,7 @@ import pytest
 
 from limpyd import fields, model
 from limpyd.exceptions import DoesNotExist, ImplementationError, UniquenessError
-from limpyd.indexes import EqualIndex
+from limpyd.indexes import EqualIndex, TextRangeIndex
 
 
 @pytest.fixture
@@ -398,3 +398,12 @@ def test_an_index_class_normalizing_values_keeps_its_entries_exact(db, consisten
     tag.delete()
     assert Tag.collection(name="redis") == []
     consistent(Tag)
+
+
+def test_the_manuals_index_built_by_calling_the_class_says_configure():
+    """Section 2.5.5.2 writes `EqualIndex(key='yolo', transform=...)`: an error naming
+    `configure`, the way to make such a class (it was __init__'s TypeError)."""
+    with pytest.raises(ImplementationError, match=r"EqualIndex.configure\(key=..., transform"):
+        EqualIndex(key="yolo", transform=lambda value: "yolo" + value)
+    with pytest.raises(ImplementationError, match=r"^TextRangeIndex\(\): .*configure"):
+        TextRangeIndex()

@@ -112,6 +112,29 @@ def test_a_library_flushed_meanwhile_is_loaded_again(
     assert library_names(db.connection) == [lua.SCRIPT.name]
 
 
+def test_a_library_flushed_between_its_load_and_the_call_runs_the_call_as_a_script(
+    db, forget_code, monkeypatch, limpyd_commands
+):
+    """Another client's FUNCTION FLUSH landing between the load and the call it carries: the
+    call runs as a script (a TypeError came out, the load's reply raised); the next call
+    loads the library again."""
+    Person = make_person(db)
+    Person(name="ann", city="Paris")
+    forget_code()
+    load = lua.LuaScript.load
+    # a success reply for the load, and still no library when the call comes (forgotten
+    # above): what the other client's flush leaves
+    monkeypatch.setattr(lua.LuaScript, "load", lambda self, client: client.exists(self.name))
+    with limpyd_commands() as counted:
+        Person(name="bob", city="Paris")
+    assert "EVALSHA" in counted.names or "EVAL" in counted.names, counted.names
+    assert db.client not in lua.SCRIPT.evaluating  # the library loads: it stays the way
+    monkeypatch.setattr(lua.LuaScript, "load", load)
+    assert sorted(Person.collection(city="Paris")) == ["1", "2"]
+    assert Person.get(name="bob").city.hget() == "Paris"
+    assert library_names(db.connection) == [lua.SCRIPT.name]
+
+
 def test_libraries_of_other_code_are_left_alone(db, forget_code):
     """Another version of limpyd's code is another library, with functions of other names:
     neither calls the other's."""

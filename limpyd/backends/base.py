@@ -10,9 +10,12 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-__all__ = ["CLIENT_DEFAULTS", "Backend", "client_options", "redact_url"]
+from limpyd.exceptions import ImplementationError
 
-#: Options every client gets unless the caller overrides them: values come back as `str`
+__all__ = ["CLIENT_DEFAULTS", "Backend", "client_options", "redact_url", "with_defaults"]
+
+#: Options every client gets unless the caller overrides them (`decode_responses` cannot be
+#: turned off: see `with_defaults`): values come back as `str`
 #: (as in redis-limpyd), bytes that are not UTF-8 survive the round trip, replies use
 #: RESP2, whose shapes the ORM parses (redis-py 8 would otherwise negotiate RESP3), and
 #: commands are never sent twice.
@@ -24,6 +27,18 @@ CLIENT_DEFAULTS: dict[str, Any] = {
     # was lost would then run twice: the error reaches the caller instead.
     "retry": Retry(NoBackoff(), 0),
 }
+
+
+def with_defaults(options: dict[str, Any]) -> dict[str, Any]:
+    """`options` over `CLIENT_DEFAULTS`; an ImplementationError for a false `decode_responses`:
+    the ORM reads replies as text (with bytes, a write was done, then reported as
+    a DoesNotExist naming an internal marker)."""
+    if not options.get("decode_responses", True):
+        raise ImplementationError(
+            "limpyd's clients need decode_responses=True (values come back as text, see "
+            f"CLIENT_DEFAULTS), not decode_responses={options['decode_responses']!r}"
+        )
+    return {**CLIENT_DEFAULTS, **options}
 
 
 #: What a connection tells the server it is (CLIENT SETINFO), given by the caller.

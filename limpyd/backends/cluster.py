@@ -38,7 +38,7 @@ from redis.cluster import (
 from redis.crc import REDIS_CLUSTER_HASH_SLOTS
 from redis.exceptions import CrossSlotTransactionError, RedisClusterException, RedisError
 
-from limpyd.backends.base import CLIENT_DEFAULTS, Backend, client_options, redact_url
+from limpyd.backends.base import Backend, client_options, redact_url, with_defaults
 
 __all__ = ["CrossSlotError", "LimpydRedisCluster", "RedisClusterBackend", "parse_cluster_url"]
 
@@ -288,7 +288,7 @@ class RedisClusterBackend(Backend):
             raise ValueError("RedisClusterBackend needs at least one startup node")
         self.url = url
         self.startup_nodes = [(str(host), int(port)) for host, port in startup_nodes]
-        self.cluster_kwargs = {**CLIENT_DEFAULTS, **cluster_kwargs}
+        self.cluster_kwargs = with_defaults(cluster_kwargs)
 
     def client(self) -> Any:
         return LimpydRedisCluster(

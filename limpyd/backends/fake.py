@@ -40,7 +40,7 @@ from typing import Any
 import redis
 
 from limpyd.backends import fake_connection
-from limpyd.backends.base import CLIENT_DEFAULTS, Backend
+from limpyd.backends.base import Backend, with_defaults
 from limpyd.backends.urls import FAKE_DATABASES
 
 __all__ = ["FAKE_EXTRA", "FakeBackend", "fakeredis_module"]
@@ -128,7 +128,7 @@ class FakeBackend(Backend):
                 f"fakeredis db {db!r} is out of range: 0 to {FAKE_DATABASES - 1}, as on a "
                 "redis-server with its default 16 databases"
             )
-        self.client_kwargs = {**CLIENT_DEFAULTS, **client_kwargs}
+        self.client_kwargs = with_defaults(client_kwargs)
         fakeredis_module()
 
     @property

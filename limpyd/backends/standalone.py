@@ -6,7 +6,7 @@ from typing import Any
 
 import redis
 
-from limpyd.backends.base import CLIENT_DEFAULTS, Backend, client_options, redact_url
+from limpyd.backends.base import Backend, client_options, redact_url, with_defaults
 from limpyd.backends.urls import redis_url_db
 
 __all__ = ["RedisBackend"]
@@ -21,7 +21,7 @@ class RedisBackend(Backend):
         if url is not None:
             redis_url_db(url)
         self.url = url
-        self.redis_kwargs = {**CLIENT_DEFAULTS, **redis_kwargs}
+        self.redis_kwargs = with_defaults(redis_kwargs)
 
     def client(self) -> redis.Redis:
         options = client_options(self.redis_kwargs, self.url)

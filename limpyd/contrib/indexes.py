@@ -10,7 +10,9 @@ uniqueness work for leaves: the chapter "Indexes and filters", Multi-indexes.
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Callable, Hashable, Iterable
+from datetime import date
 from functools import cache
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
@@ -186,11 +188,16 @@ class _ComposedLeaf(BaseIndex):
         """The value through the multi-indexes' transforms, then the leaf's own."""
         text = value
         for transform in self._outer_transforms:
-            transformed = self.transformed_text(transform(text), value)
+            transformed = self.transformed_text(transform, text, value)
             if transformed is None:
                 return None
             text = transformed
-        return super().normalize(text)
+        try:
+            return super().normalize(text)
+        except ValueError as error:
+            if text == value:
+                raise
+            raise ValueError(f"{error} (from the value {value!r}, transformed)") from None
 
     def __repr__(self) -> str:
         path = ".".join([multi.__name__ for multi in self.composition] + [type(self).__name__])
@@ -209,25 +216,72 @@ def _leaf_class(
 # redis-limpyd's date and time indexes. Values are 'YYYY-MM-DD HH:MM:SS' (the manual
 # writes 'YYYY-MM-SS', an evident typo), dates 'YYYY-MM-DD', times 'HH:MM:SS'. In the manual
 # the names 'DateIndex' and 'TimeIndex' are broken by the page layout ('DateIndex\n'): they
-# are written here without the line break.
+# are written here without the line break. Unlike redis-limpyd's, they refuse a value that
+# is not a date or a time of the calendar and the clock (see docs/decisions.md).
+
+_DATE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
+#: A time as `str()` writes one: seconds' fraction and UTC offset optional.
+_TIME = re.compile(r"([0-9]{2}):([0-9]{2}):([0-9]{2})(\.[0-9]{1,6})?([+-][0-9]{2}:[0-9]{2})?")
+
+
+def _is_date(text: str) -> bool:
+    found = _DATE.fullmatch(text)
+    if found is None:
+        return False
+    try:
+        date(*map(int, found.groups()))
+    except ValueError:  # not a day of the calendar (2026-02-30, year 0)
+        return False
+    return True
+
+
+def _is_time(text: str) -> bool:
+    found = _TIME.fullmatch(text)
+    return found is not None and int(found[1]) < 24 and int(found[2]) < 60 and int(found[3]) < 60
+
+
+def datetime_of(value: str) -> str:
+    """'YYYY-MM-DD HH:MM:SS' of a date and time (what `str(datetime)` writes: a fraction of
+    second and a UTC offset may follow, and are dropped); a ValueError for another value."""
+    if not (value[10:11] == " " and _is_date(value[:10]) and _is_time(value[11:])):
+        raise ValueError("a date and time like 2026-11-28 10:15:00 is expected")
+    return value[:19]
+
+
+def date_of(value: str) -> str:
+    """'YYYY-MM-DD' of a date, or of a date and time; a ValueError for another value."""
+    if len(value) > 10:
+        datetime_of(value)
+    elif not _is_date(value):
+        raise ValueError("a date like 2026-11-28 is expected")
+    return value[:10]
+
+
+def time_of(value: str) -> str:
+    """'HH:MM:SS' of a time (a fraction of second and a UTC offset may follow); a ValueError
+    for another value."""
+    if not _is_time(value):
+        raise ValueError("a time like 10:15:00 is expected")
+    return value[:8]
+
 
 DateIndexParts = MultiIndexes.compose(
     [
         NumberRangeIndex.configure(
             prefix="year",
-            transform=lambda value: value[:4],
+            transform=lambda value: date_of(value)[:4],
             handle_uniqueness=False,
             name="YearIndex",
         ),
         NumberRangeIndex.configure(
             prefix="month",
-            transform=lambda value: value[5:7],
+            transform=lambda value: date_of(value)[5:7],
             handle_uniqueness=False,
             name="MonthIndex",
         ),
         NumberRangeIndex.configure(
             prefix="day",
-            transform=lambda value: value[8:10],
+            transform=lambda value: date_of(value)[8:10],
             handle_uniqueness=False,
             name="DayIndex",
         ),
@@ -239,19 +293,19 @@ TimeIndexParts = MultiIndexes.compose(
     [
         NumberRangeIndex.configure(
             prefix="hour",
-            transform=lambda value: value[0:2],
+            transform=lambda value: time_of(value)[0:2],
             handle_uniqueness=False,
             name="HourIndex",
         ),
         NumberRangeIndex.configure(
             prefix="minute",
-            transform=lambda value: value[3:5],
+            transform=lambda value: time_of(value)[3:5],
             handle_uniqueness=False,
             name="MinuteIndex",
         ),
         NumberRangeIndex.configure(
             prefix="second",
-            transform=lambda value: value[6:8],
+            transform=lambda value: time_of(value)[6:8],
             handle_uniqueness=False,
             name="SecondIndex",
         ),
@@ -259,13 +313,9 @@ TimeIndexParts = MultiIndexes.compose(
     name="TimeIndexParts",
 )
 
-DateRangeIndex = TextRangeIndex.configure(
-    key="date", transform=lambda value: value[:10], name="DateRangeIndex"
-)
+DateRangeIndex = TextRangeIndex.configure(key="date", transform=date_of, name="DateRangeIndex")
 
-TimeRangeIndex = TextRangeIndex.configure(
-    key="time", transform=lambda value: value[:8], name="TimeRangeIndex"
-)
+TimeRangeIndex = TextRangeIndex.configure(key="time", transform=time_of, name="TimeRangeIndex")
 
 DateIndex = MultiIndexes.compose([DateRangeIndex, DateIndexParts], name="DateIndex")
 TimeIndex = MultiIndexes.compose([TimeRangeIndex, TimeIndexParts], name="TimeIndex")
@@ -278,7 +328,7 @@ DateSimpleTimeIndex = MultiIndexes.compose(
         TimeRangeIndex.configure(prefix="time", transform=lambda value: value[11:]),  # only time
     ],
     name="DateSimpleTimeIndex",
-    transform=lambda value: value[:19],  # restrict on date+time
+    transform=datetime_of,  # restrict on date+time
 )
 
 DateTimeIndex = MultiIndexes.compose(
@@ -296,7 +346,7 @@ SimpleDateTimeIndex = MultiIndexes.compose(
         TimeRangeIndex.configure(prefix="time", transform=lambda value: value[11:]),  # only time
     ],
     name="SimpleDateTimeIndex",
-    transform=lambda value: value[:19],  # restrict on date+time
+    transform=datetime_of,  # restrict on date+time
 )
 
 

@@ -54,11 +54,18 @@ def refused_state(field: RedisField, state: Any) -> bool:
     kind = field_kind(field)
     assert kind is not None
     return any(
-        text is not None and refuses(index, text)
-        for index in field.indexes
-        for _, value in items_of(kind, state)
-        for text in [index_text(index, value)]
+        refuses_value(index, value) for index in field.indexes for _, value in items_of(kind, state)
     )
+
+
+def refuses_value(index: BaseIndex, value: str) -> bool:
+    """Whether `index` refuses this value: a transform refusing it (a ValueError: the date
+    and time indexes take dates and times only), or the text it gives refused."""
+    try:
+        text = index_text(index, value)
+    except ValueError:
+        return True
+    return text is not None and refuses(index, text)
 
 
 def _compare(index: BaseIndex, operator: str, stored: str, wanted: str) -> bool:
@@ -197,6 +204,8 @@ class Oracle:
                     continue
                 theirs = items_of(kind, states.get(field.name, EMPTY[kind]))
                 for hkey, value in fresh:
+                    if refuses_value(index, value):  # refused: the write holds nothing
+                        continue
                     mine = index_text(index, value)
                     if mine is None:
                         continue

@@ -4,6 +4,7 @@ and index maintenance, each checked against the integrity checker."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 import pytest
@@ -739,26 +740,50 @@ def test_the_manual_definitions_give_the_ready_indexes(db):
     assert sorted(names) == sorted(set(contrib.__all__) - {"MultiIndexes", "EndsWithIndex"})
     samples = ["2015-12-21 15:16:17", "2015-12-21", "15:16:17", "2016-06-01 23:59:59.250", ""]
 
+    refused = object()
+
+    def normalized(leaf, sample):
+        try:
+            return leaf.normalize(sample)
+        except ValueError:
+            return refused
+
     def shape(index):
         class Model(model.RedisModel):
             database = db
             f = fields.StringField(indexes=[index])
 
-        return [
-            (
-                type(leaf).__name__,
-                leaf.identity,
-                leaf.prefix,
-                leaf.handle_uniqueness,
-                sorted(leaf.handled_suffixes, key=str),
-                [leaf.normalize(sample) for sample in samples],
-            )
-            for leaf in Model.get_field("f").indexes
-        ]
+        leaves = Model.get_field("f").indexes
+        return (
+            [
+                (
+                    type(leaf).__name__,
+                    leaf.identity,
+                    leaf.prefix,
+                    leaf.handle_uniqueness,
+                    sorted(leaf.handled_suffixes, key=str),
+                )
+                for leaf in leaves
+            ],
+            [[normalized(leaf, sample) for sample in samples] for leaf in leaves],
+        )
 
     for name in names:
         assert manual[name].__name__ == name
-        assert shape(manual[name]) == shape(getattr(contrib, name)), name
+        (manual_leaves, manual_texts), (leaves, texts) = (
+            shape(manual[name]),
+            shape(getattr(contrib, name)),
+        )
+        assert manual_leaves == leaves, name
+        # the same texts, but for the values that are no date or time: contrib refuses them
+        pairs = [
+            pair
+            for ours, theirs in zip(texts, manual_texts, strict=True)
+            for pair in zip(ours, theirs, strict=True)
+        ]
+        assert all(ours in (theirs, refused) for ours, theirs in pairs), name
+        assert any(ours is not refused for ours, _ in pairs), name
+        assert all(theirs is not refused for _, theirs in pairs), name
 
 
 def test_a_unique_datetime_collides_within_its_second_and_says_so(db, unchanged):
@@ -779,7 +804,7 @@ def test_a_unique_datetime_collides_within_its_second_and_says_so(db, unchanged)
         Event(at=later)
     with (
         unchanged(),
-        pytest.raises(ValueError, match=r"'1-' for its MonthIndex.*'2026-1-5 10:11:1"),
+        pytest.raises(ValueError, match=r"'2026-1-5 10:11:12' for its FullDateTimeRangeIndex"),
     ):
         Event(at="2026-1-5 10:11:12")
     assert Event(at="2026-01-05 10:11:13").pk.get() == "2"
@@ -813,3 +838,109 @@ def test_a_transform_with_a_defaulted_parameter_takes_the_value_alone(db):
 
     Word(text="abc")
     assert Word.collection(text="ab") == ["1"]
+
+
+class _Text(str):
+    """A str subclass, as a user's own text type."""
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        ("at", "2026-13-05 10:11:12", "a date and time like"),  # no month 13
+        ("at", "2026-02-30 10:11:12", "a date and time like"),  # no February 30
+        ("at", "2026-01-05 24:00:00", "a date and time like"),
+        ("at", "2026-01-05 10:60:00", "a date and time like"),
+        ("at", "2026-01-05T10:11:12", "a date and time like"),  # isoformat()'s T
+        ("at", "2026-01-05", "a date and time like"),  # a date alone
+        ("at", "2026-01-05 10:11:12garbage", "a date and time like"),
+        ("at", "0000-01-05 10:11:12", "a date and time like"),  # no year 0
+        ("at", "\uff12\uff10\uff12\uff16-01-05 10:11:12", "a date and time like"),  # fullwidth
+        ("at", "", "a date and time like"),
+        ("at", _Text("1e3"), "a date and time like"),
+        ("day", "2026-1-5", "a date like"),
+        ("day", "20260105", "a date like"),
+        ("day", "+026-01-05", "a date like"),
+        ("day", "2026-01-05 nonsense", "a date and time like"),
+        ("day", "nan", "a date like"),
+        ("time", "25:00:00", "a time like"),
+        ("time", "1:2:3", "a time like"),
+        ("time", "10:11:12+1", "a time like"),
+        ("time", "10:11", "a time like"),
+    ],
+)
+def test_date_and_time_indexes_refuse_what_is_no_date_or_time(
+    db, unchanged, field, value, expected
+):
+    """A value these indexes could only index wrongly (month 13 found by `__month=13`, a
+    'T' sorting after every ' ' of the same day) is refused, by name, on creation and on
+    update, and nothing is written; redis-limpyd indexed whatever the slices gave."""
+
+    class Event(model.RedisModel):
+        database = db
+        at = fields.InstanceHashField(indexes=[DateTimeIndex])
+        day = fields.StringField(indexes=[DateIndex])
+        time = fields.InstanceHashField(indexes=[TimeIndex])
+
+    kept = Event(at="2026-01-05 10:11:12", day="2026-01-05", time="10:11:12")
+    message = rf"^Event\.{field}: invalid value {re.escape(repr(value))} for its \w+: {expected}"
+    with unchanged(), pytest.raises(ValueError, match=message):
+        Event(**{field: value})
+    with unchanged(), pytest.raises(ValueError, match=message):
+        getattr(kept, field).set(value) if field == "day" else getattr(kept, field).hset(value)
+    assert Event.collection(at__month=1, day__day=5, time__second=12) == [kept.pk.get()]
+
+
+@pytest.mark.parametrize(
+    ("index", "value", "texts"),
+    [
+        (DateTimeIndex, "2026-01-05 10:11:12.250000+01:00", ["2026-01-05 10:11:12", "2026-01-05"]),
+        (SimpleDateTimeIndex, "2024-02-29 23:59:59", ["2024-02-29 23:59:59", "2024-02-29"]),
+        (DateIndex, "2026-01-05 10:11:12", ["2026-01-05", "2026"]),
+        (TimeIndex, "23:59:59.5", ["23:59:59", "23"]),
+    ],
+)
+def test_date_and_time_indexes_take_what_str_writes(db, index, value, texts):
+    """`str()` of a datetime (fraction of second, UTC offset), a leap day, a date and time
+    for a date index: kept as redis-limpyd kept them (the first 19, 10 or 8 characters)."""
+
+    class Event(model.RedisModel):
+        database = db
+        at = fields.InstanceHashField(indexes=[index])
+
+    leaves = Event.get_field("at").indexes
+    assert [leaf.normalize(value) for leaf in leaves[:2]] == texts
+    Event(at=value)
+    assert Event.collection(at=texts[0]) == ["1"]
+
+
+def test_a_transform_refusing_a_value_is_named(db, unchanged):
+    """A user's transform raising ValueError: the error names the model, the field, the
+    index and the value (it came bare, naming nothing), the value given even when an outer
+    transform changed it; nothing written."""
+
+    def digits(value):
+        if not value.isdigit():
+            raise ValueError("digits are expected")
+        return value
+
+    Digits = EqualIndex.configure(transform=digits, name="Digits")
+    Outer = MultiIndexes.compose([Digits], transform=lambda value: value.strip(), name="Outer")
+
+    class Code(model.RedisModel):
+        database = db
+        code = fields.InstanceHashField(indexes=[Digits])
+        padded = fields.InstanceHashField(indexes=[Outer])
+
+    for values, message in [
+        ({"code": "12a"}, r"^Code\.code: invalid value '12a' for its Digits: digits are expected$"),
+        (
+            {"padded": " 1a "},
+            r"^Code\.padded: invalid value '1a' for its Digits: digits are expected "
+            r"\(from the value ' 1a ', transformed\)$",
+        ),
+    ]:
+        with unchanged(), pytest.raises(ValueError, match=message):
+            Code(**values)
+    Code(code="12", padded=" 7 ")
+    assert Code.collection(padded="7") == ["1"]

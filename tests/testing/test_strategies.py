@@ -10,9 +10,16 @@ from hypothesis import HealthCheck, find, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
-from limpyd import fields
+from limpyd import fields, model
 from limpyd.contrib import related
-from limpyd.contrib.indexes import EndsWithIndex, SimpleDateTimeIndex
+from limpyd.contrib.indexes import (
+    DateIndex,
+    DateIndexParts,
+    DateTimeIndex,
+    EndsWithIndex,
+    SimpleDateTimeIndex,
+    TimeIndex,
+)
 from limpyd.indexes import EqualIndex, NumberRangeIndex, TextRangeIndex
 from limpyd_testing import strategies as lst
 from limpyd_testing.stateful import Oracle, field_kind
@@ -265,18 +272,53 @@ def test_filters_draw_what_the_answering_index_takes(db):
 
 
 def test_values_of_a_transformed_number_index_need_items(db):
-    from limpyd.contrib.indexes import DateTimeIndex
+    Stripped = NumberRangeIndex.configure(transform=lambda value: value.strip(), name="Stripped")
 
-    class Dated(related.RelatedModel):
+    class Padded(related.RelatedModel):
         cluster_group = "strategies"
         database = db
-        when = fields.StringField(indexes=[DateTimeIndex])
+        size = fields.StringField(indexes=[Stripped])
+
+    field = Padded.get_field("size")
+    with pytest.raises(InvalidArgument, match=r"Padded\.size: .*transform.*items="):
+        lst.field_values(field)
+    sizes = st.just(" 12 ")
+    assert find(lst.field_values(field, items=sizes), lambda value: True) == " 12 "
+
+
+@pytest.mark.parametrize(
+    ("index", "kinds"),
+    [
+        (DateTimeIndex, {"datetime"}),
+        (SimpleDateTimeIndex, {"datetime"}),
+        (DateIndex, {"date", "datetime"}),
+        (DateIndexParts, {"date", "datetime"}),
+        (TimeIndex, {"time"}),
+    ],
+)
+def test_fields_of_date_and_time_indexes_draw_the_dates_and_times_they_take(db, index, kinds):
+    """Without items=, what the indexes take, and nothing else: dates and times as str()
+    writes them (they drew any text for a text-range date index, which it now refuses, and
+    asked for items= for those with number parts)."""
+
+    class Dated(model.RedisModel):
+        database = db
+        when = fields.InstanceHashField(indexes=[index])
 
     field = Dated.get_field("when")
-    with pytest.raises(InvalidArgument, match=r"Dated\.when: .*transform.*items="):
-        lst.field_values(field)
-    dates = st.just("2024-01-02 03:04:05")
-    assert find(lst.field_values(field, items=dates), lambda value: True) == "2024-01-02 03:04:05"
+    seen = set()
+
+    @FAST
+    @given(lst.field_values(field))
+    def check(value):
+        Dated(when=value)
+        seen.add(
+            "datetime" if " " in value else "time" if value[2:3] == ":" else "date"
+        )  # hypothesis draws each kind given many examples
+
+    check()
+    assert seen == kinds
+    assert find(lst.field_values(field), lambda v: v.startswith("00") or v[5:10] == "02-29")
 
 
 def test_model_values_with_nothing_to_give_is_an_error(db):
