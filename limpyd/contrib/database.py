@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from redis.client import Pipeline
-from redis.exceptions import WatchError
+from redis.exceptions import RedisError, WatchError
 
 from limpyd.database import RedisDatabase
 from limpyd.exceptions import ImplementationError
@@ -92,6 +92,15 @@ class PipelineDatabase(RedisDatabase):
                     if keys:
                         pipeline.watch(*keys)
                     value = func(pipeline)
+                    if keys and not _started(pipeline):
+                        pipeline.reset()
+                        raise ImplementationError(
+                            f"{self!r}.transaction: the function never called "
+                            "pipeline.multi(), which starts the transaction its watched keys "
+                            "guard: the commands it sent ran at once, outside any transaction "
+                            "(what they wrote stays written); call pipeline.multi() before "
+                            "the commands of the transaction"
+                        )
                     results = pipeline.execute()
                 except WatchError:  # a watched key changed (on a cluster: its slot moved)
                     pipeline.reset()
@@ -113,3 +122,13 @@ class PipelineDatabase(RedisDatabase):
                 f"{database!r}: watch fields of models of this database; nothing was sent"
             )
         return watch.key
+
+
+def _started(pipeline: Any) -> bool:
+    """Whether the transaction's function called `multi()` on its watching `pipeline` (if
+    not, this call does, after the fact: only `reset()` is left to do)."""
+    try:
+        pipeline.multi()
+    except RedisError:  # nested MULTI: the function started the transaction
+        return True
+    return False

@@ -309,3 +309,38 @@ def test_a_transaction_always_made_stale_gives_up(main_database, limpyd_database
     with pytest.raises(ConflictError, match=r"^transaction: gave up after 4 attempts"):
         main_database.transaction(bump, page.hits)
     assert len(runs) == 4 and page.hits.get() == "100"
+
+
+def test_a_transaction_whose_function_never_calls_multi(main_database, limpyd_database_factory):
+    """multi() forgotten (the manual says it is mandatory): the function's commands ran at
+    once, outside any transaction; an error says so after the first run (it ran 50 times on
+    Redis and the fake, each writing, then said that nothing was written; once, silently,
+    on a cluster). A function that calls it is retried as before."""
+
+    class Page(model.RedisModel):
+        database = main_database
+        hits = fields.StringField()
+
+    page = Page(hits=0)
+    runs = []
+
+    def bump(pipeline):
+        runs.append(1)
+        page.hits.incr()  # no multi(): sent at once
+
+    for function in (bump, lambda pipeline: page.hits.get()):
+        with pytest.raises(ImplementationError, match=r"never called pipeline\.multi\(\)"):
+            main_database.transaction(function, page.hits)
+    assert runs == [1] and page.hits.get() == "1"
+    assert main_database.transaction(lambda pipeline: page.hits.get()) == ["1"]  # queued
+    other = limpyd_database_factory()
+
+    def bump_once_interfered(pipeline):
+        runs.append(2)
+        if runs.count(2) == 1:
+            other.client.set(page.hits.key, "10")
+        pipeline.multi()
+        page.hits.incr()
+
+    assert main_database.transaction(bump_once_interfered, page.hits) == [11]
+    assert runs.count(2) == 2 and page.hits.get() == "11"
