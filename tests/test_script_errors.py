@@ -130,6 +130,25 @@ def test_sorting_numerically_on_text_pks(Named):
     assert list(Named.collection()) == ["10", "abc"]  # the default order never refuses
 
 
+def test_of_several_values_no_number_the_smallest_pk_is_named(Named, Person, unchanged):
+    """The refusal names the value of the smallest pk (bytes order), on every backend: it
+    named the first the set's order gave, which differs between Redis and the fake."""
+    for code in ["b", "10", "a", "9", "A", "ab", "B"]:
+        Named(code=code)
+    message = "Named.code: cannot sort numerically on value 'A' (instance 'A')" + SORT_HINT
+    for _ in range(3):
+        raised(RefusedValueError, message, lambda: list(Named.collection().sort(by="pk")))
+    for name in ["zed", "3", "Emily", "John", "2", "alice"]:
+        Person(name=name, nick="1")
+    with unchanged():
+        for by in ("name", "-name", ["nick", "name"]):
+            raised(
+                RefusedValueError,
+                "Person.name: cannot sort numerically on value 'zed' (instance '1')" + SORT_HINT,
+                lambda by=by: list(Person.collection().sort(by=by)),
+            )
+
+
 def test_a_long_value_is_shortened_in_the_message(Person):
     Person(name="x" * 500)
     message = (

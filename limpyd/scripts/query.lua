@@ -352,13 +352,16 @@ local function run()
             end
             return redis.call('ZSCORE', field, pk)
         end
+        local bad -- a value no number, refused once every key is read
         local function sort_key(value, is_alpha, pk, kind, field)
             if is_alpha then return value or '' end
             if not value or value == '' then return 0 end
             if kind == OP.by_score or kind == OP.by_list then return tonumber(value) end
             if kind == OP.by_pk and numeric_pks[pk] then return numeric_pks[pk] end
             if not is_number(value) then
-                refuse('not_numeric', kind, field or '', pk, value)
+                -- the one of the smallest pk is named: the same whatever the set's order
+                if not bad or bytes_lt(pk, bad[3]) then bad = {kind, field or '', pk, value} end
+                return 0
             end
             return tonumber(value)
         end
@@ -376,6 +379,7 @@ local function run()
                 keys[pk] = row
             end
         end
+        if bad then refuse('not_numeric', bad[1], bad[2], bad[3], bad[4]) end
         local lt_single = single and (single.alpha and bytes_lt or native_lt)
         lt = single and function(a, b)
             local x, y = keys[a], keys[b]

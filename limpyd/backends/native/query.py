@@ -274,13 +274,18 @@ class _Query:
         if sort.kind == _BY_LIST:
             for i, member in enumerate(self.call(b"LRANGE", sort.by, 0, -1), 1):
                 positions.setdefault(member, i)
-        keys = {
-            pk: [
-                self.sort_key(key_kind, key_by, key_alpha, pk, positions, numeric_pks)
-                for key_kind, key_by, key_alpha, _ in sort_keys
-            ]
-            for pk in items
-        }
+        keys = {}
+        for pk in items:
+            try:
+                keys[pk] = [
+                    self.sort_key(key_kind, key_by, key_alpha, pk, positions, numeric_pks)
+                    for key_kind, key_by, key_alpha, _ in sort_keys
+                ]
+            except ScriptFailure:  # a value no number: the one of the smallest pk is named
+                for first in sorted(items):
+                    for key_kind, key_by, key_alpha, _ in sort_keys:
+                        self.sort_key(key_kind, key_by, key_alpha, first, positions, numeric_pks)
+                raise
         descs = [key_desc for *_, key_desc in sort_keys]
         return sort_by_keys(items, keys, descs, sort.kind != _BY_KEYS and sort.desc)
 
