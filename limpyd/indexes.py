@@ -19,7 +19,6 @@ from __future__ import annotations
 import inspect
 import re
 from collections.abc import Callable
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from limpyd import protocol
@@ -385,6 +384,9 @@ class NumberRangeIndex(_SortedSetIndex):
 
 #: The numbers a NumberRangeIndex takes (see text.NUMBER).
 _NUMBER = re.compile(NUMBER)
+#: One of them in parts: sign, the digits before the point, those after it, the exponent
+#: (no digits: an infinity).
+_NUMBER_PARTS = re.compile(r"([+-]?)(?:([0-9]*)\.?([0-9]*)(?:[eE]([+-]?[0-9]+))?|[iI][nN][fF])")
 
 
 def parse_number(text: str) -> tuple[str, str] | None:
@@ -394,20 +396,20 @@ def parse_number(text: str) -> tuple[str, str] | None:
     one; beyond its range it is an infinity). The canonical text is exact, equal for equal
     numbers only: `0.10`, `.1` and `1e-1` are `1e-1`, `100` and `1e2` are `1e2`, `-0` is `0`.
     """
-    if not _NUMBER.fullmatch(text):
+    parts = _NUMBER_PARTS.fullmatch(text) if _NUMBER.fullmatch(text) else None
+    if parts is None:
         return None
     score = repr(float(text))
-    if text.lstrip("+-").lower() == "inf":
+    sign, whole, fraction, exponent = parts.groups()
+    if whole is None:  # an infinity
         return score, score
-    try:
-        sign, digits, exponent = Decimal(text).as_tuple()
-    except ArithmeticError:  # an exponent beyond what Decimal holds
-        return None
-    mantissa = "".join(map(str, digits)).rstrip("0")
+    digits = (whole + (fraction or "")).lstrip("0")
+    mantissa = digits.rstrip("0")
     if not mantissa:
         return score, "0"
-    exponent = int(exponent) + len(digits) - len(mantissa)
-    return score, f"{'-' if sign else ''}{mantissa}e{exponent}"
+    # exact at any exponent (Decimal refuses those of 19 digits and more)
+    power = int(exponent or 0) - len(fraction or "") + len(digits) - len(mantissa)
+    return score, f"{'-' if sign == '-' else ''}{mantissa}e{power}"
 
 
 def check_distinct(field: RedisField, leaves: list[BaseIndex]) -> None:

@@ -127,6 +127,32 @@ def test_unique_with_range_indexes(db, unchanged):
         Code(number="1")  # the same number
 
 
+@pytest.mark.parametrize(
+    ("text", "same", "other"),
+    [
+        ("1e9999999999999999999", "10e9999999999999999998", "1e9999999999999999998"),
+        ("0e9999999999999999999", "-0", "1e-9999999999999999999"),
+        ("-2.50e-99999999999999999999", "-25e-100000000000000000000", "-2.5e-9"),
+    ],
+)
+def test_numbers_of_any_exponent_are_taken_and_unique_exactly(db, unchanged, text, same, other):
+    """The manual's `[+-]digits[.digits][e[+-]digits]` at any exponent: one of 19 digits
+    and more was refused as no number (Decimal cannot hold it), even `0e...`; uniqueness
+    stays exact there (scores, doubles, are then infinities or zeros)."""
+    from limpyd.exceptions import UniquenessError
+
+    class Amount(model.RedisModel):
+        database = db
+        value = fields.StringField(unique=True, indexes=[NumberRangeIndex])
+
+    kept = Amount(value=text)
+    with unchanged(), pytest.raises(UniquenessError, match=r"Amount\.value"):
+        Amount(value=same)
+    Amount(value=other)
+    assert Amount.collection(value=same) == [kept.pk.get()]
+    assert len(Amount.collection(value__gte=min(float(text), float(other)))) == 2
+
+
 def test_two_indexes_sharing_keys_are_refused(db):
     from limpyd.exceptions import ImplementationError
 
