@@ -101,7 +101,11 @@ class FilterParsing:
             raise UnknownFieldError(
                 f"{self.model.__name__} has no field {name!r} (filter {key}={value!r})"
             ) from None
-        each = parts[-1:] == ["all"] and field is not meta.pk_field
+        each = (
+            parts[-1:] == ["all"]
+            and field is not meta.pk_field
+            and not (isinstance(field, HashField) and len(parts) == 1)  # a hash key 'all'
+        )
         if each:
             parts = parts[:-1]
             if field.state_kind not in ("set", "list", "zset"):

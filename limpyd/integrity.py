@@ -7,7 +7,8 @@ ORM writes with. It reports:
 
 - `missing`: an index entry an instance's value implies is not there;
 - `stale`: an index entry no instance's value implies;
-- `unique`: a unique value held by several instances;
+- `unique`: a unique value held by several instances (as their values say, whatever the
+  index holds);
 - `orphan`: a key of an instance that is not in the model's collection;
 - `dangling`: a related field holding the pk of a missing instance (and `missing`, for the
   field, a link record the instance it points to lacks: deleting it would not unlink);
@@ -141,6 +142,10 @@ class _Checker:
         self.problems: list[Problem] = []
         self.mistyped: set[str] = set()
         self.refused: set[tuple[str, str]] = set()
+        #: per (field name, what the write script checks a unique value by): the value as
+        #: the smallest pk holds it, and its holders (the model's unique values stay in
+        #: memory while it is checked)
+        self.holders: dict[tuple[str, tuple[str, ...]], tuple[str, set[str]]] = {}
 
     def report(self, kind: str, field: RedisField | None, detail: str) -> None:
         self.problems.append(Problem(kind, self.model, field, detail))
@@ -235,6 +240,11 @@ class _Checker:
             largest = max([largest, *(int(pk) for pk in batch if pk.isascii() and pk.isdigit())])
             done += len(batch)
             self.progress(task, done, max(total, done))
+        for (name, _), (value, holders) in self.holders.items():
+            if len(holders) > 1:
+                self.report(
+                    "unique", self.meta.field(name), f"value {value!r} held by {sorted(holders)!r}"
+                )
         if self.meta.pk_field.auto and counter is not None and largest > counter:
             self.report(
                 "counter",
@@ -339,6 +349,8 @@ class _Checker:
                 state = next(states)
                 if field.indexes:
                     expected += [(field, entry) for entry in self.expected(field, pk, state)]
+                if field.unique:
+                    self.note_unique_values(field, pk, state)
                 if field in related:
                     links += [(field, pk, value) for _, value in field.items_of(state)]
         for chunk in _batches(expected):
@@ -361,6 +373,25 @@ class _Checker:
                     pointing.append((field, pk, value))
             self.check_link_records(pointing)
 
+    def note_unique_values(self, field: RedisField, pk: str, state: list[str]) -> None:
+        """Note `pk` as a holder of each unique value of its `field` (by what the write
+        script checks: values a transform makes one are one), whatever the index holds."""
+        for hkey, value in field.items_of(state):
+            for index in field.indexes:
+                if not index.handle_uniqueness:
+                    continue
+                try:
+                    check = index.unique_check(value, pk, hkey)
+                except ValueError:  # reported `invalid` by `expected`
+                    continue
+                if check is None:
+                    continue
+                shown, holders = self.holders.get((field.name, check), (value, set()))
+                if holders and pk < min(holders):  # the smallest pk's: the same every time
+                    shown = value
+                holders.add(pk)
+                self.holders[field.name, check] = (shown, holders)
+
     def check_link_records(self, links: list[tuple[Any, str, str]]) -> None:
         """The link record each (related field, pk, value it points to) needs in the target's
         links hash: what deleting the target unlinks it with (reported `missing`; a links
@@ -380,15 +411,12 @@ class _Checker:
                     "missing", field, f"link record of {pk!r} pointing to {value!r} in {key!r}"
                 )
 
-    def index_members(self, field: RedisField) -> Iterator[tuple[bool, str, str, float | None]]:
-        """(whether the index checks uniqueness, key, member, score) of every entry stored in
-        `field`'s index keys."""
+    def index_members(self, field: RedisField) -> Iterator[tuple[str, str, float | None]]:
+        """(key, member, score) of every entry stored in `field`'s index keys."""
         for index in field.indexes:
-            unique = field.unique and index.handle_uniqueness
             for pattern in index.scan_patterns():
                 for keys in _batches(self.client.scan_iter(match=pattern, count=SCAN_COUNT)):
-                    for key, member, score in self._members(keys, field):
-                        yield unique, key, member, score
+                    yield from self._members(keys, field)
 
     def _members(
         self, keys: list[str], field: RedisField
@@ -427,17 +455,15 @@ class _Checker:
             return _tolerating_wrong_types(pipeline.execute(raise_on_error=False))
 
     def check_index_keys(self, field: RedisField) -> None:
-        """Stale index entries, and unique values held several times, in `field`'s indexes."""
-        holders: dict[tuple[str, str], set[str]] = {}
+        """Stale index entries in `field`'s indexes (an entry of a unique value an instance
+        holds is not stale: values held twice are found on the instances)."""
         # the entries each owner's value implies, computed once per owner while kept: a field
         # of many values (a set of thousands of members) has its entries in many chunks
         implied: dict[str, set[Entry]] = {}
         for chunk in _batches(self.index_members(field)):
             if len(implied) > IMPLIED_KEPT:  # memory bounded: an owner met again is read again
                 implied.clear()
-            owners = [
-                member if score is None else member_pk(member) for _, _, member, score in chunk
-            ]
+            owners = [member if score is None else member_pk(member) for _, member, score in chunk]
             distinct = [pk for pk in dict.fromkeys(owners) if pk is not None and pk not in implied]
             states = self.states([(field, pk) for pk in distinct])
             exists = self.exist(distinct)
@@ -445,15 +471,9 @@ class _Checker:
                 (pk, self.expected(field, pk, state) if pk in exists else set())
                 for pk, state in zip(distinct, states, strict=True)
             )
-            for (unique, key, member, score), pk in zip(chunk, owners, strict=True):
+            for (key, member, score), pk in zip(chunk, owners, strict=True):
                 if pk is None or (key, member, score) not in implied[pk]:
                     self.report("stale", field, f"index entry {member!r} in {key!r}")
-                elif unique:
-                    value = key if score is None else (key, member[: -len(pk)])
-                    holders.setdefault((str(value), ""), set()).add(pk)
-        for (value, _), pks in holders.items():
-            if len(pks) > 1:
-                self.report("unique", field, f"value of {value!r} held by {sorted(pks)!r}")
 
     def exist(self, pks: list[str]) -> set[str]:
         found = self.present([(self.meta.collection_key, pk, None) for pk in pks])

@@ -31,6 +31,8 @@ class _Setting:
     def value(self, config: pytest.Config) -> str | bool | None:
         """The setting from the command line, else the environment, else the ini file."""
         cli: str | bool | None = config.getoption(self.name)
+        if isinstance(cli, str):
+            cli = cli.strip() or None  # an empty value is no value, as in the environment
         if cli is not None:
             return cli
         env = os.environ.get(self.env, "").strip()
@@ -158,7 +160,10 @@ class LimpydOptions:
             try:
                 parse_cluster_url(str(cluster_url))
             except ValueError as exc:
-                raise pytest.UsageError(f"limpyd: --limpyd-cluster-url: {exc}") from None
+                raise pytest.UsageError(
+                    f"limpyd: {exc} (--limpyd-cluster-url, LIMPYD_CLUSTER_URL, ini "
+                    "limpyd_cluster_url)"
+                ) from None
         return cls(
             backends=choices[backend],
             redis_url=str(url) if url else None,

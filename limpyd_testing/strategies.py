@@ -126,6 +126,15 @@ def _plain_text() -> SearchStrategy[str]:
     )
 
 
+def _bytes_text() -> SearchStrategy[str]:
+    """Any bytes, as limpyd gives them back: lone surrogates U+DC80..U+DCFF for those that
+    are not UTF-8 (a lead byte, a continuation byte: their order matters where an index
+    reverses a value)."""
+    return st.binary(min_size=1, max_size=3).map(
+        lambda data: data.decode("utf-8", "surrogateescape")
+    )
+
+
 def numbers() -> SearchStrategy[int | float]:
     """Numbers as filters or values take them: small ints (ties likely) and finite floats."""
     return st.one_of(
@@ -158,7 +167,7 @@ def texts(*, allow_empty: bool = True, max_pieces: int = 3) -> SearchStrategy[st
     """Small canonical texts: pieces of `AWKWARD`, numbers and any unicode, concatenated.
 
     `allow_empty=False` for values that cannot be empty (primary keys)."""
-    piece = st.one_of(st.sampled_from(AWKWARD), _number_texts(), _plain_text())
+    piece = st.one_of(st.sampled_from(AWKWARD), _number_texts(), _plain_text(), _bytes_text())
     strategy = st.one_of(
         st.lists(piece, min_size=1, max_size=max_pieces).map("".join).map(canonical),
         st.sampled_from(NASTY_TEXTS),

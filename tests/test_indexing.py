@@ -407,3 +407,23 @@ def test_the_manuals_index_built_by_calling_the_class_says_configure():
         EqualIndex(key="yolo", transform=lambda value: "yolo" + value)
     with pytest.raises(ImplementationError, match=r"^TextRangeIndex\(\): .*configure"):
         TextRangeIndex()
+
+
+def test_a_hash_key_named_all_is_filtered_on_as_a_key(db):
+    """`hf__all=` is the hash key 'all' (a HashField has no `__all` filter): it was read as
+    the suffix of Set, List and SortedSet fields and refused, which `filter_keys()` drew."""
+    from limpyd.exceptions import InvalidQueryError
+
+    class Doc(model.RedisModel):
+        database = db
+        attrs = fields.HashField(indexable=True)
+        tags = fields.SetField(indexable=True)
+
+    Doc(attrs={"all": "v", "x": "all"}, tags=["a", "b"])
+    Doc(attrs={"all": "w"}, tags=["a"])
+    assert Doc.collection(attrs__all="v") == ["1"]
+    assert Doc.collection(attrs__all__eq="w") == ["2"]
+    assert Doc.collection(attrs__x="all") == ["1"]
+    assert Doc.collection(tags__all=["a", "b"]) == ["1"]
+    with pytest.raises(InvalidQueryError, match=r"'attrs__x__all' is for Set, List"):
+        list(Doc.collection(attrs__x__all=["v"]))

@@ -84,6 +84,50 @@ def test_duplicate_unique_value(models, db):
     assert "['2', '3']" in str(problems[0])
 
 
+def test_a_unique_value_written_twice_behind_the_indexes_is_found_at_once(db):
+    """Two instances holding one unique value by raw writes, indexes untouched: `unique`
+    on the first check, with the value as text (it came only after a repair had indexed
+    both, as a tuple's repr for a range index)."""
+
+    class P(model.RedisModel):
+        database = db
+        name = fields.InstanceHashField(indexable=True, unique=True)
+        t = fields.StringField(indexes=[TextRangeIndex], unique=True)
+        n = fields.StringField(indexes=[NumberRangeIndex], unique=True)
+
+    P(name="ann", t="x", n="1")
+    b = P(name="bob", t="y", n="2")
+    db.client.hset(b.name.key, "name", "ann")
+    db.client.set(b.t.key, "x")
+    db.client.set(b.n.key, "1.0")  # the same number (the value shown: the smallest pk's)
+    problems = [p for p in integrity.check(P) if p.kind == "unique"]
+    assert sorted(p.detail for p in problems) == [
+        "value '1' held by ['1', '2']",
+        "value 'ann' held by ['1', '2']",
+        "value 'x' held by ['1', '2']",
+    ], problems
+    assert [p.field.name for p in sorted(problems, key=lambda p: p.field.name)] == [
+        "n",
+        "name",
+        "t",
+    ]
+
+
+def test_endswith_entries_of_bytes_reversed_into_text_are_not_stale(db):
+    """Bytes A9 C3 reversed are C3 A9, UTF-8 'é': the entry read back is that text, which
+    the checker took for stale (its expected entry kept two lone surrogates)."""
+    from limpyd.contrib.indexes import EndsWithIndex
+
+    class E(model.RedisModel):
+        database = db
+        name = fields.StringField(indexes=[EndsWithIndex])
+
+    for value in (b"\xa9\xc3", b"x\xc3", "é", b"\xff\xfe"):
+        E(name=value)
+    integrity.assert_consistent(E)
+    assert sorted(E.collection(name__endswith=b"\xa9\xc3"), key=int) == ["1", "3"]
+
+
 def test_orphan_keys_and_dangling_relations(models, db):
     Owner, Item = models
     db.client.set(":{integrity}:item:obj:99:plain", "left behind")

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from limpyd.exceptions import ImplementationError
 from limpyd.indexes import BaseIndex, NumberRangeIndex, TextRangeIndex
+from limpyd.text import to_text
 
 if TYPE_CHECKING:
     from limpyd.fields.base import RedisField
@@ -361,7 +362,8 @@ class EndsWithIndex(TextRangeIndex):
 
     def normalize(self, value: str) -> str | None:
         normalized = super().normalize(value)
-        return None if normalized is None else normalized[::-1]
+        # as Redis gives it back: reversed bytes standing for a character decode as it
+        return None if normalized is None else to_text(normalized[::-1])
 
     def _atoms(self, suffix: str, value: str, hkey: str | None) -> list[tuple[str, ...]]:
         return super()._atoms("startswith", value[::-1], hkey)

@@ -17,6 +17,7 @@ with contextlib.suppress(ImportError):
 LIMPYD_ENV = (
     "LIMPYD_BACKEND",
     "LIMPYD_REDIS_URL",
+    "LIMPYD_CLUSTER_URL",
     "LIMPYD_REDIS_SERVER",
     "LIMPYD_REQUIRE_REDIS",
     "LIMPYD_FLUSH_EXISTING",

@@ -172,6 +172,10 @@ def test_backend_precedence_cli_env_ini(pytester, monkeypatch, bare_path):
     assert _header_backends(result) == "fake"
     result.assert_outcomes(passed=1)
 
+    # an empty value is no value: the next source decides (it reset to the default)
+    assert _header_backends(pytester.runpytest(*args, "--limpyd-backend=")) == "fake, redis"
+    assert _header_backends(pytester.runpytest(*args, "--limpyd-backend", " ")) == "fake, redis"
+
 
 def test_redis_server_precedence_cli_env_ini(pytester, monkeypatch):
     pytester.makepyfile("def test_x(limpyd_backend): pass")
@@ -261,6 +265,11 @@ def test_a_boolean_setting_read_from_an_ini_text(pytester):
             [],
             {"LIMPYD_REDIS_URL": "redis://:hunter2@x:1/db"},
             "*'redis://:[*][*][*]@x:1/db' is not*",
+        ),
+        (
+            [],
+            {"LIMPYD_CLUSTER_URL": "redis://x:1"},
+            "*Invalid cluster URL*(--limpyd-cluster-url, LIMPYD_CLUSTER_URL, ini limpyd_cl*",
         ),
         (
             ["--limpyd-backend=cluster", "--limpyd-cluster-url=redis+cluster://127.0.0.1:1"],
