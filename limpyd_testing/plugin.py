@@ -292,7 +292,10 @@ class DatabaseFactory:
                 pytrace=False,
             )
         if self.kind == "fake":
-            return FakeBackend(name=self.fake_name, db=db or 0)
+            try:
+                return FakeBackend(name=self.fake_name, db=db or 0)
+            except ValueError as error:  # beyond its 16 dbs, as a redis-server's default
+                pytest.fail(f"limpyd: limpyd_database_factory(db={db!r}): {error}", pytrace=False)
         if self.kind == "cluster":
             return self._cluster_backend(db)
         server = self._state.server
@@ -330,6 +333,12 @@ class DatabaseFactory:
     def __call__(
         self, cls: type[RedisDatabase] = RedisDatabase, *, db: int | None = None, **kwargs: Any
     ) -> RedisDatabase:
+        if not (isinstance(cls, type) and issubclass(cls, RedisDatabase)):
+            pytest.fail(
+                f"limpyd: limpyd_database_factory(cls={cls!r}): a RedisDatabase class is "
+                "expected (RedisDatabase, PipelineDatabase or a subclass)",
+                pytrace=False,
+            )
         try:
             database = cls(backend=self.backend(db), **kwargs)
         except ImplementationError as error:

@@ -17,6 +17,7 @@ from redis.exceptions import RedisError
 from limpyd.backends import FakeBackend
 from limpyd.database import RedisDatabase
 from limpyd.exceptions import ImplementationError, UniquenessError
+from limpyd.fields import HashField
 from limpyd.fields.base import RedisField
 from limpyd.indexes import NumberRangeIndex
 from limpyd.model import RedisModel
@@ -65,6 +66,8 @@ class MachineCore(RuleBasedStateMachine):
                     f"{default_ttl} s (its `ttl`), which could pass during an example: the "
                     f"machine models expiry by the clock only from {MIN_DEFAULT_TTL} s"
                 )
+        self._check_relations(models)
+        self._check_field_texts(models)
         factory = database_factory or type(self).database_factory or config.database_factory
         self._drop: str | None = None
         if factory is None:
@@ -74,11 +77,6 @@ class MachineCore(RuleBasedStateMachine):
             self.database = factory()
             self.database.client.flushdb()
         self._restore = use_database(models, self.database)
-        try:
-            self._check_relations(models)
-        except BaseException:
-            self.teardown()
-            raise
         self.oracle = Oracle(models)
         self.queries: list[tuple[type[RedisModel], dict[str, Any]]] = []
         #: (model, field, values): fields written by the last step and values they held.
@@ -120,6 +118,28 @@ class MachineCore(RuleBasedStateMachine):
                         f"{field.describe()} points to {field.to!r}, which is not in "
                         "the machine's `models`: add it"
                     )
+
+    def _check_field_texts(self, models: list[type[RedisModel]]) -> None:
+        """Every key of `field_texts` naming one of `models` names one of its fields
+        ("Model.field", "Model.pk", "Model.field[]" for a HashField's keys): a misspelt one
+        would change nothing. Keys of other models are left alone: a subclass narrowing
+        `models` keeps its parent's texts."""
+        known = {model.__name__: model for model in models}
+        unknown = []
+        for key in type(self).field_texts:
+            name, _, rest = key.partition(".")
+            model = known.get(name)
+            if model is None or rest == "pk":
+                continue
+            field = model._meta.fields.get(rest.removesuffix("[]"))
+            if field is None or (rest.endswith("[]") and not isinstance(field, HashField)):
+                unknown.append(key)
+        if unknown:
+            raise ImplementationError(
+                f"{type(self).__name__}.field_texts: {', '.join(map(repr, sorted(unknown)))} "
+                "name no field of their model (keys are 'Model.field', 'Model.pk', "
+                "'Model.field[]' for a HashField's keys)"
+            )
 
     # What to draw from -------------------------------------------------------------------
 

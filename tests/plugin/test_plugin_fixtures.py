@@ -56,6 +56,31 @@ def test_factory_takes_a_database_class(limpyd_database_factory):
     assert database.connection.ping()
 
 
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        ("limpyd_database_factory(cls=dict)", "cls=<class 'dict'>): a RedisDatabase class is"),
+        ("limpyd_database_factory(cls=RedisDatabase())", "a RedisDatabase class is expected"),
+        ("limpyd_database_factory(db=999)", "db=999): fakeredis db 999 is out of range"),
+    ],
+)
+def test_factory_misuse_fails_the_test_by_name(pytester, call, message):
+    """A class that is no database class (a dict came back), a db beyond the fake server's
+    16 (a ValueError's traceback from the backend): the test fails with one line."""
+    pytester.makepyfile(
+        f"""
+        from limpyd.database import RedisDatabase
+
+        def test_misuse(limpyd_database_factory):
+            {call}
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([f"*limpyd: limpyd_database_factory(*{message}*"])
+    assert "Traceback" not in result.stdout.str()
+
+
 def test_the_fake_server_is_emptied_after_each_test(pytester):
     pytester.makepyfile(
         """

@@ -346,6 +346,49 @@ def test_machine_refuses_what_it_cannot_model():
     assert _restored() and Team.database is None
 
 
+def test_machine_names_a_related_model_left_out_and_a_misspelt_field_text():
+    """Models on a database of their own, the target left out of `models`: named (it said
+    the target 'must use the same database'); a `field_texts` key naming no field of its
+    model: refused (it changed nothing, silently); one of a model not in `models` is left
+    alone (a subclass narrowing `models` keeps its parent's texts)."""
+    database = RedisDatabase(backend=FakeBackend(name="machine-config"))
+
+    class Owner(related.RelatedModel):
+        namespace = "machine-config"
+        name = fields.InstanceHashField(indexable=True)
+
+    class Pet(related.RelatedModel):
+        namespace = "machine-config"
+        owner = related.FKInstanceHashField(Owner)
+
+    for each in (Owner, Pet):
+        each.use_database(database)
+
+    class PetsAlone(ModelStateMachine):
+        models = [Pet]
+
+    class Misspelt(ModelStateMachine):
+        models = [Owner, Pet]
+        field_texts = {
+            "Owner.nmae": st.just("a"),
+            "Owner.name[]": st.just("b"),  # not a HashField
+            "Nope.name": st.just("c"),  # a model not in `models`: left alone
+            "Pet.pk": st.just("p"),
+        }
+
+    try:
+        with pytest.raises(ImplementationError, match=r"Pet\.owner points to .*Owner.* not in"):
+            PetsAlone.run(settings=settings(QUICK, max_examples=1))
+        with pytest.raises(
+            ImplementationError,
+            match=r"Misspelt\.field_texts: 'Owner\.name\[\]', 'Owner\.nmae' name no field",
+        ):
+            Misspelt.run(settings=settings(QUICK, max_examples=1))
+        assert Owner.database is database and Pet.database is database
+    finally:
+        FakeBackend.drop_server("machine-config")
+
+
 def test_default_order_of_pks():
     assert order_pks(["10", "9", "-1.5", "2e1"]) == ["-1.5", "9", "10", "2e1"]
     assert order_pks(["10", "9", "b", "a\x00", "a", "é", "\udcff"]) == [
