@@ -146,7 +146,10 @@ class BaseIndex:
     def normalize(self, value: str) -> str | None:
         """The text this index stores for a field value (transformed), None to skip it."""
         if self.transform is None:
-            return to_text(value)
+            try:
+                return to_text(value)
+            except ValueTypeError as error:  # a value computed from others (SETRANGE...)
+                raise ValueError(f"{self.field.describe()}: invalid value {error}") from None
         return self.transformed_text(self.transform, value, value)
 
     def transformed_text(

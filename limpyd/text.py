@@ -6,9 +6,11 @@ the round trip), `int` and `float` as redis-py writes them (`repr`). Anything el
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 __all__ = [
+    "MAX_BYTES",
     "NUMBER",
     "SEPARATOR",
     "encode_member",
@@ -34,8 +36,22 @@ _ESCAPED_NUL = "\x00\udcff"
 ESCAPE = ("\x00", _ESCAPED_NUL)
 
 
+#: The longest value written, in bytes: a Redis argument is at most 512 MiB (its default
+#: proto-max-bulk-len; a longer one makes the server drop the connection), less room for
+#: the key names built on a value (index keys) and their prefixes.
+MAX_BYTES = 512 * 1024 * 1024 - 64 * 1024
+
+
 class ValueTypeError(ValueError):
     """A value of a type Redis cannot store; callers add the model and field to the message."""
+
+
+def _check_length(size: int) -> None:
+    if size > MAX_BYTES:
+        raise ValueTypeError(
+            f"a text of {size} bytes is too long: limpyd writes values of up to {MAX_BYTES} "
+            "bytes (Redis takes arguments of up to 512 MiB, index keys hold the value)"
+        )
 
 
 def to_text(value: Any) -> str:
@@ -49,6 +65,9 @@ def to_text(value: Any) -> str:
     sent as `<Code.A: 1>`): others are refused."""
     if isinstance(value, str):
         text = str.__str__(value)
+        if len(text) > MAX_BYTES // 4:  # maybe too long: its UTF-8 has 1 to 4 bytes a character
+            with contextlib.suppress(UnicodeEncodeError):  # refused below
+                _check_length(len(text.encode("utf-8", "surrogateescape")))
         if text.isascii():
             return text
         # As Redis will store it: lone surrogates standing for bytes become those bytes.
@@ -57,6 +76,7 @@ def to_text(value: Any) -> str:
         except UnicodeEncodeError:
             raise ValueTypeError(f"{value!r} is not valid text (a lone surrogate)") from None
     if isinstance(value, bytes):
+        _check_length(len(value))
         return bytes.decode(value, "utf-8", "surrogateescape")
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueTypeError(

@@ -558,3 +558,35 @@ def test_a_field_key_of_another_type_is_refused_by_name(db, unchanged):
     db.client.set(key, "a")
     doc.delete()
     assert Doc.collection() == [] and db.client.keys("*doc*") == [Doc._meta.max_pk_key]
+
+
+def test_values_longer_than_redis_takes_are_refused_by_name(db, unchanged, monkeypatch):
+    """A value near 512 MiB: its index key is past what Redis takes in one argument, and the
+    server dropped the connection (the fake stored it). Refused before anything is sent, on
+    every backend, naming the model, the field and the size (not the value); the limit made
+    small here so as not to send 512 MiB."""
+    import limpyd.text
+
+    assert limpyd.text.MAX_BYTES == 512 * 1024 * 1024 - 64 * 1024
+    monkeypatch.setattr(limpyd.text, "MAX_BYTES", 100)
+
+    class Doc(model.RedisModel):
+        database = db
+        plain = fields.StringField()
+        tag = fields.StringField(indexable=True, unique=True)
+        attrs = fields.HashField(indexable=True)
+
+    doc = Doc(plain="x" * 100, tag="t")  # at the limit: taken
+    too_long = [
+        lambda: Doc(plain="é" * 51),  # 102 bytes in 51 characters
+        lambda: doc.plain.set(b"b" * 101),
+        lambda: doc.tag.set("y" * 101),
+        lambda: doc.tag.setrange(100, "x"),  # the value it would make
+        lambda: doc.attrs.hset("k" * 101, "v"),
+    ]
+    for write in too_long:
+        with unchanged(), pytest.raises(ValueError, match=r"^Doc\.\w+: .*of 10[12] bytes is too"):
+            write()
+    with pytest.raises(ValueError, match=r"of 101 bytes is too long"):
+        list(Doc.collection(tag="z" * 101))
+    assert doc.tag.get() == "t" and Doc.collection(tag="t") == [doc.pk.get()]
