@@ -30,6 +30,7 @@ from limpyd.text import (
     escape_value,
     glob_escape,
     lex_prefix_end,
+    shown,
     to_text,
 )
 
@@ -162,7 +163,7 @@ class BaseIndex:
             transformed = transform(text)
         except ValueError as error:
             raise ValueError(
-                f"{self.field.describe()}: invalid value {value!r} for its "
+                f"{self.field.describe()}: invalid value {shown(value)} for its "
                 f"{type(self).__name__}: {error}"
             ) from None
         if transformed is None:
@@ -172,7 +173,7 @@ class BaseIndex:
         except ValueTypeError as error:
             raise ValueError(
                 f"{self.field.describe()}: the transform of its {type(self).__name__} gave "
-                f"{error}, for the value {value!r}"
+                f"{error}, for the value {shown(value)}"
             ) from None
 
     def base_key(self, hkey: str | None = None) -> str:
@@ -190,7 +191,7 @@ class BaseIndex:
         except ValueError as error:
             if normalized == value:
                 raise
-            raise ValueError(f"{error} (from the value {value!r}, transformed)") from None
+            raise ValueError(f"{error} (from the value {shown(value)}, transformed)") from None
 
     def removals(self, value: str, pk: str, hkey: str | None = None) -> list[Op]:
         """The commands removing the entries an instance holding `value` has (what a
@@ -345,8 +346,8 @@ class NumberRangeIndex(_SortedSetIndex):
         number = parse_number(value)
         if number is None:
             raise ValueError(
-                f"{self.field.describe()}: invalid value {value!r} for its {type(self).__name__}: "
-                "a decimal number is expected, like -12, 0.5, 1e3 or inf"
+                f"{self.field.describe()}: invalid value {shown(value)} for its "
+                f"{type(self).__name__}: a decimal number is expected, like -12, 0.5, 1e3 or inf"
             )
         return number
 
@@ -387,6 +388,9 @@ class NumberRangeIndex(_SortedSetIndex):
 
 #: The numbers a NumberRangeIndex takes (see text.NUMBER).
 _NUMBER = re.compile(NUMBER)
+#: The longest exponent read (in digits, beyond its leading zeros): Python reads no int of
+#: more than 4,300 digits from a text.
+_POWER_DIGITS = 4000
 #: One of them in parts: sign, the digits before the point, those after it, the exponent
 #: (no digits: an infinity).
 _NUMBER_PARTS = re.compile(r"([+-]?)(?:([0-9]*)\.?([0-9]*)(?:[eE]([+-]?[0-9]+))?|[iI][nN][fF])")
@@ -410,8 +414,13 @@ def parse_number(text: str) -> tuple[str, str] | None:
     mantissa = digits.rstrip("0")
     if not mantissa:
         return score, "0"
-    # exact at any exponent (Decimal refuses those of 19 digits and more)
-    power = int(exponent or 0) - len(fraction or "") + len(digits) - len(mantissa)
+    # exact at any exponent Python reads (Decimal refused those of 19 digits and more)
+    exponent = exponent or "0"
+    sign_of_power = exponent[0] if exponent[0] in "+-" else ""
+    power_digits = exponent.lstrip("+-").lstrip("0") or "0"
+    if len(power_digits) > _POWER_DIGITS:
+        return None
+    power = int(sign_of_power + power_digits) - len(fraction or "") + len(digits) - len(mantissa)
     return score, f"{'-' if sign == '-' else ''}{mantissa}e{power}"
 
 

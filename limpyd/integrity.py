@@ -57,7 +57,7 @@ from limpyd.maintenance import (
     together_pattern,
 )
 from limpyd.maintenance import batches as _batches
-from limpyd.text import glob_escape, member_pk
+from limpyd.text import glob_escape, member_pk, shown
 from limpyd.writes import read_states, refuse_in_pipeline
 
 if TYPE_CHECKING:
@@ -240,11 +240,14 @@ class _Checker:
             largest = max([largest, *(int(pk) for pk in batch if pk.isascii() and pk.isdigit())])
             done += len(batch)
             self.progress(task, done, max(total, done))
-        for (name, _), (value, holders) in self.holders.items():
-            if len(holders) > 1:
-                self.report(
-                    "unique", self.meta.field(name), f"value {value!r} held by {sorted(holders)!r}"
-                )
+        duplicates = {  # one report per value, whatever the indexes checking it
+            (name, value, tuple(sorted(holders)))
+            for (name, _), (value, holders) in self.holders.items()
+            if len(holders) > 1
+        }
+        for name, value, holders in sorted(duplicates):
+            field = self.meta.field(name)
+            self.report("unique", field, f"value {shown(value)} held by {list(holders)!r}")
         if self.meta.pk_field.auto and counter is not None and largest > counter:
             self.report(
                 "counter",

@@ -140,7 +140,7 @@ class RedisModel(metaclass=MetaRedisModel):
         prepared: list[dict[str, Any] | Exception] = []
         for row in rows:
             try:
-                if not isinstance(row, Mapping):
+                if not isinstance(row, Mapping) and not hasattr(row, "keys"):  # as dict() reads
                     raise ValueError(
                         f"{cls.__name__}: a row is a mapping (field name: value), not "
                         f"{type(row).__name__} {row!r:.100}"

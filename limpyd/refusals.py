@@ -29,6 +29,7 @@ from redis.exceptions import ResponseError
 
 from limpyd import protocol
 from limpyd.exceptions import DoesNotExist, ImplementationError, RefusedValueError
+from limpyd.text import shown
 
 if TYPE_CHECKING:
     from limpyd.model import RedisModel
@@ -45,8 +46,6 @@ _SUFFIX = re.compile(r"\s*script: (?:[^,]*, )?on @user_(?:script|function):\d+\.
 
 _REFUSED = "limpyd: refused "
 _OWN = "limpyd: "
-#: The longest value a message shows in full.
-_SHOWN = 200
 
 
 def clean(text: str) -> str:
@@ -79,14 +78,11 @@ def translate(error: ResponseError, model: type[RedisModel] | None = None) -> Ex
 
 
 def _shown(value: bytes) -> str:
-    """`value` as a message shows it: its repr, as text if it is UTF-8, shortened."""
+    """`value` as a message shows it: as text if it is UTF-8, shortened (see `text.shown`)."""
     try:
-        shown: str | bytes = value.decode()
+        return shown(value.decode(), len(value))
     except UnicodeDecodeError:
-        shown = value
-    if len(shown) > _SHOWN:
-        return f"{shown[:_SHOWN]!r}... ({len(value)} bytes)"
-    return repr(shown)
+        return shown(value)
 
 
 def _model_name(model: type[RedisModel] | None) -> str:

@@ -18,6 +18,7 @@ __all__ = [
     "glob_escape",
     "lex_prefix_end",
     "member_pk",
+    "shown",
     "to_text",
 ]
 
@@ -46,6 +47,21 @@ class ValueTypeError(ValueError):
     """A value of a type Redis cannot store; callers add the model and field to the message."""
 
 
+#: The characters (or bytes) of a value a message shows.
+SHOWN = 200
+
+
+def shown(value: str | bytes, size: int | None = None) -> str:
+    """`value` as a message shows it: its repr, shortened when long, then its `size` in
+    bytes (default: its length, in characters for a text)."""
+    if len(value) <= SHOWN:
+        return repr(value)
+    if size is not None:
+        return f"{value[:SHOWN]!r}... ({size} bytes)"
+    unit = "bytes" if isinstance(value, bytes) else "characters"
+    return f"{value[:SHOWN]!r}... ({len(value)} {unit})"
+
+
 def _check_length(size: int) -> None:
     if size > MAX_BYTES:
         raise ValueTypeError(
@@ -66,8 +82,11 @@ def to_text(value: Any) -> str:
     if isinstance(value, str):
         text = str.__str__(value)
         if len(text) > MAX_BYTES // 4:  # maybe too long: its UTF-8 has 1 to 4 bytes a character
-            with contextlib.suppress(UnicodeEncodeError):  # refused below
-                _check_length(len(text.encode("utf-8", "surrogateescape")))
+            if text.isascii():
+                _check_length(len(text))
+            else:
+                with contextlib.suppress(UnicodeEncodeError):  # refused below
+                    _check_length(len(text.encode("utf-8", "surrogateescape")))
         if text.isascii():
             return text
         # As Redis will store it: lone surrogates standing for bytes become those bytes.

@@ -187,8 +187,9 @@ def scores() -> SearchStrategy[float]:
     )
 
 
-#: What `str()` of a datetime or a time ends with: mostly no UTC offset.
-_OFFSETS = st.sampled_from(["", "", "", "+00:00", "-05:30", "+14:00"])
+#: What `str()` of a datetime or a time ends with: mostly no UTC offset (one with seconds:
+#: an old local time).
+_OFFSETS = st.sampled_from(["", "", "", "+00:00", "-05:30", "+14:00", "+00:19:32"])
 
 
 def date_texts() -> SearchStrategy[str]:

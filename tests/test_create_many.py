@@ -104,6 +104,18 @@ def test_rows_that_are_no_mappings_are_refused_by_position(Person, unchanged):
             Person.create_many(whole)
 
 
+def test_rows_read_as_dict_reads_them_are_taken(Person):
+    """Rows with keys() and [] that are no Mapping (sqlite3.Row): taken, as dict() takes
+    them."""
+    import sqlite3
+
+    connection = sqlite3.connect(":memory:")
+    connection.row_factory = sqlite3.Row
+    rows = connection.execute("select 'ann' as name union all select 'bob'").fetchall()
+    assert sorted(p.name.hget() for p in Person.create_many(rows)) == ["ann", "bob"]
+    connection.close()
+
+
 def test_a_row_without_values_is_an_unsaved_instance_as_model_gives(db, limpyd_commands):
     """`Model()` without values nor defaults has no pk and writes nothing: so does such a row
     of create_many (it created an instance holding nothing, in the collection)."""

@@ -153,6 +153,27 @@ def test_numbers_of_any_exponent_are_taken_and_unique_exactly(db, unchanged, tex
     assert len(Amount.collection(value__gte=min(float(text), float(other)))) == 2
 
 
+def test_exponents_of_many_digits(db, unchanged):
+    """Leading zeros of an exponent count for nothing (an exponent of 5,000 zeros then 1 hit
+    Python's limit of digits for int(): a bare ValueError); more than 4,000 digits beyond
+    them is refused as no number, naming the field (it was, with Decimal)."""
+    from limpyd.exceptions import InvalidQueryError
+
+    class Amount(model.RedisModel):
+        database = db
+        value = fields.StringField(indexes=[NumberRangeIndex], unique=True)
+
+    tenth = "1e-" + "0" * 5000 + "1"
+    assert parse_number(tenth) == ("0.1", "1e-1") and parse_number("1e+05") == parse_number("1e5")
+    Amount(value=tenth)
+    assert Amount.collection(value__gte=tenth) == ["1"] and Amount.collection(value=".1") == ["1"]
+    huge = "1e" + "9" * 4301
+    with unchanged(), pytest.raises(ValueError, match=r"^Amount\.value: invalid value '1e999"):
+        Amount(value=huge)
+    with pytest.raises(InvalidQueryError, match=r"Amount\.value"):
+        list(Amount.collection(value__gte=huge))
+
+
 def test_two_indexes_sharing_keys_are_refused(db):
     from limpyd.exceptions import ImplementationError
 

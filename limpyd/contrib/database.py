@@ -18,10 +18,10 @@ from contextlib import contextmanager
 from typing import Any
 
 from redis.client import Pipeline
-from redis.exceptions import RedisError, WatchError
+from redis.exceptions import WatchError
 
 from limpyd.database import RedisDatabase
-from limpyd.exceptions import ImplementationError
+from limpyd.exceptions import ConflictError, ImplementationError
 from limpyd.fields.base import RedisField
 from limpyd.writes import CONFLICT, retry_on_conflict
 
@@ -86,28 +86,33 @@ class PipelineDatabase(RedisDatabase):
         transaction's results (or `func`'s return value with `value_from_callable`)."""
         keys = [self._watched_key(watch) for watch in watches]
         with self.pipeline(transaction=True, share_in_threads=share_in_threads) as pipeline:
+            started = _track_multi(pipeline)
 
             def attempt() -> Any:
+                started.clear()
                 try:
                     if keys:
                         pipeline.watch(*keys)
                     value = func(pipeline)
-                    if keys and not _started(pipeline):
-                        pipeline.reset()
-                        raise ImplementationError(
-                            f"{self!r}.transaction: the function never called "
-                            "pipeline.multi(), which starts the transaction its watched keys "
-                            "guard: the commands it sent ran at once, outside any transaction "
-                            "(what they wrote stays written); call pipeline.multi() before "
-                            "the commands of the transaction"
-                        )
                     results = pipeline.execute()
                 except WatchError:  # a watched key changed (on a cluster: its slot moved)
                     pipeline.reset()
                     return CONFLICT
                 return value if value_from_callable else results
 
-            return retry_on_conflict(self, attempt, "transaction")
+            try:
+                return retry_on_conflict(self, attempt, "transaction")
+            except ConflictError:
+                if not keys or started:
+                    raise
+                raise ConflictError(
+                    f"transaction: gave up after {self.max_write_attempts} attempts, each made "
+                    "stale by a change of a watched key; the function never called "
+                    "pipeline.multi(), so the commands it sent ran at once, outside the "
+                    "transaction, at each attempt (what they wrote stays written), and may be "
+                    "what changed the watched keys: call pipeline.multi() before the commands "
+                    "of the transaction"
+                ) from None
 
     def _watched_key(self, watch: str | RedisField) -> str:
         """The key of a watched field, which must be one of this database's: WATCH goes to
@@ -124,11 +129,15 @@ class PipelineDatabase(RedisDatabase):
         return watch.key
 
 
-def _started(pipeline: Any) -> bool:
-    """Whether the transaction's function called `multi()` on its watching `pipeline` (if
-    not, this call does, after the fact: only `reset()` is left to do)."""
-    try:
-        pipeline.multi()
-    except RedisError:  # nested MULTI: the function started the transaction
-        return True
-    return False
+def _track_multi(pipeline: Any) -> list[bool]:
+    """A list that `pipeline.multi()` appends True to whenever it is called (a function
+    that executes its own pipeline resets what redis-py remembers of it)."""
+    started: list[bool] = []
+    multi = pipeline.multi
+
+    def tracked() -> None:
+        started.append(True)
+        multi()
+
+    pipeline.multi = tracked
+    return started

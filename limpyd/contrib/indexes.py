@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from limpyd.exceptions import ImplementationError
 from limpyd.indexes import BaseIndex, NumberRangeIndex, TextRangeIndex
-from limpyd.text import to_text
+from limpyd.text import shown, to_text
 
 if TYPE_CHECKING:
     from limpyd.fields.base import RedisField
@@ -198,7 +198,7 @@ class _ComposedLeaf(BaseIndex):
         except ValueError as error:
             if text == value:
                 raise
-            raise ValueError(f"{error} (from the value {value!r}, transformed)") from None
+            raise ValueError(f"{error} (from the value {shown(value)}, transformed)") from None
 
     def __repr__(self) -> str:
         path = ".".join([multi.__name__ for multi in self.composition] + [type(self).__name__])
@@ -221,8 +221,12 @@ def _leaf_class(
 # is not a date or a time of the calendar and the clock (see docs/decisions.md).
 
 _DATE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
-#: A time as `str()` writes one: seconds' fraction and UTC offset optional.
-_TIME = re.compile(r"([0-9]{2}):([0-9]{2}):([0-9]{2})(\.[0-9]{1,6})?([+-][0-9]{2}:[0-9]{2})?")
+#: A time as `str()` writes one: seconds' fraction and UTC offset optional (an offset has
+#: seconds, and their fraction, in some old local times: +00:19:32).
+_TIME = re.compile(
+    r"([0-9]{2}):([0-9]{2}):([0-9]{2})(\.[0-9]{1,6})?"
+    r"([+-][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?)?"
+)
 
 
 def _is_date(text: str) -> bool:

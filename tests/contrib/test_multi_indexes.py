@@ -898,6 +898,9 @@ def test_date_and_time_indexes_refuse_what_is_no_date_or_time(
         (SimpleDateTimeIndex, "2024-02-29 23:59:59", ["2024-02-29 23:59:59", "2024-02-29"]),
         (DateIndex, "2026-01-05 10:11:12", ["2026-01-05", "2026"]),
         (TimeIndex, "23:59:59.5", ["23:59:59", "23"]),
+        # Amsterdam's local time before 1937: an offset with seconds
+        (DateTimeIndex, "1900-01-01 12:00:00+00:19:32", ["1900-01-01 12:00:00", "1900-01-01"]),
+        (TimeIndex, "12:00:00.5-00:19:32.5", ["12:00:00", "12"]),
     ],
 )
 def test_date_and_time_indexes_take_what_str_writes(db, index, value, texts):
@@ -944,3 +947,15 @@ def test_a_transform_refusing_a_value_is_named(db, unchanged):
             Code(**values)
     Code(code="12", padded=" 7 ")
     assert Code.collection(padded="7") == ["1"]
+
+
+def test_a_long_value_refused_by_a_date_index_is_shown_shortened(db):
+    """The message shows the start of the value and its length (it held all of it)."""
+
+    class Event(model.RedisModel):
+        database = db
+        day = fields.StringField(indexes=[DateIndex])
+
+    with pytest.raises(ValueError, match=r"'xxx+'\.\.\. \(1000000 characters\)") as raised:
+        Event(day="x" * 1_000_000)
+    assert len(str(raised.value)) < 500
