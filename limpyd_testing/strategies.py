@@ -96,10 +96,11 @@ NUMBER_TEXTS = (
     "inf", "-inf", "nan", "Infinity", "1_000", "0x10", "9007199254740993",
 )  # fmt: skip
 #: Whole texts that look like something else: numbers parsers disagree on, integers beyond
-#: 64 bits and doubles, and the placeholder limpyd's scripts replace by a new pk.
+#: 64 bits and doubles, and texts limpyd once gave a meaning (a new pk's placeholder, what
+#: stood for a referencing pk in link records).
 NASTY_TEXTS = (
     "", " 5", "1_000", "1e400", "0x10", "NaN", "+1", str(2**64), str(2**53 + 1), "-0.0",
-    "\x00limpyd-new-pk:" + "0" * 32 + "\x00",
+    "\x00limpyd-new-pk:" + "0" * 32 + "\x00", "\x00limpyd-referencing-pk\x00",
 )  # fmt: skip
 
 if TYPE_CHECKING:

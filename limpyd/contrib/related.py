@@ -38,6 +38,7 @@ from limpyd.filters import filter_parts
 from limpyd.indexes import EqualIndex, TextRangeIndex
 from limpyd.meta import REFUSED
 from limpyd.model import MetaRedisModel, RedisModel, _subclasses
+from limpyd.protocol import placeholder
 from limpyd.writes import Write
 
 __all__ = [
@@ -204,16 +205,20 @@ class RelatedFieldMixin(RedisField):
         """How the deleting script unlinks `pk` from any instance of this field's model
         (the instance `r` in what follows): where r's value is, how to find the instances
         holding `pk`, the index entries and `unique_together` combinations to remove."""
-        record = [self.state_kind, *_template(self.key_for(_R)), self.state_location(_R)[1]]
+        # what stands for r's pk: a fresh nonce, which no pk holds (a fixed text can be a
+        # pk's, which the template would then be cut at); the record holds only the pieces
+        # around it, the same whatever the nonce
+        r = placeholder()
+        record = [self.state_kind, *_template(self.key_for(r), r), self.state_location(r)[1]]
         record += self._finder(pk)
-        removes = [remove for index in self.indexes for _, remove in index.entries(pk, _R)]
+        removes = [remove for index in self.indexes for _, remove in index.entries(pk, r)]
         record.append(str(len(removes)))
         for op in removes:
             record.append(str(len(op)))
             for arg in op:
                 text = str(arg)
-                record += ["+", *_template(text)] if _R in text else ["=", text]
-        record += self._together_parts(pk)
+                record += ["+", *_template(text, r)] if r in text else ["=", text]
+        record += self._together_parts(pk, r)
         return "".join(f"{len(x.encode('utf-8', 'surrogateescape'))}:{x}" for x in record)
 
     def _finder(self, pk: str) -> list[str]:
@@ -227,9 +232,10 @@ class RelatedFieldMixin(RedisField):
             f"{self.describe()}: no index finds the instances holding {pk!r}: {_FINDER_NEEDED}"
         )
 
-    def _together_parts(self, pk: str) -> list[str]:
+    def _together_parts(self, pk: str, r: str) -> list[str]:
         """The `unique_together` groups of this field: each the prefix of its keys, then per
-        field of the group the text `pk` gives in the key ('V') or where r's value is ('R')."""
+        field of the group the text `pk` gives in the key ('V') or where r's value is ('R',
+        `r` standing for r's pk)."""
         meta = self.model._meta
         groups = [names for names in meta.unique_together if self.name in names]
         parts = [str(len(groups))]
@@ -242,8 +248,8 @@ class RelatedFieldMixin(RedisField):
                     parts += ["V", f"{len(pk)}:{pk}"]
                 else:
                     field = meta.fields[name]
-                    location, sub = field.state_location(_R)
-                    parts += ["R", field.state_kind, *_template(location), sub]
+                    location, sub = field.state_location(r)
+                    parts += ["R", field.state_kind, *_template(location, r), sub]
         return parts
 
 
@@ -281,13 +287,9 @@ def _check_target(field: RelatedFieldMixin, target: type[RedisModel]) -> None:
         )
 
 
-#: Stands for the referencing instance's pk in link records (see `_template`).
-_R = "\x00limpyd-referencing-pk\x00"
-
-
-def _template(text: str) -> list[str]:
-    """`text` holding `_R` once, as what comes before and after it."""
-    before, _, after = text.partition(_R)
+def _template(text: str, r: str) -> list[str]:
+    """`text` holding `r` once, as what comes before and after it."""
+    before, _, after = text.partition(r)
     return [before, after]
 
 

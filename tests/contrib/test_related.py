@@ -267,3 +267,35 @@ def test_refused_deletion_changes_nothing(models, unchanged):
     ghost = Person.lazy_connect("ghost")
     with unchanged(), pytest.raises(DoesNotExist):
         ghost.delete()
+
+
+def test_a_pk_holding_the_text_that_stood_for_the_referencing_pk(db):
+    """Link records stood for the referencing pk with a fixed text, found by searching: a
+    pk holding it had its index keys cut there, and deleting it left the entries of the
+    instances pointing to it (stale, found by filters and related collections). Now a
+    fresh nonce, which the records never hold: they are the same as before for other pks."""
+    from limpyd.contrib.related import FKInstanceHashField, M2MSetField, RelatedModel
+    from limpyd_testing import integrity
+
+    class Person(RelatedModel):
+        database = db
+        cluster_group = "marked"
+        id = fields.PKField()
+
+    class Group(RelatedModel):
+        database = db
+        cluster_group = "marked"
+        owner = FKInstanceHashField(Person, related_name="owned")
+        members = M2MSetField(Person, related_name="groups")
+
+    marked = "q\x00limpyd-referencing-pk\x00z"
+    person = Person(id=marked)
+    group = Group(owner=person, members=[person, Person(id="plain")])
+    assert Group.get_field("owner").link_record("x") == Group.get_field("owner").link_record("x")
+    integrity.assert_consistent(Person, Group)
+    person.delete()
+    assert group.owner.hget() is None and group.members.smembers() == {"plain"}
+    assert Group.collection(owner=marked) == [] and Group.collection(members=marked) == []
+    Person(id=marked)
+    assert list(Person(marked).owned()) == [] and list(Person(marked).groups()) == []
+    integrity.assert_consistent(Person, Group)
