@@ -157,11 +157,13 @@ class CollectionManager(FilterParsing):
             keys: list[Any] = []
             for name, one_alpha in zip(by, alphas, strict=True):
                 kind, field_name, key_desc = self._sort_key(name)
-                keys += [kind, field_name, bool(one_alpha), key_desc != desc]
+                keys += [kind, field_name, self._alpha(one_alpha), key_desc != desc]
             clone._sort = (protocol.BY_KEYS, len(by), *keys)
             return clone
         kind, field_name, key_desc = self._sort_key(by)
-        if kind == protocol.BY_PK and not alpha and self.model._meta.pk_field.auto:
+        alpha = self._alpha(alpha)
+        if kind == protocol.BY_PK and not alpha and (by is None or self.model._meta.pk_field.auto):
+            # `sort()`: the default order (text pks by bytes), or its reverse
             clone._sort = self._pk_sort(key_desc != desc)
             return clone
         index = self._text_index(by) if by and alpha and kind != protocol.BY_PK else None
@@ -171,6 +173,16 @@ class CollectionManager(FilterParsing):
         extra = [field_name] if kind != protocol.BY_PK else []
         clone._sort = (kind, bool(alpha), key_desc != desc, *extra)
         return clone
+
+    def _alpha(self, alpha: Any) -> bool:
+        """`alpha` of a sort key: a bool (or 0 or 1); an InvalidQueryError for anything else
+        (a list for a single name was read as its truth)."""
+        if isinstance(alpha, bool) or (type(alpha) is int and alpha in (0, 1)):
+            return bool(alpha)
+        raise InvalidQueryError(
+            f"{self.model.__name__} collection: sort(alpha={alpha!r}): True or False is "
+            "expected (a list of them with a list of names in `by`)"
+        )
 
     def _text_index(self, by: str) -> Key | None:
         """The key of an untransformed TextRangeIndex of the field `by` (`-name` too) names,
@@ -259,7 +271,7 @@ class CollectionManager(FilterParsing):
             single = given.target.field.state_kind in ("string", "hashfield", "hash")
             found = given.sources
             if found is None:
-                found = self._filter_sources(given.target, self._read(given.value))
+                found = self._checked_sources(given.target, self._read(given.value))
             for source in found:
                 atom = source[0] if len(source) == 1 else None
                 if not (single and atom and atom[0] in _RANGE_ATOMS):

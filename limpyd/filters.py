@@ -74,13 +74,18 @@ class FilterParsing:
         if isinstance(value, Iterator):  # read once, so that it can be evaluated again
             value = tuple(value)
         target = self._target(key, value)
+        sources = None if self._deferred(value) else self._checked_sources(target, value)
+        return Filter(key, value, target, sources)
+
+    def _checked_sources(self, target: Target, value: Any) -> list[list[Atom]]:
+        """The sources of a filter; an InvalidQueryError naming the filter for a value the
+        field or its index refuses (given, or read at evaluation)."""
         try:
-            sources = None if self._deferred(value) else self._filter_sources(target, value)
+            return self._filter_sources(target, value)
         except InvalidQueryError:
             raise
-        except ValueError as error:  # a value the field or its index refuses
-            raise InvalidQueryError(f"{error} (filter {key})") from None  # the value shown in it
-        return Filter(key, value, target, sources)
+        except ValueError as error:  # the value is shown in it
+            raise InvalidQueryError(f"{error} (filter {target.key})") from None
 
     def _deferred(self, value: Any) -> bool:
         """Whether a filter value is read at evaluation (see ExtendedCollectionManager)."""

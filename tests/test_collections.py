@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 
 import pytest
 
@@ -153,6 +154,52 @@ def test_sort_errors(Person, db):
         list(WithSet.collection().sort(by="text"))
     assert list(WithSet.collection().sort(by="text", alpha=True)) == ["1"]
     assert not [k for k in db.scan_keys() if "__limpyd" in k]
+
+
+def test_sort_alpha_is_a_bool(db):
+    """`alpha=[False]` with one name was read as its truth (an alpha sort), and a list with
+    a list of names as one bool per name: a value that is no bool is refused by name."""
+    from limpyd.exceptions import InvalidQueryError
+
+    class Num(model.RedisModel):
+        database = db
+        n = fields.InstanceHashField()
+
+    for value in ("10", "9", "100"):
+        Num(n=value)
+    for bad in ([False], "no", None, 2, 0.0):
+        message = rf"^Num collection: sort\(alpha={re.escape(repr(bad))}\): True or False"
+        with pytest.raises(InvalidQueryError, match=message):
+            Num.collection().sort(by="n", alpha=bad)
+    with pytest.raises(InvalidQueryError, match=r"sort\(alpha='no'\)"):
+        Num.collection().sort(by=["n"], alpha=["no"])
+    assert list(Num.collection().sort(by="n", alpha=0)) == ["2", "1", "3"]
+    assert list(Num.collection().sort(by="n", alpha=1)) == ["1", "3", "2"]
+    assert list(Num.collection().sort(by=["n"], alpha=[False])) == ["2", "1", "3"]
+
+
+def test_sort_without_by_is_the_default_order_and_its_reverse(db):
+    """`sort()` orders by pk as the collection does (text pks by bytes, decimals as
+    numbers): it sorted numerically and refused text pks; `sort(by='pk')` stays numeric,
+    as redis-limpyd's."""
+
+    class Tag(model.RedisModel):
+        database = db
+        id = fields.PKField()
+        v = fields.InstanceHashField()
+
+    for pk in ["b", "a", "10", "c", "9"]:
+        Tag(id=pk, v="x")
+    default = list(Tag.collection())
+    assert default == ["10", "9", "a", "b", "c"]
+    assert list(Tag.collection().sort()) == default
+    assert list(Tag.collection().sort(desc=True)) == default[::-1]
+    with pytest.raises(RefusedValueError, match=r"cannot sort numerically on value 'a'"):
+        list(Tag.collection().sort(by="pk"))
+    for pk in ["a", "b", "c"]:
+        Tag(pk).delete()
+    assert list(Tag.collection().sort()) == ["9", "10"]
+    assert list(Tag.collection().sort(desc=True)) == ["10", "9"]
 
 
 #: 70: beyond the 64 positions from either end that a slice selects without sorting.

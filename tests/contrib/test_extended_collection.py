@@ -353,3 +353,24 @@ def test_the_script_checks_a_store_ttl_before_writing(Person, db, monkeypatch):
         with pytest.raises(ImplementationError, match="ttl is a whole number of seconds of at"):
             Person.collection(city="New York").store(key=mine, ttl=ttl)
         assert db.client.lrange(mine, 0, -1) == ["precious"] and db.client.ttl(mine) == -1
+
+
+def test_a_bound_field_read_at_evaluation_is_refused_naming_the_filter(db):
+    """A bound field's value is read when the collection is evaluated: one the field or its
+    index refuses (no value) raised a bare ValueError naming no filter; now the filter's
+    InvalidQueryError, as for a value given at once."""
+
+    class City(model.RedisModel):
+        database = db
+        collection_manager = ExtendedCollectionManager
+        name = fields.StringField(indexable=True)
+
+    paris, empty = City(name="Paris"), City(name="x")
+    empty.name.delete()
+    deferred = City.collection(name=empty.name)  # nothing read yet
+    message = r"^City\.name: invalid value None .*\(filter name\)$"
+    with pytest.raises(InvalidQueryError, match=message):
+        list(deferred)
+    with pytest.raises(InvalidQueryError, match=message):
+        City.collection(name=None)
+    assert City.collection(name=paris.name) == [paris.pk.get()]
