@@ -419,9 +419,13 @@ def _check_related_names(target: type[RedisModel]) -> None:
     for field in _incoming(target):
         name = field.related_name
         if name in seen:
+            one, other = field.describe(), seen[name].describe()
+            if one == other:  # models of one name: their namespaces tell them apart
+                one = f"{one} (namespace {field.model._meta.namespace!r})"
+                other = f"{other} (namespace {seen[name].model._meta.namespace!r})"
             raise ImplementationError(
-                f"{field.describe()} and {seen[name].describe()} both want the related "
-                f"collection {name!r} on {target.__name__}: give one a related_name"
+                f"{one} and {other} both want the related collection {name!r} on "
+                f"{target.__name__}: give one a related_name"
             )
         if hasattr(target, name) or name in target._instance_attributes:
             raise ImplementationError(

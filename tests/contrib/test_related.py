@@ -299,3 +299,25 @@ def test_a_pk_holding_the_text_that_stood_for_the_referencing_pk(db):
     Person(id=marked)
     assert list(Person(marked).owned()) == [] and list(Person(marked).groups()) == []
     integrity.assert_consistent(Person, Group)
+
+
+def test_a_related_name_clash_of_models_of_one_name_names_their_namespaces(db):
+    """Two models named Group in namespaces 'a' and 'b' pointing to Person: the clash was
+    reported as 'Group.owner and Group.owner'."""
+    from limpyd.contrib.related import FKInstanceHashField, RelatedModel
+
+    class Person(RelatedModel):
+        database = db
+
+    class Group(RelatedModel):
+        database = db
+        namespace = "a"
+        owner = FKInstanceHashField(Person)
+
+    message = r"Group\.owner \(namespace 'b'\) and Group\.owner \(namespace 'a'\) both want"
+    with pytest.raises(ImplementationError, match=message):
+
+        class Group(RelatedModel):
+            database = db
+            namespace = "b"
+            owner = FKInstanceHashField(Person)
