@@ -308,9 +308,11 @@ def test_a_related_name_clash_of_models_of_one_name_names_their_namespaces(db):
 
     class Person(RelatedModel):
         database = db
+        cluster_group = "clash"
 
     class Group(RelatedModel):
         database = db
+        cluster_group = "clash"
         namespace = "a"
         owner = FKInstanceHashField(Person)
 
@@ -319,5 +321,6 @@ def test_a_related_name_clash_of_models_of_one_name_names_their_namespaces(db):
 
         class Group(RelatedModel):
             database = db
+            cluster_group = "clash"
             namespace = "b"
             owner = FKInstanceHashField(Person)
