@@ -332,7 +332,7 @@ def test_related_deletion_catches_missing_link_records(monkeypatch):
 def test_related_deletion_catches_a_combination_kept_on_target_deletion(monkeypatch):
     """Deleting the target of an FK in a `unique_together` group clears the FK but keeps
     the combination (Badge: group, kind)."""
-    monkeypatch.setattr(related.RelatedFieldMixin, "_together_parts", lambda self, pk: ["0"])
+    monkeypatch.setattr(related.RelatedFieldMixin, "_together_parts", lambda self, pk, r: ["0"])
     with pytest.raises(AssertionError):
         RelatedDeletionMachine.run(settings=hunting(examples=100))
 
