@@ -18,6 +18,7 @@ __all__ = [
     "glob_escape",
     "lex_prefix_end",
     "member_pk",
+    "reversed_bytes",
     "shown",
     "to_text",
 ]
@@ -118,6 +119,15 @@ def to_text(value: Any) -> str:
             f"(what redis-py would send) is not its number {text}: pass {base.__name__}(value)"
         )
     return text
+
+
+def reversed_bytes(text: str) -> str:
+    """The text of `text`'s bytes in reverse order: a byte suffix of a value is a byte prefix
+    of its reversal, for any bytes (reversing characters would merge two lone surrogates into
+    the character they encode, so a value could match a suffix it does not end with)."""
+    if text.isascii():
+        return text[::-1]
+    return text.encode("utf-8", "surrogateescape")[::-1].decode("utf-8", "surrogateescape")
 
 
 def encode_member(value: str, pk: str) -> str:

@@ -146,3 +146,24 @@ def test_endswith_index(db, consistent):
     assert "1" not in File.collection(name__endswith=".txt")
     assert File.collection(name="a.md") == ["1"]
     consistent(File)
+
+
+def test_endswith_compares_bytes(db, consistent):
+    """A suffix is one of the value's bytes: two lone surrogates standing for bytes 80 C2
+    are not the character U+0080 (bytes C2 80), though reversed they would spell it."""
+    from limpyd.contrib.indexes import EndsWithIndex
+
+    class Blob(model.RedisModel):
+        database = db
+        data = fields.StringField(indexes=[EndsWithIndex])
+
+    values = [b"\x80\xc2", "\x80", "é", b"\xa9\xc3", b"z\xff", "\x00\xff"]
+    for value in values:
+        Blob(data=value)
+    raws = [v if isinstance(v, bytes) else v.encode() for v in values]
+    for suffix in (b"\x80\xc2", "\x80", b"\x80", b"\xc2", "é", b"\xa9", b"\xff", b"\x00\xc3\xbf"):
+        wanted = suffix if isinstance(suffix, bytes) else suffix.encode()
+        expected = sorted(str(i + 1) for i, v in enumerate(raws) if v.endswith(wanted))
+        assert sorted(Blob.collection(data__endswith=suffix)) == expected, suffix
+    assert Blob.collection(data__endswith=b"\x80\xc2") == ["1"]
+    consistent(Blob)

@@ -114,7 +114,7 @@ def test_a_unique_value_written_twice_behind_the_indexes_is_found_at_once(db):
 
 def test_endswith_entries_of_bytes_reversed_into_text_are_not_stale(db):
     """Bytes A9 C3 reversed are C3 A9, UTF-8 'é': the entry read back is that text, which
-    the checker took for stale (its expected entry kept two lone surrogates)."""
+    the checker once took for stale (its expected entry kept two lone surrogates)."""
     from limpyd.contrib.indexes import EndsWithIndex
 
     class E(model.RedisModel):
@@ -124,7 +124,7 @@ def test_endswith_entries_of_bytes_reversed_into_text_are_not_stale(db):
     for value in (b"\xa9\xc3", b"x\xc3", "é", b"\xff\xfe"):
         E(name=value)
     integrity.assert_consistent(E)
-    assert sorted(E.collection(name__endswith=b"\xa9\xc3"), key=int) == ["1", "3"]
+    assert E.collection(name__endswith=b"\xa9\xc3") == ["1"]  # 'é' is C3 A9
 
 
 def test_orphan_keys_and_dangling_relations(models, db):

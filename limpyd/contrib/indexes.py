@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from limpyd.exceptions import ImplementationError
 from limpyd.indexes import BaseIndex, NumberRangeIndex, TextRangeIndex
-from limpyd.text import shown, to_text
+from limpyd.text import reversed_bytes, shown
 
 if TYPE_CHECKING:
     from limpyd.fields.base import RedisField
@@ -356,9 +356,10 @@ SimpleDateTimeIndex = MultiIndexes.compose(
 
 
 class EndsWithIndex(TextRangeIndex):
-    """`field__endswith=`: the values reversed in a lexicographic index, so a suffix of the
-    value is a prefix of the entry. Opt-in (add it to the field's `indexes`), usable with
-    any other index; it answers only `endswith` and does not check uniqueness."""
+    """`field__endswith=`: the values' bytes reversed in a lexicographic index, so a byte
+    suffix of the value is a prefix of the entry (for UTF-8 text, a suffix of characters).
+    Opt-in (add it to the field's `indexes`), usable with any other index; it answers only
+    `endswith` and does not check uniqueness."""
 
     handled_suffixes = frozenset({"endswith"})
     handle_uniqueness = False
@@ -366,8 +367,7 @@ class EndsWithIndex(TextRangeIndex):
 
     def normalize(self, value: str) -> str | None:
         normalized = super().normalize(value)
-        # as Redis gives it back: reversed bytes standing for a character decode as it
-        return None if normalized is None else to_text(normalized[::-1])
+        return None if normalized is None else reversed_bytes(normalized)
 
     def _atoms(self, suffix: str, value: str, hkey: str | None) -> list[tuple[str, ...]]:
-        return super()._atoms("startswith", value[::-1], hkey)
+        return super()._atoms("startswith", reversed_bytes(value), hkey)

@@ -79,7 +79,7 @@ def _compare(index: BaseIndex, operator: str, stored: str, wanted: str) -> bool:
         if operator == "startswith":
             return bool(a.startswith(b))
         if operator == "endswith":  # contrib.indexes.EndsWithIndex stores values reversed
-            return bool(raw(stored[::-1]).endswith(b))
+            return bool(a[::-1].endswith(b))
     else:
         a, b = stored, wanted
     return bool(
