@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import redis
 
@@ -149,9 +149,16 @@ class Migration:
         return not problems
 
     def delete_source(self, result: Survey) -> None:
-        """Delete every old key of the model (all under its old prefix)."""
-        pattern = glob_escape(result.old.prefix) + ":*"
+        """Delete every old key of the model (all under its old prefix): the instances
+        first, each batch's pks out of the old collection before their keys go, so that a
+        run stopped midway leaves only whole instances listed (a listed pk whose keys were
+        gone would read as an empty instance, and the next run would copy it so)."""
+        old = result.old
         deleted = 0
+        while pks := old.pop_pks():
+            keys = old.instance_keys(pks)
+            deleted += cast(int, self.source.delete(*keys)) if keys else 0
+        pattern = glob_escape(old.prefix) + ":*"
         for keys in in_batches(self.source.scan_iter(match=pattern, count=SCAN_COUNT)):
             deleted += self.source.delete(*keys)
         self.say(f"{result.model.__name__}: {deleted} keys of redis-limpyd deleted")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import redis
 
@@ -68,6 +68,15 @@ class OldModel:
     def key(self, pk: str, name: str) -> str:
         """The key of the field `name` (`hash`: the InstanceHashFields) of the instance `pk`."""
         return f"{self.prefix}:{pk}:{name}"
+
+    def instance_keys(self, pks: list[str]) -> list[str]:
+        """The keys of the declared fields of these instances."""
+        names = (["hash"] if self.hash_fields else []) + [f.name for f in self.keyed_fields]
+        return [self.key(pk, name) for pk in pks for name in names]
+
+    def pop_pks(self) -> list[str]:
+        """Up to BATCH pks taken out of redis-limpyd's collection (SPOP)."""
+        return cast("list[str]", self.client.spop(self.collection_key, BATCH))
 
     def pks(self) -> Iterator[str]:
         """The pks of redis-limpyd's collection, with SSCAN."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
@@ -180,28 +181,36 @@ def _types(client: Any, old: OldModel) -> list[str]:
 
 
 def _dangling(old: OldModel, instances: list[Instance]) -> list[str]:
-    """The references of these instances to instances the old data does not hold."""
+    """The references of these instances to instances neither the old data nor limpyd's
+    holds (a run stopped while deleting the source leaves instances only limpyd holds)."""
     meta = old.model._meta
     references = [
-        (instance.pk, f, value)
+        # type-ignored: a field with `references` is a contrib.related field (not imported here)
+        (instance.pk, f, value, f.require_related_model())  # type: ignore[attr-defined]
         for instance in instances
         for name, state in instance.states.items()
         if (f := meta.fields[name]).references
         for _, value in f.items_of(state)
     ]
-    with old.client.pipeline(transaction=False) as pipeline:
-        for _, f, value in references:
-            # type-ignored: a field with `references` is a contrib.related field (not imported here)
-            related = f.require_related_model()  # type: ignore[attr-defined]
-            pipeline.sismember(f"{old_prefix(related)}:collection", value)
-        found = pipeline.execute()
+    references = _absent(old.client, references, lambda m: f"{old_prefix(m)}:collection")
+    references = _absent(meta.database.client, references, lambda m: m._meta.collection_key)
     return [
         f"{old.model.__name__} {pk!r}: {f.describe()} points to {value!r}, an instance of "
-        # type-ignored: a field with `references` is a contrib.related field (not imported here)
-        f"{f.require_related_model().__name__} that the old data does not hold"  # type: ignore[attr-defined]
-        for (pk, f, value), exists in zip(references, found, strict=True)
-        if not exists
+        f"{related.__name__} that neither the old data nor limpyd's holds"
+        for pk, f, value, related in references
     ]
+
+
+def _absent(
+    client: Any, references: list[Any], collection: Callable[[type[RedisModel]], str]
+) -> list[Any]:
+    """The (pk, field, value, related model) references whose value is not in the related
+    model's `collection` on `client`."""
+    with client.pipeline(transaction=False) as pipeline:
+        for _, _, value, related in references:
+            pipeline.sismember(collection(related), value)
+        found = pipeline.execute()
+    return [r for r, exists in zip(references, found, strict=True) if not exists]
 
 
 def _check_values(
