@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
 from limpyd import writes
-from limpyd.exceptions import DoesNotExist
+from limpyd.exceptions import DoesNotExist, RefusedValueError
 
 if TYPE_CHECKING:
     from limpyd.model import RedisModel
@@ -121,14 +121,25 @@ def reap_expired(
     instances = [model.lazy_connect(pk) for pk in due]
     size = REAP_BATCH if progress is not None else max(len(instances), 1)
     reaped = 0
+    refused: list[RefusedValueError] = []
     for start in range(0, len(instances), size):
         batch = instances[start : start + size]
         applied = writes.rewrite_many(meta.database, [i._reap_plan() for i in batch])
         # One the batch did not apply runs alone, with the usual retries and errors; it
         # is skipped if it is no longer expired, or gone (its expiry time is then dropped).
-        reaped += sum(done or i._reap() for i, done in zip(batch, applied, strict=True))
+        for instance, done in zip(batch, applied, strict=True):
+            try:
+                reaped += done or instance._reap()
+            except RefusedValueError as error:  # another client's data: the others go on
+                refused.append(error)
         if progress is not None:
             progress(f"{model.__name__}: expired instances", start + len(batch), len(due))
+    if refused:
+        more = f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""
+        raise RefusedValueError(
+            f"{model.__name__}.reap_expired(): {reaped} expired instance(s) reaped, "
+            f"{len(refused)} left as they were, refused: {refused[0]}{more}"
+        )
     return reaped
 
 

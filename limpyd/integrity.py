@@ -18,7 +18,8 @@ ORM writes with. It reports:
   field keeps (written by another client): it implies no entry (those stored for it are
   reported `stale`), and no rebuild can index it;
 - `counter`: an AutoPKField model's pk counter behind one of its pks (set back by another
-  client: the next creations are refused until it is set to the largest pk).
+  client), or holding what INCR cannot increment: the next creations are refused until it
+  is set to the largest pk.
 
 A model's expiry sorted set or pk counter of another type is reported (`type`), not
 repaired.
@@ -48,6 +49,7 @@ from typing import TYPE_CHECKING, Any
 from redis.exceptions import ResponseError
 
 from limpyd.exceptions import RefusedValueError
+from limpyd.fields.pk import MAX_COUNTER, counter_value
 from limpyd.keys import HASH_SUFFIX
 from limpyd.maintenance import (
     IN_BATCHES,
@@ -263,7 +265,7 @@ class _Checker:
 
     def check_model_keys(self) -> int | None:
         """The types of the model's expiry sorted set and pk counter; the counter's value
-        (0 if it has none, None if it holds no number)."""
+        (0 if it has none, None if INCR cannot increment it: reported for an AutoPKField)."""
         meta = self.meta
         with self.client.pipeline(transaction=False) as pipeline:
             pipeline.type(meta.expiry_key)
@@ -275,11 +277,16 @@ class _Checker:
         if kind not in ("string", "none"):
             self.wrong_type(meta.max_pk_key, None, "a string")
             return None
-        if value is None:
-            return 0
-        return (
-            int(value) if isinstance(value, str) and value.isascii() and value.isdigit() else None
-        )
+        counter = counter_value(value)
+        if counter is None and meta.pk_field.auto:
+            self.report(
+                "counter",
+                None,
+                f"{meta.max_pk_key!r} holds {shown(value)}, which INCR cannot take the next pk "
+                f"from (an integer below {MAX_COUNTER}, as Redis writes one): creations are "
+                "refused until it holds the largest pk",
+            )
+        return counter
 
     # unique_together ----------------------------------------------------------------------
 

@@ -99,7 +99,7 @@ def rebuild_indexes(
     indexes = _selected(field, index_class)
     holders: dict[Any, str] | None = None if allow_duplicates else {}
     for pks in _pk_batches(field.model):
-        _index_commands(field, indexes, pks, holders)
+        _refuse_mistyped_records(field, _index_commands(field, indexes, pks, holders))
     clean_indexes(field, index_class)
     return sum(_index_batch(field, indexes, pks) for pks in _pk_batches(field.model))
 
@@ -198,6 +198,25 @@ def _index_commands(
         if link_commands:
             commands += link_commands([v for _, v in items])
     return commands
+
+
+def _refuse_mistyped_records(field: RedisField, commands: list[Any]) -> None:
+    """A ValueError naming a hash of link records (HSET) another client made another type:
+    the rebuild writes them, and does not delete them first as it does its index keys."""
+    keys = list(dict.fromkeys(command[1] for command in commands if command[0] == "HSET"))
+    if not keys:
+        return
+    with field.model._meta.database.client.pipeline(transaction=False) as pipeline:
+        for key in keys:
+            pipeline.type(key)
+        kinds = pipeline.execute()
+    for key, kind in zip(keys, kinds, strict=True):
+        if kind not in ("hash", "none"):
+            raise ValueError(
+                f"{field.describe()}.rebuild_indexes(): the link records {key!r} are a "
+                f"{kind}, not a hash (written by another client: delete the key, the rebuild "
+                "writes it again); the indexes were left as they were"
+            )
 
 
 def _claim(holders: dict[Any, str], check: Any, pk: str, value: Any) -> None:

@@ -441,7 +441,10 @@ class RedisModel(metaclass=MetaRedisModel):
         one a concurrent write got in the way of (it is then deleted alone).
 
         With `progress(task, done, total)`, they are deleted by batches of
-        `expiry.REAP_BATCH` (a few round trips each), `progress` called after each."""
+        `expiry.REAP_BATCH` (a few round trips each), `progress` called after each.
+
+        An instance whose data another client corrupted (a key of another type) is left as
+        it is, the others reaped: then a RefusedValueError names it and says how many were."""
         return expiry.reap_expired(cls, progress)
 
     def _prepare_delete(self, write: writes.Write) -> None:

@@ -25,7 +25,7 @@ from limpyd.backends import backend_from_url
 from limpyd.backends.base import redact_url
 from limpyd.cli.progress import Counter, progress_bars
 from limpyd.database import RedisDatabase
-from limpyd.exceptions import ImplementationError
+from limpyd.exceptions import ImplementationError, RefusedValueError
 from limpyd.model import RedisModel, import_model
 
 __all__ = ["CommandError", "main"]
@@ -47,7 +47,8 @@ def main(argv: Sequence[str] | None = None, *, in_process_servers: bool = False)
         with progress_bars() as count:
             status: int = options.run(options, count)
             return status
-    except (CommandError, ImplementationError) as error:  # usage, models' declarations
+    except (CommandError, ImplementationError, RefusedValueError) as error:
+        # usage, models' declarations, data another client corrupted
         print(f"python -m limpyd {options.command}: error: {error}", file=sys.stderr)
         return 2
     except (redis.RedisError, RedisClusterException) as error:
@@ -118,7 +119,7 @@ def open_database(
 ) -> str:
     """Point the models at `url` (if given), check that their database answers (and can be
     seen from another process, unless `in_process_servers`); where they are."""
-    if url:
+    if url is not None:  # an empty one is refused, not taken for no URL
         try:
             given = RedisDatabase.from_url(url)
         except (ValueError, ImportError) as error:
@@ -183,7 +184,11 @@ def _check(options: argparse.Namespace, count: Counter) -> int:
     for problem in problems:
         print(problem)
     if problems and options.repair:
-        for repaired in repair(problems):
+        try:
+            repaired_all = repair(problems)
+        except ValueError as error:  # a value or a key no rebuild can index (named)
+            raise CommandError(f"repair stopped: {error}") from None
+        for repaired in repaired_all:
             if isinstance(repaired, type):
                 print(f"rebuilt the unique_together combinations of {repaired.__name__}")
             else:
@@ -198,7 +203,7 @@ def _migrate(options: argparse.Namespace, count: Counter) -> int:
 
     models = load_models(options.models)
     for url in (options.url, options.target_url):
-        if url and not options.in_process_servers and _in_process(url):
+        if url is not None and not options.in_process_servers and _in_process(url):
             raise CommandError(_private(redact_url(url)))
     try:
         return migrate(

@@ -3,13 +3,31 @@ collection set, and part of the keys of the instance's other fields."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from limpyd.exceptions import ImplementationError
 from limpyd.fields.base import NO_DEFAULT
 from limpyd.fields.strings import StringField
 
-__all__ = ["AutoPKField", "PKField"]
+__all__ = ["MAX_COUNTER", "AutoPKField", "PKField", "counter_value"]
+
+#: The largest value of a Redis counter (a signed 64-bit integer): INCR cannot go past it.
+MAX_COUNTER = 2**63 - 1
+
+#: An integer as Redis writes one, which INCR reads (no sign `+`, no leading zero, no `-0`).
+_COUNTER = re.compile(r"0|-?[1-9][0-9]{0,18}")
+
+
+def counter_value(text: str | None) -> int | None:
+    """The value of an AutoPKField's counter holding `text` (0 when it has none); None when
+    INCR cannot give the next pk from it (not an integer as Redis writes one, or its last)."""
+    if text is None:
+        return 0
+    if not _COUNTER.fullmatch(text):
+        return None
+    value = int(text)
+    return value if -MAX_COUNTER - 1 <= value < MAX_COUNTER else None
 
 
 class PKField(StringField):

@@ -10,6 +10,7 @@ import redis
 from limpyd.backends import backend_from_url
 from limpyd.backends.base import redact_url
 from limpyd.database import RedisDatabase
+from limpyd.fields.pk import counter_value
 from limpyd.integrity import check
 from limpyd.maintenance import SCAN_COUNT, rebuild_indexes, rebuild_together
 from limpyd.migration.source import SHOWN, MigrationError, OldModel, in_batches
@@ -120,7 +121,7 @@ class Migration:
             done += len(pks)
             self.say(f"{model.__name__}: {done}/{result.instances} instances copied")
         if result.max_pk is not None:
-            current = int(client.get(meta.max_pk_key) or 0)
+            current = counter_value(client.get(meta.max_pk_key)) or 0  # checked
             if current < result.max_pk:
                 client.set(meta.max_pk_key, result.max_pk)
             self.say(f"{model.__name__}: max_pk {max(current, result.max_pk)}")
@@ -178,7 +179,7 @@ def migrate(
     inconsistent). MigrationError for what stops it at once (no data, server unreachable,
     related models missing)."""
     _check_models(models)
-    target = target_url or url
+    target = url if target_url is None else target_url
     try:
         source = backend_from_url(url).client()
         target_backend = backend_from_url(target)
@@ -213,8 +214,16 @@ def migrate(
         return 0
     for result in surveys:
         migration.copy(result)
-    for result in surveys:
-        migration.rebuild(result.model)
+    try:
+        for result in surveys:
+            migration.rebuild(result.model)
+    except ValueError as error:  # the target held limpyd data its indexes did not show
+        say(f"error: {error}")
+        say(
+            "error: the indexes of the target's limpyd data did not show all it holds (run "
+            "`python -m limpyd check` on it); the source is kept"
+        )
+        return 1
     if not migration.verify():
         say("error: the migrated data is not consistent (see above); the source is kept")
         return 1

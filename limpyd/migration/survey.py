@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any, cast
 from limpyd.exceptions import ImplementationError
 from limpyd.maintenance import SCAN_COUNT, batches
 from limpyd.migration.source import SHOWN, Instance, OldModel, State, in_batches, old_prefix
-from limpyd.text import glob_escape, member_pk
+from limpyd.fields.pk import MAX_COUNTER, counter_value
+from limpyd.text import glob_escape, member_pk, shown
 
 if TYPE_CHECKING:
     from limpyd.fields.base import RedisField
@@ -83,10 +84,12 @@ def survey(old: OldModel) -> Survey:
         return result  # nothing else can be read
     raw_max = client.get(old.max_pk_key)
     if raw_max is not None:
-        try:
-            result.max_pk = int(raw_max)
-        except ValueError:
-            result.errors.add(f"{old.max_pk_key!r} holds {raw_max!r}, not a number")
+        result.max_pk = counter_value(raw_max)
+        if result.max_pk is None:
+            result.errors.add(f"{old.max_pk_key!r} holds {shown(raw_max)}, {_NO_COUNTER}")
+    refused = _target_counter_refusal(old.model)
+    if refused is not None:
+        result.errors.add(refused)
     _count_keys(old, result)
     #: who holds each unique value (or combination): {what: {pk: the value as held}}
     holders: dict[Any, dict[str, str]] = {}
@@ -173,6 +176,24 @@ def _unique_where(model: type[RedisModel], what: tuple[Any, ...]) -> str:
     return f"{model.__name__}.{what[0]}" + (f"[{what[1]!r}]" if what[1] is not None else "")
 
 
+#: Why a text cannot be a pk counter.
+_NO_COUNTER = f"not a pk counter (an integer below {MAX_COUNTER}, as Redis writes one)"
+
+
+def _target_counter_refusal(model: type[RedisModel]) -> str | None:
+    """Why the copy could not raise limpyd's pk counter of `model`, if it could not."""
+    meta = model._meta
+    with meta.database.client.pipeline(transaction=False) as pipeline:
+        pipeline.type(meta.max_pk_key)
+        pipeline.get(meta.max_pk_key)
+        kind, value = pipeline.execute(raise_on_error=False)
+    if kind not in ("string", "none"):
+        return f"limpyd's {meta.max_pk_key!r} is a {kind}, not a string"
+    if counter_value(value) is None:
+        return f"limpyd's {meta.max_pk_key!r} holds {shown(value)}, {_NO_COUNTER}"
+    return None
+
+
 def _types(client: Any, old: OldModel) -> list[str]:
     with client.pipeline(transaction=False) as pipeline:
         pipeline.type(old.collection_key)
@@ -257,6 +278,11 @@ def _pk_refusal(model: type[RedisModel], pk: str) -> str | None:
         return (
             f"{model.__name__} {pk!r}: not a pk its {type(pk_field).__name__} gives (1, 2, "
             "3...): declare the PKField the old model had"
+        )
+    if pk_field.auto and counter_value(pk) is None:
+        return (
+            f"{model.__name__} {pk!r}: beyond the pks its {type(pk_field).__name__} gives "
+            f"(a Redis counter stops at {MAX_COUNTER})"
         )
     if not pk:
         return f"{model.__name__}: an instance of pk '' (a pk cannot be empty)"
