@@ -126,10 +126,11 @@ def test_reap_and_check_print_their_target_first(app, db):
         (["cliapp:Base"], "error: model Base is abstract: give its concrete models"),
         (["cliapp:Visit", "--url", "{server}/0?nosuch=1"], "unexpected keyword argument 'nosuch'"),
         (["cliapp:Visit", "--url", "redis+cluster://{hostport}"], "Cluster mode is not enabled"),
+        (["cliapp:InMemory", "--url", ""], "Unsupported database URL ''"),  # not "no URL"
     ],
     ids=[
         "module", "model", "db", "scheme", "unreachable", "db-range", "fake-url", "fake", "none",
-        "raising", "syntax", "no-module", "abstract", "url-option", "not-a-cluster",
+        "raising", "syntax", "no-module", "abstract", "url-option", "not-a-cluster", "empty-url",
     ],
 )  # fmt: skip
 @pytest.mark.parametrize("command", ["reap", "check"])

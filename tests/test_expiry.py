@@ -3,6 +3,7 @@ entries and references."""
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import timedelta
 
@@ -148,6 +149,40 @@ def test_command_line_reap(models, db, capsys, monkeypatch):
     assert out.startswith(f"reaping Person on {db.backend.describe()} (the models own database)\n")
     assert "Person: 1 expired instance(s) reaped" in out
     assert Person.collection() == ["2"]
+
+
+@pytest.mark.parametrize("batch", [2, 100])
+def test_reaping_goes_on_past_an_instance_another_client_corrupted(
+    models, db, monkeypatch, capsys, batch
+):
+    """An expired instance whose key another client made a list is left as it is and
+    named; the others are reaped (the first batch only were, at each run), and the
+    command line says so in one line."""
+    import sys
+    import types
+
+    from limpyd import expiry
+    from limpyd.cli import main
+    from limpyd.exceptions import RefusedValueError
+
+    Person, _ = models
+    monkeypatch.setattr(expiry, "REAP_BATCH", batch)
+    people = [Person(name=f"p{i}") for i in range(6)]
+    for person in people:
+        person.expire(-1)
+    key = people[0].name.key
+    db.client.delete(key)
+    db.client.rpush(key, "junk")
+    said = "Person.reap_expired(): 5 expired instance(s) reaped, 1 left as they were, refused: "
+    with pytest.raises(RefusedValueError, match="^" + re.escape(f"{said}Person: the key {key!r}")):
+        Person.reap_expired()
+    assert db.client.smembers(Person._meta.collection_key) == {people[0].pk.get()}
+    module = types.ModuleType("limpyd_reap_corrupt")
+    module.Person = Person
+    monkeypatch.setitem(sys.modules, "limpyd_reap_corrupt", module)
+    assert main(["reap", "limpyd_reap_corrupt:Person"], in_process_servers=True) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "0 expired instance(s) reaped, 1 left as they were" in err[0]
 
 
 def test_field_expiry(db):

@@ -510,6 +510,69 @@ def test_a_counter_set_back_and_model_keys_of_another_type(db, unchanged):
     ]
 
 
+@pytest.mark.parametrize(
+    "text", ["abc", "", "01", "+1", "-0", " 1", "1.5", "9223372036854775807", "1" * 20]
+)
+def test_a_counter_incr_cannot_increment(db, unchanged, text):
+    """A counter holding what INCR refuses (not an integer as Redis writes one, or its last
+    value): reported, and a creation refused naming it, nothing written."""
+    from limpyd.exceptions import RefusedValueError
+
+    class Ticket(model.RedisModel):
+        database = db
+        name = fields.InstanceHashField(indexable=True)
+
+    Ticket(name="a")
+    db.client.set(Ticket._meta.max_pk_key, text)
+    assert [(p.kind, p.detail) for p in integrity.check(Ticket)] == [
+        ("counter", f"{Ticket._meta.max_pk_key!r} holds {text!r}, which INCR cannot take the "
+         "next pk from (an integer below 9223372036854775807, as Redis writes one): creations "
+         "are refused until it holds the largest pk")
+    ]  # fmt: skip
+    with unchanged(), pytest.raises(RefusedValueError, match=r"^Ticket: .*pk counter"):
+        Ticket(name="b")
+    db.client.set(Ticket._meta.max_pk_key, "-3")  # INCR takes it: the counter is behind
+    assert [p.kind for p in integrity.check(Ticket)] == ["counter"]
+
+
+def test_rebuild_refuses_a_mistyped_link_record_hash_before_deleting(db):
+    """A related field's rebuild writes the link records of the instances it points to:
+    one another client made a string is refused before any index key is deleted (the
+    rebuild stopped midway, leaving later batches unindexed)."""
+    from limpyd import maintenance
+
+    class Person(related.RelatedModel):
+        cluster_group = "links"
+        database = db
+        name = fields.StringField()
+
+    class Group(related.RelatedModel):
+        cluster_group = "links"
+        database = db
+        owner = related.FKStringField(Person, related_name="groups")
+
+    ann, bob = Person(name="a"), Person(name="b")
+    for i in range(7):
+        Group(owner=ann if i % 2 else bob)
+    links = Person._meta.links_key(ann.pk.get())
+    db.client.delete(links)
+    db.client.set(links, "junk")
+    before = {k: db.client.dump(k) for k in db.client.keys("*idx*")}
+    original = maintenance.BATCH
+    maintenance.BATCH = 2
+    try:
+        with pytest.raises(ValueError, match=rf"^Group.owner.rebuild_indexes\(\): the link "
+                           rf"records {links!r} are a string, not a hash"):  # fmt: skip
+            Group.get_field("owner").rebuild_indexes()
+    finally:
+        maintenance.BATCH = original
+    assert {k: db.client.dump(k) for k in db.client.keys("*idx*")} == before
+    assert (len(Group.collection(owner=ann)), len(Group.collection(owner=bob))) == (3, 4)
+    db.client.delete(links)
+    assert Group.get_field("owner").rebuild_indexes() == 7
+    integrity.assert_consistent(Person, Group)
+
+
 def test_repair_leaves_the_combinations_of_a_field_holding_another_type(seats, db):
     """A unique_together field whose key another client made a list: repair skips the
     model's combinations (it stopped with a RefusedValueError reading that field), and the

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 from limpyd.exceptions import ImplementationError
+from limpyd.fields.pk import MAX_COUNTER, counter_value
 from limpyd.maintenance import SCAN_COUNT, batches
 from limpyd.migration.source import SHOWN, Instance, OldModel, State, in_batches, old_prefix
-from limpyd.fields.pk import MAX_COUNTER, counter_value
 from limpyd.text import glob_escape, member_pk, shown
 
 if TYPE_CHECKING:
@@ -82,7 +82,7 @@ def survey(old: OldModel) -> Survey:
             result.errors.add(f"{key!r} is a {kinds[key]}, not a {wanted}")
     if result.errors:
         return result  # nothing else can be read
-    raw_max = client.get(old.max_pk_key)
+    raw_max = cast("str | None", client.get(old.max_pk_key))
     if raw_max is not None:
         result.max_pk = counter_value(raw_max)
         if result.max_pk is None:

@@ -223,10 +223,29 @@ def test_an_interrupted_delete_source_is_finished_by_the_next(
             lambda c: (c.delete("mig:person:max_pk"), c.rpush("mig:person:max_pk", "7")),
             "'mig:person:max_pk' is a list, not a string",
         ),
+        (
+            lambda c: c.set("mig:person:max_pk", "9223372036854775807"),
+            "'mig:person:max_pk' holds '9223372036854775807', not a pk counter (an integer "
+            "below 9223372036854775807, as Redis writes one)",
+        ),
+        (lambda c: c.set("mig:person:max_pk", "07"), "'mig:person:max_pk' holds '07', not a pk"),
+        (
+            lambda c: c.sadd("mig:person:collection", "99999999999999999999"),
+            "Person '99999999999999999999': beyond the pks its AutoPKField gives",
+        ),
+        (
+            lambda c: c.set("mig:{person}:person:max_pk", "x"),
+            "limpyd's 'mig:{person}:person:max_pk' holds 'x', not a pk counter",
+        ),
+        (
+            lambda c: c.sadd("mig:{person}:person:max_pk", "1"),
+            "limpyd's 'mig:{person}:person:max_pk' is a set, not a string",
+        ),
     ],
     ids=[
         "invalid-number", "unique", "unique-together", "wrong-type", "dangling", "text-pk",
         "digit-pk", "padded-pk", "empty-pk", "collection-type", "counter-type",
+        "counter-last", "counter-padded", "huge-pk", "target-counter", "target-counter-type",
     ],
 )  # fmt: skip
 def test_what_limpyd_would_refuse_stops_it_before_any_write(
@@ -282,6 +301,8 @@ def test_undeclared_fields_are_reported_not_migrated(app: Any, db: Any) -> None:
         ),
         ([*PATHS, "--url", "redis://127.0.0.1:1/0?nosuch=1"], "unexpected keyword argument"),
         (PATHS, "error: no data written by redis-limpyd found (no key 'mig:group:collection', "),
+        ([*PATHS, "--url", ""], "error: Unsupported database URL ''"),
+        ([*PATHS, "--target-url", ""], "error: Unsupported database URL ''"),
     ],
     ids=[
         "no-module",
@@ -293,6 +314,8 @@ def test_undeclared_fields_are_reported_not_migrated(app: Any, db: Any) -> None:
         "password",
         "option",
         "no-data",
+        "empty-url",
+        "empty-target-url",
     ],
 )
 def test_clear_one_line_errors(
@@ -346,6 +369,20 @@ def test_an_instance_overwritten_leaves_no_expiry_behind(app: Any, db: Any) -> N
     assert app.Person(1).ttl() is None
     assert app.Person.reap_expired() == 0
     assert_migrated(app)
+
+
+def test_a_unique_value_the_targets_index_lost_is_one_line(app: Any, db: Any) -> None:
+    """A limpyd instance holding an old instance's unique value, its index entry lost: the
+    survey (which reads the index) misses it; the rebuild refuses the value, said in one
+    line with exit status 1 (a traceback, the later indexes not said)."""
+    for name in ("Xu", "Wu", "Vu"):  # pks 1 and 2 are replaced by the old ones, 3 is kept
+        app.Person(name=name, email=f"{name}@x")
+    db.client.hset(app.Person._meta.hash_key("3"), "email", "a@x")  # the index not told
+    write_old(db.client)
+    said: list[str] = []
+    assert migration.migrate(models(app), url_of(db), say=said.append) == 1
+    assert said[-2].startswith("error: Person.email.rebuild_indexes(): instance ")
+    assert said[-1].startswith("error: the indexes of the target's limpyd data did not show")
 
 
 def test_a_unique_value_limpyd_already_gives_another_instance_stops_it(app: Any, db: Any) -> None:
