@@ -148,6 +148,7 @@ class CollectionManager(FilterParsing):
         list of bools, one per name."""
         self._refuse_sliced("sort")
         clone = self._derive()
+        desc = self._flag("desc", desc)
         if isinstance(by, list | tuple):
             alphas = list(alpha) if isinstance(alpha, list | tuple) else [alpha] * len(by)
             if not by or len(alphas) != len(by):
@@ -157,11 +158,11 @@ class CollectionManager(FilterParsing):
             keys: list[Any] = []
             for name, one_alpha in zip(by, alphas, strict=True):
                 kind, field_name, key_desc = self._sort_key(name)
-                keys += [kind, field_name, self._alpha(one_alpha), key_desc != desc]
+                keys += [kind, field_name, self._flag("alpha", one_alpha), key_desc != desc]
             clone._sort = (protocol.BY_KEYS, len(by), *keys)
             return clone
         kind, field_name, key_desc = self._sort_key(by)
-        alpha = self._alpha(alpha)
+        alpha = self._flag("alpha", alpha)
         if kind == protocol.BY_PK and not alpha and (by is None or self.model._meta.pk_field.auto):
             # `sort()`: the default order (text pks by bytes), or its reverse
             clone._sort = self._pk_sort(key_desc != desc)
@@ -174,14 +175,15 @@ class CollectionManager(FilterParsing):
         clone._sort = (kind, bool(alpha), key_desc != desc, *extra)
         return clone
 
-    def _alpha(self, alpha: Any) -> bool:
-        """`alpha` of a sort key: a bool (or 0 or 1); an InvalidQueryError for anything else
-        (a list for a single name was read as its truth)."""
-        if isinstance(alpha, bool) or (type(alpha) is int and alpha in (0, 1)):
-            return bool(alpha)
+    def _flag(self, name: str, value: Any) -> bool:
+        """`alpha` or `desc` of a sort: a bool (or 0 or 1); an InvalidQueryError for anything
+        else (a list for a single name was read as its truth, None as descending)."""
+        if isinstance(value, bool) or (type(value) is int and value in (0, 1)):
+            return bool(value)
+        listed = " (a list of them with a list of names in `by`)" if name == "alpha" else ""
         raise InvalidQueryError(
-            f"{self.model.__name__} collection: sort(alpha={alpha!r}): True or False is "
-            "expected (a list of them with a list of names in `by`)"
+            f"{self.model.__name__} collection: sort({name}={value!r}): True or False is "
+            f"expected{listed}"
         )
 
     def _text_index(self, by: str) -> Key | None:
@@ -376,6 +378,8 @@ class CollectionManager(FilterParsing):
             clone._slices.append((_index(item.start), _index(item.stop), _index(item.step)))
             return clone
         position = _index(item)
+        if position is None:
+            raise TypeError(f"collection indices must be integers or slices, not {item!r}")
         if self._cache is not None:
             try:
                 return self._wrap([self._cache[position]])[0]

@@ -473,9 +473,9 @@ class RedisModel(metaclass=MetaRedisModel):
         )
         return values
 
-    def hmset(self, **values: Any) -> bool:
+    def hmset(self, **values: Any) -> Any:
         """Set several InstanceHashFields at once, indexes kept exact (creates an unsaved
-        instance)."""
+        instance); True (in a pipeline: the pipeline, its result there True)."""
         meta = type(self)._meta
         fields = {meta.hash_field(name).name: value for name, value in values.items()}
         self._require_names("hmset", fields, "e.g. hmset(name=value)")
@@ -484,12 +484,14 @@ class RedisModel(metaclass=MetaRedisModel):
             self._create(fields)
             return True
         flat = [x for name, state in states.items() for x in (name, state[0])]
-        writes.Rewrite(
+        # queued in a pipeline: HMSET, whose result there is True, as this call's
+        pipelined = meta.database.pipelined
+        queued = writes.Rewrite(
             self,
             [(meta.fields[name], state) for name, state in states.items()],
-            [("HSET", meta.hash_key(self._pk), *flat)],
+            [("HMSET" if pipelined else "HSET", meta.hash_key(self._pk), *flat)],
         ).run()
-        return True
+        return queued if pipelined else True
 
     def hdel(self, *names: str) -> int:
         """Delete these InstanceHashFields; the number that had a value."""

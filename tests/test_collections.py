@@ -178,6 +178,28 @@ def test_sort_alpha_is_a_bool(db):
     assert list(Num.collection().sort(by=["n"], alpha=[False])) == ["2", "1", "3"]
 
 
+def test_sort_desc_is_a_bool_and_indices_are_integers(db):
+    """`desc=None` sorted descending (None != False) and `desc=2` as given: refused by name,
+    as `alpha` is; `collection[None]` failed adding 1 to None."""
+    from limpyd.exceptions import InvalidQueryError
+
+    class Num(model.RedisModel):
+        database = db
+        n = fields.InstanceHashField()
+
+    for value in ("10", "9", "100"):
+        Num(n=value)
+    for bad in (None, 2, "yes", [True], 1.0):
+        message = rf"^Num collection: sort\(desc={re.escape(repr(bad))}\): True or False"
+        for by in ("n", ["n"], None):
+            with pytest.raises(InvalidQueryError, match=message):
+                Num.collection().sort(by=by, desc=bad)
+    assert list(Num.collection().sort(by="n", desc=1)) == ["3", "1", "2"]
+    assert list(Num.collection().sort(desc=0)) == ["1", "2", "3"]
+    with pytest.raises(TypeError, match=r"^collection indices must be integers or slices, not"):
+        Num.collection()[None]
+
+
 def test_sort_without_by_is_the_default_order_and_its_reverse(db):
     """`sort()` orders by pk as the collection does (text pks by bytes, decimals as
     numbers): it sorted numerically and refused text pks; `sort(by='pk')` stays numeric,

@@ -115,7 +115,8 @@ class ExtendedCollectionManager(CollectionManager):
                         f"SortedSetField, not {by_score.describe()}"
                     )
                 by_score = by_score.key
-            self._sort = (protocol.BY_SCORE, alpha, desc, by_score)
+            flags = self._flag("alpha", alpha), self._flag("desc", desc)
+            self._sort = (protocol.BY_SCORE, *flags, by_score)
             return self._derive()
         if isinstance(by, list | tuple):
             by = [self._sort_name(one) for one in by]

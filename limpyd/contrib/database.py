@@ -76,7 +76,7 @@ class PipelineDatabase(RedisDatabase):
     def transaction(
         self,
         func: Callable[[Pipeline], Any],
-        *watches: str | RedisField,
+        *watches: str | bytes | RedisField,
         share_in_threads: bool = False,
         value_from_callable: bool = False,
     ) -> Any:
@@ -114,12 +114,17 @@ class PipelineDatabase(RedisDatabase):
                     "of the transaction"
                 ) from None
 
-    def _watched_key(self, watch: str | RedisField) -> str:
+    def _watched_key(self, watch: str | bytes | RedisField) -> str | bytes:
         """The key of a watched field, which must be one of this database's: WATCH goes to
         this database's connection, and another database's commands are not part of the
         transaction (sent at once, they would make it fail and run again forever)."""
-        if not isinstance(watch, RedisField):
+        if isinstance(watch, str | bytes):
             return watch
+        if not isinstance(watch, RedisField):
+            raise ImplementationError(
+                f"transaction: cannot watch {watch!r:.200} (of type {type(watch).__name__}): "
+                "give keys (str or bytes) or bound fields (`instance.field`); nothing was sent"
+            )
         database = watch.model._meta.database
         if database is not self:
             raise ImplementationError(

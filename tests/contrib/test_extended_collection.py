@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -374,3 +375,20 @@ def test_a_bound_field_read_at_evaluation_is_refused_naming_the_filter(db):
     with pytest.raises(InvalidQueryError, match=message):
         City.collection(name=None)
     assert City.collection(name=paris.name) == [paris.pk.get()]
+
+
+def test_sort_by_score_flags_are_bools(Person):
+    """`sort(by_score=...)` took any `alpha` and `desc`: `desc=2` sorted ascending (compared
+    with '1' on the server), `alpha=None` failed in redis-py naming nothing."""
+    from limpyd.exceptions import InvalidQueryError
+
+    board = Person(1).friends
+    board.zadd({"1": 3, "2": 20, "3": 100})
+    for name, bad in (("desc", 2), ("desc", "yes"), ("desc", None), ("alpha", "yes"),
+                      ("alpha", None), ("alpha", [True])):  # fmt: skip
+        with pytest.raises(InvalidQueryError, match=rf"sort\({name}={re.escape(repr(bad))}\)"):
+            Person.collection().sort(by_score=board, **{name: bad})
+    scored = Person.collection(pk__in=["1", "2", "3"])
+    assert list(scored.sort(by_score=board, desc=1)) == ["3", "2", "1"]
+    assert list(scored.sort(by_score=board, alpha=True)) == ["3", "2", "1"]  # '100' < '20'
+    assert list(scored.sort(by_score=board, alpha=0)) == ["1", "2", "3"]

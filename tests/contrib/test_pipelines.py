@@ -56,7 +56,7 @@ def test_plain_writes_are_queued(Person, main_database):
         person.hmset(nick="J")
         person.name.get()
         results = pipeline.execute()
-    assert results == [True, 1, 0, "Jean"]
+    assert results == [True, 1, True, "Jean"]
     assert person.name.get() == "Jean" and person.nick.hget() == "J"
 
 
@@ -257,6 +257,41 @@ def test_exists_is_queued_for_a_missing_instance_too(Person, main_database):
         results = pipeline.execute()
     assert results == [1, False, 0, False, 1, False, 0, False]
     assert [person.name.exists() for person in people] == [True, False, True, False]
+
+
+@pytest.mark.parametrize("watch", [None, 5, 1.5, ["key"], "instance"])
+def test_transaction_refuses_what_is_no_key_nor_field(Person, main_database, unchanged, watch):
+    """None and an instance failed in redis-py naming nothing; 5 watched a key named '5'."""
+    if watch == "instance":
+        watch = Person(name="w")
+    runs = []
+
+    def bump(pipeline):
+        runs.append(1)
+
+    with (
+        unchanged(),
+        pytest.raises(ImplementationError, match=r"^transaction: cannot watch .* \(of type"),
+    ):
+        main_database.transaction(bump, watch)
+    assert runs == []
+
+
+def test_hmset_in_a_pipeline_gives_true(main_database):
+    """Queued, hmset gives the pipeline, and True in `execute()` as outside one (it gave
+    True at once, then HSET's count of new fields: 0 for an overwrite)."""
+
+    class Card(model.RedisModel):
+        database = main_database
+        city = fields.InstanceHashField()
+        zip = fields.InstanceHashField()
+
+    card = Card(city="Paris")
+    with main_database.pipeline() as pipeline:
+        assert card.hmset(city="Lyon", zip="69000") is pipeline
+        assert card.hmset(city="Nice") is pipeline
+        assert pipeline.execute() == [True, True]
+    assert card.hmget("city", "zip") == ["Nice", "69000"] and card.hmset(zip="06000") is True
 
 
 def test_transaction_refuses_a_field_of_another_database(Person, main_database, unchanged):
