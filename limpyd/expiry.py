@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from limpyd import writes
 from limpyd.exceptions import DoesNotExist, RefusedValueError
+from limpyd.refusals import naming_mistyped_key
 
 if TYPE_CHECKING:
     from limpyd.model import RedisModel
@@ -115,7 +116,8 @@ def reap_expired(
     seconds, microseconds = client.time()
     now = seconds + microseconds / 1e6
     # redis-py types replies for sync and async clients alike: this one is sync
-    due = cast("list[str]", client.zrangebyscore(meta.expiry_key, "-inf", now))
+    with naming_mistyped_key(model, meta.expiry_key, "a sorted set"):
+        due = cast("list[str]", client.zrangebyscore(meta.expiry_key, "-inf", now))
     if writes.before_reap is not None:
         writes.before_reap(model, due)
     instances = [model.lazy_connect(pk) for pk in due]

@@ -59,6 +59,7 @@ from limpyd.maintenance import (
     together_pattern,
 )
 from limpyd.maintenance import batches as _batches
+from limpyd.refusals import is_wrong_type
 from limpyd.text import glob_escape, member_pk, shown
 from limpyd.writes import read_states, refuse_in_pipeline
 
@@ -105,16 +106,11 @@ def _entry(command: tuple[Any, ...]) -> Entry:
     return command[1], command[3], float(command[2])
 
 
-def _wrong_type(error: Exception) -> bool:
-    """Whether `error` is Redis's refusal of a key holding another type."""
-    return isinstance(error, ResponseError) and "WRONGTYPE" in str(error)
-
-
 def _tolerating_wrong_types(replies: list[Any]) -> list[Any]:
     """A pipeline's replies, None for a key of another type than the command reads; any
     other error raised (a cluster pipeline returns its connection errors too)."""
     for reply in replies:
-        if isinstance(reply, Exception) and not _wrong_type(reply):
+        if isinstance(reply, Exception) and not is_wrong_type(reply):
             raise reply
     return [None if isinstance(reply, ResponseError) else reply for reply in replies]
 
@@ -229,7 +225,7 @@ class _Checker:
         try:
             total = int(self.client.scard(self.meta.collection_key))
         except ResponseError as error:
-            if not _wrong_type(error):
+            if not is_wrong_type(error):
                 raise
             self.wrong_type(self.meta.collection_key, None, "a set")
             return self.problems  # no instances to check: fix the collection first
@@ -413,7 +409,7 @@ class _Checker:
             replies = pipeline.execute(raise_on_error=False)
         for (field, pk, value), key, reply in zip(links, keys, replies, strict=True):
             if isinstance(reply, Exception):
-                if not _wrong_type(reply):
+                if not is_wrong_type(reply):
                     raise reply
                 self.wrong_type(key, None, "a hash")
             elif reply != field.link_record(value):

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from limpyd.exceptions import ImplementationError
+from limpyd.refusals import naming_mistyped_key
 from limpyd.text import glob_escape
 from limpyd.writes import read_states, refuse_in_pipeline
 
@@ -38,7 +40,21 @@ SCAN_COUNT = 10_000
 
 
 def _selected(field: RedisField, index_class: type[BaseIndex] | None) -> list[BaseIndex]:
-    return [i for i in field.indexes if index_class is None or isinstance(i, index_class)]
+    """The indexes of `field` of `index_class` (all without); an ImplementationError when
+    it has none of that class (a rebuild of nothing said it rebuilt every instance)."""
+    if index_class is None:
+        return list(field.indexes)
+    if not isinstance(index_class, type):
+        raise ImplementationError(
+            f"{field.describe()}: an index class is expected, not {index_class!r:.200}"
+        )
+    selected = [i for i in field.indexes if isinstance(i, index_class)]
+    if not selected:
+        held = ", ".join(type(i).__name__ for i in field.indexes) or "none"
+        raise ImplementationError(
+            f"{field.describe()} has no {index_class.__name__} (its indexes: {held})"
+        )
+    return selected
 
 
 def _delete_matching(connection: Any, pattern: str) -> int:
@@ -66,7 +82,8 @@ def batches(items: Iterable[Any], size: int = BATCH) -> Iterator[list[Any]]:
 
 def _pk_batches(model: type[RedisModel]) -> Iterator[list[str]]:
     meta = model._meta
-    return batches(meta.database.client.sscan_iter(meta.collection_key, count=BATCH))
+    with naming_mistyped_key(model, meta.collection_key, "a set"):
+        yield from batches(meta.database.client.sscan_iter(meta.collection_key, count=BATCH))
 
 
 #: Why maintenance cannot run in a pipeline: it would run before the commands queued there.

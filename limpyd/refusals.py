@@ -22,7 +22,8 @@ same exception with the same message.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from redis.exceptions import ResponseError
@@ -34,7 +35,7 @@ from limpyd.text import shown
 if TYPE_CHECKING:
     from limpyd.model import RedisModel
 
-__all__ = ["clean", "translate"]
+__all__ = ["clean", "is_wrong_type", "naming_mistyped_key", "translate"]
 
 #: What servers add before the text of an error raised in a script or function.
 _PREFIX = re.compile(
@@ -152,3 +153,23 @@ _REFUSALS: dict[str, Callable[..., Exception]] = {
     "state_type": _state_type,
     "stored_missing": _stored_missing,
 }
+
+
+def is_wrong_type(error: Exception) -> bool:
+    """Whether `error` is Redis's refusal of a key holding another type (WRONGTYPE)."""
+    return isinstance(error, ResponseError) and "WRONGTYPE" in str(error)
+
+
+@contextmanager
+def naming_mistyped_key(model: type[RedisModel], key: str, wanted: str) -> Iterator[None]:
+    """Redis's refusal of `key` (of `model`) holding another type than `wanted`, raised in
+    the block, as a RefusedValueError naming them (redis-py's names neither)."""
+    try:
+        yield
+    except ResponseError as error:
+        if not is_wrong_type(error):
+            raise
+        raise RefusedValueError(
+            f"{model.__name__}: the key {key!r} is not {wanted} (another client wrote it: see "
+            "limpyd.integrity)"
+        ) from None

@@ -573,6 +573,36 @@ def test_rebuild_refuses_a_mistyped_link_record_hash_before_deleting(db):
     integrity.assert_consistent(Person, Group)
 
 
+def test_maintenance_names_what_it_cannot_do(db, unchanged):
+    """An index class the field lacks (a rebuild of nothing said it rebuilt every
+    instance), a text for a class, a collection or expiry key of another type (a bare
+    WRONGTYPE): each refused naming the field or the key, nothing changed."""
+    from limpyd.exceptions import ImplementationError, RefusedValueError
+
+    class Tag(model.RedisModel):
+        database = db
+        name = fields.StringField(indexable=True)
+
+    Tag(name="a")
+    field = Tag.get_field("name")
+    with unchanged():
+        for call in (field.rebuild_indexes, field.clean_indexes):
+            with pytest.raises(ImplementationError, match=r"^Tag.name has no NumberRangeIndex "
+                               r"\(its indexes: EqualIndex\)$"):  # fmt: skip
+                call(NumberRangeIndex)
+            with pytest.raises(ImplementationError, match=r"an index class is expected, not 'eq"):
+                call("equal")
+    assert field.rebuild_indexes(EqualIndex) == 1
+    meta = Tag._meta
+    db.client.set(meta.expiry_key, "x")
+    with unchanged(), pytest.raises(RefusedValueError, match=r"expiry' is not a sorted set"):
+        Tag.reap_expired()
+    db.client.delete(meta.expiry_key, meta.collection_key)
+    db.client.rpush(meta.collection_key, "1")
+    with unchanged(), pytest.raises(RefusedValueError, match=r"collection' is not a set"):
+        field.rebuild_indexes()
+
+
 def test_repair_leaves_the_combinations_of_a_field_holding_another_type(seats, db):
     """A unique_together field whose key another client made a list: repair skips the
     model's combinations (it stopped with a RefusedValueError reading that field), and the
