@@ -18,6 +18,7 @@ numbers, else byte-wise.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, TypeVar, overload
@@ -338,7 +339,8 @@ class CollectionManager(FilterParsing):
         unsorted = self._arguments(slices, output, (protocol.UNSORTED,))
         rows = script(client, unsorted, guard=guard, model=self.model)
         if kind == protocol.BY_AUTO_PK:
-            return sorted(rows, key=int, reverse=desc)
+            with contextlib.suppress(ValueError):  # else a pk another client wrote
+                return sorted(rows, key=int, reverse=desc)
         return default_order(rows, desc)
 
     def _output(self) -> list[Any]:
