@@ -190,6 +190,18 @@ def test_auto_pks_are_sorted_as_numbers_by_the_server(Auto, kept, order, window,
                 collection()[position]
 
 
+def test_an_auto_pk_another_client_wrote_is_listed_in_the_default_order(Auto, db):
+    """A text in an AutoPKField model's collection (another client's): listed in the default
+    order (integers would be first, then bytes), where `int()` raised a bare ValueError."""
+    for _ in range(3):
+        Auto(kind="k")
+    db.client.sadd(Auto._meta.collection_key, "ghost", "10")
+    assert list(Auto.collection()) == default_order(["1", "2", "3", "10", "ghost"])
+    assert list(Auto.collection().sort(desc=True)) == default_order(
+        ["1", "2", "3", "10", "ghost"], desc=True
+    )
+
+
 def test_the_default_order_by_kind_of_pk():
     assert default_order(["10", "9", "-1", "0", "9" * 20]) == ["-1", "0", "9", "10", "9" * 20]
     assert default_order(["1e3", "2", ".5", "1000"]) == [".5", "2", "1000", "1e3"]
