@@ -18,7 +18,6 @@ numbers, else byte-wise.
 
 from __future__ import annotations
 
-import contextlib
 import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, TypeVar, overload
@@ -338,10 +337,7 @@ class CollectionManager(FilterParsing):
         # (not values' rows: a pk column to sort them by costs more to read than the sort).
         unsorted = self._arguments(slices, output, (protocol.UNSORTED,))
         rows = script(client, unsorted, guard=guard, model=self.model)
-        if kind == protocol.BY_AUTO_PK:
-            with contextlib.suppress(ValueError):  # else a pk another client wrote
-                return sorted(rows, key=int, reverse=desc)
-        return default_order(rows, desc)
+        return default_order(rows, desc)  # (an AutoPK's pks are integers: sorted so)
 
     def _output(self) -> list[Any]:
         """What the query returns for this collection's results."""
@@ -381,7 +377,9 @@ class CollectionManager(FilterParsing):
             return clone
         position = _index(item)
         if position is None:
-            raise TypeError(f"collection indices must be integers or slices, not {item!r}")
+            raise TypeError(
+                f"{self.model.__name__} collection indices must be integers or slices, not {item!r}"
+            )
         if self._cache is not None:
             try:
                 return self._wrap([self._cache[position]])[0]

@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any
 from redis.exceptions import ResponseError
 
 from limpyd.exceptions import RefusedValueError
-from limpyd.fields.pk import MAX_COUNTER, counter_value
+from limpyd.fields.pk import COUNTER_RULE, counter_value
 from limpyd.keys import HASH_SUFFIX
 from limpyd.maintenance import (
     IN_BATCHES,
@@ -278,8 +278,8 @@ class _Checker:
             self.report(
                 "counter",
                 None,
-                f"{meta.max_pk_key!r} holds {shown(value)}, which INCR cannot take the next pk "
-                f"from (an integer below {MAX_COUNTER}, as Redis writes one): creations are "
+                f"{meta.max_pk_key!r} holds {shown(value)}, which no creation can take the "
+                f"next pk from ({COUNTER_RULE}): creations are "
                 "refused until it holds the largest pk",
             )
         return counter

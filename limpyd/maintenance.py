@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from limpyd.exceptions import ImplementationError
+from limpyd.exceptions import ImplementationError, RefusedValueError
 from limpyd.refusals import naming_mistyped_key
 from limpyd.text import glob_escape
 from limpyd.writes import read_states, refuse_in_pipeline
@@ -229,7 +229,7 @@ def _refuse_mistyped_records(field: RedisField, commands: list[Any]) -> None:
         kinds = pipeline.execute()
     for key, kind in zip(keys, kinds, strict=True):
         if kind not in ("hash", "none"):
-            raise ValueError(
+            raise RefusedValueError(
                 f"{field.describe()}.rebuild_indexes(): the link records {key!r} are a "
                 f"{kind}, not a hash (written by another client: delete the key, the rebuild "
                 "writes it again); the indexes were left as they were"

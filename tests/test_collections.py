@@ -196,7 +196,7 @@ def test_sort_desc_is_a_bool_and_indices_are_integers(db):
                 Num.collection().sort(by=by, desc=bad)
     assert list(Num.collection().sort(by="n", desc=1)) == ["3", "1", "2"]
     assert list(Num.collection().sort(desc=0)) == ["1", "2", "3"]
-    with pytest.raises(TypeError, match=r"^collection indices must be integers or slices, not"):
+    with pytest.raises(TypeError, match=r"^Num collection indices must be integers or slices, not"):
         Num.collection()[None]
 
 

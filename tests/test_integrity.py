@@ -511,7 +511,7 @@ def test_a_counter_set_back_and_model_keys_of_another_type(db, unchanged):
 
 
 @pytest.mark.parametrize(
-    "text", ["abc", "", "01", "+1", "-0", " 1", "1.5", "9223372036854775807", "1" * 20]
+    "text", ["abc", "", "01", "+1", "-0", "-3", " 1", "1.5", "9223372036854775807", "1" * 20]
 )
 def test_a_counter_incr_cannot_increment(db, unchanged, text):
     """A counter holding what INCR refuses (not an integer as Redis writes one, or its last
@@ -525,14 +525,14 @@ def test_a_counter_incr_cannot_increment(db, unchanged, text):
     Ticket(name="a")
     db.client.set(Ticket._meta.max_pk_key, text)
     assert [(p.kind, p.detail) for p in integrity.check(Ticket)] == [
-        ("counter", f"{Ticket._meta.max_pk_key!r} holds {text!r}, which INCR cannot take the "
-         "next pk from (an integer below 9223372036854775807, as Redis writes one): creations "
-         "are refused until it holds the largest pk")
+        ("counter", f"{Ticket._meta.max_pk_key!r} holds {text!r}, which no creation can take "
+         "the next pk from (an integer from 0 to 9223372036854775806, as Redis writes one): "
+         "creations are refused until it holds the largest pk")
     ]  # fmt: skip
     with unchanged(), pytest.raises(RefusedValueError, match=r"^Ticket: .*pk counter"):
         Ticket(name="b")
-    db.client.set(Ticket._meta.max_pk_key, "-3")  # INCR takes it: the counter is behind
-    assert [p.kind for p in integrity.check(Ticket)] == ["counter"]
+    db.client.set(Ticket._meta.max_pk_key, "9223372036854775806")  # the last it can go on from
+    assert integrity.check(Ticket) == [] and Ticket(name="c").pk.get() == "9223372036854775807"
 
 
 def test_rebuild_refuses_a_mistyped_link_record_hash_before_deleting(db):

@@ -10,24 +10,29 @@ from limpyd.exceptions import ImplementationError
 from limpyd.fields.base import NO_DEFAULT
 from limpyd.fields.strings import StringField
 
-__all__ = ["MAX_COUNTER", "AutoPKField", "PKField", "counter_value"]
+__all__ = ["COUNTER_RULE", "MAX_COUNTER", "AutoPKField", "PKField", "counter_value"]
 
 #: The largest value of a Redis counter (a signed 64-bit integer): INCR cannot go past it.
 MAX_COUNTER = 2**63 - 1
 
-#: An integer as Redis writes one, which INCR reads (no sign `+`, no leading zero, no `-0`).
-_COUNTER = re.compile(r"0|-?[1-9][0-9]{0,18}")
+#: A counter a creation takes the next pk from: an integer as Redis writes one, from 0.
+_COUNTER = re.compile(r"0|[1-9][0-9]{0,18}")
+#: What `counter_value` takes, as messages say it.
+COUNTER_RULE = f"an integer from 0 to {MAX_COUNTER - 1}, as Redis writes one"
 
 
-def counter_value(text: str | None) -> int | None:
+def counter_value(text: str | bytes | None) -> int | None:
     """The value of an AutoPKField's counter holding `text` (0 when it has none); None when
-    INCR cannot give the next pk from it (not an integer as Redis writes one, or its last)."""
+    a creation cannot take the next pk from it: not an integer as Redis writes one, below
+    0, or the last (apply.lua's `counter` check, the native functions' too)."""
     if text is None:
         return 0
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "surrogateescape")
     if not _COUNTER.fullmatch(text):
         return None
     value = int(text)
-    return value if -MAX_COUNTER - 1 <= value < MAX_COUNTER else None
+    return value if value < MAX_COUNTER else None
 
 
 class PKField(StringField):

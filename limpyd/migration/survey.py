@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 from limpyd.exceptions import ImplementationError
-from limpyd.fields.pk import MAX_COUNTER, counter_value
+from limpyd.fields.pk import COUNTER_RULE, MAX_COUNTER, counter_value
 from limpyd.maintenance import SCAN_COUNT, batches
 from limpyd.migration.source import SHOWN, Instance, OldModel, State, in_batches, old_prefix
 from limpyd.text import glob_escape, member_pk, shown
@@ -177,12 +177,14 @@ def _unique_where(model: type[RedisModel], what: tuple[Any, ...]) -> str:
 
 
 #: Why a text cannot be a pk counter.
-_NO_COUNTER = f"not a pk counter (an integer below {MAX_COUNTER}, as Redis writes one)"
+_NO_COUNTER = f"not a pk counter ({COUNTER_RULE})"
 
 
 def _target_counter_refusal(model: type[RedisModel]) -> str | None:
     """Why the copy could not raise limpyd's pk counter of `model`, if it could not."""
     meta = model._meta
+    if not meta.pk_field.auto:  # limpyd does not use it
+        return None
     with meta.database.client.pipeline(transaction=False) as pipeline:
         pipeline.type(meta.max_pk_key)
         pipeline.get(meta.max_pk_key)
@@ -279,10 +281,10 @@ def _pk_refusal(model: type[RedisModel], pk: str) -> str | None:
             f"{model.__name__} {pk!r}: not a pk its {type(pk_field).__name__} gives (1, 2, "
             "3...): declare the PKField the old model had"
         )
-    if pk_field.auto and counter_value(pk) is None:
+    if pk_field.auto and int(pk) >= MAX_COUNTER:
         return (
-            f"{model.__name__} {pk!r}: beyond the pks its {type(pk_field).__name__} gives "
-            f"(a Redis counter stops at {MAX_COUNTER})"
+            f"{model.__name__} {pk!r}: its {type(pk_field).__name__}'s counter could give no "
+            f"pk after it (a Redis counter stops at {MAX_COUNTER})"
         )
     if not pk:
         return f"{model.__name__}: an instance of pk '' (a pk cannot be empty)"

@@ -226,12 +226,17 @@ def test_an_interrupted_delete_source_is_finished_by_the_next(
         (
             lambda c: c.set("mig:person:max_pk", "9223372036854775807"),
             "'mig:person:max_pk' holds '9223372036854775807', not a pk counter (an integer "
-            "below 9223372036854775807, as Redis writes one)",
+            "from 0 to 9223372036854775806, as Redis writes one)",
         ),
         (lambda c: c.set("mig:person:max_pk", "07"), "'mig:person:max_pk' holds '07', not a pk"),
+        (lambda c: c.set("mig:person:max_pk", "-1"), "'mig:person:max_pk' holds '-1', not a pk"),
+        (
+            lambda c: c.sadd("mig:person:collection", "9223372036854775807"),
+            "Person '9223372036854775807': its AutoPKField's counter could give no pk after",
+        ),
         (
             lambda c: c.sadd("mig:person:collection", "99999999999999999999"),
-            "Person '99999999999999999999': beyond the pks its AutoPKField gives",
+            "Person '99999999999999999999': its AutoPKField's counter could give no pk after",
         ),
         (
             lambda c: c.set("mig:{person}:person:max_pk", "x"),
@@ -245,7 +250,8 @@ def test_an_interrupted_delete_source_is_finished_by_the_next(
     ids=[
         "invalid-number", "unique", "unique-together", "wrong-type", "dangling", "text-pk",
         "digit-pk", "padded-pk", "empty-pk", "collection-type", "counter-type",
-        "counter-last", "counter-padded", "huge-pk", "target-counter", "target-counter-type",
+        "counter-last", "counter-padded", "counter-negative", "last-pk", "huge-pk",
+        "target-counter", "target-counter-type",
     ],
 )  # fmt: skip
 def test_what_limpyd_would_refuse_stops_it_before_any_write(
@@ -368,6 +374,14 @@ def test_an_instance_overwritten_leaves_no_expiry_behind(app: Any, db: Any) -> N
     assert run(app, db) == 0
     assert app.Person(1).ttl() is None
     assert app.Person.reap_expired() == 0
+    assert_migrated(app)
+
+
+def test_the_counter_of_a_model_with_a_pk_field_is_not_checked(app: Any, db: Any) -> None:
+    """limpyd does not use a PKField model's counter: what it holds stops nothing."""
+    write_old(db.client)
+    db.client.set("mig:{tag}:tag:max_pk", "junk")
+    assert run(app, db) == 0
     assert_migrated(app)
 
 

@@ -16,7 +16,7 @@ equivalent here: each command runs whole, with the same effect and reply.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, cast
 
 from fakeredis._helpers import SimpleError
 
@@ -31,6 +31,7 @@ from limpyd.backends.native.keytypes import (
 )
 from limpyd.backends.native.links import unlink_refusal
 from limpyd.backends.native.server import Arguments, ScriptFailure, Server, pk_of
+from limpyd.fields.pk import counter_value
 
 __all__ = ["apply"]
 
@@ -56,8 +57,6 @@ _EMPTYING = frozenset((b"DEL", b"UNLINK"))
 _CALLS = (_CALL, _CALL_FOR_REPLY)
 
 _ZADD_FLAGS = frozenset((b"NX", b"XX", b"GT", b"LT", b"CH", b"INCR"))
-_MAX_COUNTER = b"9223372036854775807"
-_COUNTER = re.compile(rb"0|[1-9][0-9]*")
 
 # Lua 5.1's tonumber: C's strtod (decimal, hexadecimal, inf, nan) between C-locale spaces.
 _SPACES = rb"[ \t\n\v\f\r]*"
@@ -369,13 +368,10 @@ def apply(server: Server, keys: list[bytes], args: list[bytes]) -> list[Any]:
     new_pk: bytes | None = None
     if counter is not None:
         n = call(b"GET", counter)
-        if n is None:
-            n = b"0"
-        if _COUNTER.fullmatch(n) is None or (
-            len(n) > len(_MAX_COUNTER) or (len(n) == len(_MAX_COUNTER) and n >= _MAX_COUNTER)
-        ):
-            return [b"INVALID", b"the pk counter " + counter + b" holds " + n]
-        new_pk = b"%d" % (int(n) + 1)
+        value = counter_value(n)
+        if value is None:
+            return [b"INVALID", b"the pk counter " + counter + b" holds " + cast(bytes, n)]
+        n, new_pk = b"%d" % value, b"%d" % (value + 1)
         if call(b"SISMEMBER", pks, new_pk) == 1:  # a counter set back by another client
             return [
                 b"INVALID",
