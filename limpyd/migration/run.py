@@ -109,9 +109,8 @@ class Migration:
             with client.pipeline(transaction=False) as pipeline:
                 for instance in old.states(pks):
                     pk = instance.pk
-                    keys = sorted({f.key_for(pk) for f in meta.data_fields})
-                    if keys:
-                        pipeline.delete(*keys)
+                    for key in sorted({f.key_for(pk) for f in meta.data_fields}):
+                        pipeline.delete(key)  # one by one: a cluster pipeline takes no more
                     for name, state in instance.states.items():
                         for command in meta.fields[name].transition(pk, [], state):
                             pipeline.execute_command(*command)
@@ -158,12 +157,19 @@ class Migration:
         old = result.old
         deleted = 0
         while pks := old.pop_pks():
-            keys = old.instance_keys(pks)
-            deleted += self.source.delete(*keys) if keys else 0
+            deleted += self._delete_each(old.instance_keys(pks))
         pattern = glob_escape(old.prefix) + ":*"
         for keys in in_batches(self.source.scan_iter(match=pattern, count=SCAN_COUNT)):
-            deleted += self.source.delete(*keys)
+            deleted += self._delete_each(keys)
         self.say(f"{result.model.__name__}: {deleted} keys of redis-limpyd deleted")
+
+    def _delete_each(self, keys: list[str]) -> int:
+        """Delete old keys, a DEL each in one round trip (old keys have no hash tag: on a
+        cluster, one DEL of several is refused, or made a transaction across slots)."""
+        with self.source.pipeline(transaction=False) as pipeline:
+            for key in keys:
+                pipeline.delete(key)
+            return sum(pipeline.execute())
 
 
 def migrate(
