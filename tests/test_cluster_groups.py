@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from redis.crc import key_slot
+from redis.exceptions import RedisClusterException
 
 from limpyd import fields, model
 from limpyd.backends import RedisClusterBackend, backend_from_url
@@ -166,3 +167,25 @@ def test_a_query_across_slots_is_refused_before_anything_is_sent(db):
     mine = f"{Person._meta.hash_tag}:mine"
     db.client.sadd(mine, "1")
     assert list(Person.collection(manager=ExtendedCollectionManager).intersect(mine)) == ["1"]
+
+
+def test_the_raw_clients_multi_key_commands_span_slots(db):
+    """redis-py splits EXISTS, DELETE, UNLINK and the nonatomic MGET/MSET by slot in a
+    pipeline it takes with `pipeline()`: limpyd's cluster client made it a transaction,
+    which failed (AttributeError)."""
+    client = db.client
+    keys = [f"spread:{i}" for i in range(12)]
+    if db.backend.kind == "cluster":
+        assert len({_slot(key) for key in keys}) > 1
+        other = next(key for key in keys if _slot(key) != _slot(keys[0]))
+        with pytest.raises(RedisClusterException), client.pipeline() as pipeline:
+            pipeline.set(keys[0], "a").set(other, "b").execute()  # still a transaction
+    for key in keys:
+        client.set(key, key)
+    assert client.exists(*keys) == 12 and client.exists(keys[0]) == 1
+    assert client.delete(*keys[:4]) == 4 and client.unlink(*keys[4:8]) == 4
+    assert client.exists(*keys) == 4
+    if db.backend.kind == "cluster":
+        assert client.mget_nonatomic(keys[8:]) == keys[8:]
+        client.mset_nonatomic({key: "x" for key in keys[:3]})
+        assert client.exists(*keys) == 7

@@ -26,6 +26,7 @@ redirections are followed, as redis-py does.
 from __future__ import annotations
 
 import random
+import threading
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -174,6 +175,11 @@ def _one_reply(reply: Any) -> Any:
     return reply
 
 
+#: Whether this thread runs redis-py's split of a command by hash slot (see
+#: `LimpydRedisCluster._execute_pipeline_by_slot`).
+_splitting = threading.local()
+
+
 class LimpydRedisCluster(_ScriptRouting, RedisCluster):
     """redis-py's cluster client, with limpyd's routing (see the module's docstring)."""
 
@@ -198,9 +204,21 @@ class LimpydRedisCluster(_ScriptRouting, RedisCluster):
         (what limpyd applies to the replies of commands its scripts run)."""
         return self.get_default_node().redis_connection.response_callbacks
 
-    def pipeline(self, transaction: Any = True, shard_hint: Any = None) -> LimpydClusterPipeline:
+    def _execute_pipeline_by_slot(self, *args: Any) -> Any:
+        """redis-py's run of a multi-key command split by hash slot (EXISTS, DELETE, UNLINK,
+        TOUCH, the nonatomic MGET and MSET), in the pipeline its `pipeline()` gives: a plain
+        one there, its own default (a transaction of commands of several slots fails)."""
+        _splitting.active = True
+        try:
+            return super()._execute_pipeline_by_slot(*args)
+        finally:
+            _splitting.active = False
+
+    def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> LimpydClusterPipeline:
         """A pipeline; a MULTI/EXEC transaction unless `transaction=False`, as
         `Redis.pipeline()` (redis-py's cluster client defaults to none)."""
+        if transaction is None:
+            transaction = not getattr(_splitting, "active", False)
         # type-ignored: redis-py leaves this method unannotated
         pipeline = super().pipeline(transaction=transaction, shard_hint=shard_hint)  # type: ignore[no-untyped-call]
         pipeline.__class__ = LimpydClusterPipeline

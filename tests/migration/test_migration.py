@@ -160,19 +160,18 @@ def test_an_interrupted_delete_source_is_finished_by_the_next(
     assert run(app, db) == 0
     monkeypatch.setattr(source, "BATCH", 1)
     made = {"n": 0}
-    delete = type(db.client).delete
+    delete = migration.Migration._delete_each
 
-    def interrupted(client: Any, *keys: str) -> Any:
-        if any(k.startswith("mig:") and "{" not in k for k in keys):
-            made["n"] += 1
-            if made["n"] > deletions:
-                raise KeyboardInterrupt
-        return delete(client, *keys)
+    def interrupted(self: Any, keys: list[str]) -> int:
+        made["n"] += 1
+        if made["n"] > deletions:
+            raise KeyboardInterrupt
+        return delete(self, keys)
 
-    monkeypatch.setattr(type(db.client), "delete", interrupted)
+    monkeypatch.setattr(migration.Migration, "_delete_each", interrupted)
     with pytest.raises(KeyboardInterrupt):
         run(app, db, delete_source=True)
-    monkeypatch.setattr(type(db.client), "delete", delete)
+    monkeypatch.setattr(migration.Migration, "_delete_each", delete)
     assert run(app, db, delete_source=True) == 0
     assert {key for key in snapshot(db) if "{" not in key} == set()
     assert_migrated(app)
