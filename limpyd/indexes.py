@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from limpyd.fields.base import RedisField
 
 __all__ = [
+    "FILTER_SUFFIXES",
     "BaseIndex",
     "EqualIndex",
     "NumberRangeIndex",
@@ -52,6 +53,12 @@ Op = tuple[Any, ...]
 Entry = tuple[Op, Op]
 #: A query atom: ('S', key) | ('L', key, min, max) | ('Z', key, min, max).
 Atom = tuple[str, ...]
+
+
+#: The suffixes of filter names (`field__suffix`) that the indexes answer, and `isnull`.
+FILTER_SUFFIXES = frozenset(
+    {"eq", "in", "gt", "gte", "lt", "lte", "startswith", "endswith", "isnull"}
+)
 
 
 def _normalizes_as_is(cls: type) -> bool:
@@ -131,10 +138,17 @@ class BaseIndex:
                         "without ':' is expected"
                     )
                 attrs[option] = value
+        prefix = options.get("prefix")
+        if prefix is not None and (prefix in FILTER_SUFFIXES or "__" in prefix):
+            raise ImplementationError(
+                f"{cls.__name__}.configure(prefix={prefix!r}): a prefix is a part of filter "
+                "names (`field__prefix__suffix`): it cannot be a suffix of its own "
+                f"({', '.join(sorted(FILTER_SUFFIXES))}) nor hold '__'"
+            )
         if "handle_uniqueness" in options:
             attrs["handle_uniqueness"] = bool(options["handle_uniqueness"])
         if "transform" in options:
-            attrs["transform"] = _as_method(options["transform"])
+            attrs["transform"] = _as_method(options["transform"], cls.__name__)
         return type(name, (cls,), attrs)
 
     @classmethod
@@ -231,20 +245,29 @@ class BaseIndex:
         return f"<{type(self).__name__} of {self.field.describe()}>"
 
 
-def _as_method(transform: Callable[..., Any] | None) -> Any:
+def _as_method(transform: Callable[..., Any] | None, owner: str) -> Any:
     """Transforms take `(value)` or `(self, value)`; both are stored as methods. Parameters
-    with a default are not counted: `(value, n=2)` takes the value alone."""
+    with a default are not counted: `(value, n=2)` takes the value alone. An
+    ImplementationError for what cannot be called so (every write would fail)."""
     if transform is None:
         return None
+    refused = ImplementationError(
+        f"{owner}.configure(transform={transform!r:.200}): a function taking (value) or "
+        "(self, value) is expected"
+    )
+    if not callable(transform):
+        raise refused
     try:
-        parameters = [
-            p
-            for p in inspect.signature(transform).parameters.values()
-            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
-        ]
-    except (TypeError, ValueError):
-        parameters = []
-    if len(parameters) >= 2:
+        signature = inspect.signature(transform).parameters.values()
+    except (TypeError, ValueError):  # no signature to read (some builtins): taken as given
+        return staticmethod(transform)
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    required = [p for p in signature if p.kind in positional and p.default is p.empty]
+    takes_one = any(p.kind in positional or p.kind is p.VAR_POSITIONAL for p in signature)
+    needs_keyword = any(p.kind is p.KEYWORD_ONLY and p.default is p.empty for p in signature)
+    if len(required) > 2 or not takes_one or needs_keyword:
+        raise refused
+    if len(required) == 2:
         return transform
     return staticmethod(transform)
 

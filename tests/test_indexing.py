@@ -409,6 +409,39 @@ def test_the_manuals_index_built_by_calling_the_class_says_configure():
         TextRangeIndex()
 
 
+@pytest.mark.parametrize("prefix", ["eq", "in", "gt", "lte", "startswith", "isnull", "a__b"])
+def test_a_prefix_that_filters_could_not_reach_is_refused(prefix):
+    """`prefix='eq'` took over the field's `__eq` (and `in` made `__in` take one value);
+    `'a__b'` was written and reached by no filter."""
+    with pytest.raises(ImplementationError, match=rf"configure\(prefix='{prefix}'\): a prefix"):
+        EqualIndex.configure(prefix=prefix)
+
+
+def test_a_transform_that_cannot_be_called_with_a_value_is_refused(db):
+    """A transform every write would fail on (a bare TypeError naming nothing) is refused
+    by configure(); `(value)`, `(self, value)`, a default or `*args` are taken."""
+    for bad in (5, "lower", lambda: "x", lambda a, b, c: a, lambda value, *, how: value):
+        with pytest.raises(ImplementationError, match=r"^EqualIndex.configure\(transform="):
+            EqualIndex.configure(transform=bad)
+
+    class Word(model.RedisModel):
+        database = db
+        a = fields.StringField(indexes=[EqualIndex.configure(prefix="lo", transform=str.lower)])
+        b = fields.StringField(
+            indexes=[EqualIndex.configure(prefix="self", transform=lambda index, v: v[::-1])]
+        )
+        c = fields.StringField(
+            indexes=[EqualIndex.configure(prefix="args", transform=lambda *v: v[0])]
+        )
+        d = fields.StringField(
+            indexes=[EqualIndex.configure(prefix="n", transform=lambda v, n=2: v[:n])]
+        )
+
+    Word(a="AB", b="xy", c="q", d="long")
+    assert Word.collection(a__lo="ab") == ["1"] and Word.collection(b__self="yx") == ["1"]
+    assert Word.collection(c__args="q") == ["1"] and Word.collection(d__n="lo") == ["1"]
+
+
 def test_a_hash_key_named_all_is_filtered_on_as_a_key(db):
     """`hf__all=` is the hash key 'all' (a HashField has no `__all` filter): it was read as
     the suffix of Set, List and SortedSet fields and refused, which `filter_keys()` drew."""

@@ -435,6 +435,24 @@ def _check_related_names(target: type[RedisModel]) -> None:
         seen[name] = field
 
 
+def _check_unique_entries(field: RedisField) -> None:
+    """A unique field of several pks must check uniqueness with indexes giving each pk an
+    entry of its own: deleting a target removes the entries of its pk from the instances
+    holding it, whatever else they hold (a transform, or a NumberRangeIndex's numbers,
+    gives '1' and '01' one entry: the other pk would lose its check)."""
+    if not field.unique or field.state_kind not in ("set", "list", "zset"):
+        return
+    shared = [i for i in field.indexes if i.handle_uniqueness and not i.separable]
+    if shared:
+        names = ", ".join(type(index).__name__ for index in shared)
+        raise ImplementationError(
+            f"{field.describe()}: a unique {type(field).__name__} checks uniqueness with "
+            f"indexes giving each pk an entry of its own, not {names} (two pks can share "
+            "an entry, which deleting one of them removes): use an EqualIndex without a "
+            "transform, or give those handle_uniqueness=False"
+        )
+
+
 class MetaRelatedModel(MetaRedisModel):
     """Checks the relations of each concrete related model when it is created."""
 
@@ -447,6 +465,7 @@ class MetaRelatedModel(MetaRedisModel):
                     _check_related_name(field)
                     if not _finding_indexes(field):
                         raise ImplementationError(f"{field.describe()}: {_FINDER_NEEDED}")
+                    _check_unique_entries(field)
             if database is not None:
                 _check_relations(cls)
         except ImplementationError:

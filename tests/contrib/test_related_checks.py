@@ -315,3 +315,41 @@ def test_a_related_name_taken_by_each_instance_is_refused(db, name):
             cluster_group = "related"
             database = db
             host = FKStringField(Host, related_name=name)
+
+
+def test_a_unique_field_of_several_pks_checks_uniqueness_with_entries_of_its_own(db):
+    """Deleting a target removes its pk's entries from the instances holding it: a unique
+    M2M checked by a NumberRangeIndex ('1' and '01' one number) or a transform lost the
+    check of the pk the holder kept, and another instance could take it."""
+    from limpyd.indexes import EqualIndex
+
+    class Target(related.RelatedModel):
+        database = db
+        id = fields.PKField()
+
+    for indexes in ([EqualIndex, NumberRangeIndex], [EqualIndex.configure(transform=str.lower)]):
+        with pytest.raises(ImplementationError, match=r"a unique M2MSetField checks uniqueness"):
+
+            class Holder(related.RelatedModel):
+                database = db
+                cluster_group = Target
+                m = M2MSetField(Target, related_name="ms", unique=True, indexes=indexes)
+
+    class Kept(related.RelatedModel):  # no uniqueness by the shared entries: accepted
+        database = db
+        cluster_group = Target
+        m = M2MSetField(
+            Target,
+            related_name="kept",
+            unique=True,
+            indexes=[EqualIndex, NumberRangeIndex.configure(handle_uniqueness=False)],
+        )
+        one = FKStringField(
+            Target, related_name="ones", unique=True, indexes=[EqualIndex, NumberRangeIndex]
+        )
+
+    one, zero_one = Target(id="1"), Target(id="01")
+    kept = Kept(m=[one, zero_one], one=one)
+    one.delete()
+    assert kept.m.smembers() == {"01"}
+    assert Kept(m=[Target(id="1.0")]).m.smembers() == {"1.0"}
