@@ -128,7 +128,13 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     import them), point the `limpyd_databases` nowhere until a test re-points them."""
     state = _state(session.config)
     if state.options.databases and not state.controller:
-        state.guard_databases()
+        try:
+            state.guard_databases()
+        except pytest.UsageError:
+            # an xdist worker's usage error reaches the controller as an internal error
+            # naming nothing: each test fails with it instead (limpyd_redirect_databases)
+            if not hasattr(session.config, "workerinput"):
+                raise
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -154,7 +160,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         if "limpyd_backend" in names:
             return  # the test chose its backends itself
     state = _state(metafunc.config)
-    allowed = _allowed_backends(metafunc.definition)
+    try:
+        allowed = _allowed_backends(metafunc.definition)
+    except ValueError as error:
+        pytest.fail(str(error), pytrace=False)
     selected = [kind for kind in BACKENDS if kind in state.options.backends]
     kinds = [kind for kind in selected if kind in allowed]
     params = []
@@ -180,21 +189,24 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             continue  # parametrized by its backends (pytest_generate_tests)
         if item.get_closest_marker("limpyd_backends") is None:
             continue
-        allowed = _allowed_backends(item)
+        try:
+            allowed = _allowed_backends(item)
+        except ValueError as error:  # pytest.fail here would be an internal error
+            raise pytest.UsageError(str(error)) from None
         if not allowed & set(running):
             item.add_marker(pytest.mark.skip(reason=_elsewhere(allowed, running)))
 
 
 def _allowed_backends(node: pytest.Item) -> set[str]:
-    """The backends the test's `limpyd_backends` markers allow (all without one)."""
+    """The backends the test's `limpyd_backends` markers allow (all without one); a
+    ValueError for a marker naming none, or another."""
     allowed = set(BACKENDS)
     for mark in node.iter_markers("limpyd_backends"):
         unknown = set(mark.args) - set(BACKENDS)
         if unknown or not mark.args:
-            pytest.fail(
-                f"limpyd_backends marker of {node.nodeid}: "
-                f"{sorted(unknown) or 'no backend'} given, use 'fake', 'redis' and/or 'cluster'",
-                pytrace=False,
+            raise ValueError(
+                f"limpyd: limpyd_backends marker of {node.nodeid}: "
+                f"{sorted(unknown) or 'no backend'} given, use 'fake', 'redis' and/or 'cluster'"
             )
         allowed &= set(mark.args)
     return allowed
@@ -432,7 +444,10 @@ def limpyd_redirect_databases(
     They share `limpyd_database`'s server and db, and get their own backend back afterwards.
     Automatic for every test when the ini key is set.
     """
-    databases = _state(request.config).application_databases()
+    try:
+        databases = _state(request.config).application_databases()
+    except pytest.UsageError as error:
+        pytest.fail(str(error), pytrace=False)
     saved = [database.backend for database in databases]
     for database in databases:
         database.connect(backend=limpyd_database.backend)

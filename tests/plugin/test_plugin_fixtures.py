@@ -391,3 +391,8 @@ def test_limpyd_databases_are_imported_once_the_tests_are_collected(pytester):
     result = pytester.run(executable, "-q", "-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*limpyd_databases entry 'myapp.nowhere:database': *Error*"])
+    # with xdist, a worker's usage error was an INTERNALERROR naming nothing: each test fails
+    result = pytester.run(executable, "-q", "-p", "no:cacheprovider", "-n", "2")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED, result.outlines
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+    result.stdout.fnmatch_lines(["*limpyd_databases entry 'myapp.nowhere:database'*"])

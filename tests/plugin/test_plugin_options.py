@@ -131,6 +131,24 @@ def test_marker_on_a_backend_not_selected_skips_with_a_reason(pytester):
     )
 
 
+@pytest.mark.parametrize("marker", ['limpyd_backends("reddis")', "limpyd_backends"])
+def test_a_bad_marker_on_a_test_without_a_backend_is_a_usage_error(pytester, marker):
+    """On a test using no limpyd fixture, it was an INTERNALERROR of some 55 lines."""
+    pytester.makepyfile(
+        f"""
+        import pytest
+
+        @pytest.mark.{marker}
+        def test_plain():
+            pass
+        """
+    )
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+    result.stderr.fnmatch_lines(["ERROR: limpyd: limpyd_backends marker of *test_plain: *"])
+
+
 def test_marker_with_an_unknown_backend_is_a_collection_error(pytester):
     pytester.makepyfile(
         """
