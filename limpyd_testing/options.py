@@ -27,6 +27,8 @@ class _Setting:
     env: str
     help: str
     boolean: bool = False
+    #: A file path: in the ini file, relative to its folder (as pytest reads its own paths).
+    path: bool = False
 
     def value(self, config: pytest.Config) -> str | bool | None:
         """The setting from the command line, else the environment, else the ini file."""
@@ -46,6 +48,8 @@ class _Setting:
         if isinstance(ini, bool):  # a boolean setting: a TOML boolean, or its text read
             return ini
         text = str(ini or "").strip()
+        if self.path and config.inipath is not None and os.sep in text:
+            text = os.path.join(config.inipath.parent, text)  # kept if absolute
         return self._parse(text, f"ini key {self.name}") if text else None
 
     def _parse(self, text: str, where: str) -> str | bool:
@@ -86,7 +90,9 @@ SETTINGS = {
             "limpyd_redis_server",
             "--limpyd-redis-server",
             "LIMPYD_REDIS_SERVER",
-            "the redis-server executable to start for the real backend (default: from PATH)",
+            "the redis-server executable to start for the real backend (default: from PATH; "
+            "in the ini file, a path is relative to its folder)",
+            path=True,
         ),
         _Setting(
             "limpyd_require_redis",

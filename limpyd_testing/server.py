@@ -275,7 +275,8 @@ class RedisServerExecutor:
             socket_connect_timeout=1.0,
             retry=Retry(NoBackoff(), 0),  # this loop is the retry
         )
-        # Whoever answers on the port: ours once its process id is the one started.
+        # Whoever answers on the port: ours once its process id is the one started (or one
+        # it started: a wrapper script's).
         answering: int | None = None
         try:
             while True:
@@ -286,7 +287,7 @@ class RedisServerExecutor:
                 try:
                     info = client.info("server")
                     answering = int(info.get("process_id", 0))
-                    if answering == process.pid:
+                    if answering == process.pid or _in_group(answering, process.pid):
                         self.version = str(info.get("redis_version", ""))
                         return
                 except redis.RedisError:
@@ -372,16 +373,32 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _stop_process(process: subprocess.Popen[bytes], directory: Path) -> None:
-    """Terminate, then kill, the server; always reap it and remove its directory."""
+    """Terminate, then kill, the server and its session's other processes (what a wrapper
+    script started without `exec`); always reap it and remove its directory."""
     try:
         if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                process.terminate()
+            _signal_session(process, signal.SIGTERM)
             try:
                 process.wait(timeout=5)
             except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    process.kill()
+                _signal_session(process, signal.SIGKILL)
                 process.wait(timeout=5)
+        _signal_session(process, signal.SIGKILL)  # what is left of it
     finally:
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def _in_group(pid: int, leader: int) -> bool:
+    """Whether the process `pid` is in the process group `leader` leads (the server a
+    wrapper script started without `exec`)."""
+    try:
+        return os.getpgid(pid) == leader
+    except OSError:  # gone, or not visible from here
+        return False
+
+
+def _signal_session(process: subprocess.Popen[bytes], number: int) -> None:
+    """Send `number` to the process group the server leads (started in a session of its
+    own), if it has any process left."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, number)

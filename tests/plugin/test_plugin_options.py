@@ -207,6 +207,23 @@ def test_redis_server_precedence_cli_env_ini(pytester, monkeypatch):
     result.stderr.no_fnmatch_line("*/from/env/*")
 
 
+def test_a_relative_redis_server_path_in_the_ini_is_the_ini_files(pytester, monkeypatch):
+    """Relative to the ini file's folder, as pytest's own paths (it was to the current
+    folder: running from a subfolder found no server); a bare name stays a PATH lookup, and
+    a path given on the command line or in the environment is the current folder's."""
+    pytester.mkdir("sub")
+    pytester.makepyfile(**{"sub/test_x": "def test_x(limpyd_backend): pass"})
+    args = ["--limpyd-backend=redis", "-p", "no:cacheprovider"]
+    pytester.makeini("[pytest]\nlimpyd_redis_server = bin/redis-server\n")
+    monkeypatch.chdir(pytester.path / "sub")
+    result = pytester.runpytest(*args)
+    result.stderr.fnmatch_lines([f"*({pytester.path / 'bin' / 'redis-server'})*"])
+    pytester.makeini("[pytest]\nlimpyd_redis_server = no-such-redis-server\n")
+    pytester.runpytest(*args).stderr.fnmatch_lines(["*(no-such-redis-server)*"])
+    result = pytester.runpytest(*args, "--limpyd-redis-server=bin/redis-server")
+    result.stderr.fnmatch_lines(["*(bin/redis-server)*"])
+
+
 def test_boolean_precedence_cli_env_ini(pytester, monkeypatch, bare_path):
     pytester.makepyfile("def test_x(limpyd_backend): pass")
     args = ["--limpyd-backend=redis"]

@@ -88,6 +88,23 @@ def test_executor_times_out_and_kills_a_server_that_never_answers(tmp_path):
     assert executor.directory is None
 
 
+def test_a_wrapper_script_that_does_not_exec_starts_and_stops_its_server(
+    redis_server_path, tmp_path
+):
+    """A wrapper running redis-server as its child: the server it started answers (it was
+    taken for another one: three tries of 10 s), and stopping stops it too (it was left
+    running)."""
+    script = tmp_path / "redis-wrapper"
+    script.write_text(f'#!/bin/sh\n"{redis_server_path}" "$@"\n')
+    script.chmod(0o755)
+    with RedisServerExecutor(script, startup_timeout=5) as server:
+        client = redis.Redis(host=server.host, port=server.port)
+        child = int(client.info("server")["process_id"])
+        assert client.ping() and child != server._process.pid
+        client.close()
+    assert wait_gone(child)
+
+
 @pytest.fixture
 def foreign_server(redis_server_path, tmp_path):
     """A redis-server started here, not by the executor: (its process, a client of it)."""
