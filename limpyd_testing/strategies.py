@@ -236,12 +236,16 @@ def _items(field: RedisField) -> SearchStrategy[str]:
         return st.one_of(taken)
     # a NumberRangeIndex takes decimal numbers only ("Design decisions", Values)
     numeric = [index for index in field.indexes if isinstance(index, NumberRangeIndex)]
-    if any(not index.untransformed for index in numeric):
+    transformed = [index for index in numeric if not index.untransformed]
+    if transformed:
         raise InvalidArgument(
-            f"{field.describe()}: its {type(numeric[0]).__name__} reads values through a "
+            f"{field.describe()}: its {type(transformed[0]).__name__} reads values through a "
             "transform: give the texts it takes with items="
         )
-    return number_texts() if numeric else texts()
+    drawn = number_texts() if numeric else texts()
+    if any(not index.untransformed for index in field.indexes):  # a transform may refuse
+        return drawn.filter(lambda text: _takes(field, text))
+    return drawn
 
 
 def stored_text(value: Any) -> str:
@@ -425,6 +429,16 @@ def model_values(
     pools = dict(pks or {})
     items = dict(items or {})
     keys = dict(keys or {})
+    for option, given, known in (
+        ("items", items, {f.name for f in meta.fields.values()}),
+        ("keys", keys, {f.name for f in meta.data_fields if isinstance(f, HashField)}),
+    ):
+        unknown = sorted(set(given) - known)
+        if unknown:
+            raise InvalidArgument(
+                f"{model.__name__}: {option}= names {unknown}, which are not its "
+                f"{'fields' if option == 'items' else 'HashFields'} ({sorted(known)})"
+            )
 
     def strategy(field: RedisField) -> SearchStrategy[Any] | None:
         if not _known(field):

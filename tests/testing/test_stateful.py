@@ -33,7 +33,7 @@ class Person(related.RelatedModel):
     name = fields.PKField()
     nick = fields.InstanceHashField(indexable=True, unique=True)
     bio = fields.StringField(indexes=[TextRangeIndex, EndsWithIndex])
-    age = fields.StringField(indexes=[NumberRangeIndex, EqualIndex.configure(prefix="eq")])
+    age = fields.StringField(indexes=[NumberRangeIndex, EqualIndex.configure(prefix="exact")])
     upper = fields.InstanceHashField(indexes=[EqualIndex.configure(transform=str.upper)])
     when = fields.InstanceHashField(indexes=[SimpleDateTimeIndex])
     code = fields.StringField(indexes=[NumberRangeIndex], unique=True)
@@ -41,7 +41,7 @@ class Person(related.RelatedModel):
     tags = fields.SetField(indexable=True)
     history = fields.ListField(indexes=[TextRangeIndex, NumberRangeIndex.configure(prefix="n")])
     props = fields.HashField(indexes=[EqualIndex, TextRangeIndex.configure(prefix="text")])
-    scores = fields.SortedSetField(indexes=[NumberRangeIndex, EqualIndex.configure(prefix="eq")])
+    scores = fields.SortedSetField(indexes=[NumberRangeIndex, EqualIndex.configure(prefix="exact")])
 
 
 class Team(related.RelatedModel):

@@ -52,7 +52,7 @@ def _models(db):
         history = fields.ListField(indexes=[TextRangeIndex, NumberRangeIndex.configure(prefix="n")])
         props = fields.HashField(indexes=[EqualIndex, TextRangeIndex.configure(prefix="text")])
         scores = fields.SortedSetField(
-            indexes=[NumberRangeIndex, EqualIndex.configure(prefix="eq")]
+            indexes=[NumberRangeIndex, EqualIndex.configure(prefix="exact")]
         )
 
     class Link(related.RelatedModel):
@@ -284,6 +284,30 @@ def test_values_of_a_transformed_number_index_need_items(db):
         lst.field_values(field)
     sizes = st.just(" 12 ")
     assert find(lst.field_values(field, items=sizes), lambda value: True) == " 12 "
+
+
+def test_values_a_transform_refuses_are_not_drawn_and_names_are_checked(db):
+    """A transform refusing texts (`int`): the strategy drew them ('' among them) and the
+    model refused them; the index named in a refusal is the transformed one; a typo in
+    items= or keys= was ignored."""
+
+    class Stock(model.RedisModel):
+        database = db
+        qty = fields.InstanceHashField(indexes=[EqualIndex.configure(transform=int)])
+        both = fields.InstanceHashField(indexes=[NumberRangeIndex, DateIndex])
+        attrs = fields.HashField(indexable=True)
+
+    @settings(max_examples=60, database=None, suppress_health_check=list(HealthCheck))
+    @given(lst.model_values(Stock, fields=["qty"]))
+    def created(values):
+        Stock(**values)
+
+    created()
+    with pytest.raises(InvalidArgument, match=r"Stock\.both: its YearIndex reads values"):
+        lst.field_values(Stock.get_field("both"))
+    for option, name in (("items", "qtty"), ("keys", "qty")):
+        with pytest.raises(InvalidArgument, match=rf"Stock: {option}= names \['{name}'\]"):
+            lst.model_values(Stock, fields=["qty"], **{option: {name: st.just("5")}})
 
 
 @pytest.mark.parametrize(
