@@ -2,7 +2,9 @@
 
 Each test starts its own cluster (`limpyd_testing.cluster`), so the session's is left alone.
 Writes either succeed or raise (redis-py follows MOVED and ASK; a command whose reply was lost
-is not sent again), and the data and indexes are consistent afterwards.
+is not sent again), and the data and indexes are consistent afterwards. A killed primary may
+take with it what it acknowledged just before but had not yet sent to its replica (Redis
+replicates asynchronously): those writes alone may be missing after its failover.
 """
 
 from __future__ import annotations
@@ -48,7 +50,10 @@ class _Writer(threading.Thread):
         self.stop = threading.Event()
         self.created: set[str] = set()
         self.deleted: set[str] = set()
+        #: When each creation or deletion was acknowledged (time.monotonic()), by name.
+        self.acknowledged: dict[tuple[str, str], float] = {}
         self.successes = 0
+        self.change_started = self.change_ended = 0.0
         self.errors: list[str] = []
         self.random = random.Random(7)
 
@@ -72,6 +77,7 @@ class _Writer(threading.Thread):
             name = f"w{number}"
             self.Account(name=name, balance="0", tags=["new", name])
             self.created.add(name)
+            self.acknowledged["created", name] = time.monotonic()
         elif action < 0.85:
             account = self.Account.get(name=self.random.choice(live))
             account.balance.set(str(number))
@@ -80,6 +86,7 @@ class _Writer(threading.Thread):
             name = self.random.choice(live)
             self.Account.get(name=name).delete()
             self.deleted.add(name)
+            self.acknowledged["deleted", name] = time.monotonic()
 
 
 @pytest.fixture
@@ -91,15 +98,23 @@ def cluster_with_replicas(limpyd_backend: str) -> Iterator[RedisClusterExecutor]
         yield cluster
 
 
-def _check_after(url: str, writer: _Writer) -> None:
+def _check_after(url: str, writer: _Writer, lossy: tuple[float, float] | None = None) -> None:
+    """Consistent data holding every acknowledged write, but those acknowledged within the
+    time span `lossy` (by a primary killed then, which may not have replicated them)."""
     fresh = RedisDatabase.from_url(url)
     Account = _models(fresh)
     assert integrity.check(Account) == []
-    alive = writer.created - writer.deleted
+
+    def sure(kind: str, names: set[str]) -> set[str]:
+        if lossy is None:
+            return names
+        return {n for n in names if not lossy[0] <= writer.acknowledged[kind, n] <= lossy[1]}
+
+    alive = sure("created", writer.created - writer.deleted)
     rows = Account.collection(manager=ExtendedCollectionManager).values_list("name", flat=True)
     found = set(rows)
     assert alive <= found  # every acknowledged creation is there (unacknowledged ones may be)
-    assert not (writer.deleted & found)
+    assert not (sure("deleted", writer.deleted) & found)
 
 
 def _run_writer_around(Account: Any, change: Any) -> _Writer:
@@ -107,10 +122,13 @@ def _run_writer_around(Account: Any, change: Any) -> _Writer:
         Account(name=f"a{number}", balance="0", tags=["seed"])
     writer = _Writer(Account)
     writer.created |= {f"a{number}" for number in range(30)}
+    writer.acknowledged |= {("created", f"a{number}"): 0.0 for number in range(30)}
     writer.start()
     time.sleep(0.3)
     before = writer.successes
+    writer.change_started = time.monotonic()
     change()
+    writer.change_ended = time.monotonic()
     time.sleep(0.5)
     writer.stop.set()
     writer.join(10)
@@ -146,7 +164,9 @@ def test_a_primary_killed_while_a_writer_runs(cluster_with_replicas):
 
     assert cluster.primary_of_slot(slot) is not primary
     running = ",".join(f"{node.host}:{node.port}" for node in cluster.nodes if node.running)
-    _check_after(f"redis+cluster://{running}", writer)
+    # what the killed primary acknowledged in its last second may not have reached its replica
+    lossy = (writer.change_started - 1.0, writer.change_ended)
+    _check_after(f"redis+cluster://{running}", writer, lossy)
 
 
 @pytest.fixture
