@@ -518,12 +518,16 @@ def assert_consistent(*models: type[RedisModel]) -> None:
         raise IntegrityError("\n".join(map(str, problems)))
 
 
-def repair(problems: Iterable[Problem]) -> list[RedisField | type[RedisModel]]:
+def repair(
+    problems: Iterable[Problem],
+    done: Callable[[RedisField | type[RedisModel]], None] | None = None,
+) -> list[RedisField | type[RedisModel]]:
     """Rebuild the indexes of every field with missing, stale, unique or type problems (not
     of one holding an invalid value: no rebuild can index it), and the `unique_together`
     combinations of every model with such problems (not if one of their fields holds an
-    invalid value); the fields and models rebuilt. (Orphan
-    keys, dangling relations and invalid values are reported, not changed.)"""
+    invalid value); the fields and models rebuilt, each also given to `done` once rebuilt
+    (what a rebuild refusing a value leaves said). (Orphan keys, dangling relations and
+    invalid values are reported, not changed.)"""
     problems = list(problems)
     broken = [p for p in problems if p.kind in ("missing", "stale", "unique")]
     invalid = {p.field for p in problems if p.kind == "invalid"}
@@ -544,6 +548,10 @@ def repair(problems: Iterable[Problem]) -> list[RedisField | type[RedisModel]]:
         refuse_in_pipeline(model._meta.database, f"{model.__name__}: repairing indexes", IN_BATCHES)
     for field in fields:  # a unique value held twice is indexed so: still reported
         rebuild_indexes(field, allow_duplicates=True)
+        if done is not None:
+            done(field)
     for model in models:
         rebuild_together(model, allow_duplicates=True)
+        if done is not None:
+            done(model)
     return [*fields, *models]

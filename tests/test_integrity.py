@@ -253,6 +253,18 @@ def test_command_line(models, db, capsys, monkeypatch):
     assert "Item.color: missing" in output.out and output.err == ""  # no terminal: no bars
     assert main(["check", "limpyd_cli_models:Item", "--repair"]) == 0
     assert "rebuilt the indexes of Item.color" in capsys.readouterr().out
+    # a rebuild refused midway: what was rebuilt before it is said, then the refusal
+    db.client.srem(":{integrity}:item:idx:color:equal:red", "1")
+    db.client.srem(":{integrity}:item:idx:owner:equal:1", "2")
+    links = Owner._meta.links_key("1")
+    db.client.delete(links)
+    db.client.set(links, "junk")
+    assert main(["check", "limpyd_cli_models:Owner", "limpyd_cli_models:Item", "--repair"]) == 2
+    output = capsys.readouterr()
+    assert "rebuilt the indexes of Item.color\n" in output.out
+    assert "repair stopped: Item.owner.rebuild_indexes(): the link records" in output.err
+    db.client.delete(links)
+    assert main(["check", "limpyd_cli_models:Owner", "limpyd_cli_models:Item", "--repair"]) == 0
     assert main(["check", "limpyd_cli_models:Nope"]) == 2
     assert "'limpyd_cli_models:Nope' is not a limpyd model" in capsys.readouterr().err
 

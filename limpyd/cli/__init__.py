@@ -26,6 +26,7 @@ from limpyd.backends.base import redact_url
 from limpyd.cli.progress import Counter, progress_bars
 from limpyd.database import RedisDatabase
 from limpyd.exceptions import ImplementationError, RefusedValueError
+from limpyd.fields.base import RedisField
 from limpyd.model import RedisModel, import_model
 
 __all__ = ["CommandError", "main"]
@@ -184,15 +185,17 @@ def _check(options: argparse.Namespace, count: Counter) -> int:
     for problem in problems:
         print(problem)
     if problems and options.repair:
+
+        def rebuilt(what: RedisField | type[RedisModel]) -> None:
+            if isinstance(what, type):
+                print(f"rebuilt the unique_together combinations of {what.__name__}", flush=True)
+            else:
+                print(f"rebuilt the indexes of {what.describe()}", flush=True)
+
         try:
-            repaired_all = repair(problems)
+            repair(problems, done=rebuilt)
         except ValueError as error:  # a value or a key no rebuild can index (named)
             raise CommandError(f"repair stopped: {error}") from None
-        for repaired in repaired_all:
-            if isinstance(repaired, type):
-                print(f"rebuilt the unique_together combinations of {repaired.__name__}")
-            else:
-                print(f"rebuilt the indexes of {repaired.describe()}")
         problems = check(*models, progress=count)
     print(f"{len(problems)} problem(s)" if problems else "no problem found")
     return 1 if problems else 0
