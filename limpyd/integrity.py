@@ -18,8 +18,8 @@ ORM writes with. It reports:
   field keeps (written by another client): it implies no entry (those stored for it are
   reported `stale`), and no rebuild can index it;
 - `counter`: an AutoPKField model's pk counter behind one of its pks (set back by another
-  client), or holding what INCR cannot increment: the next creations are refused until it
-  is set to the largest pk.
+  client), or holding what no creation can take the next pk from (`fields.pk.counter_value`):
+  the next creations are refused until it is set to the largest pk.
 
 A model's expiry sorted set or pk counter of another type is reported (`type`), not
 repaired.
@@ -261,7 +261,8 @@ class _Checker:
 
     def check_model_keys(self) -> int | None:
         """The types of the model's expiry sorted set and pk counter; the counter's value
-        (0 if it has none, None if INCR cannot increment it: reported for an AutoPKField)."""
+        (0 if it has none, None if no creation can take the next pk from it: reported for an
+        AutoPKField)."""
         meta = self.meta
         with self.client.pipeline(transaction=False) as pipeline:
             pipeline.type(meta.expiry_key)

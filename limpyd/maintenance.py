@@ -218,8 +218,8 @@ def _index_commands(
 
 
 def _refuse_mistyped_records(field: RedisField, commands: list[Any]) -> None:
-    """A ValueError naming a hash of link records (HSET) another client made another type:
-    the rebuild writes them, and does not delete them first as it does its index keys."""
+    """A RefusedValueError naming a hash of link records (HSET) another client made another
+    type: the rebuild writes them, and does not delete them first as it does its index keys."""
     keys = list(dict.fromkeys(command[1] for command in commands if command[0] == "HSET"))
     if not keys:
         return
