@@ -55,9 +55,10 @@ Entry = tuple[Op, Op]
 Atom = tuple[str, ...]
 
 
-#: The suffixes of filter names (`field__suffix`) that the indexes answer, and `isnull`.
+#: The suffixes of filter names (`field__suffix`) that the indexes answer, `isnull`, and
+#: `all` (each value of a Set, List or SortedSet field).
 FILTER_SUFFIXES = frozenset(
-    {"eq", "in", "gt", "gte", "lt", "lte", "startswith", "endswith", "isnull"}
+    {"eq", "in", "gt", "gte", "lt", "lte", "startswith", "endswith", "isnull", "all"}
 )
 
 

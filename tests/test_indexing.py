@@ -409,10 +409,13 @@ def test_the_manuals_index_built_by_calling_the_class_says_configure():
         TextRangeIndex()
 
 
-@pytest.mark.parametrize("prefix", ["eq", "in", "gt", "lte", "startswith", "isnull", "a__b"])
+@pytest.mark.parametrize(
+    "prefix", ["eq", "in", "gt", "lte", "startswith", "isnull", "all", "a__b"]
+)
 def test_a_prefix_that_filters_could_not_reach_is_refused(prefix):
     """`prefix='eq'` took over the field's `__eq` (and `in` made `__in` take one value);
-    `'a__b'` was written and reached by no filter."""
+    `'all'` was reached by no `field__all=` filter (that is the each-value filter of Set,
+    List and SortedSet fields); `'a__b'` was written and reached by no filter."""
     with pytest.raises(ImplementationError, match=rf"configure\(prefix='{prefix}'\): a prefix"):
         EqualIndex.configure(prefix=prefix)
 
