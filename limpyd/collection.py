@@ -18,6 +18,7 @@ numbers, else byte-wise.
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, TypeVar, overload
@@ -459,11 +460,10 @@ def _index(value: int) -> int: ...
 @overload
 def _index(value: Any) -> int | None: ...
 def _index(value: Any) -> int | None:
+    """A plain int (an IntEnum member's number: redis-py would send its repr), or None."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        try:
-            return value.__index__()
-        except AttributeError:
-            raise TypeError(f"collection indices must be integers, not {value!r}") from None
-    return value
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(f"collection indices must be integers, not {value!r}") from None

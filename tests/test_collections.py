@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import itertools
 import re
 
@@ -198,6 +199,28 @@ def test_sort_desc_is_a_bool_and_indices_are_integers(db):
     assert list(Num.collection().sort(desc=0)) == ["1", "2", "3"]
     with pytest.raises(TypeError, match=r"^Num collection indices must be integers or slices, not"):
         Num.collection()[None]
+
+
+def test_an_int_enum_index_is_its_number(db):
+    """redis-py sent an IntEnum bound as its repr (`<Step.TWO: 2>`), which the query read as
+    no bound: `collection[Step.TWO]` gave the first pk, `[Step.TWO:]` all of them."""
+
+    class Step(enum.IntEnum):
+        ONE = 1
+        TWO = 2
+
+    class Num(model.RedisModel):
+        database = db
+        n = fields.InstanceHashField()
+
+    for value in "abcde":
+        Num(n=value)
+    pks = list(Num.collection())
+    assert Num.collection()[Step.TWO] == pks[2]
+    assert Num.collection()[Step.TWO :] == pks[2:]
+    assert Num.collection()[1 : Step.TWO] == pks[1:2]
+    assert Num.collection()[:: Step.TWO] == pks[::2]
+    assert Num.collection().sort(by="n", alpha=True)[Step.ONE : -Step.ONE] == pks[1:-1]
 
 
 def test_sort_without_by_is_the_default_order_and_its_reverse(db):

@@ -52,8 +52,10 @@ def test_scans_hide_the_cursor(Example):
 def test_scan_arguments_are_checked_at_the_call(Example):
     example = Example(data={"a": "1"}, items=["m"], ranks={"r": 1})
     for scan in (example.data.hscan, example.items.sscan, example.ranks.zscan):
-        with pytest.raises(ValueError, match=r"Example\.\w+\.\w+scan: Invalid input"):
+        with pytest.raises(ValueError, match=r"^Example\.\w+: invalid value \['x'\] \(list\)"):
             scan(match=["x"], count=False)
+        with pytest.raises(ValueError, match=r"^Example\.\w+\.\w+scan: .* '0': not a size"):
+            scan(count=0)  # Redis refuses it ("syntax error")
     assert list(example.items.sscan(match="nothing*")) == []
 
 

@@ -475,6 +475,54 @@ def test_zrange_bounds_are_ranks_unless_byscore(Meter):
     assert meter.board.zrange("(16", "-inf", byscore=True, desc=True) == ["b", "a"]
 
 
+READS_WITH_NUMBERS = {
+    "lindex": (lambda m: m.queue.lindex, ("abc",), {}, "not a 64-bit integer"),
+    "lrange": (lambda m: m.queue.lrange, (0, 2**64), {}, "not a 64-bit integer"),
+    "lpos rank": (lambda m: m.queue.lpos, ("a",), {"rank": 0}, "not a rank"),
+    "lpos maxlen": (lambda m: m.queue.lpos, ("a",), {"maxlen": -1}, "not a count"),
+    "list sort": (lambda m: m.queue.sort, (), {"start": "x", "num": 1}, "not a 64-bit"),
+    "getrange": (lambda m: m.level.getrange, ("1.5", 2), {}, "not a 64-bit integer"),
+    "getbit": (lambda m: m.level.getbit, (-1,), {}, "not an offset"),
+    "bitcount": (lambda m: m.level.bitcount, ("", 2), {}, "not a 64-bit integer"),
+    "zrevrange": (lambda m: m.board.zrevrange, (0, 1.5), {}, "not a 64-bit integer"),
+    "zrange": (lambda m: m.board.zrange, ("abc", -1), {}, "not a 64-bit integer"),
+    "zrange bylex": (lambda m: m.board.zrange, ("a", "+"), {"bylex": True}, "lexicographic"),
+    "zrange limit": (
+        lambda m: m.board.zrange,
+        (0, 5),
+        {"byscore": True, "offset": "x", "num": 1},
+        "64-bit",
+    ),
+    "zrangebyscore": (lambda m: m.board.zrangebyscore, (math.nan, 1), {}, "score bound"),
+    "zlexcount": (lambda m: m.board.zlexcount, ("a", "+"), {}, "lexicographic"),
+    "zscan": (lambda m: m.board.zscan, (), {"count": 0}, "not a size"),
+}
+
+
+@pytest.mark.parametrize("read", READS_WITH_NUMBERS)
+def test_reads_check_their_numbers_as_writes_do(Meter, unchanged, read):
+    """Redis's refusal came back raw (a ResponseError naming nothing), with words that
+    differ between the backends; now a ValueError naming the model, field, read and value."""
+    method, args, kwargs, why = READS_WITH_NUMBERS[read]
+    meter = Meter(level="abc", board={"a": 1, "b": 2}, queue=["a", "b"])
+    with unchanged():
+        with pytest.raises(ValueError, match=rf"^Meter\.\w+\.\w+: invalid value .*{why}"):
+            result = method(meter)(*args, **kwargs)
+            list(result) if read == "zscan" else result
+
+
+@pytest.mark.parametrize("value", [Code.ONE, Masked(1)])
+def test_reads_refuse_an_int_whose_repr_is_not_its_number(Meter, value):
+    """redis-py sends `repr(value)`: `lrange(0, Code.ONE)` read no range (`<Code.ONE: 1>`), and
+    `zscore(Code.ONE)` looked for another member."""
+    meter = Meter(board={"1": 1}, queue=["a", "b", "c"])
+    for read, args in ((meter.queue.lrange, (0, value)), (meter.board.zscore, (value,))):
+        with pytest.raises(ValueError, match=r"^Meter\.\w+: invalid value .* pass int\(value\)"):
+            read(*args)
+    assert meter.queue.lrange(0, int(value)) == ["a", "b"]
+    assert meter.board.zscore(int(value)) == 1.0
+
+
 @pytest.mark.parametrize("where", ["behind", "", "BEFORE ", 0, None, b"\xff"])
 def test_linsert_takes_before_or_after(Meter, unchanged, where):
     meter = Meter(queue=["a"])

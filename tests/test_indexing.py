@@ -409,9 +409,7 @@ def test_the_manuals_index_built_by_calling_the_class_says_configure():
         TextRangeIndex()
 
 
-@pytest.mark.parametrize(
-    "prefix", ["eq", "in", "gt", "lte", "startswith", "isnull", "all", "a__b"]
-)
+@pytest.mark.parametrize("prefix", ["eq", "in", "gt", "lte", "startswith", "isnull", "all", "a__b"])
 def test_a_prefix_that_filters_could_not_reach_is_refused(prefix):
     """`prefix='eq'` took over the field's `__eq` (and `in` made `__in` take one value);
     `'all'` was reached by no `field__all=` filter (that is the each-value filter of Set,

@@ -143,7 +143,7 @@ class ExtendedCollectionManager(CollectionManager):
             ]
         checked = []
         for name in names:
-            if name == SORTED_SCORE:
+            if self._is_score(name):
                 checked.append(name)
                 continue
             field = meta.field(name)
@@ -154,6 +154,11 @@ class ExtendedCollectionManager(CollectionManager):
                 )
             checked.append(name)  # the pk under the name asked: `pk` or its field's
         return checked
+
+    def _is_score(self, name: str) -> bool:
+        """Whether `name` asks for the score of a `by_score` sort: SORTED_SCORE, unless the
+        model has a field of that name (the field is read then)."""
+        return name == SORTED_SCORE and name not in self.model._meta.fields
 
     def values(self, *fields: str) -> ExtendedCollectionManager:
         """Dicts of these fields' values (all single-value fields by default)."""
@@ -203,7 +208,7 @@ class ExtendedCollectionManager(CollectionManager):
         meta = self.model._meta
         specs = []
         for name in self._values[1]:
-            if name == SORTED_SCORE:
+            if self._is_score(name):
                 if self._sort[0] != protocol.BY_SCORE:
                     raise InvalidQueryError(
                         f"{self.model.__name__} collection: values(..., {SORTED_SCORE}) needs "
@@ -245,7 +250,7 @@ class ExtendedCollectionManager(CollectionManager):
         """Run the collection and keep its pks, in order, in a Redis list (`key`, random by
         default) expiring after `ttl` seconds (None: never). A new collection reads them,
         with the same output settings; its `stored_key` is the key."""
-        if self._values is not None and SORTED_SCORE in self._values[1]:
+        if self._values is not None and any(map(self._is_score, self._values[1])):
             raise ImplementationError(
                 f"{SORTED_SCORE} cannot be read back from a stored collection (only pks are "
                 "stored): store the collection before asking for values(..., SORTED_SCORE)"

@@ -19,7 +19,7 @@ from redis.exceptions import DataError
 
 from limpyd import commands
 from limpyd.exceptions import DoesNotExist, ImplementationError
-from limpyd.fields.numbers import check_numbers, score_bound_error
+from limpyd.fields.numbers import check_numbers
 from limpyd.indexes import BaseIndex, EqualIndex, check_distinct
 from limpyd.text import ValueTypeError, to_text
 
@@ -254,26 +254,17 @@ class RedisField:
                 f"{self.describe()}.{name}(store=...) would write a key behind limpyd's back "
                 "(and its indexes); read, then write with a command"
             )
-        if name in _SCORE_READS or (name == "zrange" and _by_score(args, kwargs)):
-            # as writes' numbers: both backends must read them alike
-            bounds = [*args[:2], *(kwargs[k] for k in _BOUNDS if k in kwargs)]
-            self._check_score_bounds(name, bounds)
         instance = self.bound_instance
+        pk = instance._require_pk()
+        if args or kwargs:  # checked as writes' are: both backends must read them alike
+            self.command(name.removesuffix("_iter"), pk, *args, **kwargs)
         instance._ensure_exists()
         database = self.model._meta.database
         connection = database.client if at_once else database.connection
         try:
-            return getattr(connection, name)(
-                *self.key_args(instance._require_pk()), *args, **kwargs
-            )
+            return getattr(connection, name)(*self.key_args(pk), *args, **kwargs)
         except (DataError, AttributeError) as error:  # redis-py's checks of arguments
             raise ValueError(f"{self.describe()}.{name}: {error}") from None
-
-    def _check_score_bounds(self, name: str, bounds: list[Any]) -> None:
-        for bound in bounds:
-            refused = score_bound_error(self.text(bound))
-            if refused is not None:
-                raise ValueError(f"{self.describe()}.{name}: invalid value {bound!r}: {refused}")
 
     def exists(self) -> bool:
         """Whether the field has a value (its key exists), as redis-limpyd's `exists()`:
@@ -407,19 +398,6 @@ CHUNK = 1000
 
 #: Reads whose first two arguments (or `min` and `max`) are score bounds; zrange's
 #: (`start` and `end`) are with `byscore`.
-_SCORE_READS = frozenset({"zcount", "zrangebyscore", "zrevrangebyscore"})
-_BOUNDS = ("min", "max", "start", "end")
-#: Where redis-py's zrange (the key aside) takes `byscore` among positional arguments.
-_ZRANGE_BYSCORE = 5
-
-
-def _by_score(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
-    """Whether a zrange call's bounds are scores."""
-    if len(args) > _ZRANGE_BYSCORE:
-        return bool(args[_ZRANGE_BYSCORE])
-    return bool(kwargs.get("byscore"))
-
-
 def whole_seconds(seconds: Any) -> int | None:
     """`seconds` as a whole number (an int, its text as Redis reads one, or a timedelta as
     redis-py takes it: its whole seconds), None for anything else (a float, a bool...)."""

@@ -60,6 +60,18 @@ def _count_error(text: str) -> str | None:
     return None
 
 
+def _size_error(text: str) -> str | None:
+    if _integer_error(text) is not None or int(text) < 1:
+        return "not a size (an integer >= 1)"
+    return None
+
+
+def _rank_error(text: str) -> str | None:
+    if _integer_error(text) is not None or int(text) in (0, -(2**63)):
+        return "not a rank (a 64-bit integer other than 0: negative ones count from the end)"
+    return None
+
+
 def _where_error(text: str) -> str | None:
     """LINSERT's place, the one word it takes that is not a number (checked here with its
     numbers, so that its command is refused before anything is sent too)."""
@@ -100,6 +112,9 @@ def _lex_bound_error(text: str) -> str | None:
 
 
 _Check = Callable[[str], "str | None"]
+_INDEXES: tuple[tuple[int, _Check], ...] = ((2, _integer_error), (3, _integer_error))
+_SCORE_BOUNDS: tuple[tuple[int, _Check], ...] = ((2, score_bound_error), (3, score_bound_error))
+_LEX_BOUNDS: tuple[tuple[int, _Check], ...] = ((2, _lex_bound_error), (3, _lex_bound_error))
 
 #: The arguments Redis parses as numbers, by command: (position in the command, check).
 _ARGUMENTS: dict[str, tuple[tuple[int, _Check], ...]] = {
@@ -112,7 +127,7 @@ _ARGUMENTS: dict[str, tuple[tuple[int, _Check], ...]] = {
     "SETRANGE": ((2, _offset_error(512 * 1024 * 1024)),),
     "LSET": ((2, _integer_error),),
     "LINSERT": ((2, _where_error),),
-    "LTRIM": ((2, _integer_error), (3, _integer_error)),
+    "LTRIM": _INDEXES,
     "LREM": ((2, _integer_error),),
     "LPOP": ((2, _count_error),),
     "RPOP": ((2, _count_error),),
@@ -120,9 +135,35 @@ _ARGUMENTS: dict[str, tuple[tuple[int, _Check], ...]] = {
     "ZPOPMAX": ((2, _count_error),),
     "ZPOPMIN": ((2, _count_error),),
     "ZINCRBY": ((2, double_error),),
-    "ZREMRANGEBYRANK": ((2, _integer_error), (3, _integer_error)),
-    "ZREMRANGEBYSCORE": ((2, score_bound_error), (3, score_bound_error)),
-    "ZREMRANGEBYLEX": ((2, _lex_bound_error), (3, _lex_bound_error)),
+    "ZREMRANGEBYRANK": _INDEXES,
+    "ZREMRANGEBYSCORE": _SCORE_BOUNDS,
+    "ZREMRANGEBYLEX": _LEX_BOUNDS,
+    # reads
+    "LINDEX": ((2, _integer_error),),
+    "LRANGE": _INDEXES,
+    "GETRANGE": _INDEXES,
+    "GETBIT": ((2, _offset_error(2**32)),),
+    "BITCOUNT": _INDEXES,
+    "SRANDMEMBER": ((2, _integer_error),),
+    "ZREVRANGE": _INDEXES,
+    "ZCOUNT": _SCORE_BOUNDS,
+    "ZRANGEBYSCORE": _SCORE_BOUNDS,
+    "ZREVRANGEBYSCORE": _SCORE_BOUNDS,
+    "ZLEXCOUNT": _LEX_BOUNDS,
+    "ZRANGEBYLEX": _LEX_BOUNDS,
+    "ZREVRANGEBYLEX": _LEX_BOUNDS,
+}
+_LIMIT: dict[str, tuple[_Check | None, ...]] = {"LIMIT": (_integer_error, _integer_error)}
+#: The options whose values Redis parses as numbers, by command: (position of the first
+#: option, {option: a check of each value it takes, None for a value that is no number}).
+_OPTIONS: dict[str, tuple[int, dict[str, tuple[_Check | None, ...]]]] = {
+    "LPOS": (3, {"RANK": (_rank_error,), "COUNT": (_count_error,), "MAXLEN": (_count_error,)}),
+    "SORT": (2, {**_LIMIT, "BY": (None,), "GET": (None,), "STORE": (None,)}),
+    **dict.fromkeys(("SSCAN", "HSCAN", "ZSCAN"), (3, {"MATCH": (None,), "COUNT": (_size_error,)})),
+    **dict.fromkeys(
+        ("ZRANGE", "ZRANGEBYSCORE", "ZREVRANGEBYSCORE", "ZRANGEBYLEX", "ZREVRANGEBYLEX"),
+        (4, _LIMIT),
+    ),
 }
 _ZADD_FLAGS = frozenset({"NX", "XX", "GT", "LT", "CH", "INCR"})
 
@@ -135,16 +176,34 @@ def zadd_flags(args: tuple[Any, ...], text: Callable[[Any], str] = str) -> list[
     return flags
 
 
+def _checks(
+    name: str, args: tuple[Any, ...], text: Callable[[Any], str]
+) -> list[tuple[int, _Check]]:
+    """Where the command `args` (named `name`) holds numbers, and how each is checked."""
+    checks: list[tuple[int, _Check]] = list(_ARGUMENTS.get(name, ()))
+    if name == "ZADD":
+        first = 2 + len(zadd_flags(args, text))
+        checks = [(i, double_error) for i in range(first, len(args), 2)]
+    elif name == "ZRANGE":
+        words = {text(arg).upper() for arg in args[4:]}
+        checks = list(
+            _SCORE_BOUNDS if "BYSCORE" in words else _LEX_BOUNDS if "BYLEX" in words else _INDEXES
+        )
+    first, options = _OPTIONS.get(name, (len(args), {}))
+    position = first
+    while position < len(args):
+        values = options.get(text(args[position]).upper(), ())
+        checks += [(position + 1 + k, check) for k, check in enumerate(values) if check]
+        position += 1 + len(values)
+    return checks
+
+
 def check_numbers(
     name: str, args: tuple[Any, ...], text: Callable[[Any], str]
 ) -> tuple[Any, str] | None:
     """The first argument of the command `args` (named `name`) Redis would refuse as a number,
     and why; None if there is none. `text` gives an argument's text."""
-    checks: list[tuple[int, _Check]] = list(_ARGUMENTS.get(name, ()))
-    if name == "ZADD":
-        first = 2 + len(zadd_flags(args, text))
-        checks = [(i, double_error) for i in range(first, len(args), 2)]
-    for position, check in checks:
+    for position, check in _checks(name, args, text):
         if position < len(args):
             error = check(text(args[position]))
             if error is not None:

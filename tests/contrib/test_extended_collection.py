@@ -119,6 +119,38 @@ def test_sort_by_score_and_sorted_score(Person):
     assert Person.collection().sort(by=Person.get_field("birth_year")) == ["3", "1", "4", "2"]
 
 
+def test_a_field_named_sorted_score_is_read_as_a_field(db):
+    """SORTED_SCORE is the score of a `by_score` sort unless the model has a field of that
+    name: `values()` failed asking for a `by_score` sort, and with one gave the scores in
+    place of the field's values."""
+
+    class Player(model.RedisModel):
+        database = db
+        collection_manager = ExtendedCollectionManager
+        name = fields.InstanceHashField()
+        sorted_score = fields.InstanceHashField()
+        board = fields.SortedSetField()
+
+    first = Player(name="a", sorted_score="42")
+    Player(name="b", sorted_score="7")
+    first.board.zadd({"1": 5, "2": 1})
+    rows = [
+        {"pk": "1", "name": "a", "sorted_score": "42"},
+        {"pk": "2", "name": "b", "sorted_score": "7"},
+    ]
+    assert sorted(Player.collection().values(), key=repr) == rows
+    assert Player.collection().sort(by_score=first.board).values() == rows[::-1]
+    assert Player.collection().values_list(SORTED_SCORE, flat=True).sort(by="name", alpha=True) == [
+        "42",
+        "7",
+    ]
+    stored = Player.collection().values("name", SORTED_SCORE).store()
+    assert sorted(stored, key=repr) == [
+        {"name": "a", "sorted_score": "42"},
+        {"name": "b", "sorted_score": "7"},
+    ]
+
+
 def test_field_filter_values_are_read_at_evaluation(Person):
     susan = Person(4)
     collection = Person.collection(lastname=susan.lastname)
