@@ -27,7 +27,8 @@ class _Setting:
     env: str
     help: str
     boolean: bool = False
-    #: A file path: in the ini file, relative to its folder (as pytest reads its own paths).
+    #: A file path: in the ini file, relative to its folder (as pytest reads its own paths),
+    #: `~` its user's home.
     path: bool = False
 
     def value(self, config: pytest.Config) -> str | bool | None:
@@ -49,6 +50,7 @@ class _Setting:
             return ini
         text = str(ini or "").strip()
         if self.path and config.inipath is not None and os.sep in text:
+            text = os.path.expanduser(text)  # `~/...`, as on the command line
             text = os.path.join(config.inipath.parent, text)  # kept if absolute
         return self._parse(text, f"ini key {self.name}") if text else None
 

@@ -242,6 +242,15 @@ class SessionState:
                 f"cannot use Redis at {redact_url(url)}: {exc}", ("redis",), _NAMED_URL
             )
             return
+        if info.get("redis_mode") == "cluster":  # keys of other nodes: MOVED errors
+            client.close()
+            self.fail_or_skip(
+                f"{redact_url(url)} is a node of a Redis Cluster: give it to "
+                "--limpyd-cluster-url (the cluster backend), not --limpyd-redis-url",
+                ("redis",),
+                _NAMED_URL,
+            )
+            return
         self._admin[db] = client
         parts = urlsplit(url)
         self.server = LimpydServer(

@@ -151,3 +151,18 @@ def test_a_test_asking_the_factory_for_another_db_fails_clearly(pytester, scratc
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*a database on db 2 was asked for on the cluster backend*"])
     assert process_alive(scratch_cluster.nodes[0].pid)
+
+
+def test_a_cluster_node_given_as_the_real_server_is_refused(pytester, scratch_cluster):
+    """It was taken: each test touching a key of another node failed with MovedError, and
+    the empty-db check saw one node only."""
+    host, port = scratch_cluster.startup_nodes[0]
+    pytester.makepyfile("def test_x(limpyd_database): pass")
+    result = pytester.runpytest(
+        "--limpyd-backend=redis", f"--limpyd-redis-url=redis://{host}:{port}/0"
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [f"ERROR: limpyd: redis://{host}:{port}/0 is a node of a Redis Cluster: give it to "
+         "--limpyd-cluster-url*"]
+    )  # fmt: skip

@@ -224,6 +224,16 @@ def test_a_relative_redis_server_path_in_the_ini_is_the_ini_files(pytester, monk
     result.stderr.fnmatch_lines(["*(bin/redis-server)*"])
 
 
+def test_a_home_redis_server_path_in_the_ini_is_the_users(pytester, monkeypatch):
+    """`~/...` in the ini file is the user's home, as on the command line (it was joined to
+    the ini file's folder: `<folder>/~/bin/redis-server`)."""
+    pytester.makepyfile("def test_x(limpyd_backend): pass")
+    monkeypatch.setenv("HOME", str(pytester.path / "home"))
+    pytester.makeini("[pytest]\nlimpyd_redis_server = ~/bin/redis-server\n")
+    result = pytester.runpytest("--limpyd-backend=redis", "-p", "no:cacheprovider")
+    result.stderr.fnmatch_lines([f"*({pytester.path / 'home' / 'bin' / 'redis-server'})*"])
+
+
 def test_boolean_precedence_cli_env_ini(pytester, monkeypatch, bare_path):
     pytester.makepyfile("def test_x(limpyd_backend): pass")
     args = ["--limpyd-backend=redis"]
