@@ -102,12 +102,16 @@ class MachineCore(RuleBasedStateMachine):
         run_state_machine_as_test(lambda: cls(database_factory=database_factory), settings=chosen)
 
     def teardown(self) -> None:
-        """Put the models back on their databases; drop the in-memory server made here."""
+        """Put the models back on their databases; drop the in-memory server made here, or
+        close the factory's client (one per example: the factory closes them at the end of
+        the test, and a long run would reach the server's limit of connections)."""
         if self in running:
             running.remove(self)
         self._restore()
         if self._drop is not None:
             FakeBackend.drop_server(self._drop)
+        else:
+            self.database.client.close()
 
     @staticmethod
     def _check_relations(models: list[type[RedisModel]]) -> None:
