@@ -12,7 +12,7 @@ from limpyd.backends.base import redact_url
 from limpyd.backends.cluster import parse_cluster_url
 from limpyd.backends.urls import redis_url_db
 
-__all__ = ["BACKENDS", "SETTINGS", "LimpydOptions"]
+__all__ = ["BACKENDS", "SETTINGS", "LimpydOptions", "database_entries"]
 
 #: The backend kinds, in the order parametrized tests run.
 BACKENDS: tuple[str, ...] = ("fake", "redis", "cluster")
@@ -179,11 +179,11 @@ class LimpydOptions:
             redis_server=str(values["limpyd_redis_server"] or "") or None,
             require_redis=bool(values["limpyd_require_redis"]),
             flush_existing=bool(values["limpyd_flush_existing"]),
-            databases=_databases(config),
+            databases=database_entries(config),
         )
 
 
-def _databases(config: pytest.Config) -> tuple[str, ...]:
+def database_entries(config: pytest.Config) -> tuple[str, ...]:
     """The `limpyd_databases` ini key: `module:attribute` lines."""
     try:
         lines = config.getini("limpyd_databases")

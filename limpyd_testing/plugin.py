@@ -20,7 +20,8 @@ from limpyd.backends.fake import fakeredis_module
 from limpyd.database import RedisDatabase
 from limpyd.exceptions import ImplementationError
 from limpyd_testing.counting import CommandCount, count_commands
-from limpyd_testing.options import BACKENDS, SETTINGS, LimpydOptions
+from limpyd_testing.guard import APPLICATION_DATABASES, ApplicationDatabases
+from limpyd_testing.options import BACKENDS, SETTINGS, LimpydOptions, database_entries
 from limpyd_testing.server import find_redis_server
 from limpyd_testing.session import LimpydServer, SessionState, xdist_workers
 
@@ -78,6 +79,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
+    """Guard the `limpyd_databases` from their import on, before any conftest file runs."""
+    entries = database_entries(early_config)
+    if entries:
+        databases = ApplicationDatabases(entries)
+        early_config.stash[APPLICATION_DATABASES] = databases
+        databases.watch_imports()
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Resolve the settings, register the marker, find redis-server if it is needed."""
     config.addinivalue_line(
@@ -129,7 +140,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     state = _state(session.config)
     if state.options.databases and not state.controller:
         try:
-            state.guard_databases()
+            state.databases.guard()
         except pytest.UsageError:
             # an xdist worker's usage error reaches the controller as an internal error
             # naming nothing: each test fails with it instead (limpyd_redirect_databases)
@@ -142,6 +153,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     state = config.stash.get(_STATE, None)
     if state is not None:
         state.close()
+    databases = config.stash.get(APPLICATION_DATABASES, None)
+    if databases is not None:  # the help shown, no session state
+        databases.restore()
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -445,7 +459,7 @@ def limpyd_redirect_databases(
     Automatic for every test when the ini key is set.
     """
     try:
-        databases = _state(request.config).application_databases()
+        databases = _state(request.config).databases.all()
     except pytest.UsageError as error:
         pytest.fail(str(error), pytrace=False)
     saved = [database.backend for database in databases]

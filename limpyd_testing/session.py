@@ -4,7 +4,6 @@ started (`limpyd_testing.server`, `limpyd_testing.cluster`) or was given by URL.
 from __future__ import annotations
 
 import contextlib
-import importlib
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -14,12 +13,12 @@ import redis
 from redis.exceptions import RedisClusterException
 
 from limpyd.backends import RedisBackend, RedisClusterBackend
-from limpyd.backends.base import Backend, redact_url
+from limpyd.backends.base import redact_url
 from limpyd.backends.cluster import CLUSTER_SCHEMES
 from limpyd.backends.fake import fakeredis_module
 from limpyd.backends.urls import redis_url_db
-from limpyd.database import RedisDatabase
 from limpyd_testing.cluster import RedisClusterExecutor
+from limpyd_testing.guard import APPLICATION_DATABASES, ApplicationDatabases
 from limpyd_testing.options import LimpydOptions
 from limpyd_testing.server import RedisServerError, RedisServerExecutor, redis_server_version
 
@@ -126,9 +125,10 @@ class SessionState:
         self._cluster_admin: Any = None
         self._admin: dict[int, redis.Redis] = {}
         self._checked_dbs: set[int] = set()
-        self._databases: list[RedisDatabase] | None = None
-        #: The backends the `limpyd_databases` had before the session (see `guard_databases`).
-        self._own_backends: list[Backend] = []
+        #: The `limpyd_databases`, guarded from their import on (see `limpyd_testing.guard`).
+        self.databases: ApplicationDatabases = config.stash.get(APPLICATION_DATABASES, None) or (
+            ApplicationDatabases(options.databases)
+        )
 
     @property
     def redis_selected(self) -> bool:
@@ -345,10 +345,7 @@ class SessionState:
         self.cluster_admin().flushdb(target_nodes="primaries")
 
     def close(self) -> None:
-        if self._own_backends:  # the guarded databases get their own backends back
-            for database, backend in zip(self._databases or [], self._own_backends, strict=True):
-                database.connect(backend=backend)
-            self._own_backends = []
+        self.databases.restore()
         for client in self._admin.values():
             client.close()
         self._admin.clear()
@@ -361,44 +358,6 @@ class SessionState:
         if self.cluster_executor is not None:
             self.cluster_executor.stop()
             self.cluster_executor = None
-
-    # Application databases ------------------------------------------------------------------
-
-    def guard_databases(self) -> None:
-        """Point the `limpyd_databases` at a backend refusing every use for the session (each
-        test re-points them at its own database): outside a test, a fixture of a wider scope
-        or an import would reach the application's configured server."""
-        databases = self.application_databases()
-        self._own_backends = [database.backend for database in databases]
-        for database in databases:
-            database.connect(backend=_OutsideTests())
-
-    def application_databases(self) -> list[RedisDatabase]:
-        """The `RedisDatabase` objects named by the ini key `limpyd_databases`."""
-        if self._databases is None:
-            found = []
-            for name in self.options.databases:
-                module_name, _, attribute = name.partition(":")
-                if not module_name or not attribute:
-                    raise pytest.UsageError(
-                        f"limpyd: limpyd_databases entry {name!r} is not module:attribute"
-                    )
-                try:
-                    target: Any = importlib.import_module(module_name)
-                    for part in attribute.split("."):
-                        target = getattr(target, part)
-                except (ImportError, AttributeError) as exc:
-                    raise pytest.UsageError(
-                        f"limpyd: limpyd_databases entry {name!r}: {type(exc).__name__}: {exc}"
-                    ) from None
-                if not isinstance(target, RedisDatabase):
-                    raise pytest.UsageError(
-                        f"limpyd: limpyd_databases entry {name!r} is {target!r}, "
-                        "not a RedisDatabase"
-                    )
-                found.append(target)
-            self._databases = found
-        return self._databases
 
     # Report ---------------------------------------------------------------------------------
 
@@ -432,18 +391,3 @@ class SessionState:
         if self.cluster_url is not None:
             return f"cluster at {self.cluster_url} (throw-away, 3 primaries)"
         return "one throw-away 3-primary cluster per worker"
-
-
-class _OutsideTests(Backend):
-    """Where the `limpyd_databases` point between tests: nowhere, with a message."""
-
-    def client(self) -> redis.Redis:
-        raise RuntimeError(
-            "limpyd: a database of the ini key limpyd_databases was used outside a test (in "
-            "a fixture of a module, class or session scope): it points at the test's "
-            "database during each test only, which is emptied after it; make such fixtures "
-            "function-scoped, as limpyd's are"
-        )
-
-    def describe(self) -> str:
-        return "no server outside a test (limpyd_databases)"

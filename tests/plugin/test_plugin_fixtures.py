@@ -282,9 +282,31 @@ def test_limpyd_databases_refuse_any_use_outside_a_test(pytester):
     pytester.syspathinsert()
     result = pytester.runpytest()
     result.assert_outcomes(passed=1, errors=1)
-    result.stdout.fnmatch_lines(["*used outside a test (in a fixture of a module, class*"])
+    result.stdout.fnmatch_lines(["*used outside a test (at an import, or in a fixture of a module*"])
     after = (pytester.path / "after.txt").read_text()
     assert after == "fakeredis://app-own-server/0 fakeredis://app-other-server/0"
+    assert FakeBackend(name="app-own-server").client().dbsize() == 0
+    FakeBackend.drop_server("app-own-server")
+    FakeBackend.drop_server("app-other-server")
+
+
+@pytest.mark.parametrize("where", ["test module", "conftest", "collect-only"])
+def test_limpyd_databases_refuse_a_use_when_their_module_is_imported(pytester, where):
+    """They were guarded once the tests were collected: a write at the import of a test
+    module or of a conftest file (or any under --collect-only) reached the application's
+    configured server."""
+    writes = "import app\napp.database.connection.set('at-import', '1')\n"
+    pytester.makepyfile(app=APP_MODULE)
+    if where == "conftest":
+        pytester.makeconftest(writes)
+        pytester.makepyfile(test_app="def test_x():\n    pass\n")
+    else:
+        pytester.makepyfile(test_app=writes + "\ndef test_x():\n    pass\n")
+    pytester.makeini("[pytest]\nlimpyd_databases =\n    app:database\n    app:Holder.other\n")
+    pytester.syspathinsert()
+    result = pytester.runpytest_subprocess(*(["--collect-only"] if where == "collect-only" else []))
+    assert result.ret != pytest.ExitCode.OK
+    assert "used outside a test (at an import" in result.stdout.str() + result.stderr.str()
     assert FakeBackend(name="app-own-server").client().dbsize() == 0
     FakeBackend.drop_server("app-own-server")
     FakeBackend.drop_server("app-other-server")
