@@ -493,6 +493,8 @@ def modify(field: RedisField, build: Callable[[str], Command]) -> Any:
                 connection, simulate, guard=model._meta.probe_key, model=model
             )
             if outcome[0] == "E":  # Redis refused the command
+                if not creating and not model._meta.pk_exists(pk):  # LSET: "no such key"
+                    raise DoesNotExist(f"{model.__name__}: no instance with pk {pk!r}")
                 raise translate(ResponseError(outcome[1]), model)
             write = Write(model, pk, creating, new=creating)
             write.guard(kind, key, sub, old)

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from redis.exceptions import ResponseError
 
 from limpyd import fields, writes
 from limpyd.contrib import related
@@ -181,6 +182,25 @@ def test_write_to_instance_deleted_meanwhile(limpyd_database_factory, monkeypatc
     assert integrity.check(mine.Item, mine.Box) == []  # no orphan, indexes exact
     # The data is exactly what the deletion alone makes of it.
     assert _reference(database, lambda models: _target(write, models).delete()) == after
+
+
+def test_a_write_redis_would_refuse_on_a_deleted_instance_is_does_not_exist(
+    limpyd_database_factory,
+):
+    """LSET on a list another client deleted (with its instance) is refused by Redis ("no
+    such key") when limpyd simulates it to find the index changes: that was raised, where
+    every other write to a deleted instance raises DoesNotExist."""
+    database = limpyd_database_factory()
+    mine, theirs = _models(database), _models(limpyd_database_factory())
+    _populate(mine)
+    item = mine.Item.get("1")  # known to exist: no check before the write
+    theirs.Item.lazy_connect("1").delete()
+    before = snapshot(database)
+    with pytest.raises(DoesNotExist, match=r"^Item: no instance with pk '1'$"):
+        item.log.lset(0, "q")
+    assert snapshot(database) == before
+    with pytest.raises(ResponseError, match="no such key"):  # an instance that exists
+        mine.Item.get("2").log.lset(0, "q")
 
 
 #: Writes of Box '1' adding a relation to an Item; the flag: computed from a read first.

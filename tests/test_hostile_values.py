@@ -511,6 +511,36 @@ def test_reads_check_their_numbers_as_writes_do(Meter, unchanged, read):
             list(result) if read == "zscan" else result
 
 
+@pytest.mark.parametrize(
+    "option, value",
+    [("ex", 0), ("px", -1), ("ex", "abc"), ("ex", 10**20), ("exat", 0), ("pxat", 2**63)],
+)
+def test_a_plain_string_field_checks_its_set_expiry(Meter, unchanged, option, value):
+    """It reached Redis: its error, worded differently by the two backends."""
+    meter = Meter(level="a")
+    with unchanged():
+        with pytest.raises(ValueError, match=r"^Meter\.level\.set: .*(not an expiry|must be)"):
+            meter.level.set("x", **{option: value})
+    assert meter.level.set("x", ex=(2**63 - 1 - 2**42) // 1000) is True
+
+
+def test_an_argument_of_the_wrong_type_is_named(db, unchanged):
+    """redis-py's AttributeError ('str' object has no attribute 'items') was the message."""
+
+    class Bag(model.RedisModel):
+        database = db
+        data = fields.HashField(indexable=True)
+        plain = fields.HashField()
+
+    bag = Bag(data={"a": "1"}, plain={"a": "1"})
+    with unchanged():
+        for field in (bag.data, bag.plain):
+            with pytest.raises(
+                ValueError, match=r"^Bag\.\w+\.hset\('k', 'v', 'extra'\): an argument of the wrong"
+            ):
+                field.hset("k", "v", "extra")
+
+
 @pytest.mark.parametrize("value", [Code.ONE, Masked(1)])
 def test_reads_refuse_an_int_whose_repr_is_not_its_number(Meter, value):
     """redis-py sends `repr(value)`: `lrange(0, Code.ONE)` read no range (`<Code.ONE: 1>`), and

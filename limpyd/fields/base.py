@@ -315,8 +315,13 @@ class RedisField:
         key_args = self.key_args(pk)
         try:
             command = commands.build(name, *key_args, *args, **kwargs)
-        except (DataError, AttributeError) as error:  # redis-py's checks of arguments
+        except DataError as error:  # redis-py's checks of arguments
             raise ValueError(f"{self.describe()}.{name}: {error}") from None
+        except AttributeError as error:  # redis-py used an argument as another type
+            given = ", ".join([*map(repr, args), *(f"{k}={v!r}" for k, v in kwargs.items())])
+            raise ValueError(
+                f"{self.describe()}.{name}({given}): an argument of the wrong type ({error})"
+            ) from None
         refused_arity = commands.arity_error(command)
         if refused_arity is not None:
             raise ValueError(f"{self.describe()}.{name}: {refused_arity}")

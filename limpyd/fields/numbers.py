@@ -60,6 +60,18 @@ def _count_error(text: str) -> str | None:
     return None
 
 
+def _expiry_error(limit: int) -> Callable[[str], str | None]:
+    """A SET expiry: Redis refuses what is not above 0, or overflows its clock (a relative
+    one is added to the time now: a margin of 2**42 ms is kept for it)."""
+
+    def error(text: str) -> str | None:
+        if _integer_error(text) is not None or not 0 < int(text) <= limit:
+            return f"not an expiry (an integer from 1 to {limit})"
+        return None
+
+    return error
+
+
 def _size_error(text: str) -> str | None:
     if _integer_error(text) is not None or int(text) < 1:
         return "not a size (an integer >= 1)"
@@ -154,10 +166,20 @@ _ARGUMENTS: dict[str, tuple[tuple[int, _Check], ...]] = {
     "ZREVRANGEBYLEX": _LEX_BOUNDS,
 }
 _LIMIT: dict[str, tuple[_Check | None, ...]] = {"LIMIT": (_integer_error, _integer_error)}
+_MAX_MILLISECONDS = 2**63 - 1
 #: The options whose values Redis parses as numbers, by command: (position of the first
 #: option, {option: a check of each value it takes, None for a value that is no number}).
 _OPTIONS: dict[str, tuple[int, dict[str, tuple[_Check | None, ...]]]] = {
     "LPOS": (3, {"RANK": (_rank_error,), "COUNT": (_count_error,), "MAXLEN": (_count_error,)}),
+    "SET": (
+        3,
+        {
+            "EX": (_expiry_error((_MAX_MILLISECONDS - 2**42) // 1000),),
+            "PX": (_expiry_error(_MAX_MILLISECONDS - 2**42),),
+            "EXAT": (_expiry_error(_MAX_MILLISECONDS // 1000),),
+            "PXAT": (_expiry_error(_MAX_MILLISECONDS),),
+        },
+    ),
     "SORT": (2, {**_LIMIT, "BY": (None,), "GET": (None,), "STORE": (None,)}),
     **dict.fromkeys(("SSCAN", "HSCAN", "ZSCAN"), (3, {"MATCH": (None,), "COUNT": (_size_error,)})),
     **dict.fromkeys(

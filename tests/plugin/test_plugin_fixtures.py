@@ -282,7 +282,9 @@ def test_limpyd_databases_refuse_any_use_outside_a_test(pytester):
     pytester.syspathinsert()
     result = pytester.runpytest()
     result.assert_outcomes(passed=1, errors=1)
-    result.stdout.fnmatch_lines(["*used outside a test (at an import, or in a fixture of a module*"])
+    result.stdout.fnmatch_lines(
+        ["*used outside a test (at an import, or in a fixture of a module*"]
+    )
     after = (pytester.path / "after.txt").read_text()
     assert after == "fakeredis://app-own-server/0 fakeredis://app-other-server/0"
     assert FakeBackend(name="app-own-server").client().dbsize() == 0
