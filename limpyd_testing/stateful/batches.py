@@ -51,6 +51,7 @@ class BatchRules(InvalidInputRules, MachineCore):
         found = getattr(self, "_pipeline_database", None)
         if found is None:
             found = self._pipeline_database = PipelineDatabase(backend=self.database.backend)
+            self.extra_databases.append(found)
         return found
 
     @precondition(lambda self: self._can_batch())

@@ -76,6 +76,8 @@ class MachineCore(RuleBasedStateMachine):
         else:
             self.database = factory()
             self.database.client.flushdb()
+        #: Databases a rule made on the machine's server (closed at the teardown).
+        self.extra_databases: list[RedisDatabase] = []
         self._restore = use_database(models, self.database)
         self.oracle = Oracle(models)
         self.queries: list[tuple[type[RedisModel], dict[str, Any]]] = []
@@ -104,10 +106,13 @@ class MachineCore(RuleBasedStateMachine):
     def teardown(self) -> None:
         """Put the models back on their databases; drop the in-memory server made here, or
         close the factory's client (one per example: the factory closes them at the end of
-        the test, and a long run would reach the server's limit of connections)."""
+        the test, and a long run would reach the server's limit of connections), and the
+        clients of the databases the rules made."""
         if self in running:
             running.remove(self)
         self._restore()
+        for database in self.extra_databases:
+            database.client.close()
         if self._drop is not None:
             FakeBackend.drop_server(self._drop)
         else:

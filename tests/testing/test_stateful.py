@@ -225,12 +225,19 @@ def test_configured_factory_serves_unittest_style_machines(limpyd_database_facto
 @pytest.mark.limpyd_backends("redis")
 def test_each_examples_connections_are_closed_at_its_teardown(limpyd_database_factory):
     """The clients the factory gave were closed when the test ended: one connection more
-    per example, and a long run reached the server's (or the process's) limit."""
+    per example (and one more for an example's pipeline batch), and a long run reached
+    the server's (or the process's) limit."""
+    examples = []
+
+    class Counted(PeopleMachine):
+        def teardown(self):
+            examples.append(self)
+            super().teardown()
+
     admin = limpyd_database_factory().client
     before = admin.info("clients")["connected_clients"]
-    run_state_machine(
-        PeopleMachine, limpyd_database_factory, settings=settings(QUICK, max_examples=30)
-    )
+    run_state_machine(Counted, limpyd_database_factory, settings=settings(QUICK, max_examples=30))
+    assert len(examples) >= 20
     assert admin.info("clients")["connected_clients"] <= before + 1
 
 
