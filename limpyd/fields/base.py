@@ -19,7 +19,7 @@ from redis.exceptions import DataError
 
 from limpyd import commands
 from limpyd.exceptions import DoesNotExist, ImplementationError
-from limpyd.fields.numbers import check_numbers
+from limpyd.fields.numbers import check_numbers, parses_numbers
 from limpyd.indexes import BaseIndex, EqualIndex, check_distinct
 from limpyd.text import ValueTypeError, to_text
 
@@ -256,7 +256,8 @@ class RedisField:
             )
         instance = self.bound_instance
         pk = instance._require_pk()
-        if args or kwargs:  # checked as writes' are: both backends must read them alike
+        if kwargs or (args and (parses_numbers(name.upper()) or not all(map(_plain, args)))):
+            # checked as writes' are: both backends must read them alike
             self.command(name.removesuffix("_iter"), pk, *args, **kwargs)
         instance._ensure_exists()
         database = self.model._meta.database
@@ -403,6 +404,11 @@ CHUNK = 1000
 
 #: Reads whose first two arguments (or `min` and `max`) are score bounds; zrange's
 #: (`start` and `end`) are with `byscore`.
+def _plain(arg: Any) -> bool:
+    """Whether redis-py sends `arg` as the text a write would store (nothing to check)."""
+    return type(arg) is int or (type(arg) is str and arg.isascii())
+
+
 def whole_seconds(seconds: Any) -> int | None:
     """`seconds` as a whole number (an int, its text as Redis reads one, or a timedelta as
     redis-py takes it: its whole seconds), None for anything else (a float, a bool...)."""

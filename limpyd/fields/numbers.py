@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["check_numbers", "double_error", "score_bound_error"]
+__all__ = ["check_numbers", "double_error", "parses_numbers", "score_bound_error"]
 
 # strtod's syntax (decimal, infinity), without the leading spaces it skips: Redis refuses
 # those, and trailing characters. Its hexadecimal form is recognised to be refused.
@@ -218,6 +218,11 @@ def _checks(
         checks += [(position + 1 + k, check) for k, check in enumerate(values) if check]
         position += 1 + len(values)
     return checks
+
+
+def parses_numbers(name: str) -> bool:
+    """Whether Redis may parse numbers among the arguments of the command `name`."""
+    return name in _ARGUMENTS or name in _OPTIONS or name == "ZADD"
 
 
 def check_numbers(
