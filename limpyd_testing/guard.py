@@ -79,7 +79,9 @@ class ApplicationDatabases:
                 self._guard(database)
 
     def _guard(self, database: RedisDatabase) -> None:
-        if id(database) not in self._own:
+        """Point `database` nowhere, keeping its backend to give back: the one it has now,
+        if it was re-pointed since it was guarded (by a conftest file, say)."""
+        if not isinstance(database.backend, _OutsideTests):
             self._own[id(database)] = (database, database.backend)
             database.connect(backend=_OutsideTests())
 
@@ -142,8 +144,8 @@ class _GuardOnImport(importlib.abc.MetaPathFinder):
             spec = importlib.util.find_spec(fullname)
         finally:
             self._local.finding = False
-        if spec is None or spec.loader is None:
-            return spec
+        if spec is None or not hasattr(spec.loader, "exec_module"):
+            return spec  # a legacy loader (load_module only) is left as it is: guarded later
         self.names.discard(fullname)
         spec.loader = _GuardingLoader(spec.loader, self.imported)
         return spec
@@ -157,7 +159,8 @@ class _GuardingLoader(importlib.abc.Loader):
         self._imported = imported
 
     def create_module(self, spec: Any) -> ModuleType | None:
-        module: ModuleType | None = self._loader.create_module(spec)
+        create = getattr(self._loader, "create_module", None)
+        module: ModuleType | None = None if create is None else create(spec)
         return module
 
     def exec_module(self, module: ModuleType) -> None:

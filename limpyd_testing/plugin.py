@@ -86,6 +86,7 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
     if entries:
         databases = ApplicationDatabases(entries)
         early_config.stash[APPLICATION_DATABASES] = databases
+        early_config.add_cleanup(databases.restore)  # a run stopped before its configure too
         databases.watch_imports()
 
 

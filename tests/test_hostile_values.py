@@ -6,6 +6,7 @@ from __future__ import annotations
 import enum
 import math
 import re
+import time
 
 import pytest
 
@@ -496,6 +497,7 @@ READS_WITH_NUMBERS = {
     "zrangebyscore": (lambda m: m.board.zrangebyscore, (math.nan, 1), {}, "score bound"),
     "zlexcount": (lambda m: m.board.zlexcount, ("a", "+"), {}, "lexicographic"),
     "zscan": (lambda m: m.board.zscan, (), {"count": 0}, "not a size"),
+    "zrange limit num": (lambda m: m.board.zrange, (0, 1), {"offset": 1, "num": "x"}, "64-bit"),
 }
 
 
@@ -522,6 +524,8 @@ def test_a_plain_string_field_checks_its_set_expiry(Meter, unchanged, option, va
         with pytest.raises(ValueError, match=r"^Meter\.level\.set: .*(not an expiry|must be)"):
             meter.level.set("x", **{option: value})
     assert meter.level.set("x", ex=(2**63 - 1 - 2**42) // 1000) is True
+    # Redis adds the time now to a relative one: up to its clock's overflow, it takes it
+    assert meter.level.set("x", px=2**63 - 1 - int(time.time() * 1000) - 7_200_000) is True
 
 
 def test_an_argument_of_the_wrong_type_is_named(db, unchanged):
@@ -539,6 +543,20 @@ def test_an_argument_of_the_wrong_type_is_named(db, unchanged):
                 ValueError, match=r"^Bag\.\w+\.hset\('k', 'v', 'extra'\): an argument of the wrong"
             ):
                 field.hset("k", "v", "extra")
+
+
+def test_srandmember_refuses_the_count_redis_cannot_negate(db):
+    """-2**63 passed the check: Redis's raw "value is out of range", an OverflowError on
+    the fake."""
+
+    class Bag(model.RedisModel):
+        database = db
+        items = fields.SetField()
+
+    bag = Bag(items=["a"])
+    with pytest.raises(ValueError, match=r"^Bag\.items\.srandmember: .*not a count"):
+        bag.items.srandmember(-(2**63))
+    assert bag.items.srandmember(-2) == ["a", "a"]
 
 
 @pytest.mark.parametrize("value", [Code.ONE, Masked(1)])

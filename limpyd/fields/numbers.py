@@ -10,6 +10,7 @@ INCRBYFLOAT amounts a double cannot hold (Redis reads them as long doubles).
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -26,6 +27,7 @@ _DOUBLE = re.compile(
 _HEXADECIMAL = "hexadecimal, which the in-memory backend does not read: write it in decimal"
 _INTEGER = re.compile(r"0|-?[1-9][0-9]*")
 _INT64 = range(-(2**63), 2**63)
+_MAX_MILLISECONDS = 2**63 - 1
 
 
 def double_error(text: str) -> str | None:
@@ -60,16 +62,27 @@ def _count_error(text: str) -> str | None:
     return None
 
 
-def _expiry_error(limit: int) -> Callable[[str], str | None]:
-    """A SET expiry: Redis refuses what is not above 0, or overflows its clock (a relative
-    one is added to the time now: a margin of 2**42 ms is kept for it)."""
+def _expiry_error(unit: int, relative: bool) -> Callable[[str], str | None]:
+    """A SET expiry in `unit` ms: Redis refuses what is not above 0, or overflows its clock
+    in ms (a relative one once the time now is added: taken as this machine's, an hour
+    later)."""
 
     def error(text: str) -> str | None:
+        limit = _MAX_MILLISECONDS
+        if relative:
+            limit -= int(time.time() * 1000) + 3_600_000
+        limit //= unit
         if _integer_error(text) is not None or not 0 < int(text) <= limit:
             return f"not an expiry (an integer from 1 to {limit})"
         return None
 
     return error
+
+
+def _signed_count_error(text: str) -> str | None:
+    if _integer_error(text) is not None or int(text) == -(2**63):
+        return "not a count (a 64-bit integer, negative ones allowing repeats, not -2**63)"
+    return None
 
 
 def _size_error(text: str) -> str | None:
@@ -156,7 +169,7 @@ _ARGUMENTS: dict[str, tuple[tuple[int, _Check], ...]] = {
     "GETRANGE": _INDEXES,
     "GETBIT": ((2, _offset_error(2**32)),),
     "BITCOUNT": _INDEXES,
-    "SRANDMEMBER": ((2, _integer_error),),
+    "SRANDMEMBER": ((2, _signed_count_error),),
     "ZREVRANGE": _INDEXES,
     "ZCOUNT": _SCORE_BOUNDS,
     "ZRANGEBYSCORE": _SCORE_BOUNDS,
@@ -166,7 +179,6 @@ _ARGUMENTS: dict[str, tuple[tuple[int, _Check], ...]] = {
     "ZREVRANGEBYLEX": _LEX_BOUNDS,
 }
 _LIMIT: dict[str, tuple[_Check | None, ...]] = {"LIMIT": (_integer_error, _integer_error)}
-_MAX_MILLISECONDS = 2**63 - 1
 #: The options whose values Redis parses as numbers, by command: (position of the first
 #: option, {option: a check of each value it takes, None for a value that is no number}).
 _OPTIONS: dict[str, tuple[int, dict[str, tuple[_Check | None, ...]]]] = {
@@ -174,10 +186,10 @@ _OPTIONS: dict[str, tuple[int, dict[str, tuple[_Check | None, ...]]]] = {
     "SET": (
         3,
         {
-            "EX": (_expiry_error((_MAX_MILLISECONDS - 2**42) // 1000),),
-            "PX": (_expiry_error(_MAX_MILLISECONDS - 2**42),),
-            "EXAT": (_expiry_error(_MAX_MILLISECONDS // 1000),),
-            "PXAT": (_expiry_error(_MAX_MILLISECONDS),),
+            "EX": (_expiry_error(1000, relative=True),),
+            "PX": (_expiry_error(1, relative=True),),
+            "EXAT": (_expiry_error(1000, relative=False),),
+            "PXAT": (_expiry_error(1, relative=False),),
         },
     ),
     "SORT": (2, {**_LIMIT, "BY": (None,), "GET": (None,), "STORE": (None,)}),

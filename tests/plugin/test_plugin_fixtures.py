@@ -314,6 +314,59 @@ def test_limpyd_databases_refuse_a_use_when_their_module_is_imported(pytester, w
     FakeBackend.drop_server("app-other-server")
 
 
+def test_a_database_a_conftest_re_points_after_its_import_is_guarded(pytester):
+    """Guarded at its import, then re-pointed by a conftest file: it was left pointing there
+    for the session (a module-scoped fixture wrote to it), and got back the backend it had
+    at its import, not the conftest's."""
+    pytester.makepyfile(app=APP_MODULE)
+    pytester.makeconftest(
+        """
+        import pytest
+        import app
+        from limpyd.backends import FakeBackend
+
+        app.database.connect(backend=FakeBackend(name="app-conftest-server"))
+
+        @pytest.hookimpl(trylast=True)
+        def pytest_unconfigure(config):
+            with open("after.txt", "w") as out:
+                out.write(app.database.backend.describe())
+
+        @pytest.fixture(scope="module")
+        def seeded():
+            app.database.connection.set("seed", "1")
+        """
+    )
+    pytester.makepyfile(test_app="def test_seeded(seeded):\n    pass\n")
+    pytester.makeini("[pytest]\nlimpyd_databases = app:database\n")
+    pytester.syspathinsert()
+    result = pytester.runpytest()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*used outside a test*"])
+    assert (pytester.path / "after.txt").read_text() == "fakeredis://app-conftest-server/0"
+    assert FakeBackend(name="app-conftest-server").client().dbsize() == 0
+    for name in ("app-conftest-server", "app-own-server", "app-other-server"):
+        FakeBackend.drop_server(name)
+
+
+def test_a_run_stopped_before_its_configure_gives_the_databases_back(pytester):
+    """An in-process run stopped by a usage error left them pointing nowhere, and the
+    import finder in sys.meta_path."""
+    import sys
+
+    pytester.makepyfile(app=APP_MODULE)
+    pytester.makeini("[pytest]\nlimpyd_databases = app:database\n")
+    pytester.syspathinsert()
+    import app  # noqa: F401  (pytester's own module, imported here as a user's code would)
+
+    finders = list(sys.meta_path)
+    assert pytester.runpytest("--no-such-option").ret == pytest.ExitCode.USAGE_ERROR
+    assert sys.modules["app"].database.backend.describe() == "fakeredis://app-own-server/0"
+    assert sys.meta_path == finders
+    FakeBackend.drop_server("app-own-server")
+    FakeBackend.drop_server("app-other-server")
+
+
 def test_without_limpyd_databases_plain_tests_are_not_parametrized(pytester, bare_path):
     pytester.makepyfile("def test_plain(): pass")
     result = pytester.runpytest("-v", "--limpyd-backend=both")
@@ -420,3 +473,43 @@ def test_limpyd_databases_are_imported_once_the_tests_are_collected(pytester):
     assert result.ret == pytest.ExitCode.TESTS_FAILED, result.outlines
     assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
     result.stdout.fnmatch_lines(["*limpyd_databases entry 'myapp.nowhere:database'*"])
+
+
+def test_a_module_of_a_legacy_loader_is_imported_and_guarded_later(monkeypatch):
+    """A loader with `load_module` only: its wrapper failed the import (no create_module)."""
+    import importlib.abc
+    import importlib.util
+    import sys
+    import types
+
+    from limpyd.database import RedisDatabase
+    from limpyd_testing.guard import ApplicationDatabases
+
+    class Legacy(importlib.abc.MetaPathFinder):
+        def find_spec(self, fullname, path, target=None):
+            if fullname != "legacy_limpyd_app":
+                return None
+            return importlib.util.spec_from_loader(fullname, self)
+
+        def load_module(self, fullname):
+            module = types.ModuleType(fullname)
+            module.database = RedisDatabase(backend=FakeBackend(name="legacy-own"))
+            sys.modules[fullname] = module
+            return module
+
+    monkeypatch.setattr(sys, "meta_path", [Legacy(), *sys.meta_path])
+    monkeypatch.delitem(sys.modules, "legacy_limpyd_app", raising=False)
+    databases = ApplicationDatabases(["legacy_limpyd_app:database"])
+    databases.watch_imports()
+    try:
+        import legacy_limpyd_app  # noqa: F401
+
+        database = sys.modules["legacy_limpyd_app"].database
+        assert database.backend.describe() == "fakeredis://legacy-own/0"  # not guarded yet
+        databases.guard()  # once the tests are collected
+        with pytest.raises(RuntimeError, match="used outside a test"):
+            database.client.ping()
+    finally:
+        databases.restore()
+    assert database.backend.describe() == "fakeredis://legacy-own/0"
+    FakeBackend.drop_server("legacy-own")
