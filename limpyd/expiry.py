@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from limpyd import writes
 from limpyd.exceptions import DoesNotExist, RefusedValueError
-from limpyd.refusals import naming_mistyped_key
+from limpyd.refusals import mistyped_key, naming_mistyped_key
 
 if TYPE_CHECKING:
     from limpyd.model import RedisModel
@@ -118,6 +118,9 @@ def reap_expired(
     # redis-py types replies for sync and async clients alike: this one is sync
     with naming_mistyped_key(model, meta.expiry_key, "a sorted set"):
         due = cast("list[str]", client.zrangebyscore(meta.expiry_key, "-inf", now))
+    if due and client.type(meta.collection_key) not in ("set", "none"):
+        # each reap's script would fail on it, with Redis's bare WRONGTYPE
+        raise mistyped_key(model, meta.collection_key, "a set")
     if writes.before_reap is not None:
         writes.before_reap(model, due)
     instances = [model.lazy_connect(pk) for pk in due]

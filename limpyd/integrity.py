@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import ResponseError
 
-from limpyd.exceptions import RefusedValueError
+from limpyd.exceptions import ImplementationError, RefusedValueError
 from limpyd.fields.pk import COUNTER_RULE, counter_value
 from limpyd.keys import HASH_SUFFIX
 from limpyd.maintenance import (
@@ -144,6 +144,8 @@ class _Checker:
         #: the smallest pk holds it, and its holders (the model's unique values stay in
         #: memory while it is checked)
         self.holders: dict[tuple[str, tuple[str, ...]], tuple[str, set[str]]] = {}
+        #: per `unique_together` combination key, the instances whose values hold it
+        self.together_holders: dict[str, set[str]] = {}
 
     def report(self, kind: str, field: RedisField | None, detail: str) -> None:
         self.problems.append(Problem(kind, self.model, field, detail))
@@ -246,6 +248,9 @@ class _Checker:
         for name, value, holders in sorted(duplicates):
             field = self.meta.field(name)
             self.report("unique", field, f"value {shown(value)} held by {list(holders)!r}")
+        for key, pks in sorted(self.together_holders.items()):
+            if len(pks) > 1:
+                self.report("unique", None, f"combination {key!r} held by {sorted(pks)!r}")
         if self.meta.pk_field.auto and counter is not None and largest > counter:
             self.report(
                 "counter",
@@ -300,18 +305,20 @@ class _Checker:
         return implied
 
     def check_combinations(self, pks: list[str]) -> None:
-        """Combinations these instances hold that are not stored."""
+        """Combinations these instances hold that are not stored (and their holders noted,
+        by their values, whatever the combination keys hold)."""
         if not self.meta.unique_together:
             return
         wanted = [(key, pk) for pk, keys in self.combinations(pks).items() for key in keys]
+        for key, pk in wanted:
+            self.together_holders.setdefault(key, set()).add(pk)
         found = self.present([(key, pk, None) for key, pk in wanted])
         for (key, pk), present in zip(wanted, found, strict=True):
             if not present:
                 self.report("missing", None, f"combination of {pk!r} in {key!r}")
 
     def check_combination_keys(self) -> None:
-        """Stored combinations no instance holds, and combinations held several times."""
-        holders: dict[str, list[str]] = {}
+        """Stored combinations no instance holds."""
         scanned = self.client.scan_iter(match=together_pattern(self.model), count=SCAN_COUNT)
         members = (pair for keys in _batches(scanned) for pair in self.set_members(keys))
         for chunk in _batches(members):
@@ -319,13 +326,8 @@ class _Checker:
             exists = self.exist(distinct)
             implied = self.combinations([pk for pk in distinct if pk in exists])
             for key, pk in chunk:
-                if key in implied.get(pk, ()):
-                    holders.setdefault(key, []).append(pk)
-                else:
+                if key not in implied.get(pk, ()):
                     self.report("stale", None, f"combination of {pk!r} in {key!r}")
-        for key, pks in holders.items():
-            if len(pks) > 1:
-                self.report("unique", None, f"combination {key!r} held by {sorted(pks)!r}")
 
     def set_members(self, keys: list[str]) -> Iterator[tuple[str, str]]:
         """(key, member) of the sets among `keys`: their first pages in one round trip, the
@@ -508,7 +510,14 @@ def check(
     """Every problem found in these models (an empty list when all is consistent).
 
     `progress(task, done, total)` is called as instances are checked (`total` is the size of
-    the collection when the check began)."""
+    the collection when the check began). An abstract model (no instances) or what is no
+    model is refused, naming it: nothing checked must not read as nothing wrong."""
+    from limpyd.model import RedisModel
+
+    for model in models:
+        if not (isinstance(model, type) and issubclass(model, RedisModel)):
+            raise ImplementationError(f"check({model!r:.200}): a model class is expected")
+        model._check_concrete()
     return [problem for model in models for problem in _Checker(model, progress).run()]
 
 

@@ -43,6 +43,8 @@ def _selected(field: RedisField, index_class: type[BaseIndex] | None) -> list[Ba
     """The indexes of `field` of `index_class` (all without); an ImplementationError when
     it has none of that class (a rebuild of nothing said it rebuilt every instance)."""
     if index_class is None:
+        if not field.indexes:
+            raise ImplementationError(f"{field.describe()} has no index to rebuild or clean")
         return list(field.indexes)
     if not isinstance(index_class, type):
         raise ImplementationError(
@@ -132,8 +134,10 @@ def rebuild_together(model: type[RedisModel], *, allow_duplicates: bool = False)
     `unique_together` groups; how many instances. A combination several instances hold
     raises a ValueError naming them first, the combinations left as they were (unless
     `allow_duplicates`, as for `rebuild_indexes`)."""
-    meta = model._meta
+    meta = model._check_concrete()
     refuse_in_pipeline(meta.database, f"{model.__name__}: rebuilding unique_together", IN_BATCHES)
+    if not meta.unique_together:
+        raise ImplementationError(f"{model.__name__} has no unique_together group to rebuild")
     if not allow_duplicates:
         _refuse_duplicate_combinations(model)
     connection = meta.database.client

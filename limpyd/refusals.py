@@ -35,7 +35,7 @@ from limpyd.text import shown
 if TYPE_CHECKING:
     from limpyd.model import RedisModel
 
-__all__ = ["clean", "is_wrong_type", "naming_mistyped_key", "translate"]
+__all__ = ["clean", "is_wrong_type", "mistyped_key", "naming_mistyped_key", "translate"]
 
 #: What servers add before the text of an error raised in a script or function.
 _PREFIX = re.compile(
@@ -169,7 +169,12 @@ def naming_mistyped_key(model: type[RedisModel], key: str, wanted: str) -> Itera
     except ResponseError as error:
         if not is_wrong_type(error):
             raise
-        raise RefusedValueError(
-            f"{model.__name__}: the key {key!r} is not {wanted} (another client wrote it: see "
-            "limpyd.integrity)"
-        ) from None
+        raise mistyped_key(model, key, wanted) from None
+
+
+def mistyped_key(model: type[RedisModel], key: str, wanted: str) -> RefusedValueError:
+    """The refusal of `key` (of `model`) holding another type than `wanted`."""
+    return RefusedValueError(
+        f"{model.__name__}: the key {key!r} is not {wanted} (another client wrote it: see "
+        "limpyd.integrity)"
+    )

@@ -58,6 +58,7 @@ def app(tmp_path, db):
     (tmp_path / "cliapp.py").write_text(textwrap.dedent(APP))
     (tmp_path / "badapp.py").write_text('raise RuntimeError("boom")\n')
     (tmp_path / "syntaxapp.py").write_text("def (\n")
+    (tmp_path / "exitapp.py").write_text("import sys\nsys.exit(3)\n")
     sys.path.insert(0, str(tmp_path))
     try:
         import cliapp
@@ -127,10 +128,13 @@ def test_reap_and_check_print_their_target_first(app, db):
         (["cliapp:Visit", "--url", "{server}/0?nosuch=1"], "unexpected keyword argument 'nosuch'"),
         (["cliapp:Visit", "--url", "redis+cluster://{hostport}"], "Cluster mode is not enabled"),
         (["cliapp:InMemory", "--url", ""], "Unsupported database URL ''"),  # not "no URL"
+        (["exitapp:Visit"], "error: importing 'exitapp:Visit' exited (3)"),  # was "error: 3"
+        (["cliapp:Visit", "--url", "redis://[::1"], "error: --url: Invalid IPv6 URL"),
     ],
     ids=[
         "module", "model", "db", "scheme", "unreachable", "db-range", "fake-url", "fake", "none",
         "raising", "syntax", "no-module", "abstract", "url-option", "not-a-cluster", "empty-url",
+        "exiting", "bad-url",
     ],
 )  # fmt: skip
 @pytest.mark.parametrize("command", ["reap", "check"])
@@ -205,3 +209,16 @@ def test_progress_with_totals_on_a_terminal(app, db):
     status, shown = _on_a_terminal(app, "check", "cliapp:Visit", "--url", url)
     assert status == 0, shown
     assert "Visit: instances checked: 100%" in shown and "300/300" in shown
+
+
+def test_an_interrupted_command_is_one_line(app, db, monkeypatch, capsys):
+    """Ctrl-C printed a KeyboardInterrupt traceback."""
+    from limpyd import integrity
+    from limpyd.cli import main
+
+    def interrupted(*models, progress=None):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(integrity, "check", interrupted)
+    assert main(["check", "cliapp:Visit"], in_process_servers=True) == 130
+    assert capsys.readouterr().err == "python -m limpyd check: interrupted\n"

@@ -11,6 +11,7 @@ import pytest
 from limpyd import fields, model
 from limpyd.cli import main as cli_main
 from limpyd.contrib import related
+from limpyd.exceptions import ImplementationError
 from limpyd.indexes import EqualIndex, NumberRangeIndex, TextRangeIndex
 from limpyd_testing import integrity
 
@@ -304,6 +305,49 @@ def combination(Seat, row, number):
     return Seat._meta.together_key(("row", "number"), {"row": [row], "number": [number]})
 
 
+def test_a_combination_two_instances_hold_by_their_values_is_reported(seats, db):
+    """Another client gave seat 2 seat 1's values: the checker counted a combination's
+    holders in the stored combination keys only, and reported it held twice only once a
+    repair had rebuilt them (which the rebuild then refused)."""
+    Seat = seats
+    db.client.hset(Seat._meta.hash_key("2"), "number", "1")
+    problems = integrity.check(Seat)
+    held = [p for p in problems if p.kind == "unique"]
+    assert [p.detail for p in held] == [
+        f"combination {combination(Seat, 'a', '1')!r} held by ['1', '2']"
+    ]
+    assert {p.kind for p in problems} == {"unique", "missing", "stale"}
+
+
+def test_what_checks_or_rebuilds_nothing_is_refused(db, seats, unchanged):
+    """An abstract model was checked clean ([]), a field without index or a model without
+    unique_together said it rebuilt every instance, and what is no model raised a bare
+    AttributeError."""
+    from limpyd.maintenance import rebuild_together
+
+    class Base(model.RedisModel):
+        database = db
+        abstract = True
+        name = fields.StringField(indexable=True)
+
+    class Plain(model.RedisModel):
+        database = db
+        x = fields.StringField()
+
+    Plain(x="1")
+    with unchanged():
+        with pytest.raises(ImplementationError, match=r"^Model Base is abstract"):
+            integrity.check(seats, Base)
+        for bad in (int, "app:Person", None):
+            with pytest.raises(ImplementationError, match=r"^check\(.*\): a model class is"):
+                integrity.check(bad)
+        with pytest.raises(ImplementationError, match=r"^Plain\.x has no index to rebuild"):
+            Plain.get_field("x").rebuild_indexes()
+        with pytest.raises(ImplementationError, match=r"^Plain has no unique_together group"):
+            rebuild_together(Plain)
+    assert rebuild_together(seats) == 4
+
+
 def test_unique_together_combinations_checked_and_repaired(seats, db, capsys, monkeypatch):
     """Defect: the checker never looked at the combinations of `unique_together` groups."""
     Seat = seats
@@ -335,6 +379,8 @@ def test_unique_together_combinations_checked_and_repaired(seats, db, capsys, mo
     assert "Seat: missing: combination of '3'" in output
     assert "rebuilt the unique_together combinations of Seat" in output
     assert [p.kind for p in integrity.check(Seat)] == ["unique"]
+    # what the repair leaves is listed, not only counted
+    assert f"left: {integrity.check(Seat)[0]}\n1 problem(s)" in output
 
 
 def test_an_error_read_with_the_index_keys_is_raised_not_taken_for_a_page(models):
@@ -613,6 +659,9 @@ def test_maintenance_names_what_it_cannot_do(db, unchanged):
     db.client.rpush(meta.collection_key, "1")
     with unchanged(), pytest.raises(RefusedValueError, match=r"collection' is not a set"):
         field.rebuild_indexes()
+    db.client.zadd(meta.expiry_key, {"1": 0})  # an instance due, its reap refused by name
+    with unchanged(), pytest.raises(RefusedValueError, match=r"^Tag: the key .*collection' is"):
+        Tag.reap_expired()  # it was Redis's bare WRONGTYPE
 
 
 def test_repair_leaves_the_combinations_of_a_field_holding_another_type(seats, db):

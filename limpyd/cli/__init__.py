@@ -55,6 +55,9 @@ def main(argv: Sequence[str] | None = None, *, in_process_servers: bool = False)
     except (redis.RedisError, RedisClusterException) as error:
         print(f"python -m limpyd {options.command}: Redis error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # what was done is said; a rebuild or reap finished by a rerun
+        print(f"python -m limpyd {options.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -71,7 +74,12 @@ def _parser() -> argparse.ArgumentParser:
     reaping.add_argument("--url", help="database URL (default: the models' own database)")
     checking = command("check", _check, "check the indexes and relations of models")
     checking.add_argument("--url", help="database URL (default: the models' own database)")
-    checking.add_argument("--repair", action="store_true", help="rebuild broken indexes")
+    checking.add_argument(
+        "--repair",
+        action="store_true",
+        help="rebuild broken indexes (stop the writers first: while an index is rebuilt, "
+        "writes do not see its entries, and unique values can be taken twice)",
+    )
     migrating = command(
         "migrate-from-redis-limpyd",
         _migrate,
@@ -103,8 +111,9 @@ def load_models(paths: Sequence[str]) -> list[type[RedisModel]]:
     for path in paths:
         try:
             model = import_model(path)
-        except SystemExit as error:
-            raise CommandError(str(error.code)) from None
+        except SystemExit as error:  # import_model's own message, or the module's exit
+            said = error.code if isinstance(error.code, str) else None
+            raise CommandError(said or f"importing {path!r} exited ({error.code})") from None
         except ImportError as error:
             raise CommandError(f"cannot import {path!r}: {error}") from None
         except Exception as error:  # the module's own code failed: whatever it raised
@@ -124,7 +133,7 @@ def open_database(
         try:
             given = RedisDatabase.from_url(url)
         except (ValueError, ImportError) as error:
-            raise CommandError(str(error)) from None
+            raise CommandError(f"--url: {error}") from None
         for model in models:
             model.use_database(given)
     places: dict[int, RedisDatabase] = {}
@@ -197,6 +206,8 @@ def _check(options: argparse.Namespace, count: Counter) -> int:
         except ValueError as error:  # a value or a key no rebuild can index (named)
             raise CommandError(f"repair stopped: {error}") from None
         problems = check(*models, progress=count)
+        for problem in problems:  # what the repair left (another client's writes, say)
+            print(f"left: {problem}")
     print(f"{len(problems)} problem(s)" if problems else "no problem found")
     return 1 if problems else 0
 
