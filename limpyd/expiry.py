@@ -9,9 +9,11 @@ import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
+from redis.exceptions import ResponseError
+
 from limpyd import writes
 from limpyd.exceptions import DoesNotExist, RefusedValueError
-from limpyd.refusals import mistyped_key, naming_mistyped_key
+from limpyd.refusals import is_wrong_type, mistyped_key, naming_mistyped_key
 
 if TYPE_CHECKING:
     from limpyd.model import RedisModel
@@ -118,27 +120,29 @@ def reap_expired(
     # redis-py types replies for sync and async clients alike: this one is sync
     with naming_mistyped_key(model, meta.expiry_key, "a sorted set"):
         due = cast("list[str]", client.zrangebyscore(meta.expiry_key, "-inf", now))
-    if due and client.type(meta.collection_key) not in ("set", "none"):
-        # each reap's script would fail on it, with Redis's bare WRONGTYPE
-        raise mistyped_key(model, meta.collection_key, "a set")
     if writes.before_reap is not None:
         writes.before_reap(model, due)
     instances = [model.lazy_connect(pk) for pk in due]
     size = REAP_BATCH if progress is not None else max(len(instances), 1)
     reaped = 0
     refused: list[RefusedValueError] = []
-    for start in range(0, len(instances), size):
-        batch = instances[start : start + size]
-        applied = writes.rewrite_many(meta.database, [i._reap_plan() for i in batch])
-        # One the batch did not apply runs alone, with the usual retries and errors; it
-        # is skipped if it is no longer expired, or gone (its expiry time is then dropped).
-        for instance, done in zip(batch, applied, strict=True):
-            try:
-                reaped += done or instance._reap()
-            except RefusedValueError as error:  # another client's data: the others go on
-                refused.append(error)
-        if progress is not None:
-            progress(f"{model.__name__}: expired instances", start + len(batch), len(due))
+    try:
+        for start in range(0, len(instances), size):
+            batch = instances[start : start + size]
+            applied = writes.rewrite_many(meta.database, [i._reap_plan() for i in batch])
+            # One the batch did not apply runs alone, with the usual retries and errors; it
+            # is skipped if it is no longer expired, or gone (its expiry time then dropped).
+            for instance, done in zip(batch, applied, strict=True):
+                try:
+                    reaped += done or instance._reap()
+                except RefusedValueError as error:  # another client's data: the others go on
+                    refused.append(error)
+            if progress is not None:
+                progress(f"{model.__name__}: expired instances", start + len(batch), len(due))
+    except ResponseError as error:  # Redis's bare WRONGTYPE: which key, if it is that one
+        if is_wrong_type(error) and client.type(meta.collection_key) not in ("set", "none"):
+            raise mistyped_key(model, meta.collection_key, "a set") from None
+        raise
     if refused:
         more = f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""
         raise RefusedValueError(
