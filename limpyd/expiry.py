@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any, cast
 from redis.exceptions import ResponseError
 
 from limpyd import writes
-from limpyd.exceptions import DoesNotExist, RefusedValueError
-from limpyd.refusals import is_wrong_type, mistyped_key, naming_mistyped_key
+from limpyd.exceptions import RefusedValueError
+from limpyd.refusals import is_wrong_type, missing_instance, mistyped_key, naming_mistyped_key
 
 if TYPE_CHECKING:
     from limpyd.model import RedisModel
@@ -98,7 +98,7 @@ def ttl(instance: RedisModel) -> float | None:
         pipeline.time()
         replies: list[Any] = pipeline.execute()
     if not replies[0]:
-        raise DoesNotExist(f"{type(instance).__name__}: no instance with pk {pk!r}")
+        raise missing_instance(type(instance), pk)
     expires_at: float | None = replies[1]
     clock: tuple[int, int] = replies[2]  # TIME: seconds, microseconds
     seconds, microseconds = clock

@@ -35,6 +35,7 @@ from limpyd.fields import (
 )
 from limpyd.fields.base import NO_DEFAULT
 from limpyd.meta import REFUSED, MetaRedisModel, ModelOptions
+from limpyd.refusals import missing_instance
 from limpyd.text import glob_escape
 
 __all__ = [
@@ -101,7 +102,7 @@ class RedisModel(metaclass=MetaRedisModel):
                 )
             pk = meta.pk_field.text(args[0])
             if not meta.pk_exists(pk):
-                raise DoesNotExist(f"{type(self).__name__}: no instance with pk {pk!r}")
+                raise missing_instance(type(self), pk)
             self._saved(pk)
             return
         values = self._creation_values(values)
@@ -221,7 +222,7 @@ class RedisModel(metaclass=MetaRedisModel):
         if not self._connected:
             meta = type(self)._meta
             if not meta.pk_exists(pk):
-                raise DoesNotExist(f"{type(self).__name__}: no instance with pk {pk!r}")
+                raise missing_instance(type(self), pk)
             self._connected = True
 
     @classmethod

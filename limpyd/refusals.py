@@ -35,7 +35,14 @@ from limpyd.text import shown
 if TYPE_CHECKING:
     from limpyd.model import RedisModel
 
-__all__ = ["clean", "is_wrong_type", "mistyped_key", "naming_mistyped_key", "translate"]
+__all__ = [
+    "clean",
+    "is_wrong_type",
+    "missing_instance",
+    "mistyped_key",
+    "naming_mistyped_key",
+    "translate",
+]
 
 #: What servers add before the text of an error raised in a script or function.
 _PREFIX = re.compile(
@@ -170,6 +177,11 @@ def naming_mistyped_key(model: type[RedisModel], key: str, wanted: str) -> Itera
         if not is_wrong_type(error):
             raise
         raise mistyped_key(model, key, wanted) from None
+
+
+def missing_instance(model: type[RedisModel], pk: str) -> DoesNotExist:
+    """The refusal of a call on the instance `pk` of `model`, which does not exist."""
+    return DoesNotExist(f"{model.__name__}: no instance with pk {pk!r}")
 
 
 def mistyped_key(model: type[RedisModel], key: str, wanted: str) -> RefusedValueError:

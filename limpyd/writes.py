@@ -29,7 +29,7 @@ from limpyd.fields.base import chunked
 from limpyd.lua import APPLY, READ
 from limpyd.plans import State
 from limpyd.protocol import Key, placeholder
-from limpyd.refusals import clean, translate
+from limpyd.refusals import clean, missing_instance, translate
 from limpyd.text import ESCAPE, escape_value
 
 if TYPE_CHECKING:
@@ -253,7 +253,7 @@ class Write:
                 f"{self.model.__name__}.{self.model._meta.pk_field.name}: an instance with pk "
                 f"{self.pk!r} already exists"
             )
-        raise DoesNotExist(f"{self.model.__name__}: no instance with pk {self.pk!r}")
+        raise missing_instance(self.model, self.pk)
 
 
 #: Why most of limpyd's writes cannot wait in a pipeline.
@@ -494,7 +494,7 @@ def modify(field: RedisField, build: Callable[[str], Command]) -> Any:
             )
             if outcome[0] == "E":  # Redis refused the command
                 if not creating and not model._meta.pk_exists(pk):  # LSET: "no such key"
-                    raise DoesNotExist(f"{model.__name__}: no instance with pk {pk!r}")
+                    raise missing_instance(model, pk)
                 raise translate(ResponseError(outcome[1]), model)
             write = Write(model, pk, creating, new=creating)
             write.guard(kind, key, sub, old)

@@ -153,10 +153,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     """Stop the server at the very end, after every fixture is torn down."""
     state = config.stash.get(_STATE, None)
     if state is not None:
-        state.close()
-    databases = config.stash.get(APPLICATION_DATABASES, None)
-    if databases is not None:  # the help shown, no session state
-        databases.restore()
+        state.close()  # the application databases given back (without a state: a cleanup)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
