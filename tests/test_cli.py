@@ -126,7 +126,7 @@ def test_reap_and_check_print_their_target_first(app, db):
         ([":Visit"], "error: cannot import ':Visit': ValueError"),
         (["cliapp:Base"], "error: model Base is abstract: give its concrete models"),
         (["cliapp:Visit", "--url", "{server}/0?nosuch=1"], "unexpected keyword argument 'nosuch'"),
-        (["cliapp:Visit", "--url", "redis+cluster://{hostport}"], "Cluster mode is not enabled"),
+        (["cliapp:Visit", "--url", "redis+cluster://{hostport}"], "error: redis+cluster://"),
         (["cliapp:InMemory", "--url", ""], "Unsupported database URL ''"),  # not "no URL"
         (["exitapp:Visit"], "error: importing 'exitapp:Visit' exited (3)"),  # was "error: 3"
         (["cliapp:Visit", "--url", "redis://[::1"], "error: --url: Invalid IPv6 URL"),

@@ -149,7 +149,7 @@ def open_database(
             database.connection.ping()
         except redis.ConnectionError as error:
             raise CommandError(f"cannot reach {where}: {error}") from None
-        except redis.RedisError as error:
+        except (redis.RedisError, RedisClusterException) as error:
             raise CommandError(f"{where}: {error}") from None
     shown = ", ".join(d.backend.describe() for d in places.values())
     return f"{shown} ({'--url' if url else 'the models own database'})"
