@@ -428,7 +428,24 @@ def _apply_all(database: RedisDatabase, writes: list[Write]) -> list[Any]:
     return APPLY.many(database.client, calls) if calls else []
 
 
+def _existence_forgotten_on_refusal(instance: RedisModel, run: Callable[[], Any]) -> Any:
+    """`run()`; a DoesNotExist it raises makes `instance` unknown to exist: a pipelined write
+    on it checks it again (it queued, unchecked, a key the instance no longer owns)."""
+    try:
+        return run()
+    except DoesNotExist:
+        instance._connected = False
+        raise
+
+
 def modify(field: RedisField, build: Callable[[str], Command]) -> Any:
+    """Run one modifier of `field` (`build(pk)` gives the command), indexes kept exact
+    (see `_modify`)."""
+    instance = field.bound_instance
+    return _existence_forgotten_on_refusal(instance, lambda: _modify(field, instance, build))
+
+
+def _modify(field: RedisField, instance: RedisModel, build: Callable[[str], Command]) -> Any:
     """Run one modifier of `field` (`build(pk)` gives the command), indexes kept exact.
 
     Not indexed: one round trip. `sadd`/`srem`/`zadd`/`zincrby`/`zrem` under indexes whose
@@ -438,7 +455,6 @@ def modify(field: RedisField, build: Callable[[str], Command]) -> Any:
     and new state, one round trip), then the new state is written with its index changes,
     checked against the state the simulation started from.
     """
-    instance = field.bound_instance
     model = type(instance)
     database = model._meta.database
     creating = instance._pk is None
@@ -552,6 +568,9 @@ class Rewrite:
 
     def run(self) -> Any:
         """Apply the write, again while it conflicts; the reply of `reply`."""
+        return _existence_forgotten_on_refusal(self.instance, self._run)
+
+    def _run(self) -> Any:
         model, database = self.model, self.model._meta.database
         if database.pipelined:
             if self.indexed or self.found or self.last:

@@ -116,7 +116,7 @@ def _resolve(entry: str) -> RedisDatabase:
         target: Any = importlib.import_module(module_name)
         for part in attribute.split("."):
             target = getattr(target, part)
-    except (ImportError, AttributeError) as exc:
+    except Exception as exc:  # an import error, or whatever the module raised
         raise pytest.UsageError(
             f"limpyd: limpyd_databases entry {entry!r}: {type(exc).__name__}: {exc}"
         ) from None
@@ -164,6 +164,7 @@ class _GuardingLoader(importlib.abc.Loader):
         return module
 
     def exec_module(self, module: ModuleType) -> None:
+        __tracebackhide__ = True  # an error of the module shows its own frames only
         self._loader.exec_module(module)
         self._imported(module.__name__)
 

@@ -142,11 +142,22 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if state.options.databases and not state.controller:
         try:
             state.databases.guard()
-        except pytest.UsageError:
+        except pytest.UsageError as error:
             # an xdist worker's usage error reaches the controller as an internal error
-            # naming nothing: each test fails with it instead (limpyd_redirect_databases)
+            # naming nothing: each test fails with it instead, before any of its fixtures
+            # runs (one of a wider scope could reach the application's server: an entry
+            # set after the collection is never guarded)
             if not hasattr(session.config, "workerinput"):
                 raise
+            state.databases_error = str(error)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Fail each test of a worker whose `limpyd_databases` could not be guarded."""
+    error = _state(item.config).databases_error
+    if error is not None:
+        pytest.fail(error, pytrace=False)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -175,7 +186,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     try:
         allowed = _allowed_backends(metafunc.definition)
     except ValueError as error:
-        pytest.fail(str(error), pytrace=False)
+        refused = str(error)  # failed outside the handler: shown once, not chained
+    else:
+        refused = ""
+    if refused:
+        pytest.fail(refused, pytrace=False)
     selected = [kind for kind in BACKENDS if kind in state.options.backends]
     kinds = [kind for kind in selected if kind in allowed]
     params = []
@@ -213,14 +228,23 @@ def _allowed_backends(node: pytest.Item) -> set[str]:
     """The backends the test's `limpyd_backends` markers allow (all without one); a
     ValueError for a marker naming none, or another."""
     allowed = set(BACKENDS)
+    marked = []
     for mark in node.iter_markers("limpyd_backends"):
-        unknown = set(mark.args) - set(BACKENDS)
+        given = [*mark.args, *(f"{name}=..." for name in mark.kwargs)]
+        unknown = [repr(arg) for arg in given if not (isinstance(arg, str) and arg in BACKENDS)]
         if unknown or not mark.args:
             raise ValueError(
                 f"limpyd: limpyd_backends marker of {node.nodeid}: "
-                f"{sorted(unknown) or 'no backend'} given, use 'fake', 'redis' and/or 'cluster'"
+                f"{', '.join(unknown) or 'no backend'} given, use 'fake', 'redis' and/or "
+                "'cluster' as its arguments"
             )
         allowed &= set(mark.args)
+        marked.append(f"({', '.join(mark.args)})")
+    if not allowed:
+        raise ValueError(
+            f"limpyd: the limpyd_backends markers of {node.nodeid} allow no backend together: "
+            f"{' and '.join(marked)}"
+        )
     return allowed
 
 
@@ -316,6 +340,9 @@ class DatabaseFactory:
                 pytrace=False,
             )
         if self.kind == "fake":
+            if not self._used_dbs:  # emptied at its first use too, as a real server's db is
+                FakeBackend.empty_server(self.fake_name)  # (a test without it may write)
+                self._used_dbs.add(0)
             try:
                 return FakeBackend(name=self.fake_name, db=db or 0)
             except ValueError as error:  # beyond its 16 dbs, as a redis-server's default
@@ -361,6 +388,12 @@ class DatabaseFactory:
             pytest.fail(
                 f"limpyd: limpyd_database_factory(cls={cls!r}): a RedisDatabase class is "
                 "expected (RedisDatabase, PipelineDatabase or a subclass)",
+                pytrace=False,
+            )
+        if "backend" in kwargs:
+            pytest.fail(
+                "limpyd: limpyd_database_factory(backend=...): the database is on the test's "
+                "backend (use RedisDatabase(backend=...) for a backend of your own)",
                 pytrace=False,
             )
         try:

@@ -129,6 +129,9 @@ class SessionState:
         self.databases: ApplicationDatabases = config.stash.get(APPLICATION_DATABASES, None) or (
             ApplicationDatabases(options.databases)
         )
+        #: Why the `limpyd_databases` could not be guarded once the tests were collected, in
+        #: an xdist worker (elsewhere the session stops): every test fails with it.
+        self.databases_error: str | None = None
 
     @property
     def redis_selected(self) -> bool:

@@ -429,16 +429,12 @@ def model_values(
     pools = dict(pks or {})
     items = dict(items or {})
     keys = dict(keys or {})
-    for option, given, known in (
-        ("items", items, {f.name for f in meta.fields.values()}),
-        ("keys", keys, {f.name for f in meta.data_fields if isinstance(f, HashField)}),
-    ):
-        unknown = sorted(set(given) - known)
-        if unknown:
-            raise InvalidArgument(
-                f"{model.__name__}: {option}= names {unknown}, which are not its "
-                f"{'fields' if option == 'items' else 'HashFields'} ({sorted(known)})"
-            )
+    if isinstance(fields, str):
+        raise InvalidArgument(
+            f"{model.__name__}: fields={fields!r}: the names of fields (a list), not a text"
+        )
+    _refuse_unknown_names(model, "items", items, {f.name for f in meta.fields.values()})
+    _refuse_unknown_names(model, "keys", keys, _hash_field_names(model))
 
     def strategy(field: RedisField) -> SearchStrategy[Any] | None:
         if not _known(field):
@@ -485,6 +481,25 @@ def model_values(
     return base
 
 
+def _refuse_unknown_names(
+    model: type[RedisModel], option: str, given: Any, known: set[str]
+) -> None:
+    """An InvalidArgument for an `option` mapping naming what is not among `known` (a
+    misspelled field's strategy was left unused)."""
+    if not isinstance(given, Mapping):
+        return
+    unknown = sorted(set(given) - known, key=repr)
+    if unknown:
+        raise InvalidArgument(
+            f"{model.__name__}: {option}= names {unknown}, which are not among its "
+            f"{'HashFields' if option in ('keys', 'hash_keys') else 'fields'} ({sorted(known)})"
+        )
+
+
+def _hash_field_names(model: type[RedisModel]) -> set[str]:
+    return {f.name for f in model._meta.data_fields if isinstance(f, HashField)}
+
+
 def _filter_value(index: Any, values: SearchStrategy[str]) -> SearchStrategy[Any]:
     if isinstance(index, NumberRangeIndex):  # it refuses any other value
         return st.one_of(numbers(), number_texts(), values.filter(_DECIMAL.fullmatch))
@@ -522,6 +537,8 @@ def filters(
     (default `filter_keys()`).
     """
     meta = model._meta
+    _refuse_unknown_names(model, "values", values, {*(f.name for f in meta.data_fields), "pk"})
+    _refuse_unknown_names(model, "hash_keys", hash_keys, _hash_field_names(model))
 
     def per_field(
         given: SearchStrategy[str] | Mapping[str, SearchStrategy[str]] | None,

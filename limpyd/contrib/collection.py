@@ -114,7 +114,17 @@ class ExtendedCollectionManager(CollectionManager):
                         f"{self.model.__name__} collection: sort(by_score=...) takes a "
                         f"SortedSetField, not {by_score.describe()}"
                     )
+                if by_score._instance is None:
+                    raise InvalidQueryError(
+                        f"{self.model.__name__} collection: sort(by_score=...) takes a "
+                        f"SortedSetField bound to an instance, not {by_score.describe()}"
+                    )
                 by_score = by_score.key
+            elif not isinstance(by_score, str) or not by_score:
+                raise InvalidQueryError(
+                    f"{self.model.__name__} collection: sort(by_score={by_score!r:.200}): the "
+                    "key of a sorted set (a non-empty str) or a bound SortedSetField is expected"
+                )
             flags = self._flag("alpha", alpha), self._flag("desc", desc)
             self._sort = (protocol.BY_SCORE, *flags, by_score)
             return self._derive()

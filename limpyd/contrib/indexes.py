@@ -224,8 +224,8 @@ _DATE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
 #: A time as `str()` writes one: seconds' fraction and UTC offset optional (an offset has
 #: seconds, and their fraction, in some old local times: +00:19:32).
 _TIME = re.compile(
-    r"([0-9]{2}):([0-9]{2}):([0-9]{2})(\.[0-9]{1,6})?"
-    r"([+-][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?)?"
+    r"([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.[0-9]{1,6})?"
+    r"(?:[+-]([0-9]{2}):([0-9]{2})(?::([0-9]{2})(?:\.[0-9]{1,6})?)?)?"
 )
 
 
@@ -241,8 +241,18 @@ def _is_date(text: str) -> bool:
 
 
 def _is_time(text: str) -> bool:
+    """A time of the clock, its UTC offset (if any) one a `datetime` can have."""
     found = _TIME.fullmatch(text)
-    return found is not None and int(found[1]) < 24 and int(found[2]) < 60 and int(found[3]) < 60
+    if found is None:
+        return False
+    hours, minutes, seconds, offset_hours, offset_minutes, offset_seconds = (
+        int(part or 0) for part in found.groups()
+    )
+    return (
+        hours < 24
+        and offset_hours < 24
+        and all(n < 60 for n in (minutes, seconds, offset_minutes, offset_seconds))
+    )
 
 
 def datetime_of(value: str) -> str:

@@ -424,3 +424,33 @@ def test_sort_by_score_flags_are_bools(Person):
     assert list(scored.sort(by_score=board, desc=1)) == ["3", "2", "1"]
     assert list(scored.sort(by_score=board, alpha=True)) == ["3", "2", "1"]  # '100' < '20'
     assert list(scored.sort(by_score=board, alpha=0)) == ["1", "2", "3"]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        b"{person}:board",
+        ["{person}:board"],
+        "",
+        5,
+        1.5,
+        float("nan"),
+        True,
+        object(),
+        "instance",
+        "unbound",
+    ],
+    ids=["bytes", "list", "empty", "int", "float", "nan", "bool", "object", "instance", "unbound"],
+)
+def test_sort_by_score_takes_a_key_or_a_bound_sorted_set(Person, db, bad):
+    """`sort(by_score=...)` took anything, sorting by the key its str() named (b'board' read
+    "b'board'", an instance "<Person ...>"): a silently wrong order. Refused by name now."""
+    board = f"{Person._meta.hash_tag}:board"  # in the model's slot, for a cluster
+    db.client.zadd(board, {"1": 3, "2": 2, "3": 1, "4": 0})
+    if bad == "instance":
+        bad = Person(1)
+    elif bad == "unbound":
+        bad = Person.friends
+    with pytest.raises(InvalidQueryError, match=r"^Person collection: sort\(by_score="):
+        Person.collection().sort(by_score=bad)
+    assert list(Person.collection().sort(by_score=board)) == ["4", "3", "2", "1"]

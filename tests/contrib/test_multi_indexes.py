@@ -867,6 +867,10 @@ class _Text(str):
         ("time", "1:2:3", "a time like"),
         ("time", "10:11:12+1", "a time like"),
         ("time", "10:11", "a time like"),
+        ("time", "10:00:00-42:77:99.1", "a time like"),  # no such UTC offset: was taken
+        ("time", "10:00:00+24:00", "a time like"),
+        ("at", "2026-01-01 10:00:00+99:99", "a date and time like"),
+        ("at", "2026-01-01 10:00:00+05:60", "a date and time like"),
     ],
 )
 def test_date_and_time_indexes_refuse_what_is_no_date_or_time(
@@ -901,6 +905,7 @@ def test_date_and_time_indexes_refuse_what_is_no_date_or_time(
         # Amsterdam's local time before 1937: an offset with seconds
         (DateTimeIndex, "1900-01-01 12:00:00+00:19:32", ["1900-01-01 12:00:00", "1900-01-01"]),
         (TimeIndex, "12:00:00.5-00:19:32.5", ["12:00:00", "12"]),
+        (TimeIndex, "12:00:00-23:59", ["12:00:00", "12"]),  # the widest offset a time has
     ],
 )
 def test_date_and_time_indexes_take_what_str_writes(db, index, value, texts):

@@ -402,3 +402,28 @@ def test_a_transaction_whose_function_never_calls_multi(main_database, limpyd_da
 
     assert main_database.transaction(bump_once_interfered, page.hits) == [11]
     assert runs.count(2) == 2 and page.hits.get() == "11"
+
+
+@pytest.mark.parametrize("write", ["set", "hset", "delete_field"])
+def test_an_instance_found_missing_is_checked_again_before_a_pipelined_write(
+    Person, main_database, unchanged, write
+):
+    """A write refused with DoesNotExist left the object known to exist: the same write
+    queued in a pipeline then ran unchecked, leaving a key no instance owns."""
+    from limpyd.exceptions import DoesNotExist
+
+    other = Person(name="gone")
+    same = Person(other.pk.get())  # checked: known to exist
+    other.delete()
+    writes = {
+        "set": lambda: same.name.set("x"),
+        "hset": lambda: same.nick.hset("x"),
+        "delete_field": lambda: same.name.delete(),
+    }
+    with unchanged():
+        with pytest.raises(DoesNotExist, match=r"no instance with pk"):
+            writes[write]()
+        with main_database.pipeline() as pipeline:
+            with pytest.raises(DoesNotExist, match=r"no instance with pk"):
+                writes[write]()
+            assert pipeline.execute() == []

@@ -62,6 +62,10 @@ def test_factory_takes_a_database_class(limpyd_database_factory):
         ("limpyd_database_factory(cls=dict)", "cls=<class 'dict'>): a RedisDatabase class is"),
         ("limpyd_database_factory(cls=RedisDatabase())", "a RedisDatabase class is expected"),
         ("limpyd_database_factory(db=999)", "db=999): fakeredis db 999 is out of range"),
+        (  # was a TypeError: got multiple values for keyword argument 'backend'
+            "limpyd_database_factory(backend=None)",
+            "backend=...): the database is on the test's backend",
+        ),
     ],
 )
 def test_factory_misuse_fails_the_test_by_name(pytester, call, message):
@@ -101,6 +105,36 @@ def test_the_fake_server_is_emptied_after_each_test(pytester):
         """
     )
     pytester.runpytest().assert_outcomes(passed=2)
+
+
+@pytest.mark.parametrize("backend", ["fake", "redis"])
+def test_a_database_is_empty_even_after_a_test_without_the_fixture(pytester, request, backend):
+    """A test without the fixture wrote through a model left on a closed test database: on
+    the fake backend (emptied only after a test using the fixture) the next test's "empty"
+    database held its data, where a real server's db is emptied at its first use too."""
+    pytester.makepyfile(
+        """
+        from limpyd import model
+
+        class Bike(model.RedisModel):
+            database = None
+            name = model.InstanceHashField(indexable=True)
+
+        def test_a(limpyd_database):
+            Bike.use_database(limpyd_database)
+            Bike(name="a")
+
+        def test_b():
+            Bike(name="leaked")
+
+        def test_c(limpyd_database):
+            assert limpyd_database.client.dbsize() == 0
+        """
+    )
+    options = ["-p", "no:cacheprovider", f"--limpyd-backend={backend}"]
+    if backend == "redis":
+        options.append(f"--limpyd-redis-server={request.getfixturevalue('redis_server_path')}")
+    pytester.runpytest(*options).assert_outcomes(passed=3)
 
 
 def test_fake_servers_do_not_pile_up(limpyd_database_factory):
@@ -513,3 +547,58 @@ def test_a_module_of_a_legacy_loader_is_imported_and_guarded_later(monkeypatch):
         databases.restore()
     assert database.backend.describe() == "fakeredis://legacy-own/0"
     FakeBackend.drop_server("legacy-own")
+
+
+def test_limpyd_databases_set_after_the_collection_fail_every_worker_test_first(pytester):
+    """Under xdist, an entry still None once the tests were collected (set later by a session
+    fixture) was redirected for each test but never guarded: a module fixture wrote through
+    it to the application's own server. Each test fails first, before any of its fixtures."""
+    pytester.mkpydir("myapp")
+    (pytester.path / "myapp" / "db.py").write_text(
+        "from limpyd.backends import FakeBackend\n"
+        "from limpyd.database import RedisDatabase\n"
+        "database = None\n\n"
+        "def init():\n"
+        "    global database\n"
+        "    database = RedisDatabase(backend=FakeBackend(name='myapp-own'))\n"
+    )
+    pytester.makeconftest(
+        "import pytest\nimport myapp.db\n\n"
+        "@pytest.fixture(scope='session', autouse=True)\n"
+        "def setup_app():\n    myapp.db.init()\n"
+    )
+    pytester.makepyfile(
+        test_a="import pytest\nimport myapp.db\n\n"
+        "@pytest.fixture(scope='module')\n"
+        "def seeded():\n"
+        "    myapp.db.database.client.set('seed', '1')\n"
+        "    open('seeded.txt', 'w').close()\n\n"
+        "def test_a(seeded):\n    pass\n"
+    )
+    pytester.makeini("[pytest]\npythonpath = .\nlimpyd_databases = myapp.db:database\n")
+    result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider", "-n", "2")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED, result.outlines
+    result.stdout.fnmatch_lines(["*limpyd_databases entry 'myapp.db:database' is None*"])
+    assert not (pytester.path / "seeded.txt").exists()
+    result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert not (pytester.path / "seeded.txt").exists()
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["alone", "xdist"])
+def test_limpyd_databases_of_a_module_raising_at_import_are_one_line(pytester, workers):
+    """A module of an entry raising anything but an ImportError (a missing setting) was an
+    INTERNALERROR of 79 lines, and under xdist crashed the controller."""
+    pytester.makepyfile(
+        settings="import os\nURL = os.environ['LIMPYD_TEST_NO_SUCH_SETTING']\n",
+        test_a="def test_a():\n    pass\n",
+    )
+    pytester.makeini("[pytest]\npythonpath = .\nlimpyd_databases = settings:database\n")
+    result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider", *workers)
+    output = result.stdout.str() + result.stderr.str()
+    assert "INTERNALERROR" not in output
+    assert result.ret == (pytest.ExitCode.TESTS_FAILED if workers else pytest.ExitCode.USAGE_ERROR)
+    assert re.search(
+        r"limpyd_databases entry 'settings:database': KeyError: 'LIMPYD_TEST_NO_SUCH_SETTING'",
+        output,
+    )

@@ -131,7 +131,16 @@ def test_marker_on_a_backend_not_selected_skips_with_a_reason(pytester):
     )
 
 
-@pytest.mark.parametrize("marker", ['limpyd_backends("reddis")', "limpyd_backends"])
+_BAD_MARKERS = [
+    'limpyd_backends("reddis")',
+    "limpyd_backends",
+    'limpyd_backends(["fake", "redis"])',  # was a bare TypeError: unhashable type: 'list'
+    'limpyd_backends(backends="redis")',  # was "no backend given"
+    'limpyd_backends("fake", 1)',
+]
+
+
+@pytest.mark.parametrize("marker", _BAD_MARKERS)
 def test_a_bad_marker_on_a_test_without_a_backend_is_a_usage_error(pytester, marker):
     """On a test using no limpyd fixture, it was an INTERNALERROR of some 55 lines."""
     pytester.makepyfile(
@@ -149,12 +158,21 @@ def test_a_bad_marker_on_a_test_without_a_backend_is_a_usage_error(pytester, mar
     result.stderr.fnmatch_lines(["ERROR: limpyd: limpyd_backends marker of *test_plain: *"])
 
 
-def test_marker_with_an_unknown_backend_is_a_collection_error(pytester):
+@pytest.mark.parametrize(
+    ("marker", "shown"),
+    [
+        ('limpyd_backends("memcached")', "'memcached'"),
+        ('limpyd_backends(["fake", "redis"])', "['fake', 'redis']"),
+        ('limpyd_backends(backends="redis")', "backends=..."),
+    ],
+    ids=["unknown", "list", "keyword"],
+)
+def test_marker_with_an_unknown_backend_is_a_collection_error(pytester, marker, shown):
     pytester.makepyfile(
-        """
+        f"""
         import pytest
 
-        @pytest.mark.limpyd_backends("memcached")
+        @pytest.mark.{marker}
         def test_x(limpyd_backend):
             pass
         """
@@ -162,7 +180,29 @@ def test_marker_with_an_unknown_backend_is_a_collection_error(pytester):
     result = pytester.runpytest()
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(
-        ["*limpyd_backends marker*'memcached'*use 'fake', 'redis' and/or 'cluster'*"]
+        [f"*limpyd_backends marker*{shown}*use 'fake', 'redis' and/or 'cluster'*"]
+    )
+    assert "During handling" not in result.stdout.str()  # the message was shown twice
+
+
+def test_markers_allowing_no_backend_together_are_named(pytester):
+    """A class marker and a function marker naming different backends skipped the test with
+    pytest's "got empty parameter set for (limpyd_backend)"."""
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.limpyd_backends("redis")
+        class TestX:
+            @pytest.mark.limpyd_backends("fake")
+            def test_x(self, limpyd_backend):
+                pass
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        ["*limpyd_backends markers of *test_x allow no backend together: (fake) and (redis)*"]
     )
 
 

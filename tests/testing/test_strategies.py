@@ -308,6 +308,14 @@ def test_values_a_transform_refuses_are_not_drawn_and_names_are_checked(db):
     for option, name in (("items", "qtty"), ("keys", "qty")):
         with pytest.raises(InvalidArgument, match=rf"Stock: {option}= names \['{name}'\]"):
             lst.model_values(Stock, fields=["qty"], **{option: {name: st.just("5")}})
+    # filters() left a misspelled name's strategy unused, drawing default texts instead
+    for option, name in (("values", "qtty"), ("hash_keys", "qty")):
+        with pytest.raises(InvalidArgument, match=rf"Stock: {option}= names \['{name}'\]"):
+            lst.filters(Stock, **{option: {name: st.just("5")}})
+    assert find(lst.filters(Stock, values={"pk": st.just("7")}), lambda kwargs: "pk" in kwargs)
+    # a text for fields= was read as its letters
+    with pytest.raises(InvalidArgument, match=r"Stock: fields='qty': the names of fields"):
+        lst.model_values(Stock, fields="qty")
 
 
 @pytest.mark.parametrize(
