@@ -313,10 +313,44 @@ class RedisServerExecutor:
             f"redis-server exited with code {process.returncode} while starting "
             f"on {self.host}:{self.port}; {output}"
         )
+        if process.returncode == 0 and self._stop_daemonized():
+            raise RedisServerError(
+                f"{message}; it went on in the background (daemonized: a wrapper adding "
+                "--daemonize yes?), out of reach of the tests' clean-up, and was shut down: "
+                "the executable must keep the server in the foreground"
+            )
         if answering is not None or "Address already in use" in output:
             holder = f" (by redis-server pid {answering})" if answering else ""
             raise PortInUse(f"port {self.port} is already in use{holder}: {message}")
         raise RedisServerError(message)
+
+    def _stop_daemonized(self) -> bool:
+        """Shut down a server the executable left running in the background on this port
+        (ours: its directory is this executor's); whether there was one. A daemonizing server
+        answers a moment after its starting process exits."""
+        client = redis.Redis(
+            host=self.host,
+            port=self.port,
+            socket_timeout=1.0,
+            socket_connect_timeout=0.2,
+            retry=Retry(NoBackoff(), 0),
+        )
+        deadline = time.monotonic() + min(self.startup_timeout, 2.0)
+        try:
+            while time.monotonic() < deadline:
+                try:
+                    if client.config_get("dir").get("dir") != str(self.directory):
+                        return False  # another one's: left alone
+                    client.shutdown(nosave=True)
+                except redis.ConnectionError:  # not listening yet
+                    time.sleep(0.02)
+                    continue
+                except redis.RedisError:
+                    return False
+                return True
+            return False
+        finally:
+            client.close()
 
     def stop(self) -> None:
         """Stop the server (SIGTERM, then SIGKILL) and remove its directory."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -103,6 +104,21 @@ def test_a_wrapper_script_that_does_not_exec_starts_and_stops_its_server(
         assert client.ping() and child != server._process.pid
         client.close()
     assert wait_gone(child)
+
+
+def test_a_wrapper_script_that_daemonizes_the_server_is_refused_and_its_server_stopped(
+    redis_server_path, tmp_path
+):
+    """A wrapper adding --daemonize yes exits at once: the executor said "exited with code 0"
+    and left the server it started running in the background, for good."""
+    script = tmp_path / "redis-daemonizing"
+    script.write_text(f'#!/bin/sh\n"{redis_server_path}" "$@" --daemonize yes\n')
+    script.chmod(0o755)
+    executor = RedisServerExecutor(script, startup_timeout=5)
+    with pytest.raises(RedisServerError, match=r"exited with code 0.*daemonized.*shut down"):
+        executor.start()
+    with pytest.raises(ConnectionRefusedError):  # nothing listens on its port any more
+        socket.create_connection((executor.host, executor.port), timeout=1).close()
 
 
 @pytest.fixture
