@@ -9,11 +9,9 @@ import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
-from redis.exceptions import ResponseError
-
 from limpyd import writes
 from limpyd.exceptions import RefusedValueError
-from limpyd.refusals import is_wrong_type, missing_instance, mistyped_key, naming_mistyped_key
+from limpyd.refusals import missing_instance, mistyped_model_key, naming_mistyped_key
 
 if TYPE_CHECKING:
     from limpyd.model import RedisModel
@@ -126,23 +124,20 @@ def reap_expired(
     size = REAP_BATCH if progress is not None else max(len(instances), 1)
     reaped = 0
     refused: list[RefusedValueError] = []
-    try:
-        for start in range(0, len(instances), size):
-            batch = instances[start : start + size]
-            applied = writes.rewrite_many(meta.database, [i._reap_plan() for i in batch])
-            # One the batch did not apply runs alone, with the usual retries and errors; it
-            # is skipped if it is no longer expired, or gone (its expiry time then dropped).
-            for instance, done in zip(batch, applied, strict=True):
-                try:
-                    reaped += done or instance._reap()
-                except RefusedValueError as error:  # another client's data: the others go on
-                    refused.append(error)
-            if progress is not None:
-                progress(f"{model.__name__}: expired instances", start + len(batch), len(due))
-    except ResponseError as error:  # Redis's bare WRONGTYPE: which key, if it is that one
-        if is_wrong_type(error) and client.type(meta.collection_key) not in ("set", "none"):
-            raise mistyped_key(model, meta.collection_key, "a set") from None
-        raise
+    for start in range(0, len(instances), size):
+        batch = instances[start : start + size]
+        applied = writes.rewrite_many(meta.database, [i._reap_plan() for i in batch])
+        # One the batch did not apply runs alone, with the usual retries and errors; it
+        # is skipped if it is no longer expired, or gone (its expiry time then dropped).
+        for instance, done in zip(batch, applied, strict=True):
+            try:
+                reaped += done or instance._reap()
+            except RefusedValueError as error:  # another client's data: the others go on,
+                if not refused and (mistyped := mistyped_model_key(model)) is not None:
+                    raise mistyped from None  # unless it is the model's: all would fail
+                refused.append(error)
+        if progress is not None:
+            progress(f"{model.__name__}: expired instances", start + len(batch), len(due))
     if refused:
         more = f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""
         raise RefusedValueError(

@@ -9,7 +9,8 @@ ORM writes with. It reports:
 - `stale`: an index entry no instance's value implies;
 - `unique`: a unique value held by several instances (as their values say, whatever the
   index holds);
-- `orphan`: a key of an instance that is not in the model's collection;
+- `orphan`: a key of an instance that is not in the model's collection, or an expiry time
+  of such a pk;
 - `dangling`: a related field holding the pk of a missing instance (and `missing`, for the
   field, a link record the instance it points to lacks: deleting it would not unlink);
 - `type`: a key where limpyd keeps a set or a sorted set holding another type (its entries
@@ -59,7 +60,7 @@ from limpyd.maintenance import (
     together_pattern,
 )
 from limpyd.maintenance import batches as _batches
-from limpyd.refusals import is_wrong_type
+from limpyd.refusals import concrete_model, is_wrong_type
 from limpyd.text import glob_escape, member_pk, shown
 from limpyd.writes import read_states, refuse_in_pipeline
 
@@ -502,6 +503,23 @@ class _Checker:
             for key, pks in candidates.items():
                 if not exists.intersection(pks):
                     self.report("orphan", None, f"key {key!r} belongs to no instance")
+        self.check_expiry_times()
+
+    def check_expiry_times(self) -> None:
+        """Expiry times of pks in no collection (another client's, a partial restore): a
+        creation of such a pk clears its time, a reap removes it once it has passed."""
+        key = self.meta.expiry_key
+        if key in self.mistyped:
+            return
+        for chunk in _batches(pk for pk, _ in self.client.zscan_iter(key, count=BATCH)):
+            exists = self.exist(chunk)
+            for pk in chunk:
+                if pk not in exists:
+                    self.report(
+                        "orphan",
+                        None,
+                        f"the expiry time of {pk!r} in {key!r} belongs to no instance",
+                    )
 
 
 def check(
@@ -512,12 +530,8 @@ def check(
     `progress(task, done, total)` is called as instances are checked (`total` is the size of
     the collection when the check began). An abstract model (no instances) or what is no
     model is refused, naming it: nothing checked must not read as nothing wrong."""
-    from limpyd.model import RedisModel
-
     for model in models:
-        if not (isinstance(model, type) and issubclass(model, RedisModel)):
-            raise ImplementationError(f"check({model!r:.200}): a model class is expected")
-        model._check_concrete()
+        concrete_model(model, "check")
     return [problem for model in models for problem in _Checker(model, progress).run()]
 
 
@@ -539,6 +553,11 @@ def repair(
     (what a rebuild refusing a value leaves said). (Orphan keys, dangling relations and
     invalid values are reported, not changed.)"""
     problems = list(problems)
+    for problem in problems:
+        if not isinstance(problem, Problem):
+            raise ImplementationError(
+                f"repair(): the problems check() found are expected, not {problem!r:.200}"
+            )
     broken = [p for p in problems if p.kind in ("missing", "stale", "unique")]
     invalid = {p.field for p in problems if p.kind == "invalid"}
     fields = list(

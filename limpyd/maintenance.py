@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from limpyd.exceptions import ImplementationError, RefusedValueError
-from limpyd.refusals import naming_mistyped_key
+from limpyd.refusals import concrete_model, naming_mistyped_key
 from limpyd.text import glob_escape
 from limpyd.writes import read_states, refuse_in_pipeline
 
@@ -41,7 +41,13 @@ SCAN_COUNT = 10_000
 
 def _selected(field: RedisField, index_class: type[BaseIndex] | None) -> list[BaseIndex]:
     """The indexes of `field` of `index_class` (all without); an ImplementationError when
-    it has none of that class (a rebuild of nothing said it rebuilt every instance)."""
+    it has none of that class, or is a field of an abstract model (a rebuild of nothing said
+    it rebuilt every instance)."""
+    from limpyd.fields.base import RedisField
+
+    if not isinstance(field, RedisField):
+        raise ImplementationError(f"a model's field is expected, not {field!r:.200}")
+    field.model._check_concrete()
     if index_class is None:
         if not field.indexes:
             raise ImplementationError(f"{field.describe()} has no index to rebuild or clean")
@@ -134,7 +140,7 @@ def rebuild_together(model: type[RedisModel], *, allow_duplicates: bool = False)
     `unique_together` groups; how many instances. A combination several instances hold
     raises a ValueError naming them first, the combinations left as they were (unless
     `allow_duplicates`, as for `rebuild_indexes`)."""
-    meta = model._check_concrete()
+    meta = concrete_model(model, "rebuild_together")
     refuse_in_pipeline(meta.database, f"{model.__name__}: rebuilding unique_together", IN_BATCHES)
     if not meta.unique_together:
         raise ImplementationError(f"{model.__name__} has no unique_together group to rebuild")

@@ -33,13 +33,16 @@ from limpyd.exceptions import DoesNotExist, ImplementationError, RefusedValueErr
 from limpyd.text import shown
 
 if TYPE_CHECKING:
+    from limpyd.meta import ModelOptions
     from limpyd.model import RedisModel
 
 __all__ = [
     "clean",
+    "concrete_model",
     "is_wrong_type",
     "missing_instance",
     "mistyped_key",
+    "mistyped_model_key",
     "naming_mistyped_key",
     "translate",
 ]
@@ -78,11 +81,35 @@ def translate(error: ResponseError, model: type[RedisModel] | None = None) -> Ex
         return ImplementationError(
             f"limpyd's code on the server refused the call: {text[len(_OWN) :]}"
         )
+    if model is not None and is_wrong_type(error):
+        mistyped = mistyped_model_key(model)
+        if mistyped is not None:
+            return mistyped
     if text == str(error):
         return error
     cleaned = type(error)(text)
     cleaned.__traceback__ = error.__traceback__
     return cleaned
+
+
+def mistyped_model_key(model: type[RedisModel]) -> RefusedValueError | None:
+    """The refusal naming the key of `model` (its collection, expiry times or pk counter)
+    that holds another type than limpyd keeps there, if one does (one round trip: asked
+    when Redis answered WRONGTYPE, which names no key)."""
+    meta = model._meta
+    keys = {
+        meta.collection_key: ("set", "a set"),
+        meta.expiry_key: ("zset", "a sorted set"),
+        meta.max_pk_key: ("string", "a string"),
+    }
+    with meta.database.client.pipeline(transaction=False) as pipeline:
+        for key in keys:
+            pipeline.type(key)
+        held = pipeline.execute()
+    for (key, (kind, wanted)), found in zip(keys.items(), held, strict=True):
+        if found not in (kind, "none"):
+            return mistyped_key(model, key, wanted)
+    return None
 
 
 def _shown(value: bytes) -> str:
@@ -190,3 +217,14 @@ def mistyped_key(model: type[RedisModel], key: str, wanted: str) -> RefusedValue
         f"{model.__name__}: the key {key!r} is not {wanted} (another client wrote it: see "
         "limpyd.integrity)"
     )
+
+
+def concrete_model(model: object, what: str) -> ModelOptions:
+    """The options of `model`, a concrete model class: an ImplementationError naming what was
+    given to `what` instead (an instance, an abstract model: nothing done must not read as
+    everything done)."""
+    from limpyd.model import RedisModel
+
+    if not (isinstance(model, type) and issubclass(model, RedisModel)):
+        raise ImplementationError(f"{what}({model!r:.200}): a model class is expected")
+    return model._check_concrete()

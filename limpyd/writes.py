@@ -207,6 +207,11 @@ class Write:
         ]
         if meta.default_ttl:
             last += self._expiry(meta.default_ttl)
+        else:  # a time left under this pk (by another client) would expire the new instance
+            last += [
+                protocol.CALL,
+                *protocol.encode_command(("ZREM", meta.expiry_key, self.pk), self.token),
+            ]
         return [*probe, *self.checks, *first, *self.commands, *last]
 
     def run(self, database: RedisDatabase) -> Any:

@@ -434,7 +434,8 @@ def model_values(
             f"{model.__name__}: fields={fields!r}: the names of fields (a list), not a text"
         )
     _refuse_unknown_names(model, "items", items, {f.name for f in meta.fields.values()})
-    _refuse_unknown_names(model, "keys", keys, _hash_field_names(model))
+    hash_fields = {f.name for f in meta.data_fields if isinstance(f, HashField)}
+    _refuse_unknown_names(model, "keys", keys, hash_fields)
 
     def strategy(field: RedisField) -> SearchStrategy[Any] | None:
         if not _known(field):
@@ -492,12 +493,8 @@ def _refuse_unknown_names(
     if unknown:
         raise InvalidArgument(
             f"{model.__name__}: {option}= names {unknown}, which are not among its "
-            f"{'HashFields' if option in ('keys', 'hash_keys') else 'fields'} ({sorted(known)})"
+            f"{'HashFields' if option == 'keys' else 'fields'} ({sorted(known)})"
         )
-
-
-def _hash_field_names(model: type[RedisModel]) -> set[str]:
-    return {f.name for f in model._meta.data_fields if isinstance(f, HashField)}
 
 
 def _filter_value(index: Any, values: SearchStrategy[str]) -> SearchStrategy[Any]:
@@ -537,8 +534,9 @@ def filters(
     (default `filter_keys()`).
     """
     meta = model._meta
-    _refuse_unknown_names(model, "values", values, {*(f.name for f in meta.data_fields), "pk"})
-    _refuse_unknown_names(model, "hash_keys", hash_keys, _hash_field_names(model))
+    named = {*(f.name for f in meta.data_fields), "pk"}  # one mapping may serve every model
+    _refuse_unknown_names(model, "values", values, named)
+    _refuse_unknown_names(model, "hash_keys", hash_keys, named)
 
     def per_field(
         given: SearchStrategy[str] | Mapping[str, SearchStrategy[str]] | None,

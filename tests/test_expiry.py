@@ -264,3 +264,26 @@ def test_ttl_of_an_instance_gone_is_does_not_exist(db, limpyd_commands):
             gone.ttl()
     kept.persist()
     assert kept.ttl() is None
+
+
+@pytest.mark.parametrize("ttl", [None, 100])
+def test_a_creation_clears_an_expiry_time_left_under_its_pk(db, ttl):
+    """An expiry time of a pk in no collection (another client's, a partial restore): a new
+    instance of that pk was expired at once, and the next reap deleted it."""
+    from limpyd import integrity
+
+    declared = {"database": db, "id": fields.PKField(), "email": fields.StringField(unique=True)}
+    if ttl is not None:
+        declared["ttl"] = ttl
+    Account = type(model.RedisModel)("Account", (model.RedisModel,), declared)
+    db.client.zadd(Account._meta.expiry_key, {"bob": 1})
+    assert [str(p) for p in integrity.check(Account)] == [
+        f"Account: orphan: the expiry time of 'bob' in {Account._meta.expiry_key!r} belongs to "
+        "no instance"
+    ]
+    bob = Account(id="bob", email="bob@x")
+    assert Account.exists(pk="bob")
+    assert (bob.ttl() is None) if ttl is None else (90 < bob.ttl() <= 100)
+    assert Account.reap_expired() == 0
+    assert Account.collection(email="bob@x") == ["bob"]
+    assert integrity.check(Account) == []

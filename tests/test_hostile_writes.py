@@ -4,6 +4,7 @@ inherit leftovers (issue "Part 9")."""
 from __future__ import annotations
 
 import contextlib
+import re
 
 import pytest
 from redis.exceptions import RedisError
@@ -688,3 +689,35 @@ def test_a_malformed_link_record_fails_the_deletion_before_its_first_write(db, L
         with pytest.raises(ImplementationError, match=message):
             team.delete()
         assert dumps() == before
+
+
+@pytest.mark.parametrize(
+    ("which", "wanted"), [("expiry_key", "a sorted set"), ("collection_key", "a set")]
+)
+def test_a_mistyped_model_key_is_named_by_every_call(db, unchanged, which, wanted):
+    """Another client's string where the model keeps its expiry times or its collection:
+    creation and reaping named the key, every other call gave Redis's bare WRONGTYPE."""
+
+    class Session(model.RedisModel):
+        database = db
+        ttl = 3600
+        token = fields.StringField(unique=True)
+
+    session = Session(token="a")
+    key = getattr(Session._meta, which)
+    db.client.delete(key)
+    db.client.set(key, "oops")
+    calls = [
+        lambda: session.expire(60),
+        lambda: session.persist(),
+        lambda: session.token.set("c"),
+        lambda: session.delete(),
+        lambda: list(Session.collection()),
+    ]
+    if which == "expiry_key":  # (a unique value's holder is found without the collection)
+        calls.append(lambda: Session.exists(token="a"))
+    message = rf"^Session: the key {re.escape(repr(key))} is not {wanted} \(another client"
+    with unchanged():
+        for call in calls:
+            with pytest.raises(RefusedValueError, match=message):
+                call()

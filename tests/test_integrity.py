@@ -345,6 +345,18 @@ def test_what_checks_or_rebuilds_nothing_is_refused(db, seats, unchanged):
             Plain.get_field("x").rebuild_indexes()
         with pytest.raises(ImplementationError, match=r"^Plain has no unique_together group"):
             rebuild_together(Plain)
+        # an abstract model's field "rebuilt" 0 instances; an instance, or what check() did
+        # not give, was a bare AttributeError
+        for call in (Base.get_field("name").rebuild_indexes, Base.get_field("name").clean_indexes):
+            with pytest.raises(ImplementationError, match=r"^Model Base is abstract"):
+                call()
+        with pytest.raises(ImplementationError, match=r"^Model Base is abstract"):
+            rebuild_together(Base)
+        for bad in (Plain(1), "Plain"):
+            with pytest.raises(ImplementationError, match=r"^rebuild_together\(.*\): a model"):
+                rebuild_together(bad)
+        with pytest.raises(ImplementationError, match=r"^repair\(\): the problems check\(\)"):
+            integrity.repair([1, 2])
     assert rebuild_together(seats) == 4
 
 

@@ -309,7 +309,7 @@ def test_values_a_transform_refuses_are_not_drawn_and_names_are_checked(db):
         with pytest.raises(InvalidArgument, match=rf"Stock: {option}= names \['{name}'\]"):
             lst.model_values(Stock, fields=["qty"], **{option: {name: st.just("5")}})
     # filters() left a misspelled name's strategy unused, drawing default texts instead
-    for option, name in (("values", "qtty"), ("hash_keys", "qty")):
+    for option, name in (("values", "qtty"), ("hash_keys", "atrs")):
         with pytest.raises(InvalidArgument, match=rf"Stock: {option}= names \['{name}'\]"):
             lst.filters(Stock, **{option: {name: st.just("5")}})
     assert find(lst.filters(Stock, values={"pk": st.just("7")}), lambda kwargs: "pk" in kwargs)
