@@ -11,7 +11,9 @@ from typing import TYPE_CHECKING, Any, cast
 
 from limpyd import writes
 from limpyd.exceptions import RefusedValueError
+from limpyd.fields.numbers import double_error
 from limpyd.refusals import missing_instance, mistyped_model_key, naming_mistyped_key
+from limpyd.text import to_text
 
 if TYPE_CHECKING:
     from limpyd.model import RedisModel
@@ -157,10 +159,11 @@ def _refuse_in_pipeline(instance: RedisModel, what: str) -> None:
 
 def _finite(instance: RedisModel, what: str, value: Any) -> float:
     """`value` as a finite float; ValueError naming the instance otherwise."""
-    try:
-        number = None if isinstance(value, bool) else float(value)
-    except (TypeError, ValueError, OverflowError):
-        number = None
+    try:  # as Redis reads a number (no spaces, no '_'), from a value limpyd would send
+        text = None if isinstance(value, bool) else to_text(value)
+    except ValueError:
+        text = None
+    number = None if text is None or double_error(text) else float(text)
     if number is None or not math.isfinite(number):
         raise ValueError(
             f"{instance!r}.{what}: invalid value {value!r}: a finite number is expected"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import math
 import weakref
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from limpyd.collection import CollectionManager
@@ -91,7 +92,7 @@ class ModelOptions(KeyLayout):
             return self.pk_field
         try:
             return self.fields[name]
-        except KeyError:
+        except (KeyError, TypeError):  # TypeError: a list given for a name
             raise UnknownFieldError(f"{self.model.__name__} has no field {name!r}") from None
 
     def hash_field(self, name: str) -> InstanceHashField:
@@ -266,11 +267,27 @@ def _with_together_indexes(
     """Check `unique_together`; its fields get the default index if they have none, so
     they can be filtered on together."""
     declared = dict(declared)
-    for group in cls.unique_together:
-        if isinstance(group, str) or len(group) < 2:
+    groups = cls.unique_together
+    if isinstance(groups, str) or not isinstance(groups, Iterable):
+        raise ImplementationError(
+            f"{cls.__name__}.unique_together: {groups!r} is not a list of groups of field names"
+        )
+    seen: set[frozenset[Any]] = set()
+    for group in groups:
+        if (
+            isinstance(group, str)
+            or not isinstance(group, Iterable)
+            or len(group := tuple(group)) < 2
+            or len(set(group)) < len(group)
+        ):
             raise ImplementationError(
-                f"{cls.__name__}.unique_together: {group!r} is not a group of field names"
+                f"{cls.__name__}.unique_together: {group!r} is not a group of different field names"
             )
+        if frozenset(group) in seen:
+            raise ImplementationError(
+                f"{cls.__name__}.unique_together: the group {group!r} is given twice"
+            )
+        seen.add(frozenset(group))
         for name in group:
             field = declared.get(name)
             if field is None or not isinstance(field, StringField | InstanceHashField):
@@ -337,6 +354,11 @@ def _check_field(model: str, name: str, field: RedisField) -> None:
     if "__" in name:
         raise ImplementationError(
             f"{model}.{name}: field names cannot contain '__' (filters use it)"
+        )
+    if field.default is None:  # every creation without a value would be refused
+        raise ImplementationError(
+            f"{model}.{name}: default=None is no value Redis can hold (a field without a value "
+            "needs no default: leave it out)"
         )
     root = MetaRedisModel.root
     if root is not None and hasattr(root, name) and name != "pk":

@@ -296,6 +296,7 @@ class RedisModel(metaclass=MetaRedisModel):
     def get_or_connect(cls: type[_Model], **filters: Any) -> tuple[_Model, bool]:
         """`(instance, False)` for the instance matching these equality filters, or
         `(new instance created with them, True)`."""
+        refused: UniquenessError | None = None
         for _ in range(2):
             try:
                 return cls.get(**filters), False
@@ -303,9 +304,13 @@ class RedisModel(metaclass=MetaRedisModel):
                 pass
             try:
                 return cls(**filters), True
-            except UniquenessError:
-                continue  # created concurrently by another client: get it
-        return cls.get(**filters), False
+            except UniquenessError as error:  # created concurrently by another client: get it
+                refused = error
+        try:
+            return cls.get(**filters), False
+        except DoesNotExist:  # a unique value held by an instance the filters do not match
+            assert refused is not None
+            raise refused from None
 
     @classmethod
     def exists(cls, *args: Any, **filters: Any) -> bool:

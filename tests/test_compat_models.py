@@ -453,3 +453,32 @@ def test_an_attribute_hiding_an_inherited_field_is_refused(db, attribute):
 
     with pytest.raises(ImplementationError, match=r"^Article\.x: hides the field 'x' of Base"):
         type("Article", (Base,), {"database": db, "x": attribute})
+
+
+def test_get_or_connect_gives_the_creations_uniqueness_error(db, unchanged):
+    """A creation refused for a unique value held by an instance the filters do not match
+    was reported as "no instance matches" (the get's DoesNotExist), hiding the cause."""
+
+    class User(model.RedisModel):
+        database = db
+        login = fields.InstanceHashField(unique=True)
+        city = fields.InstanceHashField(indexable=True)
+        plan = fields.InstanceHashField(unique=True, default="none")
+
+    User(login="ana", city="Paris")
+    with unchanged():
+        with pytest.raises(UniquenessError, match=r"^User\.login: value 'ana' is already held"):
+            User.get_or_connect(login="ana", city="Rome")
+        with pytest.raises(UniquenessError, match=r"^User\.plan: value 'none' is already held"):
+            User.get_or_connect(login="bob")  # its default is held
+    assert User.get_or_connect(login="ana", city="Paris") == (User(1), False)
+
+
+def test_a_default_of_none_is_refused_at_declaration(db):
+    """`default=None` was taken, then every creation without the field refused."""
+    with pytest.raises(ImplementationError, match=r"^Doc\.note: default=None is no value"):
+
+        class Doc(model.RedisModel):
+            database = db
+            title = fields.StringField()
+            note = fields.StringField(default=None)

@@ -287,3 +287,18 @@ def test_a_creation_clears_an_expiry_time_left_under_its_pk(db, ttl):
     assert Account.reap_expired() == 0
     assert Account.collection(email="bob@x") == ["bob"]
     assert integrity.check(Account) == []
+
+
+@pytest.mark.parametrize(
+    "bad", [" 10", "1_0", "10 ", "0x10", "nan", "inf", "1e999", "", True, None, [10]]
+)
+def test_instance_expiry_takes_numbers_as_redis_reads_them(models, db, unchanged, bad):
+    """float() took ' 10', '1_0' and Decimal, which every other number of limpyd refuses."""
+    from decimal import Decimal
+
+    person = models[0](name="p")
+    for what in ("expire", "expireat"):
+        for value in (bad, Decimal("10")):
+            with unchanged(), pytest.raises(ValueError, match=rf"\.{what}: invalid value"):
+                getattr(person, what)(value)
+    assert person.expire("10") is True and 0 < person.ttl() <= 10

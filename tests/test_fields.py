@@ -226,3 +226,33 @@ def test_a_field_name_that_is_not_an_identifier_is_refused(db, name):
     with pytest.raises(ImplementationError, match=r"^Odd\.'.*': a field name is a Python id"):
         type("Odd", (model.RedisModel,), attrs)
     assert "odd" not in str(list(db.models))
+
+
+def test_arguments_redis_py_cannot_use_are_refused_by_name(Example, unchanged):
+    """A list of names given to hmget/hdel (a bare "unhashable type: 'list'"), a text given
+    to zmscore (a TypeError from inside redis-py)."""
+    from limpyd.exceptions import UnknownFieldError
+
+    example = Example(one="1", text="t")
+    example.ranks.zadd({"a": 1})
+    with unchanged():
+        for call in (lambda: example.hmget(["one"]), lambda: example.hdel(["one"])):
+            with pytest.raises(UnknownFieldError, match=r"^Example has no field \['one'\]"):
+                call()
+        with pytest.raises(ValueError, match=r"^Example\.ranks\.zmscore: "):
+            example.ranks.zmscore("a")
+    assert example.ranks.zmscore(["a", "b"]) == [1.0, None]
+    assert example.hmget("one") == ["1"]
+
+
+def test_a_field_expiry_takes_redis_options(Example, unchanged):
+    """`expire(10, nx=True)` was a TypeError: Redis 7's NX, XX, GT and LT are passed on."""
+    example = Example(text="t")
+    assert example.text.expire(100, nx=True) is True
+    assert example.text.expire(50, nx=True) is False  # it has one already
+    assert example.text.expire(50, gt=True) is False  # not greater
+    assert example.text.expire(200, gt=True) is True
+    assert 100 < example.text.ttl() <= 200
+    assert example.text.expire(10, xx=True, lt=True) is True and example.text.ttl() <= 10
+    with unchanged(), pytest.raises(ValueError, match=r"^Example\.text\.expire: nx=1: a bool"):
+        example.text.expire(10, nx=1)

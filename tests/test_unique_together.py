@@ -82,6 +82,26 @@ def test_declaration_errors(db):
             tags = fields.SetField()
 
 
+@pytest.mark.parametrize(
+    ("groups", "message"),
+    [
+        (None, r"None is not a list of groups"),  # was a bare TypeError
+        ("ab", r"'ab' is not a list of groups"),
+        ([("a", "a")], r"\('a', 'a'\) is not a group of different field names"),  # was taken
+        ([("a", "b"), ("b", "a")], r"the group \('b', 'a'\) is given twice"),  # two keys
+        ([5], r"5 is not a group"),
+    ],
+)
+def test_unique_together_declarations_refused_by_name(db, groups, message):
+    with pytest.raises(ImplementationError, match=rf"^Pair\.unique_together: {message}"):
+
+        class Pair(model.RedisModel):
+            database = db
+            unique_together = groups
+            a = fields.StringField()
+            b = fields.StringField()
+
+
 def test_rebuilding_refuses_a_combination_held_twice(db, unchanged):
     """Made unique_together over data where two instances share the values: the rebuild
     raises a ValueError naming both, the combinations as they were."""

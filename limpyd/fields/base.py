@@ -264,7 +264,7 @@ class RedisField:
         connection = database.client if at_once else database.connection
         try:
             return getattr(connection, name)(*self.key_args(pk), *args, **kwargs)
-        except (DataError, AttributeError) as error:  # redis-py's checks of arguments
+        except (DataError, AttributeError, TypeError) as error:  # redis-py's use of arguments
             raise ValueError(f"{self.describe()}.{name}: {error}") from None
 
     def exists(self) -> bool:
@@ -345,12 +345,25 @@ class RedisField:
                 "instance instead"
             )
 
-    def expire(self, seconds: int | timedelta) -> bool:
+    def expire(
+        self,
+        seconds: int | timedelta,
+        *,
+        nx: bool = False,
+        xx: bool = False,
+        gt: bool = False,
+        lt: bool = False,
+    ) -> bool:
         """The field's value disappears in `seconds`, a whole number (an int, its text, or a
         timedelta as redis-py takes it), checked before anything is sent (non-indexable
-        fields only)."""
+        fields only); `nx`, `xx`, `gt`, `lt` as Redis's EXPIRE options (Redis 7)."""
         self._check_expirable()
-        reply: bool = self._read("expire", self._whole_seconds(seconds))
+        flags = {"nx": nx, "xx": xx, "gt": gt, "lt": lt}
+        for name, on in flags.items():
+            if not isinstance(on, bool):
+                raise ValueError(f"{self.describe()}.expire: {name}={on!r}: a bool is expected")
+        flags = {name: True for name, on in flags.items() if on}
+        reply: bool = self._read("expire", self._whole_seconds(seconds), **flags)
         return reply
 
     def _whole_seconds(self, seconds: Any) -> int:
