@@ -15,6 +15,7 @@ from limpyd.integrity import check
 from limpyd.maintenance import SCAN_COUNT, rebuild_indexes, rebuild_together
 from limpyd.migration.source import SHOWN, MigrationError, OldModel, in_batches
 from limpyd.migration.survey import KINDS, Survey, survey
+from limpyd.refusals import is_wrong_type
 from limpyd.text import glob_escape
 
 if TYPE_CHECKING:
@@ -60,7 +61,13 @@ class Migration:
             self.say(f"{name}: no data written by redis-limpyd: skipped")
             return
         keys = ", ".join(f"{result.keys[kind]} {kind}" for kind in KINDS if kind in result.keys)
-        present = meta.database.client.scard(meta.collection_key)
+        present: int | str
+        try:
+            present = meta.database.client.scard(meta.collection_key)
+        except redis.ResponseError as error:  # another type: an error of the survey says so
+            if not is_wrong_type(error):
+                raise
+            present = "an unknown number of"
         self.say(
             f"{name}: {result.instances} instance(s) ({keys}); "
             f"{present} instance(s) already in limpyd's layout under {meta.prefix!r}"

@@ -87,8 +87,7 @@ def survey(old: OldModel) -> Survey:
         result.max_pk = counter_value(raw_max)
         if result.max_pk is None:
             result.errors.add(f"{old.max_pk_key!r} holds {shown(raw_max)}, {_NO_COUNTER}")
-    refused = _target_counter_refusal(old.model)
-    if refused is not None:
+    for refused in _target_refusals(old.model):
         result.errors.add(refused)
     _count_keys(old, result)
     #: who holds each unique value (or combination): {what: {pk: the value as held}}
@@ -97,14 +96,14 @@ def survey(old: OldModel) -> Survey:
     migrated: set[str] = set()  # the pks the copy writes (a limpyd instance of one is replaced)
     for pks in in_batches(old.pks()):
         instances = old.states(pks)
-        for line in _dangling(old, instances):
+        for line in [*_dangling(old, instances), *_mistyped_links(old, instances)]:
             result.errors.add(line)
         for instance in instances:
             result.instances += 1
             migrated.add(instance.pk)
-            refused = _pk_refusal(old.model, instance.pk)
-            if refused is not None:
-                result.errors.add(refused)
+            pk_refused = _pk_refusal(old.model, instance.pk)
+            if pk_refused is not None:
+                result.errors.add(pk_refused)
                 continue
             if old.model._meta.pk_field.auto:
                 # the counter must be past every pk, whatever max_pk said
@@ -135,6 +134,7 @@ def _held_already(
     meta = model._meta
     client = meta.database.client
     lines = []
+    conflicts: list[tuple[Any, list[str]]] = []
     for batch in batches(holders):
         with client.pipeline(transaction=False) as pipeline:
             for what in batch:
@@ -160,13 +160,32 @@ def _held_already(
             found = {member_pk(m) if ranged else m for m in reply} - {None}
             kept = sorted(str(pk) for pk in found - migrated)
             if kept:
-                old = ", ".join(repr(pk) for pk in sorted(holders[what], key=_pk_order))
-                lines.append(
-                    f"{_unique_where(model, what)}: old instance(s) {old} hold a value that "
-                    f"limpyd's instance(s) {', '.join(map(repr, kept))} (not migrated over) "
-                    "hold already"
-                )
+                conflicts.append((what, kept))
+    expired = _expired(model, [pk for _, kept in conflicts for pk in kept])
+    for what, kept in conflicts:
+        old = ", ".join(repr(pk) for pk in sorted(holders[what], key=_pk_order))
+        gone = " (expired, not reaped yet: run `python -m limpyd reap` first)"
+        lines.append(
+            f"{_unique_where(model, what)}: old instance(s) {old} hold a value that "
+            f"limpyd's instance(s) {', '.join(map(repr, kept))} (not migrated over) "
+            f"hold already{gone if set(kept) <= expired else ''}"
+        )
     return lines
+
+
+def _expired(model: type[RedisModel], pks: list[str]) -> set[str]:
+    """Those of these limpyd instances whose time has passed (by the server's clock)."""
+    if not pks:
+        return set()
+    meta = model._meta
+    with meta.database.client.pipeline(transaction=False) as pipeline:
+        pipeline.time()
+        pipeline.zmscore(meta.expiry_key, pks)
+        (seconds, microseconds), times = pipeline.execute(raise_on_error=False)
+    if isinstance(times, Exception):  # an expiry key of another type: said elsewhere
+        return set()
+    now = seconds + microseconds / 1e6
+    return {pk for pk, at in zip(pks, times, strict=True) if at is not None and at <= now}
 
 
 def _unique_where(model: type[RedisModel], what: tuple[Any, ...]) -> str:
@@ -180,20 +199,24 @@ def _unique_where(model: type[RedisModel], what: tuple[Any, ...]) -> str:
 _NO_COUNTER = f"not a pk counter ({COUNTER_RULE})"
 
 
-def _target_counter_refusal(model: type[RedisModel]) -> str | None:
-    """Why the copy could not raise limpyd's pk counter of `model`, if it could not."""
+def _target_refusals(model: type[RedisModel]) -> list[str]:
+    """Why the copy could not write limpyd's keys of `model` (its collection, expiry times,
+    pk counter: another client's of another type), or raise its pk counter."""
     meta = model._meta
-    if not meta.pk_field.auto:  # limpyd does not use it
-        return None
+    wanted = {meta.collection_key: "set", meta.expiry_key: "zset", meta.max_pk_key: "string"}
     with meta.database.client.pipeline(transaction=False) as pipeline:
-        pipeline.type(meta.max_pk_key)
+        for key in wanted:
+            pipeline.type(key)
         pipeline.get(meta.max_pk_key)
-        kind, value = pipeline.execute(raise_on_error=False)
-    if kind not in ("string", "none"):
-        return f"limpyd's {meta.max_pk_key!r} is a {kind}, not a string"
-    if counter_value(value) is None:
-        return f"limpyd's {meta.max_pk_key!r} holds {shown(value)}, {_NO_COUNTER}"
-    return None
+        *kinds, value = pipeline.execute(raise_on_error=False)
+    lines = [
+        f"limpyd's {key!r} is a {kind}, not a {want}"
+        for (key, want), kind in zip(wanted.items(), kinds, strict=True)
+        if kind not in (want, "none")
+    ]
+    if meta.pk_field.auto and kinds[2] in ("string", "none") and counter_value(value) is None:
+        lines.append(f"limpyd's {meta.max_pk_key!r} holds {shown(value)}, {_NO_COUNTER}")
+    return lines
 
 
 def _types(client: Any, old: OldModel) -> list[str]:
@@ -203,11 +226,10 @@ def _types(client: Any, old: OldModel) -> list[str]:
         return list(pipeline.execute())
 
 
-def _dangling(old: OldModel, instances: list[Instance]) -> list[str]:
-    """The references of these instances to instances neither the old data nor limpyd's
-    holds (a run stopped while deleting the source leaves instances only limpyd holds)."""
+def _references(old: OldModel, instances: list[Instance]) -> list[Any]:
+    """The (pk, field, value, related model) references of these instances."""
     meta = old.model._meta
-    references = [
+    return [
         # type-ignored: a field with `references` is a contrib.related field (not imported here)
         (instance.pk, f, value, f.require_related_model())  # type: ignore[attr-defined]
         for instance in instances
@@ -215,9 +237,20 @@ def _dangling(old: OldModel, instances: list[Instance]) -> list[str]:
         if (f := meta.fields[name]).references
         for _, value in f.items_of(state)
     ]
-    references = _absent(old.client, references, lambda m: f"{old_prefix(m)}:collection")
-    references = _absent(meta.database.client, references, lambda m: m._meta.collection_key)
-    return [
+
+
+def _dangling(old: OldModel, instances: list[Instance]) -> list[str]:
+    """The references of these instances to instances neither the old data nor limpyd's
+    holds (a run stopped while deleting the source leaves instances only limpyd holds), and
+    a collection those are read in that is no set."""
+    lines: list[str] = []
+    references = _references(old, instances)
+    for client, collection in (
+        (old.client, lambda m: f"{old_prefix(m)}:collection"),
+        (old.model._meta.database.client, lambda m: m._meta.collection_key),
+    ):
+        references = _absent(client, references, collection, lines)
+    return lines + [
         f"{old.model.__name__} {pk!r}: {f.describe()} points to {value!r}, an instance of "
         f"{related.__name__} that neither the old data nor limpyd's holds"
         for pk, f, value, related in references
@@ -225,15 +258,41 @@ def _dangling(old: OldModel, instances: list[Instance]) -> list[str]:
 
 
 def _absent(
-    client: Any, references: list[Any], collection: Callable[[type[RedisModel]], str]
+    client: Any,
+    references: list[Any],
+    collection: Callable[[type[RedisModel]], str],
+    lines: list[str],
 ) -> list[Any]:
     """The (pk, field, value, related model) references whose value is not in the related
-    model's `collection` on `client`."""
+    model's `collection` on `client`; a collection that cannot be read (another type) is
+    said in `lines`, its references left for the next place."""
     with client.pipeline(transaction=False) as pipeline:
         for _, _, value, related in references:
             pipeline.sismember(collection(related), value)
-        found = pipeline.execute()
+        found = pipeline.execute(raise_on_error=False)
+    for key in dict.fromkeys(
+        collection(related)
+        for (_, _, _, related), exists in zip(references, found, strict=True)
+        if isinstance(exists, Exception)
+    ):
+        lines.append(f"{key!r} cannot be read as a set of pks (another type)")
     return [r for r, exists in zip(references, found, strict=True) if not exists]
+
+
+def _mistyped_links(old: OldModel, instances: list[Instance]) -> list[str]:
+    """The link records the rebuild writes for these instances' references (a hash on each
+    instance referred to) that another client made another type."""
+    references = _references(old, instances)
+    keys = list(dict.fromkeys(related._meta.links_key(value) for *_, value, related in references))
+    with old.model._meta.database.client.pipeline(transaction=False) as pipeline:
+        for key in keys:
+            pipeline.type(key)
+        kinds = pipeline.execute()
+    return [
+        f"limpyd's link records {key!r} are a {kind}, not a hash"
+        for key, kind in zip(keys, kinds, strict=True)
+        if kind not in ("hash", "none")
+    ]
 
 
 def _check_values(

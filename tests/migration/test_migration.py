@@ -245,12 +245,29 @@ def test_an_interrupted_delete_source_is_finished_by_the_next(
             lambda c: c.sadd("mig:{person}:person:max_pk", "1"),
             "limpyd's 'mig:{person}:person:max_pk' is a set, not a string",
         ),
+        (  # the copy wrote, then failed on it (a bare WRONGTYPE, copied instances unindexed)
+            lambda c: c.set("mig:{person}:person:expiry", "x"),
+            "limpyd's 'mig:{person}:person:expiry' is a string, not a zset",
+        ),
+        (
+            lambda c: c.set("mig:{person}:person:collection", "x"),
+            "limpyd's 'mig:{person}:person:collection' is a string, not a set",
+        ),
+        (  # the link records the rebuild writes on group 1 (exit 1, Group's indexes not built)
+            lambda c: c.set("mig:{group}:group:relations:1", "x"),
+            "limpyd's link records 'mig:{group}:group:relations:1' are a string, not a hash",
+        ),
+        (  # the survey of Person, reading it for its references, failed with WRONGTYPE
+            lambda c: (c.delete("mig:group:collection"), c.zadd("mig:group:collection", {"1": 1})),
+            "'mig:group:collection' cannot be read as a set of pks (another type)",
+        ),
     ],
     ids=[
         "invalid-number", "unique", "unique-together", "wrong-type", "dangling", "text-pk",
         "digit-pk", "padded-pk", "empty-pk", "collection-type", "counter-type",
         "counter-last", "counter-padded", "counter-negative", "last-pk", "huge-pk",
-        "target-counter", "target-counter-type",
+        "target-counter", "target-counter-type", "target-expiry-type",
+        "target-collection-type", "target-links-type", "related-collection-type",
     ],
 )  # fmt: skip
 def test_what_limpyd_would_refuse_stops_it_before_any_write(
@@ -416,3 +433,27 @@ def test_a_unique_value_limpyd_already_gives_another_instance_stops_it(app: Any,
     ), said
     assert said[-1].startswith("error: nothing was written")
     assert snapshot(db) == before
+
+
+def test_a_unique_value_an_expired_instance_holds_says_to_reap_first(app: Any, db: Any) -> None:
+    """A limpyd instance whose time has passed holds an old instance's unique value: the
+    survey refused it as held (limpyd itself takes the value, reaping it), saying nothing of
+    the expiry."""
+    holder = app.Person(name="Xu", email="a@x")
+    for name in ("Wu", "Vu"):  # pks 2 and 3: 2 is replaced by the old Bob, 3 holds a@x
+        app.Person(name=name, email=f"{name}@x")
+    app.Person(1).delete()
+    app.Person(3).delete()
+    holder = app.Person(name="Tu", email="a@x")  # pk 4
+    holder.expireat(1)
+    write_old(db.client)
+    said: list[str] = []
+    assert migration.migrate(models(app), url_of(db), say=said.append) == 1
+    assert any(
+        "limpyd's instance(s) '4' (not migrated over) hold already (expired, not reaped yet: "
+        "run `python -m limpyd reap` first)" in line
+        for line in said
+    ), said
+    app.Person.reap_expired()
+    assert migration.migrate(models(app), url_of(db), say=said.append) == 0
+    check(*models(app))
