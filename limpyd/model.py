@@ -12,7 +12,7 @@ import importlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, ClassVar, TypeVar, cast, overload
 
-from limpyd import expiry, writes
+from limpyd import creations, expiry, writes
 from limpyd.backends import Backend
 from limpyd.collection import CollectionManager
 from limpyd.database import RedisDatabase
@@ -150,7 +150,7 @@ class RedisModel(metaclass=MetaRedisModel):
             except (ValueError, ImplementationError) as error:
                 prepared.append(error)
         sendable = [values for values in prepared if isinstance(values, dict) and values]
-        outcomes = iter(writes.create_many(cls, sendable, batch_size))
+        outcomes = iter(creations.create_many(cls, sendable, batch_size))
         results: list[str | Exception | None] = [
             values if isinstance(values, Exception) else next(outcomes) if values else None
             for values in prepared
@@ -202,7 +202,7 @@ class RedisModel(metaclass=MetaRedisModel):
     # Instance state ---------------------------------------------------------------------
 
     def _create(self, values: dict[str, Any]) -> None:
-        self._saved(writes.create(self, values))
+        self._saved(creations.create(self, values))
 
     def _saved(self, pk: str) -> None:
         self._pk = pk

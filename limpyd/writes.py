@@ -25,7 +25,6 @@ from limpyd.exceptions import (
     RefusedValueError,
     UniquenessError,
 )
-from limpyd.fields.base import chunked
 from limpyd.lua import APPLY, READ
 from limpyd.plans import State
 from limpyd.protocol import Key, placeholder
@@ -42,9 +41,8 @@ __all__ = [
     "REAPED",
     "Rewrite",
     "Write",
-    "create",
-    "create_many",
-    "creation",
+    "again",
+    "apply_all",
     "modify",
     "read_states",
     "retry_on_conflict",
@@ -275,7 +273,7 @@ def refuse_in_pipeline(database: RedisDatabase, what: str, why: str = _ATOMIC) -
         )
 
 
-def _again(result: Any) -> bool:
+def again(result: Any) -> bool:
     """Whether an attempt's `result` asks for another one (CONFLICT or REAPED)."""
     return result is CONFLICT or result is REAPED
 
@@ -316,117 +314,7 @@ def read_states(database: RedisDatabase, wanted: list[tuple[RedisField, str]]) -
     return states
 
 
-def creation(model: type[RedisModel], values: dict[str, Any]) -> Callable[[], Write]:
-    """Check `values` (the pk included for a PKField) for a new instance of `model`; the
-    function making the write that creates it (a new one for each attempt)."""
-    meta = model._meta
-    pk_field = meta.pk_field
-    values = dict(values)
-    given = pk_field.name in values
-    given_pk = values.pop(pk_field.name, None)
-    states = {name: meta.fields[name].state_of(value) for name, value in values.items()}
-    new = given_pk is None and (pk_field.auto or not given)  # a PKField given None: refused
-    if new:
-        pk_field.require_auto()
-        pk = placeholder()
-    else:
-        pk = pk_field.normalize(given_pk)
-
-    def build() -> Write:
-        write = Write(model, pk, creating=True, new=new)
-        fields = [(meta.fields[name], state) for name, state in states.items()]
-        for command in _one_hset_per_hash(
-            [command for field, state in fields for command in field.transition(pk, [], state)]
-        ):
-            write.call(*command)
-        for field, state in fields:
-            plans.plan_index_changes(write, field, [], state)
-        plans.plan_together(write, {}, states)
-        return write
-
-    return build
-
-
-def _one_hset_per_hash(commands: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-    """`commands` with the HSETs of each hash (a new instance's InstanceHashFields) made
-    one, where the first was: fewer commands for the script to check and run."""
-    pairs: dict[str, list[Any]] = {}
-    merged: list[Any] = []  # commands, and hash keys standing for their HSETs
-    for command in commands:
-        if command[0] != "HSET":
-            merged.append(command)
-            continue
-        if command[1] not in pairs:
-            pairs[command[1]] = []
-            merged.append(command[1])
-        pairs[command[1]] += command[2:]
-    out: list[tuple[Any, ...]] = []
-    for item in merged:
-        out += [item] if type(item) is tuple else chunked("HSET", (item,), pairs[item])
-    return out
-
-
-def create(instance: RedisModel, values: dict[str, Any]) -> str:
-    """Create `instance` with these field values (pk included for a PKField): all or nothing.
-
-    Every value is checked before anything is sent; one round trip.
-    """
-    model = type(instance)
-    database = model._meta.database
-    refuse_in_pipeline(database, f"creating a {model.__name__} instance")
-    return _create_alone(database, creation(model, values), model)
-
-
-def _create_alone(
-    database: RedisDatabase, build: Callable[[], Write], model: type[RedisModel]
-) -> str:
-    def attempt() -> Any:
-        write = build()
-        result = write.run(database)
-        return result if _again(result) else write.pk
-
-    pk: str = retry_on_conflict(database, attempt, f"creating a {model.__name__}")
-    return pk
-
-
-#: What refuses a row of `create_many` (the others are created).
-_REFUSALS = (UniquenessError, DoesNotExist, ValueError, ImplementationError, ConflictError)
-
-
-def create_many(
-    model: type[RedisModel], rows: list[dict[str, Any]], batch_size: int
-) -> list[str | Exception]:
-    """Create an instance per row, each atomically with its indexes and checks, `batch_size`
-    rows per round trip (one pipeline of script calls); the pk of each, or what refused it
-    (a refused row writes nothing). A row whose script met a concurrent change or an
-    expired holder to reap is created again alone, with the usual retries."""
-    database = model._meta.database
-    refuse_in_pipeline(database, f"creating {model.__name__} instances")
-    results: list[str | Exception] = []
-    for start in range(0, len(rows), batch_size):
-        planned: list[tuple[int, Callable[[], Write], Write]] = []
-        for position in range(start, min(start + batch_size, len(rows))):
-            results.append("")
-            try:
-                build = creation(model, rows[position])
-                planned.append((position, build, build()))
-            except _REFUSALS as error:
-                results[position] = error
-        for (position, build, write), outcome in zip(
-            planned, _apply_all(database, [w for _, _, w in planned]), strict=True
-        ):
-            try:
-                done = CONFLICT if isinstance(outcome, Exception) else write.result(outcome)
-                if _again(done):
-                    results[position] = _create_alone(database, build, model)
-                else:
-                    results[position] = write.pk
-            except _REFUSALS as error:
-                results[position] = error
-    return results
-
-
-def _apply_all(database: RedisDatabase, writes: list[Write]) -> list[Any]:
+def apply_all(database: RedisDatabase, writes: list[Write]) -> list[Any]:
     """The apply function's outcome for each write, in one pipeline (the calls the server
     did not know the code for sent again once it is loaded: see `LuaScript.call_many`)."""
     calls = [(write.arguments(), write.model._meta.probe_key) for write in writes]
@@ -492,7 +380,7 @@ def _modify(field: RedisField, instance: RedisModel, build: Callable[[str], Comm
             if read_back is not None:
                 write.call_for_reply(*read_back)
             reply = write.run(database)
-            return reply if _again(reply) else (write.pk, reply)
+            return reply if again(reply) else (write.pk, reply)
 
         pk, reply = retry_on_conflict(
             database, attempt_blind, f"{field.describe()}.{command.name.lower()}"
@@ -527,7 +415,7 @@ def _modify(field: RedisField, instance: RedisModel, build: Callable[[str], Comm
             others = {p.name: s for p, s in zip(partners, partner_states, strict=True)}
             plans.plan_together(write, {**others, field.name: old}, {**others, field.name: new})
             result = write.run(database)
-            if _again(result):
+            if again(result):
                 return result
             if plans.counter_read_back(command) is not None:
                 return write.pk, plans.counter_value(field, command, new)
@@ -627,4 +515,4 @@ def rewrite_many(database: RedisDatabase, plans: list[Rewrite]) -> list[bool]:
     for plan in plans:
         writes.append(plan.write(olds[: len(plan.reads)]))
         olds = olds[len(plan.reads) :]
-    return [isinstance(o, list) and o[0] == "OK" for o in _apply_all(database, writes)]
+    return [isinstance(o, list) and o[0] == "OK" for o in apply_all(database, writes)]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from limpyd import fields, model, writes
+from limpyd import creations, fields, model
 from limpyd.fields.base import CHUNK
 
 
@@ -59,7 +59,7 @@ def test_create_with_every_field(Item, limpyd_commands, temperature, loading_rou
 
 def test_a_creation_sets_each_hash_with_one_command(Item, db):
     # the script checks and runs fewer commands: the InstanceHashFields' values go in one HSET
-    write = writes.creation(Item, VALUES)()
+    write = creations.creation(Item, VALUES)()
     assert write.commands.count("HSET") == 1
     i = write.commands.index("HSET")
     assert write.commands[i - 1 : i + 8] == [8, "HSET", "", "name", "n", "color", "c", "size", "s"]
@@ -78,7 +78,7 @@ def test_a_creation_of_many_hash_fields_chunks_its_hset(db):
         },
     )
     values = {name: f"v{name}" for name in names}
-    write = writes.creation(Wide, values)()
+    write = creations.creation(Wide, values)()
     assert write.commands.count("HSET") == 2
     instance = Wide(**values)
     assert instance.hmget(*names) == [values[name] for name in names]
