@@ -92,7 +92,9 @@ def ttl(instance: RedisModel) -> float | None:
     _refuse_in_pipeline(instance, "ttl")
     meta = type(instance)._meta
     pk = instance._require_pk()
-    with meta.database.client.pipeline(transaction=False) as pipeline:
+    # one transaction: a deletion (or creation) in between would show an instance with no
+    # expiry time (None, "does not expire") for one that always has one
+    with meta.database.client.pipeline(transaction=True) as pipeline:
         pipeline.sismember(meta.collection_key, pk)
         pipeline.zscore(meta.expiry_key, pk)
         pipeline.time()

@@ -161,19 +161,19 @@ class LuaScript:
         except ResponseError as error:
             if not is_missing(error):
                 raise
-        with client.pipeline(transaction=False) as pipeline:
-            self.load(pipeline)
-            _fcall(pipeline, writes)(*call)
-            loaded, reply = pipeline.execute(raise_on_error=False)
-        if not is_missing(reply):
-            if isinstance(reply, Exception):
-                raise reply
-            return reply
-        if isinstance(loaded, _REFUSED_LOADS):
+        # Loaded, then called, each alone: a cluster's pipeline sends again a command whose
+        # reply it lost, and the call would run twice (a load runs twice harmlessly).
+        try:
+            self.load(client)
+        except _REFUSED_LOADS:
             self.evaluating.add(client)
-        elif isinstance(loaded, Exception):
-            raise loaded  # the library does not load: a bug, never hidden by the fallback
-        # else loaded, and flushed (FUNCTION FLUSH) before the call: this call as a script
+            return self._evaluate(client, writes, keys, [mode, *argv])
+        try:
+            return _fcall(client, writes)(*call)
+        except ResponseError as error:
+            if not is_missing(error):
+                raise
+        # loaded, and flushed (FUNCTION FLUSH) before the call: this call as a script
         return self._evaluate(client, writes, keys, [mode, *argv])
 
     def call_many(

@@ -302,3 +302,28 @@ def test_instance_expiry_takes_numbers_as_redis_reads_them(models, db, unchanged
             with unchanged(), pytest.raises(ValueError, match=rf"\.{what}: invalid value"):
                 getattr(person, what)(value)
     assert person.expire("10") is True and 0 < person.ttl() <= 10
+
+
+@pytest.mark.limpyd_backends("fake")  # (it steps in between the fake server's commands)
+def test_ttl_reads_the_instance_and_its_time_at_once(db, monkeypatch):
+    """ttl() read membership, expiry time and clock in a plain pipeline: a deletion landing
+    between them showed an instance that always has a ttl as not expiring (None)."""
+    class Session(model.RedisModel):
+        database = db
+        ttl = 1000
+        token = fields.StringField()
+
+    session = Session(token="t")
+    socket_class = type(db.client._own_connection().get_socket())
+    process = socket_class._process_command
+    deleted = []
+
+    def stepping_in(socket, fields_):
+        process(socket, fields_)
+        if fields_[0].upper() == b"SISMEMBER" and not deleted:
+            deleted.append(1)
+            Session(session.pk.get()).delete()  # another write, right after that read
+
+    monkeypatch.setattr(socket_class, "_process_command", stepping_in)
+    with pytest.raises(DoesNotExist):
+        session.ttl()

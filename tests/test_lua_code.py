@@ -4,6 +4,7 @@ loaded. Both ways answer alike, on both backends."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -275,3 +276,30 @@ def test_a_batch_sends_again_only_the_calls_that_did_not_run():
     assert replies == [["OK", None, None]] * 4
     assert client.rounds == [["row0", "row1", "row2", "row3"], ["LOAD", "row0", "row1"]]
     assert sorted(client.ran) == ["row0", "row1", "row2", "row3"]  # each once
+
+
+@pytest.mark.limpyd_backends("redis", "cluster")  # (the in-memory server has no timeout)
+def test_a_call_that_loads_the_library_is_not_sent_again_after_a_lost_reply(db, forget_code):
+    """The load and the call went in one pipeline, which a cluster client sends again when
+    its reply is lost (a timeout): the write ran twice (two instances of one creation)."""
+    impatient = RedisDatabase(backend=type(db.backend)(url=db.backend.url, socket_timeout=0.2))
+
+    class Bulk(model.RedisModel):
+        database = impatient
+        namespace = "resend"
+        tags = fields.SetField(indexable=True)
+
+    def count() -> int:
+        return int(db.connection.scard(Bulk._meta.collection_key))
+
+    for created, size in enumerate((25_000, 40_000), 1):  # a bit longer than the client waits
+        forget_code()
+        try:
+            Bulk(tags=[f"m{i}" for i in range(size)])
+        except redis.TimeoutError:
+            pass  # its reply lost: it runs (once)
+        deadline = time.monotonic() + 30
+        while count() < created and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1)  # a copy sent again would have run by now
+        assert count() == created

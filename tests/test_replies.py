@@ -8,6 +8,7 @@ import threading
 import time
 
 import pytest
+import redis
 
 
 @pytest.fixture
@@ -80,3 +81,34 @@ def test_pipelines_of_many_threads_get_their_own_replies(client):
         thread.join(timeout=30)
     assert not any(thread.is_alive() for thread in threads)
     assert failures == []
+
+
+def test_a_sadd_adding_nothing_wakes_no_watcher(db):
+    """fakeredis woke a set's WATCHers at every SADD, adding a member or not: a transaction
+    watching the set was tried again for nothing, where Redis runs it once."""
+    from limpyd import fields, model
+    from limpyd.database import RedisDatabase
+
+    class Box(model.RedisModel):
+        database = db
+        tags = fields.SetField(indexable=True)
+
+    box = Box(tags=["a"])
+    other = RedisDatabase(backend=db.backend).client  # another client of the same server
+    elsewhere = f"{Box._meta.hash_tag}:x"  # in the set's slot, for a cluster
+    writes = [
+        (lambda: other.sadd(box.tags.key, "a"), 0),  # a client's SADD adding nothing
+        (lambda: box.tags.sadd("a"), 0),  # limpyd's, run on the server
+        (lambda: other.sadd(box.tags.key, "b"), 1),  # adding: the transaction is refused
+    ]
+    for write, added in writes:
+        with db.client.pipeline() as pipeline:
+            pipeline.watch(box.tags.key)
+            assert write() == added
+            pipeline.multi()
+            pipeline.set(elsewhere, "1")
+            if added:
+                with pytest.raises(redis.WatchError):
+                    pipeline.execute()
+            else:
+                assert pipeline.execute() == [True]

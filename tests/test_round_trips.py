@@ -1,8 +1,8 @@
 """Round-trip budgets (manual operations, counted on both backends).
 
 "Cold" runs start with the server not knowing limpyd's code (FUNCTION FLUSH), so the first
-call pays FCALL's miss, then FUNCTION LOAD and the call again in one round trip: one round
-trip more than "warm" runs, the steady state.
+call pays FCALL's miss, then FUNCTION LOAD, then the call again: two round trips more than
+"warm" runs, the steady state.
 """
 
 from __future__ import annotations

@@ -14,7 +14,8 @@ redis-py's in these places:
   command for several nodes; its reply takes its place among the pipeline's replies.
 - `pipeline()` is a MULTI/EXEC transaction by default, as `Redis.pipeline()`, and a
   transaction's replies are parsed (redis-py's cluster transactions return them raw).
-- TIME in a pipeline goes to the node of the pipeline's first command (redis-py refuses it).
+- TIME in a pipeline (a transaction too) goes to the node of the pipeline's first command
+  (redis-py refuses it).
 - Its pipelines encode keys as the client does (redis-py's would refuse the non-UTF-8 bytes
   that `encoding_errors="surrogateescape"` lets through).
 - `response_callbacks`, as on `redis.Redis`: how replies of commands a script ran are parsed.
@@ -113,16 +114,18 @@ class LimpydClusterPipeline(_ScriptRouting, ClusterPipeline):
         # type-ignored: redis-py leaves this method unannotated
         return super().watch(*names)  # type: ignore[no-untyped-call]
 
+    def determine_slot(self, *args: Any) -> Any:
+        if str(args[0]).upper() == "TIME":  # (in a transaction: the slot it runs on)
+            queue = self._execution_strategy.command_queue
+            if queue:
+                return self.determine_slot(*queue[0].args)
+            return random.randrange(REDIS_CLUSTER_HASH_SLOTS)
+        return super().determine_slot(*args)
+
     def time(self, **options: Any) -> Any:
         """TIME, on the node of the first command queued (whose scripts read that clock):
         redis-py refuses TIME in a cluster pipeline, having no node to send it to."""
-        queue = self._execution_strategy.command_queue
-        slot = self.determine_slot(*queue[0].args) if queue else None
-        node = (
-            self.nodes_manager.get_node_from_slot(slot)
-            if slot is not None
-            else self.get_random_node()
-        )
+        node = self.nodes_manager.get_node_from_slot(self.determine_slot("TIME"))
         return self.execute_command("TIME", target_nodes=node, **options)
 
     def execute(self, raise_on_error: bool = True) -> list[Any]:
@@ -160,12 +163,16 @@ class LimpydClusterPipeline(_ScriptRouting, ClusterPipeline):
         self._limpyd_loads = []
 
 
+#: Options of a command that say where it goes, not how to read its reply.
+_ROUTING = frozenset({"keys", "target_nodes"})
+
+
 def _parsed(callbacks: Any, args: tuple[Any, ...], options: dict[str, Any], reply: Any) -> Any:
     """`reply` to the command `args` as redis-py's callback for it makes it."""
     callback = callbacks.get(str(args[0]).upper())
     if callback is None or isinstance(reply, Exception):
         return reply
-    return callback(reply, **{k: v for k, v in options.items() if k != "keys"})
+    return callback(reply, **{k: v for k, v in options.items() if k not in _ROUTING})
 
 
 def _one_reply(reply: Any) -> Any:

@@ -8,6 +8,8 @@ here, once, each covered by a test that runs on both backends:
   binary doubles and prints their repr (`0.30000000000000004`). The fake server here adds
   the two decimal texts exactly and prints them the way Redis does.
 - INFO: fakeredis has no server version to report; `server_info()` answers for both.
+- SADD: fakeredis wakes a set's WATCHers even when no member is added; the fake server
+  here, as Redis, only when one is.
 - EVAL_RO / EVALSHA_RO: fakeredis has neither; the fake server runs them as EVAL / EVALSHA
   (it has no replicas; on Redis the read-only call is what refuses a write).
 - Script compilation: fakeredis compiles a script's text on every call (about 2 ms for

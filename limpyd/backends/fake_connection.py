@@ -321,7 +321,7 @@ def connection_class() -> Any:
     from fakeredis._commands import Key, command
     from fakeredis._helpers import SimpleError
     from fakeredis._socket import FakeSocket
-    from fakeredis.model import Hash
+    from fakeredis.model import ExpiringMembersSet, Hash
 
     from limpyd.backends.native.commands import TABLE
 
@@ -337,6 +337,17 @@ def connection_class() -> Any:
                 ready = self.response_ready  # for FakeSelector, which clears it
                 if not ready.is_set():
                     ready.set()
+
+        @command((Key(ExpiringMembersSet), bytes), (bytes,))
+        def sadd(self, key: Any, *members: bytes) -> int:
+            # Redis wakes a key's WATCHers only if a member was added; fakeredis always did
+            # (a transaction watching a set tried again for nothing)
+            size = len(key.value)
+            key.value.update(members)
+            added = len(key.value) - size
+            if added:
+                key.updated()
+            return added
 
         @command(fixed=(Key(bytes), bytes))
         def incrbyfloat(self, key: Any, amount: bytes) -> bytes:

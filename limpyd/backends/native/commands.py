@@ -279,8 +279,10 @@ def _sadd(db: Any, key: bytes, *members: bytes) -> int:
     item, value = _writable(db, key, ExpiringMembersSet)
     size = len(value)
     value.update(members)
-    _written(db, key, item, value)
-    return len(value) - size
+    added = len(value) - size
+    if added:  # as Redis: a SADD adding nothing wakes no WATCHer (see the fake socket's)
+        _written(db, key, item, value)
+    return added
 
 
 def _srem(db: Any, key: bytes, *members: bytes) -> int:
