@@ -308,6 +308,7 @@ def test_instance_expiry_takes_numbers_as_redis_reads_them(models, db, unchanged
 def test_ttl_reads_the_instance_and_its_time_at_once(db, monkeypatch):
     """ttl() read membership, expiry time and clock in a plain pipeline: a deletion landing
     between them showed an instance that always has a ttl as not expiring (None)."""
+
     class Session(model.RedisModel):
         database = db
         ttl = 1000
