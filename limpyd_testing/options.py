@@ -43,8 +43,9 @@ class _Setting:
             return self._parse(env, f"environment variable {self.env}")
         try:
             ini = config.getini(self.name)
-        except (ValueError, TypeError) as exc:  # pytest's reading of a boolean's text, or
-            # of a `[tool.pytest]` TOML value of another type
+        except (ValueError, TypeError, pytest.UsageError) as exc:  # pytest's reading of a
+            # boolean's text, or of a `[tool.pytest]` TOML value of another type (pytest >= 9.2
+            # refuses them itself, naming no key)
             raise pytest.UsageError(f"limpyd: ini key {self.name}: {exc}") from None
         if isinstance(ini, bool):  # a boolean setting: a TOML boolean, or its text read
             return ini
@@ -187,6 +188,7 @@ def database_entries(config: pytest.Config) -> tuple[str, ...]:
     """The `limpyd_databases` ini key: `module:attribute` lines."""
     try:
         lines = config.getini("limpyd_databases")
-    except (ValueError, TypeError) as exc:  # a `[tool.pytest]` TOML value of another type
+    except (ValueError, TypeError, pytest.UsageError) as exc:  # a `[tool.pytest]` TOML value
+        # of another type
         raise pytest.UsageError(f"limpyd: ini key limpyd_databases: {exc}") from None
     return tuple(line.strip() for line in lines if line)
