@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RULE_MARKER, precondition, rule
 
-from limpyd import lua, plans, writes
+from limpyd import creations, lua, plans, writes
 from limpyd.backends import fake_connection
 from limpyd.collection import CollectionManager
 from limpyd.contrib import related
@@ -341,7 +341,8 @@ def test_index_consistency_catches_an_interpreted_marker(monkeypatch):
     """The new-pk placeholder is a fixed text: a value holding it is replaced by the pk
     (`strategies.NASTY_TEXTS` holds that text). Creations only, of the AutoPK model."""
     marker = "\x00limpyd-new-pk:" + "0" * 32 + "\x00"
-    monkeypatch.setattr(writes, "placeholder", lambda: marker)
+    for module in (writes, creations):  # every write that may create an instance
+        monkeypatch.setattr(module, "placeholder", lambda: marker)
     machine = narrowed(IndexConsistencyMachine, "create", "delete_instance", models=[MODELS.Record])
     with pytest.raises(AssertionError):
         machine.run(settings=hunting())
