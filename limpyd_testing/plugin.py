@@ -137,8 +137,11 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Once the tests are collected (the application's modules importable as the tests
-    import them), point the `limpyd_databases` nowhere until a test re-points them."""
+    import them), point the `limpyd_databases` nowhere until a test re-points them; load
+    the fake server's modules if a test needs them."""
     state = _state(session.config)
+    if not state.controller:
+        state.prepare_fake(session.items)
     if state.options.databases and not state.controller:
         try:
             state.databases.guard()

@@ -176,15 +176,21 @@ class SessionState:
         )
 
     def prepare(self) -> None:
-        """Start (or check) what the selected backends need, in this process: the fake
-        server's modules are loaded here, as the real server is started, before the tests."""
-        if "fake" in self.options.backends:
-            with contextlib.suppress(ImportError):  # each fake test says what to install
-                fakeredis_module()
+        """Start (or check) the real servers the selected backends need, in this process
+        (the fake server's modules: `prepare_fake`)."""
         if self.redis_selected and "redis" not in self.unavailable:
             self.prepare_real()
         if self.cluster_selected and "cluster" not in self.unavailable:
             self.prepare_cluster()
+
+    def prepare_fake(self, items: list[pytest.Item]) -> None:
+        """Load the fake server's modules before the tests, if one of `items` (the collected
+        tests) runs on a limpyd backend: a session without any does not pay their import."""
+        if "fake" in self.options.backends and any(
+            "limpyd_backend" in getattr(item, "fixturenames", ()) for item in items
+        ):
+            with contextlib.suppress(ImportError):  # each fake test says what to install
+                fakeredis_module()
 
     # Real server ----------------------------------------------------------------------------
 

@@ -602,3 +602,19 @@ def test_limpyd_databases_of_a_module_raising_at_import_are_one_line(pytester, w
         r"limpyd_databases entry 'settings:database': KeyError: 'LIMPYD_TEST_NO_SUCH_SETTING'",
         output,
     )
+
+
+def test_the_fake_server_modules_load_before_the_tests_that_need_them_only(pytester):
+    """A session in which no test uses a limpyd backend did not need fakeredis, and
+    imported it anyway (about 50 ms, in any project's sessions)."""
+    pytester.makepyfile(
+        test_plain="import sys\n\ndef test_plain():\n    assert 'fakeredis' not in sys.modules\n"
+    )
+    pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
+    pytester.makepyfile(
+        test_uses="import sys\n\n"
+        "def test_first():\n    assert 'fakeredis' in sys.modules  # loaded before the tests\n\n"
+        "def test_second(limpyd_database):\n    assert limpyd_database.connection.ping()\n"
+    )
+    options = ["-p", "no:cacheprovider", "-p", "no:randomly", "test_uses.py"]
+    pytester.runpytest_subprocess(*options).assert_outcomes(passed=2)
