@@ -9,10 +9,17 @@ import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
+from redis.exceptions import ResponseError
+
 from limpyd import writes
 from limpyd.exceptions import RefusedValueError
 from limpyd.fields.numbers import double_error
-from limpyd.refusals import missing_instance, mistyped_model_key, naming_mistyped_key
+from limpyd.refusals import (
+    is_wrong_type,
+    missing_instance,
+    mistyped_model_key,
+    naming_mistyped_key,
+)
 from limpyd.text import to_text
 
 if TYPE_CHECKING:
@@ -98,7 +105,12 @@ def ttl(instance: RedisModel) -> float | None:
         pipeline.sismember(meta.collection_key, pk)
         pipeline.zscore(meta.expiry_key, pk)
         pipeline.time()
-        replies: list[Any] = pipeline.execute()
+        try:
+            replies: list[Any] = pipeline.execute()
+        except ResponseError as error:  # WRONGTYPE: another client's key, named
+            if is_wrong_type(error) and (mistyped := mistyped_model_key(type(instance))):
+                raise mistyped from None
+            raise
     if not replies[0]:
         raise missing_instance(type(instance), pk)
     expires_at: float | None = replies[1]
@@ -161,11 +173,15 @@ def _refuse_in_pipeline(instance: RedisModel, what: str) -> None:
 
 def _finite(instance: RedisModel, what: str, value: Any) -> float:
     """`value` as a finite float; ValueError naming the instance otherwise."""
-    try:  # as Redis reads a number (no spaces, no '_'), from a value limpyd would send
-        text = None if isinstance(value, bool) else to_text(value)
-    except ValueError:
-        text = None
-    number = None if text is None or double_error(text) else float(text)
+    number: float | None = None
+    if isinstance(value, str | bytes):  # a text, read as Redis reads one (no spaces, no '_')
+        text = to_text(value)
+        number = None if double_error(text) else float(text)
+    elif not isinstance(value, bool):  # a number of any type (Decimal, numpy's...)
+        try:
+            number = float(value)
+        except (TypeError, ValueError, OverflowError):
+            number = None
     if number is None or not math.isfinite(number):
         raise ValueError(
             f"{instance!r}.{what}: invalid value {value!r}: a finite number is expected"

@@ -9,7 +9,8 @@ versions of limpyd never call each other's): one function per mode, built once p
 (on its first call), so a call runs only its own work. Queries, which never write (but
 `store()`), are a `no-writes` function called with FCALL_RO: a read-only replica answers
 them, and FUNCTION KILL can stop them. The first call on a server that lacks the library
-sends FUNCTION LOAD and the call again, in one round trip. Where the library cannot be
+sends FUNCTION LOAD, then the call again (a batch of calls: with the load, in one
+pipeline). Where the library cannot be
 loaded (a read-only replica whose primary never had it), the same code runs as an EVAL
 script (EVALSHA, then EVAL), which builds the modes on each call.
 Every call declares its keys (see `protocol`). An error of a call reaches the caller as

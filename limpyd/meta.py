@@ -8,7 +8,6 @@ from __future__ import annotations
 import copy
 import math
 import weakref
-from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from limpyd.collection import CollectionManager
@@ -268,16 +267,16 @@ def _with_together_indexes(
     they can be filtered on together."""
     declared = dict(declared)
     groups = cls.unique_together
-    if isinstance(groups, str) or not isinstance(groups, Iterable):
+    if not isinstance(groups, list | tuple):  # read again when the model is built
         raise ImplementationError(
             f"{cls.__name__}.unique_together: {groups!r} is not a list of groups of field names"
         )
     seen: set[frozenset[Any]] = set()
     for group in groups:
         if (
-            isinstance(group, str)
-            or not isinstance(group, Iterable)
-            or len(group := tuple(group)) < 2
+            not isinstance(group, list | tuple)
+            or not all(isinstance(name, str) for name in group)
+            or len(group) < 2
             or len(set(group)) < len(group)
         ):
             raise ImplementationError(

@@ -10,6 +10,7 @@ fresh reads, a bounded number of times with a randomized backoff (`ConflictError
 from __future__ import annotations
 
 import random
+import re
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -48,6 +49,10 @@ __all__ = [
     "retry_on_conflict",
     "rewrite_many",
 ]
+
+#: The apply function's refusal of a key holding another type than a write needs there (see
+#: `type_refusal` in keytypes.lua and native/keytypes.py).
+_KEY_TYPE_REFUSAL = re.compile(r"key (.*) holds a (\w+), not a (\w+)", re.S)
 
 #: What an attempt returns when a concurrent write made it stale.
 CONFLICT: Any = type("Conflict", (), {"__repr__": lambda self: "CONFLICT"})()
@@ -230,9 +235,17 @@ class Write:
         if status in ("LIVE", "GONE"):
             return SKIPPED
         if status == "INVALID":
+            detail = clean(outcome[1])
+            mistyped = _KEY_TYPE_REFUSAL.fullmatch(detail)
+            if mistyped is not None:  # a key another client wrote, not a value of the write
+                key, held, want = mistyped.groups()
+                raise RefusedValueError(
+                    f"{self.model.__name__}: the key {key!r} holds a {held}, not a {want} "
+                    "(another client wrote it: see limpyd.integrity); nothing was written"
+                )
             raise RefusedValueError(
-                f"{self.model.__name__}: Redis refused a value of this write "
-                f"({clean(outcome[1])}); nothing was written"
+                f"{self.model.__name__}: Redis refused a value of this write ({detail}); "
+                "nothing was written"
             )
         if status == "EXPIRED":
             # Its time has passed but it was not reaped yet: reap it, then it is gone (and

@@ -339,7 +339,10 @@ class RedisServerExecutor:
         try:
             while time.monotonic() < deadline:
                 try:
-                    if client.config_get("dir").get("dir") != str(self.directory):
+                    found = client.config_get("dir").get("dir")
+                    if found is None or os.path.realpath(found) != os.path.realpath(
+                        str(self.directory)
+                    ):
                         return False  # another one's: left alone
                     client.shutdown(nosave=True)
                 except redis.ConnectionError:  # not listening yet

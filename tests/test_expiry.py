@@ -293,15 +293,18 @@ def test_a_creation_clears_an_expiry_time_left_under_its_pk(db, ttl):
     "bad", [" 10", "1_0", "10 ", "0x10", "nan", "inf", "1e999", "", True, None, [10]]
 )
 def test_instance_expiry_takes_numbers_as_redis_reads_them(models, db, unchanged, bad):
-    """float() took ' 10', '1_0' and Decimal, which every other number of limpyd refuses."""
+    """float() took texts as ' 10' and '1_0', which every other number of limpyd refuses;
+    numbers of any type (Decimal, Fraction) are still taken."""
     from decimal import Decimal
+    from fractions import Fraction
 
     person = models[0](name="p")
     for what in ("expire", "expireat"):
-        for value in (bad, Decimal("10")):
-            with unchanged(), pytest.raises(ValueError, match=rf"\.{what}: invalid value"):
-                getattr(person, what)(value)
+        with unchanged(), pytest.raises(ValueError, match=rf"\.{what}: invalid value"):
+            getattr(person, what)(bad)
     assert person.expire("10") is True and 0 < person.ttl() <= 10
+    assert person.expire(Decimal("20")) is True and 10 < person.ttl() <= 20
+    assert person.expire(Fraction(61, 2)) is True and 20 < person.ttl() <= 30.5
 
 
 @pytest.mark.limpyd_backends("fake")  # (it steps in between the fake server's commands)

@@ -239,8 +239,11 @@ def test_arguments_redis_py_cannot_use_are_refused_by_name(Example, unchanged):
         for call in (lambda: example.hmget(["one"]), lambda: example.hdel(["one"])):
             with pytest.raises(UnknownFieldError, match=r"^Example has no field \['one'\]"):
                 call()
-        with pytest.raises(ValueError, match=r"^Example\.ranks\.zmscore: "):
+        with pytest.raises(TypeError, match=r"^Example\.ranks\.zmscore: "):
             example.ranks.zmscore("a")
+        for call in (lambda: example.text.getrange(0), lambda: example.text.get(foo=1)):
+            with pytest.raises(TypeError, match=r"^Example\.text\.get"):  # named, as above
+                call()
     assert example.ranks.zmscore(["a", "b"]) == [1.0, None]
     assert example.hmget("one") == ["1"]
 
@@ -256,3 +259,6 @@ def test_a_field_expiry_takes_redis_options(Example, unchanged):
     assert example.text.expire(10, xx=True, lt=True) is True and example.text.ttl() <= 10
     with unchanged(), pytest.raises(ValueError, match=r"^Example\.text\.expire: nx=1: a bool"):
         example.text.expire(10, nx=1)
+    for together in ({"gt": True, "lt": True}, {"nx": True, "xx": True}):
+        with unchanged(), pytest.raises(ValueError, match=r"Redis does not take together"):
+            example.text.expire(10, **together)

@@ -112,3 +112,20 @@ def test_a_sadd_adding_nothing_wakes_no_watcher(db):
                     pipeline.execute()
             else:
                 assert pipeline.execute() == [True]
+
+
+@pytest.mark.parametrize("transaction", [False, True], ids=["pipeline", "transaction"])
+def test_time_in_a_pipeline_goes_with_its_keys(db, transaction):
+    """redis-py refuses TIME in a cluster pipeline (no key, no node); limpyd's cluster
+    pipelines send it to the node of their keys. Queued first in a transaction it took a
+    random slot (the keys after it then refused as another slot's), a second one recursed."""
+    key = "{t}:k"
+    with db.client.pipeline(transaction=transaction) as pipeline:
+        pipeline.time()
+        pipeline.set(key, "1")
+        pipeline.time()
+        pipeline.get(key)
+        first, done, second, value = pipeline.execute()
+    assert done is True and value == "1"
+    assert all(isinstance(t, tuple) and len(t) == 2 for t in (first, second))
+    assert first <= second

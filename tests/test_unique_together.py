@@ -90,6 +90,9 @@ def test_declaration_errors(db):
         ([("a", "a")], r"\('a', 'a'\) is not a group of different field names"),  # was taken
         ([("a", "b"), ("b", "a")], r"the group \('b', 'a'\) is given twice"),  # two keys
         ([5], r"5 is not a group"),
+        ([("a", ["b"])], r"\('a', \['b'\]\) is not a group"),  # was a bare TypeError
+        ({("a", "b")}, r"\{\('a', 'b'\)\} is not a list of groups"),
+        ([iter(("a", "b"))], r"<tuple_iterator .*> is not a group"),  # was read, then lost
     ],
 )
 def test_unique_together_declarations_refused_by_name(db, groups, message):

@@ -115,17 +115,24 @@ class LimpydClusterPipeline(_ScriptRouting, ClusterPipeline):
         return super().watch(*names)  # type: ignore[no-untyped-call]
 
     def determine_slot(self, *args: Any) -> Any:
-        if str(args[0]).upper() == "TIME":  # (in a transaction: the slot it runs on)
-            queue = self._execution_strategy.command_queue
-            if queue:
-                return self.determine_slot(*queue[0].args)
-            return random.randrange(REDIS_CLUSTER_HASH_SLOTS)
-        return super().determine_slot(*args)
+        if str(args[0]).upper() != "TIME":
+            return super().determine_slot(*args)
+        # TIME has no key: the slot of the first command queued that has one (in a
+        # transaction, None: the transaction's slot, whatever comes later)
+        for queued in self._execution_strategy.command_queue:
+            if str(queued.args[0]).upper() != "TIME":
+                return self.determine_slot(*queued.args)
+        return None
 
     def time(self, **options: Any) -> Any:
         """TIME, on the node of the first command queued (whose scripts read that clock):
         redis-py refuses TIME in a cluster pipeline, having no node to send it to."""
-        node = self.nodes_manager.get_node_from_slot(self.determine_slot("TIME"))
+        slot = self.determine_slot("TIME")
+        node = (
+            self.nodes_manager.get_node_from_slot(slot)
+            if slot is not None
+            else self.get_random_node()
+        )
         return self.execute_command("TIME", target_nodes=node, **options)
 
     def execute(self, raise_on_error: bool = True) -> list[Any]:

@@ -264,8 +264,10 @@ class RedisField:
         connection = database.client if at_once else database.connection
         try:
             return getattr(connection, name)(*self.key_args(pk), *args, **kwargs)
-        except (DataError, AttributeError, TypeError) as error:  # redis-py's use of arguments
+        except (DataError, AttributeError) as error:  # redis-py's checks of arguments
             raise ValueError(f"{self.describe()}.{name}: {error}") from None
+        except TypeError as error:  # arguments redis-py's method cannot take: named
+            raise TypeError(f"{self.describe()}.{name}: {error}") from None
 
     def exists(self) -> bool:
         """Whether the field has a value (its key exists), as redis-limpyd's `exists()`:
@@ -323,6 +325,8 @@ class RedisField:
             raise ValueError(
                 f"{self.describe()}.{name}({given}): an argument of the wrong type ({error})"
             ) from None
+        except TypeError as error:  # arguments redis-py's method cannot take: named
+            raise TypeError(f"{self.describe()}.{name}: {error}") from None
         refused_arity = commands.arity_error(command)
         if refused_arity is not None:
             raise ValueError(f"{self.describe()}.{name}: {refused_arity}")
@@ -363,6 +367,11 @@ class RedisField:
             if not isinstance(on, bool):
                 raise ValueError(f"{self.describe()}.expire: {name}={on!r}: a bool is expected")
         flags = {name: True for name, on in flags.items() if on}
+        if len(flags) > 1 and ("nx" in flags or {"gt", "lt"} <= set(flags)):
+            raise ValueError(  # as Redis refuses them (fakeredis with other words)
+                f"{self.describe()}.expire: {', '.join(f'{n}=True' for n in flags)}: "
+                "options Redis does not take together (nx alone; gt or lt)"
+            )
         reply: bool = self._read("expire", self._whole_seconds(seconds), **flags)
         return reply
 

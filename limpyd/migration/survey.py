@@ -276,7 +276,11 @@ def _absent(
         if isinstance(exists, Exception)
     ):
         lines.append(f"{key!r} cannot be read as a set of pks (another type)")
-    return [r for r, exists in zip(references, found, strict=True) if not exists]
+    return [  # (an unreadable collection holds none of them, as far as this place tells)
+        r
+        for r, exists in zip(references, found, strict=True)
+        if isinstance(exists, Exception) or not exists
+    ]
 
 
 def _mistyped_links(old: OldModel, instances: list[Instance]) -> list[str]:

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -106,11 +107,18 @@ def test_a_wrapper_script_that_does_not_exec_starts_and_stops_its_server(
     assert wait_gone(child)
 
 
+@pytest.mark.parametrize("temp", ["plain", "symlinked"])
 def test_a_wrapper_script_that_daemonizes_the_server_is_refused_and_its_server_stopped(
-    redis_server_path, tmp_path
+    redis_server_path, tmp_path, monkeypatch, temp
 ):
     """A wrapper adding --daemonize yes exits at once: the executor said "exited with code 0"
-    and left the server it started running in the background, for good."""
+    and left the server it started running in the background, for good. The server reports
+    its directory resolved: a temporary directory reached through a symlink (macOS's) is
+    still recognised as the executor's."""
+    if temp == "symlinked":
+        (tmp_path / "real").mkdir()
+        (tmp_path / "link").symlink_to(tmp_path / "real")
+        monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "link"))
     script = tmp_path / "redis-daemonizing"
     script.write_text(f'#!/bin/sh\n"{redis_server_path}" "$@" --daemonize yes\n')
     script.chmod(0o755)
