@@ -240,7 +240,7 @@ class Write:
             if mistyped is not None:  # a key another client wrote, not a value of the write
                 key, held, want = mistyped.groups()
                 raise RefusedValueError(
-                    f"{self.model.__name__}: the key {key!r} holds a {held}, not a {want} "
+                    f"{self.model.__name__}: the key '{key}' holds a {held}, not a {want} "
                     "(another client wrote it: see limpyd.integrity); nothing was written"
                 )
             raise RefusedValueError(

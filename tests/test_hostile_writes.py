@@ -720,7 +720,7 @@ def test_a_mistyped_model_key_is_named_by_every_call(db, unchanged, which, wante
         calls.append(lambda: Session.exists(token="a"))
     kind = {"a set": "set", "a sorted set": "zset"}[wanted]
     message = (  # (a write's own check says it the Redis way)
-        rf"^Session: the key {re.escape(repr(key))} (is not {wanted}|holds a string, not a "
+        rf"^Session: the key '{re.escape(key)}' (is not {wanted}|holds a string, not a "
         rf"{kind}) \(another client"
     )
     with unchanged():

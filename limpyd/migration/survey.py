@@ -265,7 +265,7 @@ def _absent(
 ) -> list[Any]:
     """The (pk, field, value, related model) references whose value is not in the related
     model's `collection` on `client`; a collection that cannot be read (another type) is
-    said in `lines`, its references left for the next place."""
+    said in `lines`, and its references are not said dangling (nothing tells if they are)."""
     with client.pipeline(transaction=False) as pipeline:
         for _, _, value, related in references:
             pipeline.sismember(collection(related), value)
@@ -276,10 +276,10 @@ def _absent(
         if isinstance(exists, Exception)
     ):
         lines.append(f"{key!r} cannot be read as a set of pks (another type)")
-    return [  # (an unreadable collection holds none of them, as far as this place tells)
+    return [
         r
         for r, exists in zip(references, found, strict=True)
-        if isinstance(exists, Exception) or not exists
+        if not isinstance(exists, Exception) and not exists
     ]
 
 
