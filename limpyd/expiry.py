@@ -175,7 +175,10 @@ def _finite(instance: RedisModel, what: str, value: Any) -> float:
     """`value` as a finite float; ValueError naming the instance otherwise."""
     number: float | None = None
     if isinstance(value, str | bytes):  # a text, read as Redis reads one (no spaces, no '_')
-        text = to_text(value)
+        try:
+            text = to_text(value)
+        except ValueError:  # no text Redis holds (a lone surrogate)
+            text = ""
         number = None if double_error(text) else float(text)
     elif not isinstance(value, bool):  # a number of any type (Decimal, numpy's...)
         try:

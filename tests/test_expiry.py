@@ -290,7 +290,7 @@ def test_a_creation_clears_an_expiry_time_left_under_its_pk(db, ttl):
 
 
 @pytest.mark.parametrize(
-    "bad", [" 10", "1_0", "10 ", "0x10", "nan", "inf", "1e999", "", True, None, [10]]
+    "bad", [" 10", "1_0", "10 ", "0x10", "nan", "inf", "1e999", "", True, None, [10], "\ud800"]
 )
 def test_instance_expiry_takes_numbers_as_redis_reads_them(models, db, unchanged, bad):
     """float() took texts as ' 10' and '1_0', which every other number of limpyd refuses;
