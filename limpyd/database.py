@@ -56,7 +56,9 @@ class RedisDatabase:
     def connect(self, backend: Backend | None = None, **settings: Any) -> RedisDatabase:
         """Point this database elsewhere: new redis-py settings, or another backend.
 
-        Models using this database keep working: they always go through it.
+        Models using this database keep working: they always go through it. The previous
+        client is not closed here (a thread may be in the middle of a command on it): it
+        closes its connections once nothing uses it any more.
         """
         if backend is not None and settings:
             raise ImplementationError(
@@ -69,11 +71,8 @@ class RedisDatabase:
         for model in self.models.values():
             model._check_backend(backend)
         with self._lock:
-            old = self._client
             self.backend = backend
             self._client = None
-        if old is not None:
-            old.close()
         return self
 
     @property

@@ -358,3 +358,65 @@ def _identity_of(client):
     if hasattr(client, "get_nodes"):
         client = client.get_nodes()[0].redis_connection
     return client.connection_pool.connection_kwargs["driver_info"]
+
+
+def test_connect_leaves_the_commands_under_way_to_finish(db):
+    """connect() closed the previous client under the threads using it: their commands failed
+    with raw errors (a closed file, a bad file descriptor, a None socket)."""
+    import threading
+
+    class Thing(model.RedisModel):
+        database = db
+        name = fields.InstanceHashField(indexable=True)
+
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def work() -> None:
+        while not stop.is_set():
+            try:
+                Thing(name="x")
+                len(Thing.collection(name="x"))
+            except BaseException as error:  # any of them fails the test
+                errors.append(error)
+                return
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    try:
+        for _ in range(200):
+            db.connect(backend=db.backend)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    assert errors == []
+    assert len(Thing.collection(name="x")) > 0
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://user:top#secret@127.0.0.1:6450/0",
+        "redis+cluster://user:top?secret@127.0.0.1:6450",
+        "fakeredis://user:top/secret@x/0",
+        "redis://127.0.0.1:6450/0?PASSWORD=topsecret",
+    ],
+)
+def test_a_malformed_url_never_shows_its_password(url):
+    """A password holding '#', '/' or '?' (not percent-encoded) ended the parser's host part
+    early: no password was found to hide, and the message showed it, whole or in pieces."""
+    with pytest.raises(ValueError, match=r"^Invalid (database|cluster) URL") as refused:
+        RedisDatabase.from_url(url)
+    assert "top" not in str(refused.value) and "secret" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "url", ["redis://127.0.0.1:6450/1?db=2&db=1", "redis://h?db=5&db=1", "fakeredis://a?db=1&db=2"]
+)
+def test_a_db_given_twice_in_the_query_is_refused(url):
+    """redis-py reads the first `db=`, the check read the last: the data went to another db
+    than the one checked."""
+    with pytest.raises(ValueError, match=r"\?db= given 2 times"):
+        RedisDatabase.from_url(url)

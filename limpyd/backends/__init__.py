@@ -20,7 +20,7 @@ from limpyd.backends.base import CLIENT_DEFAULTS, Backend, redact_url
 from limpyd.backends.cluster import CLUSTER_SCHEMES, RedisClusterBackend
 from limpyd.backends.fake import FakeBackend
 from limpyd.backends.standalone import RedisBackend
-from limpyd.backends.urls import fake_url
+from limpyd.backends.urls import fake_url, scrubbed
 
 __all__ = [
     "CLIENT_DEFAULTS",
@@ -39,6 +39,16 @@ def backend_from_url(url: str, **kwargs: Any) -> Backend:
 
     The URL is checked here (`limpyd.backends.urls`): a db that is not a number, two dbs,
     options an in-memory server does not have, or a fake db out of range are refused."""
+    try:
+        return _backend_of(url, **kwargs)
+    except ValueError as error:  # (an ImplementationError too: its type kept)
+        shown = scrubbed(url, str(error))
+        if shown == str(error):
+            raise
+        raise type(error)(shown) from None
+
+
+def _backend_of(url: str, **kwargs: Any) -> Backend:
     scheme = urlsplit(url).scheme
     if scheme == "fakeredis":
         name, db = fake_url(url)

@@ -107,13 +107,15 @@ class Backend:
 
 
 def redact_url(url: str) -> str:
-    """`url` with its passwords, if any (`user:password@` and `?password=`), replaced by
-    `***` (for headers and messages)."""
+    """`url` with its passwords, if any (`user:password@` and `?password=`, any case),
+    replaced by `***` (for headers and messages; see `limpyd.backends.urls.scrubbed` for a
+    malformed URL)."""
     parts = urlsplit(url)
     query = parse_qsl(parts.query, keep_blank_values=True)
-    if any(name == "password" for name, _ in query):
+    if any(name.lower() == "password" for name, _ in query):
         shown = "&".join(
-            f"{name}=***" if name == "password" else f"{name}={value}" for name, value in query
+            f"{name}=***" if name.lower() == "password" else f"{name}={value}"
+            for name, value in query
         )
         parts = parts._replace(query=shown)
     if parts.password is not None:

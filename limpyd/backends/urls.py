@@ -3,6 +3,7 @@ by `from_url`, not at first use, and no message or repr ever shows its password.
 
 from __future__ import annotations
 
+import re
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from redis.connection import ConnectionPool
@@ -10,7 +11,7 @@ from redis.exceptions import RedisError
 
 from limpyd.backends.base import redact_url
 
-__all__ = ["FAKE_DATABASES", "fake_url", "redis_url_db"]
+__all__ = ["FAKE_DATABASES", "fake_url", "redis_url_db", "scrubbed"]
 
 #: Databases of an in-memory server: those of a redis-server with its default `databases 16`,
 #: so a db refused by a default real server is refused by the fake too.
@@ -20,7 +21,10 @@ FAKE_DATABASES = 16
 def _db(url: str, path: str, query: str) -> int:
     """The db a URL names by its path (`/N`) and/or its query (`?db=N`): one number."""
     shown = redact_url(url)
-    given = [text for text in (path.strip("/"), dict(parse_qsl(query)).get("db", "")) if text]
+    in_query = [value for name, value in parse_qsl(query) if name == "db"]
+    if len(in_query) > 1:  # redis-py reads the first, a dict the last: refused
+        raise ValueError(f"Invalid database URL {shown!r}: ?db= given {len(in_query)} times")
+    given = [text for text in (path.strip("/"), *in_query) if text]
     for text in given:
         if not (text.isascii() and text.isdigit()):
             raise ValueError(
@@ -67,3 +71,15 @@ def fake_url(url: str) -> tuple[str | None, int]:
         )
     name = unquote(parts.netloc.rpartition("@")[2])
     return name or None, db
+
+
+def scrubbed(url: str, message: str) -> str:
+    """`message` (about `url`) without what may be its password: a password holding `#`, `/`
+    or `?` (not percent-encoded) ends a parser's host part early, and the parsers' messages
+    then show pieces of it (`redact_url` finds no password there)."""
+    credentials = url.partition("://")[2].rpartition("@")[0]
+    password = credentials.partition(":")[2]
+    for piece in sorted(re.split(r"[#/?]", password), key=len, reverse=True):
+        if len(piece) >= 3:
+            message = message.replace(piece, "***")
+    return message
