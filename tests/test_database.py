@@ -420,3 +420,13 @@ def test_a_db_given_twice_in_the_query_is_refused(url):
     than the one checked."""
     with pytest.raises(ValueError, match=r"\?db= given 2 times"):
         RedisDatabase.from_url(url)
+
+
+def test_a_cluster_url_db_in_its_query_is_checked():
+    """`?db=3` in a cluster URL passed (the path's db was checked, not the query's), and
+    redis-py refused it at first use, naming no URL; `?db=0` is no cluster option either."""
+    with pytest.raises(ValueError, match=r"a cluster has only db 0, not \?db='3'"):
+        RedisDatabase.from_url("redis+cluster://127.0.0.1:6450?db=3")
+    database = RedisDatabase.from_url("redis+cluster://127.0.0.1:6450?db=0&socket_timeout=2")
+    assert "db" not in database.backend.cluster_kwargs
+    assert database.backend.cluster_kwargs["socket_timeout"] == 2

@@ -268,6 +268,12 @@ def parse_cluster_url(url: str) -> tuple[list[tuple[str, int]], dict[str, Any]]:
     if db not in ("", "0"):
         raise ValueError(f"Invalid cluster URL {shown!r}: a cluster has only db 0, not {db!r}")
     for name, value in parse_qsl(parts.query):
+        if name == "db":  # not a cluster client's option (redis-py refuses it at first use)
+            if value != "0":
+                raise ValueError(
+                    f"Invalid cluster URL {shown!r}: a cluster has only db 0, not ?db={value!r}"
+                )
+            continue
         options[name] = _option_value(value)
     nodes = []
     for node in hosts.split(","):
