@@ -96,7 +96,8 @@ def survey(old: OldModel) -> Survey:
     migrated: set[str] = set()  # the pks the copy writes (a limpyd instance of one is replaced)
     for pks in in_batches(old.pks()):
         instances = old.states(pks)
-        for line in [*_dangling(old, instances), *_mistyped_links(old, instances)]:
+        references = _references(old, instances)
+        for line in [*_dangling(old, references), *_mistyped_links(old, references)]:
             result.errors.add(line)
         for instance in instances:
             result.instances += 1
@@ -239,12 +240,11 @@ def _references(old: OldModel, instances: list[Instance]) -> list[Any]:
     ]
 
 
-def _dangling(old: OldModel, instances: list[Instance]) -> list[str]:
-    """The references of these instances to instances neither the old data nor limpyd's
+def _dangling(old: OldModel, references: list[Any]) -> list[str]:
+    """The `references` (see `_references`) to instances neither the old data nor limpyd's
     holds (a run stopped while deleting the source leaves instances only limpyd holds), and
     a collection those are read in that is no set."""
     lines: list[str] = []
-    references = _references(old, instances)
     for client, collection in (
         (old.client, lambda m: f"{old_prefix(m)}:collection"),
         (old.model._meta.database.client, lambda m: m._meta.collection_key),
@@ -283,10 +283,9 @@ def _absent(
     ]
 
 
-def _mistyped_links(old: OldModel, instances: list[Instance]) -> list[str]:
-    """The link records the rebuild writes for these instances' references (a hash on each
-    instance referred to) that another client made another type."""
-    references = _references(old, instances)
+def _mistyped_links(old: OldModel, references: list[Any]) -> list[str]:
+    """The link records the rebuild writes for these `references` (a hash on each instance
+    referred to) that another client made another type."""
     keys = list(dict.fromkeys(related._meta.links_key(value) for *_, value, related in references))
     with old.model._meta.database.client.pipeline(transaction=False) as pipeline:
         for key in keys:
